@@ -1,0 +1,2 @@
+mod error;
+pub use error::FieldError;

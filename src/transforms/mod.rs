@@ -1,0 +1,66 @@
+//! Transforms: per-event functions run by the topology on whole batches.
+//!
+//! Every transform implements [`FunctionTransform`]: it takes one owned event and pushes zero
+//! or more events to its outputs. The topology drives it over a batch and sends each output's
+//! events on as one batch, so a transform never sees channels, tasks or acknowledgements.
+
+use crate::event::Event;
+
+/// A transform that maps one event to zero or more output events.
+pub trait FunctionTransform: Send + 'static {
+    fn transform(&mut self, event: Event, out: &mut Outputs);
+}
+
+/// What a transform needs from the topology at build time.
+#[derive(Debug, Clone)]
+pub struct TransformContext {
+    /// The component id, used to label telemetry.
+    pub id: String,
+}
+
+/// Collects the events a transform emits, per output.
+///
+/// Output 0 is the default output (addressed as `ID`); named outputs (addressed as
+/// `ID.NAME`) are numbered from 1 in the order the transform's config lists them.
+#[derive(Debug)]
+pub struct Outputs {
+    buffers: Vec<Vec<Event>>,
+}
+
+impl Outputs {
+    /// Creates buffers for the default output plus `named` named outputs.
+    pub fn new(named: usize) -> Self {
+        Self {
+            buffers: (0..=named).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Sends `event` to the default output.
+    pub fn push(&mut self, event: Event) {
+        self.buffers[0].push(event);
+    }
+
+    /// Sends `event` to named output `index` (0-based over the named outputs).
+    pub fn push_named(&mut self, index: usize, event: Event) {
+        self.buffers[index + 1].push(event);
+    }
+
+    /// Takes the buffered events of every output (default first), leaving them empty.
+    pub fn drain(&mut self) -> impl Iterator<Item = (usize, Vec<Event>)> + '_ {
+        self.buffers
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i, std::mem::take(b)))
+    }
+
+    /// Events buffered for the default output (tests read results through this).
+    pub fn default_output(&self) -> &[Event] {
+        &self.buffers[0]
+    }
+
+    /// Events buffered for named output `index`.
+    pub fn named_output(&self, index: usize) -> &[Event] {
+        &self.buffers[index + 1]
+    }
+}
