@@ -1,1 +1,207 @@
-fn main() {}
+//! Per-line cost of the format parsers and of normalisation.
+//!
+//! Lines are generated here, deterministically, in the shapes `shared/bench/gen_logs.py`
+//! writes (JSON, logfmt, combined access log, plain text with a leading timestamp), so the
+//! bench needs no files. Throughput is in lines: criterion's "elem/s" is lines per second.
+//! The router's end-to-end target is 400k JSON lines/s per core, so `json_normalize` must
+//! stay well under 2.5 µs per line.
+//!
+//! `cargo bench --bench decoders -- --warm-up-time 1 --measurement-time 3`
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sluice::event::Event;
+use sluice::parse;
+
+const LINES: usize = 1_000;
+
+const LEVELS: [&str; 20] = [
+    "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info",
+    "info", "info", "debug", "debug", "debug", "warn", "warn", "error",
+];
+const METHODS: [&str; 4] = ["GET", "GET", "POST", "PUT"];
+const STATUSES: [u16; 8] = [200, 200, 200, 201, 304, 404, 429, 503];
+const PATHS: [&str; 6] = [
+    "/api/orders",
+    "/api/users/{id}",
+    "/api/cart/items",
+    "/healthz",
+    "/api/search",
+    "/metrics",
+];
+const MSGS: [&str; 6] = [
+    "request completed",
+    "cache miss",
+    "db query slow",
+    "upstream timeout",
+    "order created",
+    "connection reset by peer",
+];
+const APPS: [&str; 4] = ["checkout", "orders", "users", "gateway"];
+const AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+];
+
+/// splitmix64: a tiny, fixed-seed generator, so every run benches the same lines.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Json,
+    Logfmt,
+    Text,
+}
+
+/// `n` lines of one kind; `Text` alternates access-log and plain lines as gen_logs does.
+fn lines(kind: Kind, n: usize) -> Vec<Bytes> {
+    let mut rng = Rng(42);
+    (0..n)
+        .map(|i| {
+            let ms = i * 3;
+            let ts = format!("2024-05-01T00:{:02}:{:02}.{:03}Z", ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+            let level = rng.pick(&LEVELS);
+            let app = rng.pick(&APPS);
+            let msg = rng.pick(&MSGS);
+            let method = rng.pick(&METHODS);
+            let path = rng.pick(&PATHS).replace("{id}", &rng.below(99_999).to_string());
+            let status = rng.pick(&STATUSES);
+            let dur = rng.below(3000);
+            let user = format!("u{}", rng.below(200_000));
+            let rid = format!("{:016x}", rng.next());
+            let line = match kind {
+                Kind::Json => format!(
+                    r#"{{"ts":"{ts}","level":"{level}","svc":"{app}","msg":"{msg}","method":"{method}","path":"{path}","status":{status},"dur_ms":{dur},"bytes":{},"user":"{user}","req_id":"{rid}"}}"#,
+                    rng.below(65_536)
+                ),
+                Kind::Logfmt => format!(
+                    r#"ts={ts} level={level} svc={app} msg="{msg}" method={method} path={path} status={status} dur_ms={dur} user={user} req_id={rid}"#
+                ),
+                Kind::Text if i % 2 == 0 => format!(
+                    r#"10.{}.{}.{} - {user} [01/May/2024:00:00:{:02} +0000] "{method} {path} HTTP/1.1" {status} {} "-" "{}""#,
+                    rng.below(256),
+                    rng.below(256),
+                    rng.below(255) + 1,
+                    ms / 1000 % 60,
+                    rng.below(65_536),
+                    rng.pick(&AGENTS)
+                ),
+                Kind::Text => format!(
+                    "{ts} {} [{app}] worker-{} processed batch of {} items in {dur}ms (queue depth {}, req {rid})",
+                    level.to_ascii_uppercase(),
+                    rng.below(32),
+                    rng.below(5000),
+                    rng.below(900)
+                ),
+            };
+            Bytes::from(line)
+        })
+        .collect()
+}
+
+/// The mix gen_logs.py writes by default: 50% JSON, 25% logfmt, 25% text/access log.
+fn mixed(n: usize) -> Vec<Bytes> {
+    let (json, logfmt, text) = (
+        lines(Kind::Json, n),
+        lines(Kind::Logfmt, n),
+        lines(Kind::Text, n),
+    );
+    (0..n)
+        .map(|i| match i % 4 {
+            0 | 1 => json[i].clone(),
+            2 => logfmt[i].clone(),
+            _ => text[i].clone(),
+        })
+        .collect()
+}
+
+fn decoders(c: &mut Criterion) {
+    let json_lines = lines(Kind::Json, LINES);
+    let logfmt_lines = lines(Kind::Logfmt, LINES);
+    let mixed_lines = mixed(LINES);
+    let parsed_json: Vec<Event> = json_lines
+        .iter()
+        .map(|l| Event::new(parse::json(l).expect("generated json parses")))
+        .collect();
+
+    let mut group = c.benchmark_group("decoders");
+    group.throughput(Throughput::Elements(LINES as u64));
+
+    group.bench_function("json", |b| {
+        b.iter(|| {
+            for line in &json_lines {
+                std::hint::black_box(parse::json_bytes(line).ok());
+            }
+        })
+    });
+    group.bench_function("logfmt", |b| {
+        b.iter(|| {
+            for line in &logfmt_lines {
+                std::hint::black_box(parse::logfmt_bytes(line).ok());
+            }
+        })
+    });
+    group.bench_function("auto_mixed", |b| {
+        b.iter(|| {
+            for line in &mixed_lines {
+                std::hint::black_box(parse::auto(line.clone()));
+            }
+        })
+    });
+    group.bench_function("normalize", |b| {
+        b.iter_batched(
+            || parsed_json.clone(),
+            |mut events| {
+                for event in &mut events {
+                    std::hint::black_box(parse::normalize(event));
+                }
+                events
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The hot path of a `format = "json"` parse transform, allocation of the event included.
+    group.bench_function("json_normalize", |b| {
+        b.iter(|| {
+            for line in &json_lines {
+                if let Ok(fields) = parse::json_bytes(line) {
+                    let mut event = Event::new(fields);
+                    parse::normalize(&mut event);
+                    std::hint::black_box(event);
+                }
+            }
+        })
+    });
+    group.bench_function("auto_normalize_mixed", |b| {
+        b.iter(|| {
+            for line in &mixed_lines {
+                let mut event = Event::new(parse::auto(line.clone()));
+                parse::normalize(&mut event);
+                std::hint::black_box(event);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decoders);
+criterion_main!(benches);

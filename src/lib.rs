@@ -1,6 +1,17 @@
 //! Sluice: a log aggregation router.
+//!
+//! Data flows source → transforms → sinks as batches of [`event::Event`]s over bounded
+//! channels; see ARCHITECTURE.md for the map.
+
 pub mod ack;
+pub mod codec;
+pub mod condition;
 pub mod config;
 pub mod event;
+pub mod parse;
+pub mod sinks;
+pub mod sources;
 pub mod telemetry;
+pub mod template;
+pub mod topology;
 pub mod transforms;

@@ -1,1 +1,149 @@
-fn main() {}
+//! The `sluice` command line. anyhow lives here and nowhere else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use sluice::config::{Pipeline, DEFAULT_PIPELINE_PATH};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A log aggregation router")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the router on a pipeline until SIGINT/SIGTERM or until every source has ended.
+    Up {
+        /// Pipeline file (TOML). The default falls back to the embedded default pipeline
+        /// when the file does not exist.
+        #[arg(long, short, default_value = DEFAULT_PIPELINE_PATH)]
+        config: PathBuf,
+    },
+    /// Check pipeline files without running them; exit non-zero if any is invalid.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Up { config } => match up(&config) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    // The router's own log goes to stderr: stdout belongs to the console sink.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match Pipeline::load(file) {
+            Ok(p) => println!(
+                "{}: ok ({} sources, {} transforms, {} sinks)",
+                file.display(),
+                p.sources.len(),
+                p.transforms.len(),
+                p.sinks.len()
+            ),
+            Err(errors) => {
+                ok = false;
+                for error in errors {
+                    eprintln!("error: {error}");
+                }
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let pipeline = match Pipeline::load(config) {
+        Ok(p) => p,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        spawn_signal_handlers(shutdown.clone())?;
+        let running = sluice::topology::start(&pipeline, shutdown)
+            .await
+            .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
+        tracing::info!(
+            pipeline = %pipeline.file,
+            sources = pipeline.sources.len(),
+            transforms = pipeline.transforms.len(),
+            sinks = pipeline.sinks.len(),
+            "router started"
+        );
+        running.wait().await;
+        tracing::info!("router stopped; all in-flight events drained");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
+/// to reopen their files (after logrotate).
+fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if shutdown.is_cancelled() {
+                tracing::warn!("second signal: exiting without draining");
+                std::process::exit(130);
+            }
+            tracing::info!("signal received: draining in-flight events (send again to exit now)");
+            shutdown.cancel();
+        }
+    });
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("sighup: reopening files");
+            sluice::sinks::file::request_reopen();
+        }
+    });
+    Ok(())
+}

@@ -64,3 +64,10 @@ impl Outputs {
         &self.buffers[index + 1]
     }
 }
+
+pub mod enrich;
+pub mod filter;
+pub mod parse;
+pub mod route;
+pub mod sample;
+pub mod throttle;

@@ -1,0 +1,347 @@
+//! The component registry: every source, transform and sink type, listed once.
+//!
+//! A component table is split into the generic keys the topology owns (`type`, `inputs`,
+//! `buffer`) and the rest, which is deserialised into that type's config struct with
+//! `deny_unknown_fields`. Dispatching on `type` by hand (rather than a serde-tagged enum)
+//! keeps the path of a bad field intact, so errors can say `framing.max_frame_bytes`.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::{
+    ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
+    TransformSpec, DEFAULT_QUEUE_BYTES,
+};
+use crate::sinks::{blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig};
+use crate::sources::{stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig};
+use crate::transforms::{
+    enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig, route::RouteConfig,
+    sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform, TransformContext,
+};
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Stdin(StdinConfig),
+    Tcp(TcpConfig),
+    Udp(UdpConfig),
+}
+
+const SOURCE_TYPES: &str = "stdin, tcp, udp";
+
+impl SourceConfig {
+    fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+        Ok(match kind {
+            "stdin" => Self::Stdin(deserialize(table)?),
+            "tcp" => Self::Tcp(deserialize(table)?),
+            "udp" => Self::Udp(deserialize(table)?),
+            other => return Err(unknown_type(other, SOURCE_TYPES)),
+        })
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Self::Stdin(c) => c.validate(),
+            Self::Tcp(c) => c.validate(),
+            Self::Udp(c) => c.validate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TransformConfig {
+    Parse(ParseConfig),
+    Enrich(EnrichConfig),
+    Filter(FilterConfig),
+    Route(RouteConfig),
+    Sample(SampleConfig),
+    Throttle(ThrottleConfig),
+}
+
+const TRANSFORM_TYPES: &str = "parse, enrich, filter, route, sample, throttle";
+
+impl TransformConfig {
+    fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+        Ok(match kind {
+            "parse" => Self::Parse(deserialize(table)?),
+            "enrich" => Self::Enrich(deserialize(table)?),
+            "filter" => Self::Filter(deserialize(table)?),
+            "route" => Self::Route(deserialize(table)?),
+            "sample" => Self::Sample(deserialize(table)?),
+            "throttle" => Self::Throttle(deserialize(table)?),
+            other => return Err(unknown_type(other, TRANSFORM_TYPES)),
+        })
+    }
+
+    /// Named outputs, in the order `Outputs::push_named` indexes them.
+    pub fn outputs(&self) -> Vec<String> {
+        match self {
+            Self::Parse(_) => ParseConfig::outputs()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            Self::Route(c) => c.outputs(),
+            Self::Enrich(_) | Self::Filter(_) | Self::Sample(_) | Self::Throttle(_) => Vec::new(),
+        }
+    }
+
+    /// Builds the runtime transform. Does no IO.
+    pub fn build(&self, ctx: &TransformContext) -> Result<Box<dyn FunctionTransform>, FieldError> {
+        Ok(match self {
+            Self::Parse(c) => Box::new(c.validate_and_build(ctx)?),
+            Self::Enrich(c) => Box::new(c.validate_and_build(ctx)?),
+            Self::Filter(c) => Box::new(c.validate_and_build(ctx)?),
+            Self::Route(c) => Box::new(c.validate_and_build(ctx)?),
+            Self::Sample(c) => Box::new(c.validate_and_build(ctx)?),
+            Self::Throttle(c) => Box::new(c.validate_and_build(ctx)?),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    Console(ConsoleConfig),
+    File(FileConfig),
+    Blackhole(BlackholeConfig),
+}
+
+const SINK_TYPES: &str = "console, file, blackhole";
+
+impl SinkConfig {
+    fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
+        Ok(match kind {
+            "console" => Self::Console(deserialize(table)?),
+            "file" => Self::File(deserialize(table)?),
+            "blackhole" => Self::Blackhole(deserialize(table)?),
+            other => return Err(unknown_type(other, SINK_TYPES)),
+        })
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Self::Console(_) | Self::Blackhole(_) => Ok(()),
+            Self::File(c) => c.validate(),
+        }
+    }
+}
+
+/// The queue in front of a sink. Later issues add disk buffers and `when_full`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BufferConfig {
+    #[serde(default = "default_queue_bytes")]
+    max_bytes: usize,
+}
+
+fn default_queue_bytes() -> usize {
+    DEFAULT_QUEUE_BYTES
+}
+
+fn unknown_type(kind: &str, known: &str) -> FieldError {
+    FieldError::new(
+        "type",
+        format!("unknown type `{kind}` (expected one of: {known})"),
+    )
+}
+
+/// Deserialises a component table, turning serde's error into the field it is about.
+fn deserialize<T: DeserializeOwned>(table: toml::Table) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.inner().to_string().trim_end().replace('\n', " ");
+        // serde reports an unknown field at its parent; name the field itself.
+        let field = match message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(name) if path == "." => name.to_string(),
+            Some(name) => format!("{path}.{name}"),
+            None if path == "." => message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("(table)")
+                .to_string(),
+            None => path,
+        };
+        FieldError::new(field, message)
+    })
+}
+
+/// Phase one: turns the TOML document into typed component specs.
+pub(super) fn parse_components(
+    file: &str,
+    mut doc: toml::Table,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut pipeline = Pipeline {
+        file: file.to_string(),
+        sources: Vec::new(),
+        transforms: Vec::new(),
+        sinks: Vec::new(),
+    };
+    let mut seen_ids = std::collections::HashMap::new();
+
+    for kind in [
+        ComponentKind::Source,
+        ComponentKind::Transform,
+        ComponentKind::Sink,
+    ] {
+        let section = match kind {
+            ComponentKind::Source => "sources",
+            ComponentKind::Transform => "transforms",
+            ComponentKind::Sink => "sinks",
+        };
+        let Some(value) = doc.remove(section) else {
+            continue;
+        };
+        let toml::Value::Table(components) = value else {
+            errors.push(ConfigError::TopLevel {
+                file: file.into(),
+                field: section.into(),
+                message: format!("expected a table of components, e.g. [{section}.my_id]"),
+            });
+            continue;
+        };
+        for (id, value) in components {
+            let fail = |field: &str, message: String| ConfigError::Component {
+                file: file.into(),
+                kind,
+                id: id.clone(),
+                field: field.into(),
+                message,
+            };
+            if let Some(first) = seen_ids.insert(id.clone(), kind) {
+                errors.push(fail(
+                    "id",
+                    format!("id `{id}` is already used by a {first}; ids must be unique"),
+                ));
+                continue;
+            }
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                errors.push(fail(
+                    "id",
+                    "ids may contain only letters, digits, `_` and `-`".into(),
+                ));
+                continue;
+            }
+            let toml::Value::Table(mut table) = value else {
+                errors.push(fail("(table)", "expected a table".into()));
+                continue;
+            };
+            let kind_name = match table.remove("type") {
+                Some(toml::Value::String(s)) => s,
+                Some(_) => {
+                    errors.push(fail("type", "expected a string".into()));
+                    continue;
+                }
+                None => {
+                    errors.push(fail("type", "missing field `type`".into()));
+                    continue;
+                }
+            };
+            let inputs = if kind == ComponentKind::Source {
+                if table.contains_key("inputs") {
+                    errors.push(fail("inputs", "sources take no inputs".into()));
+                    continue;
+                }
+                Vec::new()
+            } else {
+                match table.remove("inputs") {
+                    None => Vec::new(),
+                    Some(toml::Value::Array(items)) => {
+                        let mut refs = Vec::new();
+                        for item in items {
+                            match item {
+                                toml::Value::String(s) => refs.push(OutputRef::parse(&s)),
+                                _ => errors
+                                    .push(fail("inputs", "expected an array of strings".into())),
+                            }
+                        }
+                        refs
+                    }
+                    Some(_) => {
+                        errors.push(fail("inputs", "expected an array of strings".into()));
+                        continue;
+                    }
+                }
+            };
+            match kind {
+                ComponentKind::Source => match SourceConfig::parse(&kind_name, table)
+                    .and_then(|c| c.validate().map(|()| c))
+                {
+                    Ok(config) => pipeline.sources.push(SourceSpec { id, config }),
+                    Err(e) => errors.push(fail(&e.field, e.message)),
+                },
+                ComponentKind::Transform => {
+                    let parsed = TransformConfig::parse(&kind_name, table).and_then(|c| {
+                        let ctx = TransformContext { id: id.clone() };
+                        c.build(&ctx).map(|_| c)
+                    });
+                    match parsed {
+                        Ok(config) => {
+                            pipeline
+                                .transforms
+                                .push(TransformSpec { id, inputs, config })
+                        }
+                        Err(e) => errors.push(fail(&e.field, e.message)),
+                    }
+                }
+                ComponentKind::Sink => {
+                    let buffer = match table.remove("buffer") {
+                        None => BufferConfig {
+                            max_bytes: DEFAULT_QUEUE_BYTES,
+                        },
+                        Some(v) => match deserialize::<BufferConfig>(match v {
+                            toml::Value::Table(t) => t,
+                            _ => toml::Table::new(),
+                        }) {
+                            Ok(b) if b.max_bytes >= 1024 => b,
+                            Ok(_) => {
+                                errors
+                                    .push(fail("buffer.max_bytes", "must be at least 1024".into()));
+                                continue;
+                            }
+                            Err(e) => {
+                                errors.push(fail(&format!("buffer.{}", e.field), e.message));
+                                continue;
+                            }
+                        },
+                    };
+                    match SinkConfig::parse(&kind_name, table)
+                        .and_then(|c| c.validate().map(|()| c))
+                    {
+                        Ok(config) => pipeline.sinks.push(SinkSpec {
+                            id,
+                            inputs,
+                            queue_bytes: buffer.max_bytes,
+                            config,
+                        }),
+                        Err(e) => errors.push(fail(&e.field, e.message)),
+                    }
+                }
+            }
+        }
+    }
+    for (key, _) in doc {
+        errors.push(ConfigError::TopLevel {
+            file: file.into(),
+            field: key,
+            message: "unknown top-level field (expected sources, transforms, sinks)".into(),
+        });
+    }
+    if pipeline.sources.is_empty() && errors.is_empty() {
+        errors.push(ConfigError::TopLevel {
+            file: file.into(),
+            field: "sources".into(),
+            message: "a pipeline needs at least one source".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(pipeline)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,233 @@
+//! Normalisation: one spelling for the timestamp, the level and the message of every event.
+//!
+//! After parsing, events from different formats name the same facts differently (`ts` or
+//! `@timestamp`, `lvl` or `severity`, `msg`). Normalising once here lets every later stage
+//! (routing conditions, the store, alerting) read `timestamp`, `level` and `message` only.
+//!
+//! Source fields are left in place (`severity` stays beside `level`): they may carry detail
+//! the vocabulary drops, and removing user data is not ours to decide. The one rename is
+//! `msg` → `message`, because two message fields would be ambiguous downstream.
+//!
+//! The hot path is one pass over the field names (events rarely have more than 20 fields),
+//! then at most one parse per candidate field, in priority order.
+
+use super::level::{level_in_text, Level};
+use super::timestamp::{leading_timestamp, timestamp_from_value};
+use crate::event::{fields, Event, Map, Value};
+
+/// Fields that may hold the event time, most specific first.
+const TIMESTAMP_FIELDS: [&str; 12] = [
+    "timestamp",
+    "@timestamp",
+    "time",
+    "ts",
+    "datetime",
+    "date",
+    "_time",
+    "eventTime",
+    "event_time",
+    "time_local",
+    "timeMillis",
+    "asctime",
+];
+
+/// Fields that may hold the severity, most specific first.
+const LEVEL_FIELDS: [&str; 10] = [
+    "level",
+    "lvl",
+    "severity",
+    "loglevel",
+    "log_level",
+    "levelname",
+    "level_name",
+    "severity_text",
+    "priority",
+    "syslog.severity",
+];
+
+/// Where the normalised timestamp came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampSource {
+    /// A timestamp field of the event (as parsed, or one of its aliases).
+    Field,
+    /// The start of the message text.
+    Message,
+    /// None in the event: the time the router received it.
+    ReceivedAt,
+    /// None at all; `timestamp` is left absent.
+    Missing,
+}
+
+/// What [`normalize`] found, for tests and telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Normalized {
+    pub timestamp: TimestampSource,
+    pub level: Option<Level>,
+}
+
+/// Which well-known fields one pass over the keys found.
+#[derive(Default)]
+struct Present {
+    /// Bit `i` set: `TIMESTAMP_FIELDS[i]` is present.
+    timestamps: u32,
+    /// Bit `i` set: `LEVEL_FIELDS[i]` is present.
+    levels: u32,
+    message: bool,
+    msg: bool,
+    /// The event describes an HTTP request (`method`, `request` or `path` present).
+    http: bool,
+    /// An ECS-style `log` object, which may hold `log.level`.
+    log_object: bool,
+}
+
+impl Present {
+    fn scan(map: &Map) -> Self {
+        let mut p = Present::default();
+        for (key, value) in map.iter() {
+            let key = key.as_str();
+            match key {
+                "message" => p.message = true,
+                "msg" => p.msg = true,
+                "method" | "request" | "path" => p.http = true,
+                "log" => p.log_object = matches!(value, Value::Object(_)),
+                _ => {
+                    if let Some(i) = TIMESTAMP_FIELDS.iter().position(|f| *f == key) {
+                        p.timestamps |= 1 << i;
+                    } else if let Some(i) = LEVEL_FIELDS.iter().position(|f| *f == key) {
+                        p.levels |= 1 << i;
+                    }
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Normalises `event` in place: `msg` → `message`, `timestamp` as a [`Value::Timestamp`]
+/// (from a field, the start of the message, or the receive time), and `level` in our
+/// vocabulary (left absent when nothing says).
+pub fn normalize(event: &mut Event) -> Normalized {
+    let received_at = event.meta.received_at;
+    let map = &mut event.fields;
+    let present = Present::scan(map);
+
+    if present.msg && !present.message {
+        if let Some(msg) = map.remove("msg") {
+            map.insert(fields::MESSAGE, msg);
+        }
+    }
+    let has_message = present.message || present.msg;
+
+    // The message is read for a leading timestamp, and the level scan starts after it.
+    let mut message_offset = 0;
+    let timestamp = match timestamp_from_fields(map, present.timestamps, received_at) {
+        Some(nanos) => {
+            set_timestamp(map, nanos);
+            TimestampSource::Field
+        }
+        None => {
+            match message_bytes(map, has_message).and_then(|m| leading_timestamp(m, received_at)) {
+                Some((nanos, used)) => {
+                    message_offset = used;
+                    set_timestamp(map, nanos);
+                    TimestampSource::Message
+                }
+                None if received_at > 0 => {
+                    set_timestamp(map, received_at);
+                    TimestampSource::ReceivedAt
+                }
+                None => TimestampSource::Missing,
+            }
+        }
+    };
+
+    // A `level` we do not recognise is the user's own vocabulary: leave it alone rather
+    // than overwrite it with a guess from the text.
+    let own_level = present.levels & 1 != 0;
+    let level = level_from_fields(map, &present).or_else(|| {
+        if own_level {
+            return None;
+        }
+        let text = message_bytes(map, has_message)?;
+        level_in_text(text.get(message_offset..)?)
+            // A glog header is part of the timestamp we skipped; read it from the start.
+            .or_else(|| {
+                if message_offset > 0 {
+                    level_in_text(text)
+                } else {
+                    None
+                }
+            })
+    });
+    if let Some(level) = level {
+        set_level(map, level);
+    }
+    Normalized { timestamp, level }
+}
+
+fn timestamp_from_fields(map: &Map, mut present: u32, now: i64) -> Option<i64> {
+    while present != 0 {
+        let i = present.trailing_zeros() as usize;
+        present &= present - 1;
+        if let Some(nanos) = map
+            .get(TIMESTAMP_FIELDS[i])
+            .and_then(|v| timestamp_from_value(v, now))
+        {
+            return Some(nanos);
+        }
+    }
+    None
+}
+
+fn set_timestamp(map: &mut Map, nanos: i64) {
+    match map.get_mut(fields::TIMESTAMP) {
+        Some(slot) => *slot = Value::Timestamp(nanos),
+        None => map.push_unchecked(fields::TIMESTAMP.into(), Value::Timestamp(nanos)),
+    }
+}
+
+/// The level from a dedicated field, an ECS `log.level`, or an HTTP status.
+fn level_from_fields(map: &Map, present: &Present) -> Option<Level> {
+    let mut bits = present.levels;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        if let Some(level) = map.get(LEVEL_FIELDS[i]).and_then(Level::from_value) {
+            return Some(level);
+        }
+    }
+    if present.log_object {
+        if let Some(level) = map.get_path("log.level").and_then(Level::from_value) {
+            return Some(level);
+        }
+    }
+    if present.http {
+        let status = match map.get("status")? {
+            Value::Integer(n) => *n,
+            Value::Bytes(b) if b.len() == 3 => std::str::from_utf8(b).ok()?.parse().ok()?,
+            _ => return None,
+        };
+        return Level::from_http_status(status);
+    }
+    None
+}
+
+fn set_level(map: &mut Map, level: Level) {
+    match map.get_mut(fields::LEVEL) {
+        // Already canonical (the common case for JSON loggers): keep the existing bytes.
+        Some(Value::Bytes(b)) if b.as_ref() == level.as_str().as_bytes() => {}
+        Some(slot) => *slot = level.to_value(),
+        None => map.push_unchecked(fields::LEVEL.into(), level.to_value()),
+    }
+}
+
+fn message_bytes(map: &Map, has_message: bool) -> Option<&[u8]> {
+    if !has_message {
+        return None;
+    }
+    map.get(fields::MESSAGE)?.as_bytes().map(|b| &b[..])
+}
+
+#[cfg(test)]
+#[path = "normalize_tests.rs"]
+mod tests;

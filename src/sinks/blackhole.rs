@@ -1,0 +1,23 @@
+//! The `blackhole` sink: accepts and counts events, writes nothing. For benchmarks and for
+//! outputs that must be consumed but not kept.
+
+use serde::Deserialize;
+
+use super::{SinkContext, SinkError};
+use crate::ack::AckStatus;
+use crate::topology::BatchReceiver;
+
+/// `[sinks.ID] type = "blackhole"`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeConfig {}
+
+impl BlackholeConfig {
+    pub async fn run(self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+        while let Some(batch) = rx.recv().await {
+            batch.ack_all(AckStatus::Delivered);
+            ctx.metrics.sent_events.inc(batch.len() as u64);
+        }
+        Ok(())
+    }
+}

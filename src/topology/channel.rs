@@ -1,0 +1,240 @@
+//! Bounded channels between component tasks, bounded by bytes as well as by count.
+//!
+//! A count bound alone lets a queue of large events grow without limit in memory, so each
+//! batch takes permits for its estimated size from a semaphore before it is queued and gives
+//! them back when the receiver takes it. A batch larger than the whole bound takes all the
+//! permits (it waits for an empty queue) rather than deadlocking.
+//!
+//! Architecture invariant: there is no unbounded channel on the data path.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::event::{Batch, SharedBatch};
+use crate::telemetry::Counter;
+
+/// How many batches a queue may hold regardless of their size. Batches are usually a few
+/// hundred events, so this is far above what the byte bound lets through in practice; it only
+/// stops floods of tiny batches.
+const MAX_QUEUED_BATCHES: usize = 1024;
+
+struct Queued {
+    batch: SharedBatch,
+    permits: u32,
+}
+
+/// The sending half; cloned for every upstream output that feeds the same component.
+#[derive(Clone)]
+pub struct BatchSender {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+    max_bytes: u32,
+    queued_bytes: Counter,
+}
+
+pub struct BatchReceiver {
+    rx: mpsc::Receiver<Queued>,
+    bytes: Arc<Semaphore>,
+    queued_bytes: Counter,
+    released: u64,
+}
+
+/// The downstream component has stopped; its queue is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("downstream component stopped")]
+pub struct Closed;
+
+/// Creates a queue holding at most `max_bytes` of events. `queued_bytes` counts bytes ever
+/// queued; the receiver keeps its own count of released bytes, and the difference is the
+/// current usage reported as a gauge.
+pub fn channel(max_bytes: usize, queued_bytes: Counter) -> (BatchSender, BatchReceiver) {
+    let max_bytes = max_bytes.clamp(1, u32::MAX as usize >> 1) as u32;
+    let (tx, rx) = mpsc::channel(MAX_QUEUED_BATCHES);
+    let bytes = Arc::new(Semaphore::new(max_bytes as usize));
+    (
+        BatchSender {
+            tx,
+            bytes: bytes.clone(),
+            max_bytes,
+            queued_bytes: queued_bytes.clone(),
+        },
+        BatchReceiver {
+            rx,
+            bytes,
+            queued_bytes,
+            released: 0,
+        },
+    )
+}
+
+impl BatchSender {
+    /// Queues a batch, waiting while the queue is full (this is how backpressure reaches
+    /// the source: its read loop awaits here and stops reading its socket).
+    pub async fn send(&self, batch: SharedBatch) -> Result<(), Closed> {
+        let size = batch.size_estimate().clamp(1, self.max_bytes as usize) as u32;
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .map_err(|_| Closed)?;
+        // The receiver returns the permits when it takes the batch.
+        permit.forget();
+        self.queued_bytes.inc(u64::from(size));
+        self.tx
+            .send(Queued {
+                batch,
+                permits: size,
+            })
+            .await
+            .map_err(|_| Closed)
+    }
+}
+
+impl BatchReceiver {
+    pub async fn recv(&mut self) -> Option<SharedBatch> {
+        let queued = self.rx.recv().await?;
+        self.bytes.add_permits(queued.permits as usize);
+        self.released += u64::from(queued.permits);
+        Some(queued.batch)
+    }
+
+    /// Blocking receive for sinks that run on their own thread (file writes block).
+    pub fn blocking_recv(&mut self) -> Option<SharedBatch> {
+        let queued = self.rx.blocking_recv()?;
+        self.bytes.add_permits(queued.permits as usize);
+        self.released += u64::from(queued.permits);
+        Some(queued.batch)
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes.get().saturating_sub(self.released)
+    }
+}
+
+/// One output of a component, feeding every component that lists it as an input.
+///
+/// Sending shares one `Arc<Batch>` between all consumers, so fan-out never deep-copies an
+/// event. Sends go to consumers in turn; a full consumer queue holds up the rest, which is
+/// what makes a slow sink slow its source instead of dropping events.
+#[derive(Clone, Default)]
+pub struct Fanout {
+    senders: Vec<BatchSender>,
+}
+
+impl Fanout {
+    pub fn new(senders: Vec<BatchSender>) -> Self {
+        Self { senders }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
+    /// Sends to every consumer. Fails only if every consumer has stopped; callers check
+    /// [`Fanout::is_empty`] first, since an output nobody consumes discards its events.
+    pub async fn send(&mut self, batch: Batch) -> Result<(), Closed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.senders.is_empty() {
+            return Err(Closed);
+        }
+        let shared = Arc::new(batch);
+        let mut delivered = false;
+        let mut i = 0;
+        while i < self.senders.len() {
+            match self.senders[i].send(shared.clone()).await {
+                Ok(()) => {
+                    delivered = true;
+                    i += 1;
+                }
+                // A consumer that stopped (its task ended on a fatal error) is dropped from
+                // the fan-out so that the others keep flowing.
+                Err(Closed) => {
+                    self.senders.swap_remove(i);
+                }
+            }
+        }
+        if delivered {
+            Ok(())
+        } else {
+            Err(Closed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use bytes::Bytes;
+
+    fn batch_of(n: usize, line_len: usize) -> Batch {
+        Batch::new(
+            (0..n)
+                .map(|_| Event::from_message(Bytes::from(vec![b'x'; line_len])))
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn send_waits_while_bytes_are_full_and_resumes_after_recv() {
+        let one = batch_of(10, 100).size_estimate();
+        let (tx, mut rx) = channel(one * 2, Counter::default());
+        tx.send(Arc::new(batch_of(10, 100))).await.unwrap();
+        tx.send(Arc::new(batch_of(10, 100))).await.unwrap();
+        let blocked = tx.send(Arc::new(batch_of(10, 100)));
+        tokio::pin!(blocked);
+        assert!(
+            futures_poll_once(blocked.as_mut()).await.is_none(),
+            "third batch must wait for room"
+        );
+        assert_eq!(rx.queued_bytes(), 2 * one as u64);
+        rx.recv().await.unwrap();
+        blocked.await.unwrap();
+        assert_eq!(rx.queued_bytes(), 2 * one as u64);
+    }
+
+    #[tokio::test]
+    async fn oversized_batch_waits_for_empty_queue_instead_of_deadlocking() {
+        let (tx, mut rx) = channel(1024, Counter::default());
+        tx.send(Arc::new(batch_of(100, 100))).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn fanout_shares_one_batch_between_consumers() {
+        let (a_tx, mut a_rx) = channel(1 << 20, Counter::default());
+        let (b_tx, mut b_rx) = channel(1 << 20, Counter::default());
+        let mut fanout = Fanout::new(vec![a_tx, b_tx]);
+        fanout.send(batch_of(3, 10)).await.unwrap();
+        let a = a_rx.recv().await.unwrap();
+        let b = b_rx.recv().await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "fan-out must not copy the batch");
+    }
+
+    #[tokio::test]
+    async fn fanout_drops_stopped_consumer_and_keeps_feeding_the_rest() {
+        let (a_tx, a_rx) = channel(1 << 20, Counter::default());
+        let (b_tx, mut b_rx) = channel(1 << 20, Counter::default());
+        drop(a_rx);
+        let mut fanout = Fanout::new(vec![a_tx, b_tx]);
+        fanout.send(batch_of(1, 10)).await.unwrap();
+        assert_eq!(b_rx.recv().await.unwrap().len(), 1);
+    }
+
+    /// Polls a future once; `None` if it is still pending.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(move |cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,272 @@
+//! The running pipeline: one task per component, connected by bounded batch channels.
+//!
+//! Building happens in three steps: make one input queue per transform and sink; group the
+//! queue senders by the producer output that feeds them (a [`Fanout`] per output); spawn
+//! sinks, then transforms, then sources, each inside a tracing span carrying its id.
+//!
+//! Shutdown needs no coordination beyond channel closure: sources stop (at EOF or when the
+//! shutdown token fires) and drop their senders; a transform ends when its queue is closed
+//! and empty, dropping its own senders; a sink ends when its queue is closed and empty. So
+//! every event read before shutdown reaches every sink before the router exits.
+
+mod channel;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
+
+use crate::config::{Pipeline, SinkConfig, SourceConfig, DEFAULT_QUEUE_BYTES};
+use crate::event::{into_owned, Batch};
+use crate::sinks::{SinkContext, SinkMetrics};
+use crate::sources::{SourceContext, SourceError};
+use crate::telemetry::{self, LogLimiter};
+use crate::transforms::{FunctionTransform, Outputs, TransformContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("source `{id}`: {source}")]
+    Source { id: String, source: SourceError },
+    #[error("transform `{id}`: {message}")]
+    Build { id: String, message: String },
+}
+
+/// Runs `pipeline` until every source has ended (EOF, or `shutdown` fired) and every event
+/// has drained into the sinks. Fails before running anything if a source cannot bind.
+pub async fn run(pipeline: &Pipeline, shutdown: CancellationToken) -> Result<(), TopologyError> {
+    let running = start(pipeline, shutdown).await?;
+    running.wait().await;
+    Ok(())
+}
+
+/// A started pipeline; [`RunningTopology::wait`] resolves when it has drained.
+pub struct RunningTopology {
+    tasks: JoinSet<()>,
+    /// Addresses the network sources actually bound (useful with port 0 in tests).
+    pub bound: HashMap<String, std::net::SocketAddr>,
+}
+
+impl RunningTopology {
+    pub async fn wait(mut self) {
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(error) = result {
+                tracing::error!(%error, "component task panicked");
+            }
+        }
+    }
+}
+
+/// Key of a producer output: component id and output index (0 = default output).
+type OutputKey = (String, usize);
+
+pub async fn start(
+    pipeline: &Pipeline,
+    shutdown: CancellationToken,
+) -> Result<RunningTopology, TopologyError> {
+    let mut consumers: HashMap<OutputKey, Vec<BatchSender>> = HashMap::new();
+    let output_index = |component: &str, output: &Option<String>| -> usize {
+        match output {
+            None => 0,
+            Some(name) => pipeline
+                .transforms
+                .iter()
+                .find(|t| t.id == component)
+                .and_then(|t| t.config.outputs().iter().position(|o| o == name))
+                .map_or(0, |i| i + 1),
+        }
+    };
+
+    let mut tasks = JoinSet::new();
+
+    // Sinks first, so that every queue exists before anything can send.
+    for sink in &pipeline.sinks {
+        let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
+        let (tx, rx) = channel(sink.queue_bytes, queued);
+        for input in &sink.inputs {
+            consumers
+                .entry((
+                    input.component.clone(),
+                    output_index(&input.component, &input.output),
+                ))
+                .or_default()
+                .push(tx.clone());
+        }
+        let ctx = SinkContext {
+            id: Arc::from(sink.id.as_str()),
+            metrics: SinkMetrics::new(&sink.id),
+        };
+        let span =
+            tracing::info_span!("component", component_kind = "sink", component_id = %sink.id);
+        let id = sink.id.clone();
+        let config = sink.config.clone();
+        tasks.spawn(
+            async move {
+                let result = match config {
+                    SinkConfig::Console(c) => c.run(rx, ctx).await,
+                    SinkConfig::File(c) => c.run(rx, ctx).await,
+                    SinkConfig::Blackhole(c) => c.run(rx, ctx).await,
+                };
+                if let Err(error) = result {
+                    tracing::error!(component_id = %id, %error, "sink stopped");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    let mut transform_inputs = Vec::new();
+    for transform in &pipeline.transforms {
+        let queued = telemetry::counter(
+            "buffer_queued_bytes_total",
+            &[("component_id", &transform.id)],
+        );
+        let (tx, rx) = channel(DEFAULT_QUEUE_BYTES, queued);
+        for input in &transform.inputs {
+            consumers
+                .entry((
+                    input.component.clone(),
+                    output_index(&input.component, &input.output),
+                ))
+                .or_default()
+                .push(tx.clone());
+        }
+        transform_inputs.push(rx);
+    }
+
+    for (transform, rx) in pipeline.transforms.iter().zip(transform_inputs) {
+        let ctx = TransformContext {
+            id: transform.id.clone(),
+        };
+        let function = transform
+            .config
+            .build(&ctx)
+            .map_err(|e| TopologyError::Build {
+                id: transform.id.clone(),
+                message: e.to_string(),
+            })?;
+        let named = transform.config.outputs();
+        let outputs: Vec<(String, Fanout)> = std::iter::once(transform.id.clone())
+            .chain(named.iter().map(|n| format!("{}.{}", transform.id, n)))
+            .enumerate()
+            .map(|(i, name)| {
+                let senders = consumers
+                    .remove(&(transform.id.clone(), i))
+                    .unwrap_or_default();
+                (name, Fanout::new(senders))
+            })
+            .collect();
+        let span = tracing::info_span!("component", component_kind = "transform", component_id = %transform.id);
+        tasks.spawn(
+            run_transform(transform.id.clone(), function, named.len(), rx, outputs)
+                .instrument(span),
+        );
+    }
+
+    // Bind every network source before starting any, so a port conflict fails the start.
+    let mut bound = HashMap::new();
+    let mut starts = Vec::new();
+    for source in &pipeline.sources {
+        let out = Fanout::new(
+            consumers
+                .remove(&(source.id.clone(), 0))
+                .unwrap_or_default(),
+        );
+        if out.is_empty() {
+            tracing::warn!(component_id = %source.id, "source has no consumers; its events are discarded");
+        }
+        let ctx = SourceContext {
+            id: Arc::from(source.id.as_str()),
+            out,
+            shutdown: shutdown.clone(),
+        };
+        let bind_err = |source_err| TopologyError::Source {
+            id: source.id.clone(),
+            source: source_err,
+        };
+        let task: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send>,
+        > = match source.config.clone() {
+            SourceConfig::Stdin(c) => Box::pin(c.run(ctx)),
+            SourceConfig::Tcp(c) => {
+                let listener = c.bind().await.map_err(bind_err)?;
+                if let Ok(addr) = listener.local_addr() {
+                    bound.insert(source.id.clone(), addr);
+                }
+                Box::pin(c.run(listener, ctx))
+            }
+            SourceConfig::Udp(c) => {
+                let socket = c.bind().await.map_err(bind_err)?;
+                if let Ok(addr) = socket.local_addr() {
+                    bound.insert(source.id.clone(), addr);
+                }
+                Box::pin(c.run(socket, ctx))
+            }
+        };
+        starts.push((source.id.clone(), task));
+    }
+    for (id, task) in starts {
+        let span = tracing::info_span!("component", component_kind = "source", component_id = %id);
+        tasks.spawn(
+            async move {
+                if let Err(error) = task.await {
+                    tracing::error!(component_id = %id, %error, "source stopped");
+                }
+            }
+            .instrument(span),
+        );
+    }
+    // Outputs nobody consumes keep no senders alive; everything left here is dropped now so
+    // that queues close once their producers finish.
+    drop(consumers);
+    Ok(RunningTopology { tasks, bound })
+}
+
+async fn run_transform(
+    id: String,
+    mut function: Box<dyn FunctionTransform>,
+    named: usize,
+    mut rx: BatchReceiver,
+    mut outputs: Vec<(String, Fanout)>,
+) {
+    let received = telemetry::counter("component_received_events_total", &[("component_id", &id)]);
+    let sent: Vec<_> = outputs
+        .iter()
+        .map(|(name, _)| {
+            telemetry::counter(
+                "component_sent_events_total",
+                &[("component_id", &id), ("output", name)],
+            )
+        })
+        .collect();
+    let unconsumed = telemetry::counter(
+        "component_discarded_events_total",
+        &[("component_id", &id), ("reason", "unconsumed_output")],
+    );
+    let mut limiter = LogLimiter::default();
+    let mut buffers = Outputs::new(named);
+    while let Some(batch) = rx.recv().await {
+        let batch = into_owned(batch);
+        received.inc(batch.len() as u64);
+        for event in batch.events {
+            function.transform(event, &mut buffers);
+        }
+        for (index, events) in buffers.drain() {
+            let (name, fanout) = &mut outputs[index];
+            let n = events.len() as u64;
+            if fanout.is_empty() || fanout.send(Batch::new(events)).await.is_err() {
+                // Events sent to an output that nothing consumes (e.g. `parse.failed` with
+                // `reroute_failed = true` but no sink) are counted, never silently lost.
+                unconsumed.inc(n);
+                if let Some(suppressed) = limiter.check() {
+                    tracing::warn!(component_id = %id, output = %name, suppressed, "events discarded: output has no consumers");
+                }
+            } else {
+                sent[index].inc(n);
+            }
+        }
+    }
+}

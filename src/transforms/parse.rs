@@ -1,0 +1,526 @@
+//! The `parse` transform: turns a text field into structured fields and normalises them.
+//!
+//! ```toml
+//! [transforms.app_logs]
+//! type = "parse"
+//! inputs = ["stdin"]
+//! format = "auto"          # or json, logfmt, syslog, access_log, regex
+//! reroute_failed = true    # unparsable events go to `app_logs.failed`
+//! ```
+//!
+//! A parse failure never drops an event: it keeps its raw text, gains a `parse_error` field
+//! saying why, is counted in `component_errors_total{reason="parse_failed"}`, and goes on to
+//! the default output, or to the `failed` output when `reroute_failed` is set (typically
+//! wired to a dead-letter sink).
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::config::FieldError;
+use crate::event::{fields, Event, Map, Value};
+use crate::parse::{self, ParseError, RegexParser};
+use crate::telemetry::{self, Counter, LogLimiter};
+use crate::transforms::{FunctionTransform, Outputs, TransformContext};
+
+/// Field that holds the reason of a failed parse.
+pub const PARSE_ERROR_FIELD: &str = "parse_error";
+
+/// Index of the `failed` output among [`ParseConfig::outputs`].
+const FAILED_OUTPUT: usize = 0;
+
+/// Configuration of the `parse` transform.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseConfig {
+    /// The format of the field. `auto` detects it per event (JSON, syslog, access log,
+    /// logfmt) and treats anything else as plain text, which is not a failure.
+    #[serde(default)]
+    pub format: ParseFormat,
+    /// The field that holds the text to parse.
+    #[serde(default = "default_field")]
+    pub field: String,
+    /// A regular expression whose named captures become fields. Required with
+    /// `format = "regex"`, not allowed otherwise.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Map timestamps onto `timestamp`, severities onto `level`, and `msg` onto `message`.
+    #[serde(default = "default_true")]
+    pub normalize: bool,
+    /// Send events that fail to parse to the `failed` output instead of the default one.
+    #[serde(default)]
+    pub reroute_failed: bool,
+}
+
+/// The formats the `parse` transform understands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseFormat {
+    #[default]
+    Auto,
+    Json,
+    Logfmt,
+    Syslog,
+    Regex,
+    AccessLog,
+}
+
+fn default_field() -> String {
+    fields::MESSAGE.to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        Self {
+            format: ParseFormat::default(),
+            field: default_field(),
+            pattern: None,
+            normalize: true,
+            reroute_failed: false,
+        }
+    }
+}
+
+impl ParseConfig {
+    /// Named outputs, in the order `Outputs::push_named` indexes them.
+    pub fn outputs() -> &'static [&'static str] {
+        &["failed"]
+    }
+
+    /// Checks the settings and builds the runtime transform. Does no IO.
+    pub fn validate_and_build(&self, ctx: &TransformContext) -> Result<Parse, FieldError> {
+        if self.field.is_empty() {
+            return Err(FieldError::new("field", "must name a field"));
+        }
+        let parser = match (self.format, &self.pattern) {
+            (ParseFormat::Regex, None) => {
+                return Err(FieldError::new(
+                    "pattern",
+                    "is required when format is \"regex\"",
+                ))
+            }
+            (ParseFormat::Regex, Some(pattern)) => {
+                Parser::Regex(RegexParser::new(pattern).map_err(|m| FieldError::new("pattern", m))?)
+            }
+            (_, Some(_)) => {
+                return Err(FieldError::new(
+                    "pattern",
+                    "is only allowed when format is \"regex\"",
+                ))
+            }
+            (ParseFormat::Auto, None) => Parser::Auto,
+            (ParseFormat::Json, None) => Parser::Json,
+            (ParseFormat::Logfmt, None) => Parser::Logfmt,
+            (ParseFormat::Syslog, None) => Parser::Syslog,
+            (ParseFormat::AccessLog, None) => Parser::AccessLog,
+        };
+        Ok(Parse {
+            parser,
+            field: self.field.clone(),
+            normalize: self.normalize,
+            reroute_failed: self.reroute_failed,
+            errors: telemetry::counter(
+                "component_errors_total",
+                &[("component_id", &ctx.id), ("reason", "parse_failed")],
+            ),
+            id: ctx.id.clone(),
+            warn_limiter: LogLimiter::default(),
+        })
+    }
+}
+
+/// The runtime `parse` transform.
+#[derive(Debug)]
+pub struct Parse {
+    parser: Parser,
+    field: String,
+    normalize: bool,
+    reroute_failed: bool,
+    errors: Counter,
+    id: String,
+    warn_limiter: LogLimiter,
+}
+
+#[derive(Debug)]
+enum Parser {
+    Auto,
+    Json,
+    Logfmt,
+    Syslog,
+    AccessLog,
+    Regex(RegexParser),
+}
+
+impl FunctionTransform for Parse {
+    fn transform(&mut self, mut event: Event, out: &mut Outputs) {
+        match self.apply(&mut event) {
+            Ok(()) => out.push(event),
+            Err(err) => {
+                self.errors.inc(1);
+                if let Some(suppressed) = self.warn_limiter.check() {
+                    tracing::warn!(component_id = %self.id, reason = %err, suppressed, "parse failed");
+                }
+                event
+                    .fields
+                    .insert(PARSE_ERROR_FIELD, Value::from(err.reason));
+                if self.reroute_failed {
+                    out.push_named(FAILED_OUTPUT, event);
+                } else {
+                    out.push(event);
+                }
+            }
+        }
+    }
+}
+
+impl Parse {
+    /// Parses and merges in place; on error the event is untouched.
+    fn apply(&self, event: &mut Event) -> Result<(), ParseError> {
+        let raw: Bytes = match event.fields.get(&self.field) {
+            Some(Value::Bytes(b)) => b.clone(),
+            // `auto` accepts whatever comes: an event some codec already structured has
+            // nothing to parse, but still gets normalised.
+            _ if matches!(self.parser, Parser::Auto) => {
+                self.normalize_event(event);
+                return Ok(());
+            }
+            Some(_) => {
+                return Err(ParseError::new(format!(
+                    "field `{}` is not a string",
+                    self.field
+                )))
+            }
+            None => {
+                return Err(ParseError::new(format!(
+                    "field `{}` is missing",
+                    self.field
+                )))
+            }
+        };
+        let parsed = match &self.parser {
+            Parser::Auto => parse::auto(raw),
+            Parser::Json => parse::json_bytes(&raw)?,
+            Parser::Logfmt => parse::logfmt_bytes(&raw)?,
+            Parser::Syslog => parse::syslog_bytes(&raw)?,
+            Parser::AccessLog => parse::access_log_bytes(&raw)?,
+            Parser::Regex(regex) => regex.parse(&raw)?,
+        };
+        self.merge(&mut event.fields, parsed);
+        self.normalize_event(event);
+        Ok(())
+    }
+
+    /// Merges parsed fields into the event; parsed values win. A parsed message (or a
+    /// `msg` that normalisation will rename) replaces the raw text; otherwise the raw text
+    /// stays where it was.
+    fn merge(&self, event_fields: &mut Map, parsed: Map) {
+        let replaces_raw =
+            parsed.contains_key(fields::MESSAGE) || (self.normalize && parsed.contains_key("msg"));
+        if replaces_raw {
+            event_fields.remove(&self.field);
+        }
+        if event_fields.is_empty() {
+            // The common case (a codec produced only `message`): no per-key merging at all.
+            *event_fields = parsed;
+        } else if event_fields.len() == 1
+            && event_fields.contains_key(&self.field)
+            && !parsed.contains_key(&self.field)
+        {
+            let mut merged = Map::with_capacity(parsed.len() + 1);
+            for (key, value) in std::mem::take(event_fields).into_iter().chain(parsed) {
+                merged.push_unchecked(key, value);
+            }
+            *event_fields = merged;
+        } else {
+            event_fields.extend(parsed);
+        }
+    }
+
+    fn normalize_event(&self, event: &mut Event) {
+        if self.normalize {
+            parse::normalize(event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::format_timestamp;
+
+    fn build(toml_config: &str, id: &str) -> Parse {
+        let config: ParseConfig = toml::from_str(toml_config).expect("test config parses");
+        config
+            .validate_and_build(&TransformContext { id: id.to_string() })
+            .expect("test config builds")
+    }
+
+    /// Fields rendered as JSON, timestamps in RFC 3339.
+    fn render(event: &Event) -> String {
+        serde_json::to_string(&event.fields).unwrap()
+    }
+
+    /// Runs one line (as the `message` field) through a transform built from `config`, and
+    /// checks which output it took (`None` default, `Some(0)` failed) and its fields.
+    fn check(config: &str, line: &str, output: Option<usize>, expected: &str) {
+        let mut parse = build(config, "test_parse");
+        let mut out = Outputs::new(ParseConfig::outputs().len());
+        parse.transform(
+            Event::from_message(Bytes::copy_from_slice(line.as_bytes())),
+            &mut out,
+        );
+        let events = match output {
+            None => out.default_output(),
+            Some(i) => out.named_output(i),
+        };
+        assert_eq!(
+            events.len(),
+            1,
+            "config {config:?}, line {line:?}: wrong output"
+        );
+        assert_eq!(
+            render(&events[0]),
+            expected,
+            "config {config:?}, line {line:?}"
+        );
+    }
+
+    #[test]
+    fn every_format_success_and_failure() {
+        let table: &[(&str, &str, Option<usize>, &str)] = &[
+            // auto: each format, and plain text is a success.
+            (
+                "",
+                r#"{"ts":"2024-05-01T00:00:00.123Z","level":"WARNING","msg":"cache miss","n":3}"#,
+                None,
+                r#"{"ts":"2024-05-01T00:00:00.123Z","level":"warn","n":3,"message":"cache miss","timestamp":"2024-05-01T00:00:00.123000Z"}"#,
+            ),
+            (
+                "",
+                "2015-07-29 17:41:44,747 - INFO  [QuorumPeer] - Notification time out: 3200",
+                None,
+                r#"{"message":"2015-07-29 17:41:44,747 - INFO  [QuorumPeer] - Notification time out: 3200","timestamp":"2015-07-29T17:41:44.747000Z","level":"info"}"#,
+            ),
+            ("", "just words", None, r#"{"message":"just words"}"#),
+            // json
+            (
+                r#"format = "json""#,
+                r#"{"message":"m","level":"E","time":1714521600}"#,
+                None,
+                r#"{"message":"m","level":"error","time":1714521600,"timestamp":"2024-05-01T00:00:00.000000Z"}"#,
+            ),
+            (
+                r#"format = "json""#,
+                "[1]",
+                None,
+                r#"{"message":"[1]","parse_error":"expected a json object, found an array"}"#,
+            ),
+            // logfmt: no message parsed, so the raw line stays the message.
+            (
+                r#"format = "logfmt""#,
+                "at=info method=GET status=503",
+                None,
+                r#"{"message":"at=info method=GET status=503","at":"info","method":"GET","status":"503","level":"error"}"#,
+            ),
+            (
+                r#"format = "logfmt""#,
+                r#"a="open"#,
+                None,
+                r#"{"message":"a=\"open","parse_error":"unterminated quoted value at column 3"}"#,
+            ),
+            // syslog
+            (
+                r#"format = "syslog""#,
+                "<190>1 2026-11-23T10:00:00.123+00:00 host app web.1 - State changed",
+                None,
+                r#"{"facility":"local7","severity":"info","timestamp":"2026-11-23T10:00:00.123000Z","host":"host","app":"app","proc_id":"web.1","instance":"web.1","message":"State changed","level":"info"}"#,
+            ),
+            (
+                r#"format = "syslog""#,
+                "plain",
+                None,
+                r#"{"message":"plain","parse_error":"not a syslog line: expected `<priority>` or a timestamp at `plain`"}"#,
+            ),
+            // access_log
+            (
+                r#"format = "access_log""#,
+                r#"1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "GET /x HTTP/1.1" 404 7"#,
+                None,
+                r#"{"message":"1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] \"GET /x HTTP/1.1\" 404 7","client":"1.2.3.4","timestamp":"2026-11-23T10:00:00.000000Z","method":"GET","path":"/x","protocol":"HTTP/1.1","status":404,"size":7,"level":"warn"}"#,
+            ),
+            (
+                r#"format = "access_log""#,
+                "GET /x",
+                None,
+                r#"{"message":"GET /x","parse_error":"not an access log line: expected the user field at column 7"}"#,
+            ),
+            // regex
+            (
+                "format = \"regex\"\npattern = '^(?P<date>\\d{6} \\d{6}) \\d+ (?P<level>[A-Z]+) (?P<message>.*)$'",
+                "081109 203615 148 WARN dfs.DataNode: slow",
+                None,
+                r#"{"date":"081109 203615","level":"warn","message":"dfs.DataNode: slow","timestamp":"2008-11-09T20:36:15.000000Z"}"#,
+            ),
+            (
+                "format = \"regex\"\npattern = '^(?P<n>\\d+)$'",
+                "abc",
+                None,
+                r#"{"message":"abc","parse_error":"pattern did not match"}"#,
+            ),
+        ];
+        for (config, line, output, expected) in table {
+            check(config, line, *output, expected);
+        }
+    }
+
+    #[test]
+    fn reroute_and_normalize_off() {
+        let table: &[(&str, &str, Option<usize>, &str)] = &[
+            (
+                "format = \"json\"\nreroute_failed = true",
+                "not json",
+                Some(0),
+                r#"{"message":"not json","parse_error":"invalid json at column 2: expected ident"}"#,
+            ),
+            (
+                "format = \"json\"\nreroute_failed = true",
+                r#"{"message":"ok"}"#,
+                None,
+                r#"{"message":"ok"}"#,
+            ),
+            // auto never fails, so nothing is rerouted.
+            (
+                "reroute_failed = true",
+                "not json",
+                None,
+                r#"{"message":"not json"}"#,
+            ),
+            (
+                "format = \"json\"\nnormalize = false",
+                r#"{"msg":"m","lvl":"W","ts":1714521600}"#,
+                None,
+                r#"{"message":"{\"msg\":\"m\",\"lvl\":\"W\",\"ts\":1714521600}","msg":"m","lvl":"W","ts":1714521600}"#,
+            ),
+            (
+                "normalize = false",
+                "2015-07-29 17:41:44,747 - INFO x",
+                None,
+                r#"{"message":"2015-07-29 17:41:44,747 - INFO x"}"#,
+            ),
+        ];
+        for (config, line, output, expected) in table {
+            check(config, line, *output, expected);
+        }
+    }
+
+    #[test]
+    fn other_fields_and_missing_fields() {
+        let mut parse = build("format = \"logfmt\"\nfield = \"log\"", "t_fields");
+        let mut out = Outputs::new(1);
+        let mut event = Event::new(Map::new());
+        event.insert("log", "a=1 msg=hi");
+        event.insert("stream", "stdout");
+        parse.transform(event, &mut out);
+        // A parsed message replaces the source field; other fields are kept.
+        assert_eq!(
+            render(&out.default_output()[0]),
+            r#"{"stream":"stdout","a":"1","message":"hi"}"#
+        );
+
+        let mut out = Outputs::new(1);
+        parse.transform(Event::new(Map::new()), &mut out);
+        assert_eq!(
+            render(&out.default_output()[0]),
+            r#"{"parse_error":"field `log` is missing"}"#
+        );
+
+        // auto passes events without the field through, normalised.
+        let mut parse = build("", "t_auto_missing");
+        let mut out = Outputs::new(1);
+        let mut event = Event::new(Map::new());
+        event.insert("severity", "crit");
+        event.meta.received_at = 1_714_521_600_000_000_000;
+        parse.transform(event, &mut out);
+        let event = &out.default_output()[0];
+        assert_eq!(event.fields.get("level"), Some(&Value::from("critical")));
+        let ts = event.fields.get("timestamp").map(|v| match v {
+            Value::Timestamp(t) => format_timestamp(*t),
+            other => format!("{other:?}"),
+        });
+        assert_eq!(ts.as_deref(), Some("2024-05-01T00:00:00.000000Z"));
+    }
+
+    #[test]
+    fn failures_are_counted() {
+        let mut parse = build("format = \"json\"", "t_count");
+        let mut out = Outputs::new(1);
+        for line in ["{}", "x", "y"] {
+            parse.transform(Event::from_message(Bytes::from(line)), &mut out);
+        }
+        let count = telemetry::counter_value(
+            "component_errors_total",
+            &[("component_id", "t_count"), ("reason", "parse_failed")],
+        );
+        assert_eq!(count, 2);
+        assert_eq!(out.default_output().len(), 3);
+    }
+
+    #[test]
+    fn config_errors() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "format = \"regex\"",
+                "pattern",
+                "is required when format is \"regex\"",
+            ),
+            (
+                "pattern = \"(?P<a>x)\"",
+                "pattern",
+                "is only allowed when format is \"regex\"",
+            ),
+            (
+                "format = \"json\"\npattern = \"x\"",
+                "pattern",
+                "is only allowed when format is \"regex\"",
+            ),
+            (
+                "format = \"regex\"\npattern = \"(x)\"",
+                "pattern",
+                "pattern has no named capture groups like `(?P<name>…)`",
+            ),
+            ("field = \"\"", "field", "must name a field"),
+        ];
+        for (config, field, message) in table {
+            let config: ParseConfig = toml::from_str(config).unwrap();
+            let err = config
+                .validate_and_build(&TransformContext { id: "t".into() })
+                .unwrap_err();
+            assert_eq!(
+                (err.field.as_str(), err.message.as_str()),
+                (*field, *message)
+            );
+        }
+        let config: ParseConfig =
+            toml::from_str("format = \"regex\"\npattern = \"(?P<a>[\"").unwrap();
+        let err = config
+            .validate_and_build(&TransformContext { id: "t".into() })
+            .unwrap_err();
+        assert_eq!(err.field, "pattern");
+        assert!(err.message.starts_with("invalid regex:"), "{}", err.message);
+
+        for bad in [
+            "format = \"xml\"",
+            "colour = \"blue\"",
+            "normalize = \"yes\"",
+        ] {
+            assert!(toml::from_str::<ParseConfig>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            toml::from_str::<ParseConfig>("").unwrap(),
+            ParseConfig::default()
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Configuration: every shipped pipeline validates; broken ones fail naming file, component
+//! and field; `sluice validate` exits accordingly.
+
+use sluice::config::Pipeline;
+
+use crate::util::{repo_root, sluice_bin};
+
+fn errors_of(toml: &str) -> Vec<String> {
+    match Pipeline::from_str("broken.toml", toml, |name| match name {
+        "SET" => Some("5140".into()),
+        _ => None,
+    }) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const GOOD_TAIL: &str = r#"
+[sinks.out]
+type = "blackhole"
+inputs = ["in"]
+"#;
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let mut checked = 0;
+    for dir in ["pipelines", "benches/scenarios"] {
+        for entry in std::fs::read_dir(repo_root().join(dir)).expect("dir exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                if let Err(errors) = Pipeline::load(&path) {
+                    panic!(
+                        "{} is invalid: {}",
+                        path.display(),
+                        errors
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "expected the shipped pipelines, found {checked}"
+    );
+}
+
+/// Each broken config must fail, and the error must name (file, component, field).
+#[test]
+fn broken_configs_name_file_component_and_field() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "typo in a field name",
+            format!("[sources.in]\ntype = \"tcp\"\nadress = \"127.0.0.1:1\"\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `adress`"],
+        ),
+        (
+            "unknown component type",
+            format!("[sources.in]\ntype = \"tcpp\"\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `type`", "tcpp"],
+        ),
+        (
+            "dangling input",
+            "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"nope\"]\n"
+                .to_string(),
+            &["broken.toml", "sink `out`", "field `inputs`", "nope"],
+        ),
+        (
+            "unknown named output",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"parse\"\ninputs = [\"in\"]\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p.nope\"]\n"
+                .to_string(),
+            &["broken.toml", "sink `out`", "field `inputs`", "p.nope"],
+        ),
+        (
+            "cycle",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.a]\ntype = \"filter\"\ninputs = [\"in\", \"b\"]\ncondition = \"x exists\"\n[transforms.b]\ntype = \"filter\"\ninputs = [\"a\"]\ncondition = \"x exists\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"b\"]\n"
+                .to_string(),
+            &["broken.toml", "transform `a`", "field `inputs`", "cycle"],
+        ),
+        (
+            "bad type",
+            format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\nmax_connections = \"many\"\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `max_connections`"],
+        ),
+        (
+            "bad nested type",
+            format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = {{ method = \"newline\", max_frame_bytes = \"big\" }}\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "max_frame_bytes"],
+        ),
+        (
+            "bad condition",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.f]\ntype = \"filter\"\ninputs = [\"in\"]\ncondition = \"level == \"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"f\"]\n"
+                .to_string(),
+            &["broken.toml", "transform `f`", "field `condition`"],
+        ),
+        (
+            "bad address",
+            format!("[sources.in]\ntype = \"tcp\"\naddress = \"localhost\"\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `address`"],
+        ),
+        (
+            "missing environment variable",
+            format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:${{UNSET_VAR}}\"\n{GOOD_TAIL}"),
+            &["broken.toml", "UNSET_VAR", "line 3"],
+        ),
+        (
+            "toml syntax",
+            "[sources.in\ntype = \"stdin\"\n".to_string(),
+            &["broken.toml", "invalid toml", "line 1"],
+        ),
+        (
+            "sink used as input",
+            "[sources.in]\ntype = \"stdin\"\n[sinks.a]\ntype = \"blackhole\"\ninputs = [\"in\"]\n[sinks.b]\ntype = \"blackhole\"\ninputs = [\"a\"]\n"
+                .to_string(),
+            &["broken.toml", "sink `b`", "field `inputs`", "is a sink"],
+        ),
+    ];
+    for (what, toml, expected) in cases {
+        let errors = errors_of(toml);
+        assert!(!errors.is_empty(), "{what}: expected an error");
+        let text = errors.join("\n");
+        for needle in *expected {
+            assert!(
+                text.contains(needle),
+                "{what}: error {text:?} does not mention {needle:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn environment_defaults_and_values_are_substituted() {
+    let toml = "[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:${SET}\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n[sinks.f]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"${DIR:-/tmp/x}/out.log\"\n";
+    assert!(errors_of(toml).is_empty(), "{:?}", errors_of(toml));
+}
+
+#[test]
+fn validate_command_exit_codes() {
+    let dir = crate::util::tempdir();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[sources.in]\ntype = \"stdin\"\nbogus = 1\n").unwrap();
+    let good = repo_root().join("pipelines/default.toml");
+
+    let ok = std::process::Command::new(sluice_bin())
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let failed = std::process::Command::new(sluice_bin())
+        .arg("validate")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("bad.toml")
+            && stderr.contains("source `in`")
+            && stderr.contains("field `bogus`"),
+        "{stderr}"
+    );
+}

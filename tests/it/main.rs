@@ -1,0 +1,7 @@
+//! The integration test binary (one binary, as ripgrep does: faster to build and link).
+
+mod bad_input;
+mod config;
+mod corpus;
+mod e2e;
+mod util;

@@ -1,0 +1,120 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sluice::config::Pipeline;
+use sluice::topology::{self, RunningTopology};
+use tokio_util::sync::CancellationToken;
+
+/// Every wait in these tests is bounded by this.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A pipeline running in this process, with its shutdown handle.
+pub(crate) struct Router {
+    pub(crate) running: Option<RunningTopology>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Router {
+    /// Parses `toml` (no environment substitution beyond the process's), starts it.
+    pub(crate) async fn start(toml: &str) -> Router {
+        let pipeline = Pipeline::from_str("test.toml", toml, |name| std::env::var(name).ok())
+            .unwrap_or_else(|errors| {
+                panic!(
+                    "pipeline invalid: {}",
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            });
+        let shutdown = CancellationToken::new();
+        let running = topology::start(&pipeline, shutdown.clone())
+            .await
+            .expect("pipeline starts");
+        Router {
+            running: Some(running),
+            shutdown,
+        }
+    }
+
+    pub(crate) fn addr(&self, source: &str) -> std::net::SocketAddr {
+        self.running.as_ref().expect("running").bound[source]
+    }
+
+    /// Stops the sources and waits until every event in flight reached the sinks.
+    pub(crate) async fn stop(mut self) {
+        self.shutdown.cancel();
+        let running = self.running.take().expect("running");
+        tokio::time::timeout(TIMEOUT, running.wait())
+            .await
+            .expect("router drains within the timeout");
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds; panics after TIMEOUT.
+/// This polls an observable condition (a counter, a file's content) rather than sleeping
+/// for a guessed duration.
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The value of a telemetry counter for one component (and optionally one reason).
+pub(crate) fn counter(name: &str, component: &str, reason: Option<&str>) -> u64 {
+    let mut labels = vec![("component_id", component)];
+    if let Some(r) = reason {
+        labels.push(("reason", r));
+    }
+    sluice::telemetry::counter_value(name, &labels)
+}
+
+pub(crate) fn read_lines(path: &Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s.lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub(crate) fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// The repository root (tests run with the crate root as the working directory).
+pub(crate) fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of the built `sluice` binary.
+pub(crate) fn sluice_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// True when the test command requires real external tools to be present, so a missing
+/// tool fails instead of skipping (scripts/test sets it; a bare `cargo test` does not).
+pub(crate) fn services_required() -> bool {
+    std::env::var_os("SLUICE_REQUIRE_SERVICES").is_some()
+}
+
+/// Whether an external program is available; fails the test when services are required.
+pub(crate) fn have_tool(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            !services_required(),
+            "{tool} is required (SLUICE_REQUIRE_SERVICES is set) but missing"
+        );
+        println!("skipping: {tool} not installed (run scripts/test to install it)");
+    }
+    found
+}
