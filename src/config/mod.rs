@@ -25,8 +25,10 @@ pub use graph::OutputRef;
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.toml");
 pub const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
 
-/// Default bound of the queue in front of each transform and sink.
-pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Default bound of the queue in front of each transform and sink. A read produces batches
+/// of a few hundred KiB, so this holds a few batches: enough to keep both ends busy, small
+/// enough that a pipeline of several components stays within tens of MiB under any load.
+pub const DEFAULT_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Any problem with a pipeline file; the text names file, component and field.
 #[derive(Debug, thiserror::Error)]

@@ -129,12 +129,20 @@ impl Map {
         }
     }
 
+    /// Approximate memory held by the map, counting allocated but unused capacity.
     pub fn size_estimate(&self) -> usize {
-        24 + self
-            .entries
-            .iter()
-            .map(|(k, v)| 24 + k.len() + v.size_estimate())
-            .sum::<usize>()
+        let slot = std::mem::size_of::<(CompactString, Value)>();
+        let spare = (self.entries.capacity() - self.entries.len()) * slot;
+        std::mem::size_of::<Self>()
+            + spare
+            + self
+                .entries
+                .iter()
+                .map(|(k, v)| {
+                    let key_heap = if k.is_heap_allocated() { k.len() } else { 0 };
+                    std::mem::size_of::<CompactString>() + key_heap + v.size_estimate()
+                })
+                .sum::<usize>()
     }
 
     /// Looks up a dotted path: an exact key first (`"http.status"` as one field name), then

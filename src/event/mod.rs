@@ -84,7 +84,7 @@ impl Event {
 
     /// Approximate memory held by the event, used to bound queues by bytes.
     pub fn size_estimate(&self) -> usize {
-        64 + self.fields.size_estimate()
+        std::mem::size_of::<Event>() + self.fields.size_estimate()
     }
 }
 

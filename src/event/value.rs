@@ -80,13 +80,21 @@ impl Value {
         }
     }
 
-    /// Approximate heap size, used to bound queues by bytes.
+    /// Approximate memory held by the value (its inline size plus what it owns on the
+    /// heap), used to bound queues by bytes. It errs high rather than low, since the bound
+    /// is a memory promise.
     pub fn size_estimate(&self) -> usize {
+        std::mem::size_of::<Value>() + self.heap_size()
+    }
+
+    fn heap_size(&self) -> usize {
         match self {
-            Value::Bytes(b) => b.len() + 16,
-            Value::Array(a) => 24 + a.iter().map(Value::size_estimate).sum::<usize>(),
+            // Bytes may share a larger read buffer; the frame's own length is what this
+            // event keeps alive once its neighbours are gone.
+            Value::Bytes(b) => b.len(),
+            Value::Array(a) => a.iter().map(Value::size_estimate).sum::<usize>(),
             Value::Object(m) => m.size_estimate(),
-            _ => 16,
+            _ => 0,
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::{Closed, Fanout};
 
 /// Bytes requested per read. Large reads amortise the per-read cost over many events.
-pub(crate) const READ_CHUNK_BYTES: usize = 256 * 1024;
+pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// What a source task gets from the topology.
 pub struct SourceContext {
