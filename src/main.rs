@@ -111,6 +111,11 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         let running = sluice::topology::start(&pipeline, shutdown)
             .await
             .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
+        let mut bound: Vec<_> = running.bound.iter().collect();
+        bound.sort();
+        for (id, address) in bound {
+            tracing::info!(component_id = %id, %address, "listening");
+        }
         tracing::info!(
             pipeline = %pipeline.file,
             sources = pipeline.sources.len(),

@@ -41,7 +41,13 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
     // Named outputs each producer offers.
     let mut producers: HashMap<&str, Vec<String>> = HashMap::new();
     for s in &p.sources {
-        producers.insert(&s.id, Vec::new());
+        producers.insert(
+            &s.id,
+            crate::sources::SOURCE_OUTPUTS
+                .iter()
+                .map(|o| o.to_string())
+                .collect(),
+        );
     }
     for t in &p.transforms {
         producers.insert(&t.id, t.config.outputs());

@@ -18,19 +18,58 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Decoded, Decoder, DecodingConfig, FramingConfig};
-use crate::event::{now_nanos, Batch, Event, EventMeta};
+use crate::codec::{self, Decoder, DecodingConfig, FramingConfig};
+use crate::event::{fields, now_nanos, Batch, Event, EventMeta, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::{Closed, Fanout};
 
 /// Bytes requested per read. Large reads amortise the per-read cost over many events.
 pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Named outputs every source offers: `ID.dead_letter` carries frames that could not become
+/// events (oversized, truncated, unparsable), with the reason, for any sink to keep.
+pub const SOURCE_OUTPUTS: &[&str] = &["dead_letter"];
+
+/// Fields of a dead-letter event.
+pub mod dead_letter {
+    /// Human-readable reason, e.g. "invalid json at column 17: …".
+    pub const REASON: &str = "reason";
+    /// Short reason code, the same label as on `component_errors_total{reason}`.
+    pub const REASON_CODE: &str = "reason_code";
+    /// The source component the frame arrived at.
+    pub const SOURCE: &str = "source";
+    /// The sender's address, for network sources.
+    pub const PEER: &str = "peer";
+}
+
 /// What a source task gets from the topology.
 pub struct SourceContext {
     pub id: Arc<str>,
     pub out: Fanout,
+    /// Consumers of `ID.dead_letter` (often none).
+    pub dead_letter: Fanout,
     pub shutdown: CancellationToken,
+}
+
+/// Events decoded from one read, and dead letters for the frames that failed.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    pub(crate) events: Vec<Event>,
+    pub(crate) dead: Vec<Event>,
+}
+
+impl Decoded {
+    /// Sends what was decoded; `Err` when no consumer of the main output is left.
+    pub(crate) async fn send(self, ctx: &mut SourceContext) -> Result<(), Closed> {
+        if !self.dead.is_empty() && !ctx.dead_letter.is_empty() {
+            // A dead-letter consumer that stopped must not stop the source.
+            let _ = ctx.dead_letter.send(Batch::new(self.dead)).await;
+        }
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        ctx.out.send(Batch::new(self.events)).await
+    }
 }
 
 /// Errors that stop a source from starting (binding a socket, for example).
@@ -79,14 +118,15 @@ impl FrameIngest {
         }
     }
 
-    /// Decodes every complete frame in `buf` (and the remainder when `eof`) into `events`.
+    /// Decodes every complete frame in `buf` (and the remainder when `eof`) into `out`.
     pub(crate) fn decode(
         &mut self,
         buf: &mut BytesMut,
         eof: bool,
         peer: Option<SocketAddr>,
-        events: &mut Vec<Event>,
+        out: &mut Decoded,
     ) {
+        let Decoded { events, dead } = out;
         let received_at = now_nanos();
         let before = events.len();
         let Self {
@@ -98,7 +138,7 @@ impl FrameIngest {
             ..
         } = self;
         decoder.decode_all(buf, eof, |decoded| match decoded {
-            Decoded::Fields {
+            codec::Decoded::Fields {
                 fields,
                 truncated: was_truncated,
             } => {
@@ -115,7 +155,7 @@ impl FrameIngest {
                     },
                 });
             }
-            Decoded::Bad(bad) => {
+            codec::Decoded::Bad(bad) => {
                 let label = bad.reason_label();
                 bad_frames
                     .entry(label)
@@ -136,6 +176,23 @@ impl FrameIngest {
                         "bad frame skipped"
                     );
                 }
+                let mut fields = Map::with_capacity(5);
+                fields.insert(dead_letter::REASON, Value::from(bad.reason().to_string()));
+                fields.insert(dead_letter::REASON_CODE, Value::from(label));
+                fields.insert(dead_letter::SOURCE, Value::from(&**source));
+                if let Some(peer) = peer {
+                    fields.insert(dead_letter::PEER, Value::from(peer.to_string()));
+                }
+                fields.insert(fields::MESSAGE, Value::Bytes(bad.into_parts().1));
+                dead.push(Event {
+                    fields,
+                    meta: EventMeta {
+                        source: Some(source.clone()),
+                        received_at,
+                        peer,
+                        ack: None,
+                    },
+                });
             }
         });
         self.received_events.inc((events.len() - before) as u64);
@@ -150,8 +207,7 @@ impl FrameIngest {
 pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
     mut reader: R,
     ingest: &mut FrameIngest,
-    out: &mut Fanout,
-    shutdown: &CancellationToken,
+    ctx: &mut SourceContext,
     peer: Option<SocketAddr>,
 ) -> Result<(), SourceError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -159,14 +215,14 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
         buf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => 0,
+            _ = ctx.shutdown.cancelled() => 0,
             n = reader.read_buf(&mut buf) => n?,
         };
         ingest.count_bytes(n);
         let eof = n == 0;
-        let mut events = Vec::new();
-        ingest.decode(&mut buf, eof, peer, &mut events);
-        if !events.is_empty() && out.send(Batch::new(events)).await.is_err() {
+        let mut decoded = Decoded::default();
+        ingest.decode(&mut buf, eof, peer, &mut decoded);
+        if decoded.send(ctx).await.is_err() {
             // Every consumer stopped: nothing downstream can take events any more.
             return Err(SourceError::Io(std::io::Error::other(Closed)));
         }

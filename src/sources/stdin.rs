@@ -28,13 +28,6 @@ impl StdinConfig {
 
     pub async fn run(self, mut ctx: SourceContext) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
-        read_stream(
-            tokio::io::stdin(),
-            &mut ingest,
-            &mut ctx.out,
-            &ctx.shutdown,
-            None,
-        )
-        .await
+        read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None).await
     }
 }

@@ -90,13 +90,17 @@ impl TcpConfig {
             };
             accepted.inc(1);
             let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
-            let mut out = ctx.out.clone();
-            let shutdown = ctx.shutdown.clone();
+            let mut conn_ctx = SourceContext {
+                id: ctx.id.clone(),
+                out: ctx.out.clone(),
+                dead_letter: ctx.dead_letter.clone(),
+                shutdown: ctx.shutdown.clone(),
+            };
             let id = ctx.id.clone();
             connections.spawn(async move {
                 let _permit = permit;
                 if let Err(error) =
-                    read_stream(stream, &mut ingest, &mut out, &shutdown, Some(peer)).await
+                    read_stream(stream, &mut ingest, &mut conn_ctx, Some(peer)).await
                 {
                     tracing::debug!(component_id = %id, %peer, %error, "connection ended");
                 }

@@ -12,7 +12,6 @@ use tokio::net::UdpSocket;
 use super::{FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::config::FieldError;
-use crate::event::Batch;
 
 /// Largest UDP payload.
 const MAX_DATAGRAM_BYTES: usize = 65_535;
@@ -54,19 +53,19 @@ impl UdpConfig {
                 _ = ctx.shutdown.cancelled() => return Ok(()),
                 r = socket.recv_from(&mut datagram) => r?,
             };
-            let mut events = Vec::new();
+            let mut decoded = super::Decoded::default();
             let mut received = Some((n, peer));
             let mut count = 0;
             while let Some((n, peer)) = received.take() {
                 ingest.count_bytes(n);
                 let mut buf = bytes::BytesMut::from(&datagram[..n]);
-                ingest.decode(&mut buf, true, Some(peer), &mut events);
+                ingest.decode(&mut buf, true, Some(peer), &mut decoded);
                 count += 1;
                 if count < MAX_DATAGRAMS_PER_BATCH {
                     received = socket.try_recv_from(&mut datagram).ok();
                 }
             }
-            if ctx.out.send(Batch::new(events)).await.is_err() {
+            if decoded.send(&mut ctx).await.is_err() {
                 return Ok(());
             }
         }

@@ -23,7 +23,7 @@ pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
 use crate::config::{Pipeline, SinkConfig, SourceConfig, DEFAULT_QUEUE_BYTES};
 use crate::event::{into_owned, Batch};
 use crate::sinks::{SinkContext, SinkMetrics};
-use crate::sources::{SourceContext, SourceError};
+use crate::sources::{SourceContext, SourceError, SOURCE_OUTPUTS};
 use crate::telemetry::{self, LogLimiter};
 use crate::transforms::{FunctionTransform, Outputs, TransformContext};
 
@@ -69,15 +69,13 @@ pub async fn start(
 ) -> Result<RunningTopology, TopologyError> {
     let mut consumers: HashMap<OutputKey, Vec<BatchSender>> = HashMap::new();
     let output_index = |component: &str, output: &Option<String>| -> usize {
-        match output {
-            None => 0,
-            Some(name) => pipeline
-                .transforms
-                .iter()
-                .find(|t| t.id == component)
-                .and_then(|t| t.config.outputs().iter().position(|o| o == name))
-                .map_or(0, |i| i + 1),
-        }
+        let Some(name) = output else { return 0 };
+        let named = match pipeline.transforms.iter().find(|t| t.id == component) {
+            Some(t) => t.config.outputs(),
+            None => SOURCE_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+        };
+        // Validation guarantees the name exists.
+        named.iter().position(|o| o == name).map_or(0, |i| i + 1)
     };
 
     let mut tasks = JoinSet::new();
@@ -175,12 +173,18 @@ pub async fn start(
                 .remove(&(source.id.clone(), 0))
                 .unwrap_or_default(),
         );
+        let dead_letter = Fanout::new(
+            consumers
+                .remove(&(source.id.clone(), 1))
+                .unwrap_or_default(),
+        );
         if out.is_empty() {
             tracing::warn!(component_id = %source.id, "source has no consumers; its events are discarded");
         }
         let ctx = SourceContext {
             id: Arc::from(source.id.as_str()),
             out,
+            dead_letter,
             shutdown: shutdown.clone(),
         };
         let bind_err = |source_err| TopologyError::Source {

@@ -23,10 +23,20 @@ type = "file"
 inputs = ["{id}"]
 path = "{}"
 encoding = "json"
+
+[sinks.{id}_dead]
+type = "file"
+inputs = ["{id}.dead_letter"]
+path = "{}"
 "#,
-        out.display()
+        out.display(),
+        dead_letter_path(out).display()
     ))
     .await
+}
+
+fn dead_letter_path(out: &std::path::Path) -> std::path::PathBuf {
+    out.with_extension("dead.log")
 }
 
 async fn send(addr: std::net::SocketAddr, bytes: &[u8]) {
@@ -57,7 +67,27 @@ async fn check(id: &str, framing: &str, decoding: &str, good: [&str; 3], bad: &[
         counter("component_errors_total", id, Some(reason)) == 1
     })
     .await;
+    let dead_sink = format!("{id}_dead");
+    wait_until("dead letter written", || {
+        counter("component_sent_events_total", &dead_sink, None) == 1
+    })
+    .await;
     router.stop().await;
+    let dead = read_lines(&dead_letter_path(&out));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let letter: serde_json::Value = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(letter["reason_code"], reason, "{letter}");
+    assert_eq!(letter["source"], id, "{letter}");
+    assert!(
+        letter["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{letter}"
+    );
+    assert!(
+        letter["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{letter}"
+    );
     let lines = read_lines(&out).join("\n");
     for g in good {
         let marker = g

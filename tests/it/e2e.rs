@@ -330,3 +330,157 @@ buffer = {{ max_bytes = 65536 }}
         0
     );
 }
+
+/// The README's first command: `sluice up` with no `--config` runs the embedded default
+/// pipeline (TCP and UDP on 5140, parse, enrich, file under data/) and, on SIGTERM, drains
+/// and exits 0.
+#[test]
+fn default_pipeline_parses_tcp_and_udp_and_drains_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let mut child = Command::new(sluice_bin())
+        .arg("up")
+        .current_dir(dir.path())
+        .env("SLUICE_LISTEN", "127.0.0.1")
+        .env("SLUICE_DATA_DIR", &data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the startup line that says the router is serving (a signal, not a sleep).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "router exited early: {log}"
+        );
+        log.push_str(&line);
+        if line.contains("router started") {
+            break;
+        }
+    }
+    assert!(log.contains("127.0.0.1:5140"), "{log}");
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        rest
+    });
+
+    let mut tcp = std::net::TcpStream::connect("127.0.0.1:5140").unwrap();
+    tcp.write_all(b"{\"level\":\"ERROR\",\"msg\":\"card declined\",\"app\":\"billing\"}\n")
+        .unwrap();
+    let syslog = "<11>1 2026-11-23T10:00:00Z web1 shop 4242 - - checkout failed";
+    tcp.write_all(format!("{} {syslog}\n", syslog.len()).as_bytes())
+        .unwrap();
+    drop(tcp);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"ts=2026-11-23T10:00:01Z level=warn app=api msg=\"slow query\"",
+        "127.0.0.1:5140",
+    )
+    .unwrap();
+
+    // The file sink's output is the observable signal that all three were processed.
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&data)
+            .map(|d| {
+                d.flatten()
+                    .flat_map(|e| read_lines(&e.path()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + crate::util::TIMEOUT;
+    while files().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events not written: {:?}",
+            files()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let rest = drain.join().unwrap();
+    assert!(exit.success(), "exit {exit:?}: {rest}");
+    assert!(rest.contains("drained"), "{rest}");
+
+    let mut events: Vec<serde_json::Value> = files()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    events.sort_by_key(|e| e["message"].as_str().unwrap_or_default().to_string());
+    let summary: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            assert!(e["host"].is_string(), "enrich adds host: {e}");
+            assert!(e["timestamp"].is_string(), "{e}");
+            (
+                e["message"].as_str().unwrap_or_default().to_string(),
+                e["level"].as_str().unwrap_or_default().to_string(),
+                e["app"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("card declined".into(), "error".into(), "billing".into()),
+            ("checkout failed".into(), "error".into(), "shop".into()),
+            ("slow query".into(), "warn".into(), "api".into()),
+        ]
+    );
+}
+
+/// SIGHUP (here its in-process equivalent) makes the file sink reopen: after logrotate
+/// renames the file, new events go to a fresh file at the configured path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sink_reopens_after_rotation_on_sighup() {
+    let dir = tempdir();
+    let out = dir.path().join("app.log");
+    let rotated = dir.path().join("app.log.1");
+    let router = Router::start(&format!(
+        r#"
+[sources.rot_tcp]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.rot_out]
+type = "file"
+inputs = ["rot_tcp"]
+path = "{}"
+encoding = "text"
+"#,
+        out.display()
+    ))
+    .await;
+    let addr = router.addr("rot_tcp");
+    let send = |line: &'static str| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(line.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+    };
+    send("before rotation\n").await;
+    wait_until("first line", || {
+        counter("component_sent_events_total", "rot_out", None) == 1
+    })
+    .await;
+    std::fs::rename(&out, &rotated).unwrap();
+    sluice::sinks::file::request_reopen();
+    send("after rotation\n").await;
+    wait_until("second line", || {
+        counter("component_sent_events_total", "rot_out", None) == 2
+    })
+    .await;
+    router.stop().await;
+    assert_eq!(read_lines(&rotated), ["before rotation"]);
+    assert_eq!(read_lines(&out), ["after rotation"]);
+}
