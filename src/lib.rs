@@ -4,6 +4,7 @@
 //! channels; see ARCHITECTURE.md for the map.
 
 pub mod ack;
+pub mod buffer;
 pub mod codec;
 pub mod condition;
 pub mod config;

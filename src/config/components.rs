@@ -6,12 +6,12 @@
 //! keeps the path of a bad field intact, so errors can say `framing.max_frame_bytes`.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use super::{
     ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
-    TransformSpec, DEFAULT_QUEUE_BYTES,
+    TransformSpec,
 };
+use crate::buffer::BufferConfig;
 use crate::sinks::{blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig};
 use crate::sources::{stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig};
 use crate::transforms::{
@@ -122,18 +122,6 @@ impl SinkConfig {
             Self::File(c) => c.validate(),
         }
     }
-}
-
-/// The queue in front of a sink. Later issues add disk buffers and `when_full`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BufferConfig {
-    #[serde(default = "default_queue_bytes")]
-    max_bytes: usize,
-}
-
-fn default_queue_bytes() -> usize {
-    DEFAULT_QUEUE_BYTES
 }
 
 fn unknown_type(kind: &str, known: &str) -> FieldError {
@@ -291,24 +279,25 @@ pub(super) fn parse_components(
                 }
                 ComponentKind::Sink => {
                     let buffer = match table.remove("buffer") {
-                        None => BufferConfig {
-                            max_bytes: DEFAULT_QUEUE_BYTES,
-                        },
-                        Some(v) => match deserialize::<BufferConfig>(match v {
-                            toml::Value::Table(t) => t,
-                            _ => toml::Table::new(),
-                        }) {
-                            Ok(b) if b.max_bytes >= 1024 => b,
-                            Ok(_) => {
-                                errors
-                                    .push(fail("buffer.max_bytes", "must be at least 1024".into()));
-                                continue;
-                            }
+                        None => BufferConfig::default(),
+                        Some(toml::Value::Table(t)) => match deserialize::<BufferConfig>(t)
+                            .map_err(|e| FieldError::new(format!("buffer.{}", e.field), e.message))
+                            .and_then(|b| b.validate().map(|()| b))
+                        {
+                            Ok(b) => b,
                             Err(e) => {
-                                errors.push(fail(&format!("buffer.{}", e.field), e.message));
+                                errors.push(fail(&e.field, e.message));
                                 continue;
                             }
                         },
+                        Some(_) => {
+                            errors.push(fail(
+                                "buffer",
+                                "expected a table, e.g. buffer = { type = \"disk\", path = \"...\" }"
+                                    .into(),
+                            ));
+                            continue;
+                        }
                     };
                     match SinkConfig::parse(&kind_name, table)
                         .and_then(|c| c.validate().map(|()| c))
@@ -316,7 +305,7 @@ pub(super) fn parse_components(
                         Ok(config) => pipeline.sinks.push(SinkSpec {
                             id,
                             inputs,
-                            queue_bytes: buffer.max_bytes,
+                            buffer,
                             config,
                         }),
                         Err(e) => errors.push(fail(&e.field, e.message)),

@@ -53,6 +53,15 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
         producers.insert(&t.id, t.config.outputs());
     }
     let sink_ids: HashSet<&str> = p.sinks.iter().map(|s| s.id.as_str()).collect();
+    for s in &p.sinks {
+        producers.insert(
+            &s.id,
+            crate::sinks::SINK_OUTPUTS
+                .iter()
+                .map(|o| o.to_string())
+                .collect(),
+        );
+    }
 
     let consumers = p
         .transforms
@@ -76,9 +85,13 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
         }
         for input in inputs {
             match producers.get(input.component.as_str()) {
-                None if sink_ids.contains(input.component.as_str()) => errors.push(err(format!(
-                    "input `{input}` is a sink; sinks have no outputs"
-                ))),
+                Some(_)
+                    if input.output.is_none() && sink_ids.contains(input.component.as_str()) =>
+                {
+                    errors.push(err(format!(
+                        "input `{input}` is a sink; a sink's only output is `{input}.dead_letter`"
+                    )))
+                }
                 None => errors.push(err(format!(
                     "input `{input}` does not exist (no source or transform `{}`)",
                     input.component
@@ -122,17 +135,15 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
     }
 }
 
-/// Depth-first search over transform-to-transform edges; returns one cycle if any.
+/// Depth-first search over consumer-to-producer edges (transforms, and sinks through their
+/// dead-letter outputs); returns one cycle if any.
 fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
     let edges: HashMap<&str, Vec<&str>> = p
         .transforms
         .iter()
-        .map(|t| {
-            (
-                t.id.as_str(),
-                t.inputs.iter().map(|i| i.component.as_str()).collect(),
-            )
-        })
+        .map(|t| (t.id.as_str(), &t.inputs))
+        .chain(p.sinks.iter().map(|s| (s.id.as_str(), &s.inputs)))
+        .map(|(id, inputs)| (id, inputs.iter().map(|i| i.component.as_str()).collect()))
         .collect();
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {

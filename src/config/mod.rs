@@ -25,11 +25,6 @@ pub use graph::OutputRef;
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.toml");
 pub const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
 
-/// Default bound of the queue in front of each transform and sink. A read produces batches
-/// of a few hundred KiB, so this holds a few batches: enough to keep both ends busy, small
-/// enough that a pipeline of several components stays within tens of MiB under any load.
-pub const DEFAULT_QUEUE_BYTES: usize = 1024 * 1024;
-
 /// Any problem with a pipeline file; the text names file, component and field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -92,8 +87,8 @@ pub struct TransformSpec {
 pub struct SinkSpec {
     pub id: String,
     pub inputs: Vec<OutputRef>,
-    /// Bound of the sink's input queue, in bytes of events.
-    pub queue_bytes: usize,
+    /// The sink's buffer: its bounded input queue, in memory or on disk.
+    pub buffer: crate::buffer::BufferConfig,
     pub config: SinkConfig,
 }
 

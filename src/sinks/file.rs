@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
 use crate::event::Batch;
+use crate::telemetry::LogLimiter;
 use crate::template::Template;
 use crate::topology::BatchReceiver;
 
@@ -55,6 +57,9 @@ pub struct FileConfig {
     /// At most this many files are kept open; the least recently written is closed first.
     #[serde(default = "default_max_open_files")]
     pub max_open_files: usize,
+    /// Backoff for failed writes; fatal failures and exhausted retries go to `ID.dead_letter`.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 fn default_idle_timeout_secs() -> u64 {
@@ -74,7 +79,7 @@ impl FileConfig {
         if self.max_open_files == 0 {
             return Err(FieldError::new("max_open_files", "must be at least 1"));
         }
-        Ok(())
+        self.retry.validate()
     }
 
     pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
@@ -85,6 +90,7 @@ impl FileConfig {
             template,
             files: HashMap::new(),
             pending: HashMap::new(),
+            limiter: LogLimiter::default(),
             generation: REOPEN_GENERATION.load(Ordering::Relaxed),
             path_buf: String::new(),
         };
@@ -99,12 +105,21 @@ struct OpenFile {
     last_check: Instant,
 }
 
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    events: Vec<usize>,
+}
+
 struct FileWriter {
     config: FileConfig,
     template: Template,
     files: HashMap<PathBuf, OpenFile>,
-    /// Encoded bytes per destination for the batch being written; kept to reuse buffers.
-    pending: HashMap<PathBuf, Vec<u8>>,
+    /// Per destination, the encoded bytes of the batch being written and the indices of its
+    /// events (to dead-letter exactly those if the destination fails for good). Kept between
+    /// batches to reuse the buffers.
+    pending: HashMap<PathBuf, Pending>,
+    limiter: LogLimiter,
     generation: u64,
     path_buf: String,
 }
@@ -126,76 +141,107 @@ impl FileWriter {
             self.generation = generation;
             self.files.clear();
         }
-        for buf in self.pending.values_mut() {
-            buf.clear();
+        for pending in self.pending.values_mut() {
+            pending.bytes.clear();
+            pending.events.clear();
         }
-        if self.template.is_static() {
-            self.path_buf.clear();
-            if let Some(first) = batch.events.first() {
-                self.template.render_path(first, &mut self.path_buf);
-            }
-            let buf = self
-                .pending
-                .entry(PathBuf::from(&self.path_buf))
-                .or_insert_with(|| Vec::with_capacity(256 * 1024));
-            for event in &batch.events {
-                self.config.encoding.encode(event, buf);
-            }
-        } else {
-            for event in &batch.events {
+        let is_static = self.template.is_static();
+        for (index, event) in batch.events.iter().enumerate() {
+            // A static path is rendered once per batch, not per event.
+            if !is_static || index == 0 {
                 self.path_buf.clear();
                 self.template.render_path(event, &mut self.path_buf);
-                let buf = match self.pending.get_mut(Path::new(&self.path_buf)) {
-                    Some(buf) => buf,
-                    None => self
-                        .pending
-                        .entry(PathBuf::from(&self.path_buf))
-                        .or_default(),
-                };
-                self.config.encoding.encode(event, buf);
             }
+            let pending = match self.pending.get_mut(Path::new(&self.path_buf)) {
+                Some(p) => p,
+                None => self
+                    .pending
+                    .entry(PathBuf::from(&self.path_buf))
+                    .or_default(),
+            };
+            self.config.encoding.encode(event, &mut pending.bytes);
+            pending.events.push(index);
         }
 
-        let mut failed = false;
-        let mut written = 0usize;
         let paths: Vec<PathBuf> = self
             .pending
             .iter()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(p, _)| p.clone())
+            .filter(|(_, p)| !p.events.is_empty())
+            .map(|(path, _)| path.clone())
             .collect();
+        let mut rejected = Vec::new();
         for path in paths {
-            let buf = std::mem::take(self.pending.get_mut(&path).expect("path was just listed"));
-            match self.write_to(&path, &buf) {
-                Ok(()) => written += buf.len(),
+            let pending =
+                std::mem::take(self.pending.get_mut(&path).expect("path was just listed"));
+            match self.deliver(&path, &pending.bytes, ctx) {
+                Ok(()) => {
+                    ctx.metrics.sent_events.inc(pending.events.len() as u64);
+                    ctx.metrics.sent_bytes.inc(pending.bytes.len() as u64);
+                    for &i in &pending.events {
+                        batch.events[i].ack(AckStatus::Delivered);
+                    }
+                }
                 Err(error) => {
-                    failed = true;
-                    ctx.metrics.write_errors.inc(1);
-                    tracing::error!(component_id = %ctx.id, path = %path.display(), %error, "file write failed");
-                    // Reopen on the next batch rather than keep a broken handle.
-                    self.files.remove(&path);
+                    tracing::error!(component_id = %ctx.id, path = %path.display(), %error, events = pending.events.len(), "write failed for good; events go to dead-letter");
+                    for &i in &pending.events {
+                        rejected.push(super::dead_letter_event(
+                            &batch.events[i],
+                            &ctx.id,
+                            &error.to_string(),
+                            error.code(),
+                        ));
+                    }
                 }
             }
-            self.pending.insert(path, buf);
+            self.pending.insert(path, pending);
         }
-        if failed {
-            // Durable retries and dead-letter routing arrive with disk buffers; until then a
-            // failed write is counted and reported to the source as errored.
-            batch.ack_all(AckStatus::Errored);
-            ctx.metrics.discarded.inc(batch.len() as u64);
-        } else {
-            batch.ack_all(AckStatus::Delivered);
-            ctx.metrics.sent_events.inc(batch.len() as u64);
+        if !rejected.is_empty() {
+            ctx.reject(rejected);
         }
-        ctx.metrics.sent_bytes.inc(written as u64);
         self.close_idle();
         // Drop buffers of destinations that went quiet so a burst of many paths does not
         // pin memory.
         self.pending
-            .retain(|p, b| b.capacity() <= 1 << 20 && self.files.contains_key(p));
+            .retain(|p, b| b.bytes.capacity() <= 1 << 20 && self.files.contains_key(p));
     }
 
-    fn write_to(&mut self, path: &Path, buf: &[u8]) -> std::io::Result<()> {
+    /// Writes `bytes` to `path`, retrying retryable failures with backoff. A retry resumes
+    /// after the bytes already written, so a failure mid-write never duplicates half a line.
+    fn deliver(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        ctx: &SinkContext,
+    ) -> Result<(), DeliveryError> {
+        let mut backoff = self.config.retry.backoff();
+        let mut written = 0;
+        loop {
+            let error = match self.write_to(path, bytes, &mut written) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            ctx.metrics.write_errors.inc(1);
+            // Reopen on the next attempt rather than keep a broken handle.
+            self.files.remove(path);
+            let classified = DeliveryError::from_io(&error);
+            let DeliveryError::Retryable(message) = classified else {
+                return Err(classified);
+            };
+            let Some(delay) = backoff.next_delay() else {
+                return Err(DeliveryError::Exhausted(format!(
+                    "gave up after {} attempts: {message}",
+                    backoff.attempts()
+                )));
+            };
+            if let Some(suppressed) = self.limiter.check() {
+                tracing::warn!(component_id = %ctx.id, path = %path.display(), error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "write failed; retrying");
+            }
+            // Backoff between attempts is the point here, not synchronisation.
+            std::thread::sleep(delay);
+        }
+    }
+
+    fn write_to(&mut self, path: &Path, buf: &[u8], written: &mut usize) -> std::io::Result<()> {
         let now = Instant::now();
         let reopen = match self.files.get_mut(path) {
             None => true,
@@ -225,7 +271,14 @@ impl FileWriter {
             );
         }
         let open = self.files.get_mut(path).expect("file was just opened");
-        open.file.write_all(buf)?;
+        while *written < buf.len() {
+            match open.file.write(&buf[*written..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         if self.config.fsync {
             open.file.sync_data()?;
         }

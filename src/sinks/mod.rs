@@ -9,17 +9,68 @@ pub mod blackhole;
 pub mod console;
 pub mod encoding;
 pub mod file;
+pub mod retry;
 
 use std::sync::Arc;
 
+use crate::ack::AckStatus;
+use crate::event::{Batch, Event, Map, Value};
 use crate::telemetry::{self, Counter};
+use crate::topology::Fanout;
 
 pub use encoding::Encoding;
+
+/// Named outputs every sink offers: `ID.dead_letter` carries events the sink gave up on
+/// (a fatal error, or retries exhausted), each with a `dead_letter` object saying why.
+pub const SINK_OUTPUTS: &[&str] = &["dead_letter"];
 
 /// What a sink task gets from the topology.
 pub struct SinkContext {
     pub id: Arc<str>,
     pub metrics: SinkMetrics,
+    /// Consumers of `ID.dead_letter` (often none).
+    pub dead_letter: Fanout,
+    /// Lets sinks that run on a blocking thread hand batches to async consumers.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl SinkContext {
+    /// Hands events the sink gave up on to `ID.dead_letter`, marking them rejected. Called
+    /// from a sink's blocking thread. Without a dead-letter consumer they are counted as
+    /// discarded, and still reported rejected to the source.
+    pub fn reject(&self, events: Vec<Event>) {
+        for event in &events {
+            event.ack(AckStatus::Rejected);
+        }
+        let n = events.len() as u64;
+        if self.dead_letter.is_empty() {
+            self.metrics.discarded.inc(n);
+            return;
+        }
+        let mut fanout = self.dead_letter.clone();
+        if self
+            .runtime
+            .block_on(fanout.send(Batch::new(events)))
+            .is_err()
+        {
+            self.metrics.discarded.inc(n);
+        } else {
+            self.metrics.dead_lettered.inc(n);
+        }
+    }
+}
+
+/// The copy of `event` that goes to a dead-letter output: the original fields plus a
+/// `dead_letter` object. It shares the original's acknowledgement token, so a source that
+/// acknowledges waits until the dead letter itself has been delivered.
+pub fn dead_letter_event(event: &Event, component_id: &str, reason: &str, code: &str) -> Event {
+    let mut letter = event.clone();
+    let mut info = Map::with_capacity(3);
+    info.insert("reason", Value::from(reason));
+    info.insert("reason_code", Value::from(code));
+    info.insert("component_id", Value::from(component_id));
+    letter.fields.insert("dead_letter", Value::Object(info));
+    letter
 }
 
 /// Counters every sink keeps.
@@ -29,6 +80,7 @@ pub struct SinkMetrics {
     pub sent_bytes: Counter,
     pub write_errors: Counter,
     pub discarded: Counter,
+    pub dead_lettered: Counter,
 }
 
 impl SinkMetrics {
@@ -43,6 +95,10 @@ impl SinkMetrics {
             discarded: telemetry::counter(
                 "component_discarded_events_total",
                 &[("component_id", id), ("reason", "write_failed")],
+            ),
+            dead_lettered: telemetry::counter(
+                "component_dead_lettered_events_total",
+                &[("component_id", id)],
             ),
         }
     }

@@ -6,6 +6,7 @@
 //! as one batch, so a busy connection sends few, large batches and a quiet one sends small
 //! batches without waiting to fill them (no added latency).
 
+pub mod checkpoint;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;
@@ -18,6 +19,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::AckToken;
 use crate::codec::{self, Decoder, DecodingConfig, FramingConfig};
 use crate::event::{fields, now_nanos, Batch, Event, EventMeta, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
@@ -126,6 +128,19 @@ impl FrameIngest {
         peer: Option<SocketAddr>,
         out: &mut Decoded,
     ) {
+        self.decode_with_ack(buf, eof, peer, None, out)
+    }
+
+    /// Like [`FrameIngest::decode`], stamping every event (and dead letter) with `ack`, for
+    /// sources that acknowledge what they read.
+    pub(crate) fn decode_with_ack(
+        &mut self,
+        buf: &mut BytesMut,
+        eof: bool,
+        peer: Option<SocketAddr>,
+        ack: Option<&AckToken>,
+        out: &mut Decoded,
+    ) {
         let Decoded { events, dead } = out;
         let received_at = now_nanos();
         let before = events.len();
@@ -151,7 +166,7 @@ impl FrameIngest {
                         source: Some(source.clone()),
                         received_at,
                         peer,
-                        ack: None,
+                        ack: ack.cloned(),
                     },
                 });
             }
@@ -190,7 +205,7 @@ impl FrameIngest {
                         source: Some(source.clone()),
                         received_at,
                         peer,
-                        ack: None,
+                        ack: ack.cloned(),
                     },
                 });
             }

@@ -2,12 +2,32 @@
 //!
 //! `myapp | sluice up` is the Twelve-Factor way to ship one process's stdout; when stdin
 //! ends the source ends, and once every source has ended the router drains and exits.
+//!
+//! With `checkpoint_path`, stdin must be a regular file (`sluice up < app.log`): the source
+//! then acknowledges end to end. It records, in the checkpoint, the offset up to which every
+//! event has been delivered, durably buffered or dead-lettered by every sink, and after a
+//! crash resumes from there. A pipe cannot be rewound, so it cannot be checkpointed.
 
+use std::collections::VecDeque;
+use std::io::SeekFrom;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{read_stream, FrameIngest, SourceContext, SourceError};
+use super::checkpoint::{self, Checkpoint};
+use super::{read_stream, Decoded, FrameIngest, SourceContext, SourceError, READ_CHUNK_BYTES};
+use crate::ack::{AckReceiver, AckStatus, AckToken};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::config::FieldError;
+
+/// How often the checkpoint is rewritten while acknowledgements advance. Between writes a
+/// crash re-reads at most this much input (duplicates, never loss).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `[sources.ID] type = "stdin"`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,15 +39,149 @@ pub struct StdinConfig {
     /// How each frame becomes fields (default: bytes, the whole line as `message`).
     #[serde(default)]
     pub decoding: DecodingConfig,
+    /// Enables end-to-end acknowledgements: the file that records how far stdin (a regular
+    /// file) has been read and acknowledged.
+    pub checkpoint_path: Option<PathBuf>,
 }
 
 impl StdinConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
+        if self
+            .checkpoint_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(FieldError::new("checkpoint_path", "must not be empty"));
+        }
         self.framing.validate()
     }
 
     pub async fn run(self, mut ctx: SourceContext) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
-        read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None).await
+        match &self.checkpoint_path {
+            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None).await,
+            Some(path) => run_acknowledged(path.clone(), ingest, ctx).await,
+        }
+    }
+}
+
+/// Batches sent but not yet acknowledged, oldest first, with the input offset just past
+/// each batch's last frame.
+struct Pending {
+    batches: VecDeque<(u64, AckReceiver)>,
+    acked: u64,
+    /// Set once a batch came back errored: the checkpoint must not move past it, so it
+    /// stays where it is until a restart re-reads from there.
+    stuck: bool,
+}
+
+impl Pending {
+    /// Moves `acked` over the leading batches whose acknowledgement arrived; with `wait`,
+    /// waits for all of them.
+    async fn settle(&mut self, wait: bool, id: &str) {
+        while let Some((end, rx)) = self.batches.front_mut() {
+            let status = if wait {
+                rx.await.unwrap_or(AckStatus::Errored)
+            } else {
+                match rx.try_recv() {
+                    Ok(status) => status,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return,
+                    Err(_) => AckStatus::Errored,
+                }
+            };
+            let end = *end;
+            self.batches.pop_front();
+            match status {
+                AckStatus::Delivered | AckStatus::Rejected if !self.stuck => self.acked = end,
+                AckStatus::Delivered | AckStatus::Rejected => {}
+                AckStatus::Errored => {
+                    if !self.stuck {
+                        tracing::warn!(component_id = %id, offset = self.acked, "a sink failed to deliver; the checkpoint stays here until restart");
+                    }
+                    self.stuck = true;
+                }
+            }
+        }
+    }
+}
+
+async fn run_acknowledged(
+    path: PathBuf,
+    mut ingest: FrameIngest,
+    mut ctx: SourceContext,
+) -> Result<(), SourceError> {
+    let file = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(SourceError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "checkpoint_path needs stdin redirected from a regular file (sluice up < app.log); a pipe cannot be rewound",
+        )));
+    }
+    let (dev, inode) = (meta.dev(), meta.ino());
+    let start = match checkpoint::load(&path) {
+        Some(c) if (c.dev, c.inode) == (dev, inode) && c.offset <= meta.len() => c.offset,
+        Some(_) => {
+            tracing::warn!(component_id = %ctx.id, "checkpoint belongs to another file; reading from the start");
+            0
+        }
+        None => 0,
+    };
+    if start > 0 {
+        tracing::info!(component_id = %ctx.id, offset = start, "resuming from checkpoint");
+    }
+    let mut input = tokio::fs::File::from_std(file);
+    input.seek(SeekFrom::Start(start)).await?;
+
+    let mut pending = Pending {
+        batches: VecDeque::new(),
+        acked: start,
+        stuck: false,
+    };
+    let mut stored = start;
+    let mut last_store = Instant::now();
+    let mut read_to = start;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        buf.reserve(READ_CHUNK_BYTES);
+        let n = tokio::select! {
+            biased;
+            // On shutdown the unfinished frame is left for the next run to read whole.
+            _ = ctx.shutdown.cancelled() => break,
+            n = input.read_buf(&mut buf) => n?,
+        };
+        ingest.count_bytes(n);
+        read_to += n as u64;
+        let eof = n == 0;
+        let (token, rx) = AckToken::new();
+        let mut decoded = Decoded::default();
+        ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
+        // The events hold clones; with no events the receiver resolves at once.
+        drop(token);
+        pending.batches.push_back((read_to - buf.len() as u64, rx));
+        if decoded.send(&mut ctx).await.is_err() {
+            break;
+        }
+        pending.settle(false, &ctx.id).await;
+        if pending.acked != stored && last_store.elapsed() >= CHECKPOINT_INTERVAL {
+            save(&path, pending.acked, dev, inode, &ctx.id);
+            stored = pending.acked;
+            last_store = Instant::now();
+        }
+        if eof {
+            break;
+        }
+    }
+    pending.settle(true, &ctx.id).await;
+    if pending.acked != stored {
+        save(&path, pending.acked, dev, inode, &ctx.id);
+    }
+    Ok(())
+}
+
+fn save(path: &std::path::Path, offset: u64, dev: u64, inode: u64, id: &str) {
+    if let Err(error) = checkpoint::store(path, &Checkpoint { offset, dev, inode }) {
+        // The next successful write catches up; until then a crash re-reads more.
+        tracing::warn!(component_id = %id, %error, "checkpoint not saved");
     }
 }

@@ -31,6 +31,9 @@ pub struct BatchSender {
     bytes: Arc<Semaphore>,
     max_bytes: u32,
     queued_bytes: Counter,
+    /// `Some` with `when_full = "drop_newest"`: counts events discarded because the queue
+    /// was full, instead of waiting.
+    drop_when_full: Option<Counter>,
 }
 
 pub struct BatchReceiver {
@@ -58,6 +61,7 @@ pub fn channel(max_bytes: usize, queued_bytes: Counter) -> (BatchSender, BatchRe
             bytes: bytes.clone(),
             max_bytes,
             queued_bytes: queued_bytes.clone(),
+            drop_when_full: None,
         },
         BatchReceiver {
             rx,
@@ -69,16 +73,36 @@ pub fn channel(max_bytes: usize, queued_bytes: Counter) -> (BatchSender, BatchRe
 }
 
 impl BatchSender {
+    /// Switches this sender to `when_full = "drop_newest"`: a batch that does not fit is
+    /// discarded and its events counted on `dropped`.
+    pub fn drop_newest(mut self, dropped: Counter) -> Self {
+        self.drop_when_full = Some(dropped);
+        self
+    }
+
     /// Queues a batch, waiting while the queue is full (this is how backpressure reaches
     /// the source: its read loop awaits here and stops reading its socket).
     pub async fn send(&self, batch: SharedBatch) -> Result<(), Closed> {
         let size = batch.size_estimate().clamp(1, self.max_bytes as usize) as u32;
-        let permit = self
-            .bytes
-            .clone()
-            .acquire_many_owned(size)
-            .await
-            .map_err(|_| Closed)?;
+        let permit = match &self.drop_when_full {
+            None => self
+                .bytes
+                .clone()
+                .acquire_many_owned(size)
+                .await
+                .map_err(|_| Closed)?,
+            Some(dropped) => match self.bytes.clone().try_acquire_many_owned(size) {
+                Ok(permit) => permit,
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(Closed),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    // Dropped on purpose by configuration: the events' tokens stay
+                    // "delivered" so an acknowledging source is not stalled by a policy
+                    // that chose availability over delivery.
+                    dropped.inc(batch.len() as u64);
+                    return Ok(());
+                }
+            },
+        };
         // The receiver returns the permits when it takes the batch.
         permit.forget();
         self.queued_bytes.inc(u64::from(size));
@@ -196,6 +220,24 @@ mod tests {
         rx.recv().await.unwrap();
         blocked.await.unwrap();
         assert_eq!(rx.queued_bytes(), 2 * one as u64);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_discards_and_counts_instead_of_waiting() {
+        let one = batch_of(10, 100).size_estimate();
+        let dropped = Counter::default();
+        let (tx, mut rx) = channel(one, Counter::default());
+        let tx = tx.drop_newest(dropped.clone());
+        tx.send(Arc::new(batch_of(10, 100))).await.unwrap();
+        tx.send(Arc::new(batch_of(10, 100))).await.unwrap();
+        assert_eq!(dropped.get(), 10);
+        assert_eq!(rx.recv().await.unwrap().len(), 10);
+        tx.send(Arc::new(batch_of(10, 100))).await.unwrap();
+        assert_eq!(
+            dropped.get(),
+            10,
+            "room again after the receiver took a batch"
+        );
     }
 
     #[tokio::test]

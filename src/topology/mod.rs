@@ -20,9 +20,10 @@ use tracing::Instrument;
 
 pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
 
-use crate::config::{Pipeline, SinkConfig, SourceConfig, DEFAULT_QUEUE_BYTES};
+use crate::buffer::{WhenFull, DEFAULT_MEMORY_BYTES};
+use crate::config::{Pipeline, SinkConfig, SourceConfig};
 use crate::event::{into_owned, Batch};
-use crate::sinks::{SinkContext, SinkMetrics};
+use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};
 use crate::sources::{SourceContext, SourceError, SOURCE_OUTPUTS};
 use crate::telemetry::{self, LogLimiter};
 use crate::transforms::{FunctionTransform, Outputs, TransformContext};
@@ -72,6 +73,9 @@ pub async fn start(
         let Some(name) = output else { return 0 };
         let named = match pipeline.transforms.iter().find(|t| t.id == component) {
             Some(t) => t.config.outputs(),
+            None if pipeline.sinks.iter().any(|s| s.id == component) => {
+                SINK_OUTPUTS.iter().map(|s| s.to_string()).collect()
+            }
             None => SOURCE_OUTPUTS.iter().map(|s| s.to_string()).collect(),
         };
         // Validation guarantees the name exists.
@@ -80,10 +84,18 @@ pub async fn start(
 
     let mut tasks = JoinSet::new();
 
-    // Sinks first, so that every queue exists before anything can send.
+    // Every queue exists before any task starts, so nothing can send into a missing one.
+    let mut sink_inputs = Vec::new();
     for sink in &pipeline.sinks {
         let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
-        let (tx, rx) = channel(sink.queue_bytes, queued);
+        let (tx, rx) = channel(sink.buffer.memory_bytes(), queued);
+        let tx = match sink.buffer.when_full {
+            WhenFull::Block => tx,
+            WhenFull::DropNewest => tx.drop_newest(telemetry::counter(
+                "component_discarded_events_total",
+                &[("component_id", &sink.id), ("reason", "buffer_full")],
+            )),
+        };
         for input in &sink.inputs {
             consumers
                 .entry((
@@ -93,9 +105,35 @@ pub async fn start(
                 .or_default()
                 .push(tx.clone());
         }
+        sink_inputs.push(rx);
+    }
+
+    let mut transform_inputs = Vec::new();
+    for transform in &pipeline.transforms {
+        let queued = telemetry::counter(
+            "buffer_queued_bytes_total",
+            &[("component_id", &transform.id)],
+        );
+        let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+        for input in &transform.inputs {
+            consumers
+                .entry((
+                    input.component.clone(),
+                    output_index(&input.component, &input.output),
+                ))
+                .or_default()
+                .push(tx.clone());
+        }
+        transform_inputs.push(rx);
+    }
+
+    for (sink, rx) in pipeline.sinks.iter().zip(sink_inputs) {
+        let dead_letter = Fanout::new(consumers.remove(&(sink.id.clone(), 1)).unwrap_or_default());
         let ctx = SinkContext {
             id: Arc::from(sink.id.as_str()),
             metrics: SinkMetrics::new(&sink.id),
+            dead_letter,
+            runtime: tokio::runtime::Handle::current(),
         };
         let span =
             tracing::info_span!("component", component_kind = "sink", component_id = %sink.id);
@@ -114,25 +152,6 @@ pub async fn start(
             }
             .instrument(span),
         );
-    }
-
-    let mut transform_inputs = Vec::new();
-    for transform in &pipeline.transforms {
-        let queued = telemetry::counter(
-            "buffer_queued_bytes_total",
-            &[("component_id", &transform.id)],
-        );
-        let (tx, rx) = channel(DEFAULT_QUEUE_BYTES, queued);
-        for input in &transform.inputs {
-            consumers
-                .entry((
-                    input.component.clone(),
-                    output_index(&input.component, &input.output),
-                ))
-                .or_default()
-                .push(tx.clone());
-        }
-        transform_inputs.push(rx);
     }
 
     for (transform, rx) in pipeline.transforms.iter().zip(transform_inputs) {

@@ -484,3 +484,126 @@ encoding = "text"
     assert_eq!(read_lines(&rotated), ["before rotation"]);
     assert_eq!(read_lines(&out), ["after rotation"]);
 }
+
+/// With `checkpoint_path`, stdin (a file) is acknowledged end to end: after a complete run
+/// the checkpoint sits at the end of the input, and a second run resumes there and writes
+/// nothing again. A bad line goes to the source's dead-letter output, not lost.
+#[test]
+fn stdin_checkpoint_resumes_after_acknowledged_input() {
+    let dir = tempdir();
+    let input = dir.path().join("input.log");
+    let out = dir.path().join("out.log");
+    let dead = dir.path().join("dead.log");
+    let checkpoint = dir.path().join("state/stdin.checkpoint");
+    let config = dir.path().join("ack.toml");
+    let mut text = String::new();
+    for i in 0..10_000 {
+        text.push_str(&format!("{{\"seq\":{i}}}\n"));
+    }
+    text.push_str("not json\n");
+    std::fs::write(&input, &text).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sources.in]
+type = "stdin"
+decoding = "json"
+checkpoint_path = "{}"
+
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "{}"
+
+[sinks.dead]
+type = "file"
+inputs = ["in.dead_letter"]
+path = "{}"
+"#,
+            checkpoint.display(),
+            out.display(),
+            dead.display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let output = Command::new(sluice_bin())
+            .args(["up", "--config"])
+            .arg(&config)
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run();
+    assert_eq!(read_lines(&out).len(), 10_000);
+    assert_eq!(read_lines(&dead).len(), 1);
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    assert_eq!(cp["offset"], text.len() as u64);
+    run();
+    assert_eq!(
+        read_lines(&out).len(),
+        10_000,
+        "second run must resume at the end"
+    );
+}
+
+/// A sink that fails for good (its path is a directory) sends the events to its
+/// dead-letter output with the reason; the other sink is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_sink_error_goes_to_dead_letter_with_reason() {
+    let dir = tempdir();
+    let blocked = dir.path().join("is_a_directory");
+    std::fs::create_dir(&blocked).unwrap();
+    let dead = dir.path().join("dead.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.dlq_tcp]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.dlq_bad]
+type = "file"
+inputs = ["dlq_tcp"]
+path = "{}"
+
+[sinks.dlq_dead]
+type = "file"
+inputs = ["dlq_bad.dead_letter"]
+path = "{}"
+"#,
+        blocked.display(),
+        dead.display()
+    ))
+    .await;
+    let mut s = TcpStream::connect(router.addr("dlq_tcp")).await.unwrap();
+    s.write_all(b"one\ntwo\n").await.unwrap();
+    s.shutdown().await.unwrap();
+    wait_until("dead letters written", || {
+        counter("component_sent_events_total", "dlq_dead", None) == 2
+    })
+    .await;
+    router.stop().await;
+    let letters: Vec<serde_json::Value> = read_lines(&dead)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0]["message"], "one");
+    assert_eq!(letters[0]["dead_letter"]["component_id"], "dlq_bad");
+    assert_eq!(letters[0]["dead_letter"]["reason_code"], "fatal");
+    assert!(letters[0]["dead_letter"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("directory"));
+    assert_eq!(
+        counter("component_dead_lettered_events_total", "dlq_bad", None),
+        2
+    );
+}
