@@ -60,6 +60,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -105,10 +107,11 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         .thread_name("sluice-worker")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone())?;
-        let running = sluice::topology::start(&pipeline, shutdown)
+        let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
+        let running = sluice::topology::start(&pipeline, shutdown.clone())
             .await
             .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
         let mut bound: Vec<_> = running.bound.iter().collect();
@@ -123,10 +126,28 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             sinks = pipeline.sinks.len(),
             "router started"
         );
-        running.wait().await;
+        let drained = running.wait();
+        tokio::pin!(drained);
+        tokio::select! {
+            () = &mut drained => {}
+            () = shutdown.cancelled() => {
+                if tokio::time::timeout(deadline, &mut drained).await.is_err() {
+                    // Disk buffers keep what they hold; memory buffers lose it. Say so.
+                    tracing::error!(
+                        shutdown_timeout_secs = deadline.as_secs(),
+                        "shutdown deadline passed with events still in flight; exiting without them"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
         tracing::info!("router stopped; all in-flight events drained");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // A sink thread stuck in a blocking call (a hung NFS write, a FIFO nobody reads) must not
+    // keep the process alive past the deadline; everything that could drain has drained.
+    runtime.shutdown_background();
+    result
 }
 
 /// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks

@@ -162,6 +162,7 @@ pub(super) fn parse_components(
     let mut errors = Vec::new();
     let mut pipeline = Pipeline {
         file: file.to_string(),
+        shutdown_timeout_secs: super::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
         sources: Vec::new(),
         transforms: Vec::new(),
         sinks: Vec::new(),
@@ -314,12 +315,24 @@ pub(super) fn parse_components(
             }
         }
     }
-    for (key, _) in doc {
-        errors.push(ConfigError::TopLevel {
-            file: file.into(),
-            field: key,
-            message: "unknown top-level field (expected sources, transforms, sinks)".into(),
-        });
+    for (key, value) in doc {
+        match (key.as_str(), value) {
+            ("shutdown_timeout_secs", toml::Value::Integer(secs)) if secs >= 0 => {
+                pipeline.shutdown_timeout_secs = secs as u64;
+            }
+            ("shutdown_timeout_secs", _) => errors.push(ConfigError::TopLevel {
+                file: file.into(),
+                field: key,
+                message: "expected a number of seconds (0 or more)".into(),
+            }),
+            _ => errors.push(ConfigError::TopLevel {
+                file: file.into(),
+                field: key,
+                message:
+                    "unknown top-level field (expected sources, transforms, sinks, shutdown_timeout_secs)"
+                        .into(),
+            }),
+        }
     }
     if pipeline.sources.is_empty() && errors.is_empty() {
         errors.push(ConfigError::TopLevel {

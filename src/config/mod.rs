@@ -21,6 +21,9 @@ pub use env::{interpolate, EnvError};
 pub use error::FieldError;
 pub use graph::OutputRef;
 
+/// Default of the top-level `shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 60;
+
 /// The default pipeline, embedded so that `sluice up` works from any directory.
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.toml");
 pub const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
@@ -97,6 +100,9 @@ pub struct SinkSpec {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub file: String,
+    /// After SIGINT/SIGTERM, how long in-flight events may take to drain before the router
+    /// exits anyway (top-level `shutdown_timeout_secs`, default 60).
+    pub shutdown_timeout_secs: u64,
     pub sources: Vec<SourceSpec>,
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<SinkSpec>,

@@ -607,3 +607,63 @@ path = "{}"
         2
     );
 }
+
+/// SIGTERM with a sink that never drains: the router waits `shutdown_timeout_secs`, says so,
+/// and exits non-zero instead of hanging.
+#[test]
+fn shutdown_deadline_bounds_the_drain() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let fifo = dir.path().join("nobody-reads.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let config = dir.path().join("stuck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "shutdown_timeout_secs = 1\n[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n[sinks.stuck]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    let mut log = String::new();
+    while address.is_none() || !log.contains("router started") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "router exited early: {log}"
+        );
+        if line.contains("listening") {
+            address = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+                .map(|a| a.to_string());
+        }
+        log.push_str(&line);
+    }
+    let mut tcp = std::net::TcpStream::connect(address.unwrap()).unwrap();
+    tcp.write_all(b"this line can never be written\n").unwrap();
+    drop(tcp);
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(!status.success(), "{rest}");
+    assert!(rest.contains("shutdown deadline passed"), "{rest}");
+    assert!(started.elapsed() < crate::util::TIMEOUT);
+}
