@@ -36,6 +36,18 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Inspect disk buffers.
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BufferCommand {
+    /// Report a disk buffer's records, bytes, acknowledged position and damage, without
+    /// changing it (stop the router first). Exits 1 if damage was found.
+    Check { path: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +55,22 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Validate { files } => validate(&files),
+        Command::Buffer {
+            command: BufferCommand::Check { path },
+        } => match sluice::buffer::disk::check(&path) {
+            Ok(report) => {
+                print!("{report}");
+                if report.report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {}: {error}", path.display());
+                ExitCode::from(2)
+            }
+        },
         Command::Up { config } => match up(&config) {
             Ok(code) => code,
             Err(error) => {

@@ -9,6 +9,12 @@
 //! producer wait, which is backpressure all the way to the source; `drop_newest` discards the
 //! incoming batch and counts it (`component_discarded_events_total{reason="buffer_full"}`).
 
+pub mod disk;
+mod pump;
+pub mod record;
+
+pub(crate) use pump::spawn as spawn_disk_buffer;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;

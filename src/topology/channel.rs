@@ -124,6 +124,14 @@ impl BatchReceiver {
         Some(queued.batch)
     }
 
+    /// Takes a queued batch if there is one, without waiting.
+    pub fn try_recv(&mut self) -> Option<SharedBatch> {
+        let queued = self.rx.try_recv().ok()?;
+        self.bytes.add_permits(queued.permits as usize);
+        self.released += u64::from(queued.permits);
+        Some(queued.batch)
+    }
+
     /// Blocking receive for sinks that run on their own thread (file writes block).
     pub fn blocking_recv(&mut self) -> Option<SharedBatch> {
         let queued = self.rx.blocking_recv()?;

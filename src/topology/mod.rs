@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
 
-use crate::buffer::{WhenFull, DEFAULT_MEMORY_BYTES};
+use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
 use crate::config::{Pipeline, SinkConfig, SourceConfig};
 use crate::event::{into_owned, Batch};
 use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};
@@ -34,6 +34,8 @@ pub enum TopologyError {
     Source { id: String, source: SourceError },
     #[error("transform `{id}`: {message}")]
     Build { id: String, message: String },
+    #[error("sink `{id}`: cannot open disk buffer: {message}")]
+    Buffer { id: String, message: String },
 }
 
 /// Runs `pipeline` until every source has ended (EOF, or `shutdown` fired) and every event
@@ -89,9 +91,10 @@ pub async fn start(
     for sink in &pipeline.sinks {
         let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
         let (tx, rx) = channel(sink.buffer.memory_bytes(), queued);
-        let tx = match sink.buffer.when_full {
-            WhenFull::Block => tx,
-            WhenFull::DropNewest => tx.drop_newest(telemetry::counter(
+        // A disk buffer applies `when_full` to the disk; its staging queue always waits.
+        let tx = match (sink.buffer.kind, sink.buffer.when_full) {
+            (BufferType::Disk, _) | (_, WhenFull::Block) => tx,
+            (BufferType::Memory, WhenFull::DropNewest) => tx.drop_newest(telemetry::counter(
                 "component_discarded_events_total",
                 &[("component_id", &sink.id), ("reason", "buffer_full")],
             )),
@@ -128,6 +131,34 @@ pub async fn start(
     }
 
     for (sink, rx) in pipeline.sinks.iter().zip(sink_inputs) {
+        let rx = match sink.buffer.kind {
+            BufferType::Memory => rx,
+            BufferType::Disk => {
+                let queued = telemetry::counter(
+                    "buffer_queued_bytes_total",
+                    &[("component_id", &sink.id), ("stage", "disk_to_sink")],
+                );
+                let (to_sink, sink_rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+                let (writer, reader) = crate::buffer::spawn_disk_buffer(
+                    Arc::from(sink.id.as_str()),
+                    &sink.buffer,
+                    rx,
+                    to_sink,
+                    shutdown.clone(),
+                )
+                .map_err(|e| TopologyError::Buffer {
+                    id: sink.id.clone(),
+                    message: e.to_string(),
+                })?;
+                tasks.spawn(async move {
+                    let _ = writer.await;
+                });
+                tasks.spawn(async move {
+                    let _ = reader.await;
+                });
+                sink_rx
+            }
+        };
         let dead_letter = Fanout::new(consumers.remove(&(sink.id.clone(), 1)).unwrap_or_default());
         let ctx = SinkContext {
             id: Arc::from(sink.id.as_str()),

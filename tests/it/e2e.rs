@@ -667,3 +667,57 @@ fn shutdown_deadline_bounds_the_drain() {
     assert!(rest.contains("shutdown deadline passed"), "{rest}");
     assert!(started.elapsed() < crate::util::TIMEOUT);
 }
+
+/// A disk-buffered sink delivers everything, in order, and its buffer is empty afterwards.
+#[test]
+fn disk_buffered_sink_delivers_in_order() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let buffer = dir.path().join("buffer");
+    let config = dir.path().join("disk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\nencoding = \"text\"\nbuffer = {{ type = \"disk\", path = \"{}\" }}\n",
+            out.display(),
+            buffer.display()
+        ),
+    )
+    .unwrap();
+    let mut input = String::new();
+    for i in 0..100_000 {
+        input.push_str(&format!("disk line {i}\n"));
+    }
+    let mut child = Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), input);
+    let check = Command::new(sluice_bin())
+        .args(["buffer", "check"])
+        .arg(&buffer)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(report.contains("unacknowledged: 0 records"), "{report}");
+}
