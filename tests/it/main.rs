@@ -3,5 +3,6 @@
 mod bad_input;
 mod config;
 mod corpus;
+mod durability;
 mod e2e;
 mod util;
