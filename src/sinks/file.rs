@@ -311,5 +311,47 @@ fn open_append(path: &Path) -> std::io::Result<File> {
             std::fs::create_dir_all(parent)?;
         }
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    repair_torn_tail(&file, path)?;
+    Ok(file)
+}
+
+/// How far back a torn line is looked for; longer lines are left alone (and reported).
+const MAX_TORN_TAIL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Removes a partial last line left by a process killed in the middle of a `write` (Linux
+/// stops copying a large write when SIGKILL arrives, so a crash can leave half a line).
+/// Those events were never acknowledged and are written again whole, so the fragment is
+/// only damage: without this, the next line would be glued to it.
+///
+/// Every line this sink writes ends in a newline, so a regular file that does not is torn.
+fn repair_torn_tail(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if !meta.is_file() || len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let window = len.min(MAX_TORN_TAIL_BYTES);
+    let mut tail = vec![0u8; window as usize];
+    file.read_exact_at(&mut tail, len - window)?;
+    let keep = match memchr::memrchr(b'\n', &tail) {
+        Some(i) => len - window + i as u64 + 1,
+        None if window == len => 0,
+        None => {
+            tracing::warn!(path = %path.display(), "file ends in an unterminated line longer than 16 MiB; left as is");
+            return Ok(());
+        }
+    };
+    tracing::warn!(path = %path.display(), removed_bytes = len - keep, "removed a partial last line left by an interrupted write; its events are written again");
+    file.set_len(keep)
 }
