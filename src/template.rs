@@ -263,6 +263,12 @@ fn push_sanitised_str(text: &str, start: usize, out: &mut String) {
             c => out.push(c),
         }
     }
+    // A value ending in `.` could still form `..` with a literal `.` that follows it, so a
+    // trailing dot of a value is always replaced.
+    if out.len() > start && out.ends_with('.') {
+        out.pop();
+        out.push('_');
+    }
 }
 
 #[cfg(test)]
@@ -323,7 +329,10 @@ mod tests {
                 "/logs/______etc_passwd.log",
             ),
             ("/logs/{{ app }}/x", r#"{"app":".."}"#, "/logs/__/x"),
-            ("/logs/{{ app }}/x", r#"{"app":"."}"#, "/logs/./x"),
+            ("/logs/{{ app }}/x", r#"{"app":"."}"#, "/logs/_/x"),
+            // Found by the `template` fuzz target: a value's trailing dot plus a literal dot.
+            ("/logs/{{ app }}./x", r#"{"app":"."}"#, "/logs/_./x"),
+            ("/logs/{{ app }}.log", r#"{"app":"web."}"#, "/logs/web_.log"),
             ("/logs/.{{ app }}/x", r#"{"app":"."}"#, "/logs/__/x"),
             (
                 "/logs/{{ app }}/x",

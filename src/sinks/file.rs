@@ -311,12 +311,17 @@ fn open_append(path: &Path) -> std::io::Result<File> {
             std::fs::create_dir_all(parent)?;
         }
     }
+    // Only a regular file is opened for reading too (to repair a torn tail): opening a FIFO
+    // read-write would never wait for its reader, and a device has no tail to repair.
+    let regular = std::fs::metadata(path).map_or(true, |m| m.is_file());
     let file = OpenOptions::new()
         .create(true)
         .append(true)
-        .read(true)
+        .read(regular)
         .open(path)?;
-    repair_torn_tail(&file, path)?;
+    if regular {
+        repair_torn_tail(&file, path)?;
+    }
     Ok(file)
 }
 
