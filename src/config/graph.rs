@@ -119,9 +119,14 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
     }
 
     if let Some(cycle) = find_cycle(p) {
+        let kind = if sink_ids.contains(cycle[0].as_str()) {
+            ComponentKind::Sink
+        } else {
+            ComponentKind::Transform
+        };
         errors.push(ConfigError::Component {
             file: p.file.clone(),
-            kind: ComponentKind::Transform,
+            kind,
             id: cycle[0].clone(),
             field: "inputs".into(),
             message: format!("cycle: {}", cycle.join(" -> ")),
