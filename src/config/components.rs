@@ -163,6 +163,7 @@ pub(super) fn parse_components(
     let mut pipeline = Pipeline {
         file: file.to_string(),
         shutdown_timeout_secs: super::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        api: None,
         sources: Vec::new(),
         transforms: Vec::new(),
         sinks: Vec::new(),
@@ -320,6 +321,23 @@ pub(super) fn parse_components(
             ("shutdown_timeout_secs", toml::Value::Integer(secs)) if secs >= 0 => {
                 pipeline.shutdown_timeout_secs = secs as u64;
             }
+            ("api", toml::Value::Table(table)) => {
+                match deserialize::<crate::api::ApiConfig>(table)
+                    .and_then(|api| api.validate().map(|()| api))
+                {
+                    Ok(api) => pipeline.api = Some(api),
+                    Err(e) => errors.push(ConfigError::TopLevel {
+                        file: file.into(),
+                        field: format!("api.{}", e.field),
+                        message: e.message,
+                    }),
+                }
+            }
+            ("api", _) => errors.push(ConfigError::TopLevel {
+                file: file.into(),
+                field: key,
+                message: "expected a table: [api] address = \"127.0.0.1:8686\"".into(),
+            }),
             ("shutdown_timeout_secs", _) => errors.push(ConfigError::TopLevel {
                 file: file.into(),
                 field: key,
@@ -329,7 +347,7 @@ pub(super) fn parse_components(
                 file: file.into(),
                 field: key,
                 message:
-                    "unknown top-level field (expected sources, transforms, sinks, shutdown_timeout_secs)"
+                    "unknown top-level field (expected api, sources, transforms, sinks, shutdown_timeout_secs)"
                         .into(),
             }),
         }

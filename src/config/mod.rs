@@ -103,6 +103,8 @@ pub struct Pipeline {
     /// After SIGINT/SIGTERM, how long in-flight events may take to drain before the router
     /// exits anyway (top-level `shutdown_timeout_secs`, default 60).
     pub shutdown_timeout_secs: u64,
+    /// The router's own HTTP API listener (`[api]`), if enabled.
+    pub api: Option<crate::api::ApiConfig>,
     pub sources: Vec<SourceSpec>,
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<SinkSpec>,

@@ -34,6 +34,11 @@ pub enum TopologyError {
     Source { id: String, source: SourceError },
     #[error("transform `{id}`: {message}")]
     Build { id: String, message: String },
+    #[error("api: cannot bind {address}: {source}")]
+    Api {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("sink `{id}`: cannot open disk buffer: {message}")]
     Buffer { id: String, message: String },
 }
@@ -49,6 +54,8 @@ pub async fn run(pipeline: &Pipeline, shutdown: CancellationToken) -> Result<(),
 /// A started pipeline; [`RunningTopology::wait`] resolves when it has drained.
 pub struct RunningTopology {
     tasks: JoinSet<()>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
+    api_stop: CancellationToken,
     /// Addresses the network sources actually bound (useful with port 0 in tests).
     pub bound: HashMap<String, std::net::SocketAddr>,
 }
@@ -60,8 +67,15 @@ impl RunningTopology {
                 tracing::error!(%error, "component task panicked");
             }
         }
+        self.api_stop.cancel();
+        if let Some(api) = self.api_task.take() {
+            let _ = api.await;
+        }
     }
 }
+
+/// The key under which [`RunningTopology::bound`] reports the API listener's address.
+pub const API_ID: &str = "api";
 
 /// Key of a producer output: component id and output index (0 = default output).
 type OutputKey = (String, usize);
@@ -85,6 +99,8 @@ pub async fn start(
     };
 
     let mut tasks = JoinSet::new();
+    let api_stop = CancellationToken::new();
+    let mut api_task = None;
 
     // Every queue exists before any task starts, so nothing can send into a missing one.
     let mut sink_inputs = Vec::new();
@@ -273,10 +289,34 @@ pub async fn start(
             .instrument(span),
         );
     }
+    if let Some(api) = &pipeline.api {
+        let listener = tokio::net::TcpListener::bind(&api.address)
+            .await
+            .map_err(|source| TopologyError::Api {
+                address: api.address.clone(),
+                source,
+            })?;
+        if let Ok(addr) = listener.local_addr() {
+            bound.insert(API_ID.to_string(), addr);
+        }
+        let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
+        // The API answers (health, metrics) while the pipeline drains, and stops after it.
+        api_task = Some(tokio::spawn(
+            crate::api::serve(listener, api_stop.clone(), |request, _peer| {
+                crate::api::handle(request)
+            })
+            .instrument(span),
+        ));
+    }
     // Outputs nobody consumes keep no senders alive; everything left here is dropped now so
     // that queues close once their producers finish.
     drop(consumers);
-    Ok(RunningTopology { tasks, bound })
+    Ok(RunningTopology {
+        tasks,
+        bound,
+        api_task,
+        api_stop,
+    })
 }
 
 async fn run_transform(

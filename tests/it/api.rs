@@ -1,0 +1,108 @@
+//! The API listener: /health, /metrics (checked by Prometheus's own `promtool`).
+
+use std::io::{Read, Write};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::util::{counter, have_tool, tempdir, wait_until, Router};
+
+/// A plain HTTP/1.1 GET over a fresh connection; returns (status, body).
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_report_the_pipeline() {
+    let dir = tempdir();
+    let router = Router::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+
+[sources.api_tcp]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.api_out]
+type = "file"
+inputs = ["api_tcp"]
+path = "{}/out.log"
+"#,
+        dir.path().display()
+    ))
+    .await;
+    let mut s = TcpStream::connect(router.addr("api_tcp")).await.unwrap();
+    s.write_all(b"{\"a\":1}\n{\"a\":2}\nnot json\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    wait_until("events written", || {
+        counter("component_sent_events_total", "api_out", None) == 2
+    })
+    .await;
+    let api = router.addr(sluice::topology::API_ID);
+    let (health_status, health) = tokio::task::spawn_blocking(move || http_get(api, "/health"))
+        .await
+        .unwrap();
+    assert_eq!(health_status, 200);
+    assert!(health.contains("ok"), "{health}");
+    let (status, metrics) = tokio::task::spawn_blocking(move || http_get(api, "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    for needle in [
+        "sluice_component_received_events_total{component_id=\"api_tcp\"} 2",
+        "sluice_component_sent_events_total{component_id=\"api_out\"} 2",
+        "sluice_component_errors_total{component_id=\"api_tcp\",reason=\"parse_error\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
+    }
+    let (missing, _) = tokio::task::spawn_blocking(move || http_get(api, "/nope"))
+        .await
+        .unwrap();
+    assert_eq!(missing, 404);
+    router.stop().await;
+
+    if have_tool("promtool") {
+        let (ok, report) = run_with_stdin("promtool", &["check", "metrics"], metrics.as_bytes());
+        assert!(ok, "promtool check metrics failed:\n{report}");
+    }
+}
+
+/// Runs `program args` with `input` on stdin; returns (success, stdout + stderr).
+fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
