@@ -85,6 +85,7 @@ fn check_valid(p: &Pipeline) {
             SourceConfig::Stdin(c) => &c.framing,
             SourceConfig::Tcp(c) => &c.framing,
             SourceConfig::Udp(c) => &c.framing,
+            SourceConfig::Http(c) => &c.framing,
         };
         assert!(framing.validate().is_ok(), "{}: {framing:?}", source.id);
     }

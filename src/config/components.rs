@@ -13,7 +13,7 @@ use super::{
 };
 use crate::buffer::BufferConfig;
 use crate::sinks::{blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig};
-use crate::sources::{stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig};
+use crate::sources::{http::HttpConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig};
 use crate::transforms::{
     enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig, route::RouteConfig,
     sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform, TransformContext,
@@ -24,9 +24,10 @@ pub enum SourceConfig {
     Stdin(StdinConfig),
     Tcp(TcpConfig),
     Udp(UdpConfig),
+    Http(HttpConfig),
 }
 
-const SOURCE_TYPES: &str = "stdin, tcp, udp";
+const SOURCE_TYPES: &str = "stdin, tcp, udp, http";
 
 impl SourceConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -34,6 +35,7 @@ impl SourceConfig {
             "stdin" => Self::Stdin(deserialize(table)?),
             "tcp" => Self::Tcp(deserialize(table)?),
             "udp" => Self::Udp(deserialize(table)?),
+            "http" => Self::Http(deserialize(table)?),
             other => return Err(unknown_type(other, SOURCE_TYPES)),
         })
     }
@@ -43,6 +45,7 @@ impl SourceConfig {
             Self::Stdin(c) => c.validate(),
             Self::Tcp(c) => c.validate(),
             Self::Udp(c) => c.validate(),
+            Self::Http(c) => c.validate(),
         }
     }
 }

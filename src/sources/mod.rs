@@ -7,6 +7,7 @@
 //! batches without waiting to fill them (no added latency).
 
 pub mod checkpoint;
+pub mod http;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;

@@ -275,6 +275,13 @@ pub async fn start(
                 }
                 Box::pin(c.run(socket, ctx))
             }
+            SourceConfig::Http(c) => {
+                let listener = c.bind().await.map_err(bind_err)?;
+                if let Ok(addr) = listener.local_addr() {
+                    bound.insert(source.id.clone(), addr);
+                }
+                Box::pin(c.run(listener, ctx))
+            }
         };
         starts.push((source.id.clone(), task));
     }

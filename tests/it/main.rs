@@ -6,4 +6,5 @@ mod config;
 mod corpus;
 mod durability;
 mod e2e;
+mod http;
 mod util;

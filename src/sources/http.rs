@@ -1,0 +1,360 @@
+//! The `http` source: `POST /v1/logs` batch ingest, answered only once the events are
+//! acknowledged by every sink (delivered, durably buffered or dead-lettered).
+//!
+//! Bodies, by `Content-Type`:
+//! - `application/x-ndjson` or `application/json`: one JSON object per line;
+//! - `text/plain` (also no content type, `application/octet-stream`, and curl's default
+//!   `application/x-www-form-urlencoded`): lines, decoded with the source's `decoding`;
+//! - `application/logplex-1`: a Heroku drain body (octet-counted syslog without structured
+//!   data). `Logplex-Msg-Count` is checked, and a `Logplex-Frame-Id` already accepted is
+//!   answered 200 without ingesting it again (Heroku retries frames it did not see
+//!   acknowledged).
+//!
+//! `Content-Encoding: gzip` is accepted. Every refusal says why: 400 for a malformed body
+//! (nothing of it is ingested, so the client can fix and resend the whole batch), 413 over
+//! `max_body_bytes` (compressed or not), 415 for an unsupported type or encoding, 503 with
+//! `Retry-After` when backpressure or acknowledgement outlasts `ack_timeout_secs`.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use super::{Decoded, FrameIngest, SourceContext, SourceError};
+use crate::ack::{AckStatus, AckToken};
+use crate::api::{error, respond, HttpResponse};
+use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
+use crate::config::FieldError;
+use crate::telemetry;
+
+/// Frame ids remembered for Heroku's retries.
+const FRAME_IDS_REMEMBERED: usize = 10_000;
+
+/// `[sources.ID] type = "http"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8080`.
+    pub address: String,
+    /// Largest request body accepted, before and after decompression.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How lines of a `text/plain` body (and of NDJSON, for `max_frame_bytes`) are framed.
+    #[serde(default)]
+    pub framing: FramingConfig,
+    /// How lines of a `text/plain` body become fields.
+    #[serde(default)]
+    pub decoding: DecodingConfig,
+    /// How long a request may wait for room in the pipeline and for its acknowledgement
+    /// before it is answered 503 (the client retries; the events may still be delivered,
+    /// which at-least-once allows).
+    #[serde(default = "default_ack_timeout_secs")]
+    pub ack_timeout_secs: u64,
+}
+
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_ack_timeout_secs() -> u64 {
+    30
+}
+
+impl HttpConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        super::tcp::parse_address(&self.address)?;
+        if self.max_body_bytes == 0 {
+            return Err(FieldError::new("max_body_bytes", "must be at least 1"));
+        }
+        if self.ack_timeout_secs == 0 {
+            return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
+        }
+        self.framing.validate()
+    }
+
+    pub async fn bind(&self) -> Result<TcpListener, SourceError> {
+        TcpListener::bind(&self.address)
+            .await
+            .map_err(|source| SourceError::Bind {
+                address: self.address.clone(),
+                source,
+            })
+    }
+
+    pub async fn run(self, listener: TcpListener, ctx: SourceContext) -> Result<(), SourceError> {
+        let shutdown = ctx.shutdown.clone();
+        let state = Arc::new(State {
+            frame_ids: Mutex::new(FrameIds::default()),
+            config: self,
+            ctx,
+        });
+        crate::api::serve(listener, shutdown, move |request, peer| {
+            let state = state.clone();
+            async move { state.handle(request, peer).await }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Ndjson,
+    Text,
+    Logplex,
+}
+
+struct State {
+    config: HttpConfig,
+    ctx: SourceContext,
+    frame_ids: Mutex<FrameIds>,
+}
+
+/// A bounded set of recently accepted Logplex frame ids.
+#[derive(Default)]
+struct FrameIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl FrameIds {
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: String) {
+        if self.set.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > FRAME_IDS_REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let response = self.ingest(request, peer).await;
+        telemetry::counter(
+            "component_http_responses_total",
+            &[
+                ("component_id", &self.ctx.id),
+                ("code", response.status().as_str()),
+            ],
+        )
+        .inc(1);
+        response
+    }
+
+    async fn ingest(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        if request.uri().path() != "/v1/logs" {
+            return error(StatusCode::NOT_FOUND, "no such endpoint (POST /v1/logs)");
+        }
+        if request.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        }
+        let headers = request.headers();
+        let kind = match body_kind(headers.get(CONTENT_TYPE)) {
+            Ok(kind) => kind,
+            Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message),
+        };
+        let gzip = match headers
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?"))
+        {
+            None | Some("identity") => false,
+            Some("gzip") => true,
+            Some(other) => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("unsupported content-encoding `{other}` (use gzip or none)"),
+                )
+            }
+        };
+        let max = self.config.max_body_bytes;
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return too_large(max);
+        }
+        let frame_id = header_text(headers, "logplex-frame-id");
+        let msg_count = header_text(headers, "logplex-msg-count");
+        if let Some(id) = &frame_id {
+            if kind == BodyKind::Logplex && self.lock_frame_ids().contains(id) {
+                // Heroku retried a frame we already acknowledged: acknowledge it again.
+                return accepted(0, true);
+            }
+        }
+
+        let body = match Limited::new(request.into_body(), max).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+        };
+        let body = if gzip {
+            match gunzip(&body, max) {
+                Ok(b) => b,
+                Err(GunzipError::TooLarge) => return too_large(max),
+                Err(GunzipError::Invalid(e)) => {
+                    return error(StatusCode::BAD_REQUEST, &format!("invalid gzip body: {e}"))
+                }
+            }
+        } else {
+            body
+        };
+
+        let limits = self.config.framing.limits();
+        let (framing, decoding) = match kind {
+            BodyKind::Ndjson => (FramingConfig::Newline(limits), DecodingConfig::Json),
+            BodyKind::Text => (self.config.framing.clone(), self.config.decoding),
+            BodyKind::Logplex => (
+                FramingConfig::OctetCounting(FrameLimits {
+                    max_frame_bytes: limits.max_frame_bytes,
+                    oversize: OversizePolicy::Skip,
+                }),
+                DecodingConfig::Syslog,
+            ),
+        };
+        let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
+        ingest.count_bytes(body.len());
+        let (token, ack) = AckToken::new();
+        let mut decoded = Decoded::default();
+        let mut buf = BytesMut::from(&body[..]);
+        ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
+        drop(token);
+        if kind != BodyKind::Text {
+            if let Some(first) = decoded.dead.first() {
+                let reason = first
+                    .fields
+                    .get(super::dead_letter::REASON)
+                    .map(|v| v.to_text())
+                    .unwrap_or_default();
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("malformed body, nothing accepted: {reason}"),
+                );
+            }
+        }
+        if let Some(count) = msg_count.filter(|_| kind == BodyKind::Logplex) {
+            if count.parse::<usize>().ok() != Some(decoded.events.len()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "logplex-msg-count says {count} but the body holds {} messages",
+                        decoded.events.len()
+                    ),
+                );
+            }
+        }
+        let events = decoded.events.len();
+        let deadline = Instant::now() + Duration::from_secs(self.config.ack_timeout_secs);
+        let mut ctx = SourceContext {
+            id: self.ctx.id.clone(),
+            out: self.ctx.out.clone(),
+            dead_letter: self.ctx.dead_letter.clone(),
+            shutdown: self.ctx.shutdown.clone(),
+        };
+        match tokio::time::timeout_at(deadline.into(), decoded.send(&mut ctx)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return unavailable("the pipeline is shutting down"),
+            Err(_) => return unavailable("the pipeline is backed up; retry later"),
+        }
+        match tokio::time::timeout_at(deadline.into(), ack).await {
+            Ok(Ok(AckStatus::Delivered | AckStatus::Rejected)) => {}
+            Ok(_) => return unavailable("a sink could not deliver the events; retry"),
+            Err(_) => return unavailable("acknowledgement timed out; retry later"),
+        }
+        if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
+            self.lock_frame_ids().insert(id);
+        }
+        accepted(events, false)
+    }
+
+    fn lock_frame_ids(&self) -> std::sync::MutexGuard<'_, FrameIds> {
+        self.frame_ids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn header_text(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+fn body_kind(content_type: Option<&HeaderValue>) -> Result<BodyKind, String> {
+    let Some(value) = content_type else {
+        return Ok(BodyKind::Text);
+    };
+    let text = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = text.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/x-ndjson" | "application/ndjson" | "application/json" | "application/jsonlines" => {
+            Ok(BodyKind::Ndjson)
+        }
+        // curl's --data-binary sends form-urlencoded unless told otherwise; shippers that
+        // post raw lines that way mean plain text.
+        "text/plain" | "application/x-www-form-urlencoded" | "application/octet-stream" | "" => {
+            Ok(BodyKind::Text)
+        }
+        "application/logplex-1" => Ok(BodyKind::Logplex),
+        other => Err(format!(
+            "unsupported content-type `{other}` (use application/x-ndjson, text/plain or application/logplex-1)"
+        )),
+    }
+}
+
+enum GunzipError {
+    TooLarge,
+    Invalid(std::io::Error),
+}
+
+/// Decompresses at most `max` bytes: a small body must not expand into gigabytes.
+fn gunzip(body: &[u8], max: usize) -> Result<Bytes, GunzipError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
+    let mut decoder = flate2::read::GzDecoder::new(body).take(max as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(GunzipError::Invalid)?;
+    if out.len() > max {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn too_large(max: usize) -> HttpResponse {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("body exceeds max_body_bytes ({max} bytes)"),
+    )
+}
+
+fn unavailable(message: &str) -> HttpResponse {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn accepted(events: usize, duplicate: bool) -> HttpResponse {
+    let body = if duplicate {
+        serde_json::json!({ "accepted": 0, "duplicate": true })
+    } else {
+        serde_json::json!({ "accepted": events })
+    };
+    respond(StatusCode::OK, "application/json", body.to_string())
+}
