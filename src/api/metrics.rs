@@ -53,6 +53,11 @@ fn help(name: &str) -> &'static str {
         "component_throttle_overflow_events_total" => {
             "Events of new keys put in a throttle's shared overflow bucket."
         }
+        "component_http_responses_total" => "HTTP responses of an http source, by status code.",
+        "component_rate_limited_requests_total" => {
+            "Requests refused with 429 because their app was over its rate limit."
+        }
+        "component_received_events_by_app_total" => "Events an http source accepted, per app.",
         "buffer_queued_bytes_total" => {
             "Estimated bytes of events ever queued in front of a component."
         }

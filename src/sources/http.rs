@@ -15,20 +15,24 @@
 //! `max_body_bytes` (compressed or not), 415 for an unsupported type or encoding, 503 with
 //! `Retry-After` when backpressure or acknowledgement outlasts `ack_timeout_secs`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+use super::http_auth::{load_tokens_file, RateLimitConfig, RateLimiter, Tokens};
 use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
@@ -59,6 +63,15 @@ pub struct HttpConfig {
     /// which at-least-once allows).
     #[serde(default = "default_ack_timeout_secs")]
     pub ack_timeout_secs: u64,
+    /// Per-app tokens, Logplex-style: `tokens = { "TOKEN" = "app" }`. With any token
+    /// configured (here or in `tokens_file`), requests without a valid one are refused and
+    /// every accepted event's `app` is the token's app.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+    /// A file of `TOKEN APP` lines, read at start.
+    pub tokens_file: Option<PathBuf>,
+    /// Per-app token-bucket limits; over them a request is answered 429 with Retry-After.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -78,10 +91,38 @@ impl HttpConfig {
         if self.ack_timeout_secs == 0 {
             return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
         }
+        if let Some((token, _)) = self
+            .tokens
+            .iter()
+            .find(|(t, a)| t.is_empty() || a.is_empty())
+        {
+            return Err(FieldError::new(
+                format!("tokens.{token}"),
+                "tokens and app names must not be empty",
+            ));
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.validate()?;
+        }
         self.framing.validate()
     }
 
+    fn tokens(&self) -> Result<Tokens, SourceError> {
+        let from_file = match &self.tokens_file {
+            Some(path) => load_tokens_file(path).map_err(|message| {
+                SourceError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    message,
+                ))
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Tokens::new(&self.tokens, from_file))
+    }
+
     pub async fn bind(&self) -> Result<TcpListener, SourceError> {
+        // A missing or malformed tokens file stops the start, like a port conflict.
+        self.tokens()?;
         TcpListener::bind(&self.address)
             .await
             .map_err(|source| SourceError::Bind {
@@ -94,6 +135,9 @@ impl HttpConfig {
         let shutdown = ctx.shutdown.clone();
         let state = Arc::new(State {
             frame_ids: Mutex::new(FrameIds::default()),
+            tokens: self.tokens()?,
+            limiter: self.rate_limit.as_ref().map(RateLimiter::new),
+            anonymous: Arc::from("_anonymous"),
             config: self,
             ctx,
         });
@@ -117,6 +161,10 @@ struct State {
     config: HttpConfig,
     ctx: SourceContext,
     frame_ids: Mutex<FrameIds>,
+    tokens: Tokens,
+    limiter: Option<RateLimiter>,
+    /// The rate-limit key of requests without a token.
+    anonymous: Arc<str>,
 }
 
 /// A bounded set of recently accepted Logplex frame ids.
@@ -165,6 +213,19 @@ impl State {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
         let headers = request.headers();
+        let app = match self.tokens.authenticate(headers, request.uri()) {
+            Ok(app) => app,
+            Err(refusal) => {
+                let mut response = error(refusal.status, refusal.message);
+                if refusal.status == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"sluice\""),
+                    );
+                }
+                return response;
+            }
+        };
         let kind = match body_kind(headers.get(CONTENT_TYPE)) {
             Ok(kind) => kind,
             Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message),
@@ -260,6 +321,36 @@ impl State {
             }
         }
         let events = decoded.events.len();
+        let key = app.as_ref().unwrap_or(&self.anonymous);
+        if let Some(limiter) = &self.limiter {
+            if let Err(wait_secs) =
+                limiter.check(key, events as u64, body.len() as u64, Instant::now())
+            {
+                telemetry::counter(
+                    "component_rate_limited_requests_total",
+                    &[("component_id", &self.ctx.id), ("app", key)],
+                )
+                .inc(1);
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("app `{key}` is over its rate limit; retry in {wait_secs} s"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&wait_secs.to_string()) {
+                    response.headers_mut().insert(RETRY_AFTER, value);
+                }
+                return response;
+            }
+        }
+        if let Some(app) = &app {
+            for event in &mut decoded.events {
+                event.insert(crate::event::fields::APP, crate::event::Value::from(&**app));
+            }
+        }
+        telemetry::counter(
+            "component_received_events_by_app_total",
+            &[("component_id", &self.ctx.id), ("app", key)],
+        )
+        .inc(events as u64);
         let deadline = Instant::now() + Duration::from_secs(self.config.ack_timeout_secs);
         let mut ctx = SourceContext {
             id: self.ctx.id.clone(),

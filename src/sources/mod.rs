@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod http;
+pub mod http_auth;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;
