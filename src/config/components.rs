@@ -12,7 +12,9 @@ use super::{
     TransformSpec,
 };
 use crate::buffer::BufferConfig;
-use crate::sinks::{blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig};
+use crate::sinks::{
+    blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, http::HttpSinkConfig,
+};
 use crate::sources::{http::HttpConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig};
 use crate::transforms::{
     enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig, route::RouteConfig,
@@ -105,9 +107,10 @@ pub enum SinkConfig {
     Console(ConsoleConfig),
     File(FileConfig),
     Blackhole(BlackholeConfig),
+    Http(HttpSinkConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole";
+const SINK_TYPES: &str = "console, file, blackhole, http";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -115,6 +118,7 @@ impl SinkConfig {
             "console" => Self::Console(deserialize(table)?),
             "file" => Self::File(deserialize(table)?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
+            "http" => Self::Http(deserialize(table)?),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -123,6 +127,7 @@ impl SinkConfig {
         match self {
             Self::Console(_) | Self::Blackhole(_) => Ok(()),
             Self::File(c) => c.validate(),
+            Self::Http(c) => c.validate(),
         }
     }
 }

@@ -3,12 +3,14 @@
 //! A sink task takes batches from its own bounded queue, writes them, and only then marks
 //! the events' acknowledgement tokens. File and console sinks run on a dedicated blocking
 //! thread, because their writes are blocking system calls; the encode-then-write loop per
-//! batch makes one `write` per batch rather than per event.
+//! batch makes one `write` per batch rather than per event. The `http` sink is a plain
+//! async task.
 
 pub mod blackhole;
 pub mod console;
 pub mod encoding;
 pub mod file;
+pub mod http;
 pub mod retry;
 
 use std::sync::Arc;
@@ -36,9 +38,15 @@ pub struct SinkContext {
 
 impl SinkContext {
     /// Hands events the sink gave up on to `ID.dead_letter`, marking them rejected. Called
-    /// from a sink's blocking thread. Without a dead-letter consumer they are counted as
-    /// discarded, and still reported rejected to the source.
+    /// from a sink's blocking thread (async sinks use [`SinkContext::reject_async`]).
+    /// Without a dead-letter consumer they are counted as discarded, and still reported
+    /// rejected to the source.
     pub fn reject(&self, events: Vec<Event>) {
+        self.runtime.block_on(self.reject_async(events));
+    }
+
+    /// [`SinkContext::reject`] for sinks that run as async tasks.
+    pub async fn reject_async(&self, events: Vec<Event>) {
         for event in &events {
             event.ack(AckStatus::Rejected);
         }
@@ -48,11 +56,7 @@ impl SinkContext {
             return;
         }
         let mut fanout = self.dead_letter.clone();
-        if self
-            .runtime
-            .block_on(fanout.send(Batch::new(events)))
-            .is_err()
-        {
+        if fanout.send(Batch::new(events)).await.is_err() {
             self.metrics.discarded.inc(n);
         } else {
             self.metrics.dead_lettered.inc(n);

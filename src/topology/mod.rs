@@ -192,6 +192,7 @@ pub async fn start(
                     SinkConfig::Console(c) => c.run(rx, ctx).await,
                     SinkConfig::File(c) => c.run(rx, ctx).await,
                     SinkConfig::Blackhole(c) => c.run(rx, ctx).await,
+                    SinkConfig::Http(c) => c.run(rx, ctx).await,
                 };
                 if let Err(error) = result {
                     tracing::error!(component_id = %id, %error, "sink stopped");
