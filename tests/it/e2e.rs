@@ -721,3 +721,50 @@ fn disk_buffered_sink_delivers_in_order() {
     );
     assert!(report.contains("unacknowledged: 0 records"), "{report}");
 }
+
+/// util-linux `logger` over UDP in RFC 3164 format, parsed and normalised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logger_sends_rfc3164_over_udp() {
+    if !have_tool("logger") {
+        return;
+    }
+    let dir = tempdir();
+    let out = dir.path().join("udp3164.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.e2e_udp3164]
+type = "udp"
+address = "127.0.0.1:0"
+decoding = "auto"
+
+[transforms.e2e_udp3164_parse]
+type = "parse"
+inputs = ["e2e_udp3164"]
+
+[sinks.e2e_udp3164_out]
+type = "file"
+inputs = ["e2e_udp3164_parse"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let port = router.addr("e2e_udp3164").port().to_string();
+    let status = Command::new("logger")
+        .args(["--udp", "--rfc3164", "-n", "127.0.0.1", "-P", &port])
+        .args(["-t", "cron", "-p", "cron.warning"])
+        .arg("job took too long")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the syslog event", || {
+        counter("component_sent_events_total", "e2e_udp3164_out", None) == 1
+    })
+    .await;
+    router.stop().await;
+    let event: serde_json::Value = serde_json::from_str(&read_lines(&out)[0]).unwrap();
+    assert_eq!(event["message"], "job took too long", "{event}");
+    assert_eq!(event["app"], "cron", "{event}");
+    assert_eq!(event["level"], "warn", "{event}");
+    assert_eq!(event["facility"], "cron", "{event}");
+}
