@@ -15,5 +15,6 @@ pub mod sinks;
 pub mod sources;
 pub mod telemetry;
 pub mod template;
+pub mod tls;
 pub mod topology;
 pub mod transforms;

@@ -18,6 +18,8 @@ use super::{read_stream, FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::config::FieldError;
 use crate::telemetry;
+use crate::tls::TlsConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// `[sources.ID] type = "tcp"`
 #[derive(Debug, Clone, Deserialize)]
@@ -32,7 +34,12 @@ pub struct TcpConfig {
     /// Connections beyond this wait in the kernel's accept queue until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Serve TLS (optionally requiring client certificates).
+    pub tls: Option<TlsConfig>,
 }
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn default_max_connections() -> usize {
     4096
@@ -44,11 +51,29 @@ impl TcpConfig {
         if self.max_connections == 0 {
             return Err(FieldError::new("max_connections", "must be at least 1"));
         }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        }
         self.framing.validate()
     }
 
-    /// Binds the listener; an error here stops the router from starting.
+    fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
+        self.tls
+            .as_ref()
+            .map(|t| t.acceptor())
+            .transpose()
+            .map_err(|e| {
+                SourceError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                ))
+            })
+    }
+
+    /// Binds the listener; an error here (or in the TLS files) stops the router from
+    /// starting.
     pub async fn bind(&self) -> Result<TcpListener, SourceError> {
+        self.tls_acceptor()?;
         let address = parse_address(&self.address).map_err(|e| SourceError::Bind {
             address: self.address.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message),
@@ -66,6 +91,11 @@ impl TcpConfig {
         let accepted = telemetry::counter(
             "component_connections_accepted_total",
             &[("component_id", &ctx.id)],
+        );
+        let tls = self.tls_acceptor()?;
+        let handshake_failures = telemetry::counter(
+            "component_errors_total",
+            &[("component_id", &ctx.id), ("reason", "tls_handshake")],
         );
         let mut connections = JoinSet::new();
         loop {
@@ -97,11 +127,33 @@ impl TcpConfig {
                 shutdown: ctx.shutdown.clone(),
             };
             let id = ctx.id.clone();
+            let tls = tls.clone();
+            let handshake_failures = handshake_failures.clone();
             connections.spawn(async move {
                 let _permit = permit;
-                if let Err(error) =
-                    read_stream(stream, &mut ingest, &mut conn_ctx, Some(peer)).await
-                {
+                let result = match tls {
+                    None => read_stream(stream, &mut ingest, &mut conn_ctx, Some(peer)).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                read_stream(tls_stream, &mut ingest, &mut conn_ctx, Some(peer))
+                                    .await
+                            }
+                            Ok(Err(error)) => {
+                                handshake_failures.inc(1);
+                                tracing::debug!(component_id = %id, %peer, %error, "tls handshake refused");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                handshake_failures.inc(1);
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                if let Err(error) = result {
                     tracing::debug!(component_id = %id, %peer, %error, "connection ended");
                 }
             });

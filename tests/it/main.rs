@@ -8,4 +8,5 @@ mod durability;
 mod e2e;
 mod http;
 mod http_sink;
+mod tls;
 mod util;
