@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::render_prometheus;
@@ -95,10 +96,15 @@ fn route(method: &Method, path: &str) -> HttpResponse {
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown`; then stops accepting, lets requests in
-/// progress finish (their answers may depend on acknowledgements), and returns.
-pub async fn serve<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
-where
+/// Serves `handler` on `listener` (over TLS with `tls`) until `shutdown`; then stops
+/// accepting, lets requests in progress finish (their answers may depend on
+/// acknowledgements), and returns.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+    handler: H,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -117,22 +123,23 @@ where
         };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(request, peer).await) }
             });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "http connection ended");
+            match tls {
+                None => serve_connection(stream, service, peer, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(tls_stream, service, peer, shutdown).await
+                        }
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake refused"),
+                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                     }
-                }
-                _ = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
                 }
             }
         });
@@ -140,6 +147,31 @@ where
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve_connection<IO, S>(io: IO, service: S, peer: SocketAddr, shutdown: CancellationToken)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>> + Send,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "http connection ended");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::config::FieldError;
 use crate::telemetry;
+use crate::tls::TlsConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// Frame ids remembered for Heroku's retries.
 const FRAME_IDS_REMEMBERED: usize = 10_000;
@@ -72,6 +74,8 @@ pub struct HttpConfig {
     pub tokens_file: Option<PathBuf>,
     /// Per-app token-bucket limits; over them a request is answered 429 with Retry-After.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Serve HTTPS (optionally requiring client certificates).
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -104,6 +108,9 @@ impl HttpConfig {
         if let Some(limit) = &self.rate_limit {
             limit.validate()?;
         }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        }
         self.framing.validate()
     }
 
@@ -120,9 +127,23 @@ impl HttpConfig {
         Ok(Tokens::new(&self.tokens, from_file))
     }
 
+    fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
+        self.tls
+            .as_ref()
+            .map(|t| t.acceptor())
+            .transpose()
+            .map_err(|e| {
+                SourceError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                ))
+            })
+    }
+
     pub async fn bind(&self) -> Result<TcpListener, SourceError> {
-        // A missing or malformed tokens file stops the start, like a port conflict.
+        // A missing or malformed tokens or TLS file stops the start, like a port conflict.
         self.tokens()?;
+        self.tls_acceptor()?;
         TcpListener::bind(&self.address)
             .await
             .map_err(|source| SourceError::Bind {
@@ -133,6 +154,7 @@ impl HttpConfig {
 
     pub async fn run(self, listener: TcpListener, ctx: SourceContext) -> Result<(), SourceError> {
         let shutdown = ctx.shutdown.clone();
+        let tls = self.tls_acceptor()?;
         let state = Arc::new(State {
             frame_ids: Mutex::new(FrameIds::default()),
             tokens: self.tokens()?,
@@ -141,7 +163,7 @@ impl HttpConfig {
             config: self,
             ctx,
         });
-        crate::api::serve(listener, shutdown, move |request, peer| {
+        crate::api::serve(listener, tls, shutdown, move |request, peer| {
             let state = state.clone();
             async move { state.handle(request, peer).await }
         })

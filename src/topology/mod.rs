@@ -310,7 +310,7 @@ pub async fn start(
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
         api_task = Some(tokio::spawn(
-            crate::api::serve(listener, api_stop.clone(), |request, _peer| {
+            crate::api::serve(listener, None, api_stop.clone(), |request, _peer| {
                 crate::api::handle(request)
             })
             .instrument(span),

@@ -54,6 +54,29 @@ impl Router {
     }
 }
 
+impl Drop for Router {
+    /// A test that panics still stops its router's sources, so that the pipeline drains
+    /// and the test runtime can shut down instead of waiting on sink threads forever.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Reads a FIFO to its end on a detached thread when dropped (e.g. by a panicking test), so a
+/// sink blocked opening or writing it can finish and the runtime can shut down.
+pub(crate) struct FifoDrain(pub(crate) std::path::PathBuf);
+
+impl Drop for FifoDrain {
+    fn drop(&mut self) {
+        let path = self.0.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::File::open(path) {
+                let _ = std::io::copy(&mut f, &mut std::io::sink());
+            }
+        });
+    }
+}
+
 /// Waits until `condition` holds, checking every few milliseconds; panics after TIMEOUT.
 /// This polls an observable condition (a counter, a file's content) rather than sleeping
 /// for a guessed duration.
