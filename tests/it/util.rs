@@ -141,3 +141,40 @@ pub(crate) fn have_tool(tool: &str) -> bool {
     }
     found
 }
+
+/// Starts `sluice up --config CONFIG` as a process and waits for its startup log; returns it
+/// with the address its first network source listens on. The router's remaining stderr is
+/// drained on a thread so it can never block on a full pipe.
+pub(crate) fn spawn_router(config: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("router starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut address = None;
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            panic!("router exited early: {log}");
+        }
+        if address.is_none() && line.contains("listening") {
+            address = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+                .map(str::to_string);
+        }
+        log.push_str(&line);
+        if line.contains("router started") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, address.expect("a listening source"))
+}
