@@ -7,4 +7,5 @@ mod corpus;
 mod durability;
 mod e2e;
 mod http;
+mod ship;
 mod util;
