@@ -181,6 +181,13 @@ fn run_command(config: &sluice::ship::ShipConfig, args: &ShipArgs, command: &[St
 fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {
     match drained {
         sluice::ship::Drained::All => ExitCode::SUCCESS,
+        sluice::ship::Drained::SetAside { lines, dir } => {
+            eprintln!(
+                "sluice ship: {lines} lines were refused by the router or damaged; kept in {}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
         sluice::ship::Drained::Left(left) => {
             eprintln!(
                 "sluice ship: drain timeout: {} lines ({} batches) not acknowledged, left in the spool (sent on the next start)",

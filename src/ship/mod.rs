@@ -255,10 +255,13 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 }
 
 /// How a drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drained {
     /// Everything was acknowledged by the router.
     All,
+    /// The spool is empty, but the router refused (4xx) or the spool damaged this many
+    /// lines; they are kept in the spool's `damaged/` directory.
+    SetAside { lines: u64, dir: PathBuf },
     /// The drain timeout passed with this much still in the spool.
     Left(Pending),
 }
@@ -327,8 +330,14 @@ impl Shipper {
             batcher.join().map_err(|_| ShipError::Closed)??;
         }
         let left = self.spool.wait_empty(timeout);
-        Ok(if left.batches == 0 {
+        let set_aside = self.spool.set_aside_lines();
+        Ok(if left.batches == 0 && set_aside == 0 {
             Drained::All
+        } else if left.batches == 0 {
+            Drained::SetAside {
+                lines: set_aside,
+                dir: self.spool.dir().join("damaged"),
+            }
         } else {
             Drained::Left(left)
         })
@@ -344,6 +353,7 @@ fn batch(
     let mut body = Vec::with_capacity(64 * 1024);
     let mut lines = 0u32;
     let mut open = true;
+    let mut last_full = None;
     while open {
         match rx.recv() {
             Ok(Some(record)) => {
@@ -370,19 +380,31 @@ fn batch(
                 }
             }
         }
-        append_retrying(spool, lines, &body)?;
+        append_retrying(spool, lines, &body, &mut last_full)?;
         body.clear();
         lines = 0;
     }
     Ok(())
 }
 
+const FULL_REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// Appends, retrying IO errors (a full disk) every second: blocking is backpressure, and
 /// nothing is dropped.
-fn append_retrying(spool: &Spool, lines: u32, body: &[u8]) -> Result<(), ShipError> {
+fn append_retrying(
+    spool: &Spool,
+    lines: u32,
+    body: &[u8],
+    last_full: &mut Option<Instant>,
+) -> Result<(), ShipError> {
     let mut reported = false;
     loop {
         let on_full = || {
+            // Once per episode, not once per batch: a long outage would flood stderr.
+            if last_full.is_some_and(|at| at.elapsed() < FULL_REPORT_EVERY) {
+                return;
+            }
+            *last_full = Some(Instant::now());
             let pending = spool.pending();
             eprintln!(
                 "sluice ship: spool full ({} bytes, {} lines in {}); reading paused until the router catches up",

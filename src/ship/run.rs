@@ -17,7 +17,7 @@ use super::{Drained, Input, ShipConfig, ShipError, Shipper, Stream};
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// The outcome of `sluice run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
     /// The exit code to exit with: the child's, or 128 + the signal that ended it.
     pub code: i32,

@@ -61,6 +61,8 @@ pub struct Spool {
     removed: Condvar,
     /// Wakes the sender when a batch is added.
     added: tokio::sync::Notify,
+    /// Lines of batches moved to `damaged/` by this run (refused by the router, unreadable).
+    set_aside: std::sync::atomic::AtomicU64,
     _lock: LockFile,
 }
 
@@ -119,6 +121,7 @@ impl Spool {
             state: Mutex::new(state),
             removed: Condvar::new(),
             added: tokio::sync::Notify::new(),
+            set_aside: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -210,7 +213,11 @@ impl Spool {
     /// Deletes the front batch once sent (or quarantines it when `damaged` says why).
     pub fn remove_front(&self, entry: &Entry, damaged: Option<&str>) {
         match damaged {
-            Some(reason) => quarantine(&self.dir, &entry.path, reason),
+            Some(reason) => {
+                quarantine(&self.dir, &entry.path, reason);
+                self.set_aside
+                    .fetch_add(u64::from(entry.lines), std::sync::atomic::Ordering::Relaxed);
+            }
             None => {
                 if let Err(error) = fs::remove_file(&entry.path) {
                     eprintln!(
@@ -228,6 +235,11 @@ impl Spool {
         }
         drop(state);
         self.removed.notify_all();
+    }
+
+    /// Lines this run moved to `damaged/` instead of delivering.
+    pub fn set_aside_lines(&self) -> u64 {
+        self.set_aside.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until the spool is empty or `timeout` passed; returns what is left.

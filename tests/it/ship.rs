@@ -308,3 +308,47 @@ fn run_forwards_sigterm_to_the_child() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_router_refuses_is_set_aside_and_reported() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let port = free_port();
+    // 413 for any batch: bodies over 10 bytes.
+    let router = Router::start(&format!(
+        r#"
+[sources.http_in]
+type = "http"
+address = "127.0.0.1:{port}"
+max_body_bytes = 10
+
+[sinks.out]
+type = "file"
+inputs = ["http_in"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let spool = dir.path().join("spool");
+    let spool_arg = spool.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 'a line too long for the router' | {} ship --to http://127.0.0.1:{port}/v1/logs --spool {}",
+                sluice_bin().display(),
+                spool_arg.display()
+            ))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    router.stop().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("413"), "{stderr}");
+    assert!(stderr.contains("1 lines were refused"), "{stderr}");
+    assert_eq!(std::fs::read_dir(spool.join("damaged")).unwrap().count(), 1);
+}
