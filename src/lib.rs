@@ -11,6 +11,7 @@ pub mod condition;
 pub mod config;
 pub mod event;
 pub mod parse;
+pub mod ship;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

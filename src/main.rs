@@ -36,11 +36,74 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Ship stdin's lines to a router's `POST /v1/logs`, spooling to disk while it is down.
+    /// Exits 0 once everything was acknowledged after EOF.
+    Ship {
+        /// The router's ingest endpoint.
+        #[arg(long, default_value = sluice::ship::DEFAULT_URL)]
+        to: String,
+        /// `app` field of every line.
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        ship: ShipArgs,
+    },
+    /// Run a command and ship its stdout and stderr lines (tagged `stream`), with start and
+    /// exit events; SIGINT/SIGTERM are forwarded; exits with the command's exit code.
+    Run {
+        /// The router's ingest endpoint (required for now: no local default pipeline yet).
+        #[arg(long)]
+        to: String,
+        /// `app` field of every line.
+        #[arg(long)]
+        app: String,
+        #[command(flatten)]
+        ship: ShipArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Inspect disk buffers.
     Buffer {
         #[command(subcommand)]
         command: BufferCommand,
     },
+}
+
+/// Options shared by `sluice ship` and `sluice run`.
+#[derive(clap::Args)]
+struct ShipArgs {
+    /// `instance` field of every line.
+    #[arg(long)]
+    instance: Option<String>,
+    /// Spool directory [default: $TMPDIR/sluice-ship-$USER/APP[-INSTANCE]].
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// Spool size bound; when full, reading pauses (nothing is dropped).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    spool_max_bytes: u64,
+    /// After EOF, how long to wait for the spool to be acknowledged before exiting 1.
+    #[arg(long, default_value_t = 60)]
+    drain_timeout_secs: u64,
+    /// Longest wait between retries.
+    #[arg(long, default_value_t = 5)]
+    max_backoff_secs: u64,
+}
+
+impl ShipArgs {
+    fn config(&self, to: &str, app: Option<&str>) -> sluice::ship::ShipConfig {
+        let mut config = sluice::ship::ShipConfig::new(
+            to.to_string(),
+            app.map(str::to_string),
+            self.instance.clone(),
+        );
+        if let Some(dir) = &self.spool {
+            config.spool_dir = dir.clone();
+        }
+        config.spool_max_bytes = self.spool_max_bytes;
+        config.retry.max_backoff_secs = self.max_backoff_secs.max(1);
+        config
+    }
 }
 
 #[derive(Subcommand)]
@@ -71,6 +134,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Ship { to, app, ship } => ship_stdin(&ship.config(&to, app.as_deref()), &ship),
+        Command::Run {
+            to,
+            app,
+            ship,
+            command,
+        } => run_command(&ship.config(&to, Some(&app)), &ship, &command),
         Command::Up { config } => match up(&config) {
             Ok(code) => code,
             Err(error) => {
@@ -78,6 +148,53 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn ship_stdin(config: &sluice::ship::ShipConfig, args: &ShipArgs) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(args.drain_timeout_secs);
+    match sluice::ship::ship_stdin(config, timeout) {
+        Ok(drained) => drain_exit(drained),
+        Err(error) => {
+            eprintln!("sluice ship: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(config: &sluice::ship::ShipConfig, args: &ShipArgs, command: &[String]) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(args.drain_timeout_secs);
+    match sluice::ship::run::run_command(config, command, timeout) {
+        Ok(outcome) => {
+            if drain_exit(outcome.drained) != ExitCode::SUCCESS && outcome.code == 0 {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::from(u8::try_from(outcome.code).unwrap_or(1))
+        }
+        Err(error) => {
+            eprintln!("sluice run: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {
+    match drained {
+        sluice::ship::Drained::All => ExitCode::SUCCESS,
+        sluice::ship::Drained::SetAside { lines, dir } => {
+            eprintln!(
+                "sluice ship: {lines} lines were refused by the router or damaged; kept in {}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+        sluice::ship::Drained::Left(left) => {
+            eprintln!(
+                "sluice ship: drain timeout: {} lines ({} batches) not acknowledged, left in the spool (sent on the next start)",
+                left.lines, left.batches
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

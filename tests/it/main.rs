@@ -8,5 +8,6 @@ mod durability;
 mod e2e;
 mod http;
 mod http_sink;
+mod ship;
 mod tls;
 mod util;

@@ -1,0 +1,354 @@
+//! `sluice ship` and `sluice run` (the binaries) against an in-process router with an
+//! `http` source: a router outage mid-stream loses nothing and never blocks the writer.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{read_lines, sluice_bin, tempdir, Router};
+
+/// A free port: bind port 0, note it, release it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn router(port: u16, out: &Path) -> Router {
+    Router::start(&format!(
+        r#"
+[sources.http_in]
+type = "http"
+address = "127.0.0.1:{port}"
+
+[sinks.out]
+type = "file"
+inputs = ["http_in"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await
+}
+
+fn records(paths: &[&Path]) -> Vec<serde_json::Value> {
+    paths
+        .iter()
+        .flat_map(|p| read_lines(p))
+        .map(|l| serde_json::from_str(&l).expect("json line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_survives_a_router_outage_without_blocking_the_writer() {
+    const LINES: usize = 20_000;
+    let dir = tempdir();
+    let (out1, out2) = (dir.path().join("out1.log"), dir.path().join("out2.log"));
+    let port = free_port();
+    let first = router(port, &out1).await;
+
+    let mut child = Command::new(sluice_bin())
+        .args(["ship", "--to", &format!("http://127.0.0.1:{port}/v1/logs")])
+        .args([
+            "--app",
+            "web",
+            "--instance",
+            "web.1",
+            "--max-backoff-secs",
+            "1",
+        ])
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let started = Instant::now();
+    // ~1,250 lines a second for 16 s: the outage (3 s .. 13 s) is mid-stream.
+    let writer = std::thread::spawn(move || {
+        let mut longest = Duration::ZERO;
+        for i in 0..LINES {
+            let line = format!("line {i:06} {}\n", "x".repeat(i % 50));
+            let t = Instant::now();
+            stdin.write_all(line.as_bytes()).unwrap();
+            longest = longest.max(t.elapsed());
+            if i % 125 == 124 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        drop(stdin); // EOF
+        longest
+    });
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.stop().await;
+    let down_at = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let second = router(port, &out2).await;
+
+    let longest_write = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ship failed: {stderr}");
+    second.stop().await;
+
+    let before = read_lines(&out1).len();
+    let records = records(&[&out1, &out2]);
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    for r in &records {
+        assert_eq!(r["app"], "web");
+        assert_eq!(r["instance"], "web.1");
+        assert_eq!(r["stream"], "stdout");
+        let message = r["message"].as_str().unwrap();
+        let seq: usize = message[5..11].parse().unwrap();
+        assert_eq!(message.len(), 12 + seq % 50, "{message}");
+        *seen.entry(seq).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..LINES).filter(|i| !seen.contains_key(i)).collect();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    println!(
+        "router down at {down_at:?} for 10 s; {before} lines before, {} after; {duplicates} duplicates; longest write {longest_write:?}; total {:?}",
+        records.len() - before,
+        started.elapsed()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        before > 0 && records.len() > before,
+        "the outage was not mid-stream"
+    );
+    assert!(
+        longest_write < Duration::from_secs(1),
+        "a write blocked for {longest_write:?} while the router was down"
+    );
+    assert!(
+        stderr.contains("cannot deliver"),
+        "outage not reported: {stderr}"
+    );
+    // Everything acknowledged: the spool holds no batch.
+    let left = std::fs::read_dir(dir.path().join("spool"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "batch"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_sends_a_leftover_spool_first_and_reports_an_unfinished_drain() {
+    let dir = tempdir();
+    let spool = dir.path().join("spool");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/v1/logs");
+    // No router: the drain times out and says how many lines are left.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'one\\ntwo\\n' | {} ship --to {url} --spool {} --drain-timeout-secs 1",
+            sluice_bin().display(),
+            spool.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("2 lines"), "{stderr}");
+
+    // With the router up, the leftover goes first, then the new line.
+    let out = dir.path().join("out.log");
+    let router = router(port, &out).await;
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf 'three\\n' | {} ship --to {url} --spool {} --drain-timeout-secs 20",
+                sluice_bin().display(),
+                spool.display()
+            ))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    router.stop().await;
+    let messages: Vec<String> = records(&[&out])
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages, ["one", "two", "three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ships_both_streams_and_the_exit_code() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let port = free_port();
+    let router = router(port, &out).await;
+    let spool = dir.path().join("spool");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(sluice_bin())
+            .args([
+                "run",
+                "--app",
+                "job",
+                "--to",
+                &format!("http://127.0.0.1:{port}/v1/logs"),
+            ])
+            .arg("--spool")
+            .arg(spool)
+            .args(["--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    router.stop().await;
+    let records = records(&[&out]);
+    let find = |key: &str, value: &str| {
+        records
+            .iter()
+            .find(|r| r[key] == value)
+            .unwrap_or_else(|| panic!("no {key}={value} in {records:?}"))
+    };
+    assert_eq!(find("message", "out")["stream"], "stdout");
+    assert_eq!(find("message", "err")["stream"], "stderr");
+    let start = find("event", "start");
+    assert_eq!(start["command"], "sh -c echo out; echo err >&2; exit 3");
+    let exit = find("event", "exit");
+    assert_eq!(exit["code"], 3);
+    assert!(records.iter().all(|r| r["app"] == "job"), "{records:?}");
+    // The exit event comes after the command's lines.
+    assert_eq!(records.last().unwrap()["event"], "exit");
+}
+
+#[test]
+fn run_forwards_sigterm_to_the_child() {
+    let dir = tempdir();
+    let port = free_port(); // no router: the lines stay in the spool
+    let mut child = Command::new(sluice_bin())
+        .args([
+            "run",
+            "--app",
+            "job",
+            "--to",
+            &format!("http://127.0.0.1:{port}/v1/logs"),
+        ])
+        .args(["--drain-timeout-secs", "0", "--spool"])
+        .arg(dir.path().join("spool"))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got term; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the child started (its start event is spooled), then signal sluice.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spool = dir.path().join("spool");
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.path().extension().is_some_and(|x| x == "batch"))
+            })
+            .unwrap_or(false)
+    };
+    while !spooled() {
+        assert!(
+            Instant::now() < deadline,
+            "the start event was never spooled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            // 7 from the child's trap; the drain timeout of 0 leaves the spool unsent, which
+            // does not override a non-zero child code.
+            assert_eq!(status.code(), Some(7));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sluice run did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_router_refuses_is_set_aside_and_reported() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let port = free_port();
+    // 413 for any batch: bodies over 10 bytes.
+    let router = Router::start(&format!(
+        r#"
+[sources.http_in]
+type = "http"
+address = "127.0.0.1:{port}"
+max_body_bytes = 10
+
+[sinks.out]
+type = "file"
+inputs = ["http_in"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let spool = dir.path().join("spool");
+    let spool_arg = spool.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 'a line too long for the router' | {} ship --to http://127.0.0.1:{port}/v1/logs --spool {}",
+                sluice_bin().display(),
+                spool_arg.display()
+            ))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    router.stop().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("413"), "{stderr}");
+    assert!(stderr.contains("1 lines were refused"), "{stderr}");
+    assert_eq!(std::fs::read_dir(spool.join("damaged")).unwrap().count(), 1);
+}
