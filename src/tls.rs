@@ -88,6 +88,32 @@ impl TlsConfig {
     }
 }
 
+/// Builds the acceptor of an optional TLS config (sources without `tls` serve plain TCP).
+pub fn optional_acceptor(config: Option<&TlsConfig>) -> Result<Option<TlsAcceptor>, TlsError> {
+    config.map(TlsConfig::acceptor).transpose()
+}
+
+/// How long a TLS handshake may take before the connection is dropped, so a client that
+/// connects and says nothing cannot hold a connection slot.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the server side of a handshake within [`HANDSHAKE_TIMEOUT`].
+pub async fn accept<IO>(
+    acceptor: &TlsAcceptor,
+    stream: IO,
+) -> Result<tokio_rustls::server::TlsStream<IO>, std::io::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "tls handshake timed out",
+        )),
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),

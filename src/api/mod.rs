@@ -131,16 +131,10 @@ pub async fn serve<H, F>(
             });
             match tls {
                 None => serve_connection(stream, service, peer, shutdown).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            serve_connection(tls_stream, service, peer, shutdown).await
-                        }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake refused"),
-                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
-                    }
-                }
+                Some(acceptor) => match crate::tls::accept(&acceptor, stream).await {
+                    Ok(tls_stream) => serve_connection(tls_stream, service, peer, shutdown).await,
+                    Err(error) => tracing::debug!(%peer, %error, "tls handshake refused"),
+                },
             }
         });
         while connections.try_join_next().is_some() {}
@@ -148,9 +142,6 @@ pub async fn serve<H, F>(
     drop(listener);
     while connections.join_next().await.is_some() {}
 }
-
-/// How long a TLS handshake may take before the connection is dropped.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn serve_connection<IO, S>(io: IO, service: S, peer: SocketAddr, shutdown: CancellationToken)
 where

@@ -128,16 +128,7 @@ impl HttpConfig {
     }
 
     fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
-        self.tls
-            .as_ref()
-            .map(|t| t.acceptor())
-            .transpose()
-            .map_err(|e| {
-                SourceError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    e.to_string(),
-                ))
-            })
+        Ok(crate::tls::optional_acceptor(self.tls.as_ref())?)
     }
 
     pub async fn bind(&self) -> Result<TcpListener, SourceError> {
@@ -312,10 +303,12 @@ impl State {
             ),
         };
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
+        let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
         let (token, ack) = AckToken::new();
         let mut decoded = Decoded::default();
-        let mut buf = BytesMut::from(&body[..]);
+        // Zero-copy when the body is not shared (the common case), a copy otherwise.
+        let mut buf = BytesMut::from(body);
         ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
         drop(token);
         if kind != BodyKind::Text {
@@ -345,9 +338,7 @@ impl State {
         let events = decoded.events.len();
         let key = app.as_ref().unwrap_or(&self.anonymous);
         if let Some(limiter) = &self.limiter {
-            if let Err(wait_secs) =
-                limiter.check(key, events as u64, body.len() as u64, Instant::now())
-            {
+            if let Err(wait_secs) = limiter.check(key, events as u64, body_bytes, Instant::now()) {
                 telemetry::counter(
                     "component_rate_limited_requests_total",
                     &[("component_id", &self.ctx.id), ("app", key)],

@@ -86,6 +86,8 @@ pub enum SourceError {
     },
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Turns raw bytes into events for one stream (a connection, stdin, a datagram).

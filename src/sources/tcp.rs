@@ -38,9 +38,6 @@ pub struct TcpConfig {
     pub tls: Option<TlsConfig>,
 }
 
-/// How long a TLS handshake may take before the connection is dropped.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 fn default_max_connections() -> usize {
     4096
 }
@@ -58,16 +55,7 @@ impl TcpConfig {
     }
 
     fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
-        self.tls
-            .as_ref()
-            .map(|t| t.acceptor())
-            .transpose()
-            .map_err(|e| {
-                SourceError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    e.to_string(),
-                ))
-            })
+        Ok(crate::tls::optional_acceptor(self.tls.as_ref())?)
     }
 
     /// Binds the listener; an error here (or in the TLS files) stops the router from
@@ -133,25 +121,16 @@ impl TcpConfig {
                 let _permit = permit;
                 let result = match tls {
                     None => read_stream(stream, &mut ingest, &mut conn_ctx, Some(peer)).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(tls_stream)) => {
-                                read_stream(tls_stream, &mut ingest, &mut conn_ctx, Some(peer))
-                                    .await
-                            }
-                            Ok(Err(error)) => {
-                                handshake_failures.inc(1);
-                                tracing::debug!(component_id = %id, %peer, %error, "tls handshake refused");
-                                Ok(())
-                            }
-                            Err(_) => {
-                                handshake_failures.inc(1);
-                                Ok(())
-                            }
+                    Some(acceptor) => match crate::tls::accept(&acceptor, stream).await {
+                        Ok(tls_stream) => {
+                            read_stream(tls_stream, &mut ingest, &mut conn_ctx, Some(peer)).await
                         }
-                    }
+                        Err(error) => {
+                            handshake_failures.inc(1);
+                            tracing::debug!(component_id = %id, %peer, %error, "tls handshake refused");
+                            Ok(())
+                        }
+                    },
                 };
                 if let Err(error) = result {
                     tracing::debug!(component_id = %id, %peer, %error, "connection ended");

@@ -83,7 +83,14 @@ impl BatchSender {
     /// Queues a batch, waiting while the queue is full (this is how backpressure reaches
     /// the source: its read loop awaits here and stops reading its socket).
     pub async fn send(&self, batch: SharedBatch) -> Result<(), Closed> {
-        let size = batch.size_estimate().clamp(1, self.max_bytes as usize) as u32;
+        let size = batch.size_estimate();
+        self.send_sized(batch, size).await
+    }
+
+    /// [`BatchSender::send`] with the batch's size already estimated (a fan-out estimates
+    /// once for all its consumers: the estimate walks every field of every event).
+    pub async fn send_sized(&self, batch: SharedBatch, size_estimate: usize) -> Result<(), Closed> {
+        let size = size_estimate.clamp(1, self.max_bytes as usize) as u32;
         let permit = match &self.drop_when_full {
             None => self
                 .bytes
@@ -174,11 +181,12 @@ impl Fanout {
         if self.senders.is_empty() {
             return Err(Closed);
         }
+        let size = batch.size_estimate();
         let shared = Arc::new(batch);
         let mut delivered = false;
         let mut i = 0;
         while i < self.senders.len() {
-            match self.senders[i].send(shared.clone()).await {
+            match self.senders[i].send_sized(shared.clone(), size).await {
                 Ok(()) => {
                     delivered = true;
                     i += 1;

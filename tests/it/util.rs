@@ -142,14 +142,46 @@ pub(crate) fn have_tool(tool: &str) -> bool {
     found
 }
 
-/// Starts `sluice up --config CONFIG` as a process and waits for its startup log; returns it
-/// with the address its first network source listens on. The router's remaining stderr is
-/// drained on a thread so it can never block on a full pipe.
-pub(crate) fn spawn_router(config: &Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(sluice_bin())
-        .args(["up", "--config"])
-        .arg(config)
+/// `sluice up --config CONFIG`, ready for [`spawn_router`].
+pub(crate) fn sluice_up(config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(sluice_bin());
+    cmd.args(["up", "--config"]).arg(config);
+    cmd
+}
+
+/// A router running as its own process.
+pub(crate) struct RouterProcess {
+    pub(crate) child: std::process::Child,
+    /// The address the first network source listens on, from its startup log.
+    pub(crate) address: Option<String>,
+    /// Its stderr up to "router started".
+    pub(crate) startup_log: String,
+    /// The rest of its stderr, collected on a thread so the router never blocks on a full
+    /// pipe.
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl RouterProcess {
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits for the router to exit; returns its status and the rest of its log.
+    pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("router exits");
+        (status, self.rest.join().unwrap_or_default())
+    }
+}
+
+/// Starts `command` (a `sluice up`) and waits for its startup log line, the signal that it
+/// serves.
+pub(crate) fn spawn_router(mut command: std::process::Command) -> RouterProcess {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -157,12 +189,12 @@ pub(crate) fn spawn_router(config: &Path) -> (std::process::Child, String) {
         .expect("router starts");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut address = None;
-    let mut log = String::new();
+    let mut startup_log = String::new();
     loop {
         let mut line = String::new();
         if stderr.read_line(&mut line).unwrap_or(0) == 0 {
             let _ = child.kill();
-            panic!("router exited early: {log}");
+            panic!("router exited early: {startup_log}");
         }
         if address.is_none() && line.contains("listening") {
             address = line
@@ -170,11 +202,20 @@ pub(crate) fn spawn_router(config: &Path) -> (std::process::Child, String) {
                 .find_map(|w| w.strip_prefix("address="))
                 .map(str::to_string);
         }
-        log.push_str(&line);
+        startup_log.push_str(&line);
         if line.contains("router started") {
             break;
         }
     }
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, address.expect("a listening source"))
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    RouterProcess {
+        child,
+        address,
+        startup_log,
+        rest,
+    }
 }
