@@ -4,15 +4,21 @@
 //!
 //! [`handle`] maps a request to a response without a socket, so tests can call the API
 //! directly; [`serve`] runs any such handler on a listener (the `http` source reuses it).
+//!
+//! Components add their own endpoints (the store's query and tail, the alert list) as
+//! [`Endpoint`]s collected by the topology at start; the built-in routes answer first.
 
 mod metrics;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -51,7 +57,9 @@ impl ApiConfig {
     }
 }
 
-pub type HttpResponse = Response<Full<Bytes>>;
+/// A response body: whole (most answers) or streamed (server-sent events).
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type HttpResponse = Response<Body>;
 
 /// A response with a body and content type.
 pub fn respond(
@@ -59,7 +67,7 @@ pub fn respond(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> HttpResponse {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -73,13 +81,46 @@ pub fn error(status: StatusCode, message: &str) -> HttpResponse {
     respond(status, "application/json", body)
 }
 
-/// The API's routes.
-pub async fn handle(request: Request<Incoming>) -> HttpResponse {
-    route(request.method(), request.uri().path())
+/// The future an [`Endpoint`] answers with.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
+
+/// An endpoint a component adds to the API listener.
+pub trait Endpoint: Send + Sync + 'static {
+    /// Whether this endpoint answers `path` (any method: it says 405 itself).
+    fn matches(&self, path: &str) -> bool;
+    fn handle(&self, request: Request<Incoming>) -> ResponseFuture;
 }
 
-fn route(method: &Method, path: &str) -> HttpResponse {
-    match (method, path) {
+/// The endpoints components added, in pipeline order; the first match answers.
+#[derive(Clone, Default)]
+pub struct Endpoints(Arc<Vec<Arc<dyn Endpoint>>>);
+
+impl Endpoints {
+    pub fn new(endpoints: Vec<Arc<dyn Endpoint>>) -> Self {
+        Self(Arc::new(endpoints))
+    }
+}
+
+/// The API's routes: built-in first, then the components' endpoints.
+pub async fn handle(request: Request<Incoming>, endpoints: &Endpoints) -> HttpResponse {
+    if let Some(response) = route(request.method(), request.uri().path()) {
+        return response;
+    }
+    match endpoints
+        .0
+        .iter()
+        .find(|e| e.matches(request.uri().path()))
+    {
+        Some(endpoint) => endpoint.handle(request).await,
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint (try /health or /metrics)",
+        ),
+    }
+}
+
+fn route(method: &Method, path: &str) -> Option<HttpResponse> {
+    Some(match (method, path) {
         (&Method::GET, "/health") => {
             respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#)
         }
@@ -89,11 +130,8 @@ fn route(method: &Method, path: &str) -> HttpResponse {
             render_prometheus(),
         ),
         (_, "/health" | "/metrics") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "no such endpoint (try /health or /metrics)",
-        ),
-    }
+        _ => return None,
+    })
 }
 
 /// Serves `handler` on `listener` (over TLS with `tls`) until `shutdown`; then stops
@@ -146,7 +184,7 @@ pub async fn serve<H, F>(
 async fn serve_connection<IO, S>(io: IO, service: S, peer: SocketAddr, shutdown: CancellationToken)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>> + Send,
+    S: hyper::service::HttpService<Incoming, ResBody = Body> + Send,
     S::Future: Send,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -175,10 +213,11 @@ mod tests {
             (Method::GET, "/health", StatusCode::OK),
             (Method::GET, "/metrics", StatusCode::OK),
             (Method::POST, "/metrics", StatusCode::METHOD_NOT_ALLOWED),
-            (Method::GET, "/nope", StatusCode::NOT_FOUND),
         ];
         for (method, path, status) in cases {
-            assert_eq!(route(&method, path).status(), status, "{method} {path}");
+            let response = route(&method, path).expect("built-in route");
+            assert_eq!(response.status(), status, "{method} {path}");
         }
+        assert!(route(&Method::GET, "/nope").is_none());
     }
 }

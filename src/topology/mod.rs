@@ -99,6 +99,8 @@ pub async fn start(
     };
 
     let mut tasks = JoinSet::new();
+    // Endpoints components add to the API listener (query, tail, alerts).
+    let mut endpoints: Vec<Arc<dyn crate::api::Endpoint>> = Vec::new();
     let api_stop = CancellationToken::new();
     let mut api_task = None;
 
@@ -307,11 +309,13 @@ pub async fn start(
         if let Ok(addr) = listener.local_addr() {
             bound.insert(API_ID.to_string(), addr);
         }
+        let endpoints = crate::api::Endpoints::new(std::mem::take(&mut endpoints));
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
         api_task = Some(tokio::spawn(
-            crate::api::serve(listener, None, api_stop.clone(), |request, _peer| {
-                crate::api::handle(request)
+            crate::api::serve(listener, None, api_stop.clone(), move |request, _peer| {
+                let endpoints = endpoints.clone();
+                async move { crate::api::handle(request, &endpoints).await }
             })
             .instrument(span),
         ));
