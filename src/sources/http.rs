@@ -151,6 +151,10 @@ impl HttpConfig {
             tokens: self.tokens()?,
             limiter: self.rate_limit.as_ref().map(RateLimiter::new),
             anonymous: Arc::from("_anonymous"),
+            ack_latency: telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", &ctx.id)],
+            ),
             config: self,
             ctx,
         });
@@ -178,6 +182,7 @@ struct State {
     limiter: Option<RateLimiter>,
     /// The rate-limit key of requests without a token.
     anonymous: Arc<str>,
+    ack_latency: telemetry::Histogram,
 }
 
 /// A bounded set of recently accepted Logplex frame ids.
@@ -309,7 +314,7 @@ impl State {
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
         let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
-        let (token, ack) = AckToken::new();
+        let (token, ack) = AckToken::timed(&self.ack_latency);
         let mut decoded = Decoded::default();
         // Zero-copy when the body is not shared (the common case), a copy otherwise.
         let mut buf = BytesMut::from(body);
