@@ -32,7 +32,7 @@ use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use super::http_auth::{load_tokens_file, RateLimitConfig, RateLimiter, Tokens};
+use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter, Tokens};
 use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
@@ -95,19 +95,7 @@ impl HttpConfig {
         if self.ack_timeout_secs == 0 {
             return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
         }
-        if let Some((token, _)) = self
-            .tokens
-            .iter()
-            .find(|(t, a)| t.is_empty() || a.is_empty())
-        {
-            return Err(FieldError::new(
-                format!("tokens.{token}"),
-                "tokens and app names must not be empty",
-            ));
-        }
-        if let Some(limit) = &self.rate_limit {
-            limit.validate()?;
-        }
+        validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
@@ -115,16 +103,7 @@ impl HttpConfig {
     }
 
     fn tokens(&self) -> Result<Tokens, SourceError> {
-        let from_file = match &self.tokens_file {
-            Some(path) => load_tokens_file(path).map_err(|message| {
-                SourceError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    message,
-                ))
-            })?,
-            None => Vec::new(),
-        };
-        Ok(Tokens::new(&self.tokens, from_file))
+        load_tokens(&self.tokens, self.tokens_file.as_ref())
     }
 
     fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {

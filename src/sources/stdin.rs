@@ -60,7 +60,7 @@ impl StdinConfig {
     pub async fn run(self, mut ctx: SourceContext) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
         match &self.checkpoint_path {
-            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None).await,
+            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None, None).await,
             Some(path) => run_acknowledged(path.clone(), ingest, ctx).await,
         }
     }
