@@ -63,21 +63,31 @@ fn glob_regex(pattern: &str) -> String {
 pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>, StoreError> {
     Ok(match query {
         Query::All => Box::new(AllQuery),
-        Query::And(parts) | Query::Or(parts) => {
-            let occur = if matches!(query, Query::And(_)) {
-                Occur::Must
-            } else {
-                Occur::Should
-            };
+        Query::And(parts) => {
+            // `a -b` becomes one boolean query with a must-not clause, rather than a nested
+            // "everything except b" (cheaper, and the shape tantivy's scorers expect).
+            let positive = parts.iter().any(|q| !matches!(q, Query::Not(_)));
             let clauses = parts
                 .iter()
-                .map(|q| Ok((occur, translate(fields, q)?)))
+                .map(|q| match q {
+                    Query::Not(inner) if positive => {
+                        Ok((Occur::MustNot, exclusion(fields, inner)?))
+                    }
+                    q => Ok((Occur::Must, translate(fields, q)?)),
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Box::new(BooleanQuery::new(clauses))
+        }
+        Query::Or(parts) => {
+            let clauses = parts
+                .iter()
+                .map(|q| Ok((Occur::Should, translate(fields, q)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             Box::new(BooleanQuery::new(clauses))
         }
         Query::Not(inner) => Box::new(BooleanQuery::new(vec![
             (Occur::Must, Box::new(AllQuery)),
-            (Occur::MustNot, translate(fields, inner)?),
+            (Occur::MustNot, exclusion(fields, inner)?),
         ])),
         Query::Term { field, value } | Query::Phrase { field, text: value } => {
             match field.as_deref() {
@@ -130,6 +140,26 @@ pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>
             Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
         }
     })
+}
+
+/// A query used as a must-not clause. tantivy 0.27's phrase scorer cannot be an exclusion
+/// set directly (it may be asked to seek backwards, which it asserts against), so excluded
+/// message phrases go through a union, whose seeking is always safe.
+fn exclusion(fields: &Fields, inner: &Query) -> Result<Box<dyn TantivyQuery>, StoreError> {
+    let query = translate(fields, inner)?;
+    let message_text = match inner {
+        Query::Term { field, .. } | Query::Phrase { field, .. } => {
+            matches!(field.as_deref(), None | Some(fields::MESSAGE))
+        }
+        _ => false,
+    };
+    if !message_text {
+        return Ok(query);
+    }
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Should, query.box_clone()),
+        (Occur::Should, query),
+    ])))
 }
 
 fn keyword_term(fields: &Fields, name: &str, value: &str) -> Term {
