@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod browser;
 mod config;
 mod corpus;
 mod durability;
