@@ -463,6 +463,17 @@ impl StoreWriter {
         Ok(())
     }
 
+    /// Commits and waits for background merges, leaving the partition in its final shape
+    /// (at shutdown, and in benchmarks before measuring queries).
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        if let Some(current) = self.current.take() {
+            current.writer.wait_merging_threads()?;
+            current.partition.reader.reload()?;
+        }
+        Ok(())
+    }
+
     /// Commits, then runs retention if it has not run recently.
     fn commit_and_maintain(&mut self, now_secs: i64) -> Result<(), StoreError> {
         self.commit()?;
@@ -597,7 +608,21 @@ async fn run_sink(
         &ctx,
         &mut limiter,
     )
-    .await
+    .await?;
+    // Everything is committed (and acknowledged); let merges in flight finish so the next
+    // start opens fewer, larger segments.
+    let closing = tokio::task::spawn_blocking(move || {
+        let writer = std::mem::replace(
+            &mut *writer.lock().unwrap_or_else(|e| e.into_inner()),
+            store.writer(),
+        );
+        writer.close()
+    })
+    .await?;
+    if let Err(error) = closing {
+        tracing::warn!(component_id = %ctx.id, %error, "store close failed");
+    }
+    Ok(())
 }
 
 async fn commit(

@@ -147,19 +147,26 @@ pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>
 /// message phrases go through a union, whose seeking is always safe.
 fn exclusion(fields: &Fields, inner: &Query) -> Result<Box<dyn TantivyQuery>, StoreError> {
     let query = translate(fields, inner)?;
-    let message_text = match inner {
-        Query::Term { field, .. } | Query::Phrase { field, .. } => {
-            matches!(field.as_deref(), None | Some(fields::MESSAGE))
-        }
-        _ => false,
-    };
-    if !message_text {
+    if !has_message_phrase(inner) {
         return Ok(query);
     }
     Ok(Box::new(BooleanQuery::new(vec![
         (Occur::Should, query.box_clone()),
         (Occur::Should, query),
     ])))
+}
+
+/// Whether a message phrase (several tokens) is anywhere in `query`.
+fn has_message_phrase(query: &Query) -> bool {
+    match query {
+        Query::Term { field, value } | Query::Phrase { field, text: value } => {
+            matches!(field.as_deref(), None | Some(fields::MESSAGE))
+                && super::query::tokens(value).nth(1).is_some()
+        }
+        Query::And(parts) | Query::Or(parts) => parts.iter().any(has_message_phrase),
+        Query::Not(inner) => has_message_phrase(inner),
+        Query::All | Query::Wildcard { .. } | Query::Range { .. } => false,
+    }
 }
 
 fn keyword_term(fields: &Fields, name: &str, value: &str) -> Term {

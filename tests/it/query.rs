@@ -134,6 +134,11 @@ fn query_semantics_on_loghub() {
         ("level:warn OR level:error", None),
         ("(app:Linux OR app:OpenSSH) AND (sshd OR session)", None),
         ("app:OpenSSH -\"Failed password\"", None),
+        ("app:OpenSSH -(\"Failed password\" AND root)", None),
+        (
+            "app:OpenSSH AND NOT (session OR \"authentication failure\")",
+            None,
+        ),
         ("nosuchwordanywhere", Some(0)),
         ("nosuchfield:x", Some(0)),
     ];

@@ -533,6 +533,40 @@ fn cli_query_prints_a_table_and_json() {
     let (ok, _, err) = run(&["app:(broken"]);
     assert!(!ok);
     assert!(err.contains("query error"), "{err}");
+
+    // `sluice tail` prints live events as they arrive (JSON lines with --json).
+    let mut tail = std::process::Command::new(sluice_bin())
+        .args(["tail", "--url", &url, "--json", "app:clitail"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sluice tail runs");
+    let stdout = tail.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    // Posted until one arrives: events sent before the tail connected are not live.
+    let line = loop {
+        let event = b"{\"app\":\"clitail\",\"message\":\"live one\"}\n{\"app\":\"other\",\"message\":\"not this\"}\n";
+        assert_eq!(http(ingest, "POST", "/v1/logs", event).0, 200);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "sluice tail printed nothing");
+    };
+    assert_eq!(json(&line)["message"], "live one");
+    let _ = tail.kill();
+    let _ = tail.wait();
     router.signal("-TERM");
     let _ = router.finish();
 }
