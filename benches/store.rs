@@ -3,7 +3,8 @@
 //! a term query's first page, per-minute histograms, top values, and reports disk bytes
 //! per event. Numbers go to benches/RESULTS.md.
 //!
-//! `cargo bench --bench store -- 10000000 [DIR]` (DIR defaults to a temporary directory)
+//! `cargo bench --bench store -- 10000000 [DIR]` (DIR defaults to a temporary directory);
+//! `cargo test --all-targets` runs it on 20,000 events as a smoke test.
 
 use std::time::{Duration, Instant};
 
@@ -113,10 +114,13 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    // `cargo bench` passes `--bench`; under `cargo test --all-targets` this is a smoke run.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let default_n = if benching { 10_000_000 } else { 20_000 };
     let n: usize = args
         .first()
         .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000_000);
+        .unwrap_or(default_n);
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = args
         .get(1)
