@@ -477,6 +477,13 @@ impl StoreWriter {
     /// Commits, then runs retention if it has not run recently.
     fn commit_and_maintain(&mut self, now_secs: i64) -> Result<(), StoreError> {
         self.commit()?;
+        self.maintain(now_secs);
+        Ok(())
+    }
+
+    /// Runs retention unless it ran recently (also called while idle, so old partitions go
+    /// even when nothing arrives).
+    fn maintain(&mut self, now_secs: i64) {
         if self
             .last_retention
             .is_none_or(|t| t.elapsed() >= RETENTION_CHECK_INTERVAL)
@@ -485,7 +492,6 @@ impl StoreWriter {
             let keep = self.current.as_ref().map(|c| c.partition.start_secs);
             self.store.enforce_retention(now_secs, keep);
         }
-        Ok(())
     }
 
     fn switch(&mut self, start: i64) -> Result<(), StoreError> {
@@ -552,9 +558,19 @@ async fn run_sink(
     let mut pending_events = 0usize;
     let mut deadline = tokio::time::Instant::now();
     let mut limiter = telemetry::LogLimiter::default();
+    let mut idle_retention = tokio::time::interval(RETENTION_CHECK_INTERVAL);
     loop {
         let batch = tokio::select! {
             batch = rx.recv() => batch,
+            _ = idle_retention.tick() => {
+                let w = writer.clone();
+                tokio::task::spawn_blocking(move || {
+                    let now = now_nanos().div_euclid(1_000_000_000);
+                    w.lock().unwrap_or_else(|e| e.into_inner()).maintain(now);
+                })
+                .await?;
+                continue;
+            }
             _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
                 commit(&writer, &mut pending, &mut pending_events, &ctx, &mut limiter).await?;
                 continue;
