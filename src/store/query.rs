@@ -663,6 +663,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text parses or fails with a position inside it (or just after); whatever
+        /// parses evaluates, and `NOT (q)` negates it.
+        #[test]
+        fn parse_never_panics(src in "\\PC{0,64}") {
+            match Query::parse(&src) {
+                Err(e) => proptest::prop_assert!(e.position <= src.len(), "{e}"),
+                Ok(q) => {
+                    let event = Event::new(crate::event::Map::new());
+                    let negated = Query::Not(Box::new(q.clone()));
+                    proptest::prop_assert_eq!(negated.matches(&event), !q.matches(&event));
+                }
+            }
+        }
+
+        #[test]
+        fn pieces_parse_or_fail_cleanly(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("app:web"), proptest::strategy::Just("AND"),
+                    proptest::strategy::Just("OR"), proptest::strategy::Just("NOT"),
+                    proptest::strategy::Just("("), proptest::strategy::Just(")"),
+                    proptest::strategy::Just("-x"), proptest::strategy::Just("\"a b\""),
+                    proptest::strategy::Just("s:>=5"), proptest::strategy::Just("s:[1 TO *]"),
+                    proptest::strategy::Just("w*"), proptest::strategy::Just(":"),
+                ],
+                0..12,
+            )
+        ) {
+            let src = parts.join(" ");
+            if let Err(e) = Query::parse(&src) {
+                proptest::prop_assert!(e.position <= src.len(), "{src}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn glob_table() {
         let cases = [

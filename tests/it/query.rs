@@ -336,3 +336,58 @@ fn paging_histogram_and_top_on_loghub() {
         })
         .is_err());
 }
+
+/// Random queries built from the language's pieces: the stored search and the in-memory
+/// matcher must agree on every one (deterministic seed, 300 queries).
+#[test]
+fn random_queries_agree_with_the_in_memory_matcher() {
+    let events: Vec<Event> = corpus_events()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 7 == 0)
+        .map(|(_, e)| e)
+        .collect();
+    let dir = tempdir();
+    let store = fill(dir.path(), &events);
+    let atoms = [
+        "app:Linux",
+        "app:OpenSSH",
+        "app:H*",
+        "level:error",
+        "level:info",
+        "level:warn",
+        "session",
+        "failure",
+        "\"authentication failure\"",
+        "\"session opened\"",
+        "user",
+        "line:<100",
+        "line:>=1500",
+        "line:[500 TO 900]",
+        "auth*",
+        "nosuchword",
+        "message:\"connection closed\"",
+        "root",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    fn build(rng: &mut fastrand::Rng, atoms: &[&str], depth: usize) -> String {
+        if depth == 0 || rng.u8(0..3) == 0 {
+            return atoms[rng.usize(0..atoms.len())].to_string();
+        }
+        let a = build(rng, atoms, depth - 1);
+        let b = build(rng, atoms, depth - 1);
+        match rng.u8(0..5) {
+            0 => format!("({a} AND {b})"),
+            1 => format!("({a} OR {b})"),
+            2 => format!("NOT ({a})"),
+            3 => format!("{a} -{b}"),
+            _ => format!("{a} {b}"),
+        }
+    }
+    for _ in 0..300 {
+        let q = build(&mut rng, &atoms, 3);
+        let query = Query::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let in_memory = events.iter().filter(|e| query.matches(e)).count() as u64;
+        assert_eq!(search(&store, &q, None, None, 3), in_memory, "{q}");
+    }
+}
