@@ -14,6 +14,8 @@ pub mod parse;
 pub mod ship;
 pub mod sinks;
 pub mod sources;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod tls;

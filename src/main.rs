@@ -68,6 +68,35 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Search a router's store, newest first: a table (time, level, app, message) or JSON
+    /// lines. QUERY: `app:web level:error`, `"connection refused"`, `status:>=500`, ...
+    #[cfg(feature = "store")]
+    Query {
+        #[command(flatten)]
+        look: LookArgs,
+        /// Only events from this long ago until now (15m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(default_value = "")]
+        query: String,
+    },
+    /// Follow a router's live events matching QUERY (all when omitted) until interrupted.
+    #[cfg(feature = "store")]
+    Tail {
+        #[command(flatten)]
+        look: LookArgs,
+        #[arg(default_value = "")]
+        query: String,
+    },
     /// Inspect disk buffers.
     Buffer {
         #[command(subcommand)]
@@ -111,6 +140,18 @@ impl ShipArgs {
     }
 }
 
+/// Options shared by `sluice query` and `sluice tail`.
+#[cfg(feature = "store")]
+#[derive(clap::Args)]
+struct LookArgs {
+    /// The router's API address.
+    #[arg(long, default_value = sluice::store::client::DEFAULT_URL)]
+    url: String,
+    /// One JSON event per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum BufferCommand {
     /// Report a disk buffer's records, bytes, acknowledged position and damage, without
@@ -123,6 +164,36 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Validate { files } => validate(&files),
+        #[cfg(feature = "store")]
+        Command::Query {
+            look,
+            since,
+            from,
+            to,
+            limit,
+            query,
+        } => {
+            let args = sluice::store::client::QueryArgs {
+                url: look.url,
+                query,
+                since,
+                from,
+                to,
+                limit,
+                json: look.json,
+            };
+            look_result(sluice::store::client::run_query(
+                &args,
+                &mut std::io::stdout().lock(),
+            ))
+        }
+        #[cfg(feature = "store")]
+        Command::Tail { look, query } => look_result(sluice::store::client::run_tail(
+            &look.url,
+            &query,
+            look.json,
+            &mut std::io::stdout().lock(),
+        )),
         Command::Buffer {
             command: BufferCommand::Check { path },
         } => match sluice::buffer::disk::check(&path) {
@@ -272,6 +343,17 @@ fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {
                 "sluice ship: drain timeout: {} lines ({} batches) not acknowledged, left in the spool (sent on the next start)",
                 left.lines, left.batches
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "store")]
+fn look_result(result: Result<(), sluice::store::client::ClientError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

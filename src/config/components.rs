@@ -108,9 +108,11 @@ pub enum SinkConfig {
     File(FileConfig),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    #[cfg(feature = "store")]
+    Store(crate::store::StoreConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http";
+const SINK_TYPES: &str = "console, file, blackhole, http, store";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -119,6 +121,8 @@ impl SinkConfig {
             "file" => Self::File(deserialize(table)?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(deserialize(table)?),
+            #[cfg(feature = "store")]
+            "store" => Self::Store(deserialize(table)?),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -128,6 +132,8 @@ impl SinkConfig {
             Self::Console(_) | Self::Blackhole(_) => Ok(()),
             Self::File(c) => c.validate(),
             Self::Http(c) => c.validate(),
+            #[cfg(feature = "store")]
+            Self::Store(c) => c.validate(),
         }
     }
 }

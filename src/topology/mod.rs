@@ -41,6 +41,8 @@ pub enum TopologyError {
     },
     #[error("sink `{id}`: cannot open disk buffer: {message}")]
     Buffer { id: String, message: String },
+    #[error("sink `{id}`: {message}")]
+    Sink { id: String, message: String },
 }
 
 /// Runs `pipeline` until every source has ended (EOF, or `shutdown` fired) and every event
@@ -190,6 +192,21 @@ pub async fn start(
             tracing::info_span!("component", component_kind = "sink", component_id = %sink.id);
         let id = sink.id.clone();
         let config = sink.config.clone();
+        // The store opens here (its partitions are IO), and adds its query routes to the API.
+        #[cfg(feature = "store")]
+        let store = match &config {
+            SinkConfig::Store(c) => {
+                let store = c.open(&sink.id).map_err(|e| TopologyError::Sink {
+                    id: sink.id.clone(),
+                    message: e.to_string(),
+                })?;
+                endpoints.push(Arc::new(crate::store::http::StoreEndpoint::new(
+                    store.clone(),
+                )));
+                Some(store)
+            }
+            _ => None,
+        };
         tasks.spawn(
             async move {
                 let result = match config {
@@ -197,6 +214,11 @@ pub async fn start(
                     SinkConfig::File(c) => c.run(rx, ctx).await,
                     SinkConfig::Blackhole(c) => c.run(rx, ctx).await,
                     SinkConfig::Http(c) => c.run(rx, ctx).await,
+                    #[cfg(feature = "store")]
+                    SinkConfig::Store(c) => match store {
+                        Some(store) => c.run(store, rx, ctx).await,
+                        None => Ok(()),
+                    },
                 };
                 if let Err(error) = result {
                     tracing::error!(component_id = %id, %error, "sink stopped");

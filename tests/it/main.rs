@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod browser;
 mod config;
 mod corpus;
 mod durability;
@@ -9,7 +10,9 @@ mod e2e;
 mod file_sink;
 mod http;
 mod http_sink;
+mod query;
 mod ship;
+mod store;
 mod syslog;
 mod tcp_auth;
 mod tls;

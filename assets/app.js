@@ -1,0 +1,108 @@
+// The store's web page: search (GET /v1/query), a chart of events per interval stacked by
+// level (GET /v1/histogram, drawn with uPlot), and live tail (EventSource on /v1/tail).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const COLORS = { error: "#d33", critical: "#900", alert: "#900", emergency: "#600", warn: "#e90",
+  notice: "#39c", info: "#3a3", debug: "#999", trace: "#bbb", "": "#ccc" };
+let chart = null, cursor = null, source = null, total = 0;
+
+function params(extra) {
+  const p = new URLSearchParams({ q: $("q").value });
+  if ($("since").value) p.set("since", $("since").value);
+  for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
+  return p;
+}
+
+async function getJSON(path, p) {
+  const response = await fetch(path + "?" + p.toString());
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function row(event, live) {
+  const li = document.createElement("li");
+  if (live) li.className = "live";
+  const level = String(event.level ?? "");
+  const head = document.createElement("div");
+  for (const [cls, text] of [["time", event.timestamp ?? ""], ["level level-" + level, level],
+                             ["app", event.app ?? ""], ["message", event.message ?? ""]]) {
+    const span = document.createElement("span");
+    span.className = cls;
+    span.textContent = text + " ";
+    head.appendChild(span);
+  }
+  li.appendChild(head);
+  li.addEventListener("click", () => {
+    li.classList.toggle("open");
+    if (li.classList.contains("open") && !li.querySelector("pre")) {
+      const pre = document.createElement("pre");
+      pre.textContent = JSON.stringify(event, null, 2);
+      li.appendChild(pre);
+    } else if (!li.classList.contains("open")) {
+      li.querySelector("pre")?.remove();
+    }
+  });
+  return li;
+}
+
+function setCount(n) { total = n; $("count").textContent = n; }
+
+async function search(more) {
+  $("error").textContent = "";
+  try {
+    const p = params({ limit: 100 });
+    if (more && cursor) p.set("cursor", cursor);
+    const page = await getJSON("/v1/query", p);
+    if (!more) $("rows").replaceChildren();
+    for (const e of page.events) $("rows").appendChild(row(e, false));
+    cursor = page.next_cursor || null;
+    $("more").hidden = !cursor;
+    setCount(page.total);
+    if (!more) await drawChart();
+  } catch (err) {
+    $("error").textContent = err.message;
+  }
+}
+
+async function drawChart() {
+  const h = await getJSON("/v1/histogram", params({ split: "level" }));
+  const names = Object.keys(h.series);
+  // Stacked: each series is drawn as the running sum of itself and the ones before it.
+  const running = h.times_ms.map(() => 0);
+  const stacked = names.map((name) => h.series[name].map((n, i) => (running[i] += n)));
+  const data = [h.times_ms.map((t) => t / 1000), ...stacked];
+  const series = [{}, ...names.map((name) => ({
+    label: name || "(none)", stroke: COLORS[name] || "#66c", fill: (COLORS[name] || "#66c") + "55",
+    paths: uPlot.paths.bars({ size: [0.9] }), points: { show: false } }))];
+  // Draw the highest stack first so lower levels stay visible in front.
+  const width = Math.max(400, $("chart").clientWidth || 800);
+  if (chart) chart.destroy();
+  chart = new uPlot({ width, height: 180, series: [series[0], ...series.slice(1).reverse()],
+                      axes: [{}, { size: 50 }], legend: { show: true } },
+                    [data[0], ...data.slice(1).reverse()], $("chart"));
+}
+
+function setTail(on) {
+  if (source) { source.close(); source = null; }
+  if (!on) return;
+  source = new EventSource("/v1/tail?" + new URLSearchParams({ q: $("q").value }).toString());
+  source.onmessage = (msg) => {
+    try {
+      $("rows").prepend(row(JSON.parse(msg.data), true));
+      setCount(total + 1);
+      while ($("rows").children.length > 1000) $("rows").lastChild.remove();
+    } catch (_) { /* a malformed line is skipped */ }
+  };
+  source.addEventListener("overflow", (msg) => {
+    const n = JSON.parse(msg.data).dropped;
+    $("error").textContent = n + " live events skipped (the page fell behind)";
+  });
+}
+
+$("search").addEventListener("submit", (e) => { e.preventDefault(); search(false); if ($("tail").checked) setTail(true); });
+$("since").addEventListener("change", () => search(false));
+$("more").addEventListener("click", () => search(true));
+$("tail").addEventListener("change", (e) => setTail(e.target.checked));
+setInterval(() => { if (!$("tail").checked) drawChart().catch(() => {}); }, 30000);
+search(false);

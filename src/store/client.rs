@@ -1,0 +1,252 @@
+//! `sluice query` and `sluice tail`: clients of a router's store API, printing a table
+//! (time, level, app, message) or, with `--json`, one event per line.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Where the CLI looks for a router unless told otherwise (the default `[api] address`).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad url `{url}`: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("the router answered {status}: {message}")]
+    Refused { status: StatusCode, message: String },
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("cannot start: {0}")]
+    Runtime(String),
+}
+
+/// What `sluice query` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct QueryArgs {
+    pub url: String,
+    pub query: String,
+    pub since: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: usize,
+    pub json: bool,
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn endpoint(base: &str, path: &str, params: &[(&str, &str)]) -> Result<Uri, ClientError> {
+    let query: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let url = format!("{}{path}?{}", base.trim_end_matches('/'), query.join("&"));
+    let bad = |reason: String| ClientError::Url {
+        url: base.to_string(),
+        reason,
+    };
+    let uri: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(bad("expected http://HOST:PORT".into()));
+    }
+    Ok(uri)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Runtime(e.to_string()))
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+async fn get(uri: Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let url = uri.to_string();
+    let request = Request::get(uri)
+        .body(Empty::new())
+        .map_err(|e| ClientError::Url {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| ClientError::Connect {
+            url: url.clone(),
+            reason: std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string()),
+        })?;
+    if response.status() != StatusCode::OK {
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(ClientError::Refused { status, message });
+    }
+    Ok(response)
+}
+
+/// Runs `sluice query`, printing to `out`.
+pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientError> {
+    let limit = args.limit.to_string();
+    let uri = endpoint(
+        &args.url,
+        "/v1/query",
+        &[
+            ("q", &args.query),
+            ("since", args.since.as_deref().unwrap_or("")),
+            ("from", args.from.as_deref().unwrap_or("")),
+            ("to", args.to.as_deref().unwrap_or("")),
+            ("limit", &limit),
+        ],
+    )?;
+    let body = runtime()?.block_on(async {
+        let response = tokio::time::timeout(Duration::from_secs(60), get(uri))
+            .await
+            .map_err(|_| ClientError::Runtime("no answer within 60 s".into()))??;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| ClientError::Runtime(e.to_string()))
+    })?;
+    let page: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Runtime(e.to_string()))?;
+    let events = page["events"].as_array().cloned().unwrap_or_default();
+    if args.json {
+        for event in &events {
+            writeln!(out, "{event}")?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<30}  {:<7}  {:<12}  MESSAGE",
+        "TIME", "LEVEL", "APP"
+    )?;
+    for event in &events {
+        writeln!(out, "{}", table_row(event))?;
+    }
+    let total = page["total"].as_u64().unwrap_or(0);
+    writeln!(out, "-- {} of {total} matching events", events.len())?;
+    Ok(())
+}
+
+fn table_row(event: &serde_json::Value) -> String {
+    let text = |key: &str| match &event[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let message = text("message").replace('\n', "\\n");
+    format!(
+        "{:<30}  {:<7}  {:<12}  {message}",
+        text("timestamp"),
+        text("level"),
+        text("app")
+    )
+}
+
+/// Runs `sluice tail` until the router ends the stream (or the process is interrupted).
+pub fn run_tail(
+    url: &str,
+    query: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let uri = endpoint(url, "/v1/tail", &[("q", query)])?;
+    runtime()?.block_on(async {
+        let response = get(uri).await?;
+        let mut body = response.into_body();
+        let mut pending = Vec::<u8>::new();
+        let mut event_kind = String::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            pending.extend_from_slice(data);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                if let Some(kind) = line.strip_prefix("event: ") {
+                    event_kind = kind.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    let value: serde_json::Value =
+                        serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+                    if event_kind == "overflow" {
+                        eprintln!(
+                            "sluice tail: {} events dropped (this client fell behind)",
+                            value["dropped"]
+                        );
+                    } else if json {
+                        writeln!(out, "{data}")?;
+                    } else {
+                        writeln!(out, "{}", table_row(&value))?;
+                    }
+                    out.flush()?;
+                } else if line.is_empty() {
+                    event_kind.clear();
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_endpoints() {
+        let uri = endpoint(
+            "http://127.0.0.1:8686/",
+            "/v1/query",
+            &[("q", "app:web \"a b\""), ("since", "")],
+        )
+        .expect("uri");
+        assert_eq!(
+            uri.to_string(),
+            "http://127.0.0.1:8686/v1/query?q=app%3Aweb%20%22a%20b%22"
+        );
+        assert!(endpoint("https://x", "/v1/query", &[]).is_err());
+        assert!(endpoint("nonsense", "/v1/query", &[]).is_err());
+    }
+
+    #[test]
+    fn table_rows() {
+        let event = serde_json::json!({"timestamp": "2026-11-26T06:00:00Z", "level": "error", "app": "web", "message": "a\nb", "status": 500});
+        let row = table_row(&event);
+        assert!(row.starts_with("2026-11-26T06:00:00Z"), "{row}");
+        assert!(row.ends_with("a\\nb"), "{row}");
+    }
+}

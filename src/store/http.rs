@@ -1,0 +1,342 @@
+//! The store's routes on the API listener: `GET /v1/query`, `/v1/histogram`, `/v1/top`,
+//! `/v1/tail` (server-sent events), and the web page (`/` and `/assets/...`, embedded in
+//! the binary). Searches block, so they run on `spawn_blocking`.
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::search::{HistogramRequest, SearchRequest, TopRequest};
+use super::{parse_duration, Query, Store, StoreError};
+use crate::api::{error, respond, Endpoint, HttpResponse, ResponseFuture};
+use crate::event::now_nanos;
+
+/// Events per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Buckets a histogram aims for when no `interval` is given.
+const TARGET_BUCKETS: i64 = 60;
+
+pub struct StoreEndpoint {
+    store: Arc<Store>,
+}
+
+impl StoreEndpoint {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+}
+
+const ROUTES: [&str; 4] = ["/v1/query", "/v1/histogram", "/v1/top", "/v1/tail"];
+
+impl Endpoint for StoreEndpoint {
+    fn matches(&self, path: &str) -> bool {
+        ROUTES.contains(&path) || asset(path).is_some()
+    }
+
+    fn handle(&self, request: Request<Incoming>) -> ResponseFuture {
+        let store = self.store.clone();
+        Box::pin(async move {
+            if request.method() != Method::GET {
+                return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+            }
+            let path = request.uri().path().to_string();
+            let params = Params::parse(request.uri().query().unwrap_or(""));
+            if let Some((content_type, body)) = asset(&path) {
+                return respond(StatusCode::OK, content_type, body);
+            }
+            match answer(store, &path, params).await {
+                Ok(response) => response,
+                Err(StoreError::Index(e)) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("index error: {e}"),
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        })
+    }
+}
+
+async fn answer(store: Arc<Store>, path: &str, params: Params) -> Result<HttpResponse, StoreError> {
+    let query = Query::parse(params.get("q").unwrap_or(""))?;
+    let now = now_nanos();
+    match path {
+        "/v1/tail" => {
+            let Some(body) = store.tail.subscribe(query) else {
+                return Ok(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many tail clients",
+                ));
+            };
+            let mut response = Response::new(body.boxed());
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(response)
+        }
+        "/v1/query" => {
+            let (from, to) = params.time_range(now)?;
+            let request = SearchRequest {
+                query,
+                from,
+                to,
+                limit: params.number("limit", DEFAULT_LIMIT)?,
+                cursor: params.get("cursor").map(str::to_string),
+            };
+            let page = blocking(move || store.search(&request)).await?;
+            Ok(json(&page))
+        }
+        "/v1/histogram" => {
+            let (from, to) = params.time_range(now)?;
+            let (from, to) = match (from, to) {
+                (Some(f), t) => (f, t.unwrap_or(now)),
+                (None, t) => {
+                    // No range: the whole store (what the page shows first).
+                    let s = store.clone();
+                    match blocking(move || Ok(s.time_range())).await? {
+                        Some((lo, hi)) => (lo, t.unwrap_or(hi + 1)),
+                        None => (now - 3_600_000_000_000, now),
+                    }
+                }
+            };
+            if to <= from {
+                return Err(StoreError::BadRequest("`to` must be after `from`".into()));
+            }
+            let interval = match params.get("interval") {
+                Some(text) => parse_duration(text)
+                    .map(|d| d.as_nanos() as i64)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        StoreError::BadRequest(format!(
+                            "interval `{text}` is not a duration (e.g. 1m, 5m, 1h)"
+                        ))
+                    })?,
+                None => auto_interval(to - from),
+            };
+            // Buckets start on interval boundaries, so charts line up across refreshes.
+            let from = from.div_euclid(interval) * interval;
+            let request = HistogramRequest {
+                query,
+                from,
+                to,
+                interval,
+                split: params
+                    .get("split")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            };
+            let histogram = blocking(move || store.histogram(&request)).await?;
+            Ok(json(&histogram))
+        }
+        "/v1/top" => {
+            let Some(field) = params.get("field").filter(|f| !f.is_empty()) else {
+                return Err(StoreError::BadRequest("`field` is required".into()));
+            };
+            let (from, to) = params.time_range(now)?;
+            let request = TopRequest {
+                query,
+                field: field.to_string(),
+                from,
+                to,
+                limit: params.number("limit", 10)?,
+            };
+            let top = blocking(move || store.top(&request)).await?;
+            Ok(json(&top))
+        }
+        _ => Ok(error(StatusCode::NOT_FOUND, "no such endpoint")),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::BadRequest(format!("search failed: {e}")))?
+}
+
+fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// A bucket width giving about [`TARGET_BUCKETS`] buckets over `span` nanoseconds.
+pub fn auto_interval(span: i64) -> i64 {
+    const STEPS_SECS: [i64; 14] = [
+        1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800,
+    ];
+    let wanted = span / TARGET_BUCKETS;
+    STEPS_SECS
+        .iter()
+        .map(|s| s * 1_000_000_000)
+        .find(|&n| n >= wanted)
+        .unwrap_or(604_800_000_000_000)
+}
+
+// === query-string parameters ===
+
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: &str) -> Params {
+        Params(
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, key: &str, default: usize) -> Result<usize, StoreError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                StoreError::BadRequest(format!("`{key}` must be a whole number, not `{text}`"))
+            }),
+        }
+    }
+
+    /// `since` (a duration back from now) or `from`/`to` (RFC 3339), in nanoseconds.
+    fn time_range(&self, now: i64) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        let time = |key: &str| -> Result<Option<i64>, StoreError> {
+            match self.get(key).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(text) => super::index::parse_rfc3339(text).map(Some).ok_or_else(|| {
+                    StoreError::BadRequest(format!(
+                        "`{key}` must be an RFC 3339 time (e.g. 2026-11-26T06:00:00Z), not `{text}`"
+                    ))
+                }),
+            }
+        };
+        let from = time("from")?;
+        let to = time("to")?;
+        match self.get("since").filter(|s| !s.is_empty()) {
+            Some(_) if from.is_some() => Err(StoreError::BadRequest(
+                "give `since` or `from`, not both".into(),
+            )),
+            Some(text) => {
+                let since = parse_duration(text).ok_or_else(|| {
+                    StoreError::BadRequest(format!(
+                        "`since` must be a duration such as 15m, 2h or 7d, not `{text}`"
+                    ))
+                })?;
+                let back = i64::try_from(since.as_nanos()).unwrap_or(i64::MAX);
+                Ok((Some(now.saturating_sub(back)), to))
+            }
+            None => Ok((from, to)),
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// === the web page ===
+
+fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
+    Some(match path {
+        "/" | "/index.html" => (
+            "text/html; charset=utf-8",
+            include_bytes!("../../assets/index.html"),
+        ),
+        "/assets/app.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../assets/app.js"),
+        ),
+        "/assets/app.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../../assets/app.css"),
+        ),
+        "/assets/vendor/uplot/uPlot.iife.min.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../assets/vendor/uplot/uPlot.iife.min.js"),
+        ),
+        "/assets/vendor/uplot/uPlot.min.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../../assets/vendor/uplot/uPlot.min.css"),
+        ),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_decode() {
+        let p = Params::parse("q=app%3Aweb+level%3Aerror&limit=5&x");
+        assert_eq!(p.get("q"), Some("app:web level:error"));
+        assert_eq!(p.number("limit", 1).expect("number"), 5);
+        assert_eq!(p.get("x"), Some(""));
+        assert!(p.number("q", 1).is_err());
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    #[test]
+    fn time_ranges() {
+        let now = 10_000_000_000_000;
+        type Range = (Option<i64>, Option<i64>);
+        let cases: Vec<(&str, Result<Range, ()>)> = vec![
+            ("", Ok((None, None))),
+            ("since=15m", Ok((Some(now - 900_000_000_000), None))),
+            ("from=1970-01-01T00:00:01Z", Ok((Some(1_000_000_000), None))),
+            (
+                "from=1970-01-01T00:00:01Z&to=1970-01-01T00:00:02Z",
+                Ok((Some(1_000_000_000), Some(2_000_000_000))),
+            ),
+            ("since=soon", Err(())),
+            ("from=yesterday", Err(())),
+            ("since=1m&from=1970-01-01T00:00:01Z", Err(())),
+        ];
+        for (query, expected) in cases {
+            let got = Params::parse(query).time_range(now).map_err(|_| ());
+            assert_eq!(got, expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn auto_intervals() {
+        let s = 1_000_000_000i64;
+        assert_eq!(auto_interval(60 * s), s);
+        assert_eq!(auto_interval(3600 * s), 60 * s);
+        assert_eq!(auto_interval(86_400 * s), 1800 * s);
+    }
+}

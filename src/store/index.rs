@@ -1,0 +1,324 @@
+//! On-disk layout: one tantivy index per time partition, and how an event becomes a
+//! tantivy document.
+//!
+//! ```text
+//! <path>/
+//!   20261126T060000Z/      one partition: events that ARRIVED in [06:00, 07:00) UTC
+//!     meta.json, *.idx, ...  (tantivy's files; a commit atomically replaces meta.json)
+//!   20261126T070000Z/
+//!   damaged/               partitions that failed to open, moved aside (never deleted)
+//! ```
+//!
+//! Partitions are cut by arrival time, not by the event's own timestamp: replayed or
+//! badly-clocked events cannot spray thousands of partitions, there is only ever one
+//! partition being written, and retention by age means "what arrived in the last N". Queries
+//! filter on the events' own `timestamp` and skip partitions whose timestamp column's
+//! min/max lies outside the range.
+
+use std::path::{Path, PathBuf};
+
+use tantivy::schema::{
+    Field, JsonObjectOptions, NumericOptions, OwnedValue, Schema, TextFieldIndexing, TextOptions,
+    FAST, STORED, STRING,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
+
+use super::query::{keyword_text, number};
+use crate::event::{fields, Event, Value};
+
+/// Top-level fields indexed as their own keyword columns (exact match, fast top values and
+/// histogram splits).
+pub const KEYWORD_FIELDS: [&str; 5] = [
+    fields::LEVEL,
+    fields::APP,
+    fields::INSTANCE,
+    fields::HOST,
+    fields::STREAM,
+];
+
+/// Handles on the schema's fields.
+#[derive(Clone)]
+pub struct Fields {
+    pub schema: Schema,
+    /// Event time, nanoseconds since the epoch (fast: sorting, ranges, histograms).
+    pub timestamp: Field,
+    /// Arrival order within a partition: with `timestamp` and the partition, a stable key
+    /// for cursor paging (doc ids change when segments merge; this does not).
+    pub seq: Field,
+    pub keywords: Vec<(&'static str, Field)>,
+    /// Full text, positions kept for phrases.
+    pub message: Field,
+    /// Every other field as the keyword `name=value` (nested objects flattened with dots).
+    pub kv: Field,
+    /// Every other numeric field, by name, for ranges.
+    pub num: Field,
+    /// The whole event as JSON, returned by queries.
+    pub source: Field,
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        let mut builder = Schema::builder();
+        let timestamp =
+            builder.add_i64_field(fields::TIMESTAMP, NumericOptions::default().set_fast());
+        let seq = builder.add_u64_field("_seq", NumericOptions::default().set_fast());
+        let keywords = KEYWORD_FIELDS
+            .iter()
+            .map(|name| (*name, builder.add_text_field(name, STRING | FAST)))
+            .collect();
+        let message = builder.add_text_field(
+            fields::MESSAGE,
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("default")
+                    .set_index_option(tantivy::schema::IndexRecordOption::WithFreqsAndPositions),
+            ),
+        );
+        let kv = builder.add_text_field("_kv", STRING | FAST);
+        let num = builder.add_json_field("_num", JsonObjectOptions::default().set_fast("raw"));
+        let source = builder.add_bytes_field("_source", STORED);
+        Fields {
+            schema: builder.build(),
+            timestamp,
+            seq,
+            keywords,
+            message,
+            kv,
+            num,
+            source,
+        }
+    }
+
+    pub fn keyword(&self, name: &str) -> Option<Field> {
+        self.keywords
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    /// The document for `event`; `fallback_ts` is used when it has no parsable timestamp.
+    pub fn document(&self, event: &Event, seq: u64, fallback_ts: i64) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        let ts = event_timestamp(event).unwrap_or(fallback_ts);
+        doc.add_i64(self.timestamp, ts);
+        doc.add_u64(self.seq, seq);
+        let mut numbers: Vec<(String, OwnedValue)> = Vec::new();
+        for (key, value) in event.fields.iter() {
+            let key = key.as_str();
+            if key == fields::TIMESTAMP {
+                continue;
+            }
+            if key == fields::MESSAGE {
+                doc.add_text(self.message, value.to_text());
+                continue;
+            }
+            if let Some(field) = self.keyword(key) {
+                if !matches!(value, Value::Null) {
+                    doc.add_text(field, keyword_text(value));
+                }
+                continue;
+            }
+            self.add_other(&mut doc, &mut numbers, key, value, 0);
+        }
+        if !numbers.is_empty() {
+            doc.add_field_value(self.num, &OwnedValue::Object(numbers));
+        }
+        let mut source = serde_json::to_vec(&event.fields).unwrap_or_default();
+        if event.fields.get(fields::TIMESTAMP).is_none() {
+            // Keep the time the event was indexed under, so results show it.
+            source = with_timestamp(&source, ts);
+        }
+        doc.add_bytes(self.source, &source);
+        doc
+    }
+
+    fn add_other(
+        &self,
+        doc: &mut TantivyDocument,
+        numbers: &mut Vec<(String, OwnedValue)>,
+        path: &str,
+        value: &Value,
+        depth: usize,
+    ) {
+        match value {
+            Value::Null => {}
+            Value::Object(map) if depth < 4 => {
+                for (key, inner) in map.iter() {
+                    self.add_other(doc, numbers, &format!("{path}.{key}"), inner, depth + 1);
+                }
+            }
+            Value::Array(items) if depth < 4 => {
+                for item in items.iter().take(64) {
+                    self.add_other(doc, numbers, path, item, depth + 1);
+                }
+            }
+            _ => {
+                if let Some(n) = number(value) {
+                    numbers.push((path.to_string(), OwnedValue::F64(n)));
+                }
+                let mut text = keyword_text(value);
+                // Keywords are for exact matching; very long values only bloat the terms.
+                if text.len() > MAX_KEYWORD_BYTES {
+                    let mut end = MAX_KEYWORD_BYTES;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                }
+                doc.add_text(self.kv, format!("{path}={text}"));
+            }
+        }
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const MAX_KEYWORD_BYTES: usize = 256;
+
+/// The event's own time: a timestamp value, or an RFC 3339 string.
+pub fn event_timestamp(event: &Event) -> Option<i64> {
+    match event.fields.get(fields::TIMESTAMP)? {
+        Value::Timestamp(t) => Some(*t),
+        Value::Bytes(b) => parse_rfc3339(std::str::from_utf8(b).ok()?),
+        Value::Integer(i) => Some(i.saturating_mul(1_000_000_000)),
+        _ => None,
+    }
+}
+
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()?
+        .timestamp_nanos_opt()
+}
+
+pub(crate) fn with_timestamp(source: &[u8], ts: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(source.len() + 48);
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    out.extend_from_slice(crate::event::format_timestamp(ts).as_bytes());
+    out.push(b'"');
+    if source.len() > 2 {
+        out.push(b',');
+        out.extend_from_slice(&source[1..]);
+    } else {
+        out.push(b'}');
+    }
+    out
+}
+
+// === impl Partition ===
+
+/// One partition: a tantivy index covering an arrival-time interval.
+pub struct Partition {
+    /// Start of the interval, seconds since the epoch (UTC).
+    pub start_secs: i64,
+    pub dir: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("start_secs", &self.start_secs)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+const NAME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+pub fn partition_name(start_secs: i64) -> String {
+    chrono::DateTime::from_timestamp(start_secs, 0)
+        .map(|t| t.format(NAME_FORMAT).to_string())
+        .unwrap_or_else(|| format!("{start_secs}"))
+}
+
+pub fn parse_partition_name(name: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(name, NAME_FORMAT)
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
+impl Partition {
+    /// Opens the partition in `dir`, creating it when `create` is set.
+    pub fn open(
+        dir: &Path,
+        start_secs: i64,
+        fields: &Fields,
+        create: bool,
+    ) -> tantivy::Result<Self> {
+        let index = if create && !dir.join("meta.json").exists() {
+            std::fs::create_dir_all(dir)?;
+            Index::create_in_dir(dir, fields.schema.clone())?
+        } else {
+            Index::open_in_dir(dir)?
+        };
+        if index.schema() != fields.schema {
+            return Err(tantivy::TantivyError::SchemaError(
+                "partition was written with a different schema".into(),
+            ));
+        }
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        // Touch every segment's fast fields now, so damage is found at open, not at query time.
+        for segment in reader.searcher().segment_readers() {
+            segment.fast_fields().i64(fields::TIMESTAMP)?;
+        }
+        Ok(Partition {
+            start_secs,
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+        })
+    }
+
+    /// Bytes on disk (all files in the directory).
+    pub fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
+    }
+}
+
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        for secs in [0, 1_764_136_800, 1_764_140_400] {
+            assert_eq!(parse_partition_name(&partition_name(secs)), Some(secs));
+        }
+        assert_eq!(partition_name(1_764_136_800), "20251126T060000Z");
+        assert_eq!(parse_partition_name("damaged"), None);
+    }
+
+    #[test]
+    fn source_gets_the_indexed_timestamp() {
+        let out = with_timestamp(br#"{"a":1}"#, 0);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["a"], 1);
+        assert!(v["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1970-01-01T00:00:00")));
+        let out = with_timestamp(b"{}", 0);
+        assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+    }
+}

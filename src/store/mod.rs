@@ -1,0 +1,725 @@
+//! The `store` sink: an embedded, searchable event store on local disk, built on tantivy.
+//!
+//! Events are indexed into time partitions (one tantivy index each, see [`index`]), committed
+//! in batches (every `commit_interval_ms`, or sooner after `commit_max_events`), and only
+//! then acknowledged: the sink holds the received batches until the commit returns and
+//! drops them after, so an acknowledgement means "committed". A tantivy commit atomically
+//! replaces the index's `meta.json`, so after kill -9 a partition opens at its last commit:
+//! what is lost is exactly the uncommitted, never-acknowledged tail.
+//!
+//! Each incoming batch is also published to the [`tail::TailHub`] before it is indexed, so
+//! live tail never waits for disk. Queries (`/v1/query`, `/v1/histogram`, `/v1/top`) read
+//! committed data through [`search`]; the HTTP side is in [`http`], the CLI's client in
+//! [`client`].
+
+pub mod client;
+pub mod http;
+pub mod index;
+pub mod query;
+pub mod search;
+pub mod tail;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tantivy::IndexWriter;
+
+use crate::ack::AckStatus;
+use crate::config::FieldError;
+use crate::event::{now_nanos, Event, SharedBatch};
+use crate::sinks::{SinkContext, SinkError};
+use crate::telemetry::{self, Counter};
+use crate::topology::BatchReceiver;
+
+pub use index::{Fields, Partition};
+pub use query::{Query, QueryError};
+
+/// `[sinks.ID] type = "store"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory holding the partitions.
+    pub path: String,
+    /// Length of a partition (arrival time), e.g. "1h".
+    #[serde(default = "default_partition")]
+    pub partition: DurationSetting,
+    /// Partitions older than this are dropped, e.g. "7d".
+    #[serde(default = "default_retention_age")]
+    pub retention_age: DurationSetting,
+    /// When the partitions together take more bytes than this, the oldest are dropped.
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    /// Longest time an event waits for its commit (and so its acknowledgement).
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Commit sooner once this many events are waiting.
+    #[serde(default = "default_commit_max_events")]
+    pub commit_max_events: usize,
+    /// Indexing memory budget of the partition being written.
+    #[serde(default = "default_writer_memory_bytes")]
+    pub writer_memory_bytes: usize,
+    /// Events a live-tail client may have queued before its newer events are dropped (and
+    /// it is told so in-band).
+    #[serde(default = "default_tail_buffer_events")]
+    pub tail_buffer_events: usize,
+}
+
+/// A duration written as text (`"90s"`, `"15m"`, `"2h"`, `"7d"`) or as seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationSetting {
+    Secs(u64),
+    Text(String),
+}
+
+impl DurationSetting {
+    pub fn secs(&self) -> Option<u64> {
+        match self {
+            Self::Secs(s) => Some(*s),
+            Self::Text(t) => parse_duration(t).map(|d| d.as_secs()),
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `15m`, `2h`, `7d`, `1w`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms).map(Duration::from_millis)
+}
+
+fn default_partition() -> DurationSetting {
+    DurationSetting::Text("1h".into())
+}
+fn default_retention_age() -> DurationSetting {
+    DurationSetting::Text("7d".into())
+}
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
+fn default_commit_max_events() -> usize {
+    200_000
+}
+fn default_writer_memory_bytes() -> usize {
+    64 * 1024 * 1024
+}
+fn default_tail_buffer_events() -> usize {
+    1000
+}
+
+impl StoreConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.path.is_empty() {
+            return Err(FieldError::new("path", "must not be empty"));
+        }
+        let duration = |field: &str, setting: &DurationSetting| match setting.secs() {
+            Some(s) if s > 0 => Ok(s),
+            _ => Err(FieldError::new(
+                field,
+                "expected a duration such as \"1h\", \"7d\" or a number of seconds (more than 0)",
+            )),
+        };
+        let partition = duration("partition", &self.partition)?;
+        if partition < 60 {
+            return Err(FieldError::new("partition", "must be at least 1m"));
+        }
+        duration("retention_age", &self.retention_age)?;
+        if self.commit_interval_ms == 0 {
+            return Err(FieldError::new("commit_interval_ms", "must be at least 1"));
+        }
+        if self.commit_max_events == 0 {
+            return Err(FieldError::new("commit_max_events", "must be at least 1"));
+        }
+        if self.writer_memory_bytes < 16 * 1024 * 1024 {
+            return Err(FieldError::new(
+                "writer_memory_bytes",
+                "must be at least 16777216 (16 MiB, tantivy's minimum)",
+            ));
+        }
+        if self.tail_buffer_events == 0 {
+            return Err(FieldError::new("tail_buffer_events", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            partition_secs: self.partition.secs().unwrap_or(3600).max(60) as i64,
+            retention_age_secs: self.retention_age.secs().map(|s| s as i64),
+            retention_bytes: self.retention_bytes,
+            writer_memory_bytes: self.writer_memory_bytes,
+            tail_buffer_events: self.tail_buffer_events,
+        }
+    }
+
+    /// Opens (or creates) the store; done by the topology at start, before the API serves.
+    pub fn open(&self, id: &str) -> Result<Arc<Store>, StoreError> {
+        Store::open(id, Path::new(&self.path), self.options())
+    }
+
+    pub async fn run(
+        self,
+        store: Arc<Store>,
+        rx: BatchReceiver,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run_sink(
+            store,
+            rx,
+            ctx,
+            Duration::from_millis(self.commit_interval_ms),
+            self.commit_max_events,
+        )
+        .await
+    }
+}
+
+/// The runtime knobs of a store, from [`StoreConfig`] (tests and benches build them directly).
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub partition_secs: i64,
+    pub retention_age_secs: Option<i64>,
+    pub retention_bytes: Option<u64>,
+    pub writer_memory_bytes: usize,
+    pub tail_buffer_events: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            partition_secs: 3600,
+            retention_age_secs: Some(7 * 86_400),
+            retention_bytes: None,
+            writer_memory_bytes: default_writer_memory_bytes(),
+            tail_buffer_events: default_tail_buffer_events(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use store directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// An open store: the partitions (shared with queries) and the live-tail hub.
+pub struct Store {
+    pub id: Arc<str>,
+    pub fields: Fields,
+    dir: PathBuf,
+    options: StoreOptions,
+    /// Ascending by start.
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    pub tail: tail::TailHub,
+    dropped_age: Counter,
+    dropped_size: Counter,
+    damaged: Counter,
+}
+
+impl Store {
+    /// Opens every partition under `dir`; a partition that fails to open is moved to
+    /// `dir/damaged/`, counted and logged (the store still starts).
+    pub fn open(id: &str, dir: &Path, options: StoreOptions) -> Result<Arc<Store>, StoreError> {
+        let dir_err = |source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let fields = Fields::new();
+        let damaged = telemetry::counter("store_partitions_damaged_total", &[("component_id", id)]);
+        let mut partitions = Vec::new();
+        let mut entries: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+            .map_err(dir_err)?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| {
+                let start = index::parse_partition_name(e.file_name().to_str()?)?;
+                Some((start, e.path()))
+            })
+            .collect();
+        entries.sort();
+        for (start, path) in entries {
+            match Partition::open(&path, start, &fields, false) {
+                Ok(p) => partitions.push(Arc::new(p)),
+                Err(error) => {
+                    damaged.inc(1);
+                    let aside = move_aside(dir, &path);
+                    tracing::warn!(component_id = %id, partition = %path.display(), moved_to = %aside.display(), %error, "damaged store partition moved aside");
+                }
+            }
+        }
+        let tail = tail::TailHub::new(id, options.tail_buffer_events);
+        Ok(Arc::new(Store {
+            id: Arc::from(id),
+            fields,
+            dir: dir.to_path_buf(),
+            partitions: RwLock::new(partitions),
+            tail,
+            dropped_age: telemetry::counter(
+                "store_partitions_dropped_total",
+                &[("component_id", id), ("reason", "age")],
+            ),
+            dropped_size: telemetry::counter(
+                "store_partitions_dropped_total",
+                &[("component_id", id), ("reason", "size")],
+            ),
+            damaged,
+            options,
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The partitions, oldest first (a snapshot: retention may drop some meanwhile, their
+    /// open files stay readable until the snapshot is dropped).
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn damaged_partitions(&self) -> u64 {
+        self.damaged.get()
+    }
+
+    /// Committed events over all partitions.
+    pub fn num_events(&self) -> u64 {
+        self.partitions()
+            .iter()
+            .map(|p| p.reader.searcher().num_docs())
+            .sum()
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.partitions().iter().map(|p| p.disk_bytes()).sum()
+    }
+
+    pub fn writer(self: &Arc<Self>) -> StoreWriter {
+        StoreWriter {
+            store: self.clone(),
+            current: None,
+            last_retention: None,
+        }
+    }
+
+    fn partition_start(&self, now_secs: i64) -> i64 {
+        now_secs.div_euclid(self.options.partition_secs) * self.options.partition_secs
+    }
+
+    /// Drops whole partitions older than the retention age, then the oldest while the
+    /// total is above the retention size; never the partition being written (`keep`).
+    pub fn enforce_retention(&self, now_secs: i64, keep: Option<i64>) -> Vec<i64> {
+        let mut dropped = Vec::new();
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(age) = self.options.retention_age_secs {
+            let cutoff = now_secs - age;
+            partitions.retain(|p| {
+                let expired = p.start_secs + self.options.partition_secs <= cutoff
+                    && Some(p.start_secs) != keep;
+                if expired {
+                    self.dropped_age.inc(1);
+                    dropped.push((p.clone(), "age"));
+                }
+                !expired
+            });
+        }
+        if let Some(max) = self.options.retention_bytes {
+            let mut sizes: Vec<u64> = partitions.iter().map(|p| p.disk_bytes()).collect();
+            let mut total: u64 = sizes.iter().sum();
+            while total > max && !partitions.is_empty() && Some(partitions[0].start_secs) != keep {
+                let p = partitions.remove(0);
+                total -= sizes.remove(0);
+                self.dropped_size.inc(1);
+                dropped.push((p, "size"));
+            }
+        }
+        drop(partitions);
+        dropped
+            .into_iter()
+            .map(|(p, reason)| {
+                tracing::info!(component_id = %self.id, partition = %p.dir.display(), reason, "store partition dropped by retention");
+                if let Err(error) = std::fs::remove_dir_all(&p.dir) {
+                    tracing::warn!(component_id = %self.id, partition = %p.dir.display(), %error, "cannot remove dropped partition");
+                }
+                p.start_secs
+            })
+            .collect()
+    }
+
+    fn add_partition(&self, partition: Arc<Partition>) {
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        if !partitions
+            .iter()
+            .any(|p| p.start_secs == partition.start_secs)
+        {
+            partitions.push(partition);
+            partitions.sort_by_key(|p| p.start_secs);
+        }
+    }
+
+    fn existing(&self, start: i64) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|p| p.start_secs == start)
+            .cloned()
+    }
+}
+
+fn move_aside(dir: &Path, path: &Path) -> PathBuf {
+    let damaged = dir.join("damaged");
+    let _ = std::fs::create_dir_all(&damaged);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = damaged.join(format!("{name}-{}", now_nanos()));
+    match std::fs::rename(path, &target) {
+        Ok(()) => target,
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+// === impl StoreWriter ===
+
+/// Writes into the current partition; owned by the sink (one writer per store).
+pub struct StoreWriter {
+    store: Arc<Store>,
+    current: Option<Current>,
+    last_retention: Option<Instant>,
+}
+
+struct Current {
+    partition: Arc<Partition>,
+    writer: IndexWriter,
+    next_seq: u64,
+}
+
+/// How often retention runs (after a commit).
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+impl StoreWriter {
+    /// Adds events (not yet committed) arriving at `now_nanos`.
+    pub fn append(&mut self, events: &[Event], now_nanos: i64) -> Result<(), StoreError> {
+        let start = self
+            .store
+            .partition_start(now_nanos.div_euclid(1_000_000_000));
+        if self.current.as_ref().map(|c| c.partition.start_secs) != Some(start) {
+            self.switch(start)?;
+        }
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
+        };
+        for event in events {
+            let fallback = if event.meta.received_at != 0 {
+                event.meta.received_at
+            } else {
+                now_nanos
+            };
+            let doc = self
+                .store
+                .fields
+                .document(event, current.next_seq, fallback);
+            current.next_seq += 1;
+            current.writer.add_document(doc)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable and visible to queries.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(current) = self.current.as_mut() {
+            current.writer.commit()?;
+            current.partition.reader.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Commits and waits for background merges, leaving the partition in its final shape
+    /// (at shutdown, and in benchmarks before measuring queries).
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        if let Some(current) = self.current.take() {
+            current.writer.wait_merging_threads()?;
+            current.partition.reader.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Commits, then runs retention if it has not run recently.
+    fn commit_and_maintain(&mut self, now_secs: i64) -> Result<(), StoreError> {
+        self.commit()?;
+        self.maintain(now_secs);
+        Ok(())
+    }
+
+    /// Runs retention unless it ran recently (also called while idle, so old partitions go
+    /// even when nothing arrives).
+    fn maintain(&mut self, now_secs: i64) {
+        if self
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_CHECK_INTERVAL)
+        {
+            self.last_retention = Some(Instant::now());
+            let keep = self.current.as_ref().map(|c| c.partition.start_secs);
+            self.store.enforce_retention(now_secs, keep);
+        }
+    }
+
+    fn switch(&mut self, start: i64) -> Result<(), StoreError> {
+        if let Some(old) = self.current.take() {
+            let mut writer = old.writer;
+            writer.commit()?;
+            old.partition.reader.reload()?;
+            // Let merges in flight finish, so the old partition is left in its final shape.
+            let _ = writer.wait_merging_threads();
+        }
+        let partition = match self.store.existing(start) {
+            Some(p) => p,
+            None => {
+                let dir = self.store.dir.join(index::partition_name(start));
+                let p = match Partition::open(&dir, start, &self.store.fields, true) {
+                    Ok(p) => p,
+                    Err(error) => {
+                        // A damaged partition for the current interval (e.g. torn files after
+                        // kill -9 before the first commit): set it aside and start afresh.
+                        self.store.damaged.inc(1);
+                        let aside = move_aside(&self.store.dir, &dir);
+                        tracing::warn!(component_id = %self.store.id, partition = %dir.display(), moved_to = %aside.display(), %error, "damaged store partition moved aside");
+                        Partition::open(&dir, start, &self.store.fields, true)?
+                    }
+                };
+                let p = Arc::new(p);
+                self.store.add_partition(p.clone());
+                p
+            }
+        };
+        let next_seq = search::max_seq(&partition).map_or(0, |s| s + 1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(2);
+        let memory = self
+            .store
+            .options
+            .writer_memory_bytes
+            .max((threads * 16) << 20);
+        let writer = partition.index.writer_with_num_threads(threads, memory)?;
+        self.current = Some(Current {
+            partition,
+            writer,
+            next_seq,
+        });
+        Ok(())
+    }
+}
+
+// === the sink task ===
+
+async fn run_sink(
+    store: Arc<Store>,
+    mut rx: BatchReceiver,
+    ctx: SinkContext,
+    commit_interval: Duration,
+    commit_max_events: usize,
+) -> Result<(), SinkError> {
+    let writer = Arc::new(Mutex::new(store.writer()));
+    // Batches appended but not yet committed: held so their acknowledgements wait for the
+    // commit, dropped right after it.
+    let mut pending: Vec<SharedBatch> = Vec::new();
+    let mut pending_events = 0usize;
+    let mut deadline = tokio::time::Instant::now();
+    let mut limiter = telemetry::LogLimiter::default();
+    let mut idle_retention = tokio::time::interval(RETENTION_CHECK_INTERVAL);
+    loop {
+        let batch = tokio::select! {
+            batch = rx.recv() => batch,
+            _ = idle_retention.tick() => {
+                let w = writer.clone();
+                tokio::task::spawn_blocking(move || {
+                    let now = now_nanos().div_euclid(1_000_000_000);
+                    w.lock().unwrap_or_else(|e| e.into_inner()).maintain(now);
+                })
+                .await?;
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
+                commit(&writer, &mut pending, &mut pending_events, &ctx, &mut limiter).await?;
+                continue;
+            }
+        };
+        let Some(batch) = batch else { break };
+        if batch.is_empty() {
+            continue;
+        }
+        // Live tail first: it never waits for the index.
+        store.tail.publish(&batch.events);
+        let w = writer.clone();
+        let b = batch.clone();
+        let appended = tokio::task::spawn_blocking(move || {
+            w.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&b.events, now_nanos())
+        })
+        .await?;
+        match appended {
+            Ok(()) => {
+                if pending.is_empty() {
+                    deadline = tokio::time::Instant::now() + commit_interval;
+                }
+                pending_events += batch.len();
+                pending.push(batch);
+                if pending_events >= commit_max_events {
+                    commit(
+                        &writer,
+                        &mut pending,
+                        &mut pending_events,
+                        &ctx,
+                        &mut limiter,
+                    )
+                    .await?;
+                }
+            }
+            Err(error) => {
+                ctx.metrics.write_errors.inc(1);
+                batch.ack_all(AckStatus::Errored);
+                if let Some(suppressed) = limiter.check() {
+                    tracing::warn!(component_id = %ctx.id, %error, suppressed, "store append failed");
+                }
+            }
+        }
+    }
+    commit(
+        &writer,
+        &mut pending,
+        &mut pending_events,
+        &ctx,
+        &mut limiter,
+    )
+    .await?;
+    // Everything is committed (and acknowledged); let merges in flight finish so the next
+    // start opens fewer, larger segments.
+    let closing = tokio::task::spawn_blocking(move || {
+        let writer = std::mem::replace(
+            &mut *writer.lock().unwrap_or_else(|e| e.into_inner()),
+            store.writer(),
+        );
+        writer.close()
+    })
+    .await?;
+    if let Err(error) = closing {
+        tracing::warn!(component_id = %ctx.id, %error, "store close failed");
+    }
+    Ok(())
+}
+
+async fn commit(
+    writer: &Arc<Mutex<StoreWriter>>,
+    pending: &mut Vec<SharedBatch>,
+    pending_events: &mut usize,
+    ctx: &SinkContext,
+    limiter: &mut telemetry::LogLimiter,
+) -> Result<(), SinkError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let w = writer.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = now_nanos().div_euclid(1_000_000_000);
+        w.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commit_and_maintain(now)
+    })
+    .await?;
+    match result {
+        Ok(()) => {
+            ctx.metrics.sent_events.inc(*pending_events as u64);
+        }
+        Err(error) => {
+            // The source hears "errored" and may resend; the writer keeps the documents, so
+            // the next successful commit may still make them visible (at-least-once).
+            ctx.metrics.write_errors.inc(1);
+            for batch in pending.iter() {
+                batch.ack_all(AckStatus::Errored);
+            }
+            if let Some(suppressed) = limiter.check() {
+                tracing::warn!(component_id = %ctx.id, %error, suppressed, "store commit failed");
+            }
+        }
+    }
+    // Dropping the batches is the acknowledgement.
+    pending.clear();
+    *pending_events = 0;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_table() {
+        let cases = [
+            ("15m", Some(900)),
+            ("2h", Some(7200)),
+            ("7d", Some(604_800)),
+            ("30", Some(30)),
+            ("30s", Some(30)),
+            ("1w", Some(604_800)),
+            ("h", None),
+            ("5y", None),
+            ("", None),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(parse_duration(text).map(|d| d.as_secs()), secs, "{text}");
+        }
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let base = r#"path = "x""#;
+        let cases = [
+            ("partition = \"10s\"", "partition"),
+            ("partition = \"soon\"", "partition"),
+            ("retention_age = 0", "retention_age"),
+            ("commit_interval_ms = 0", "commit_interval_ms"),
+            ("writer_memory_bytes = 1000", "writer_memory_bytes"),
+            ("tail_buffer_events = 0", "tail_buffer_events"),
+        ];
+        for (line, field) in cases {
+            let config: StoreConfig = toml::from_str(&format!("{base}\n{line}")).expect("parses");
+            assert_eq!(config.validate().expect_err(line).field, field, "{line}");
+        }
+        let ok: StoreConfig = toml::from_str(base).expect("parses");
+        ok.validate().expect("defaults are valid");
+    }
+}
