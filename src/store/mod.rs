@@ -1,8 +1,8 @@
 //! The `store` sink: an embedded, searchable event store on local disk, built on tantivy.
 //!
 //! Events are indexed into time partitions (one tantivy index each, see [`index`]), committed
-//! in batches (every `commit_interval_ms`, or sooner after `commit_max_events`), and only
-//! then acknowledged: the sink holds the received batches until the commit returns and
+//! in groups (as soon as the input goes idle, at most every 20 ms; under load every
+//! `commit_interval_ms`, or sooner after `commit_max_events`), and only then acknowledged: the sink holds the received batches until the commit returns and
 //! drops them after, so an acknowledgement means "committed". A tantivy commit atomically
 //! replaces the index's `meta.json`, so after kill -9 a partition opens at its last commit:
 //! what is lost is exactly the uncommitted, never-acknowledged tail.
@@ -544,6 +544,9 @@ impl StoreWriter {
 
 // === the sink task ===
 
+/// The shortest time between two commits made because the input went idle.
+const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
+
 async fn run_sink(
     store: Arc<Store>,
     mut rx: BatchReceiver,
@@ -557,6 +560,7 @@ async fn run_sink(
     let mut pending: Vec<SharedBatch> = Vec::new();
     let mut pending_events = 0usize;
     let mut deadline = tokio::time::Instant::now();
+    let mut last_commit = tokio::time::Instant::now();
     let mut limiter = telemetry::LogLimiter::default();
     let mut idle_retention = tokio::time::interval(RETENTION_CHECK_INTERVAL);
     loop {
@@ -573,6 +577,7 @@ async fn run_sink(
             }
             _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
                 commit(&writer, &mut pending, &mut pending_events, &ctx, &mut limiter).await?;
+                last_commit = tokio::time::Instant::now();
                 continue;
             }
         };
@@ -592,12 +597,20 @@ async fn run_sink(
         .await?;
         match appended {
             Ok(()) => {
+                let now = tokio::time::Instant::now();
                 if pending.is_empty() {
-                    deadline = tokio::time::Instant::now() + commit_interval;
+                    deadline = now + commit_interval;
                 }
                 pending_events += batch.len();
                 pending.push(batch);
-                if pending_events >= commit_max_events {
+                // Group commit: while batches keep arriving they share one commit (up to
+                // the interval or the event cap); once the input is idle, commit now, so a
+                // lone request is acknowledged in milliseconds rather than a whole interval.
+                // A floor between commits keeps a trickle from making a segment per batch.
+                if rx.is_empty() {
+                    deadline = deadline.min((last_commit + MIN_COMMIT_GAP).max(now));
+                }
+                if pending_events >= commit_max_events || (rx.is_empty() && deadline <= now) {
                     commit(
                         &writer,
                         &mut pending,
@@ -606,6 +619,7 @@ async fn run_sink(
                         &mut limiter,
                     )
                     .await?;
+                    last_commit = tokio::time::Instant::now();
                 }
             }
             Err(error) => {

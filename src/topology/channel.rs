@@ -157,6 +157,11 @@ impl BatchReceiver {
         Some(queued.batch)
     }
 
+    /// Whether no batch is waiting right now (a sink can commit while its input is idle).
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes.get().saturating_sub(self.released)
