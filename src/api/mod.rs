@@ -106,11 +106,7 @@ pub async fn handle(request: Request<Incoming>, endpoints: &Endpoints) -> HttpRe
     if let Some(response) = route(request.method(), request.uri().path()) {
         return response;
     }
-    match endpoints
-        .0
-        .iter()
-        .find(|e| e.matches(request.uri().path()))
-    {
+    match endpoints.0.iter().find(|e| e.matches(request.uri().path())) {
         Some(endpoint) => endpoint.handle(request).await,
         None => error(
             StatusCode::NOT_FOUND,

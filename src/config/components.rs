@@ -8,10 +8,11 @@
 use serde::de::DeserializeOwned;
 
 use super::{
-    ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
+    AlertSpec, ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
     TransformSpec,
 };
 use crate::buffer::BufferConfig;
+use crate::sinks::notify::NotifyConfig;
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, http::HttpSinkConfig,
 };
@@ -108,9 +109,11 @@ pub enum SinkConfig {
     File(FileConfig),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
+    Notify(NotifyConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http";
+const SINK_TYPES: &str = "console, file, blackhole, http, alertmanager, webhook, slack, pagerduty";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -119,6 +122,10 @@ impl SinkConfig {
             "file" => Self::File(deserialize(table)?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(deserialize(table)?),
+            "alertmanager" => Self::Notify(NotifyConfig::Alertmanager(deserialize(table)?)),
+            "webhook" => Self::Notify(NotifyConfig::Webhook(deserialize(table)?)),
+            "slack" => Self::Notify(NotifyConfig::Slack(deserialize(table)?)),
+            "pagerduty" => Self::Notify(NotifyConfig::Pagerduty(deserialize(table)?)),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -128,6 +135,7 @@ impl SinkConfig {
             Self::Console(_) | Self::Blackhole(_) => Ok(()),
             Self::File(c) => c.validate(),
             Self::Http(c) => c.validate(),
+            Self::Notify(c) => c.validate(),
         }
     }
 }
@@ -175,6 +183,7 @@ pub(super) fn parse_components(
         sources: Vec::new(),
         transforms: Vec::new(),
         sinks: Vec::new(),
+        alerts: Vec::new(),
     };
     let mut seen_ids = std::collections::HashMap::new();
 
@@ -182,11 +191,13 @@ pub(super) fn parse_components(
         ComponentKind::Source,
         ComponentKind::Transform,
         ComponentKind::Sink,
+        ComponentKind::Alert,
     ] {
         let section = match kind {
             ComponentKind::Source => "sources",
             ComponentKind::Transform => "transforms",
             ComponentKind::Sink => "sinks",
+            ComponentKind::Alert => "alerts",
         };
         let Some(value) = doc.remove(section) else {
             continue;
@@ -229,7 +240,16 @@ pub(super) fn parse_components(
                 errors.push(fail("(table)", "expected a table".into()));
                 continue;
             };
+            // An alert rule has no `type`: its `kind` is a field of its own config.
             let kind_name = match table.remove("type") {
+                None if kind == ComponentKind::Alert => String::new(),
+                Some(_) if kind == ComponentKind::Alert => {
+                    errors.push(fail(
+                        "type",
+                        "an alert rule has no `type`; set `kind = \"threshold\" | \"ratio\" | \"absence\"`".into(),
+                    ));
+                    continue;
+                }
                 Some(toml::Value::String(s)) => s,
                 Some(_) => {
                     errors.push(fail("type", "expected a string".into()));
@@ -267,6 +287,14 @@ pub(super) fn parse_components(
                 }
             };
             match kind {
+                ComponentKind::Alert => {
+                    match deserialize::<crate::alert::AlertConfig>(table)
+                        .and_then(|c| c.validate_and_build(&id))
+                    {
+                        Ok(rule) => pipeline.alerts.push(AlertSpec { id, inputs, rule }),
+                        Err(e) => errors.push(fail(&e.field, e.message)),
+                    }
+                }
                 ComponentKind::Source => match SourceConfig::parse(&kind_name, table)
                     .and_then(|c| c.validate().map(|()| c))
                 {
@@ -355,7 +383,7 @@ pub(super) fn parse_components(
                 file: file.into(),
                 field: key,
                 message:
-                    "unknown top-level field (expected api, sources, transforms, sinks, shutdown_timeout_secs)"
+                    "unknown top-level field (expected api, sources, transforms, sinks, alerts, shutdown_timeout_secs)"
                         .into(),
             }),
         }
