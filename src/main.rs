@@ -63,6 +63,15 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// List a router's pending and firing alerts (`GET /v1/alerts` on its API listener).
+    Alerts {
+        /// The router's API address.
+        #[arg(long, default_value = sluice::alert::cli::DEFAULT_API_URL)]
+        url: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect disk buffers.
     Buffer {
         #[command(subcommand)]
@@ -132,6 +141,20 @@ fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("error: {}: {error}", path.display());
                 ExitCode::from(2)
+            }
+        },
+        Command::Alerts { url, json } => match sluice::alert::cli::fetch(&url) {
+            Ok(answer) if json => {
+                println!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Ok(answer) => {
+                print!("{}", sluice::alert::cli::render_table(&answer));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("sluice alerts: error: {error}");
+                ExitCode::FAILURE
             }
         },
         Command::Ship { to, app, ship } => ship_stdin(&ship.config(&to, app.as_deref()), &ship),

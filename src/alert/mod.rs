@@ -24,6 +24,7 @@
 //! the output), `api` (`GET /v1/alerts`), `fingerprint`.
 
 mod api;
+pub mod cli;
 mod fingerprint;
 mod rule;
 mod state;
