@@ -239,11 +239,12 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match Pipeline::load(file) {
             Ok(p) => println!(
-                "{}: ok ({} sources, {} transforms, {} sinks)",
+                "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules)",
                 file.display(),
                 p.sources.len(),
                 p.transforms.len(),
-                p.sinks.len()
+                p.sinks.len(),
+                p.alerts.len()
             ),
             Err(errors) => {
                 ok = false;
