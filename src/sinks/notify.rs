@@ -13,16 +13,20 @@
 //! which needs to hear about every firing alert.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::retry::{DeliveryError, RetryConfig};
 use super::{dead_letter_event, SinkContext, SinkError};
@@ -172,6 +176,17 @@ pub struct Endpoint {
     pub timeout_secs: u64,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// For `https://` URLs: `tls = { ca_file = "..." }` trusts these PEM CA certificates as
+    /// well as the system's (e.g. a private CA in front of a relay).
+    #[serde(default)]
+    pub tls: ClientTls,
+}
+
+/// `tls = { ca_file }` on a notifier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Endpoint {
@@ -180,6 +195,7 @@ impl Default for Endpoint {
             headers: BTreeMap::new(),
             timeout_secs: default_timeout_secs(),
             retry: RetryConfig::default(),
+            tls: ClientTls::default(),
         }
     }
 }
@@ -194,21 +210,29 @@ impl Endpoint {
             return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
         parse_headers(&self.headers)?;
+        if self
+            .tls
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(FieldError::new("tls.ca_file", "must not be empty"));
+        }
         self.retry.validate()
     }
 }
 
-/// Parses an `http://` URL (field `url`).
+/// Parses an `http://` or `https://` URL (field `url`).
 pub fn parse_url(url: &str) -> Result<Uri, FieldError> {
     let parsed: Uri = url
         .parse()
         .map_err(|e| FieldError::new("url", format!("invalid URL `{url}`: {e}")))?;
     match parsed.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(FieldError::new(
                 "url",
-                format!("unsupported scheme `{other}` (only http:// for now; see docs/alerts.md)"),
+                format!("unsupported scheme `{other}` (expected http:// or https://)"),
             ))
         }
         None => {
@@ -246,24 +270,34 @@ pub struct Poster {
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
     retry: RetryConfig,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     retries: Counter,
     limiter: LogLimiter,
 }
 
 impl Poster {
     pub fn new(url: &str, endpoint: &Endpoint, ctx: &SinkContext) -> Result<Poster, SinkError> {
-        let invalid = |e: FieldError| {
+        let invalid = |field: &str, message: String| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("{}: {}", e.field, e.message),
+                format!("{field}: {message}"),
             )
         };
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let uri = parse_url(url).map_err(|e| invalid(&e.field, e.message))?;
+        let tls = client_tls(&endpoint.tls, uri.scheme_str() == Some("https"))
+            .map_err(|message| invalid("tls", message))?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // The TLS layer handles `https://`; the TCP connector must let it through.
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Ok(Poster {
-            uri: parse_url(url).map_err(invalid)?,
-            headers: parse_headers(&endpoint.headers).map_err(invalid)?,
+            uri,
+            headers: parse_headers(&endpoint.headers).map_err(|e| invalid(&e.field, e.message))?,
             timeout: Duration::from_secs(endpoint.timeout_secs),
             retry: endpoint.retry.clone(),
             client: Client::builder(TokioExecutor::new()).build(connector),
@@ -344,6 +378,46 @@ impl Poster {
         };
         classify(status, &body)
     }
+}
+
+/// The rustls client config: the system's CA certificates (for `https://` URLs only, so
+/// that plain-HTTP notifiers need no certificate store) plus `ca_file`.
+fn client_tls(tls: &ClientTls, https: bool) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    if https {
+        // Unreadable entries of the system store are skipped; an empty store is an error
+        // below unless `ca_file` fills it.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    }
+    if let Some(path) = &tls.ca_file {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut found = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {}", path.display(), e.to_string().to_lowercase()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(format!("{}: no certificate found", path.display()));
+        }
+    }
+    if https && roots.is_empty() {
+        return Err(
+            "no trusted CA certificates: install the system's (Debian: ca-certificates) or set tls.ca_file"
+                .into(),
+        );
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string().to_lowercase())?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// 2xx delivers; 408, 429 and 5xx are worth retrying; any other status is fatal.

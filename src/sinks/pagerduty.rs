@@ -5,7 +5,7 @@
 //! type = "pagerduty"
 //! inputs = ["high_errors"]
 //! routing_key = "${PAGERDUTY_ROUTING_KEY}"
-//! url = "http://pd-relay.internal/v2/enqueue"
+//! url = "https://events.pagerduty.com/v2/enqueue"
 //! ```
 //!
 //! A firing alert is a `trigger`, a resolution a `resolve`, both with the alert's

@@ -4,7 +4,7 @@
 //! [sinks.chat]
 //! type = "slack"
 //! inputs = ["high_errors"]
-//! url = "http://slack-relay.internal/services/T000/B000/XXXX"
+//! url = "https://hooks.slack.com/services/T000/B000/XXXX"
 //! ```
 //!
 //! The message has a plain `text` (what notifications and old clients show) and Block Kit

@@ -22,7 +22,7 @@ use crate::topology::BatchReceiver;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Where to POST, `http://...`.
+    /// Where to POST, `http://...` or `https://...`.
     pub url: String,
     /// Most alerts in one request.
     #[serde(default = "default_max_alerts")]

@@ -43,6 +43,14 @@ struct Recorder {
 
 impl Recorder {
     async fn start(script: &[(&str, &[u16])]) -> (SocketAddr, Arc<Recorder>) {
+        Self::start_with(script, None).await
+    }
+
+    /// The same over TLS (`https://`).
+    async fn start_with(
+        script: &[(&str, &[u16])],
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> (SocketAddr, Arc<Recorder>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let recorder = Arc::new(Recorder::default());
@@ -56,14 +64,22 @@ impl Recorder {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let recorder = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let recorder = recorder.clone();
                         async move { Ok::<_, Infallible>(recorder.handle(request).await) }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -553,6 +569,110 @@ encoding = "json"
     assert_eq!(archived[0]["alert"], "nt_errors");
 }
 
+// === https ===
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn issue_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "alerts test ca");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifiers_post_over_https_to_a_trusted_ca() {
+    let dir = tempdir();
+    let (ca, crt, key) = issue_certs(dir.path());
+    let acceptor = sluice::tls::TlsConfig {
+        crt_file: crt,
+        key_file: key,
+        ca_file: None,
+    }
+    .acceptor()
+    .unwrap();
+    let (addr, recorder) = Recorder::start_with(&[], Some(acceptor)).await;
+    let router = Router::start(&format!(
+        r#"
+[sources.tls_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[alerts.tls_errors]
+inputs = ["tls_in"]
+condition = 'level == "error"'
+kind = "threshold"
+window_secs = 2
+threshold = 1
+state_path = "{dir}/tls_errors.json"
+
+[sinks.tls_slack]
+type = "slack"
+inputs = ["tls_errors"]
+url = "https://{addr}/slack"
+tls = {{ ca_file = "{ca}" }}
+
+# Without the private CA the handshake fails; retries run out and the alert is dead-lettered.
+[sinks.tls_untrusted]
+type = "pagerduty"
+inputs = ["tls_errors"]
+url = "https://{addr}/pd"
+routing_key = "k"
+retry = {{ initial_backoff_ms = 10, max_attempts = 2 }}
+
+[sinks.tls_dead]
+type = "file"
+inputs = ["tls_untrusted.dead_letter"]
+path = "{dir}/dead.log"
+"#,
+        dir = dir.path().display(),
+        ca = ca.display(),
+    ))
+    .await;
+    let mut feed = Feed::connect(router.addr("tls_in")).await;
+    feed.send("A", "error", 3).await;
+    wait_until("the slack message over https", || {
+        !recorder.bodies("/slack").is_empty()
+    })
+    .await;
+    assert!(recorder.bodies("/slack")[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[FIRING] tls_errors"));
+    let dead = dir.path().join("dead.log");
+    wait_until("the untrusted notification dead-lettered", || {
+        !read_lines(&dead).is_empty()
+    })
+    .await;
+    let letter: Value = serde_json::from_str(&read_lines(&dead)[0]).unwrap();
+    let reason = letter["dead_letter"]["reason"].as_str().unwrap();
+    assert!(reason.contains("gave up after 2 attempts"), "{reason}");
+    assert!(recorder.bodies("/pd").is_empty());
+    drop(feed);
+    router.stop().await;
+}
+
 // === restart ===
 
 fn restart_pipeline(hook: SocketAddr, state: &Path) -> String {
@@ -767,8 +887,8 @@ fn broken_alert_rules_name_file_rule_and_field() {
             &["alert `r`", "field `type`"],
         ),
         (
-            "[alerts.r]\ninputs = [\"in\"]\nkind = \"absence\"\nwindow_secs = 60\n[sinks.s]\ntype = \"pagerduty\"\ninputs = [\"r\"]\nrouting_key = \"k\"\nurl = \"https://events.pagerduty.com/v2/enqueue\"\n",
-            &["sink `s`", "field `url`", "https"],
+            "[alerts.r]\ninputs = [\"in\"]\nkind = \"absence\"\nwindow_secs = 60\n[sinks.s]\ntype = \"pagerduty\"\ninputs = [\"r\"]\nrouting_key = \"k\"\nurl = \"ftp://events.example.com/v2/enqueue\"\n",
+            &["sink `s`", "field `url`", "unsupported scheme `ftp`"],
         ),
         (
             "[alerts.r]\ninputs = [\"s.dead_letter\"]\nkind = \"absence\"\nwindow_secs = 60\n[sinks.s]\ntype = \"webhook\"\ninputs = [\"r\"]\nurl = \"http://127.0.0.1:1/\"\n",
