@@ -8,8 +8,11 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
+
+use crate::telemetry::Histogram;
 
 /// Outcome of delivering an event, ordered by severity: merging keeps the maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,10 +40,15 @@ impl AckStatus {
 struct AckShared {
     status: AtomicU8,
     notify: Option<oneshot::Sender<AckStatus>>,
+    /// When the batch was read, and where to record how long acknowledgement took.
+    latency: Option<(Instant, Histogram)>,
 }
 
 impl Drop for AckShared {
     fn drop(&mut self) {
+        if let Some((read_at, histogram)) = &self.latency {
+            histogram.observe(read_at.elapsed());
+        }
         if let Some(tx) = self.notify.take() {
             // The source may have stopped waiting (shutdown); nothing to report to then.
             let _ = tx.send(AckStatus::from_u8(self.status.load(Ordering::Acquire)));
@@ -61,6 +69,18 @@ impl AckToken {
         let shared = AckShared {
             status: AtomicU8::new(AckStatus::Delivered as u8),
             notify: Some(tx),
+            latency: None,
+        };
+        (AckToken(Arc::new(shared)), rx)
+    }
+
+    /// A token that records, when it resolves, the time since now in `latency`.
+    pub fn timed(latency: &Histogram) -> (AckToken, AckReceiver) {
+        let (tx, rx) = oneshot::channel();
+        let shared = AckShared {
+            status: AtomicU8::new(AckStatus::Delivered as u8),
+            notify: Some(tx),
+            latency: Some((Instant::now(), latency.clone())),
         };
         (AckToken(Arc::new(shared)), rx)
     }

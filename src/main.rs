@@ -50,10 +50,15 @@ enum Command {
     },
     /// Run a command and ship its stdout and stderr lines (tagged `stream`), with start and
     /// exit events; SIGINT/SIGTERM are forwarded; exits with the command's exit code.
+    /// Without `--to`, the router runs in this process on `--config` (by default the
+    /// embedded default pipeline) and receives the lines on the pipeline's http source.
     Run {
-        /// The router's ingest endpoint (required for now: no local default pipeline yet).
+        /// A router's ingest endpoint, e.g. http://127.0.0.1:8080/v1/logs.
         #[arg(long)]
-        to: String,
+        to: Option<String>,
+        /// The local pipeline, when there is no `--to`; it needs an http source.
+        #[arg(long, short, default_value = DEFAULT_PIPELINE_PATH, conflicts_with = "to")]
+        config: PathBuf,
         /// `app` field of every line.
         #[arg(long)]
         app: String,
@@ -159,11 +164,25 @@ fn main() -> ExitCode {
         },
         Command::Ship { to, app, ship } => ship_stdin(&ship.config(&to, app.as_deref()), &ship),
         Command::Run {
-            to,
+            to: Some(to),
             app,
             ship,
             command,
+            ..
         } => run_command(&ship.config(&to, Some(&app)), &ship, &command),
+        Command::Run {
+            to: None,
+            config,
+            app,
+            ship,
+            command,
+        } => match run_local(&config, &app, &ship, &command) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("sluice run: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Up { config } => match up(&config) {
             Ok(code) => code,
             Err(error) => {
@@ -199,6 +218,66 @@ fn run_command(config: &sluice::ship::ShipConfig, args: &ShipArgs, command: &[St
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sluice run` without `--to`: starts the pipeline in this process, ships the command's
+/// lines to the pipeline's own http source over loopback (so they are acknowledged like any
+/// router's), then drains the pipeline and exits with the command's code.
+fn run_local(
+    config: &std::path::Path,
+    app: &str,
+    args: &ShipArgs,
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
+    let pipeline = match Pipeline::load(config) {
+        Ok(p) => p,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let http_source = pipeline
+        .sources
+        .iter()
+        .find(|s| matches!(s.config, sluice::config::SourceConfig::Http(_)))
+        .with_context(|| {
+            format!(
+                "{}: the local pipeline needs an http source to receive the command's lines (or pass --to URL)",
+                pipeline.file
+            )
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    let shutdown = CancellationToken::new();
+    let running = runtime
+        .block_on(sluice::topology::start(&pipeline, shutdown.clone()))
+        .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
+    let mut address = *running
+        .bound
+        .get(&http_source.id)
+        .context("the http source did not report its address")?;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    tracing::info!(pipeline = %pipeline.file, %address, "local router started");
+    let drained = runtime.spawn(running.wait());
+    let url = format!("http://{address}/v1/logs");
+    // The child's signals are forwarded by `run_command`; the pipeline stops after it.
+    let code = run_command(&args.config(&url, Some(app)), args, command);
+    shutdown.cancel();
+    let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
+    let finished = runtime.block_on(async { tokio::time::timeout(deadline, drained).await });
+    runtime.shutdown_background();
+    if finished.is_err() {
+        eprintln!("sluice run: the local pipeline did not drain within shutdown_timeout_secs");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(code)
 }
 
 fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {

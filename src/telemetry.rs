@@ -1,8 +1,10 @@
-//! Internal telemetry: counters labelled by component, and rate-limited warnings.
+//! Internal telemetry: counters, gauges and histograms labelled by component, and
+//! rate-limited warnings.
 //!
-//! Counters live in one process-wide registry so that `/metrics` (a later issue) can render
-//! them all. Handles are cheap atomic counters resolved once at build time, never looked up
-//! per event.
+//! Metrics live in process-wide registries so that `/metrics` can render them all. Handles
+//! are cheap atomics resolved once at build time, never looked up per event. Gauges are
+//! probes read at render time (a queue's fill level is already known to the queue, so
+//! nothing is updated per event to report it).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +25,7 @@ impl Counter {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
 fn registry() -> &'static Mutex<BTreeMap<(&'static str, Labels), Counter>> {
     static REGISTRY: OnceLock<Mutex<BTreeMap<(&'static str, Labels), Counter>>> = OnceLock::new();
@@ -60,6 +62,112 @@ pub fn counter_value(name: &str, labels: &[(&str, &str)]) -> u64 {
         })
         .map(|(_, _, v)| v)
         .sum()
+}
+
+/// Reads a gauge's current value; `None` once what it measures is gone (the gauge is then
+/// dropped from the registry).
+pub type GaugeProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
+type GaugeRegistry = BTreeMap<(&'static str, Labels), GaugeProbe>;
+
+fn gauges() -> &'static Mutex<GaugeRegistry> {
+    static GAUGES: OnceLock<Mutex<GaugeRegistry>> = OnceLock::new();
+    GAUGES.get_or_init(Default::default)
+}
+
+/// Registers gauge `name` with `labels`, replacing an earlier probe with the same labels (a
+/// restarted pipeline measures its new queues).
+pub fn gauge(name: &'static str, labels: &[(&'static str, &str)], probe: GaugeProbe) {
+    let key = (
+        name,
+        labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+    );
+    gauges()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, probe);
+}
+
+/// Every live gauge's current value: (name, labels, value). Gauges whose subject is gone
+/// are removed.
+pub fn gauge_snapshot() -> Vec<(&'static str, Labels, u64)> {
+    let mut reg = gauges().lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::with_capacity(reg.len());
+    reg.retain(|(name, labels), probe| match probe() {
+        Some(value) => {
+            out.push((*name, labels.clone(), value));
+            true
+        }
+        None => false,
+    });
+    out
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets: 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    /// Per bucket (not cumulative), plus one for +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A latency histogram with fixed buckets ([`LATENCY_BUCKETS`]).
+#[derive(Debug, Clone, Default)]
+pub struct Histogram(Arc<HistogramCells>);
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Cumulative bucket counts (the last is +Inf, i.e. the total count) and the sum in
+    /// seconds.
+    pub fn read(&self) -> ([u64; LATENCY_BUCKETS.len() + 1], f64) {
+        let mut cumulative = [0; LATENCY_BUCKETS.len() + 1];
+        let mut running = 0;
+        for (slot, cell) in cumulative.iter_mut().zip(&self.0.buckets) {
+            running += cell.load(Ordering::Relaxed);
+            *slot = running;
+        }
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        (cumulative, sum)
+    }
+}
+
+type HistogramRegistry = BTreeMap<(&'static str, Labels), Histogram>;
+
+fn histograms() -> &'static Mutex<HistogramRegistry> {
+    static HISTOGRAMS: OnceLock<Mutex<HistogramRegistry>> = OnceLock::new();
+    HISTOGRAMS.get_or_init(Default::default)
+}
+
+/// Returns the histogram `name` with `labels`, registering it on first use.
+pub fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+    let key = (
+        name,
+        labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+    );
+    let mut reg = histograms().lock().unwrap_or_else(|e| e.into_inner());
+    reg.entry(key).or_default().clone()
+}
+
+/// Every registered histogram: (name, labels, handle).
+pub fn histogram_snapshot() -> Vec<(&'static str, Labels, Histogram)> {
+    let reg = histograms().lock().unwrap_or_else(|e| e.into_inner());
+    reg.iter()
+        .map(|((name, labels), h)| (*name, labels.clone(), h.clone()))
+        .collect()
 }
 
 /// Lets a warning through at most once per interval and says how many were suppressed, so

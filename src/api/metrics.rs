@@ -4,35 +4,81 @@ use std::fmt::Write;
 
 use crate::telemetry;
 
-/// Every registered counter as `sluice_<name>{labels} value`, grouped by name with one
-/// `# TYPE` line each, names and label sets in a stable order.
+/// Every registered metric as `sluice_<name>{labels} value`, grouped by name with one
+/// `# HELP` and `# TYPE` line each, names and label sets in a stable order: counters, then
+/// gauges, then histograms.
 pub fn render_prometheus() -> String {
-    let mut snapshot = telemetry::snapshot();
-    snapshot.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let mut out = String::with_capacity(4096 + snapshot.len() * 96);
+    let mut counters = telemetry::snapshot();
+    counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let gauges = telemetry::gauge_snapshot();
+    let histograms = telemetry::histogram_snapshot();
+    let mut out = String::with_capacity(4096 + (counters.len() + gauges.len()) * 96);
+    for (kind, series) in [("counter", &counters), ("gauge", &gauges)] {
+        let mut current = "";
+        for (name, labels, value) in series {
+            if *name != current {
+                current = name;
+                header(&mut out, name, kind);
+            }
+            sample(&mut out, name, "", labels, None, &value.to_string());
+        }
+    }
     let mut current = "";
-    for (name, labels, value) in &snapshot {
+    for (name, labels, histogram) in &histograms {
         if *name != current {
             current = name;
-            let _ = writeln!(out, "# HELP sluice_{name} {}", help(name));
-            let _ = writeln!(out, "# TYPE sluice_{name} counter");
+            header(&mut out, name, "histogram");
         }
-        let _ = write!(out, "sluice_{name}");
-        if !labels.is_empty() {
-            out.push('{');
-            for (i, (key, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{key}=\"");
-                escape_label(val, &mut out);
-                out.push('"');
-            }
-            out.push('}');
+        let (cumulative, sum) = histogram.read();
+        for (bound, count) in telemetry::LATENCY_BUCKETS.iter().zip(cumulative) {
+            let le = bound.to_string();
+            sample(
+                &mut out,
+                name,
+                "_bucket",
+                labels,
+                Some(&le),
+                &count.to_string(),
+            );
         }
-        let _ = writeln!(out, " {value}");
+        let total = cumulative[cumulative.len() - 1].to_string();
+        sample(&mut out, name, "_bucket", labels, Some("+Inf"), &total);
+        sample(&mut out, name, "_sum", labels, None, &sum.to_string());
+        sample(&mut out, name, "_count", labels, None, &total);
     }
     out
+}
+
+fn header(out: &mut String, name: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP sluice_{name} {}", help(name));
+    let _ = writeln!(out, "# TYPE sluice_{name} {kind}");
+}
+
+/// One sample line; `le` is a histogram bucket's bound.
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &telemetry::Labels,
+    le: Option<&str>,
+    value: &str,
+) {
+    let _ = write!(out, "sluice_{name}{suffix}");
+    if !labels.is_empty() || le.is_some() {
+        out.push('{');
+        let le = le.map(|bound| ("le", bound));
+        let pairs = labels.iter().map(|(k, v)| (*k, v.as_str())).chain(le);
+        for (i, (key, val)) in pairs.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"");
+            escape_label(val, out);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// One line of help per metric, as Prometheus tooling expects.
@@ -62,6 +108,13 @@ fn help(name: &str) -> &'static str {
             "Estimated bytes of events ever queued in front of a component."
         }
         "buffer_written_events_total" => "Events appended to a disk buffer.",
+        "buffer_usage_bytes" => {
+            "Bytes of events waiting in a component's buffer now (memory queue or disk)."
+        }
+        "buffer_capacity_bytes" => "The size limit of a component's buffer.",
+        "acknowledgement_latency_seconds" => {
+            "Time from a source reading a batch to every sink acknowledging it."
+        }
         "buffer_damaged_records_total" => "Damaged disk-buffer records detected and skipped.",
         _ => "A sluice counter.",
     }
@@ -82,6 +135,37 @@ fn escape_label(value: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_gauges_and_cumulative_histograms() {
+        telemetry::gauge(
+            "metrics_test_usage_bytes",
+            &[("component_id", "q")],
+            Box::new(|| Some(42)),
+        );
+        telemetry::gauge("metrics_test_gone_bytes", &[], Box::new(|| None));
+        let h = telemetry::histogram("metrics_test_latency_seconds", &[("component_id", "s")]);
+        h.observe(std::time::Duration::from_micros(300));
+        h.observe(std::time::Duration::from_millis(2));
+        h.observe(std::time::Duration::from_secs(60));
+        let text = render_prometheus();
+        for expected in [
+            "# TYPE sluice_metrics_test_usage_bytes gauge\n",
+            "sluice_metrics_test_usage_bytes{component_id=\"q\"} 42\n",
+            "# TYPE sluice_metrics_test_latency_seconds histogram\n",
+            "sluice_metrics_test_latency_seconds_bucket{component_id=\"s\",le=\"0.0005\"} 1\n",
+            "sluice_metrics_test_latency_seconds_bucket{component_id=\"s\",le=\"0.0025\"} 2\n",
+            "sluice_metrics_test_latency_seconds_bucket{component_id=\"s\",le=\"10\"} 2\n",
+            "sluice_metrics_test_latency_seconds_bucket{component_id=\"s\",le=\"+Inf\"} 3\n",
+            "sluice_metrics_test_latency_seconds_count{component_id=\"s\"} 3\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("metrics_test_gone_bytes"),
+            "a gone gauge is dropped"
+        );
+    }
 
     #[test]
     fn renders_counters_with_escaped_labels() {

@@ -84,6 +84,15 @@ pub(crate) fn spawn(
         metrics.damaged.inc(report.damaged_records());
         tracing::warn!(component_id = %id, damaged_records = report.damaged_records(), "disk buffer recovered with damage skipped:\n{report}");
     }
+    let labels = [("component_id", &*id), ("buffer", "disk")];
+    telemetry::gauge("buffer_usage_bytes", &labels, writer.usage_probe());
+    let capacity = writer.max_bytes();
+    let alive = writer.usage_probe();
+    telemetry::gauge(
+        "buffer_capacity_bytes",
+        &labels,
+        Box::new(move || alive().map(|_| capacity)),
+    );
     let runtime = Handle::current();
     let writer_task = {
         let (id, metrics) = (id.clone(), metrics.clone());

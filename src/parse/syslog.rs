@@ -161,10 +161,10 @@ fn rfc5424(line: &Bytes, mut pos: usize, map: &mut Map) -> Result<(), ParseError
     } else {
         logplex(start, &header, map)
     };
-    if let Some(mut at) = message_start {
-        if s.get(at) == Some(&b' ') {
-            at += 1;
-        }
+    if let Some(at) = message_start {
+        // Relays such as rsyslog keep the space that followed an RFC 3164 tag as part of
+        // MSG, so a forwarded message would start with a stray space: skip them all.
+        let at = skip_spaces(s, at);
         let message = s.get(at..).unwrap_or_default();
         let bom = if message.starts_with(UTF8_BOM) {
             UTF8_BOM.len()
@@ -321,10 +321,7 @@ fn rfc3164(line: &Bytes, pos: usize, map: &mut Map) -> Result<(), ParseError> {
                 }
             }
         }
-        at = after_tag;
-        if s.get(at) == Some(&b' ') {
-            at += 1;
-        }
+        at = skip_spaces(s, after_tag);
     }
     push_message(line, at, map);
     Ok(())

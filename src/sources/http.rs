@@ -10,7 +10,7 @@
 //!   answered 200 without ingesting it again (Heroku retries frames it did not see
 //!   acknowledged).
 //!
-//! `Content-Encoding: gzip` is accepted. Every refusal says why: 400 for a malformed body
+//! `Content-Encoding` gzip and zstd are accepted. Every refusal says why: 400 for a malformed body
 //! (nothing of it is ingested, so the client can fix and resend the whole batch), 413 over
 //! `max_body_bytes` (compressed or not), 415 for an unsupported type or encoding, 503 with
 //! `Retry-After` when backpressure or acknowledgement outlasts `ack_timeout_secs`.
@@ -32,7 +32,7 @@ use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use super::http_auth::{load_tokens_file, RateLimitConfig, RateLimiter, Tokens};
+use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter, Tokens};
 use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
@@ -95,19 +95,7 @@ impl HttpConfig {
         if self.ack_timeout_secs == 0 {
             return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
         }
-        if let Some((token, _)) = self
-            .tokens
-            .iter()
-            .find(|(t, a)| t.is_empty() || a.is_empty())
-        {
-            return Err(FieldError::new(
-                format!("tokens.{token}"),
-                "tokens and app names must not be empty",
-            ));
-        }
-        if let Some(limit) = &self.rate_limit {
-            limit.validate()?;
-        }
+        validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
@@ -115,16 +103,7 @@ impl HttpConfig {
     }
 
     fn tokens(&self) -> Result<Tokens, SourceError> {
-        let from_file = match &self.tokens_file {
-            Some(path) => load_tokens_file(path).map_err(|message| {
-                SourceError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    message,
-                ))
-            })?,
-            None => Vec::new(),
-        };
-        Ok(Tokens::new(&self.tokens, from_file))
+        load_tokens(&self.tokens, self.tokens_file.as_ref())
     }
 
     fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
@@ -151,6 +130,10 @@ impl HttpConfig {
             tokens: self.tokens()?,
             limiter: self.rate_limit.as_ref().map(RateLimiter::new),
             anonymous: Arc::from("_anonymous"),
+            ack_latency: telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", &ctx.id)],
+            ),
             config: self,
             ctx,
         });
@@ -178,6 +161,7 @@ struct State {
     limiter: Option<RateLimiter>,
     /// The rate-limit key of requests without a token.
     anonymous: Arc<str>,
+    ack_latency: telemetry::Histogram,
 }
 
 /// A bounded set of recently accepted Logplex frame ids.
@@ -243,16 +227,17 @@ impl State {
             Ok(kind) => kind,
             Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message),
         };
-        let gzip = match headers
+        let encoding = match headers
             .get(CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?"))
         {
-            None | Some("identity") => false,
-            Some("gzip") => true,
+            None | Some("identity") => None,
+            Some("gzip") => Some(Compression::Gzip),
+            Some("zstd") => Some(Compression::Zstd),
             Some(other) => {
                 return error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    &format!("unsupported content-encoding `{other}` (use gzip or none)"),
+                    &format!("unsupported content-encoding `{other}` (use gzip, zstd or none)"),
                 )
             }
         };
@@ -278,16 +263,19 @@ impl State {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
         };
-        let body = if gzip {
-            match gunzip(&body, max) {
+        let body = match encoding {
+            None => body,
+            Some(compression) => match decompress(compression, &body, max) {
                 Ok(b) => b,
-                Err(GunzipError::TooLarge) => return too_large(max),
-                Err(GunzipError::Invalid(e)) => {
-                    return error(StatusCode::BAD_REQUEST, &format!("invalid gzip body: {e}"))
+                Err(DecompressError::TooLarge) => return too_large(max),
+                Err(DecompressError::Invalid(e)) => {
+                    let name = compression.name();
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid {name} body: {e}"),
+                    );
                 }
-            }
-        } else {
-            body
+            },
         };
 
         let limits = self.config.framing.limits();
@@ -305,7 +293,7 @@ impl State {
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
         let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
-        let (token, ack) = AckToken::new();
+        let (token, ack) = AckToken::timed(&self.ack_latency);
         let mut decoded = Decoded::default();
         // Zero-copy when the body is not shared (the common case), a copy otherwise.
         let mut buf = BytesMut::from(body);
@@ -421,20 +409,41 @@ fn body_kind(content_type: Option<&HeaderValue>) -> Result<BodyKind, String> {
     }
 }
 
-enum GunzipError {
+enum DecompressError {
     TooLarge,
     Invalid(std::io::Error),
 }
 
+/// A `Content-Encoding` the source accepts.
+#[derive(Debug, Clone, Copy)]
+enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
 /// Decompresses at most `max` bytes: a small body must not expand into gigabytes.
-fn gunzip(body: &[u8], max: usize) -> Result<Bytes, GunzipError> {
+fn decompress(compression: Compression, body: &[u8], max: usize) -> Result<Bytes, DecompressError> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
-    let mut decoder = flate2::read::GzDecoder::new(body).take(max as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(GunzipError::Invalid)?;
+    let limit = max as u64 + 1;
+    match compression {
+        Compression::Gzip => flate2::read::GzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        Compression::Zstd => zstd::stream::read::Decoder::new(body)
+            .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
+    }
+    .map_err(DecompressError::Invalid)?;
     if out.len() > max {
-        return Err(GunzipError::TooLarge);
+        return Err(DecompressError::TooLarge);
     }
     Ok(Bytes::from(out))
 }

@@ -6,10 +6,11 @@
 //! as one batch, so a busy connection sends few, large batches and a quiet one sends small
 //! batches without waiting to fill them (no added latency).
 
+pub mod auth;
 pub mod checkpoint;
 pub mod http;
-pub mod http_auth;
 pub mod stdin;
+mod stream_auth;
 pub mod tcp;
 pub mod udp;
 
@@ -228,8 +229,10 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
     ingest: &mut FrameIngest,
     ctx: &mut SourceContext,
     peer: Option<SocketAddr>,
+    auth: Option<&stream_auth::StreamAuth>,
 ) -> Result<(), SourceError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut auth_log = LogLimiter::default();
     loop {
         buf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
@@ -241,6 +244,9 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
         let eof = n == 0;
         let mut decoded = Decoded::default();
         ingest.decode(&mut buf, eof, peer, &mut decoded);
+        if let Some(auth) = auth {
+            auth.admit(&mut decoded, &mut auth_log, &ctx.shutdown).await;
+        }
         if decoded.send(ctx).await.is_err() {
             // Every consumer stopped: nothing downstream can take events any more.
             return Err(SourceError::Io(std::io::Error::other(Closed)));

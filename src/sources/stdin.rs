@@ -60,7 +60,7 @@ impl StdinConfig {
     pub async fn run(self, mut ctx: SourceContext) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
         match &self.checkpoint_path {
-            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None).await,
+            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None, None).await,
             Some(path) => run_acknowledged(path.clone(), ingest, ctx).await,
         }
     }
@@ -134,6 +134,10 @@ async fn run_acknowledged(
     let mut input = tokio::fs::File::from_std(file);
     input.seek(SeekFrom::Start(start)).await?;
 
+    let ack_latency = crate::telemetry::histogram(
+        "acknowledgement_latency_seconds",
+        &[("component_id", &ctx.id)],
+    );
     let mut pending = Pending {
         batches: VecDeque::new(),
         acked: start,
@@ -154,7 +158,7 @@ async fn run_acknowledged(
         ingest.count_bytes(n);
         read_to += n as u64;
         let eof = n == 0;
-        let (token, rx) = AckToken::new();
+        let (token, rx) = AckToken::timed(&ack_latency);
         let mut decoded = Decoded::default();
         ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
         // The events hold clones; with no events the receiver resolves at once.

@@ -6,7 +6,9 @@
 //! sender: nothing is dropped. A connection that sends half a frame and goes quiet costs at
 //! most one frame of memory and blocks nobody else.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -14,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter};
+use super::stream_auth::StreamAuth;
 use super::{read_stream, FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::config::FieldError;
@@ -36,6 +40,16 @@ pub struct TcpConfig {
     pub max_connections: usize,
     /// Serve TLS (optionally requiring client certificates).
     pub tls: Option<TlsConfig>,
+    /// Per-app tokens, Logplex-style: `tokens = { "TOKEN" = "app" }`. With any token
+    /// configured (here or in `tokens_file`), every event must carry a known one (a
+    /// `[TOKEN@PEN]` syslog structured-data element or a `token` field); see
+    /// `stream_auth.rs`.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+    /// A file of `TOKEN APP` lines, read at start.
+    pub tokens_file: Option<PathBuf>,
+    /// Per-app token-bucket limits; over them the app's connections are read more slowly.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 fn default_max_connections() -> usize {
@@ -51,7 +65,14 @@ impl TcpConfig {
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
+        validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
         self.framing.validate()
+    }
+
+    fn auth(&self, id: Arc<str>) -> Result<Option<StreamAuth>, SourceError> {
+        let tokens = load_tokens(&self.tokens, self.tokens_file.as_ref())?;
+        let limiter = self.rate_limit.as_ref().map(RateLimiter::new);
+        Ok(StreamAuth::new(id, tokens, limiter))
     }
 
     fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
@@ -62,6 +83,8 @@ impl TcpConfig {
     /// starting.
     pub async fn bind(&self) -> Result<TcpListener, SourceError> {
         self.tls_acceptor()?;
+        // A missing or malformed tokens file stops the start, like a port conflict.
+        self.auth(Arc::from(""))?;
         let address = parse_address(&self.address).map_err(|e| SourceError::Bind {
             address: self.address.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message),
@@ -81,6 +104,7 @@ impl TcpConfig {
             &[("component_id", &ctx.id)],
         );
         let tls = self.tls_acceptor()?;
+        let auth = self.auth(ctx.id.clone())?.map(Arc::new);
         let handshake_failures = telemetry::counter(
             "component_errors_total",
             &[("component_id", &ctx.id), ("reason", "tls_handshake")],
@@ -117,14 +141,15 @@ impl TcpConfig {
             let id = ctx.id.clone();
             let tls = tls.clone();
             let handshake_failures = handshake_failures.clone();
+            let auth = auth.clone();
             connections.spawn(async move {
                 let _permit = permit;
+                let (ingest, ctx, from, auth) =
+                    (&mut ingest, &mut conn_ctx, Some(peer), auth.as_deref());
                 let result = match tls {
-                    None => read_stream(stream, &mut ingest, &mut conn_ctx, Some(peer)).await,
+                    None => read_stream(stream, ingest, ctx, from, auth).await,
                     Some(acceptor) => match crate::tls::accept(&acceptor, stream).await {
-                        Ok(tls_stream) => {
-                            read_stream(tls_stream, &mut ingest, &mut conn_ctx, Some(peer)).await
-                        }
+                        Ok(tls_stream) => read_stream(tls_stream, ingest, ctx, from, auth).await,
                         Err(error) => {
                             handshake_failures.inc(1);
                             tracing::debug!(component_id = %id, %peer, %error, "tls handshake refused");

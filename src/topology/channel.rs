@@ -82,6 +82,16 @@ impl BatchSender {
 
     /// Queues a batch, waiting while the queue is full (this is how backpressure reaches
     /// the source: its read loop awaits here and stops reading its socket).
+    /// A gauge probe of the bytes queued now; `None` once the queue is gone.
+    pub fn usage_probe(&self) -> crate::telemetry::GaugeProbe {
+        let bytes = Arc::downgrade(&self.bytes);
+        let max = self.max_bytes as usize;
+        Box::new(move || {
+            let bytes = bytes.upgrade()?;
+            Some(max.saturating_sub(bytes.available_permits()) as u64)
+        })
+    }
+
     pub async fn send(&self, batch: SharedBatch) -> Result<(), Closed> {
         let size = batch.size_estimate();
         self.send_sized(batch, size).await

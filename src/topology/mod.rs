@@ -110,6 +110,7 @@ pub async fn start(
     for sink in &pipeline.sinks {
         let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
         let (tx, rx) = channel(sink.buffer.memory_bytes(), queued);
+        register_queue_gauges(&sink.id, &tx, sink.buffer.memory_bytes());
         // A disk buffer applies `when_full` to the disk; its staging queue always waits.
         let tx = match (sink.buffer.kind, sink.buffer.when_full) {
             (BufferType::Disk, _) | (_, WhenFull::Block) => tx,
@@ -137,6 +138,7 @@ pub async fn start(
             &[("component_id", &transform.id)],
         );
         let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+        register_queue_gauges(&transform.id, &tx, DEFAULT_MEMORY_BYTES as usize);
         for input in &transform.inputs {
             consumers
                 .entry((
@@ -360,6 +362,18 @@ pub async fn start(
         api_task,
         api_stop,
     })
+}
+
+/// `buffer_usage_bytes` and `buffer_capacity_bytes` of the memory queue in front of `id`.
+fn register_queue_gauges(id: &str, queue: &BatchSender, capacity: usize) {
+    let labels = [("component_id", id), ("buffer", "memory")];
+    telemetry::gauge("buffer_usage_bytes", &labels, queue.usage_probe());
+    let alive = queue.usage_probe();
+    telemetry::gauge(
+        "buffer_capacity_bytes",
+        &labels,
+        Box::new(move || alive().map(|_| capacity as u64)),
+    );
 }
 
 async fn run_transform(

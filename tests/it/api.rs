@@ -29,6 +29,26 @@ pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) 
     (status, body)
 }
 
+/// A plain HTTP/1.1 POST of a text body with a bearer token; returns the status.
+fn http_post_text(addr: std::net::SocketAddr, token: &str, body: &str) -> u16 {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/logs HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_report_the_pipeline() {
     let dir = tempdir();
@@ -42,10 +62,16 @@ type = "tcp"
 address = "127.0.0.1:0"
 decoding = "json"
 
+[sources.api_http]
+type = "http"
+address = "127.0.0.1:0"
+tokens = {{ "t0k" = "shop" }}
+
 [sinks.api_out]
 type = "file"
-inputs = ["api_tcp"]
+inputs = ["api_tcp", "api_http"]
 path = "{}/out.log"
+buffer = {{ type = "memory", max_bytes = 1048576 }}
 "#,
         dir.path().display()
     ))
@@ -59,6 +85,11 @@ path = "{}/out.log"
         counter("component_sent_events_total", "api_out", None) == 2
     })
     .await;
+    let http = router.addr("api_http");
+    let status = tokio::task::spawn_blocking(move || http_post_text(http, "t0k", "one\ntwo\n"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "an acknowledged POST");
     let api = router.addr(sluice::topology::API_ID);
     let (health_status, health) = tokio::task::spawn_blocking(move || http_get(api, "/health"))
         .await
@@ -71,8 +102,18 @@ path = "{}/out.log"
     assert_eq!(status, 200);
     for needle in [
         "sluice_component_received_events_total{component_id=\"api_tcp\"} 2",
-        "sluice_component_sent_events_total{component_id=\"api_out\"} 2",
+        "sluice_component_sent_events_total{component_id=\"api_out\"} 4",
         "sluice_component_errors_total{component_id=\"api_tcp\",reason=\"parse_error\"} 1",
+        // per-app ingest
+        "sluice_component_received_events_by_app_total{component_id=\"api_http\",app=\"shop\"} 2",
+        // buffer usage: the sink's queue is drained, and its configured size is reported
+        "# TYPE sluice_buffer_usage_bytes gauge",
+        "sluice_buffer_usage_bytes{component_id=\"api_out\",buffer=\"memory\"} 0",
+        "sluice_buffer_capacity_bytes{component_id=\"api_out\",buffer=\"memory\"} 1048576",
+        // acknowledgement latency of the one POST
+        "# TYPE sluice_acknowledgement_latency_seconds histogram",
+        "sluice_acknowledgement_latency_seconds_count{component_id=\"api_http\"} 1",
+        "sluice_acknowledgement_latency_seconds_bucket{component_id=\"api_http\",le=\"+Inf\"} 1",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
     }

@@ -1,4 +1,4 @@
-//! HTTP ingest, driven by a real client (curl): gzip NDJSON, plain text, a Heroku logplex
+//! HTTP ingest, driven by a real client (curl): gzip and zstd NDJSON, plain text, a Heroku logplex
 //! drain body with a retried frame id, and every refusal with its status and reason.
 
 use std::io::Write;
@@ -91,6 +91,28 @@ path = "{}"
     .await;
     assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
 
+    // zstd NDJSON
+    let zstd_body = dir.path().join("batch.ndjson.zst");
+    let lines = "{\"app\":\"api\",\"seq\":1}\n{\"app\":\"api\",\"seq\":2}\n";
+    std::fs::write(&zstd_body, zstd::encode_all(lines.as_bytes(), 3).unwrap()).unwrap();
+    let (status, body) = curl(
+        url.clone(),
+        args(&[
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "-H",
+            "Content-Encoding: zstd",
+            "--data-binary",
+            &format!("@{}", zstd_body.display()),
+        ]),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
+    // A small zstd body that expands past max_body_bytes is refused, not inflated.
+    let bomb = dir.path().join("bomb.zst");
+    std::fs::write(&bomb, zstd::encode_all(&[b'a'; 1 << 20][..], 3).unwrap()).unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 65536);
+
     // Heroku logplex-1 drain body, then the same frame retried
     let msgs = [
         "<190>1 2026-11-23T10:00:00.000000+00:00 host app web.1 - GET /cart 200",
@@ -150,6 +172,21 @@ path = "{}"
             "gzip",
         ),
         (
+            args(&["-H", "Content-Encoding: zstd", "--data-binary", "not zstd"]),
+            400,
+            "zstd",
+        ),
+        (
+            args(&[
+                "-H",
+                "Content-Encoding: zstd",
+                "--data-binary",
+                &format!("@{}", bomb.display()),
+            ]),
+            413,
+            "max_body_bytes",
+        ),
+        (
             args(&[
                 "-H",
                 "Content-Type: application/logplex-1",
@@ -175,10 +212,10 @@ path = "{}"
     .await;
     assert_eq!(status, 404);
 
-    wait_until("all accepted events written", sent(7)).await;
+    wait_until("all accepted events written", sent(9)).await;
     router.stop().await;
     let lines = read_lines(&out);
-    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert_eq!(lines.len(), 9, "{lines:?}");
     let joined = lines.join("\n");
     assert!(joined.contains("\"instance\":\"web.2\""), "{joined}");
     assert!(
@@ -187,7 +224,7 @@ path = "{}"
     );
     assert_eq!(
         counter("component_http_responses_total", "http_in", None),
-        1 + 1 + 2 + 7 + 1
+        1 + 1 + 1 + 2 + 9 + 1
     );
 }
 

@@ -12,5 +12,6 @@ mod http;
 mod http_sink;
 mod ship;
 mod syslog;
+mod tcp_auth;
 mod tls;
 mod util;

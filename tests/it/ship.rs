@@ -247,6 +247,76 @@ async fn run_ships_both_streams_and_the_exit_code() {
     assert_eq!(records.last().unwrap()["event"], "exit");
 }
 
+/// Without `--to`, `sluice run` starts the pipeline in its own process and delivers the
+/// command's lines through it before exiting with the command's code.
+#[test]
+fn run_without_to_routes_through_a_local_pipeline() {
+    let dir = tempdir();
+    let out = dir.path().join("local.log");
+    let config = dir.path().join("local.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sources.local_http]
+type = "http"
+address = "127.0.0.1:0"
+
+[sinks.local_file]
+type = "file"
+inputs = ["local_http"]
+path = "{}"
+"#,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(sluice_bin())
+        .args(["run", "--app", "solo", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .args(["--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    // Every line is in the file when `run` exits: it waited for the acknowledgements and
+    // drained its pipeline.
+    let records = records(&[&out]);
+    assert!(records.iter().all(|r| r["app"] == "solo"), "{records:?}");
+    let messages: Vec<_> = records
+        .iter()
+        .map(|r| (r["stream"].clone(), r["message"].clone()))
+        .collect();
+    assert!(
+        messages.contains(&("stdout".into(), "out".into())),
+        "{records:?}"
+    );
+    assert!(
+        messages.contains(&("stderr".into(), "err".into())),
+        "{records:?}"
+    );
+    assert_eq!(records.last().unwrap()["event"], "exit", "{records:?}");
+    assert_eq!(records.last().unwrap()["code"], 3, "{records:?}");
+
+    // A local pipeline without an http source cannot receive the lines: say so.
+    std::fs::write(
+        &config,
+        "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(sluice_bin())
+        .args(["run", "--app", "solo", "--config"])
+        .arg(&config)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs an http source"), "{stderr}");
+}
+
 #[test]
 fn run_forwards_sigterm_to_the_child() {
     let dir = tempdir();

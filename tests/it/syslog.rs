@@ -1,5 +1,5 @@
 //! Syslog over real senders: util-linux `logger` (RFC 5424 octet-counted over TCP, RFC 3164
-//! over UDP) and raw UDP datagrams.
+//! over UDP), Debian's rsyslog relaying with `omfwd`, and raw UDP datagrams.
 
 use std::process::Command;
 
@@ -169,4 +169,123 @@ path = "{}"
     assert_eq!(event["app"], "cron", "{event}");
     assert_eq!(event["level"], "warn", "{event}");
     assert_eq!(event["facility"], "cron", "{event}");
+}
+
+/// Debian's rsyslog relays what it receives to the TCP source with `omfwd`, once as RFC 5424
+/// with octet-counted framing and once in its traditional forwarding format with newline
+/// framing; one source takes both, since a frame is octet-counted only when it starts
+/// `LEN <`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsyslog_forwards_with_omfwd_in_both_framings() {
+    if !have_tool("rsyslogd") || !have_tool("logger") {
+        return;
+    }
+    let dir = tempdir();
+    let out = dir.path().join("rsyslog.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.rsys_in]
+type = "tcp"
+address = "127.0.0.1:0"
+framing = "octet_counting"
+decoding = "syslog"
+
+[transforms.rsys_parse]
+type = "parse"
+inputs = ["rsys_in"]
+format = "auto"
+
+[sinks.rsys_out]
+type = "file"
+inputs = ["rsys_parse"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let sluice_port = router.addr("rsys_in").port();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let port_file = dir.path().join("imtcp.port");
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName="{port_file}" ruleset="relay")
+ruleset(name="relay") {{
+  action(type="omfwd" target="127.0.0.1" port="{sluice_port}" protocol="tcp"
+         TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+  action(type="omfwd" target="127.0.0.1" port="{sluice_port}" protocol="tcp"
+         template="RSYSLOG_ForwardFormat")
+}}
+"#,
+            work = work.display(),
+            port_file = port_file.display(),
+        ),
+    )
+    .unwrap();
+    let mut rsyslogd = KillOnDrop(
+        Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("rsyslog listening", || {
+        std::fs::read_to_string(&port_file).is_ok_and(|p| p.trim().parse::<u16>().is_ok())
+    })
+    .await;
+    let rsyslog_port = std::fs::read_to_string(&port_file).unwrap();
+    let messages = ["disk 91% full", "order 17 shipped", "cache miss storm"];
+    for (message, priority) in messages
+        .iter()
+        .zip(["user.warning", "local3.info", "daemon.err"])
+    {
+        let status = Command::new("logger")
+            // RFC 3164 in, as local programs log: rsyslog's tag is then `inventory:`.
+            .args(["--tcp", "--octet-count", "--rfc3164", "-n", "127.0.0.1"])
+            .args(["-P", rsyslog_port.trim(), "-t", "inventory", "-p", priority])
+            .arg(message)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    wait_until("each message relayed twice", || {
+        counter("component_sent_events_total", "rsys_out", None) == 6
+    })
+    .await;
+    router.stop().await;
+    assert_eq!(counter("component_errors_total", "rsys_in", None), 0);
+    let _ = rsyslogd.0.kill();
+    let _ = rsyslogd.0.wait();
+
+    let events: Vec<serde_json::Value> = read_lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (message, level) in messages.iter().zip(["warn", "info", "error"]) {
+        let copies: Vec<_> = events.iter().filter(|e| e["message"] == *message).collect();
+        assert_eq!(copies.len(), 2, "{message}: {events:#?}");
+        for event in copies {
+            assert_eq!(event["app"], "inventory", "{event}");
+            assert_eq!(event["level"], level, "{event}");
+            assert!(event["timestamp"].is_string(), "{event}");
+        }
+    }
+}
+
+/// Kills a helper process when a test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -161,6 +161,13 @@ impl BufferWriter {
         self.max_bytes
     }
 
+    /// A gauge probe of [`Self::unacked_bytes`] that outlives this writer's borrow; `None`
+    /// once the buffer is closed.
+    pub fn usage_probe(&self) -> crate::telemetry::GaugeProbe {
+        let shared = Arc::downgrade(&self.shared);
+        Box::new(move || Some(shared.upgrade()?.lock().unacked_bytes))
+    }
+
     /// Notified after each append: await it in the reading task when `read_batch` is empty.
     pub fn data_notify(&self) -> Arc<Notify> {
         self.shared.data_notify()

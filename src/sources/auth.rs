@@ -1,10 +1,11 @@
-//! Per-app tokens and rate limits for the `http` source.
+//! Per-app tokens and rate limits for the `http` and `tcp` sources.
 //!
-//! Logplex's model: a token names an app. A request presents its token as
+//! Logplex's model: a token names an app. An HTTP request presents its token as
 //! `Authorization: Bearer TOKEN`, as the user of HTTP basic auth (drain URLs such as
 //! `https://TOKEN@router/v1/logs`, since Heroku drains cannot set headers), or as the
 //! `token` query parameter. The token's app is written into every event's `app` field, so a
-//! client cannot log under another app's name.
+//! client cannot log under another app's name. On TCP, each event carries its token
+//! (see `stream_auth.rs`).
 //!
 //! Rate limits are token buckets per app (events/s and bytes/s, one second of burst).
 //! A batch larger than a bucket still passes when the bucket is full (the bucket goes into
@@ -54,6 +55,41 @@ impl RateLimitConfig {
     }
 }
 
+/// Checks `tokens = { ... }` and `rate_limit` of a source's config.
+pub(crate) fn validate_tokens(
+    tokens: &BTreeMap<String, String>,
+    rate_limit: Option<&RateLimitConfig>,
+) -> Result<(), FieldError> {
+    if let Some((token, _)) = tokens.iter().find(|(t, a)| t.is_empty() || a.is_empty()) {
+        return Err(FieldError::new(
+            format!("tokens.{token}"),
+            "tokens and app names must not be empty",
+        ));
+    }
+    match rate_limit {
+        Some(limit) => limit.validate(),
+        None => Ok(()),
+    }
+}
+
+/// The inline tokens plus those of `tokens_file`; a missing or malformed file stops the
+/// start, like a port conflict.
+pub(crate) fn load_tokens(
+    inline: &BTreeMap<String, String>,
+    tokens_file: Option<&PathBuf>,
+) -> Result<Tokens, super::SourceError> {
+    let from_file = match tokens_file {
+        Some(path) => load_tokens_file(path).map_err(|message| {
+            super::SourceError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                message,
+            ))
+        })?,
+        None => Vec::new(),
+    };
+    Ok(Tokens::new(inline, from_file))
+}
+
 /// Reads `token app` lines (blank lines and `#` comments ignored) from a tokens file.
 pub fn load_tokens_file(path: &PathBuf) -> Result<Vec<(String, String)>, String> {
     let text = std::fs::read_to_string(path)
@@ -99,6 +135,15 @@ impl Tokens {
             .map(|(t, a)| (t, Arc::from(a.as_str())))
             .collect();
         Self { apps }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// The app `token` names, if any.
+    pub(crate) fn app_of(&self, token: &str) -> Option<&Arc<str>> {
+        self.apps.get(token)
     }
 
     /// The app of the request's token; `Ok(None)` when no tokens are configured.
