@@ -39,6 +39,11 @@ pub async fn run_rule(mut rule: Rule, mut rx: BatchReceiver, mut out: Fanout, re
     let mut state_log = LogLimiter::default();
 
     match state::load(&path) {
+        Ok(Some(saved)) if saved.rule != id => {
+            // Two rules must not share a file (validation refuses it); a file left by a
+            // renamed rule belongs to no one here.
+            tracing::warn!(component_id = %id, path = %path.display(), owner = %saved.rule, "alert state belongs to another rule; ignored");
+        }
         Ok(Some(saved)) => {
             let restored = rule.restore(saved, now_nanos());
             if !restored.is_empty() {

@@ -127,6 +127,24 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
         }
     }
 
+    // Each rule replaces its state file as a whole: two rules on one file would erase
+    // each other's firing alerts.
+    let mut state_paths: HashMap<&std::path::Path, &str> = HashMap::new();
+    for a in &p.alerts {
+        if let Some(first) = state_paths.insert(&a.rule.state_path, &a.id) {
+            errors.push(ConfigError::Component {
+                file: p.file.clone(),
+                kind: ComponentKind::Alert,
+                id: a.id.clone(),
+                field: "state_path".into(),
+                message: format!(
+                    "`{}` is already the state file of alert `{first}`",
+                    a.rule.state_path.display()
+                ),
+            });
+        }
+    }
+
     if let Some(cycle) = find_cycle(p) {
         let kind = if sink_ids.contains(cycle[0].as_str()) {
             ComponentKind::Sink

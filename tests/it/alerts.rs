@@ -894,6 +894,10 @@ fn broken_alert_rules_name_file_rule_and_field() {
             "[alerts.r]\ninputs = [\"s.dead_letter\"]\nkind = \"absence\"\nwindow_secs = 60\n[sinks.s]\ntype = \"webhook\"\ninputs = [\"r\"]\nurl = \"http://127.0.0.1:1/\"\n",
             &["cycle"],
         ),
+        (
+            "[alerts.r]\ninputs = [\"in\"]\nkind = \"absence\"\nwindow_secs = 60\nstate_path = \"x.json\"\n[alerts.q]\ninputs = [\"in\"]\nkind = \"absence\"\nwindow_secs = 60\nstate_path = \"x.json\"\n",
+            &["field `state_path`", "already the state file of alert"],
+        ),
     ];
     for (text, needles) in cases {
         let toml = format!("{base}{text}");
