@@ -4,6 +4,7 @@
 //! channels; see ARCHITECTURE.md for the map.
 
 pub mod ack;
+pub mod alert;
 pub mod api;
 pub mod buffer;
 pub mod codec;

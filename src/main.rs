@@ -97,6 +97,15 @@ enum Command {
         #[arg(default_value = "")]
         query: String,
     },
+    /// List a router's pending and firing alerts (`GET /v1/alerts` on its API listener).
+    Alerts {
+        /// The router's API address.
+        #[arg(long, default_value = sluice::alert::cli::DEFAULT_API_URL)]
+        url: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect disk buffers.
     Buffer {
         #[command(subcommand)]
@@ -208,6 +217,20 @@ fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("error: {}: {error}", path.display());
                 ExitCode::from(2)
+            }
+        },
+        Command::Alerts { url, json } => match sluice::alert::cli::fetch(&url) {
+            Ok(answer) if json => {
+                println!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Ok(answer) => {
+                print!("{}", sluice::alert::cli::render_table(&answer));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("sluice alerts: error: {error}");
+                ExitCode::FAILURE
             }
         },
         Command::Ship { to, app, ship } => ship_stdin(&ship.config(&to, app.as_deref()), &ship),
@@ -377,11 +400,12 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match Pipeline::load(file) {
             Ok(p) => println!(
-                "{}: ok ({} sources, {} transforms, {} sinks)",
+                "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules)",
                 file.display(),
                 p.sources.len(),
                 p.transforms.len(),
-                p.sinks.len()
+                p.sinks.len(),
+                p.alerts.len()
             ),
             Err(errors) => {
                 ok = false;

@@ -8,10 +8,11 @@
 use serde::de::DeserializeOwned;
 
 use super::{
-    ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
+    AlertSpec, ComponentKind, ConfigError, FieldError, OutputRef, Pipeline, SinkSpec, SourceSpec,
     TransformSpec,
 };
 use crate::buffer::BufferConfig;
+use crate::sinks::notify::NotifyConfig;
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, http::HttpSinkConfig,
 };
@@ -110,9 +111,12 @@ pub enum SinkConfig {
     Http(HttpSinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
+    /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
+    Notify(NotifyConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http, store";
+const SINK_TYPES: &str =
+    "console, file, blackhole, http, store, alertmanager, webhook, slack, pagerduty";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -123,6 +127,10 @@ impl SinkConfig {
             "http" => Self::Http(deserialize(table)?),
             #[cfg(feature = "store")]
             "store" => Self::Store(deserialize(table)?),
+            "alertmanager" => Self::Notify(NotifyConfig::Alertmanager(deserialize(table)?)),
+            "webhook" => Self::Notify(NotifyConfig::Webhook(deserialize(table)?)),
+            "slack" => Self::Notify(NotifyConfig::Slack(deserialize(table)?)),
+            "pagerduty" => Self::Notify(NotifyConfig::Pagerduty(deserialize(table)?)),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -134,6 +142,7 @@ impl SinkConfig {
             Self::Http(c) => c.validate(),
             #[cfg(feature = "store")]
             Self::Store(c) => c.validate(),
+            Self::Notify(c) => c.validate(),
         }
     }
 }
@@ -181,6 +190,7 @@ pub(super) fn parse_components(
         sources: Vec::new(),
         transforms: Vec::new(),
         sinks: Vec::new(),
+        alerts: Vec::new(),
     };
     let mut seen_ids = std::collections::HashMap::new();
 
@@ -188,11 +198,13 @@ pub(super) fn parse_components(
         ComponentKind::Source,
         ComponentKind::Transform,
         ComponentKind::Sink,
+        ComponentKind::Alert,
     ] {
         let section = match kind {
             ComponentKind::Source => "sources",
             ComponentKind::Transform => "transforms",
             ComponentKind::Sink => "sinks",
+            ComponentKind::Alert => "alerts",
         };
         let Some(value) = doc.remove(section) else {
             continue;
@@ -235,7 +247,16 @@ pub(super) fn parse_components(
                 errors.push(fail("(table)", "expected a table".into()));
                 continue;
             };
+            // An alert rule has no `type`: its `kind` is a field of its own config.
             let kind_name = match table.remove("type") {
+                None if kind == ComponentKind::Alert => String::new(),
+                Some(_) if kind == ComponentKind::Alert => {
+                    errors.push(fail(
+                        "type",
+                        "an alert rule has no `type`; set `kind = \"threshold\" | \"ratio\" | \"absence\"`".into(),
+                    ));
+                    continue;
+                }
                 Some(toml::Value::String(s)) => s,
                 Some(_) => {
                     errors.push(fail("type", "expected a string".into()));
@@ -273,6 +294,14 @@ pub(super) fn parse_components(
                 }
             };
             match kind {
+                ComponentKind::Alert => {
+                    match deserialize::<crate::alert::AlertConfig>(table)
+                        .and_then(|c| c.validate_and_build(&id))
+                    {
+                        Ok(rule) => pipeline.alerts.push(AlertSpec { id, inputs, rule }),
+                        Err(e) => errors.push(fail(&e.field, e.message)),
+                    }
+                }
                 ComponentKind::Source => match SourceConfig::parse(&kind_name, table)
                     .and_then(|c| c.validate().map(|()| c))
                 {
@@ -361,7 +390,7 @@ pub(super) fn parse_components(
                 file: file.into(),
                 field: key,
                 message:
-                    "unknown top-level field (expected api, sources, transforms, sinks, shutdown_timeout_secs)"
+                    "unknown top-level field (expected api, sources, transforms, sinks, alerts, shutdown_timeout_secs)"
                         .into(),
             }),
         }

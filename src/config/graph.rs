@@ -52,6 +52,10 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
     for t in &p.transforms {
         producers.insert(&t.id, t.config.outputs());
     }
+    // An alert rule's only output is its default one: the alert events.
+    for a in &p.alerts {
+        producers.insert(&a.id, Vec::new());
+    }
     let sink_ids: HashSet<&str> = p.sinks.iter().map(|s| s.id.as_str()).collect();
     for s in &p.sinks {
         producers.insert(
@@ -71,6 +75,11 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
             p.sinks
                 .iter()
                 .map(|s| (ComponentKind::Sink, &s.id, &s.inputs)),
+        )
+        .chain(
+            p.alerts
+                .iter()
+                .map(|a| (ComponentKind::Alert, &a.id, &a.inputs)),
         );
     for (kind, id, inputs) in consumers {
         let err = |message: String| ConfigError::Component {
@@ -118,9 +127,29 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
         }
     }
 
+    // Each rule replaces its state file as a whole: two rules on one file would erase
+    // each other's firing alerts.
+    let mut state_paths: HashMap<&std::path::Path, &str> = HashMap::new();
+    for a in &p.alerts {
+        if let Some(first) = state_paths.insert(&a.rule.state_path, &a.id) {
+            errors.push(ConfigError::Component {
+                file: p.file.clone(),
+                kind: ComponentKind::Alert,
+                id: a.id.clone(),
+                field: "state_path".into(),
+                message: format!(
+                    "`{}` is already the state file of alert `{first}`",
+                    a.rule.state_path.display()
+                ),
+            });
+        }
+    }
+
     if let Some(cycle) = find_cycle(p) {
         let kind = if sink_ids.contains(cycle[0].as_str()) {
             ComponentKind::Sink
+        } else if p.alerts.iter().any(|a| a.id == cycle[0]) {
+            ComponentKind::Alert
         } else {
             ComponentKind::Transform
         };
@@ -140,14 +169,15 @@ pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
     }
 }
 
-/// Depth-first search over consumer-to-producer edges (transforms, and sinks through their
-/// dead-letter outputs); returns one cycle if any.
+/// Depth-first search over consumer-to-producer edges (transforms, alert rules, and sinks
+/// through their dead-letter outputs); returns one cycle if any.
 fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
     let edges: HashMap<&str, Vec<&str>> = p
         .transforms
         .iter()
         .map(|t| (t.id.as_str(), &t.inputs))
         .chain(p.sinks.iter().map(|s| (s.id.as_str(), &s.inputs)))
+        .chain(p.alerts.iter().map(|a| (a.id.as_str(), &a.inputs)))
         .map(|(id, inputs)| (id, inputs.iter().map(|i| i.component.as_str()).collect()))
         .collect();
     #[derive(Clone, Copy, PartialEq)]

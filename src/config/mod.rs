@@ -61,6 +61,8 @@ pub enum ComponentKind {
     Source,
     Transform,
     Sink,
+    /// An alert rule (`[alerts.ID]`): consumes inputs, outputs alert events.
+    Alert,
 }
 
 impl std::fmt::Display for ComponentKind {
@@ -69,6 +71,7 @@ impl std::fmt::Display for ComponentKind {
             ComponentKind::Source => "source",
             ComponentKind::Transform => "transform",
             ComponentKind::Sink => "sink",
+            ComponentKind::Alert => "alert",
         })
     }
 }
@@ -95,6 +98,14 @@ pub struct SinkSpec {
     pub config: SinkConfig,
 }
 
+/// An alert rule: its inputs and the compiled rule.
+#[derive(Debug, Clone)]
+pub struct AlertSpec {
+    pub id: String,
+    pub inputs: Vec<OutputRef>,
+    pub rule: crate::alert::RuleSpec,
+}
+
 /// A validated pipeline: every input resolves, there are no cycles, every component's
 /// settings are valid.
 #[derive(Debug, Clone)]
@@ -108,6 +119,8 @@ pub struct Pipeline {
     pub sources: Vec<SourceSpec>,
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<SinkSpec>,
+    /// Alert rules (`[alerts.ID]`); each one's output (`ID`) carries its alert events.
+    pub alerts: Vec<AlertSpec>,
 }
 
 impl Pipeline {

@@ -6,12 +6,17 @@
 //! batch makes one `write` per batch rather than per event. The `http` sink is a plain
 //! async task.
 
+pub mod alertmanager;
 pub mod blackhole;
 pub mod console;
 pub mod encoding;
 pub mod file;
 pub mod http;
+pub mod notify;
+pub mod pagerduty;
 pub mod retry;
+pub mod slack;
+pub mod webhook;
 
 use std::sync::Arc;
 

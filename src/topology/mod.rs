@@ -91,6 +91,7 @@ pub async fn start(
         let Some(name) = output else { return 0 };
         let named = match pipeline.transforms.iter().find(|t| t.id == component) {
             Some(t) => t.config.outputs(),
+            None if pipeline.alerts.iter().any(|a| a.id == component) => Vec::new(),
             None if pipeline.sinks.iter().any(|s| s.id == component) => {
                 SINK_OUTPUTS.iter().map(|s| s.to_string()).collect()
             }
@@ -150,6 +151,23 @@ pub async fn start(
                 .push(tx.clone());
         }
         transform_inputs.push(rx);
+    }
+
+    let mut alert_inputs = Vec::new();
+    for alert in &pipeline.alerts {
+        let queued =
+            telemetry::counter("buffer_queued_bytes_total", &[("component_id", &alert.id)]);
+        let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+        for input in &alert.inputs {
+            consumers
+                .entry((
+                    input.component.clone(),
+                    output_index(&input.component, &input.output),
+                ))
+                .or_default()
+                .push(tx.clone());
+        }
+        alert_inputs.push(rx);
     }
 
     for (sink, rx) in pipeline.sinks.iter().zip(sink_inputs) {
@@ -219,6 +237,7 @@ pub async fn start(
                         Some(store) => c.run(store, rx, ctx).await,
                         None => Ok(()),
                     },
+                    SinkConfig::Notify(c) => c.run(rx, ctx).await,
                 };
                 if let Err(error) = result {
                     tracing::error!(component_id = %id, %error, "sink stopped");
@@ -255,6 +274,18 @@ pub async fn start(
             run_transform(transform.id.clone(), function, named.len(), rx, outputs)
                 .instrument(span),
         );
+    }
+
+    let alerts = crate::alert::Registry::default();
+    endpoints.push(Arc::new(crate::alert::AlertsEndpoint {
+        registry: alerts.clone(),
+    }));
+    for (alert, rx) in pipeline.alerts.iter().zip(alert_inputs) {
+        let out = Fanout::new(consumers.remove(&(alert.id.clone(), 0)).unwrap_or_default());
+        let rule = crate::alert::Rule::new(alert.rule.clone());
+        let span =
+            tracing::info_span!("component", component_kind = "alert", component_id = %alert.id);
+        tasks.spawn(crate::alert::run_rule(rule, rx, out, alerts.clone()).instrument(span));
     }
 
     // Bind every network source before starting any, so a port conflict fails the start.

@@ -1,0 +1,176 @@
+//! `sluice alerts`: fetches `GET /v1/alerts` from a router and renders it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Default router API address.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8686";
+
+/// Answers bigger than this are refused (a router lists at most max_groups per rule).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsCliError {
+    #[error("invalid url `{0}`")]
+    Url(String),
+    #[error("cannot reach the router at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the router answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the router's answer is not the expected JSON: {0}")]
+    Json(String),
+}
+
+/// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`).
+pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
+    let url = format!("{}/v1/alerts", base.trim_end_matches('/'));
+    let uri: hyper::Uri = url.parse().map_err(|_| AlertsCliError::Url(base.into()))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(AlertsCliError::Url(base.into()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AlertsCliError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+    runtime.block_on(async {
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let unreachable = |message: String| AlertsCliError::Unreachable {
+            url: url.clone(),
+            message,
+        };
+        let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+            .await
+            .map_err(|_| unreachable("timed out after 10s".into()))?
+            .map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(": ");
+                    message.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                unreachable(message)
+            })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(AlertsCliError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| AlertsCliError::Json(e.to_string()))?;
+        if !value["alerts"].is_array() {
+            return Err(AlertsCliError::Json("no `alerts` array".into()));
+        }
+        Ok(value)
+    })
+}
+
+/// The alerts as a table: RULE, STATUS, SEVERITY, GROUP, VALUE, SINCE.
+pub fn render_table(answer: &serde_json::Value) -> String {
+    let alerts = answer["alerts"].as_array().cloned().unwrap_or_default();
+    if alerts.is_empty() {
+        return "no active alerts\n".into();
+    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut rows = vec![[
+        "RULE".to_string(),
+        "STATUS".into(),
+        "SEVERITY".into(),
+        "GROUP".into(),
+        "VALUE".into(),
+        "SINCE".into(),
+    ]];
+    for alert in &alerts {
+        let group = match &alert["group"] {
+            serde_json::Value::Object(map) if !map.is_empty() => map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", text(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => "-".into(),
+        };
+        let value = match alert["value"].as_f64() {
+            Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+            Some(v) => format!("{v:.3}"),
+            None => text(&alert["value"]),
+        };
+        rows.push([
+            text(&alert["rule"]),
+            text(&alert["status"]),
+            text(&alert["severity"]),
+            group,
+            value,
+            text(&alert["since"]),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_table() {
+        let answer = serde_json::json!({"alerts": [
+            {"rule": "errors", "status": "firing", "severity": "critical", "group": {"app": "web"}, "value": 12.0, "since": "2026-11-26T07:00:00.000000Z"},
+            {"rule": "ratio", "status": "pending", "severity": "info", "group": {}, "value": 0.25, "since": "2026-11-26T07:01:00.000000Z"},
+        ]});
+        let table = render_table(&answer);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("RULE    STATUS   SEVERITY  GROUP    VALUE  SINCE"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("errors  firing   critical  app=web  12 "),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("pending") && lines[2].contains("0.250"),
+            "{table}"
+        );
+        assert_eq!(
+            render_table(&serde_json::json!({"alerts": []})),
+            "no active alerts\n"
+        );
+    }
+}

@@ -1,0 +1,588 @@
+//! What the notifier sinks (`alertmanager`, `webhook`, `slack`, `pagerduty`) share: reading
+//! alert events back into [`Notification`]s, the HTTP poster with retries, and the batching
+//! loop.
+//!
+//! A notifier takes the output of an `[alerts.ID]` rule. Each batch taken from the queue
+//! (plus whatever else is already queued) becomes one request per `max_batch` alerts (1 for
+//! Slack and PagerDuty, whose APIs take one message per request). Responses are classified
+//! like the `http` sink's: 2xx delivers; 408, 429, 5xx, connection errors and timeouts are
+//! retried with backoff; anything else is fatal and the alert events go to
+//! `ID.dead_letter`. An event that is not an alert is rejected to dead-letter with a reason.
+//! `restored` alerts (firing alerts a rule took back from its state file at start) are not
+//! new notifications: they are acknowledged without a request, except by Alertmanager,
+//! which needs to hear about every firing alert.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use super::retry::{DeliveryError, RetryConfig};
+use super::{dead_letter_event, SinkContext, SinkError};
+use crate::ack::AckStatus;
+use crate::config::FieldError;
+use crate::event::{Event, Map, SharedBatch, Value};
+use crate::telemetry::{self, Counter, LogLimiter};
+use crate::topology::BatchReceiver;
+
+use super::alertmanager::AlertmanagerConfig;
+use super::pagerduty::PagerdutyConfig;
+use super::slack::SlackConfig;
+use super::webhook::WebhookConfig;
+
+/// How much of an error response's body is quoted in a dead letter's reason.
+const REASON_BODY_BYTES: usize = 200;
+/// Response bodies are read (so the connection can be reused) up to this size.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The notifier sink types, one `[sinks.ID] type = ...` each.
+#[derive(Debug, Clone)]
+pub enum NotifyConfig {
+    Alertmanager(AlertmanagerConfig),
+    Webhook(WebhookConfig),
+    Slack(SlackConfig),
+    Pagerduty(PagerdutyConfig),
+}
+
+impl NotifyConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Self::Alertmanager(c) => c.validate(),
+            Self::Webhook(c) => c.validate(),
+            Self::Slack(c) => c.validate(),
+            Self::Pagerduty(c) => c.validate(),
+        }
+    }
+
+    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+        match self {
+            Self::Alertmanager(c) => c.run(rx, ctx).await,
+            Self::Webhook(c) => c.run(rx, ctx).await,
+            Self::Slack(c) => c.run(rx, ctx).await,
+            Self::Pagerduty(c) => c.run(rx, ctx).await,
+        }
+    }
+}
+
+// === Notification ===
+
+/// An alert event, read back from its fields (docs/alerts.md).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub alert: String,
+    pub firing: bool,
+    pub repeat: bool,
+    pub restored: bool,
+    pub severity: String,
+    pub group: Map,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub value: f64,
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+    pub fingerprint: String,
+    pub message: String,
+}
+
+impl Notification {
+    /// Reads an alert event; the error says what is missing.
+    pub fn from_event(event: &Event) -> Result<Notification, String> {
+        let f = &event.fields;
+        let text = |name: &str| -> Result<String, String> {
+            f.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    format!("not an alert event: no `{name}` string (notifier sinks take the output of an [alerts.ID] rule)")
+                })
+        };
+        let alert = text("alert")?;
+        let firing = match text("status")?.as_str() {
+            "firing" => true,
+            "resolved" => false,
+            other => return Err(format!("not an alert event: unknown status `{other}`")),
+        };
+        let time = |name: &str| match f.get(name) {
+            Some(Value::Timestamp(t)) | Some(Value::Integer(t)) => Some(*t),
+            Some(Value::Bytes(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .and_then(|t| t.timestamp_nanos_opt()),
+            _ => None,
+        };
+        let strings = |name: &str| -> BTreeMap<String, String> {
+            match f.get(name) {
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_text()))
+                    .collect(),
+                _ => BTreeMap::new(),
+            }
+        };
+        let flag = |name: &str| matches!(f.get(name), Some(Value::Bool(true)));
+        Ok(Notification {
+            firing,
+            repeat: flag("repeat"),
+            restored: flag("restored"),
+            severity: text("severity").unwrap_or_else(|_| "warning".into()),
+            group: match f.get("group") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            },
+            labels: strings("labels"),
+            annotations: strings("annotations"),
+            value: f.get("value").and_then(Value::as_f64).unwrap_or(0.0),
+            starts_at: time("starts_at")
+                .ok_or_else(|| "not an alert event: no `starts_at` timestamp".to_string())?,
+            ends_at: time("ends_at"),
+            fingerprint: text("fingerprint")?,
+            message: text("message").unwrap_or_else(|_| alert.clone()),
+            alert,
+        })
+    }
+
+    /// The group as `k=v k=v`, for human-readable notifiers.
+    pub fn group_text(&self) -> String {
+        self.group
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_text()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+// === Poster ===
+
+/// `url`, `headers`, `timeout_secs` and `retry`: how a notifier reaches its endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Time allowed for one request; a timeout is retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// For `https://` URLs: `tls = { ca_file = "..." }` trusts these PEM CA certificates as
+    /// well as the system's (e.g. a private CA in front of a relay).
+    #[serde(default)]
+    pub tls: ClientTls,
+}
+
+/// `tls = { ca_file }` on a notifier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self {
+            headers: BTreeMap::new(),
+            timeout_secs: default_timeout_secs(),
+            retry: RetryConfig::default(),
+            tls: ClientTls::default(),
+        }
+    }
+}
+
+fn default_timeout_secs() -> u64 {
+    10
+}
+
+impl Endpoint {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.timeout_secs == 0 {
+            return Err(FieldError::new("timeout_secs", "must be at least 1"));
+        }
+        parse_headers(&self.headers)?;
+        if self
+            .tls
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(FieldError::new("tls.ca_file", "must not be empty"));
+        }
+        self.retry.validate()
+    }
+}
+
+/// Parses an `http://` or `https://` URL (field `url`).
+pub fn parse_url(url: &str) -> Result<Uri, FieldError> {
+    let parsed: Uri = url
+        .parse()
+        .map_err(|e| FieldError::new("url", format!("invalid URL `{url}`: {e}")))?;
+    match parsed.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(FieldError::new(
+                "url",
+                format!("unsupported scheme `{other}` (expected http:// or https://)"),
+            ))
+        }
+        None => {
+            return Err(FieldError::new(
+                "url",
+                format!("`{url}` needs a scheme and host, e.g. http://127.0.0.1:9093"),
+            ))
+        }
+    }
+    if parsed.host().is_none_or(str::is_empty) {
+        return Err(FieldError::new("url", format!("`{url}` has no host")));
+    }
+    Ok(parsed)
+}
+
+fn parse_headers(
+    headers: &BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let field = || format!("headers.{name}");
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| FieldError::new(field(), format!("invalid header name: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| FieldError::new(field(), format!("invalid header value: {e}")))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// POSTs JSON bodies to one URL with retries.
+pub struct Poster {
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    retry: RetryConfig,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    retries: Counter,
+    limiter: LogLimiter,
+}
+
+impl Poster {
+    pub fn new(url: &str, endpoint: &Endpoint, ctx: &SinkContext) -> Result<Poster, SinkError> {
+        let invalid = |field: &str, message: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{field}: {message}"),
+            )
+        };
+        let uri = parse_url(url).map_err(|e| invalid(&e.field, e.message))?;
+        let tls = client_tls(&endpoint.tls, uri.scheme_str() == Some("https"))
+            .map_err(|message| invalid("tls", message))?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // The TLS layer handles `https://`; the TCP connector must let it through.
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Poster {
+            uri,
+            headers: parse_headers(&endpoint.headers).map_err(|e| invalid(&e.field, e.message))?,
+            timeout: Duration::from_secs(endpoint.timeout_secs),
+            retry: endpoint.retry.clone(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            retries: telemetry::counter("component_retries_total", &[("component_id", &ctx.id)]),
+            limiter: LogLimiter::default(),
+        })
+    }
+
+    /// POSTs `body` until it is accepted, refused for good, or the retries run out.
+    pub async fn post(&mut self, body: Bytes, ctx: &SinkContext) -> Result<(), DeliveryError> {
+        let mut backoff = self.retry.backoff();
+        loop {
+            let message = match self.attempt(body.clone()).await {
+                Ok(()) => {
+                    ctx.metrics.sent_bytes.inc(body.len() as u64);
+                    return Ok(());
+                }
+                Err(DeliveryError::Fatal(message)) => {
+                    ctx.metrics.write_errors.inc(1);
+                    return Err(DeliveryError::Fatal(message));
+                }
+                Err(other) => other.to_string(),
+            };
+            ctx.metrics.write_errors.inc(1);
+            let Some(delay) = backoff.next_delay() else {
+                return Err(DeliveryError::Exhausted(format!(
+                    "gave up after {} attempts: {message}",
+                    backoff.attempts()
+                )));
+            };
+            self.retries.inc(1);
+            if let Some(suppressed) = self.limiter.check() {
+                tracing::warn!(component_id = %ctx.id, uri = %self.uri, error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "notification failed; retrying");
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, body: Bytes) -> Result<(), DeliveryError> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .header(CONTENT_TYPE, "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| DeliveryError::Fatal(format!("cannot build request: {e}")))?;
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, hyper_util::client::legacy::Error>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => {
+                return Err(DeliveryError::Retryable(format!(
+                    "request timed out after {}s",
+                    self.timeout.as_secs()
+                )))
+            }
+            Ok(Err(error)) => {
+                let mut message = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    message.push_str(": ");
+                    message.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                return Err(DeliveryError::Retryable(message));
+            }
+            Ok(Ok(response)) => response,
+        };
+        classify(status, &body)
+    }
+}
+
+/// The rustls client config: the system's CA certificates (for `https://` URLs only, so
+/// that plain-HTTP notifiers need no certificate store) plus `ca_file`.
+fn client_tls(tls: &ClientTls, https: bool) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    if https {
+        // Unreadable entries of the system store are skipped; an empty store is an error
+        // below unless `ca_file` fills it.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    }
+    if let Some(path) = &tls.ca_file {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut found = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {}", path.display(), e.to_string().to_lowercase()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(format!("{}: no certificate found", path.display()));
+        }
+    }
+    if https && roots.is_empty() {
+        return Err(
+            "no trusted CA certificates: install the system's (Debian: ca-certificates) or set tls.ca_file"
+                .into(),
+        );
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string().to_lowercase())?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+/// 2xx delivers; 408, 429 and 5xx are worth retrying; any other status is fatal.
+pub fn classify(status: StatusCode, body: &[u8]) -> Result<(), DeliveryError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let quoted = String::from_utf8_lossy(&body[..body.len().min(REASON_BODY_BYTES)]);
+    let message = format!("HTTP {status}: {}", quoted.trim());
+    if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
+        Err(DeliveryError::Retryable(message))
+    } else {
+        Err(DeliveryError::Fatal(message))
+    }
+}
+
+// === the loop ===
+
+/// How one notifier turns alerts into request bodies.
+pub trait Format: Send {
+    /// Most alerts in one request.
+    fn max_batch(&self) -> usize;
+    /// The JSON body for `alerts` (at most `max_batch`).
+    fn body(&self, alerts: &[&Notification]) -> serde_json::Value;
+}
+
+/// Runs a notifier: alert events in, one request per `max_batch` alerts out.
+pub async fn run_notifier(
+    mut rx: BatchReceiver,
+    ctx: SinkContext,
+    mut poster: Poster,
+    format: impl Format,
+) {
+    let mut batches: Vec<SharedBatch> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batches.push(first);
+        while let Some(more) = rx.try_recv() {
+            batches.push(more);
+            if batches.len() >= 64 {
+                break;
+            }
+        }
+        let mut alerts: Vec<(&Event, Notification)> = Vec::new();
+        let mut rejected = Vec::new();
+        for event in batches.iter().flat_map(|b| b.events.iter()) {
+            match Notification::from_event(event) {
+                // Not a new notification (see the module docs): done.
+                Ok(n) if n.restored => event.ack(AckStatus::Delivered),
+                Ok(n) => alerts.push((event, n)),
+                Err(reason) => {
+                    rejected.push(dead_letter_event(event, &ctx.id, &reason, "not_an_alert"))
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            ctx.reject_async(rejected).await;
+        }
+        for chunk in alerts.chunks(format.max_batch().max(1)) {
+            let notifications: Vec<&Notification> = chunk.iter().map(|(_, n)| n).collect();
+            let body = Bytes::from(format.body(&notifications).to_string());
+            let events: Vec<&Event> = chunk.iter().map(|(e, _)| *e).collect();
+            deliver(&mut poster, body, &events, &ctx).await;
+        }
+        drop(alerts);
+        batches.clear();
+    }
+}
+
+/// POSTs `body` for `events`, then acknowledges them or hands them to dead-letter.
+pub async fn deliver(poster: &mut Poster, body: Bytes, events: &[&Event], ctx: &SinkContext) {
+    match poster.post(body, ctx).await {
+        Ok(()) => {
+            ctx.metrics.sent_events.inc(events.len() as u64);
+            for event in events {
+                event.ack(AckStatus::Delivered);
+            }
+        }
+        Err(error) => {
+            tracing::error!(component_id = %ctx.id, %error, alerts = events.len(), "notification failed for good; alert events go to dead-letter");
+            let reason = error.to_string();
+            let letters = events
+                .iter()
+                .map(|event| dead_letter_event(event, &ctx.id, &reason, error.code()))
+                .collect();
+            ctx.reject_async(letters).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert_event() -> Event {
+        let spec = crate::alert::AlertConfig {
+            condition: None,
+            group_by: vec!["app".into()],
+            kind: crate::alert::AlertKind::Threshold,
+            window_secs: 10,
+            threshold: Some(0.0),
+            min_events: 1,
+            for_secs: 0,
+            repeat_interval_secs: 60,
+            forget_after_secs: None,
+            severity: "critical".into(),
+            labels: [("team".to_string(), "{{ app }}".to_string())].into(),
+            annotations: BTreeMap::new(),
+            max_groups: 10,
+            state_path: None,
+        }
+        .validate_and_build("errors")
+        .unwrap();
+        let mut rule = crate::alert::Rule::new(spec.clone());
+        let mut fields = Map::new();
+        fields.insert("app", Value::from("A"));
+        rule.observe(&Event::new(fields), 7);
+        rule.tick(7)[0].to_event(&spec, 7)
+    }
+
+    #[test]
+    fn reads_back_an_alert_event() {
+        let n = Notification::from_event(&alert_event()).unwrap();
+        assert_eq!(n.alert, "errors");
+        assert!(n.firing && !n.repeat && !n.restored);
+        assert_eq!(n.severity, "critical");
+        assert_eq!(n.group_text(), "app=A");
+        assert_eq!(n.labels["team"], "A");
+        assert_eq!(n.starts_at, 7);
+        assert_eq!(n.ends_at, None);
+        assert_eq!(n.value, 1.0);
+        // The same after a JSON round trip (an alert read back from a file or Kafka).
+        let json = serde_json::to_string(&alert_event().fields).unwrap();
+        let back: Value = serde_json::from_str(&json).unwrap();
+        let Value::Object(fields) = back else {
+            panic!()
+        };
+        let n2 = Notification::from_event(&Event::new(fields)).unwrap();
+        assert_eq!(n2.fingerprint, n.fingerprint);
+        assert_eq!(n2.starts_at, 0, "microsecond precision: 7 ns rounds to 0");
+    }
+
+    #[test]
+    fn rejects_other_events_with_a_reason() {
+        let err = Notification::from_event(&Event::from_message("hello".into())).unwrap_err();
+        assert!(err.contains("not an alert event"), "{err}");
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        for (code, outcome) in [
+            (200, "ok"),
+            (202, "ok"),
+            (429, "retry"),
+            (503, "retry"),
+            (400, "fatal"),
+        ] {
+            let got = match classify(StatusCode::from_u16(code).unwrap(), b"") {
+                Ok(()) => "ok",
+                Err(DeliveryError::Fatal(_)) => "fatal",
+                Err(_) => "retry",
+            };
+            assert_eq!(got, outcome, "{code}");
+        }
+    }
+}
