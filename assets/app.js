@@ -1,5 +1,6 @@
 // The store's web page: search (GET /v1/query), a chart of events per interval stacked by
-// level (GET /v1/histogram, drawn with uPlot), and live tail (EventSource on /v1/tail).
+// level (GET /v1/histogram, drawn with uPlot), live tail (EventSource on /v1/tail), and the
+// pending and firing alerts (GET /v1/alerts, when the pipeline has alert rules).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const COLORS = { error: "#d33", critical: "#900", alert: "#900", emergency: "#600", warn: "#e90",
@@ -100,9 +101,28 @@ function setTail(on) {
   });
 }
 
+async function refreshAlerts() {
+  let alerts = [];
+  try {
+    const response = await fetch("/v1/alerts");
+    // 404: the pipeline has no alert rules.
+    if (response.ok) alerts = (await response.json()).alerts;
+  } catch (_) { /* the router is restarting: keep the page */ return; }
+  $("alerts").hidden = alerts.length === 0;
+  $("alert-list").replaceChildren(...alerts.map((a) => {
+    const li = document.createElement("li");
+    li.className = a.status;
+    const group = Object.entries(a.group).map(([k, v]) => k + "=" + v).join(" ");
+    li.textContent = `${a.status} ${a.rule} [${a.severity}] ${group} value ${a.value} since ${a.since}`;
+    return li;
+  }));
+}
+
 $("search").addEventListener("submit", (e) => { e.preventDefault(); search(false); if ($("tail").checked) setTail(true); });
 $("since").addEventListener("change", () => search(false));
 $("more").addEventListener("click", () => search(true));
 $("tail").addEventListener("change", (e) => setTail(e.target.checked));
 setInterval(() => { if (!$("tail").checked) drawChart().catch(() => {}); }, 30000);
+setInterval(refreshAlerts, 5000);
+refreshAlerts();
 search(false);

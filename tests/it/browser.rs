@@ -1,6 +1,6 @@
 //! The web page in a real browser: headless Chromium driven through chromedriver's
 //! WebDriver HTTP API. It loads the page, runs a query, sees the chart and the rows, turns
-//! live tail on and sees a newly ingested event appear.
+//! live tail on and sees a newly ingested event appear, and shows an alert rule firing.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -199,8 +199,20 @@ type = "store"
 inputs = ["in"]
 path = "{}"
 commit_interval_ms = 20
+
+# Fires once the app logs 5 errors within a minute; the page lists it.
+[alerts.browser_errors]
+inputs = ["in"]
+condition = 'level == "error"'
+group_by = ["app"]
+kind = "threshold"
+window_secs = 60
+threshold = 5
+severity = "critical"
+state_path = "{}"
 "#,
-        dir.path().join("store").display()
+        dir.path().join("store").display(),
+        dir.path().join("browser_errors.json").display()
     ))
     .await;
     let (ingest, api): (SocketAddr, SocketAddr) = (router.addr("in"), router.addr("api"));
@@ -260,6 +272,13 @@ commit_interval_ms = 20
         driver.wait_for(
             "the count to follow the tail",
             "return Number(document.getElementById('count').textContent) > 10",
+        );
+        // 10 errors in the first minute: the rule fires and the page, polling
+        // /v1/alerts, lists it with its group.
+        driver.wait_for(
+            "the firing alert",
+            "return [...document.querySelectorAll('#alerts:not([hidden]) li.firing')]\
+               .some(li => li.textContent.includes('browser_errors') && li.textContent.includes('app=browser'))",
         );
     })
     .await
