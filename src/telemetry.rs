@@ -5,7 +5,7 @@
 //! per event.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,43 @@ pub fn counter_value(name: &str, labels: &[(&str, &str)]) -> u64 {
         })
         .map(|(_, _, v)| v)
         .sum()
+}
+
+/// A value that goes up and down, such as a Kafka consumer's lag.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn gauge_registry() -> &'static Mutex<BTreeMap<(&'static str, Labels), Gauge>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<(&'static str, Labels), Gauge>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Returns the gauge `name` with `labels`, registering it on first use.
+pub fn gauge(name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+    let key = (
+        name,
+        labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+    );
+    let mut reg = gauge_registry().lock().unwrap_or_else(|e| e.into_inner());
+    reg.entry(key).or_default().clone()
+}
+
+/// A snapshot of every registered gauge: (name, labels, value), in a stable order.
+pub fn gauge_snapshot() -> Vec<(&'static str, Labels, i64)> {
+    let reg = gauge_registry().lock().unwrap_or_else(|e| e.into_inner());
+    reg.iter()
+        .map(|((name, labels), g)| (*name, labels.clone(), g.get()))
+        .collect()
 }
 
 /// Lets a warning through at most once per interval and says how many were suppressed, so

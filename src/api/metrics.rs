@@ -17,22 +17,39 @@ pub fn render_prometheus() -> String {
             let _ = writeln!(out, "# HELP sluice_{name} {}", help(name));
             let _ = writeln!(out, "# TYPE sluice_{name} counter");
         }
-        let _ = write!(out, "sluice_{name}");
-        if !labels.is_empty() {
-            out.push('{');
-            for (i, (key, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{key}=\"");
-                escape_label(val, &mut out);
-                out.push('"');
-            }
-            out.push('}');
+        write_sample(&mut out, name, labels, value);
+    }
+    for (name, labels, value) in &telemetry::gauge_snapshot() {
+        if *name != current {
+            current = name;
+            let _ = writeln!(out, "# HELP sluice_{name} {}", help(name));
+            let _ = writeln!(out, "# TYPE sluice_{name} gauge");
         }
-        let _ = writeln!(out, " {value}");
+        write_sample(&mut out, name, labels, value);
     }
     out
+}
+
+fn write_sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(&'static str, String)],
+    value: &dyn std::fmt::Display,
+) {
+    let _ = write!(out, "sluice_{name}");
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, val)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"");
+            escape_label(val, out);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// One line of help per metric, as Prometheus tooling expects.
@@ -63,7 +80,14 @@ fn help(name: &str) -> &'static str {
         }
         "buffer_written_events_total" => "Events appended to a disk buffer.",
         "buffer_damaged_records_total" => "Damaged disk-buffer records detected and skipped.",
-        _ => "A sluice counter.",
+        "kafka_consumer_lag_messages" => {
+            "Messages a kafka source's partition is behind the broker's high watermark."
+        }
+        "kafka_commits_total" => "Offset commits a kafka source made, by outcome.",
+        "kafka_committed_messages_total" => {
+            "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
+        }
+        _ => "A sluice metric.",
     }
 }
 

@@ -27,9 +27,11 @@ pub enum SourceConfig {
     Tcp(TcpConfig),
     Udp(UdpConfig),
     Http(HttpConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sources::kafka::KafkaSourceConfig),
 }
 
-const SOURCE_TYPES: &str = "stdin, tcp, udp, http";
+const SOURCE_TYPES: &str = "stdin, tcp, udp, http, kafka";
 
 impl SourceConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -38,6 +40,8 @@ impl SourceConfig {
             "tcp" => Self::Tcp(deserialize(table)?),
             "udp" => Self::Udp(deserialize(table)?),
             "http" => Self::Http(deserialize(table)?),
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(deserialize(table)?),
             other => return Err(unknown_type(other, SOURCE_TYPES)),
         })
     }
@@ -48,6 +52,8 @@ impl SourceConfig {
             Self::Tcp(c) => c.validate(),
             Self::Udp(c) => c.validate(),
             Self::Http(c) => c.validate(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.validate(),
         }
     }
 }
@@ -108,9 +114,11 @@ pub enum SinkConfig {
     File(FileConfig),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sinks::kafka::KafkaSinkConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http";
+const SINK_TYPES: &str = "console, file, blackhole, http, kafka";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -119,6 +127,8 @@ impl SinkConfig {
             "file" => Self::File(deserialize(table)?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(deserialize(table)?),
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(deserialize(table)?),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -128,6 +138,8 @@ impl SinkConfig {
             Self::Console(_) | Self::Blackhole(_) => Ok(()),
             Self::File(c) => c.validate(),
             Self::Http(c) => c.validate(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.validate(),
         }
     }
 }

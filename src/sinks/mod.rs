@@ -11,6 +11,8 @@ pub mod console;
 pub mod encoding;
 pub mod file;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod retry;
 
 use std::sync::Arc;

@@ -9,6 +9,10 @@
 pub mod checkpoint;
 pub mod http;
 pub mod http_auth;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_offsets;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;

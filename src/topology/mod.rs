@@ -195,6 +195,8 @@ pub async fn start(
                     SinkConfig::File(c) => c.run(rx, ctx).await,
                     SinkConfig::Blackhole(c) => c.run(rx, ctx).await,
                     SinkConfig::Http(c) => c.run(rx, ctx).await,
+                    #[cfg(feature = "kafka")]
+                    SinkConfig::Kafka(c) => c.run(rx, ctx).await,
                 };
                 if let Err(error) = result {
                     tracing::error!(component_id = %id, %error, "sink stopped");
@@ -284,6 +286,12 @@ pub async fn start(
                     bound.insert(source.id.clone(), addr);
                 }
                 Box::pin(c.run(listener, ctx))
+            }
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => {
+                // Creating the consumer (no connection yet) fails the start on a bad setup.
+                let consumer = c.connect(&source.id).map_err(bind_err)?;
+                Box::pin(c.run(consumer, ctx))
             }
         };
         starts.push((source.id.clone(), task));
