@@ -9,6 +9,8 @@ mod e2e;
 mod file_sink;
 mod http;
 mod http_sink;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod ship;
 mod syslog;
 mod tls;
