@@ -391,23 +391,27 @@ impl KafkaSink {
                             None => tokio::time::sleep(QUEUE_FULL_WAIT).await,
                         }
                     }
-                    Err(error) => match classify(&error) {
-                        fatal @ DeliveryError::Fatal(_) => {
-                            pending.refused.push((index, fatal));
-                            break;
-                        }
-                        // Enqueueing failed for a reason a later attempt may not have (the
-                        // producer hit a fatal state and is rebuilt): report it like a
-                        // failed delivery, to be retried with backoff.
-                        retryable => {
-                            pending.refused.push((index, retryable));
-                            break;
-                        }
-                    },
+                    Err(error) => {
+                        pending.refused.push((index, self.classify_enqueue(&error)));
+                        break;
+                    }
                 }
             }
         }
         pending
+    }
+
+    /// librdkafka refuses to enqueue only for reasons inherent to the message (an empty or
+    /// invalid topic name, a message over `message.max.bytes`), or because the idempotent
+    /// producer is in a fatal state; only the latter is worth retrying (with a new
+    /// producer).
+    fn classify_enqueue(&self, error: &KafkaError) -> DeliveryError {
+        match classify(error) {
+            DeliveryError::Retryable(message) if self.producer.client().fatal_error().is_none() => {
+                DeliveryError::Fatal(message)
+            }
+            other => other,
+        }
     }
 
     fn try_send(&self, rendered: &Rendered) -> Result<DeliveryFuture, KafkaError> {
@@ -496,7 +500,7 @@ impl KafkaSink {
                         tokio::time::sleep(QUEUE_FULL_WAIT).await;
                     }
                     Err(error) => {
-                        failed.push((index, classify(&error)));
+                        failed.push((index, self.classify_enqueue(&error)));
                         break;
                     }
                 }

@@ -295,6 +295,11 @@ impl ConsumerContext for SourceConsumerContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
+            let mut tracker = self.tracker();
+            for element in assigned.elements() {
+                tracker.assign((Arc::from(element.topic()), element.partition()));
+            }
+            drop(tracker);
             tracing::info!(component_id = %self.id, partitions = assigned.count(), "partitions assigned");
         }
     }
@@ -381,7 +386,7 @@ impl KafkaSource {
                             _ => break,
                         }
                     }
-                    let (decoded, chunks) = self.decode(messages, &mut buf, &ctx.id);
+                    let (decoded, chunks) = self.decode(consumer, messages, &mut buf, &ctx.id);
                     for chunk in chunks {
                         self.track(consumer, chunk);
                     }
@@ -401,6 +406,7 @@ impl KafkaSource {
     /// Decodes a chunk of messages into events stamped with one token per partition.
     fn decode(
         &mut self,
+        consumer: &KafkaStream,
         messages: Vec<KafkaResult<BorrowedMessage<'_>>>,
         buf: &mut BytesMut,
         id: &str,
@@ -427,6 +433,11 @@ impl KafkaSource {
                 Some(i) => {
                     chunks[i].last = offset;
                     i
+                }
+                None if !consumer.context().tracker().is_assigned(topic, partition) => {
+                    // Polled just before its partition was revoked: the next owner reads
+                    // it (and it must not be committed from here).
+                    continue;
                 }
                 None => {
                     let (token, receiver) = AckToken::new();

@@ -11,7 +11,7 @@
 //! rewinding it (an event came back errored) starts a new epoch, and acknowledgements of
 //! chunks from an older epoch are ignored: their messages will be read again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::ack::AckStatus;
@@ -65,9 +65,27 @@ pub(crate) enum AckOutcome {
 pub(crate) struct OffsetTracker {
     partitions: HashMap<PartitionKey, PartitionOffsets>,
     next_epoch: u64,
+    /// Partitions currently assigned to this consumer. A message polled just before its
+    /// partition was revoked is not this consumer's to deliver or commit any more: the
+    /// next owner reads it again, and a commit from here could skip what is still in
+    /// flight.
+    assigned: HashSet<PartitionKey>,
 }
 
 impl OffsetTracker {
+    /// Records that `partition` is assigned to this consumer.
+    pub(crate) fn assign(&mut self, partition: PartitionKey) {
+        self.assigned.insert(partition);
+    }
+
+    pub(crate) fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        // Scans rather than hashing a key, which would need an `Arc<str>` for the topic;
+        // called once per partition per chunk, over a handful of partitions.
+        self.assigned
+            .iter()
+            .any(|(t, p)| *p == partition && &**t == topic)
+    }
+
     /// Records a chunk of `partition` holding offsets `first..=last`, read in order.
     pub(crate) fn read(&mut self, partition: PartitionKey, first: i64, last: i64) -> ChunkId {
         let next_epoch = &mut self.next_epoch;
@@ -163,6 +181,7 @@ impl OffsetTracker {
     /// position, to commit before letting go. Acknowledgements of its chunks in flight are
     /// ignored from now on: the partition's next owner reads them again.
     pub(crate) fn revoke(&mut self, partition: &PartitionKey) -> Option<(i64, u64)> {
+        self.assigned.remove(partition);
         let mut offsets = self.partitions.remove(partition)?;
         Self::take(&mut offsets)
     }
@@ -244,6 +263,18 @@ mod tests {
         assert_eq!(t.take_commits(), vec![]);
         t.acked(&c, AckStatus::Delivered);
         assert_eq!(t.take_commits(), vec![(key(3), 10, 5)]);
+    }
+
+    #[test]
+    fn assignment_follows_rebalances() {
+        let mut t = OffsetTracker::default();
+        assert!(!t.is_assigned("logs", 1));
+        t.assign(key(1));
+        assert!(t.is_assigned("logs", 1));
+        assert!(!t.is_assigned("logs", 2));
+        assert!(!t.is_assigned("other", 1));
+        t.revoke(&key(1));
+        assert!(!t.is_assigned("logs", 1));
     }
 
     #[test]
