@@ -694,3 +694,68 @@ path = "{}"
         N as u64
     );
 }
+
+/// A message over `message.max.bytes` can never be produced: it goes to the sink's
+/// dead-letter output with the reason, while its neighbours are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_too_large_goes_to_dead_letter() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("mock-large", 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempdir();
+    let dead = dir.path().join("dead.log");
+    let pipeline = format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.large_k]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "mock-large"
+librdkafka_options = {{ "message.max.bytes" = 2000 }}
+
+[sinks.dead]
+type = "file"
+inputs = ["large_k.dead_letter"]
+path = "{}"
+"#,
+        dead.display()
+    );
+    let router = Router::start(&pipeline).await;
+    let big = "x".repeat(5000);
+    send_lines(
+        router.addr("in"),
+        [
+            event_line(0, 1),
+            format!(r#"{{"app":"app0","seq":1,"message":"{big}"}}"#),
+            event_line(2, 1),
+        ]
+        .into_iter(),
+    )
+    .await;
+    wait_until("the large event dead-lettered", || {
+        !read_lines(&dead).is_empty()
+    })
+    .await;
+    wait_until("its neighbours delivered", || {
+        counter("component_sent_events_total", "large_k", None) >= 2
+    })
+    .await;
+    router.stop().await;
+    let letters = read_lines(&dead);
+    assert_eq!(letters.len(), 1);
+    let letter: serde_json::Value = serde_json::from_str(&letters[0]).unwrap();
+    assert_eq!(letter["seq"], 1);
+    assert_eq!(letter["dead_letter"]["reason_code"], "fatal");
+    assert!(
+        letter["dead_letter"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{letter}"
+    );
+}
