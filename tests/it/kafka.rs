@@ -759,3 +759,57 @@ path = "{}"
         "{letter}"
     );
 }
+
+/// A broker down for longer than `message.timeout.ms`: librdkafka gives the messages up
+/// with a timeout, and the sink produces them again (with backoff) until the broker is
+/// back. Nothing is acknowledged while down, nothing is lost or dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_outage_past_the_message_timeout_is_retried() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("mock-outage", 2, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let pipeline = format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.outage_k]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "mock-outage"
+librdkafka_options = {{ "message.timeout.ms" = 500 }}
+retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
+"#
+    );
+    let router = Router::start(&pipeline).await;
+    let addr = router.addr("in");
+    send_lines(addr, (0..10).map(|i| event_line(i, 2))).await;
+    wait_until("the first events delivered", || {
+        counter("component_sent_events_total", "outage_k", None) >= 10
+    })
+    .await;
+    cluster.broker_down(1).expect("broker down");
+    send_lines(addr, (10..110).map(|i| event_line(i, 2))).await;
+    wait_until("deliveries timed out and were retried", || {
+        counter("component_retries_total", "outage_k", None) > 0
+    })
+    .await;
+    assert_eq!(
+        counter("component_sent_events_total", "outage_k", None),
+        10,
+        "nothing acknowledged while the broker is down"
+    );
+    cluster.broker_up(1).expect("broker up");
+    wait_until("every event delivered after the outage", || {
+        counter("component_sent_events_total", "outage_k", None) >= 110
+    })
+    .await;
+    router.stop().await;
+    assert_eq!(
+        counter("component_dead_lettered_events_total", "outage_k", None),
+        0
+    );
+}
