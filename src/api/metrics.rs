@@ -83,7 +83,7 @@ fn help(name: &str) -> &'static str {
         "kafka_consumer_lag_messages" => {
             "Messages a kafka source's partition is behind the broker's high watermark."
         }
-        "kafka_commits_total" => "Offset commits a kafka source made, by outcome.",
+        "kafka_commits_total" => "Offset commits a kafka source issued (ok) or saw fail (failed).",
         "kafka_committed_messages_total" => {
             "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
         }

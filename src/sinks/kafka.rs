@@ -461,7 +461,17 @@ impl KafkaSink {
                 tracing::warn!(component_id = %ctx.id, error = %first, events = retry.len(), attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "delivery failed; retrying");
             }
             tokio::time::sleep(delay).await;
-            self.rebuild_if_fatal(ctx);
+            if backoff.attempts() >= 2 {
+                // The same messages failed twice. A broker that lost its producer state (a
+                // restarted broker without persistent storage answers UNKNOWN_PRODUCER_ID,
+                // which librdkafka retries until the messages time out) only accepts a new
+                // producer id, so start a new producer for this attempt.
+                self.replace_producer(ctx, "deliveries keep failing");
+            } else if let Some((code, reason)) = self.producer.client().fatal_error() {
+                // An idempotent producer in a fatal state refuses every message.
+                tracing::error!(component_id = %ctx.id, ?code, %reason, "producer hit a fatal error");
+                self.replace_producer(ctx, "fatal producer error");
+            }
             failed = self.resend(&batch, retry).await;
         }
         let failed_count = fatal.len();
@@ -520,15 +530,16 @@ impl KafkaSink {
         failed
     }
 
-    /// An idempotent producer that hit a fatal error (e.g. the broker lost its sequence
-    /// state) refuses every message from then on; a new producer starts a new sequence.
-    fn rebuild_if_fatal(&mut self, ctx: &SinkContext) {
-        let Some((code, reason)) = self.producer.client().fatal_error() else {
-            return;
-        };
-        tracing::error!(component_id = %ctx.id, ?code, %reason, "producer hit a fatal error; creating a new one");
+    /// Swaps in a new producer (a new producer id and sequence). The old one is dropped on
+    /// a blocking thread: dropping purges what it still holds, whose delivery reports (or
+    /// cancelled futures) send those messages round again through the retry path.
+    fn replace_producer(&mut self, ctx: &SinkContext, why: &str) {
         match create_producer(&self.client_config) {
-            Ok(producer) => self.producer = producer,
+            Ok(producer) => {
+                tracing::warn!(component_id = %ctx.id, why, "starting a new producer");
+                let old = std::mem::replace(&mut self.producer, producer);
+                tokio::task::spawn_blocking(move || drop(old));
+            }
             Err(error) => {
                 tracing::error!(component_id = %ctx.id, %error, "cannot create a new producer")
             }

@@ -133,6 +133,13 @@ impl KafkaSourceConfig {
             ("enable.auto.commit", "false".to_string()),
             ("enable.auto.offset.store", "false".to_string()),
             ("auto.offset.reset", reset.to_string()),
+            // Incremental rebalancing: a member joining or leaving moves only the
+            // partitions that change owner, instead of stopping every member's consumption
+            // (and it is the protocol tansu's coordinator handles a lost member best with).
+            (
+                "partition.assignment.strategy",
+                "cooperative-sticky".to_string(),
+            ),
             // Lag comes from librdkafka's statistics.
             ("statistics.interval.ms", "5000".to_string()),
             // librdkafka's prefetch queue, per partition; the default (64 MiB) is a lot of
@@ -285,8 +292,12 @@ impl ConsumerContext for SourceConsumerContext {
         tracing::info!(component_id = %self.id, partitions = revoked.count(), committing = commits.count(), "partitions revoked");
         if commits.count() > 0 {
             match consumer.commit(&commits, CommitMode::Sync) {
-                Ok(()) => self.metrics.committed_messages.inc(covered),
+                Ok(()) => {
+                    self.metrics.ok.inc(1);
+                    self.metrics.committed_messages.inc(covered);
+                }
                 Err(error) => {
+                    self.metrics.failed.inc(1);
                     tracing::warn!(component_id = %self.id, %error, "commit on revocation failed; the next owner re-reads from the previous commit");
                 }
             }
@@ -304,9 +315,11 @@ impl ConsumerContext for SourceConsumerContext {
         }
     }
 
+    /// Reports asynchronous commit failures (successes are counted when the commit is
+    /// issued): the offsets are offered again at the next interval.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => self.metrics.ok.inc(1),
+            Ok(()) => {}
             Err(error) => {
                 self.metrics.failed.inc(1);
                 tracing::warn!(component_id = %self.id, %error, "offset commit failed; retrying at the next interval");
@@ -537,11 +550,14 @@ fn commit(consumer: &KafkaStream, mode: CommitMode, source: &str) {
         covered += messages;
         let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
-    // Outcomes are counted by the commit callback, which librdkafka calls for every
-    // commit, synchronous or not.
+    let metrics = &consumer.context().metrics;
     match consumer.commit(&list, mode) {
-        Ok(()) => consumer.context().metrics.committed_messages.inc(covered),
+        Ok(()) => {
+            metrics.ok.inc(1);
+            metrics.committed_messages.inc(covered);
+        }
         Err(error) => {
+            metrics.failed.inc(1);
             tracing::warn!(component_id = %source, %error, "offset commit failed; retrying at the next interval");
             let mut tracker = consumer.context().tracker();
             for ((topic, partition), offset, _) in commits {
