@@ -47,10 +47,10 @@ use crate::kafka::{client_config, LibrdkafkaOptions};
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Most messages taken from librdkafka's queue into one batch.
-const CHUNK_MESSAGES: usize = 4096;
+const CHUNK_MESSAGES: usize = 1024;
 
 /// Most payload bytes taken into one batch.
-const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// How long shutdown waits for the sinks to acknowledge what was read, before committing.
 const SHUTDOWN_ACK_TIMEOUT: Duration = Duration::from_secs(30);
