@@ -7,12 +7,15 @@
 //! bad value is a config error naming the field instead of a component that fails to start.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
 use serde::Deserialize;
 
 use crate::config::FieldError;
+use crate::telemetry::LogLimiter;
 
 /// A value in `librdkafka_options`: librdkafka takes strings, TOML users write numbers and
 /// booleans too.
@@ -84,6 +87,71 @@ pub(crate) fn client_config(
         )
     })?;
     Ok(config)
+}
+
+/// librdkafka's log lines and global errors for one component, through one rate limiter:
+/// while a broker is down librdkafka reports every failed reconnect, which must not flood
+/// the router's own log.
+pub struct ClientLog {
+    id: Arc<str>,
+    limiter: Mutex<LogLimiter>,
+}
+
+impl ClientLog {
+    pub(crate) fn new(id: &str) -> Self {
+        Self {
+            id: Arc::from(id),
+            limiter: Mutex::new(LogLimiter::default()),
+        }
+    }
+
+    fn allow(&self) -> Option<u64> {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check()
+    }
+
+    pub(crate) fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let Some(suppressed) = self.allow() else {
+            return;
+        };
+        let id = &*self.id;
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => {
+                tracing::warn!(
+                    component_id = id,
+                    facility,
+                    suppressed,
+                    "librdkafka: {message}"
+                )
+            }
+            _ => tracing::debug!(component_id = id, facility, "librdkafka: {message}"),
+        }
+    }
+
+    pub(crate) fn error(&self, error: &KafkaError, reason: &str) {
+        if let Some(suppressed) = self.allow() {
+            tracing::warn!(component_id = %self.id, %error, reason, suppressed, "kafka client error");
+        }
+    }
+}
+
+/// The client context of the kafka sink: rate-limited logging, nothing else.
+pub struct SinkClientContext(pub(crate) ClientLog);
+
+impl ClientContext for SinkClientContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.0.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.error(&error, reason);
+    }
 }
 
 #[cfg(test)]

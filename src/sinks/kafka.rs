@@ -36,7 +36,7 @@ use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::config::FieldError;
 use crate::event::{Event, SharedBatch};
-use crate::kafka::{client_config, LibrdkafkaOptions};
+use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::template::Template;
 use crate::topology::BatchReceiver;
@@ -190,7 +190,7 @@ impl KafkaSinkConfig {
         };
         let (topic, key) = self.templates().map_err(invalid)?;
         let client_config = self.client_config().map_err(invalid)?;
-        let producer = create_producer(&client_config)?;
+        let producer = create_producer(&client_config, &ctx.id)?;
         let mut sink = KafkaSink {
             retries: telemetry::counter("component_retries_total", &[("component_id", &ctx.id)]),
             static_topic: topic.is_static().then(|| topic.source().to_string()),
@@ -208,8 +208,11 @@ impl KafkaSinkConfig {
     }
 }
 
-fn create_producer(config: &ClientConfig) -> Result<FutureProducer, SinkError> {
-    config.create().map_err(|e| {
+type KafkaProducer = FutureProducer<SinkClientContext>;
+
+fn create_producer(config: &ClientConfig, id: &str) -> Result<KafkaProducer, SinkError> {
+    let context = SinkClientContext(ClientLog::new(id));
+    config.create_with_context(context).map_err(|e| {
         SinkError::Io(std::io::Error::other(format!(
             "cannot create producer: {e}"
         )))
@@ -225,7 +228,7 @@ struct KafkaSink {
     max_in_flight_bytes: usize,
     retry: RetryConfig,
     client_config: ClientConfig,
-    producer: FutureProducer,
+    producer: KafkaProducer,
     retries: Counter,
     limiter: LogLimiter,
 }
@@ -534,7 +537,7 @@ impl KafkaSink {
     /// a blocking thread: dropping purges what it still holds, whose delivery reports (or
     /// cancelled futures) send those messages round again through the retry path.
     fn replace_producer(&mut self, ctx: &SinkContext, why: &str) {
-        match create_producer(&self.client_config) {
+        match create_producer(&self.client_config, &ctx.id) {
             Ok(producer) => {
                 tracing::warn!(component_id = %ctx.id, why, "starting a new producer");
                 let old = std::mem::replace(&mut self.producer, producer);

@@ -43,7 +43,7 @@ use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::config::FieldError;
-use crate::kafka::{client_config, LibrdkafkaOptions};
+use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions};
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Most messages taken from librdkafka's queue into one batch.
@@ -167,6 +167,7 @@ impl KafkaSourceConfig {
             id: Arc::from(id),
             tracker: Arc::new(Mutex::new(OffsetTracker::default())),
             metrics: CommitMetrics::new(id),
+            log: ClientLog::new(id),
         };
         let consumer: StreamConsumer<SourceConsumerContext> =
             config
@@ -229,6 +230,7 @@ pub struct SourceConsumerContext {
     id: Arc<str>,
     tracker: Arc<Mutex<OffsetTracker>>,
     metrics: CommitMetrics,
+    log: ClientLog,
 }
 
 impl SourceConsumerContext {
@@ -260,8 +262,12 @@ impl ClientContext for SourceConsumerContext {
         }
     }
 
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(component_id = %self.id, %error, reason, "kafka client error");
+        self.log.error(&error, reason);
     }
 }
 
