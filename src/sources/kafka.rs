@@ -31,7 +31,7 @@ use futures_util::FutureExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -177,7 +177,7 @@ impl KafkaSourceConfig {
         consumer
             .subscribe(&topics)
             .map_err(|e| kafka_error("cannot subscribe", e))?;
-        Ok(KafkaConsumer(consumer))
+        Ok(KafkaConsumer(Arc::new(consumer)))
     }
 
     pub async fn run(self, consumer: KafkaConsumer, ctx: SourceContext) -> Result<(), SourceError> {
@@ -196,12 +196,13 @@ fn kafka_error(what: &str, error: rdkafka::error::KafkaError) -> SourceError {
 }
 
 /// A subscribed consumer, made by [`KafkaSourceConfig::connect`].
-pub struct KafkaConsumer(StreamConsumer<SourceConsumerContext>);
+pub struct KafkaConsumer(Arc<StreamConsumer<SourceConsumerContext>>);
 
 struct CommitMetrics {
     ok: Counter,
     failed: Counter,
     committed_messages: Counter,
+    assigned: telemetry::Gauge,
 }
 
 impl CommitMetrics {
@@ -219,6 +220,7 @@ impl CommitMetrics {
                 "kafka_committed_messages_total",
                 &[("component_id", id)],
             ),
+            assigned: telemetry::gauge("kafka_assigned_partitions", &[("component_id", id)]),
         }
     }
 }
@@ -285,7 +287,8 @@ impl ConsumerContext for SourceConsumerContext {
             let mut tracker = self.tracker();
             for element in revoked.elements() {
                 let key: PartitionKey = (Arc::from(element.topic()), element.partition());
-                if let Some((offset, messages)) = tracker.revoke(&key) {
+                let done = tracker.revoke(&key);
+                if let Some((offset, messages)) = done {
                     covered += messages;
                     let _ = commits.add_partition_offset(
                         element.topic(),
@@ -294,6 +297,7 @@ impl ConsumerContext for SourceConsumerContext {
                     );
                 }
             }
+            self.metrics.assigned.set(tracker.assigned_count() as i64);
         }
         tracing::info!(component_id = %self.id, partitions = revoked.count(), committing = commits.count(), "partitions revoked");
         if commits.count() > 0 {
@@ -316,6 +320,7 @@ impl ConsumerContext for SourceConsumerContext {
             for element in assigned.elements() {
                 tracker.assign((Arc::from(element.topic()), element.partition()));
             }
+            self.metrics.assigned.set(tracker.assigned_count() as i64);
             drop(tracker);
             tracing::info!(component_id = %self.id, partitions = assigned.count(), "partitions assigned");
         }
@@ -365,7 +370,7 @@ struct PartitionChunk {
 impl KafkaSource {
     async fn run(
         &mut self,
-        consumer: &KafkaStream,
+        consumer: &Arc<KafkaStream>,
         mut ctx: SourceContext,
     ) -> Result<(), SourceError> {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
@@ -389,7 +394,7 @@ impl KafkaSource {
             match step {
                 Step::Stop => break,
                 Step::Ack(id, status) => acked(consumer, &id, status, &ctx.id),
-                Step::Commit => commit(consumer, CommitMode::Async, &ctx.id),
+                Step::Commit => commit(consumer, &ctx.id).await,
                 Step::Message(None) => break,
                 Step::Message(Some(first)) => {
                     let mut messages = vec![first];
@@ -512,7 +517,7 @@ impl KafkaSource {
 
     /// After shutdown: lets the pipeline drain, waits for the acknowledgements of what was
     /// read, and commits them, so a restart neither loses nor repeats them.
-    async fn drain(&mut self, consumer: &KafkaStream, ctx: SourceContext) {
+    async fn drain(&mut self, consumer: &Arc<KafkaStream>, ctx: SourceContext) {
         // Closing the outputs lets the downstream tasks finish once their queues are empty.
         drop(ctx.out);
         drop(ctx.dead_letter);
@@ -527,7 +532,7 @@ impl KafkaSource {
                 }
             }
         }
-        commit(consumer, CommitMode::Sync, &ctx.id);
+        commit(consumer, &ctx.id).await;
     }
 }
 
@@ -545,7 +550,10 @@ fn acked(consumer: &KafkaStream, id: &ChunkId, status: AckStatus, source: &str) 
     }
 }
 
-fn commit(consumer: &KafkaStream, mode: CommitMode, source: &str) {
+/// Commits what the tracker allows, synchronously on a blocking thread: the result (a
+/// stale group generation, the coordinator moving) is known here and counted, and a failed
+/// commit is offered again at the next interval, while the source task keeps polling.
+async fn commit(consumer: &Arc<KafkaStream>, source: &str) {
     let commits = consumer.context().tracker().take_commits();
     if commits.is_empty() {
         return;
@@ -557,7 +565,19 @@ fn commit(consumer: &KafkaStream, mode: CommitMode, source: &str) {
         let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
     let metrics = &consumer.context().metrics;
-    match consumer.commit(&list, mode) {
+    let committer = consumer.clone();
+    let result = match tokio::task::spawn_blocking(move || {
+        committer.commit(&list, CommitMode::Sync)
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(error) => {
+            tracing::error!(component_id = %source, %error, "commit thread failed");
+            Err(KafkaError::Canceled)
+        }
+    };
+    match result {
         Ok(()) => {
             metrics.ok.inc(1);
             metrics.committed_messages.inc(covered);

@@ -78,6 +78,10 @@ impl OffsetTracker {
         self.assigned.insert(partition);
     }
 
+    pub(crate) fn assigned_count(&self) -> usize {
+        self.assigned.len()
+    }
+
     pub(crate) fn is_assigned(&self, topic: &str, partition: i32) -> bool {
         // Scans rather than hashing a key, which would need an `Arc<str>` for the topic;
         // called once per partition per chunk, over a handful of partitions.
