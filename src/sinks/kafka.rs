@@ -464,11 +464,13 @@ impl KafkaSink {
                 tracing::warn!(component_id = %ctx.id, error = %first, events = retry.len(), attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "delivery failed; retrying");
             }
             tokio::time::sleep(delay).await;
-            if backoff.attempts() >= 2 {
+            if backoff.attempts() % 4 == 2 {
                 // The same messages failed twice. A broker that lost its producer state (a
                 // restarted broker without persistent storage answers UNKNOWN_PRODUCER_ID,
                 // which librdkafka retries until the messages time out) only accepts a new
-                // producer id, so start a new producer for this attempt.
+                // producer id, so start a new producer for this attempt. Not at every
+                // attempt: a new producer needs time to connect and get its id, and
+                // replacing it again before it could would never let it succeed.
                 self.replace_producer(ctx, "deliveries keep failing");
             } else if let Some((code, reason)) = self.producer.client().fatal_error() {
                 // An idempotent producer in a fatal state refuses every message.

@@ -870,7 +870,7 @@ type = "kafka"
 inputs = ["in"]
 bootstrap_servers = "{bootstrap}"
 topic = "mock-outage"
-librdkafka_options = {{ "message.timeout.ms" = 500 }}
+librdkafka_options = {{ "message.timeout.ms" = 1500 }}
 retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
 "#
     );
@@ -893,10 +893,17 @@ retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
         "nothing acknowledged while the broker is down"
     );
     cluster.broker_up(1).expect("broker up");
-    wait_until("every event delivered after the outage", || {
-        counter("component_sent_events_total", "outage_k", None) >= 110
-    })
-    .await;
+    let deadline = Instant::now() + TIMEOUT;
+    while counter("component_sent_events_total", "outage_k", None) < 110 {
+        assert!(
+            Instant::now() < deadline,
+            "not every event delivered after the outage: sent {}, retries {}, errors {}",
+            counter("component_sent_events_total", "outage_k", None),
+            counter("component_retries_total", "outage_k", None),
+            counter("component_errors_total", "outage_k", Some("write_failed")),
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     router.stop().await;
     assert_eq!(
         counter("component_dead_lettered_events_total", "outage_k", None),
