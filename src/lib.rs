@@ -11,6 +11,8 @@ pub mod codec;
 pub mod condition;
 pub mod config;
 pub mod event;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod parse;
 pub mod ship;
 pub mod sinks;

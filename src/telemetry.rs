@@ -7,7 +7,7 @@
 //! nothing is updated per event to report it).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,7 @@ fn gauges() -> &'static Mutex<GaugeRegistry> {
 
 /// Registers gauge `name` with `labels`, replacing an earlier probe with the same labels (a
 /// restarted pipeline measures its new queues).
-pub fn gauge(name: &'static str, labels: &[(&'static str, &str)], probe: GaugeProbe) {
+pub fn register_gauge(name: &'static str, labels: &[(&'static str, &str)], probe: GaugeProbe) {
     let key = (
         name,
         labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
@@ -86,6 +86,32 @@ pub fn gauge(name: &'static str, labels: &[(&'static str, &str)], probe: GaugePr
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, probe);
+}
+
+/// A gauge set by its owner, for values nothing else keeps (a Kafka consumer's lag).
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Registers a settable gauge `name` with `labels` (reported as 0 while negative).
+pub fn gauge(name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+    let gauge = Gauge::default();
+    let reading = gauge.clone();
+    register_gauge(
+        name,
+        labels,
+        Box::new(move || Some(reading.get().max(0) as u64)),
+    );
+    gauge
 }
 
 /// Every live gauge's current value: (name, labels, value). Gauges whose subject is gone

@@ -116,7 +116,14 @@ fn help(name: &str) -> &'static str {
             "Time from a source reading a batch to every sink acknowledging it."
         }
         "buffer_damaged_records_total" => "Damaged disk-buffer records detected and skipped.",
-        _ => "A sluice counter.",
+        "kafka_consumer_lag_messages" => {
+            "Messages a kafka source's partition is behind the broker's high watermark."
+        }
+        "kafka_commits_total" => "Offset commits a kafka source issued (ok) or saw fail (failed).",
+        "kafka_committed_messages_total" => {
+            "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
+        }
+        _ => "A sluice metric.",
     }
 }
 
@@ -138,12 +145,12 @@ mod tests {
 
     #[test]
     fn renders_gauges_and_cumulative_histograms() {
-        telemetry::gauge(
+        telemetry::register_gauge(
             "metrics_test_usage_bytes",
             &[("component_id", "q")],
             Box::new(|| Some(42)),
         );
-        telemetry::gauge("metrics_test_gone_bytes", &[], Box::new(|| None));
+        telemetry::register_gauge("metrics_test_gone_bytes", &[], Box::new(|| None));
         let h = telemetry::histogram("metrics_test_latency_seconds", &[("component_id", "s")]);
         h.observe(std::time::Duration::from_micros(300));
         h.observe(std::time::Duration::from_millis(2));

@@ -85,10 +85,10 @@ pub(crate) fn spawn(
         tracing::warn!(component_id = %id, damaged_records = report.damaged_records(), "disk buffer recovered with damage skipped:\n{report}");
     }
     let labels = [("component_id", &*id), ("buffer", "disk")];
-    telemetry::gauge("buffer_usage_bytes", &labels, writer.usage_probe());
+    telemetry::register_gauge("buffer_usage_bytes", &labels, writer.usage_probe());
     let capacity = writer.max_bytes();
     let alive = writer.usage_probe();
-    telemetry::gauge(
+    telemetry::register_gauge(
         "buffer_capacity_bytes",
         &labels,
         Box::new(move || alive().map(|_| capacity)),

@@ -28,9 +28,11 @@ pub enum SourceConfig {
     Tcp(TcpConfig),
     Udp(UdpConfig),
     Http(HttpConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sources::kafka::KafkaSourceConfig),
 }
 
-const SOURCE_TYPES: &str = "stdin, tcp, udp, http";
+const SOURCE_TYPES: &str = "stdin, tcp, udp, http, kafka";
 
 impl SourceConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -39,6 +41,8 @@ impl SourceConfig {
             "tcp" => Self::Tcp(deserialize(table)?),
             "udp" => Self::Udp(deserialize(table)?),
             "http" => Self::Http(deserialize(table)?),
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(deserialize(table)?),
             other => return Err(unknown_type(other, SOURCE_TYPES)),
         })
     }
@@ -49,6 +53,8 @@ impl SourceConfig {
             Self::Tcp(c) => c.validate(),
             Self::Udp(c) => c.validate(),
             Self::Http(c) => c.validate(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.validate(),
         }
     }
 }
@@ -113,10 +119,12 @@ pub enum SinkConfig {
     Store(crate::store::StoreConfig),
     /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
     Notify(NotifyConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sinks::kafka::KafkaSinkConfig),
 }
 
 const SINK_TYPES: &str =
-    "console, file, blackhole, http, store, alertmanager, webhook, slack, pagerduty";
+    "console, file, blackhole, http, store, kafka, alertmanager, webhook, slack, pagerduty";
 
 impl SinkConfig {
     fn parse(kind: &str, table: toml::Table) -> Result<Self, FieldError> {
@@ -131,6 +139,8 @@ impl SinkConfig {
             "webhook" => Self::Notify(NotifyConfig::Webhook(deserialize(table)?)),
             "slack" => Self::Notify(NotifyConfig::Slack(deserialize(table)?)),
             "pagerduty" => Self::Notify(NotifyConfig::Pagerduty(deserialize(table)?)),
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(deserialize(table)?),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -143,6 +153,8 @@ impl SinkConfig {
             #[cfg(feature = "store")]
             Self::Store(c) => c.validate(),
             Self::Notify(c) => c.validate(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => c.validate(),
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod console;
 pub mod encoding;
 pub mod file;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod notify;
 pub mod pagerduty;
 pub mod retry;

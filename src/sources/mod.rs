@@ -9,6 +9,10 @@
 pub mod auth;
 pub mod checkpoint;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_offsets;
 pub mod stdin;
 mod stream_auth;
 pub mod tcp;

@@ -238,6 +238,8 @@ pub async fn start(
                         None => Ok(()),
                     },
                     SinkConfig::Notify(c) => c.run(rx, ctx).await,
+                    #[cfg(feature = "kafka")]
+                    SinkConfig::Kafka(c) => c.run(rx, ctx).await,
                 };
                 if let Err(error) = result {
                     tracing::error!(component_id = %id, %error, "sink stopped");
@@ -340,6 +342,12 @@ pub async fn start(
                 }
                 Box::pin(c.run(listener, ctx))
             }
+            #[cfg(feature = "kafka")]
+            SourceConfig::Kafka(c) => {
+                // Creating the consumer (no connection yet) fails the start on a bad setup.
+                let consumer = c.connect(&source.id).map_err(bind_err)?;
+                Box::pin(c.run(consumer, ctx))
+            }
         };
         starts.push((source.id.clone(), task));
     }
@@ -389,9 +397,9 @@ pub async fn start(
 /// `buffer_usage_bytes` and `buffer_capacity_bytes` of the memory queue in front of `id`.
 fn register_queue_gauges(id: &str, queue: &BatchSender, capacity: usize) {
     let labels = [("component_id", id), ("buffer", "memory")];
-    telemetry::gauge("buffer_usage_bytes", &labels, queue.usage_probe());
+    telemetry::register_gauge("buffer_usage_bytes", &labels, queue.usage_probe());
     let alive = queue.usage_probe();
-    telemetry::gauge(
+    telemetry::register_gauge(
         "buffer_capacity_bytes",
         &labels,
         Box::new(move || alive().map(|_| capacity as u64)),

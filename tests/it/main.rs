@@ -3,16 +3,22 @@
 mod alerts;
 mod api;
 mod bad_input;
+#[cfg(feature = "store")]
 mod browser;
 mod config;
 mod corpus;
+mod deploy;
 mod durability;
 mod e2e;
 mod file_sink;
 mod http;
 mod http_sink;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "store")]
 mod query;
 mod ship;
+#[cfg(feature = "store")]
 mod store;
 mod syslog;
 mod tcp_auth;

@@ -1,0 +1,920 @@
+//! The `kafka` sink and source against a real Kafka-protocol broker (tansu, started here on
+//! 127.0.0.1), checked with an independent client (confluent-kafka, tests/kafka_client.py):
+//! the sink's messages as the client reads them, the client's messages through the source,
+//! a broker restart mid-stream, and three router processes sharing a consumer group while
+//! one of them is killed.
+//!
+//! One broker serves every test of this module that does not restart it (each test uses
+//! its own topics and groups); the restart test starts its own.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    counter, have_tool, read_lines, repo_root, services_required, sluice_up, spawn_router, tempdir,
+    wait_until, Router, TIMEOUT,
+};
+
+/// A tansu broker process. It runs under a small shell wrapper that kills it when this
+/// test process's end of the wrapper's stdin closes, so a broker never outlives the tests
+/// (even when they panic or the module's shared broker is never dropped).
+struct Broker {
+    port: u16,
+    storage: String,
+    wrapper: Option<(Child, ChildStdin)>,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker on a free port with `storage` (a tansu storage-engine URL); `{dir}`
+    /// in it is replaced by a fresh directory that lives as long as the broker.
+    fn start(storage: &str) -> Broker {
+        let dir = tempdir();
+        let port = free_port();
+        let storage = storage.replace("{dir}", &dir.path().display().to_string());
+        let mut broker = Broker {
+            port,
+            storage,
+            wrapper: None,
+            pid: 0,
+            _dir: dir,
+        };
+        broker.launch();
+        broker
+    }
+
+    fn launch(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = self._dir.path().join("tansu.log");
+        let script = format!(
+            "tansu broker --storage-engine '{storage}' --listener-url {url} \
+             --advertised-listener-url {url} >>'{log}' 2>&1 </dev/null & \
+             pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null; wait $pid",
+            storage = self.storage,
+            log = log.display(),
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("wrapper prints the broker's pid");
+        self.pid = line.trim().parse().expect("pid");
+        let stdin = child.stdin.take().expect("stdin");
+        self.wrapper = Some((child, stdin));
+        self.wait_ready(&log);
+    }
+
+    /// Waits until the broker accepts connections and answers metadata requests.
+    fn wait_ready(&self, log: &Path) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start listening: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the broker (no clean shutdown).
+    fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.pid.to_string()])
+            .status();
+        if let Some((mut child, stdin)) = self.wrapper.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "tansu did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same port with the same storage.
+    fn restart(&mut self) {
+        self.launch();
+    }
+
+    fn create_topic(&self, topic: &str, partitions: u32) {
+        let output = Command::new("tansu")
+            .args(["topic", "create", topic, "--partitions"])
+            .arg(partitions.to_string())
+            .arg("--broker")
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .output()
+            .expect("tansu topic create runs");
+        assert!(
+            output.status.success(),
+            "tansu topic create {topic}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Metadata shows the topic once it is usable.
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let out = client(&["partitions", &self.bootstrap(), topic]);
+            if out.trim() == partitions.to_string() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} never appeared: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The value of metric `name` (first sample) from a router's `/metrics`, or -1.
+fn metric(api: &str, name: &str) -> i64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(api) else {
+        return -1;
+    };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: {api}\r\n\r\n");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Whether tansu and confluent-kafka are there; fails when services are required.
+fn kafka_available() -> bool {
+    if !have_tool("tansu") {
+        return false;
+    }
+    let python = Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        assert!(
+            !services_required(),
+            "python3 with confluent_kafka is required (SLUICE_REQUIRE_SERVICES is set) but missing"
+        );
+        println!("skipping: python3 -c 'import confluent_kafka' failed (run scripts/test)");
+    }
+    python
+}
+
+/// The module's shared broker (memory storage).
+fn shared_broker() -> &'static Broker {
+    static BROKER: OnceLock<Broker> = OnceLock::new();
+    BROKER.get_or_init(|| Broker::start("memory://tansu/"))
+}
+
+/// Topic and group names unique to one test run.
+fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+fn client_script() -> PathBuf {
+    repo_root().join("tests/kafka_client.py")
+}
+
+/// Runs the independent client; returns its stdout, failing the test on a non-zero exit.
+fn client(args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg(client_script())
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "kafka_client.py {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A message as the independent client read it.
+#[derive(Debug, serde::Deserialize)]
+struct Read {
+    key: Option<String>,
+    partition: i32,
+    offset: i64,
+    value: String,
+}
+
+fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
+    client(&[
+        "consume",
+        bootstrap,
+        topic,
+        &count.to_string(),
+        "--timeout",
+        "10",
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("client prints JSON"))
+    .collect()
+}
+
+fn produce(bootstrap: &str, topic: &str, count: usize, start: usize) {
+    let out = client(&[
+        "produce",
+        bootstrap,
+        topic,
+        &count.to_string(),
+        "--start",
+        &start.to_string(),
+    ]);
+    assert!(out.contains(&format!("\"delivered\": {count}")), "{out}");
+}
+
+/// The `seq` field of a JSON event line.
+fn seq_of(line: &str) -> u64 {
+    let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    value["seq"].as_u64().expect("seq")
+}
+
+/// Sends `lines` to a TCP source.
+async fn send_lines(addr: std::net::SocketAddr, lines: impl Iterator<Item = String>) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    for line in lines {
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+    }
+    stream.write_all(&buf).await.unwrap();
+    stream.shutdown().await.unwrap();
+}
+
+fn event_line(seq: usize, apps: usize) -> String {
+    format!(
+        r#"{{"app":"app{}","seq":{seq},"message":"event {seq}"}}"#,
+        seq % apps
+    )
+}
+
+/// tcp (JSON lines) → kafka sink `id` (ids differ per test: counters are per process).
+fn sink_pipeline(id: &str, bootstrap: &str, topic: &str, extra: &str) -> String {
+    format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.{id}]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "{topic}"
+{extra}
+"#
+    )
+}
+
+/// Checks what the client read against events `seqs`: each exactly once (or at least
+/// once with `dups_allowed`), keyed by app, one partition per app, and (exactly once) in
+/// order per app.
+fn check_read(read: &[Read], seqs: std::ops::Range<u64>, apps: usize, dups_allowed: bool) {
+    let mut seen = BTreeMap::new();
+    let mut partition_of_app: HashMap<String, i32> = HashMap::new();
+    let mut last_seq: HashMap<String, (i64, u64)> = HashMap::new();
+    let mut sorted: Vec<&Read> = read.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    for r in sorted {
+        let value: serde_json::Value = serde_json::from_str(&r.value).expect("JSON value");
+        let app = value["app"].as_str().expect("app").to_string();
+        let seq = value["seq"].as_u64().expect("seq");
+        assert_eq!(r.key.as_deref(), Some(app.as_str()), "keyed by app: {r:?}");
+        let p = *partition_of_app.entry(app.clone()).or_insert(r.partition);
+        assert_eq!(p, r.partition, "one app, one partition: {r:?}");
+        if let Some((offset, previous)) = last_seq.get(&app) {
+            assert!(
+                dups_allowed || seq > *previous,
+                "app {app} out of order: seq {seq} at offset {} after seq {previous} at {offset}",
+                r.offset
+            );
+        }
+        last_seq.insert(app, (r.offset, seq));
+        *seen.entry(seq).or_insert(0) += 1;
+    }
+    let expected: BTreeSet<u64> = seqs.collect();
+    let got: BTreeSet<u64> = seen.keys().copied().collect();
+    let missing: Vec<_> = expected.difference(&got).take(10).collect();
+    assert!(missing.is_empty(), "missing events, e.g. {missing:?}");
+    assert_eq!(got, expected, "no events beyond those sent");
+    assert!(partition_of_app.len() == apps);
+    if !dups_allowed {
+        assert!(seen.values().all(|n| *n == 1), "each event exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_messages_read_by_an_independent_client() {
+    if !kafka_available() {
+        return;
+    }
+    let bootstrap = shared_broker().bootstrap();
+    let topic = unique("sink");
+    shared_broker().create_topic(&topic, 3);
+    const N: usize = 5000;
+    const APPS: usize = 5;
+    let router = Router::start(&sink_pipeline("k", &bootstrap, &topic, "")).await;
+    send_lines(router.addr("in"), (0..N).map(|i| event_line(i, APPS))).await;
+    wait_until("every event acknowledged by the sink", || {
+        counter("component_sent_events_total", "k", None) >= N as u64
+    })
+    .await;
+    router.stop().await;
+    let read = tokio::task::spawn_blocking(move || consume(&bootstrap, &topic, N))
+        .await
+        .unwrap();
+    assert_eq!(read.len(), N, "the client reads exactly the events sent");
+    check_read(&read, 0..N as u64, APPS, false);
+    assert_eq!(
+        counter("component_dead_lettered_events_total", "k", None),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_delivers_every_message_and_commits_behind_the_sink() {
+    if !kafka_available() {
+        return;
+    }
+    let bootstrap = shared_broker().bootstrap();
+    let topic = unique("source");
+    let group = unique("group");
+    shared_broker().create_topic(&topic, 3);
+    const N: usize = 3000;
+    {
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || produce(&b, &t, N, 0))
+            .await
+            .unwrap();
+    }
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let pipeline = |id: &str, path: &Path| {
+        format!(
+            r#"
+[sources.{id}]
+type = "kafka"
+bootstrap_servers = "{bootstrap}"
+topics = ["{topic}"]
+group_id = "{group}"
+decoding = "json"
+commit_interval_ms = 100
+
+[sinks.out_{id}]
+type = "file"
+inputs = ["{id}"]
+path = "{path}"
+"#,
+            path = path.display()
+        )
+    };
+    let router = Router::start(&pipeline("kin", &out)).await;
+    wait_until("every message in the file", || read_lines(&out).len() >= N).await;
+    router.stop().await;
+    let seqs: Vec<u64> = read_lines(&out).iter().map(|l| seq_of(l)).collect();
+    assert_eq!(seqs.len(), N, "each message once");
+    assert_eq!(
+        seqs.iter().copied().collect::<BTreeSet<_>>(),
+        (0..N as u64).collect(),
+        "every message arrives"
+    );
+    assert_eq!(
+        counter("kafka_committed_messages_total", "kin", None),
+        N as u64,
+        "everything delivered is committed at shutdown"
+    );
+    assert!(
+        sluice::telemetry::counter_value(
+            "kafka_commits_total",
+            &[("component_id", "kin"), ("outcome", "ok")]
+        ) > 0
+    );
+
+    // A second router of the same group starts after the commits: it reads only what was
+    // produced since, so the commits were real.
+    {
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || produce(&b, &t, 100, N))
+            .await
+            .unwrap();
+    }
+    let out2 = dir.path().join("out2.log");
+    let router = Router::start(&pipeline("kin2", &out2)).await;
+    wait_until("the new messages", || read_lines(&out2).len() >= 100).await;
+    // Give a wrongly uncommitted partition time to show up again before stopping.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    router.stop().await;
+    let seqs: BTreeSet<u64> = read_lines(&out2).iter().map(|l| seq_of(l)).collect();
+    assert_eq!(seqs, (N as u64..N as u64 + 100).collect());
+}
+
+/// The broker is SIGKILLed mid-stream and started again on the same port. tansu's
+/// persistent engines need PostgreSQL or S3, and the memory engine loses everything on a
+/// restart, so "no acknowledged event lost" is checked on each side of the restart: every
+/// event the sink acknowledged before the kill is on the broker before the kill, nothing is
+/// acknowledged while the broker is down, and every event sent during the outage is
+/// delivered (and acknowledged) once the broker is back, by the same producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_survives_a_broker_restart_mid_stream() {
+    if !kafka_available() {
+        return;
+    }
+    let mut broker = Broker::start("memory://tansu/");
+    let bootstrap = broker.bootstrap();
+    let topic = unique("restart");
+    broker.create_topic(&topic, 3);
+    const HALF: usize = 2000;
+    const APPS: usize = 4;
+    let router = Router::start(&sink_pipeline(
+        "rk",
+        &bootstrap,
+        &topic,
+        "librdkafka_options = { \"message.timeout.ms\" = 2000 }\n\
+         retry = { initial_backoff_ms = 50, max_backoff_secs = 1 }",
+    ))
+    .await;
+    let addr = router.addr("in");
+    send_lines(addr, (0..HALF).map(|i| event_line(i, APPS))).await;
+    wait_until("the first half acknowledged", || {
+        counter("component_sent_events_total", "rk", None) >= HALF as u64
+    })
+    .await;
+    let before = {
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || consume(&b, &t, HALF))
+            .await
+            .unwrap()
+    };
+    check_read(&before, 0..HALF as u64, APPS, false);
+
+    broker.kill();
+    send_lines(addr, (HALF..2 * HALF).map(|i| event_line(i, APPS))).await;
+    wait_until("deliveries failing while the broker is down", || {
+        counter("component_retries_total", "rk", None) > 0
+    })
+    .await;
+    assert_eq!(
+        counter("component_sent_events_total", "rk", None),
+        HALF as u64,
+        "nothing is acknowledged while the broker is down"
+    );
+    broker.restart();
+    broker.create_topic(&topic, 3);
+    wait_until("every event acknowledged after the restart", || {
+        counter("component_sent_events_total", "rk", None) >= 2 * HALF as u64
+    })
+    .await;
+    router.stop().await;
+    let after = tokio::task::spawn_blocking(move || consume(&bootstrap, &topic, HALF))
+        .await
+        .unwrap();
+    // A produce retried across the outage may be written twice.
+    check_read(&after, HALF as u64..2 * HALF as u64, APPS, true);
+    assert_eq!(
+        counter("component_dead_lettered_events_total", "rk", None),
+        0
+    );
+}
+
+#[test]
+fn scale_out_three_routers_one_killed() {
+    if !kafka_available() {
+        return;
+    }
+    let bootstrap = shared_broker().bootstrap();
+    let topic = unique("scale");
+    let group = unique("aggregators");
+    const PARTITIONS: u32 = 6;
+    shared_broker().create_topic(&topic, PARTITIONS);
+    const N: usize = 30_000;
+    const RATE: usize = 6_000;
+    const COMMIT_INTERVAL_MS: u64 = 200;
+    let dir = tempdir();
+    let outputs: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("out{i}.log")))
+        .collect();
+    let mut routers: Vec<_> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            let config = dir.path().join(format!("aggregator{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    r#"
+[api]
+address = "127.0.0.1:0"
+
+[sources.kafka]
+type = "kafka"
+bootstrap_servers = "{bootstrap}"
+topics = ["{topic}"]
+group_id = "{group}"
+decoding = "json"
+commit_interval_ms = {COMMIT_INTERVAL_MS}
+librdkafka_options = {{ "session.timeout.ms" = 6000, "heartbeat.interval.ms" = 500 }}
+
+[sinks.out]
+type = "file"
+inputs = ["kafka"]
+path = "{}"
+"#,
+                    out.display()
+                ),
+            )
+            .unwrap();
+            Some(spawn_router(sluice_up(&config)))
+        })
+        .collect();
+    let apis: Vec<String> = routers
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .and_then(|r| r.address.clone())
+                .expect("api address")
+        })
+        .collect();
+    // The group is settled when its members own every partition exactly once between them
+    // (tansu's coordinator can briefly hand a partition to two members while they join).
+    let assigned = |apis: &[String]| -> Vec<i64> {
+        apis.iter()
+            .map(|a| metric(a, "sluice_kafka_assigned_partitions"))
+            .collect()
+    };
+    let settled = |apis: &[String]| {
+        let a = assigned(apis);
+        a.iter().all(|n| *n >= 1) && a.iter().sum::<i64>() == PARTITIONS as i64
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while !settled(&apis) {
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled: {:?}",
+            assigned(&apis)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let producer = {
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        std::thread::spawn(move || {
+            client(&[
+                "produce",
+                &b,
+                &t,
+                &N.to_string(),
+                "--apps",
+                "12",
+                "--rate",
+                &RATE.to_string(),
+            ])
+        })
+    };
+    let total = |outputs: &[PathBuf]| outputs.iter().map(|o| read_lines(o).len()).sum::<usize>();
+    // Kill one aggregator while the stream flows and it has consumed a share.
+    let deadline = Instant::now() + TIMEOUT;
+    while read_lines(&outputs[0]).len() < N / 10 {
+        assert!(Instant::now() < deadline, "aggregator 0 never got events");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before_kill = assigned(&apis);
+    let killed = routers[0].take().expect("router 0");
+    killed.signal("-KILL");
+    let (_, killed_log) = killed.finish();
+    let produced = producer.join().expect("producer");
+    assert!(
+        produced.contains(&format!("\"delivered\": {N}")),
+        "{produced}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let union = |outputs: &[PathBuf]| -> BTreeMap<u64, usize> {
+        let mut seen = BTreeMap::new();
+        for o in outputs {
+            for line in read_lines(o) {
+                *seen.entry(seq_of(&line)).or_insert(0) += 1;
+            }
+        }
+        seen
+    };
+    while union(&outputs).len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "the survivors never caught up: {} of {N}; killed router's log: {killed_log}",
+            union(&outputs).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for router in routers.iter_mut().flatten() {
+        router.signal("-TERM");
+    }
+    for router in routers.into_iter().flatten() {
+        let (status, _) = router.finish();
+        assert!(status.success(), "a surviving router exits cleanly");
+    }
+    let seen = union(&outputs);
+    assert_eq!(
+        seen.keys().copied().collect::<BTreeSet<_>>(),
+        (0..N as u64).collect(),
+        "every event at least once"
+    );
+    let duplicates = total(&outputs) - N;
+    // The bound. Only the killed router's partitions move (cooperative rebalancing leaves
+    // the survivors' partitions where they are, and a revoked partition is committed up to
+    // what was delivered), and their new owners start at the last commit. A partition's
+    // commit trails the file sink's acknowledgements by at most one commit interval plus
+    // the commit's round trip and a write (allowed: 500 ms), so each of those partitions
+    // repeats at most what it carried in that window: one uncommitted batch. The events
+    // are keyed by app, so the killed router's partitions carry exactly the apps in its
+    // output, each at RATE / APPS events per second.
+    const APPS: usize = 12;
+    let killed_apps: BTreeSet<String> = read_lines(&outputs[0])
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            v["app"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    let window_ms = COMMIT_INTERVAL_MS + 500;
+    let bound = killed_apps.len() * RATE / APPS * window_ms as usize / 1000;
+    println!(
+        "scale-out: {N} events, {duplicates} duplicates (bound {bound}: {} apps on the killed \
+         router's {} partitions, {window_ms} ms each), outputs {:?}",
+        killed_apps.len(),
+        before_kill[0],
+        outputs
+            .iter()
+            .map(|o| read_lines(o).len())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates exceed one uncommitted batch per partition ({bound})"
+    );
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let table = [
+        (
+            "[sources.k]\ntype = \"kafka\"\nbootstrap_servers = \"x:1\"\ntopics = []\ngroup_id = \"g\"\n[sinks.o]\ntype = \"console\"\ninputs = [\"k\"]",
+            "topics",
+        ),
+        (
+            "[sources.k]\ntype = \"kafka\"\nbootstrap_servers = \"x:1\"\ntopics = [\"t\"]\ngroup_id = \"g\"\nlibrdkafka_options = { \"enable.auto.commit\" = true }\n[sinks.o]\ntype = \"console\"\ninputs = [\"k\"]",
+            "librdkafka_options.enable.auto.commit",
+        ),
+        (
+            "[sources.s]\ntype = \"stdin\"\n[sinks.k]\ntype = \"kafka\"\ninputs = [\"s\"]\nbootstrap_servers = \"x:1\"\ntopic = \"t\"\ncompression = \"snappy\"",
+            "compression",
+        ),
+        (
+            "[sources.s]\ntype = \"stdin\"\n[sinks.k]\ntype = \"kafka\"\ninputs = [\"s\"]\nbootstrap_servers = \"x:1\"\ntopic = \"t\"\nlibrdkafka_options = { \"acks\" = 1 }",
+            "librdkafka_options.acks",
+        ),
+    ];
+    for (toml, field) in table {
+        let errors = sluice::config::Pipeline::from_str("k.toml", toml, |_| None)
+            .err()
+            .unwrap_or_else(|| panic!("{toml} must be refused"));
+        let text = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(text.contains(field), "{text} should name {field}");
+    }
+}
+
+/// A fast check that runs without tansu: librdkafka's built-in mock cluster between
+/// sluice's sink and source in one pipeline (tcp → kafka sink; kafka source → file). The
+/// real-broker tests above are the ones that count; this one catches wiring mistakes early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_round_trip() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("mock", 4, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    const N: usize = 2000;
+    let pipeline = format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.mock_k]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "mock"
+
+[sources.mock_kin]
+type = "kafka"
+bootstrap_servers = "{bootstrap}"
+topics = ["mock"]
+group_id = "mock-group"
+decoding = "json"
+commit_interval_ms = 50
+
+# Drops a third of the events: a filtered-out event counts as done, so the commits still
+# cover every message.
+[transforms.not_app0]
+type = "filter"
+inputs = ["mock_kin"]
+condition = 'app != "app0"'
+
+[sinks.out]
+type = "file"
+inputs = ["not_app0"]
+path = "{}"
+"#,
+        out.display()
+    );
+    let router = Router::start(&pipeline).await;
+    send_lines(router.addr("in"), (0..N).map(|i| event_line(i, 3))).await;
+    let kept = (0..N).filter(|i| i % 3 != 0).count();
+    wait_until("every kept event through the mock cluster", || {
+        read_lines(&out).len() >= kept
+    })
+    .await;
+    wait_until("offsets committed, filtered-out events included", || {
+        counter("kafka_committed_messages_total", "mock_kin", None) >= N as u64
+    })
+    .await;
+    router.stop().await;
+    let seqs: BTreeSet<u64> = read_lines(&out).iter().map(|l| seq_of(l)).collect();
+    assert_eq!(seqs, (0..N as u64).filter(|i| i % 3 != 0).collect());
+    assert_eq!(
+        counter("component_sent_events_total", "mock_k", None),
+        N as u64
+    );
+}
+
+/// A message over `message.max.bytes` can never be produced: it goes to the sink's
+/// dead-letter output with the reason, while its neighbours are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_too_large_goes_to_dead_letter() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("mock-large", 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempdir();
+    let dead = dir.path().join("dead.log");
+    let pipeline = format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.large_k]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "mock-large"
+librdkafka_options = {{ "message.max.bytes" = 2000 }}
+
+[sinks.dead]
+type = "file"
+inputs = ["large_k.dead_letter"]
+path = "{}"
+"#,
+        dead.display()
+    );
+    let router = Router::start(&pipeline).await;
+    let big = "x".repeat(5000);
+    send_lines(
+        router.addr("in"),
+        [
+            event_line(0, 1),
+            format!(r#"{{"app":"app0","seq":1,"message":"{big}"}}"#),
+            event_line(2, 1),
+        ]
+        .into_iter(),
+    )
+    .await;
+    wait_until("the large event dead-lettered", || {
+        !read_lines(&dead).is_empty()
+    })
+    .await;
+    wait_until("its neighbours delivered", || {
+        counter("component_sent_events_total", "large_k", None) >= 2
+    })
+    .await;
+    router.stop().await;
+    let letters = read_lines(&dead);
+    assert_eq!(letters.len(), 1);
+    let letter: serde_json::Value = serde_json::from_str(&letters[0]).unwrap();
+    assert_eq!(letter["seq"], 1);
+    assert_eq!(letter["dead_letter"]["reason_code"], "fatal");
+    assert!(
+        letter["dead_letter"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{letter}"
+    );
+}
+
+/// A broker down for longer than `message.timeout.ms`: librdkafka gives the messages up
+/// with a timeout, and the sink produces them again (with backoff) until the broker is
+/// back. Nothing is acknowledged while down, nothing is lost or dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_outage_past_the_message_timeout_is_retried() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("mock-outage", 2, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let pipeline = format!(
+        r#"
+[sources.in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.outage_k]
+type = "kafka"
+inputs = ["in"]
+bootstrap_servers = "{bootstrap}"
+topic = "mock-outage"
+librdkafka_options = {{ "message.timeout.ms" = 1500 }}
+retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
+"#
+    );
+    let router = Router::start(&pipeline).await;
+    let addr = router.addr("in");
+    send_lines(addr, (0..10).map(|i| event_line(i, 2))).await;
+    wait_until("the first events delivered", || {
+        counter("component_sent_events_total", "outage_k", None) >= 10
+    })
+    .await;
+    cluster.broker_down(1).expect("broker down");
+    send_lines(addr, (10..110).map(|i| event_line(i, 2))).await;
+    wait_until("deliveries timed out and were retried", || {
+        counter("component_retries_total", "outage_k", None) > 0
+    })
+    .await;
+    assert_eq!(
+        counter("component_sent_events_total", "outage_k", None),
+        10,
+        "nothing acknowledged while the broker is down"
+    );
+    cluster.broker_up(1).expect("broker up");
+    let deadline = Instant::now() + TIMEOUT;
+    while counter("component_sent_events_total", "outage_k", None) < 110 {
+        assert!(
+            Instant::now() < deadline,
+            "not every event delivered after the outage: sent {}, retries {}, errors {}",
+            counter("component_sent_events_total", "outage_k", None),
+            counter("component_retries_total", "outage_k", None),
+            counter("component_errors_total", "outage_k", Some("write_failed")),
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    router.stop().await;
+    assert_eq!(
+        counter("component_dead_lettered_events_total", "outage_k", None),
+        0
+    );
+}
