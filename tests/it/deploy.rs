@@ -27,7 +27,10 @@ fn every_pipeline_in_deploy_validates() {
     let dir = tempdir();
     let mut files = Vec::new();
     let pipelines = report["pipelines"].as_array().unwrap();
-    assert!(!pipelines.is_empty(), "no pipelines found in deploy/kubernetes");
+    assert!(
+        !pipelines.is_empty(),
+        "no pipelines found in deploy/kubernetes"
+    );
     for (i, pipeline) in pipelines.iter().enumerate() {
         let origin = pipeline["origin"].as_str().unwrap();
         let toml = pipeline["toml"].as_str().unwrap();
@@ -43,7 +46,10 @@ fn every_pipeline_in_deploy_validates() {
         files.push(file);
     }
     let compose_files = report["pipeline_files"].as_array().unwrap();
-    assert!(!compose_files.is_empty(), "the compose file runs no pipeline");
+    assert!(
+        !compose_files.is_empty(),
+        "the compose file runs no pipeline"
+    );
     for file in compose_files {
         files.push(root.join(file.as_str().unwrap()));
     }
