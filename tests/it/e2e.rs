@@ -314,15 +314,29 @@ fn shutdown_deadline_bounds_the_drain() {
     std::fs::write(
         &config,
         format!(
-            "shutdown_timeout_secs = 1\n[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n[sinks.stuck]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\n",
+            "shutdown_timeout_secs = 1\n[api]\naddress = \"127.0.0.1:0\"\n[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n[sinks.stuck]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\n",
             fifo.display()
         ),
     )
     .unwrap();
     let router = crate::util::spawn_router(crate::util::sluice_up(&config));
-    let mut tcp = std::net::TcpStream::connect(router.address.clone().expect("address")).unwrap();
+    let mut tcp = std::net::TcpStream::connect(router.address_of("in").expect("address")).unwrap();
     tcp.write_all(b"this line can never be written\n").unwrap();
     drop(tcp);
+    // Signal only once the line is inside the router: a SIGTERM that wins the race with the
+    // read would find nothing to drain.
+    let api: std::net::SocketAddr = router.address_of("api").expect("api").parse().unwrap();
+    let deadline = std::time::Instant::now() + crate::util::TIMEOUT;
+    while !crate::api::http_get(api, "/metrics")
+        .1
+        .contains("sluice_component_received_events_total{component_id=\"in\"} 1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the line never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let started = std::time::Instant::now();
     router.signal("-TERM");
     let (status, rest) = router.finish();

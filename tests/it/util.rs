@@ -170,6 +170,17 @@ impl RouterProcess {
         assert!(status.success(), "kill {signal} failed");
     }
 
+    /// The address component `id` listens on, from the startup log.
+    pub(crate) fn address_of(&self, id: &str) -> Option<String> {
+        self.startup_log
+            .lines()
+            .filter(|l| l.contains("listening"))
+            .find(|l| l.contains(&format!("component_id={id} ")))?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("address="))
+            .map(str::to_string)
+    }
+
     /// Waits for the router to exit; returns its status and the rest of its log.
     pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("router exits");
