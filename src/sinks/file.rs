@@ -260,13 +260,17 @@ impl FileWriter {
             }
             let file = open_append(path)?;
             let meta = file.metadata()?;
+            // Opening can block for a long time (a FIFO waits for its reader, NFS may hang):
+            // the clocks start when the file is open, or the idle check would close it again
+            // right after the first write.
+            let opened = Instant::now();
             self.files.insert(
                 path.to_path_buf(),
                 OpenFile {
                     file,
                     inode: (meta.dev(), meta.ino()),
-                    last_write: now,
-                    last_check: now,
+                    last_write: opened,
+                    last_check: opened,
                 },
             );
         }
@@ -282,7 +286,8 @@ impl FileWriter {
         if self.config.fsync {
             open.file.sync_data()?;
         }
-        open.last_write = now;
+        // After the write, which may itself have waited (a full pipe, a slow disk).
+        open.last_write = Instant::now();
         Ok(())
     }
 

@@ -191,8 +191,6 @@ async fn dead_sink_with_disk_buffer_does_not_hold_up_the_others() {
         .status()
         .unwrap()
         .success());
-    // Only acts if the test fails early: unblocks the down sink so the runtime can stop.
-    let mut panic_guard = Some(crate::util::FifoDrain(fifo.clone()));
     let healthy = dir.path().join("healthy.log");
     let router = Router::start(&format!(
         r#"
@@ -218,6 +216,10 @@ encoding = "text"
         healthy.display()
     ))
     .await;
+    // Only acts if the test fails early: unblocks the down sink so the runtime can stop.
+    // Declared after the router so that it drops first (the router's drop waits for the
+    // sink thread).
+    let mut panic_guard = Some(crate::util::FifoDrain(fifo.clone()));
     let addr = router.addr("iso_tcp");
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();

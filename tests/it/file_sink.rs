@@ -234,3 +234,61 @@ fn disk_buffered_sink_delivers_in_order() {
     );
     assert!(report.contains("unacknowledged: 0 records"), "{report}");
 }
+
+/// A destination whose open blocks for longer than `idle_timeout_secs` (a FIFO waiting for
+/// its reader) stays open after the first write: the idle clock starts once the file is
+/// open. Before, the file was closed right after the first write, the reader saw EOF, and the
+/// next write blocked for ever in open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_open_does_not_count_as_idle_time() {
+    let dir = tempdir();
+    let fifo = dir.path().join("late-reader.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let router = Router::start(&format!(
+        r#"
+[sources.late_tcp]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.late_fifo]
+type = "file"
+inputs = ["late_tcp"]
+path = "{}"
+encoding = "text"
+idle_timeout_secs = 1
+"#,
+        fifo.display()
+    ))
+    .await;
+    // Unblocks the sink if an assertion fails before the reader opened the FIFO. Declared
+    // after the router so that it drops first: the router's drop waits for the sink thread.
+    let _drain = crate::util::FifoDrain(fifo.clone());
+    let mut stream = TcpStream::connect(router.addr("late_tcp")).await.unwrap();
+    stream.write_all(b"one\n").await.unwrap();
+    // The scenario, not synchronisation: the sink waits in open() longer than its idle
+    // timeout before a reader shows up.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::open(reader_path).unwrap(), &mut text)
+            .unwrap();
+        text
+    });
+    wait_until("first line written", || {
+        counter("component_sent_events_total", "late_fifo", None) == 1
+    })
+    .await;
+    stream.write_all(b"two\n").await.unwrap();
+    wait_until("second line written to the same open FIFO", || {
+        counter("component_sent_events_total", "late_fifo", None) == 2
+    })
+    .await;
+    drop(stream);
+    router.stop().await;
+    assert_eq!(reader.join().unwrap(), "one\ntwo\n");
+}
