@@ -147,31 +147,47 @@ impl HttpSinkConfig {
 }
 
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    let parsed: Uri = uri
+    parse_endpoint(uri, "uri", &["http"], "http://127.0.0.1:8080/v1/logs")
+}
+
+/// Parses the URL in config field `field`: one of `schemes`, with a host. Shared by the
+/// `http` sink and the alert notifiers.
+pub(crate) fn parse_endpoint(
+    text: &str,
+    field: &str,
+    schemes: &[&str],
+    example: &str,
+) -> Result<Uri, FieldError> {
+    let parsed: Uri = text
         .parse()
-        .map_err(|e| FieldError::new("uri", format!("invalid URI `{uri}`: {e}")))?;
+        .map_err(|e| FieldError::new(field, format!("invalid URL `{text}`: {e}")))?;
     match parsed.scheme_str() {
-        Some("http") => {}
+        Some(scheme) if schemes.contains(&scheme) => {}
         Some(other) => {
+            let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
             return Err(FieldError::new(
-                "uri",
-                format!("unsupported scheme `{other}` (only http:// for now)"),
-            ))
+                field,
+                format!(
+                    "unsupported scheme `{other}` (expected {})",
+                    expected.join(" or ")
+                ),
+            ));
         }
         None => {
             return Err(FieldError::new(
-                "uri",
-                format!("`{uri}` needs a scheme and host, e.g. http://127.0.0.1:8080/v1/logs"),
+                field,
+                format!("`{text}` needs a scheme and host, e.g. {example}"),
             ))
         }
     }
     if parsed.host().is_none_or(str::is_empty) {
-        return Err(FieldError::new("uri", format!("`{uri}` has no host")));
+        return Err(FieldError::new(field, format!("`{text}` has no host")));
     }
     Ok(parsed)
 }
 
-fn parse_headers(
+/// Checks `headers = { ... }` (field `headers.NAME`).
+pub(crate) fn parse_headers(
     headers: &BTreeMap<String, String>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
     headers

@@ -209,7 +209,7 @@ impl Endpoint {
         if self.timeout_secs == 0 {
             return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
-        parse_headers(&self.headers)?;
+        super::http::parse_headers(&self.headers)?;
         if self
             .tls
             .ca_file
@@ -224,44 +224,7 @@ impl Endpoint {
 
 /// Parses an `http://` or `https://` URL (field `url`).
 pub fn parse_url(url: &str) -> Result<Uri, FieldError> {
-    let parsed: Uri = url
-        .parse()
-        .map_err(|e| FieldError::new("url", format!("invalid URL `{url}`: {e}")))?;
-    match parsed.scheme_str() {
-        Some("http" | "https") => {}
-        Some(other) => {
-            return Err(FieldError::new(
-                "url",
-                format!("unsupported scheme `{other}` (expected http:// or https://)"),
-            ))
-        }
-        None => {
-            return Err(FieldError::new(
-                "url",
-                format!("`{url}` needs a scheme and host, e.g. http://127.0.0.1:9093"),
-            ))
-        }
-    }
-    if parsed.host().is_none_or(str::is_empty) {
-        return Err(FieldError::new("url", format!("`{url}` has no host")));
-    }
-    Ok(parsed)
-}
-
-fn parse_headers(
-    headers: &BTreeMap<String, String>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let field = || format!("headers.{name}");
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| FieldError::new(field(), format!("invalid header name: {e}")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|e| FieldError::new(field(), format!("invalid header value: {e}")))?;
-            Ok((name, value))
-        })
-        .collect()
+    super::http::parse_endpoint(url, "url", &["http", "https"], "http://127.0.0.1:9093")
 }
 
 /// POSTs JSON bodies to one URL with retries.
@@ -297,7 +260,8 @@ impl Poster {
             .wrap_connector(http);
         Ok(Poster {
             uri,
-            headers: parse_headers(&endpoint.headers).map_err(|e| invalid(&e.field, e.message))?,
+            headers: super::http::parse_headers(&endpoint.headers)
+                .map_err(|e| invalid(&e.field, e.message))?,
             timeout: Duration::from_secs(endpoint.timeout_secs),
             retry: endpoint.retry.clone(),
             client: Client::builder(TokioExecutor::new()).build(connector),

@@ -71,17 +71,13 @@ impl StreamAuth {
         let mut per_app: Vec<(Arc<str>, u64, u64)> = Vec::new();
         let mut admitted = Vec::with_capacity(decoded.events.len());
         for mut event in decoded.events.drain(..) {
-            let app = if self.tokens.is_empty() {
-                event
-                    .fields
-                    .get(fields::APP)
-                    .and_then(Value::as_str)
-                    .map_or_else(|| Arc::from("_anonymous"), Arc::from)
+            let token_app = if self.tokens.is_empty() {
+                None
             } else {
                 match take_token(&self.tokens, &mut event.fields) {
                     Ok(app) => {
                         event.fields.insert(fields::APP, Value::from(&*app));
-                        app
+                        Some(app)
                     }
                     Err(reason) => {
                         self.unauthorized.inc(1);
@@ -93,13 +89,26 @@ impl StreamAuth {
                     }
                 }
             };
+            // Without tokens the rate-limit key is the event's own `app`; an `Arc` is made
+            // once per app and read, not per event.
+            let app: &str = match &token_app {
+                Some(app) => app,
+                None => event
+                    .fields
+                    .get(fields::APP)
+                    .and_then(Value::as_str)
+                    .unwrap_or("_anonymous"),
+            };
             let bytes = event.fields.size_estimate() as u64;
-            match per_app.iter_mut().find(|(a, _, _)| *a == app) {
+            match per_app.iter_mut().find(|(a, _, _)| &**a == app) {
                 Some(entry) => {
                     entry.1 += 1;
                     entry.2 += bytes;
                 }
-                None => per_app.push((app, 1, bytes)),
+                None => {
+                    let app = token_app.clone().unwrap_or_else(|| Arc::from(app));
+                    per_app.push((app, 1, bytes));
+                }
             }
             admitted.push(event);
         }
