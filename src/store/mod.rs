@@ -17,18 +17,18 @@ pub mod http;
 pub mod index;
 pub mod query;
 pub mod search;
+mod sink;
 pub mod tail;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tantivy::IndexWriter;
 
-use crate::ack::AckStatus;
 use crate::config::FieldError;
-use crate::event::{now_nanos, Event, SharedBatch};
+use crate::event::{now_nanos, Event};
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry::{self, Counter};
 use crate::topology::BatchReceiver;
@@ -178,7 +178,7 @@ impl StoreConfig {
         rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run_sink(
+        sink::run_sink(
             store,
             rx,
             ctx,
@@ -540,159 +540,6 @@ impl StoreWriter {
         });
         Ok(())
     }
-}
-
-// === the sink task ===
-
-/// The shortest time between two commits made because the input went idle.
-const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
-
-async fn run_sink(
-    store: Arc<Store>,
-    mut rx: BatchReceiver,
-    ctx: SinkContext,
-    commit_interval: Duration,
-    commit_max_events: usize,
-) -> Result<(), SinkError> {
-    let writer = Arc::new(Mutex::new(store.writer()));
-    // Batches appended but not yet committed: held so their acknowledgements wait for the
-    // commit, dropped right after it.
-    let mut pending: Vec<SharedBatch> = Vec::new();
-    let mut pending_events = 0usize;
-    let mut deadline = tokio::time::Instant::now();
-    let mut last_commit = tokio::time::Instant::now();
-    let mut limiter = telemetry::LogLimiter::default();
-    let mut idle_retention = tokio::time::interval(RETENTION_CHECK_INTERVAL);
-    loop {
-        let batch = tokio::select! {
-            batch = rx.recv() => batch,
-            _ = idle_retention.tick() => {
-                let w = writer.clone();
-                tokio::task::spawn_blocking(move || {
-                    let now = now_nanos().div_euclid(1_000_000_000);
-                    w.lock().unwrap_or_else(|e| e.into_inner()).maintain(now);
-                })
-                .await?;
-                continue;
-            }
-            _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
-                commit(&writer, &mut pending, &mut pending_events, &ctx, &mut limiter).await?;
-                last_commit = tokio::time::Instant::now();
-                continue;
-            }
-        };
-        let Some(batch) = batch else { break };
-        if batch.is_empty() {
-            continue;
-        }
-        // Live tail first: it never waits for the index.
-        store.tail.publish(&batch.events);
-        let w = writer.clone();
-        let b = batch.clone();
-        let appended = tokio::task::spawn_blocking(move || {
-            w.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&b.events, now_nanos())
-        })
-        .await?;
-        match appended {
-            Ok(()) => {
-                let now = tokio::time::Instant::now();
-                if pending.is_empty() {
-                    deadline = now + commit_interval;
-                }
-                pending_events += batch.len();
-                pending.push(batch);
-                // Group commit: while batches keep arriving they share one commit (up to
-                // the interval or the event cap); once the input is idle, commit now, so a
-                // lone request is acknowledged in milliseconds rather than a whole interval.
-                // A floor between commits keeps a trickle from making a segment per batch.
-                if rx.is_empty() {
-                    deadline = deadline.min((last_commit + MIN_COMMIT_GAP).max(now));
-                }
-                if pending_events >= commit_max_events || (rx.is_empty() && deadline <= now) {
-                    commit(
-                        &writer,
-                        &mut pending,
-                        &mut pending_events,
-                        &ctx,
-                        &mut limiter,
-                    )
-                    .await?;
-                    last_commit = tokio::time::Instant::now();
-                }
-            }
-            Err(error) => {
-                ctx.metrics.write_errors.inc(1);
-                batch.ack_all(AckStatus::Errored);
-                if let Some(suppressed) = limiter.check() {
-                    tracing::warn!(component_id = %ctx.id, %error, suppressed, "store append failed");
-                }
-            }
-        }
-    }
-    commit(
-        &writer,
-        &mut pending,
-        &mut pending_events,
-        &ctx,
-        &mut limiter,
-    )
-    .await?;
-    // Everything is committed (and acknowledged); let merges in flight finish so the next
-    // start opens fewer, larger segments.
-    let closing = tokio::task::spawn_blocking(move || {
-        let writer = std::mem::replace(
-            &mut *writer.lock().unwrap_or_else(|e| e.into_inner()),
-            store.writer(),
-        );
-        writer.close()
-    })
-    .await?;
-    if let Err(error) = closing {
-        tracing::warn!(component_id = %ctx.id, %error, "store close failed");
-    }
-    Ok(())
-}
-
-async fn commit(
-    writer: &Arc<Mutex<StoreWriter>>,
-    pending: &mut Vec<SharedBatch>,
-    pending_events: &mut usize,
-    ctx: &SinkContext,
-    limiter: &mut telemetry::LogLimiter,
-) -> Result<(), SinkError> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let w = writer.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let now = now_nanos().div_euclid(1_000_000_000);
-        w.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .commit_and_maintain(now)
-    })
-    .await?;
-    match result {
-        Ok(()) => {
-            ctx.metrics.sent_events.inc(*pending_events as u64);
-        }
-        Err(error) => {
-            // The source hears "errored" and may resend; the writer keeps the documents, so
-            // the next successful commit may still make them visible (at-least-once).
-            ctx.metrics.write_errors.inc(1);
-            for batch in pending.iter() {
-                batch.ack_all(AckStatus::Errored);
-            }
-            if let Some(suppressed) = limiter.check() {
-                tracing::warn!(component_id = %ctx.id, %error, suppressed, "store commit failed");
-            }
-        }
-    }
-    // Dropping the batches is the acknowledgement.
-    pending.clear();
-    *pending_events = 0;
-    Ok(())
 }
 
 #[cfg(test)]
