@@ -21,7 +21,9 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{have_tool, read_lines, sluice_bin, tempdir, wait_until, Router, TIMEOUT};
+use crate::util::{
+    free_port, have_tool, read_lines, sluice_bin, tempdir, wait_until, Router, TIMEOUT,
+};
 
 // === a recording HTTP server ===
 
@@ -180,14 +182,6 @@ async fn poll<T, F: std::future::Future<Output = Option<T>>>(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // === Alertmanager ===

@@ -21,6 +21,8 @@ mod ship;
 #[cfg(feature = "store")]
 mod store;
 mod syslog;
+#[cfg(feature = "kafka")]
+mod tansu;
 mod tcp_auth;
 mod tls;
 mod util;

@@ -7,17 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{read_lines, sluice_bin, tempdir, Router};
+use crate::util::{free_port, read_lines, sluice_bin, tempdir, Router};
 
 /// A free port: bind port 0, note it, release it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn router(port: u16, out: &Path) -> Router {
     Router::start(&format!(
         r#"

@@ -77,6 +77,14 @@ impl Drop for FifoDrain {
     }
 }
 
+/// A port that was free a moment ago (for a process that must bind a known port).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Waits until `condition` holds, checking every few milliseconds; panics after TIMEOUT.
 /// This polls an observable condition (a counter, a file's content) rather than sleeping
 /// for a guessed duration.
