@@ -3,14 +3,15 @@
 //! (apps). The rules are a mix a team would write: per-app error thresholds, error ratios,
 //! slow-request thresholds and absence checks, each grouped by `app`.
 //!
-//! Rules run as their own tasks in the router, in parallel with the chain; this bench runs
-//! them on the same thread, so it measures their whole CPU cost per event.
+//! Rules reading the same inputs run as one set in their own task in the router, in
+//! parallel with the chain; this bench runs them on the same thread, so it measures their
+//! whole CPU cost per event.
 //!
 //! `cargo bench --bench alerts -- --warm-up-time 1 --measurement-time 3`
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sluice::alert::Rule;
+use sluice::alert::RuleSet;
 use sluice::config::Pipeline;
 use sluice::event::{Event, EventMeta};
 use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
@@ -110,11 +111,8 @@ fn rules(c: &mut Criterion) {
                 )
             })
             .collect();
-        let mut rules: Vec<Rule> = pipeline
-            .alerts
-            .iter()
-            .map(|a| Rule::new(a.rule.clone()))
-            .collect();
+        // The rules read the same inputs, so the router runs them as one set.
+        let mut rules = RuleSet::new(pipeline.alerts.iter().map(|a| a.rule.clone()).collect());
         let now = std::cell::Cell::new(1_795_000_000_000_000_000i64);
         group.bench_function(format!("{n}_rules_1000_groups"), |b| {
             b.iter_batched(
@@ -149,13 +147,11 @@ fn rules(c: &mut Criterion) {
                     // 10,000 events 0.1 ms apart: the windows move as they would.
                     for event in &out {
                         now.set(now.get() + 100_000);
-                        for rule in rules.iter_mut() {
-                            rule.observe(event, now.get());
+                        if !rules.is_empty() {
+                            rules.observe(event, now.get());
                         }
                     }
-                    for rule in rules.iter_mut() {
-                        rule.tick(now.get());
-                    }
+                    rules.tick(now.get());
                     out.len()
                 },
                 BatchSize::LargeInput,

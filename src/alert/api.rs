@@ -53,9 +53,9 @@ impl Registry {
         all
     }
 
-    pub(super) fn active(rule: &super::Rule) -> Vec<ActiveAlert> {
-        let spec = rule.spec();
-        rule.active()
+    pub(super) fn active(set: &super::RuleSet, rule: usize) -> Vec<ActiveAlert> {
+        let spec = set.spec(rule);
+        set.active(rule)
             .into_iter()
             .map(|a| ActiveAlert {
                 rule: spec.id.clone(),

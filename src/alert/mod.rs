@@ -18,17 +18,25 @@
 //! annotations = { summary = "{{ value }} errors a minute on {{ app }}" }
 //! ```
 //!
-//! Module map: `window` (the bucketed sliding window: O(1) per event), `rule` (groups and
-//! the lifecycle, driven by an injected clock so it is tested without sleeping), `state`
-//! (the persisted firing alerts), `task` (the component task: input queue, a tick timer,
-//! the output), `api` (`GET /v1/alerts`), `fingerprint`.
+//! Rules reading the same inputs run together in one task, as a [`RuleSet`]: one pass checks
+//! every condition, and rules that also share `group_by` and window form a cluster with one
+//! group table, counting each event once for all of them (see `set` for why).
+//!
+//! Module map: `window` (bucketed sliding windows, many counters per group: O(1) per event),
+//! `cluster` (a group table shared by rules and each group's lifecycle per rule, driven by
+//! an injected clock so it is tested without sleeping), `set` (the rules of one task),
+//! `transition` (alert events and active alerts), `state` (the persisted firing alerts),
+//! `task` (the task: input queue, a tick timer, one output per rule), `api`
+//! (`GET /v1/alerts`), `fingerprint`.
 
 mod api;
 pub mod cli;
+mod cluster;
 mod fingerprint;
-mod rule;
+mod set;
 mod state;
 mod task;
+mod transition;
 mod window;
 
 use std::collections::BTreeMap;
@@ -38,9 +46,9 @@ use serde::Deserialize;
 
 pub use api::{ActiveAlert, AlertsEndpoint, Registry};
 pub use fingerprint::fingerprint;
-pub use rule::{Rule, Transition};
-pub use task::run_rule;
-pub use window::Window;
+pub use set::RuleSet;
+pub use task::run_rules;
+pub use transition::{Active, Status, Transition};
 
 use crate::condition::{Condition, FieldPath};
 use crate::config::FieldError;

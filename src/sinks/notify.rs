@@ -497,11 +497,11 @@ mod tests {
         }
         .validate_and_build("errors")
         .unwrap();
-        let mut rule = crate::alert::Rule::new(spec.clone());
+        let mut rules = crate::alert::RuleSet::new(vec![spec.clone()]);
         let mut fields = Map::new();
         fields.insert("app", Value::from("A"));
-        rule.observe(&Event::new(fields), 7);
-        rule.tick(7)[0].to_event(&spec, 7)
+        rules.observe(&Event::new(fields), 7);
+        rules.tick(7)[0].1.to_event(&spec, 7)
     }
 
     #[test]

@@ -153,12 +153,26 @@ pub async fn start(
         transform_inputs.push(rx);
     }
 
-    let mut alert_inputs = Vec::new();
+    // Rules reading the same inputs share one queue and one task (a rule set): one
+    // consumer of those outputs instead of one per rule, and one pass over each event.
+    let mut alert_sets: Vec<Vec<&crate::config::AlertSpec>> = Vec::new();
     for alert in &pipeline.alerts {
+        let same = |set: &&mut Vec<&crate::config::AlertSpec>| {
+            let first = &set[0].inputs;
+            first.len() == alert.inputs.len() && alert.inputs.iter().all(|i| first.contains(i))
+        };
+        match alert_sets.iter_mut().find(same) {
+            Some(set) => set.push(alert),
+            None => alert_sets.push(vec![alert]),
+        }
+    }
+    let mut alert_inputs = Vec::new();
+    for set in &alert_sets {
+        // The queue is named after the set's first rule.
         let queued =
-            telemetry::counter("buffer_queued_bytes_total", &[("component_id", &alert.id)]);
+            telemetry::counter("buffer_queued_bytes_total", &[("component_id", &set[0].id)]);
         let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
-        for input in &alert.inputs {
+        for input in &set[0].inputs {
             consumers
                 .entry((
                     input.component.clone(),
@@ -282,12 +296,14 @@ pub async fn start(
     endpoints.push(Arc::new(crate::alert::AlertsEndpoint {
         registry: alerts.clone(),
     }));
-    for (alert, rx) in pipeline.alerts.iter().zip(alert_inputs) {
-        let out = Fanout::new(consumers.remove(&(alert.id.clone(), 0)).unwrap_or_default());
-        let rule = crate::alert::Rule::new(alert.rule.clone());
-        let span =
-            tracing::info_span!("component", component_kind = "alert", component_id = %alert.id);
-        tasks.spawn(crate::alert::run_rule(rule, rx, out, alerts.clone()).instrument(span));
+    for (set, rx) in alert_sets.iter().zip(alert_inputs) {
+        let outs = set
+            .iter()
+            .map(|alert| Fanout::new(consumers.remove(&(alert.id.clone(), 0)).unwrap_or_default()))
+            .collect();
+        let rules = crate::alert::RuleSet::new(set.iter().map(|a| a.rule.clone()).collect());
+        let span = tracing::info_span!("component", component_kind = "alert", component_id = %set[0].id, rules = set.len());
+        tasks.spawn(crate::alert::run_rules(rules, rx, outs, alerts.clone()).instrument(span));
     }
 
     // Bind every network source before starting any, so a port conflict fails the start.
