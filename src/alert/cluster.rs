@@ -39,25 +39,21 @@ enum Phase {
     Firing { starts_at: i64, last_notified: i64 },
 }
 
-/// One rule's view of one group, read and written at every tick.
-#[derive(Debug, Clone, Copy)]
-struct State {
-    phase: Phase,
-    value: f64,
-    /// A sample event is stored in the group's [`Detail`].
-    has_sample: bool,
-}
+/// One rule's view of one group is a byte of flags, read at every tick and by sampling
+/// events, so that a tick over groups that are not alerting reads little memory; the rest
+/// is in a [`Detail`] while needed.
+///
+/// Pending or firing: the [`Detail`] holds the phase.
+const ACTIVE: u8 = 1;
+/// A sample event is stored in the [`Detail`].
+const SAMPLED: u8 = 2;
 
-const INACTIVE: State = State {
-    phase: Phase::Inactive,
-    value: 0.0,
-    has_sample: false,
-};
-
-/// One rule's view of one group that is about to alert or alerts: kept apart (and only
-/// while needed) so that the per-group tables stay small.
+/// One rule's view of one group that has a sample, is pending or fires.
 #[derive(Debug)]
 struct Detail {
+    phase: Phase,
+    /// What the rule's condition was judged on at the last tick.
+    value: f64,
     /// The first matching event seen while the condition held, for templates. Stored only
     /// then, so that groups that never alert hold no copy of an event.
     sample: Option<Map>,
@@ -72,6 +68,8 @@ struct Detail {
 impl Default for Detail {
     fn default() -> Self {
         Self {
+            phase: Phase::Inactive,
+            value: 0.0,
             sample: None,
             hold_until: i64::MIN,
             labels: BTreeMap::new(),
@@ -159,8 +157,8 @@ pub(super) struct Cluster {
     windows: Windows,
     /// `slot * absences + a`: the last match of absence member `counted + a`.
     last_match: Vec<i64>,
-    /// `slot * members + m`.
-    states: Vec<State>,
+    /// `slot * members + m`: [`ACTIVE`] and [`SAMPLED`].
+    flags: Vec<u8>,
     details: HashMap<(u32, u32), Detail>,
     /// Scratch buffer for the group key of one event.
     key: Vec<u8>,
@@ -201,7 +199,7 @@ impl Cluster {
             slots: Vec::new(),
             free: Vec::new(),
             last_match: Vec::new(),
-            states: Vec::new(),
+            flags: Vec::new(),
             details: HashMap::new(),
             key: Vec::new(),
         }
@@ -298,11 +296,13 @@ impl Cluster {
             if !*matched {
                 continue;
             }
-            let state = &mut self.states[slot * members + m];
-            if state.has_sample || !holds(&self.members[m].spec, self.windows.sum(slot, m), total) {
+            let flags = &mut self.flags[slot * members + m];
+            if *flags & SAMPLED != 0
+                || !holds(&self.members[m].spec, self.windows.sum(slot, m), total)
+            {
                 continue;
             }
-            state.has_sample = true;
+            *flags |= SAMPLED;
             self.details
                 .entry((slot as u32, m as u32))
                 .or_default()
@@ -326,7 +326,7 @@ impl Cluster {
                 });
                 let members = self.members.len();
                 let absences = self.absences();
-                self.states.resize(self.slots.len() * members, INACTIVE);
+                self.flags.resize(self.slots.len() * members, 0);
                 self.last_match.resize(self.slots.len() * absences, now);
                 self.slots.len() - 1
             }
@@ -344,7 +344,7 @@ impl Cluster {
         let absences = self.absences();
         self.last_match[slot * absences..(slot + 1) * absences].fill(now);
         let members = self.members.len();
-        self.states[slot * members..(slot + 1) * members].fill(INACTIVE);
+        self.flags[slot * members..(slot + 1) * members].fill(0);
         Some(slot)
     }
 
@@ -383,33 +383,36 @@ impl Cluster {
                 let member = &mut self.members[m];
                 let spec = &member.spec;
                 let (holds, value) = evaluate(spec, counts, total, last_seen, now);
-                let state = &mut self.states[slot * members + m];
-                state.value = value;
+                let idx = slot * members + m;
+                let flags = self.flags[idx];
                 let key = (slot as u32, m as u32);
-                let firing = matches!(state.phase, Phase::Firing { .. });
-                let held = firing && self.details.get(&key).is_some_and(|d| now < d.hold_until);
-                let active = holds || held;
+                if flags & ACTIVE == 0 && !holds {
+                    if flags & SAMPLED != 0 {
+                        // The condition held when an event came but no longer does: the
+                        // sample belongs to no alert, and the next episode takes its own.
+                        self.flags[idx] = 0;
+                        self.details.remove(&key);
+                    }
+                    keep |= wanted(spec, counts, total, last_seen, now);
+                    continue;
+                }
+                let detail = self.details.entry(key).or_default();
+                detail.value = value;
+                let firing = matches!(detail.phase, Phase::Firing { .. });
+                let active = holds || (firing && now < detail.hold_until);
                 let fields = &self.slots[slot].fields;
                 let mut clear = false;
-                match (state.phase, active) {
+                match (detail.phase, active) {
                     (Phase::Inactive, true) if spec.for_nanos == 0 => {
-                        let detail = self.details.entry(key).or_default();
-                        out.push((m, fire(spec, state, fields, detail, now)));
+                        out.push((m, fire(spec, detail, fields, now)));
                         member.dirty = true;
                     }
-                    (Phase::Inactive, true) => state.phase = Phase::Pending { since: now },
+                    (Phase::Inactive, true) => detail.phase = Phase::Pending { since: now },
                     (Phase::Pending { since }, true) if now - since >= spec.for_nanos => {
-                        let detail = self.details.entry(key).or_default();
-                        out.push((m, fire(spec, state, fields, detail, now)));
+                        out.push((m, fire(spec, detail, fields, now)));
                         member.dirty = true;
                     }
-                    (Phase::Pending { .. }, false) => {
-                        state.phase = Phase::Inactive;
-                        clear = true;
-                    }
-                    // The condition held when an event came but no longer does: the sample
-                    // belongs to no alert, and the next episode takes its own.
-                    (Phase::Inactive, false) => clear = state.has_sample,
+                    (Phase::Pending { .. }, false) => clear = true,
                     (
                         Phase::Firing {
                             starts_at,
@@ -417,48 +420,39 @@ impl Cluster {
                         },
                         true,
                     ) if now - last_notified >= spec.repeat_nanos => {
-                        state.phase = Phase::Firing {
+                        detail.phase = Phase::Firing {
                             starts_at,
                             last_notified: now,
                         };
-                        let detail = self.details.get(&key);
-                        let mut t = transition(
-                            spec,
-                            *state,
-                            fields,
-                            detail,
-                            Status::Firing,
-                            starts_at,
-                            None,
-                        );
+                        let mut t =
+                            transition(spec, detail, fields, Status::Firing, starts_at, None);
                         t.repeat = true;
                         out.push((m, t));
                         member.dirty = true;
                     }
                     (Phase::Firing { starts_at, .. }, false) => {
-                        let detail = self.details.get(&key);
                         let t = transition(
                             spec,
-                            *state,
-                            fields,
                             detail,
+                            fields,
                             Status::Resolved,
                             starts_at,
                             Some(now),
                         );
                         out.push((m, t));
-                        state.phase = Phase::Inactive;
                         clear = true;
                         member.dirty = true;
                     }
                     _ => {}
                 }
                 if clear {
-                    state.has_sample = false;
+                    self.flags[idx] = 0;
                     self.details.remove(&key);
+                    keep |= wanted(spec, counts, total, last_seen, now);
+                } else {
+                    self.flags[idx] = flags | ACTIVE;
+                    keep = true;
                 }
-                keep |=
-                    state.phase != Phase::Inactive || wanted(spec, counts, total, last_seen, now);
             }
             if !keep {
                 self.remove_slot(slot);
@@ -468,24 +462,22 @@ impl Cluster {
 
     /// Member `m`'s pending and firing groups.
     pub(super) fn active(&self, m: usize) -> Vec<Active> {
-        let members = self.members.len();
         let spec = &self.members[m].spec;
-        self.slots
+        self.details
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.live)
-            .filter_map(|(slot, s)| {
-                let state = self.states[slot * members + m];
-                let (firing, since) = match state.phase {
+            .filter(|((_, member), _)| *member as usize == m)
+            .filter_map(|((slot, _), detail)| {
+                let (firing, since) = match detail.phase {
                     Phase::Inactive => return None,
                     Phase::Pending { since } => (false, since),
                     Phase::Firing { starts_at, .. } => (true, starts_at),
                 };
+                let fields = &self.slots[*slot as usize].fields;
                 Some(Active {
-                    group: s.fields.clone(),
-                    fingerprint: fingerprint(&spec.id, &s.fields),
+                    group: fields.clone(),
+                    fingerprint: fingerprint(&spec.id, fields),
                     firing,
-                    value: state.value,
+                    value: detail.value,
                     since,
                 })
             })
@@ -499,31 +491,28 @@ impl Cluster {
 
     /// Member `m`'s firing alerts, to persist.
     pub(super) fn snapshot(&self, m: usize) -> StateFile {
-        let members = self.members.len();
         let spec = &self.members[m].spec;
         let mut alerts: Vec<PersistedAlert> = self
-            .slots
+            .details
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.live)
-            .filter_map(|(slot, s)| {
-                let state = self.states[slot * members + m];
+            .filter(|((_, member), _)| *member as usize == m)
+            .filter_map(|((slot, _), detail)| {
                 let Phase::Firing {
                     starts_at,
                     last_notified,
-                } = state.phase
+                } = detail.phase
                 else {
                     return None;
                 };
-                let detail = self.details.get(&(slot as u32, m as u32));
+                let fields = &self.slots[*slot as usize].fields;
                 Some(PersistedAlert {
-                    group: Value::Object(s.fields.clone()),
-                    fingerprint: fingerprint(&spec.id, &s.fields),
+                    group: Value::Object(fields.clone()),
+                    fingerprint: fingerprint(&spec.id, fields),
                     starts_at,
                     last_notified,
-                    value: state.value,
-                    labels: detail.map(|d| d.labels.clone()).unwrap_or_default(),
-                    annotations: detail.map(|d| d.annotations.clone()).unwrap_or_default(),
+                    value: detail.value,
+                    labels: detail.labels.clone(),
+                    annotations: detail.annotations.clone(),
                 })
             })
             .collect();
@@ -577,35 +566,28 @@ impl Cluster {
                     slot
                 }
             };
-            let state = &mut self.states[slot * members + m];
-            if state.phase != Phase::Inactive {
+            let flags = &mut self.flags[slot * members + m];
+            if *flags & ACTIVE != 0 {
                 continue;
             }
+            *flags |= ACTIVE;
             let spec = &self.members[m].spec;
-            state.phase = Phase::Firing {
-                starts_at: alert.starts_at,
-                last_notified: alert.last_notified,
-            };
-            state.value = alert.value;
             if m >= self.counted {
                 // Silent for a whole window already: an absence alert stays firing until
                 // the group speaks again.
                 self.last_match[slot * absences + m - self.counted] = now - self.window_nanos;
             }
             let detail = self.details.entry((slot as u32, m as u32)).or_default();
+            detail.phase = Phase::Firing {
+                starts_at: alert.starts_at,
+                last_notified: alert.last_notified,
+            };
+            detail.value = alert.value;
             detail.hold_until = now + self.window_nanos;
             detail.labels = alert.labels;
             detail.annotations = alert.annotations;
             let fields = &self.slots[slot].fields;
-            let mut t = transition(
-                spec,
-                *state,
-                fields,
-                Some(detail),
-                Status::Firing,
-                alert.starts_at,
-                None,
-            );
+            let mut t = transition(spec, detail, fields, Status::Firing, alert.starts_at, None);
             t.restored = true;
             out.push(t);
         }
@@ -674,54 +656,37 @@ fn wanted(spec: &RuleSpec, counts: Counts, total: u64, last_seen: i64, now: i64)
 // === transitions ===
 
 /// Moves a group into firing and renders its labels and annotations.
-fn fire(
-    spec: &RuleSpec,
-    state: &mut State,
-    fields: &Map,
-    detail: &mut Detail,
-    now: i64,
-) -> Transition {
-    state.phase = Phase::Firing {
+fn fire(spec: &RuleSpec, detail: &mut Detail, fields: &Map, now: i64) -> Transition {
+    detail.phase = Phase::Firing {
         starts_at: now,
         last_notified: now,
     };
-    let context = template_context(spec, fields, state.value, detail.sample.as_ref());
+    let context = template_context(spec, fields, detail.value, detail.sample.as_ref());
     detail.labels = render(&spec.labels, &context);
     detail.annotations = render(&spec.annotations, &context);
-    transition(
-        spec,
-        *state,
-        fields,
-        Some(detail),
-        Status::Firing,
-        now,
-        None,
-    )
+    transition(spec, detail, fields, Status::Firing, now, None)
 }
 
 fn transition(
     spec: &RuleSpec,
-    state: State,
+    detail: &Detail,
     fields: &Map,
-    detail: Option<&Detail>,
     status: Status,
     starts_at: i64,
     ends_at: Option<i64>,
 ) -> Transition {
-    let labels = detail.map(|d| d.labels.clone()).unwrap_or_default();
-    let annotations = detail.map(|d| d.annotations.clone()).unwrap_or_default();
     Transition {
         status,
         repeat: false,
         restored: false,
         group: fields.clone(),
         fingerprint: fingerprint(&spec.id, fields),
-        value: state.value,
+        value: detail.value,
         starts_at,
         ends_at,
-        message: message(spec, fields, state.value, &annotations, status),
-        labels,
-        annotations,
+        message: message(spec, fields, detail.value, &detail.annotations, status),
+        labels: detail.labels.clone(),
+        annotations: detail.annotations.clone(),
     }
 }
 
