@@ -159,7 +159,8 @@ pub(super) struct Cluster {
     last_match: Vec<i64>,
     /// `slot * members + m`: [`ACTIVE`] and [`SAMPLED`].
     flags: Vec<u8>,
-    details: HashMap<(u32, u32), Detail>,
+    /// `slot * members + m`: boxed, so that a group that is not alerting costs a pointer.
+    details: Vec<Option<Box<Detail>>>,
     /// Scratch buffer for the group key of one event.
     key: Vec<u8>,
 }
@@ -200,7 +201,7 @@ impl Cluster {
             free: Vec::new(),
             last_match: Vec::new(),
             flags: Vec::new(),
-            details: HashMap::new(),
+            details: Vec::new(),
             key: Vec::new(),
         }
     }
@@ -303,10 +304,7 @@ impl Cluster {
                 continue;
             }
             *flags |= SAMPLED;
-            self.details
-                .entry((slot as u32, m as u32))
-                .or_default()
-                .sample = Some(event.fields.clone());
+            detail(&mut self.details, slot * members + m).sample = Some(event.fields.clone());
         }
     }
 
@@ -327,6 +325,8 @@ impl Cluster {
                 let members = self.members.len();
                 let absences = self.absences();
                 self.flags.resize(self.slots.len() * members, 0);
+                self.details
+                    .resize_with(self.slots.len() * members, || None);
                 self.last_match.resize(self.slots.len() * absences, now);
                 self.slots.len() - 1
             }
@@ -354,9 +354,8 @@ impl Cluster {
         removed.live = false;
         removed.fields = Map::new();
         self.index.remove(&removed.hash);
-        for m in 0..self.members.len() {
-            self.details.remove(&(slot as u32, m as u32));
-        }
+        let members = self.members.len();
+        self.details[slot * members..(slot + 1) * members].fill_with(|| None);
         self.free.push(slot as u32);
     }
 
@@ -385,18 +384,17 @@ impl Cluster {
                 let (holds, value) = evaluate(spec, counts, total, last_seen, now);
                 let idx = slot * members + m;
                 let flags = self.flags[idx];
-                let key = (slot as u32, m as u32);
                 if flags & ACTIVE == 0 && !holds {
                     if flags & SAMPLED != 0 {
                         // The condition held when an event came but no longer does: the
                         // sample belongs to no alert, and the next episode takes its own.
                         self.flags[idx] = 0;
-                        self.details.remove(&key);
+                        self.details[idx] = None;
                     }
                     keep |= wanted(spec, counts, total, last_seen, now);
                     continue;
                 }
-                let detail = self.details.entry(key).or_default();
+                let detail = detail(&mut self.details, idx);
                 detail.value = value;
                 let firing = matches!(detail.phase, Phase::Firing { .. });
                 let active = holds || (firing && now < detail.hold_until);
@@ -447,7 +445,7 @@ impl Cluster {
                 }
                 if clear {
                     self.flags[idx] = 0;
-                    self.details.remove(&key);
+                    self.details[idx] = None;
                     keep |= wanted(spec, counts, total, last_seen, now);
                 } else {
                     self.flags[idx] = flags | ACTIVE;
@@ -460,19 +458,26 @@ impl Cluster {
         }
     }
 
+    /// Member `m`'s groups with a detail: their fields and the detail.
+    fn alerting(&self, m: usize) -> impl Iterator<Item = (&Map, &Detail)> {
+        let members = self.members.len();
+        self.slots
+            .iter()
+            .zip(self.details.iter().skip(m).step_by(members))
+            .filter(|(slot, _)| slot.live)
+            .filter_map(|(slot, detail)| Some((&slot.fields, detail.as_deref()?)))
+    }
+
     /// Member `m`'s pending and firing groups.
     pub(super) fn active(&self, m: usize) -> Vec<Active> {
         let spec = &self.members[m].spec;
-        self.details
-            .iter()
-            .filter(|((_, member), _)| *member as usize == m)
-            .filter_map(|((slot, _), detail)| {
+        self.alerting(m)
+            .filter_map(|(fields, detail)| {
                 let (firing, since) = match detail.phase {
                     Phase::Inactive => return None,
                     Phase::Pending { since } => (false, since),
                     Phase::Firing { starts_at, .. } => (true, starts_at),
                 };
-                let fields = &self.slots[*slot as usize].fields;
                 Some(Active {
                     group: fields.clone(),
                     fingerprint: fingerprint(&spec.id, fields),
@@ -493,10 +498,8 @@ impl Cluster {
     pub(super) fn snapshot(&self, m: usize) -> StateFile {
         let spec = &self.members[m].spec;
         let mut alerts: Vec<PersistedAlert> = self
-            .details
-            .iter()
-            .filter(|((_, member), _)| *member as usize == m)
-            .filter_map(|((slot, _), detail)| {
+            .alerting(m)
+            .filter_map(|(fields, detail)| {
                 let Phase::Firing {
                     starts_at,
                     last_notified,
@@ -504,7 +507,6 @@ impl Cluster {
                 else {
                     return None;
                 };
-                let fields = &self.slots[*slot as usize].fields;
                 Some(PersistedAlert {
                     group: Value::Object(fields.clone()),
                     fingerprint: fingerprint(&spec.id, fields),
@@ -577,7 +579,7 @@ impl Cluster {
                 // the group speaks again.
                 self.last_match[slot * absences + m - self.counted] = now - self.window_nanos;
             }
-            let detail = self.details.entry((slot as u32, m as u32)).or_default();
+            let detail = detail(&mut self.details, slot * members + m);
             detail.phase = Phase::Firing {
                 starts_at: alert.starts_at,
                 last_notified: alert.last_notified,
@@ -593,6 +595,11 @@ impl Cluster {
         }
         out
     }
+}
+
+/// The detail at `idx`, created if missing.
+fn detail(details: &mut [Option<Box<Detail>>], idx: usize) -> &mut Detail {
+    details[idx].get_or_insert_with(Box::default)
 }
 
 // === evaluation ===
