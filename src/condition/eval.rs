@@ -69,6 +69,11 @@ pub(super) struct Literal {
 }
 
 impl Literal {
+    /// The literal's severity rank, if it is a severity name.
+    pub(super) fn rank(&self) -> Option<u8> {
+        self.rank
+    }
+
     pub(super) fn new(value: Value) -> Self {
         let (num, rank, nanos, boolean) = match &value {
             Value::Integer(i) => (Some(Num::Int(*i)), None, None, None),
@@ -95,7 +100,7 @@ impl Literal {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Num {
+pub(super) enum Num {
     Int(i64),
     Float(f64),
 }
@@ -225,6 +230,21 @@ impl Node {
     }
 }
 
+/// `value op lit`, exactly as a [`Node::Compare`] of a field holding `value` against `lit`
+/// evaluates it. [`super::set::ConditionSet`] uses it where its fast path does not apply.
+pub(super) fn compare_with_literal(
+    op: CmpOp,
+    value: &Value,
+    lit: &Literal,
+    severity: bool,
+) -> bool {
+    let b = Side {
+        value: &lit.value,
+        lit: Some(lit),
+    };
+    apply(op, relation(Side::of_value(value), b, severity))
+}
+
 fn apply(op: CmpOp, rel: Relation) -> bool {
     use Ordering::{Equal, Greater, Less};
     match (op, rel) {
@@ -301,7 +321,7 @@ fn compare_nums(a: Num, b: Num) -> Relation {
 
 /// Parses a string as a number: an integer when it is one (so large ids compare exactly),
 /// else a finite float. Surrounding whitespace is ignored, as [`Value::as_f64`] does.
-fn parse_num(b: &[u8]) -> Option<Num> {
+pub(super) fn parse_num(b: &[u8]) -> Option<Num> {
     let s = std::str::from_utf8(b).ok()?.trim();
     if let Ok(i) = s.parse::<i64>() {
         return Some(Num::Int(i));

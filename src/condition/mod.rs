@@ -12,18 +12,23 @@
 //! - the `level` field compares by severity (`trace` < ... < `emergency`).
 //!
 //! Module map: `lexer` (text → tokens), `parser` (tokens → tree), `eval` (the tree and its
-//! evaluation), `path` (field paths, shared with templates and transforms).
+//! evaluation), `path` (field paths, shared with templates and transforms), `set` (many
+//! conditions evaluated together, for alert rules).
 
 mod eval;
 mod lexer;
 mod parser;
 mod path;
+mod set;
+#[cfg(test)]
+mod set_tests;
 #[cfg(test)]
 mod tests;
 
 pub use eval::severity_rank;
 pub(crate) use eval::with_scalar_bytes;
 pub use path::FieldPath;
+pub use set::{ConditionSet, SetResults};
 
 use crate::event::{Event, Map};
 
