@@ -12,7 +12,7 @@ use super::cluster::Cluster;
 use super::state::StateFile;
 use super::transition::{Active, Transition};
 use super::RuleSpec;
-use crate::condition::Condition;
+use crate::condition::{Condition, ConditionSet, SetResults};
 use crate::event::Event;
 
 /// A running set of rules. Rules are numbered in the order given to [`RuleSet::new`].
@@ -26,8 +26,8 @@ pub struct RuleSet {
     /// Per cluster: where its members' results start in `matched`.
     offsets: Vec<usize>,
     /// Every member's condition, cluster by cluster, member by member.
-    conditions: Vec<Condition>,
-    matched: Vec<bool>,
+    conditions: ConditionSet,
+    matched: SetResults,
 }
 
 impl RuleSet {
@@ -65,14 +65,13 @@ impl RuleSet {
                 );
             }
         }
-        let matched = vec![false; conditions.len()];
         Self {
             clusters,
             places,
             rules,
             offsets,
-            conditions,
-            matched,
+            conditions: ConditionSet::new(&conditions),
+            matched: SetResults::default(),
         }
     }
 
@@ -97,12 +96,11 @@ impl RuleSet {
 
     /// Counts `event`, seen at `now`, for every rule.
     pub fn observe(&mut self, event: &Event, now: i64) {
-        for (matched, condition) in self.matched.iter_mut().zip(&self.conditions) {
-            *matched = condition.check(event);
-        }
+        self.conditions.eval(&event.fields, &mut self.matched);
+        let matched = self.matched.as_slice();
         for (cluster, offset) in self.clusters.iter_mut().zip(&self.offsets) {
             let n = cluster.members.len();
-            cluster.observe(event, &self.matched[*offset..*offset + n], now);
+            cluster.observe(event, &matched[*offset..*offset + n], now);
         }
     }
 
