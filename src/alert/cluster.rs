@@ -146,6 +146,8 @@ pub(super) struct Cluster {
     buckets: Buckets,
     pub(super) members: Vec<Member>,
     counted: usize,
+    /// Per counted member, [`holds`] in a dense array for the per-event sample check.
+    checks: Vec<Check>,
     total_column: Option<usize>,
     /// Some member looks at events its condition did not match (ratio denominators,
     /// absence's "seen recently").
@@ -186,6 +188,7 @@ impl Cluster {
             counted,
             total_column,
             every_event: specs.iter().any(|s| s.kind != AlertKind::Threshold),
+            checks: specs[..counted].iter().map(Check::new).collect(),
             windows: Windows::new(counted + usize::from(has_ratio)),
             members: specs
                 .into_iter()
@@ -292,18 +295,21 @@ impl Cluster {
     /// now holds, unless one is stored already.
     fn take_samples(&mut self, slot: usize, event: &Event, counted: &[bool]) {
         let members = self.members.len();
-        let total = self.total_column.map_or(0, |c| self.windows.sum(slot, c));
-        for (m, matched) in counted.iter().enumerate() {
-            if !*matched {
+        let sums = self.windows.sums(slot);
+        let total = self.total_column.map_or(0, |c| sums[c]);
+        let flags = &mut self.flags[slot * members..slot * members + counted.len()];
+        // Runs for every event and counted rule: the common case (not matched, or sampled
+        // already) is decided without a branch per test, from dense arrays.
+        for (m, ((matched, flag), (sum, check))) in counted
+            .iter()
+            .zip(flags.iter_mut())
+            .zip(sums.iter().zip(&self.checks))
+            .enumerate()
+        {
+            if !(*matched & (*flag & SAMPLED == 0)) || !check.holds(*sum, total) {
                 continue;
             }
-            let flags = &mut self.flags[slot * members + m];
-            if *flags & SAMPLED != 0
-                || !holds(&self.members[m].spec, self.windows.sum(slot, m), total)
-            {
-                continue;
-            }
-            *flags |= SAMPLED;
+            *flag |= SAMPLED;
             detail(&mut self.details, slot * members + m).sample = Some(event.fields.clone());
         }
     }
@@ -613,15 +619,35 @@ enum Counts {
     LastMatch(i64),
 }
 
+/// [`holds`] for one rule without reaching into its spec.
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    ratio: bool,
+    threshold: f64,
+    min_events: u64,
+}
+
+impl Check {
+    fn new(spec: &RuleSpec) -> Self {
+        Self {
+            ratio: spec.kind == AlertKind::Ratio,
+            threshold: spec.threshold,
+            min_events: spec.min_events,
+        }
+    }
+
+    fn holds(&self, matched: u64, total: u64) -> bool {
+        if self.ratio {
+            total >= self.min_events && total > 0 && matched as f64 / total as f64 > self.threshold
+        } else {
+            matched as f64 > self.threshold
+        }
+    }
+}
+
 /// Whether a threshold or ratio rule's condition holds for these counts.
 fn holds(spec: &RuleSpec, matched: u64, total: u64) -> bool {
-    match spec.kind {
-        AlertKind::Threshold => matched as f64 > spec.threshold,
-        AlertKind::Ratio => {
-            total >= spec.min_events && total > 0 && matched as f64 / total as f64 > spec.threshold
-        }
-        AlertKind::Absence => false,
-    }
+    spec.kind != AlertKind::Absence && Check::new(spec).holds(matched, total)
 }
 
 /// Whether the rule's condition holds for a group now, and the value it is judged on.

@@ -101,6 +101,11 @@ impl Windows {
         self.sums[slot * self.columns + column]
     }
 
+    /// Every column's events of `slot` in the window.
+    pub(super) fn sums(&self, slot: usize) -> &[u64] {
+        &self.sums[slot * self.columns..(slot + 1) * self.columns]
+    }
+
     /// The counts of `slot` at absolute bucket `bucket`, one per column.
     fn row(&self, slot: usize, bucket: i64) -> std::ops::Range<usize> {
         row(self.columns, slot, bucket)

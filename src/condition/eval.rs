@@ -341,35 +341,65 @@ fn parse_bool(b: &[u8]) -> Option<bool> {
     }
 }
 
-/// Severity names in ascending order, with the aliases common log formats use.
-const SEVERITIES: &[(&str, u8)] = &[
-    ("trace", 0),
-    ("debug", 1),
-    ("info", 2),
-    ("information", 2),
-    ("informational", 2),
-    ("notice", 3),
-    ("warn", 4),
-    ("warning", 4),
-    ("error", 5),
-    ("err", 5),
-    ("critical", 6),
-    ("crit", 6),
-    ("fatal", 6),
-    ("alert", 7),
-    ("emergency", 8),
-    ("emerg", 8),
-    ("panic", 8),
-];
-
 /// The rank of a severity name, case-insensitively: `trace` 0, `debug` 1, `info` 2,
 /// `notice` 3, `warn` 4, `error` 5, `critical` 6, `alert` 7, `emergency` 8 (aliases such as
 /// `warning`, `err`, `fatal` and `emerg` included). `None` for other text.
+///
+/// Called for the `level` of nearly every event a condition looks at, so names of up to
+/// 8 bytes are lowercased into one integer and matched against integer constants (a
+/// comparison each, where matching byte strings is a `memcmp` call each).
 pub fn severity_rank(b: &[u8]) -> Option<u8> {
-    SEVERITIES
-        .iter()
-        .find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(b))
-        .map(|&(_, rank)| rank)
+    if b.len() > 8 {
+        let is = |name: &[u8]| b.eq_ignore_ascii_case(name);
+        return if is(b"information") || is(b"informational") {
+            Some(2)
+        } else if is(b"emergency") {
+            Some(8)
+        } else {
+            None
+        };
+    }
+    const fn word(name: &[u8]) -> u64 {
+        let mut w = 0u64;
+        let mut i = 0;
+        while i < name.len() {
+            w |= (name[i] as u64) << (8 * i);
+            i += 1;
+        }
+        w
+    }
+    let mut w = 0u64;
+    for (i, byte) in b.iter().enumerate() {
+        w |= u64::from(byte.to_ascii_lowercase()) << (8 * i);
+    }
+    const TRACE: u64 = word(b"trace");
+    const DEBUG: u64 = word(b"debug");
+    const INFO: u64 = word(b"info");
+    const NOTICE: u64 = word(b"notice");
+    const WARN: u64 = word(b"warn");
+    const WARNING: u64 = word(b"warning");
+    const ERROR: u64 = word(b"error");
+    const ERR: u64 = word(b"err");
+    const CRITICAL: u64 = word(b"critical");
+    const CRIT: u64 = word(b"crit");
+    const FATAL: u64 = word(b"fatal");
+    const ALERT: u64 = word(b"alert");
+    const EMERG: u64 = word(b"emerg");
+    const PANIC: u64 = word(b"panic");
+    // No name contains a zero byte, so a shorter input never equals a longer name.
+    match w {
+        _ if b.contains(&0) => None,
+        TRACE => Some(0),
+        DEBUG => Some(1),
+        INFO => Some(2),
+        NOTICE => Some(3),
+        WARN | WARNING => Some(4),
+        ERROR | ERR => Some(5),
+        CRITICAL | CRIT | FATAL => Some(6),
+        ALERT => Some(7),
+        EMERG | PANIC => Some(8),
+        _ => None,
+    }
 }
 
 /// Calls `f` with the text of a scalar value as bytes: strings as they are, numbers and

@@ -549,3 +549,38 @@ fn documented_examples_compile() {
         check_error(src, expected.trim());
     }
 }
+
+#[test]
+fn severity_names_and_aliases_rank_case_insensitively() {
+    let table: &[(&str, Option<u8>)] = &[
+        ("trace", Some(0)),
+        ("DEBUG", Some(1)),
+        ("info", Some(2)),
+        ("Information", Some(2)),
+        ("informational", Some(2)),
+        ("notice", Some(3)),
+        ("warn", Some(4)),
+        ("WARNING", Some(4)),
+        ("error", Some(5)),
+        ("err", Some(5)),
+        ("critical", Some(6)),
+        ("crit", Some(6)),
+        ("Fatal", Some(6)),
+        ("alert", Some(7)),
+        ("emergency", Some(8)),
+        ("emerg", Some(8)),
+        ("panic", Some(8)),
+        ("", None),
+        ("debug3", None),
+        ("informationalx", None),
+        ("errors", None),
+        ("ınfo", None),
+        ("info\0", None),
+        ("\0info", None),
+        ("EMERGENCY", Some(8)),
+        ("emergencyy", None),
+    ];
+    for (name, rank) in table {
+        assert_eq!(severity_rank(name.as_bytes()), *rank, "{name}");
+    }
+}
