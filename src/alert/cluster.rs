@@ -296,7 +296,7 @@ impl Cluster {
     fn take_samples(&mut self, slot: usize, event: &Event, counted: &[bool]) {
         let members = self.members.len();
         let sums = self.windows.sums(slot);
-        let total = self.total_column.map_or(0, |c| sums[c]);
+        let total = self.total_column.map_or(0, |c| u64::from(sums[c]));
         let flags = &mut self.flags[slot * members..slot * members + counted.len()];
         // Runs for every event and counted rule: the common case (not matched, or sampled
         // already) is decided without a branch per test, from dense arrays.
@@ -306,7 +306,7 @@ impl Cluster {
             .zip(sums.iter().zip(&self.checks))
             .enumerate()
         {
-            if !(*matched & (*flag & SAMPLED == 0)) || !check.holds(*sum, total) {
+            if !(*matched & (*flag & SAMPLED == 0)) || !check.holds(u64::from(*sum), total) {
                 continue;
             }
             *flag |= SAMPLED;

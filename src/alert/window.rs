@@ -19,6 +19,11 @@
 /// Buckets per window. More buckets make the edge sharper and cost memory per group.
 pub(super) const BUCKETS: usize = 30;
 
+/// Most events one bucket counts: the window's sum then fits a `u32` (4.29 billion), which
+/// halves the memory an event touches against `u64` sums. A bucket holding more (7,000
+/// events/s from one group for a week-long window's 5.6-hour bucket) stops counting.
+const BUCKET_CAP: u32 = u32::MAX / BUCKETS as u32;
+
 /// The windows of `columns` counters for each of a growing number of slots.
 #[derive(Debug, Clone)]
 pub(super) struct Windows {
@@ -26,7 +31,7 @@ pub(super) struct Windows {
     /// Absolute bucket number (time / bucket width) of each slot's newest bucket.
     heads: Vec<i64>,
     /// `slot * columns + column`.
-    sums: Vec<u64>,
+    sums: Vec<u32>,
     /// `(slot * BUCKETS + bucket % BUCKETS) * columns + column`.
     counts: Vec<u32>,
 }
@@ -66,7 +71,7 @@ impl Windows {
         for step in 1..=steps {
             let row = row(columns, slot, head + step);
             for (sum, count) in sums.iter_mut().zip(&mut self.counts[row]) {
-                *sum -= u64::from(*count);
+                *sum -= *count;
                 *count = 0;
             }
         }
@@ -78,8 +83,10 @@ impl Windows {
     pub(super) fn add(&mut self, slot: usize, column: usize) {
         let row = self.row(slot, self.heads[slot]);
         let count = &mut self.counts[row][column];
-        *count = count.saturating_add(1);
-        self.sums[slot * self.columns + column] += 1;
+        if *count < BUCKET_CAP {
+            *count += 1;
+            self.sums[slot * self.columns + column] += 1;
+        }
     }
 
     /// Counts one event in every column from `first` whose entry in `matched` is true, at
@@ -91,18 +98,19 @@ impl Windows {
         let counts = &mut self.counts[row][first..first + matched.len()];
         let sums = &mut self.sums[slot * columns + first..slot * columns + first + matched.len()];
         for ((count, sum), m) in counts.iter_mut().zip(sums.iter_mut()).zip(matched) {
-            *count = count.saturating_add(u32::from(*m));
-            *sum += u64::from(*m);
+            let add = u32::from(*m & (*count < BUCKET_CAP));
+            *count += add;
+            *sum += add;
         }
     }
 
     /// Events in `column` of `slot`, in the window ending at its head bucket.
     pub(super) fn sum(&self, slot: usize, column: usize) -> u64 {
-        self.sums[slot * self.columns + column]
+        u64::from(self.sums[slot * self.columns + column])
     }
 
     /// Every column's events of `slot` in the window.
-    pub(super) fn sums(&self, slot: usize) -> &[u64] {
+    pub(super) fn sums(&self, slot: usize) -> &[u32] {
         &self.sums[slot * self.columns..(slot + 1) * self.columns]
     }
 
@@ -214,6 +222,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_full_bucket_stops_counting_and_the_sum_stays_exact() {
+        let mut windows = Windows::new(2);
+        windows.reset(0, 0);
+        // Fill bucket 0 of column 0 to one below the cap without 143 million adds.
+        let row = windows.row(0, 0);
+        windows.counts[row.start] = BUCKET_CAP - 1;
+        windows.sums[0] = BUCKET_CAP - 1;
+        windows.add(0, 0);
+        windows.add(0, 0);
+        windows.add_matched(0, 0, &[true, true]);
+        assert_eq!(windows.sum(0, 0), u64::from(BUCKET_CAP));
+        assert_eq!(windows.sum(0, 1), 1);
+        // Every bucket full: the window's sum still fits.
+        for bucket in 1..BUCKETS as i64 {
+            windows.advance(0, bucket);
+            let row = windows.row(0, bucket);
+            windows.counts[row.start] = BUCKET_CAP;
+            windows.sums[0] += BUCKET_CAP;
+            windows.add(0, 0);
+        }
+        assert_eq!(windows.sum(0, 0), u64::from(BUCKET_CAP) * BUCKETS as u64);
+        windows.advance(0, 10 * BUCKETS as i64);
+        assert_eq!((windows.sum(0, 0), windows.sum(0, 1)), (0, 0));
     }
 
     #[test]
