@@ -284,9 +284,8 @@ impl Cluster {
             .zip(absent)
         {
             // A member that had not seen the group (restored for another) sees it now.
-            if *m || *stamp == UNSEEN {
-                *stamp = now;
-            }
+            // A select rather than a branch: this runs for every event and absence rule.
+            *stamp = if *m | (*stamp == UNSEEN) { now } else { *stamp };
         }
         self.take_samples(slot, event, counted);
     }
@@ -298,8 +297,16 @@ impl Cluster {
         let sums = self.windows.sums(slot);
         let total = self.total_column.map_or(0, |c| u64::from(sums[c]));
         let flags = &mut self.flags[slot * members..slot * members + counted.len()];
-        // Runs for every event and counted rule: the common case (not matched, or sampled
-        // already) is decided without a branch per test, from dense arrays.
+        // Runs for every event: usually no rule both matched and lacks a sample (the group
+        // is quiet for it, or alerting and sampled), which one pass over two byte arrays,
+        // without a branch per rule, tells.
+        let candidates = counted
+            .iter()
+            .zip(flags.iter())
+            .fold(false, |any, (m, f)| any | (*m & (*f & SAMPLED == 0)));
+        if !candidates {
+            return;
+        }
         for (m, ((matched, flag), (sum, check))) in counted
             .iter()
             .zip(flags.iter_mut())

@@ -512,10 +512,15 @@ impl ConditionSet {
         }
         for c in self.clauses.iter() {
             let lits = self.clause_atoms.get(c.atoms.clone()).unwrap_or(&[]);
+            // Folds rather than `any`/`all`: clauses are short, and an early exit is a
+            // branch that mispredicts whenever the first atom's outcome changes between
+            // events (measured: a third of this function's time).
             let value = if c.any {
-                lits.iter().any(|&(a, negate)| atom(a) != negate)
+                lits.iter()
+                    .fold(false, |value, &(a, negate)| value | (atom(a) != negate))
             } else {
-                lits.iter().all(|&(a, negate)| atom(a) != negate)
+                lits.iter()
+                    .fold(true, |value, &(a, negate)| value & (atom(a) != negate))
             };
             if let Some(out) = results.get_mut(c.condition as usize) {
                 *out = value;
