@@ -25,14 +25,21 @@ pub(super) const BUCKETS: usize = 30;
 const BUCKET_CAP: u32 = u32::MAX / BUCKETS as u32;
 
 /// The windows of `columns` counters for each of a growing number of slots.
+///
+/// Counts are stored bucket-major: one plane per bucket position, holding that bucket of
+/// every slot. Slots' heads move together with the clock, so the rows events bump (the
+/// current bucket of every group) are one plane of `slots × columns` counts that stays in
+/// cache, where a slot-major layout spread them over the whole table.
 #[derive(Debug, Clone)]
 pub(super) struct Windows {
     columns: usize,
+    /// Slots each plane has room for.
+    capacity: usize,
     /// Absolute bucket number (time / bucket width) of each slot's newest bucket.
     heads: Vec<i64>,
     /// `slot * columns + column`.
     sums: Vec<u32>,
-    /// `(slot * BUCKETS + bucket % BUCKETS) * columns + column`.
+    /// `((bucket % BUCKETS) * capacity + slot) * columns + column`.
     counts: Vec<u32>,
 }
 
@@ -40,6 +47,7 @@ impl Windows {
     pub(super) fn new(columns: usize) -> Self {
         Self {
             columns,
+            capacity: 0,
             heads: Vec::new(),
             sums: Vec::new(),
             counts: Vec::new(),
@@ -51,12 +59,29 @@ impl Windows {
         if slot >= self.heads.len() {
             self.heads.resize(slot + 1, bucket);
             self.sums.resize((slot + 1) * self.columns, 0);
-            self.counts.resize((slot + 1) * BUCKETS * self.columns, 0);
+        }
+        if slot >= self.capacity {
+            self.grow((slot + 1).max(self.capacity * 2).max(16));
         }
         self.heads[slot] = bucket;
         self.sums[slot * self.columns..(slot + 1) * self.columns].fill(0);
-        let rows = slot * BUCKETS * self.columns..(slot + 1) * BUCKETS * self.columns;
-        self.counts[rows].fill(0);
+        for plane in 0..BUCKETS as i64 {
+            let row = self.row(slot, plane);
+            self.counts[row].fill(0);
+        }
+    }
+
+    /// Makes room for `capacity` slots per plane, keeping the counts.
+    fn grow(&mut self, capacity: usize) {
+        let old = self.capacity * self.columns;
+        let new = capacity * self.columns;
+        let mut counts = vec![0; BUCKETS * new];
+        for plane in 0..BUCKETS {
+            counts[plane * new..plane * new + old]
+                .copy_from_slice(&self.counts[plane * old..(plane + 1) * old]);
+        }
+        self.counts = counts;
+        self.capacity = capacity;
     }
 
     /// Moves `slot`'s head to `bucket`, dropping the counts that fell out of the window.
@@ -65,11 +90,11 @@ impl Windows {
         if bucket <= head {
             return;
         }
-        let columns = self.columns;
+        let (columns, capacity) = (self.columns, self.capacity);
         let steps = (bucket - head).min(BUCKETS as i64);
         let sums = &mut self.sums[slot * columns..(slot + 1) * columns];
         for step in 1..=steps {
-            let row = row(columns, slot, head + step);
+            let row = row(columns, capacity, slot, head + step);
             for (sum, count) in sums.iter_mut().zip(&mut self.counts[row]) {
                 *sum -= *count;
                 *count = 0;
@@ -116,13 +141,15 @@ impl Windows {
 
     /// The counts of `slot` at absolute bucket `bucket`, one per column.
     fn row(&self, slot: usize, bucket: i64) -> std::ops::Range<usize> {
-        row(self.columns, slot, bucket)
+        row(self.columns, self.capacity, slot, bucket)
     }
 }
 
-/// Where the counts of `slot` at absolute bucket `bucket` are, with `columns` per row.
-fn row(columns: usize, slot: usize, bucket: i64) -> std::ops::Range<usize> {
-    let start = (slot * BUCKETS + bucket.rem_euclid(BUCKETS as i64) as usize) * columns;
+/// Where the counts of `slot` at absolute bucket `bucket` are, with `columns` per row and
+/// `capacity` slots per plane.
+fn row(columns: usize, capacity: usize, slot: usize, bucket: i64) -> std::ops::Range<usize> {
+    let plane = bucket.rem_euclid(BUCKETS as i64) as usize;
+    let start = (plane * capacity + slot) * columns;
     start..start + columns
 }
 
@@ -188,18 +215,21 @@ mod tests {
 
     #[test]
     fn sums_match_a_naive_count_per_column_and_slot() {
-        // A deterministic pseudo-random walk over 3 slots × 4 columns, checked against
-        // counting a list of events.
+        // A deterministic pseudo-random walk over 40 slots × 4 columns, checked against
+        // counting a list of events. Slots appear as the walk first meets them, so the
+        // table grows (16 → 32 → 64 slots per plane) while it holds counts.
         let mut rng = fastrand::Rng::with_seed(7);
         let mut windows = Windows::new(4);
         let mut events: Vec<(usize, usize, i64)> = Vec::new();
         let mut bucket = 0i64;
-        for slot in 0..3 {
-            windows.reset(slot, 0);
-        }
-        for _ in 0..5000 {
-            bucket += rng.i64(0..4);
-            let slot = rng.usize(0..3);
+        let mut known = 0;
+        for _ in 0..20_000 {
+            bucket += rng.i64(0..3);
+            let slot = rng.usize(0..(known + 2).min(40));
+            while known <= slot {
+                windows.reset(known, bucket);
+                known += 1;
+            }
             windows.advance(slot, bucket);
             if rng.bool() {
                 let matched: Vec<bool> = (0..3).map(|_| rng.bool()).collect();
@@ -222,6 +252,8 @@ mod tests {
                 );
             }
         }
+        assert_eq!(known, 40);
+        assert_eq!(windows.capacity, 64);
     }
 
     #[test]
