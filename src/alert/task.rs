@@ -23,6 +23,9 @@ fn tick_period(window_nanos: i64) -> Duration {
     bucket.clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
+/// Transitions logged one by one per tick; more are counted in one line.
+const LOGGED_PER_TICK: usize = 20;
+
 /// What the task keeps per rule: its output and its telemetry.
 struct RuleIo {
     id: String,
@@ -129,6 +132,7 @@ pub async fn run_rules(
 async fn tick(set: &mut RuleSet, rules: &mut [RuleIo], registry: &Registry) {
     let now = now_nanos();
     let mut by_rule: Vec<Vec<Transition>> = vec![Vec::new(); rules.len()];
+    let (mut logged, mut unlogged) = (0usize, 0u64);
     for (i, t) in set.tick(now) {
         let io = &rules[i];
         match t.status {
@@ -136,8 +140,22 @@ async fn tick(set: &mut RuleSet, rules: &mut [RuleIo], registry: &Registry) {
             Status::Resolved => io.resolved.inc(1),
             _ => {}
         }
-        tracing::info!(component_id = %io.id, status = t.status.as_str(), repeat = t.repeat, fingerprint = %t.fingerprint, message = %t.message, "alert");
+        // One line per transition, but not a flood: when many groups fire at once (100 rules
+        // over 1,000 apps can fire 50,000 alerts in one tick) the rest is summed up below;
+        // each one is still an alert event on the rule's output.
+        if logged < LOGGED_PER_TICK {
+            logged += 1;
+            tracing::info!(component_id = %io.id, status = t.status.as_str(), repeat = t.repeat, fingerprint = %t.fingerprint, message = %t.message, "alert");
+        } else {
+            unlogged += 1;
+        }
         by_rule[i].push(t);
+    }
+    if unlogged > 0 {
+        tracing::info!(
+            transitions = unlogged,
+            "more alert transitions this tick than are logged one by one; every one is an alert event on its rule's output"
+        );
     }
     for (i, (io, transitions)) in rules.iter_mut().zip(by_rule).enumerate() {
         emit(set, i, io, transitions, now).await;
