@@ -189,7 +189,7 @@ impl Cluster {
             total_column,
             every_event: specs.iter().any(|s| s.kind != AlertKind::Threshold),
             checks: specs[..counted].iter().map(Check::new).collect(),
-            windows: Windows::new(counted + usize::from(has_ratio)),
+            windows: Windows::new(counted + usize::from(has_ratio), first.max_groups),
             members: specs
                 .into_iter()
                 .map(|spec| Member {

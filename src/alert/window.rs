@@ -35,6 +35,9 @@ pub(super) struct Windows {
     columns: usize,
     /// Slots each plane has room for.
     capacity: usize,
+    /// Most slots there will ever be (`max_groups`): planes grow by doubling, but never
+    /// past this, so memory stays what the cap promises.
+    max_slots: usize,
     /// Absolute bucket number (time / bucket width) of each slot's newest bucket.
     heads: Vec<i64>,
     /// `slot * columns + column`.
@@ -44,10 +47,11 @@ pub(super) struct Windows {
 }
 
 impl Windows {
-    pub(super) fn new(columns: usize) -> Self {
+    pub(super) fn new(columns: usize, max_slots: usize) -> Self {
         Self {
             columns,
             capacity: 0,
+            max_slots,
             heads: Vec::new(),
             sums: Vec::new(),
             counts: Vec::new(),
@@ -61,7 +65,8 @@ impl Windows {
             self.sums.resize((slot + 1) * self.columns, 0);
         }
         if slot >= self.capacity {
-            self.grow((slot + 1).max(self.capacity * 2).max(16));
+            let doubled = (self.capacity * 2).max(16).min(self.max_slots);
+            self.grow(doubled.max(slot + 1));
         }
         self.heads[slot] = bucket;
         self.sums[slot * self.columns..(slot + 1) * self.columns].fill(0);
@@ -195,7 +200,7 @@ mod tests {
             ("+1", 10 * n, 1),
             (">", i64::MAX / 2, 0),
         ];
-        let mut windows = Windows::new(2);
+        let mut windows = Windows::new(2, 100);
         windows.reset(0, 0);
         for (i, (op, bucket, expected)) in table.iter().enumerate() {
             windows.advance(0, *bucket);
@@ -219,7 +224,7 @@ mod tests {
         // counting a list of events. Slots appear as the walk first meets them, so the
         // table grows (16 → 32 → 64 slots per plane) while it holds counts.
         let mut rng = fastrand::Rng::with_seed(7);
-        let mut windows = Windows::new(4);
+        let mut windows = Windows::new(4, 1000);
         let mut events: Vec<(usize, usize, i64)> = Vec::new();
         let mut bucket = 0i64;
         let mut known = 0;
@@ -257,8 +262,24 @@ mod tests {
     }
 
     #[test]
+    fn planes_grow_by_doubling_but_not_past_the_cap() {
+        let mut windows = Windows::new(3, 40);
+        windows.reset(0, 0);
+        assert_eq!(windows.capacity, 16);
+        windows.reset(16, 0);
+        assert_eq!(windows.capacity, 32);
+        // Doubling would make 64; the cap is 40.
+        windows.reset(32, 0);
+        assert_eq!(windows.capacity, 40);
+        assert_eq!(windows.counts.len(), BUCKETS * 40 * 3);
+        windows.reset(39, 0);
+        windows.add(39, 2);
+        assert_eq!(windows.sum(39, 2), 1);
+    }
+
+    #[test]
     fn a_full_bucket_stops_counting_and_the_sum_stays_exact() {
-        let mut windows = Windows::new(2);
+        let mut windows = Windows::new(2, 100);
         windows.reset(0, 0);
         // Fill bucket 0 of column 0 to one below the cap without 143 million adds.
         let row = windows.row(0, 0);
@@ -284,7 +305,7 @@ mod tests {
 
     #[test]
     fn reset_reuses_a_slot_empty() {
-        let mut windows = Windows::new(1);
+        let mut windows = Windows::new(1, 100);
         windows.reset(0, 0);
         windows.reset(1, 0);
         windows.add(1, 0);
