@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
 use super::state::{PersistedAlert, StateFile, STATE_VERSION};
-use super::transition::{Active, Status, Transition};
+use super::transition::{message, render, template_context, Active, Status, Transition};
 use super::window::{Buckets, Windows};
 use super::{fingerprint, AlertKind, RuleSpec};
 use crate::condition::{with_scalar_bytes, FieldPath};
@@ -728,68 +728,4 @@ fn transition(
         labels: detail.labels.clone(),
         annotations: detail.annotations.clone(),
     }
-}
-
-/// The event templates are rendered against: the sample event's fields, then the group
-/// fields, `value`, `alert` and `severity` over them.
-fn template_context(spec: &RuleSpec, fields: &Map, value: f64, sample: Option<&Map>) -> Event {
-    let mut context = sample.cloned().unwrap_or_default();
-    for (name, value) in fields.iter() {
-        context.insert(name.clone(), value.clone());
-    }
-    context.insert("value", Value::Float(value));
-    context.insert("alert", Value::from(spec.id.as_str()));
-    context.insert("severity", Value::from(spec.severity.as_str()));
-    Event::new(context)
-}
-
-fn message(
-    spec: &RuleSpec,
-    fields: &Map,
-    value: f64,
-    annotations: &BTreeMap<String, String>,
-    status: Status,
-) -> String {
-    if status == Status::Firing {
-        if let Some(summary) = annotations.get("summary").filter(|s| !s.is_empty()) {
-            return summary.clone();
-        }
-    }
-    let group = if fields.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.to_text()))
-            .collect();
-        format!(" for {}", pairs.join(" "))
-    };
-    let window = spec.window_nanos / 1_000_000_000;
-    let detail = match (status, spec.kind) {
-        (Status::Resolved, _) => String::new(),
-        (_, AlertKind::Threshold) => format!(
-            ": {value} matching events in {window}s (threshold {})",
-            spec.threshold
-        ),
-        (_, AlertKind::Ratio) => format!(
-            ": ratio {value:.3} in {window}s (threshold {})",
-            spec.threshold
-        ),
-        (_, AlertKind::Absence) => format!(": no matching event for {value}s"),
-    };
-    format!("{} {}{group}{detail}", spec.id, status.as_str())
-}
-
-fn render(
-    templates: &[(String, crate::template::Template)],
-    context: &Event,
-) -> BTreeMap<String, String> {
-    templates
-        .iter()
-        .map(|(name, template)| {
-            let mut text = String::new();
-            template.render(context, &mut text);
-            (name.clone(), text)
-        })
-        .collect()
 }

@@ -21,7 +21,7 @@ use tracing::Instrument;
 pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
 
 use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
-use crate::config::{Pipeline, SinkConfig, SourceConfig};
+use crate::config::{OutputRef, Pipeline, SinkConfig, SourceConfig};
 use crate::event::{into_owned, Batch};
 use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};
 use crate::sources::{SourceContext, SourceError, SOURCE_OUTPUTS};
@@ -100,6 +100,20 @@ pub async fn start(
         // Validation guarantees the name exists.
         named.iter().position(|o| o == name).map_or(0, |i| i + 1)
     };
+    // Every queue that reads `inputs` is registered as a consumer of each of them.
+    let subscribe = |consumers: &mut HashMap<OutputKey, Vec<BatchSender>>,
+                     inputs: &[OutputRef],
+                     tx: &BatchSender| {
+        for input in inputs {
+            consumers
+                .entry((
+                    input.component.clone(),
+                    output_index(&input.component, &input.output),
+                ))
+                .or_default()
+                .push(tx.clone());
+        }
+    };
 
     let mut tasks = JoinSet::new();
     // Endpoints components add to the API listener (query, tail, alerts).
@@ -121,15 +135,7 @@ pub async fn start(
                 &[("component_id", &sink.id), ("reason", "buffer_full")],
             )),
         };
-        for input in &sink.inputs {
-            consumers
-                .entry((
-                    input.component.clone(),
-                    output_index(&input.component, &input.output),
-                ))
-                .or_default()
-                .push(tx.clone());
-        }
+        subscribe(&mut consumers, &sink.inputs, &tx);
         sink_inputs.push(rx);
     }
 
@@ -141,15 +147,7 @@ pub async fn start(
         );
         let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
         register_queue_gauges(&transform.id, &tx, DEFAULT_MEMORY_BYTES as usize);
-        for input in &transform.inputs {
-            consumers
-                .entry((
-                    input.component.clone(),
-                    output_index(&input.component, &input.output),
-                ))
-                .or_default()
-                .push(tx.clone());
-        }
+        subscribe(&mut consumers, &transform.inputs, &tx);
         transform_inputs.push(rx);
     }
 
@@ -172,15 +170,7 @@ pub async fn start(
         let queued =
             telemetry::counter("buffer_queued_bytes_total", &[("component_id", &set[0].id)]);
         let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
-        for input in &set[0].inputs {
-            consumers
-                .entry((
-                    input.component.clone(),
-                    output_index(&input.component, &input.output),
-                ))
-                .or_default()
-                .push(tx.clone());
-        }
+        subscribe(&mut consumers, &set[0].inputs, &tx);
         alert_inputs.push(rx);
     }
 
