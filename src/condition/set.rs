@@ -5,19 +5,23 @@
 //! [`Map`]; most of that work repeats across conditions (`status >= 500`, `status >= 503`,
 //! ... look `status` up again each time and compare it with one literal each).
 //!
-//! A [`ConditionSet`] instead flattens every condition into *atoms* (its leaves) and a small
-//! boolean program over atom ids. Per event:
+//! A [`ConditionSet`] instead flattens every condition into *atoms* (its leaves), each with
+//! a bit of its own (its *slot*), and evaluates the set with word operations. Per event:
 //!
 //! 1. each distinct field path is looked up once;
 //! 2. comparisons of one field against literals of one kind with one operator form a
-//!    *group* whose literals are sorted, with contiguous atom ids in sorted order, so that
-//!    the atoms true for the event's value are one contiguous range (or the complement of
-//!    one, for `!=`), found by binary search and written with two slice fills;
+//!    *group* whose literals are sorted, so that the atoms true for the event's value are one
+//!    contiguous run in that order (or all but one run, for `!=`), found by binary search.
+//!    The group keeps, for every prefix of its sorted atoms, the union of their slot bits,
+//!    so a run's bits are the difference of two prefixes: a few word operations whatever
+//!    the number of atoms;
 //! 3. other atoms (`contains`, `matches`, `in`, `exists`, field-against-field) are evaluated
-//!    by the condition tree's own code;
-//! 4. each condition combines its atoms: conditions that are one (possibly negated) atom,
-//!    or an `and`/`or` of such, in loops of their own without dispatch (a recursive call
-//!    per condition cost more than all the comparisons); others by a small program.
+//!    by the condition tree's own code, and set their bit;
+//! 4. the conditions that are one (possibly negated) atom, or an `and`/`or` of at most
+//!    [`MAX_PLANES`] such (nearly all alert conditions), are computed 64 at a time: their
+//!    `p`-th atom's slot is bit `c` of *plane* `p`, `c` being the condition's number, so
+//!    condition `c`'s result is bit `c` of the `and` (or `or`) of the planes, after
+//!    negation masks. Other conditions run a small program over their atoms' slots.
 //!
 //! Exactness: the fast path only handles value/literal pairs whose outcome is a plain
 //! ordering of one kind of key (i64, f64, bytes, severity rank) or "unequal to every
@@ -37,34 +41,49 @@ use super::path::FieldPath;
 use super::{severity_rank, Condition};
 use crate::event::{Map, Value};
 
+/// The most atoms a condition may `and` (or `or`) together and still be computed by word
+/// operations; longer ones run as programs. Each plane costs a word per 64 conditions.
+const MAX_PLANES: usize = 4;
+
+/// A group keeps prefix unions of its slot bits (see the module doc) only while they take at
+/// most this many words (32 KiB); a larger group sets its true atoms' bits one by one.
+const PREFIX_BUDGET_WORDS: usize = 4096;
+
 /// Many conditions compiled together: fields looked up once per event, comparisons of one
-/// field against many literals answered by binary search.
+/// field against many literals answered by binary search, results computed 64 at a time.
 #[derive(Debug, Clone)]
 pub struct ConditionSet {
     /// Distinct field paths of indexable comparisons, each with its groups.
     paths: Box<[PathEntry]>,
     /// Groups, ordered by path so that each path's groups are one contiguous run.
     groups: Box<[Group]>,
-    /// Atoms evaluated by the tree's own code, and their ids.
+    /// Atoms evaluated by the tree's own code, with their slots.
     generic: Box<[(u32, Node)]>,
-    /// Conditions that are one atom, possibly negated (most alert conditions): one array
-    /// read each, in a loop without dispatch.
-    singles: Box<[Single]>,
-    /// Conditions that are an `and` or an `or` of (possibly negated) atoms.
-    clauses: Box<[Clause]>,
-    /// The atoms of `clauses`, as `(atom id, negated)`.
-    clause_atoms: Box<[(u32, bool)]>,
-    /// Every other condition, as a program over atom ids.
+    /// Words per plane: one bit per condition, rounded up to a word.
+    plane_words: usize,
+    /// Planes in use: the most atoms of any condition computed by word operations.
+    planes: usize,
+    /// Per plane (`plane_words` each): the atoms that are negated in their condition.
+    negated: Box<[u64]>,
+    /// Per plane: conditions that ignore the plane when `and`-ing (no atom there, or not an
+    /// `and`), so that their bit stays set.
+    and_pad: Box<[u64]>,
+    /// Conditions that are the `and` (`or`) of their planes' atoms.
+    and_conditions: Box<[u64]>,
+    or_conditions: Box<[u64]>,
+    /// Every other condition, as a program over its atoms' slots.
     trees: Box<[(u32, Program)]>,
+    /// Words of slot bits: the planes, then the slots of the programs' atoms.
+    slot_words: usize,
     condition_count: usize,
-    atom_count: usize,
 }
 
 /// Per-event scratch and results, reusable across events: after the first evaluation with a
 /// given set, evaluating again allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct SetResults {
-    atoms: Vec<bool>,
+    slots: Vec<u64>,
+    words: Vec<u64>,
     results: Vec<bool>,
 }
 
@@ -90,32 +109,50 @@ struct PathEntry {
     groups: std::ops::Range<usize>,
 }
 
-/// Condition `condition` is atom `atom`, negated if `negate`.
-#[derive(Debug, Clone, Copy)]
-struct Single {
-    condition: u32,
-    atom: u32,
-    negate: bool,
-}
-
-/// Condition `condition` is the `and` (or, if `any`, the `or`) of `clause_atoms[atoms]`.
-#[derive(Debug, Clone)]
-struct Clause {
-    condition: u32,
-    any: bool,
-    atoms: std::ops::Range<usize>,
-}
-
 /// Comparisons `path op literal` with one operator, one literal class and one severity
-/// flag; atom ids `start..start + len` in ascending literal order.
+/// flag, in ascending literal order.
 #[derive(Debug, Clone)]
 struct Group {
     op: CmpOp,
     severity: bool,
-    start: usize,
     keys: Keys,
     /// The literals in the same (sorted) order, for the per-atom fallback.
     lits: Box<[Literal]>,
+    /// The slot of each atom, in the same order.
+    slots: Box<[u32]>,
+    /// Unions of the slot bits of each prefix of the atoms, unless over budget.
+    prefixes: Option<Prefixes>,
+}
+
+/// `words[j * width..(j + 1) * width]` holds the bits of the first `j` slots of a group
+/// (`j` in `0..=len`), over slot words `first..first + width`.
+#[derive(Debug, Clone)]
+struct Prefixes {
+    first: usize,
+    width: usize,
+    words: Box<[u64]>,
+}
+
+impl Prefixes {
+    fn new(slots: &[u32], budget: usize) -> Option<Self> {
+        let first = slots.iter().map(|s| *s as usize / 64).min()?;
+        let last = slots.iter().map(|s| *s as usize / 64).max()?;
+        let width = last - first + 1;
+        if (slots.len() + 1).saturating_mul(width) > budget {
+            return None;
+        }
+        let mut words = vec![0u64; (slots.len() + 1) * width];
+        for (j, slot) in slots.iter().enumerate() {
+            let (done, next) = words.split_at_mut((j + 1) * width);
+            next[..width].copy_from_slice(&done[j * width..]);
+            next[*slot as usize / 64 - first] |= 1 << (slot % 64);
+        }
+        Some(Self {
+            first,
+            width,
+            words: words.into_boxed_slice(),
+        })
+    }
 }
 
 /// Sorted literal keys of a group.
@@ -202,13 +239,14 @@ enum Program {
 }
 
 impl Program {
-    fn eval(&self, atoms: &[bool]) -> bool {
+    /// The program's value, its atoms read from slot bits.
+    fn eval(&self, slots: &[u64]) -> bool {
         match self {
-            Program::Atom(i) => atoms.get(*i as usize).copied().unwrap_or(false),
+            Program::Atom(i) => bit(slots, *i),
             Program::Const(b) => *b,
-            Program::Not(p) => !p.eval(atoms),
-            Program::And(ps) => ps.iter().all(|p| p.eval(atoms)),
-            Program::Or(ps) => ps.iter().any(|p| p.eval(atoms)),
+            Program::Not(p) => !p.eval(slots),
+            Program::And(ps) => ps.iter().all(|p| p.eval(slots)),
+            Program::Or(ps) => ps.iter().any(|p| p.eval(slots)),
         }
     }
 
@@ -224,6 +262,36 @@ impl Program {
         }
     }
 
+    /// As an `and` (`any == false`) or an `or` of at most [`MAX_PLANES`] (possibly negated)
+    /// atoms, if it is one; a lone atom is an `and` of one.
+    fn flat(&self) -> Option<Flat> {
+        if let Some(literal) = self.literal() {
+            return Some(Flat {
+                any: false,
+                literals: vec![literal],
+            });
+        }
+        let (any, items) = match self {
+            Program::And(items) => (false, items),
+            Program::Or(items) => (true, items),
+            _ => return None,
+        };
+        if items.len() > MAX_PLANES {
+            return None;
+        }
+        let literals = items.iter().map(Program::literal).collect::<Option<_>>()?;
+        Some(Flat { any, literals })
+    }
+
+    fn atoms(&self, out: &mut Vec<u32>) {
+        match self {
+            Program::Atom(i) => out.push(*i),
+            Program::Const(_) => {}
+            Program::Not(p) => p.atoms(out),
+            Program::And(ps) | Program::Or(ps) => ps.iter().for_each(|p| p.atoms(out)),
+        }
+    }
+
     fn remap(&mut self, map: &[u32]) {
         match self {
             Program::Atom(i) => *i = map[*i as usize],
@@ -231,6 +299,49 @@ impl Program {
             Program::Not(p) => p.remap(map),
             Program::And(ps) | Program::Or(ps) => ps.iter_mut().for_each(|p| p.remap(map)),
         }
+    }
+}
+
+/// A condition that is an `and` (or, if `any`, an `or`) of (possibly negated) atoms, as
+/// `(atom, negated)`.
+struct Flat {
+    any: bool,
+    literals: Vec<(u32, bool)>,
+}
+
+fn bit(words: &[u64], i: u32) -> bool {
+    words
+        .get(i as usize / 64)
+        .is_some_and(|w| w >> (i % 64) & 1 == 1)
+}
+
+/// Writes bits `0..n` of `words` as bools, eight at a time: the bit-by-bit loop cost as
+/// much as the rest of the evaluation.
+fn expand(words: &[u64], n: usize, out: &mut Vec<bool>) {
+    out.clear();
+    out.resize(n, false);
+    let mut chunks = out.chunks_exact_mut(8);
+    let bytes = words.iter().flat_map(|w| w.to_le_bytes());
+    for (chunk, byte) in (&mut chunks).zip(bytes) {
+        // Copies of `byte` 9 bits apart put its bit 7 - k at the top of byte k; the byte
+        // swap puts bit k in byte k (the multiply wraps: bits past 63 are not wanted).
+        let spread = ((u64::from(byte).wrapping_mul(0x8040_2010_0804_0201))
+            & 0x8080_8080_8080_8080)
+            .swap_bytes()
+            .to_le_bytes();
+        for (out, b) in chunk.iter_mut().zip(spread) {
+            *out = b != 0;
+        }
+    }
+    let done = n - n % 8;
+    for (k, out) in chunks.into_remainder().iter_mut().enumerate() {
+        *out = bit(words, (done + k) as u32);
+    }
+}
+
+fn set_bit(words: &mut [u64], i: u32) {
+    if let Some(w) = words.get_mut(i as usize / 64) {
+        *w |= 1 << (i % 64);
     }
 }
 
@@ -336,8 +447,68 @@ impl Builder {
 
 impl ConditionSet {
     pub fn new(conditions: &[Condition]) -> Self {
+        Self::with_prefix_budget(conditions, PREFIX_BUDGET_WORDS)
+    }
+
+    /// [`ConditionSet::new`] with groups keeping prefix unions only within `budget` words
+    /// (tests take both paths with budget 0).
+    pub(super) fn with_prefix_budget(conditions: &[Condition], budget: usize) -> Self {
         let mut b = Builder::default();
-        let programs: Vec<Program> = conditions.iter().map(|c| b.flatten(&c.root)).collect();
+        let mut programs: Vec<Program> = conditions.iter().map(|c| b.flatten(&c.root)).collect();
+
+        // Slots: atom `p` of flat condition `c` is bit `c` of plane `p`; the atoms of the
+        // other conditions follow the planes. Every temporary atom id occurs in exactly one
+        // program, so each gets exactly one slot.
+        let count = conditions.len();
+        let plane_words = count.div_ceil(64);
+        let flats: Vec<Option<Flat>> = programs.iter().map(Program::flat).collect();
+        let planes = flats
+            .iter()
+            .flatten()
+            .map(|flat| flat.literals.len())
+            .max()
+            .unwrap_or(0);
+        let plane_bits = planes * plane_words * 64;
+        let mut slot_of = vec![0u32; b.next_tmp as usize];
+        let mut negated = vec![0u64; planes * plane_words];
+        let mut and_atoms = vec![0u64; planes * plane_words];
+        let mut and_conditions = vec![0u64; plane_words];
+        let mut or_conditions = vec![0u64; plane_words];
+        let mut next_slot = plane_bits as u32;
+        let mut tree_atoms = Vec::new();
+        for (c, flat) in flats.iter().enumerate() {
+            match flat {
+                Some(Flat { any, literals }) => {
+                    set_bit(
+                        if *any {
+                            &mut or_conditions
+                        } else {
+                            &mut and_conditions
+                        },
+                        c as u32,
+                    );
+                    for (p, (tmp, negate)) in literals.iter().enumerate() {
+                        let slot = (p * plane_words * 64 + c) as u32;
+                        slot_of[*tmp as usize] = slot;
+                        if *negate {
+                            set_bit(&mut negated, slot);
+                        }
+                        if !*any {
+                            set_bit(&mut and_atoms, slot);
+                        }
+                    }
+                }
+                None => {
+                    tree_atoms.clear();
+                    programs[c].atoms(&mut tree_atoms);
+                    for tmp in &tree_atoms {
+                        slot_of[*tmp as usize] = next_slot;
+                        next_slot += 1;
+                    }
+                }
+            }
+        }
+        let and_pad = and_atoms.iter().map(|w| !w).collect();
 
         // Group indexable atoms by (path, severity, class, op); the BTreeMap orders groups by
         // path, so each path's groups are contiguous.
@@ -351,9 +522,6 @@ impl ConditionSet {
             );
             grouped.entry(key).or_default().push(atom);
         }
-
-        let mut remap = vec![0u32; b.next_tmp as usize];
-        let mut next = 0u32;
         let mut groups = Vec::with_capacity(grouped.len());
         let mut paths: Vec<PathEntry> = b
             .paths
@@ -367,11 +535,6 @@ impl ConditionSet {
             .collect();
         for ((path, severity, class, _), mut atoms) in grouped {
             let keys = class.sort_and_key(&mut atoms);
-            let start = next as usize;
-            for a in &atoms {
-                remap[a.tmp as usize] = next;
-                next += 1;
-            }
             let entry = &mut paths[path];
             if entry.groups.is_empty() {
                 entry.groups = groups.len()..groups.len();
@@ -379,62 +542,44 @@ impl ConditionSet {
             entry.groups.end = groups.len() + 1;
             entry.needs_rank |= severity;
             entry.needs_num |= matches!(keys, Keys::Int(_) | Keys::Float(_));
+            let slots: Box<[u32]> = atoms.iter().map(|a| slot_of[a.tmp as usize]).collect();
             groups.push(Group {
                 op: atoms.first().map_or(CmpOp::Eq, |a| a.op),
                 severity,
-                start,
                 keys,
                 lits: atoms.into_iter().map(|a| a.lit).collect(),
+                prefixes: Prefixes::new(&slots, budget),
+                slots,
             });
         }
-        let mut generic = b.generic;
-        for (id, _) in &mut generic {
-            remap[*id as usize] = next;
-            *id = next;
-            next += 1;
-        }
-        // Calling `Program::eval` per condition costs more than all the comparisons (a
-        // call and a dispatch each): the common shapes get loops of their own.
-        let mut singles = Vec::new();
-        let mut clauses = Vec::new();
-        let mut clause_atoms = Vec::new();
-        let mut trees = Vec::new();
-        for (condition, mut p) in programs.into_iter().enumerate() {
-            p.remap(&remap);
-            let condition = condition as u32;
-            if let Some((atom, negate)) = p.literal() {
-                singles.push(Single {
-                    condition,
-                    atom,
-                    negate,
-                });
-                continue;
-            }
-            if let Program::And(items) | Program::Or(items) = &p {
-                let lits: Option<Vec<(u32, bool)>> = items.iter().map(Program::literal).collect();
-                if let Some(lits) = lits {
-                    let start = clause_atoms.len();
-                    clause_atoms.extend(lits);
-                    clauses.push(Clause {
-                        condition,
-                        any: matches!(p, Program::Or(_)),
-                        atoms: start..clause_atoms.len(),
-                    });
-                    continue;
-                }
-            }
-            trees.push((condition, p));
-        }
+        let generic = b
+            .generic
+            .into_iter()
+            .map(|(tmp, node)| (slot_of[tmp as usize], node))
+            .collect();
+        let trees = programs
+            .iter_mut()
+            .zip(&flats)
+            .enumerate()
+            .filter(|(_, (_, flat))| flat.is_none())
+            .map(|(c, (program, _))| {
+                program.remap(&slot_of);
+                (c as u32, std::mem::replace(program, Program::Const(false)))
+            })
+            .collect();
         ConditionSet {
             paths: paths.into_boxed_slice(),
             groups: groups.into_boxed_slice(),
-            generic: generic.into_boxed_slice(),
-            singles: singles.into_boxed_slice(),
-            clauses: clauses.into_boxed_slice(),
-            clause_atoms: clause_atoms.into_boxed_slice(),
-            trees: trees.into_boxed_slice(),
-            condition_count: conditions.len(),
-            atom_count: next as usize,
+            generic,
+            plane_words,
+            planes,
+            negated: negated.into_boxed_slice(),
+            and_pad,
+            and_conditions: and_conditions.into_boxed_slice(),
+            or_conditions: or_conditions.into_boxed_slice(),
+            trees,
+            slot_words: (next_slot as usize).div_ceil(64),
+            condition_count: count,
         }
     }
 
@@ -449,9 +594,14 @@ impl ConditionSet {
 
     /// Evaluates every condition: afterwards `results.get(i) == conditions[i].check_fields(fields)`.
     pub fn eval(&self, fields: &Map, results: &mut SetResults) {
-        // No clearing: every atom and every result is written below.
-        results.atoms.resize(self.atom_count, false);
-        let atoms = &mut results.atoms[..];
+        let SetResults {
+            slots,
+            words,
+            results,
+        } = results;
+        // Atoms only ever set their bits, so every slot starts false.
+        slots.clear();
+        slots.resize(self.slot_words, 0);
 
         for entry in self.paths.iter() {
             let value = entry.path.get(fields);
@@ -465,70 +615,77 @@ impl ConditionSet {
                 _ => None,
             };
             for group in self.groups.get(entry.groups.clone()).unwrap_or(&[]) {
-                let Some(slice) = atoms.get_mut(group.start..group.start + group.lits.len()) else {
-                    continue;
-                };
-                match probe(group, value, rank, num) {
-                    Probe::Missing => slice.fill(false),
-                    Probe::Unequal => slice.fill(group.op == CmpOp::Ne),
-                    Probe::Fallback => fallback(slice, group, value),
+                let all = 0..group.slots.len();
+                let (run, inverted) = match probe(group, value, rank, num) {
+                    Probe::Missing => continue,
+                    Probe::Unequal if group.op == CmpOp::Ne => (all, false),
+                    Probe::Unequal => continue,
+                    Probe::Fallback => {
+                        fallback(slots, group, value);
+                        continue;
+                    }
                     Probe::Int(x) => match &group.keys {
-                        Keys::Int(k) => fill_ordered(slice, group.op, k, |l| l.cmp(&x)),
+                        Keys::Int(k) => true_run(group.op, k, |l| l.cmp(&x)),
                         // An integer against a float compares as f64 (`compare_nums`).
-                        Keys::Float(k) => fill_ordered(slice, group.op, k, |l| f_cmp(*l, x as f64)),
-                        _ => fallback(slice, group, value),
+                        Keys::Float(k) => true_run(group.op, k, |l| f_cmp(*l, x as f64)),
+                        _ => {
+                            fallback(slots, group, value);
+                            continue;
+                        }
                     },
                     // `i64 as f64` is monotone, so integer keys stay sorted as floats.
                     Probe::Float(f) => match &group.keys {
-                        Keys::Int(k) => fill_ordered(slice, group.op, k, |l| f_cmp(*l as f64, f)),
-                        Keys::Float(k) => fill_ordered(slice, group.op, k, |l| f_cmp(*l, f)),
-                        _ => fallback(slice, group, value),
+                        Keys::Int(k) => true_run(group.op, k, |l| f_cmp(*l as f64, f)),
+                        Keys::Float(k) => true_run(group.op, k, |l| f_cmp(*l, f)),
+                        _ => {
+                            fallback(slots, group, value);
+                            continue;
+                        }
                     },
                     Probe::Str(v) => match &group.keys {
-                        Keys::Str(k) => fill_ordered(slice, group.op, k, |l| l.as_ref().cmp(v)),
-                        _ => fallback(slice, group, value),
+                        Keys::Str(k) => true_run(group.op, k, |l| l.as_ref().cmp(v)),
+                        _ => {
+                            fallback(slots, group, value);
+                            continue;
+                        }
                     },
                     Probe::Rank(r) => match &group.keys {
-                        Keys::Rank(k) => fill_ordered(slice, group.op, k, |l| l.cmp(&r)),
-                        _ => fallback(slice, group, value),
+                        Keys::Rank(k) => true_run(group.op, k, |l| l.cmp(&r)),
+                        _ => {
+                            fallback(slots, group, value);
+                            continue;
+                        }
                     },
-                }
+                };
+                set_run(slots, group, run, inverted);
             }
         }
 
-        for (id, node) in self.generic.iter() {
-            if let Some(out) = atoms.get_mut(*id as usize) {
-                *out = node.eval(fields);
+        for (slot, node) in self.generic.iter() {
+            if node.eval(fields) {
+                set_bit(slots, *slot);
             }
         }
 
-        let SetResults { atoms, results } = results;
-        results.resize(self.condition_count, false);
-        let atom = |i: u32| atoms.get(i as usize).copied().unwrap_or(false);
-        for s in self.singles.iter() {
-            if let Some(out) = results.get_mut(s.condition as usize) {
-                *out = atom(s.atom) != s.negate;
+        // Flat conditions, 64 at a time: `and` every plane's literals (padded with ones where
+        // a condition has no atom, or is an `or`), `or` them (a missing atom's bit is zero),
+        // and keep for each condition the outcome of its own kind.
+        let width = self.plane_words;
+        words.clear();
+        words.extend((0..width).map(|i| {
+            let (mut all, mut any) = (!0u64, 0u64);
+            for p in 0..self.planes {
+                let at = p * width + i;
+                let literal = slots[at] ^ self.negated[at];
+                all &= literal | self.and_pad[at];
+                any |= literal;
             }
-        }
-        for c in self.clauses.iter() {
-            let lits = self.clause_atoms.get(c.atoms.clone()).unwrap_or(&[]);
-            // Folds rather than `any`/`all`: clauses are short, and an early exit is a
-            // branch that mispredicts whenever the first atom's outcome changes between
-            // events (measured: a third of this function's time).
-            let value = if c.any {
-                lits.iter()
-                    .fold(false, |value, &(a, negate)| value | (atom(a) != negate))
-            } else {
-                lits.iter()
-                    .fold(true, |value, &(a, negate)| value & (atom(a) != negate))
-            };
-            if let Some(out) = results.get_mut(c.condition as usize) {
-                *out = value;
-            }
-        }
-        for (condition, p) in self.trees.iter() {
+            (all & self.and_conditions[i]) | (any & self.or_conditions[i])
+        }));
+        expand(words, self.condition_count, results);
+        for (condition, program) in self.trees.iter() {
             if let Some(out) = results.get_mut(*condition as usize) {
-                *out = p.eval(atoms);
+                *out = program.eval(slots);
             }
         }
     }
@@ -564,31 +721,64 @@ fn f_cmp(a: f64, b: f64) -> Ordering {
 
 /// Evaluates each atom of `group` with the tree's own semantics (`probe` never pairs a
 /// probe with keys of another kind, so the `_` arms that call this are only a safety net).
-fn fallback(slice: &mut [bool], group: &Group, value: Option<&Value>) {
-    for (out, lit) in slice.iter_mut().zip(group.lits.iter()) {
-        *out = value.is_some_and(|v| eval::compare_with_literal(group.op, v, lit, group.severity));
+fn fallback(slots: &mut [u64], group: &Group, value: Option<&Value>) {
+    let Some(value) = value else { return };
+    for (slot, lit) in group.slots.iter().zip(group.lits.iter()) {
+        if eval::compare_with_literal(group.op, value, lit, group.severity) {
+            set_bit(slots, *slot);
+        }
     }
 }
 
-/// Writes the results of `value op key` for each of the ascending `keys`, `order` giving
-/// the order of a key against the value (monotone over `keys`). Keys `..lo` are below the
-/// value, `lo..hi` equal to it and `hi..` above it, so the true atoms are one range or, for
-/// `!=`, all but one; only the bounds the operator needs are searched for.
-fn fill_ordered<K>(slice: &mut [bool], op: CmpOp, keys: &[K], order: impl Fn(&K) -> Ordering) {
+/// The atoms of `value op key` that hold, for ascending `keys`, `order` giving the order of
+/// a key against the value (monotone over `keys`): a run of atoms, or all but that run when
+/// the flag is set. Keys `..lo` are below the value, `lo..hi` equal to it and `hi..` above
+/// it; only the bounds the operator needs are searched for.
+fn true_run<K>(
+    op: CmpOp,
+    keys: &[K],
+    order: impl Fn(&K) -> Ordering,
+) -> (std::ops::Range<usize>, bool) {
     let lo = || keys.partition_point(|k| order(k) == Ordering::Less);
     let hi = || keys.partition_point(|k| order(k) != Ordering::Greater);
-    let n = slice.len();
-    let (range, inverted) = match op {
+    let n = keys.len();
+    match op {
         CmpOp::Eq => (lo()..hi(), false),
         CmpOp::Ne => (lo()..hi(), true),
         CmpOp::Gt => (0..lo(), false),
         CmpOp::Ge => (0..hi(), false),
         CmpOp::Lt => (hi()..n, false),
         CmpOp::Le => (lo()..n, false),
+    }
+}
+
+/// Sets the slot bits of the atoms of `group` in `run` (every other atom's, if `inverted`).
+fn set_run(slots: &mut [u64], group: &Group, run: std::ops::Range<usize>, inverted: bool) {
+    let n = group.slots.len();
+    let Some(prefixes) = &group.prefixes else {
+        let (before, after) = if inverted {
+            (0..run.start, run.end..n)
+        } else {
+            (run.clone(), n..n)
+        };
+        for i in before.chain(after) {
+            set_bit(slots, group.slots[i]);
+        }
+        return;
     };
-    slice.fill(inverted);
-    if let Some(s) = slice.get_mut(range) {
-        s.fill(!inverted);
+    let Prefixes {
+        first,
+        width,
+        words,
+    } = prefixes;
+    let prefix = |j: usize| &words[j * width..(j + 1) * width];
+    let (start, end, every) = (prefix(run.start), prefix(run.end), prefix(n));
+    // Prefixes are nested and each atom has its own slot, so the run's bits are the end
+    // prefix without the start prefix; the complement is taken within the group's bits.
+    let invert = if inverted { !0u64 } else { 0 };
+    for (i, out) in slots[*first..*first + *width].iter_mut().enumerate() {
+        let run_bits = end[i] ^ start[i];
+        *out |= run_bits ^ (every[i] & invert);
     }
 }
 

@@ -389,17 +389,19 @@ proptest! {
             .iter()
             .map(|s| Condition::compile(s).unwrap_or_else(|e| panic!("`{s}`: {e}")))
             .collect();
-        let set = ConditionSet::new(&conditions);
-        prop_assert_eq!(set.len(), conditions.len());
-        let mut results = SetResults::default();
-        for fields in &events {
-            set.eval(fields, &mut results);
-            for (i, c) in conditions.iter().enumerate() {
-                prop_assert_eq!(
-                    results.get(i),
-                    c.check_fields(fields),
-                    "condition #{} `{}` on {:?}", i, c, fields
-                );
+        // Budget 0: every group sets its atoms' bits one by one instead of by prefixes.
+        for set in [ConditionSet::new(&conditions), ConditionSet::with_prefix_budget(&conditions, 0)] {
+            prop_assert_eq!(set.len(), conditions.len());
+            let mut results = SetResults::default();
+            for fields in &events {
+                set.eval(fields, &mut results);
+                for (i, c) in conditions.iter().enumerate() {
+                    prop_assert_eq!(
+                        results.get(i),
+                        c.check_fields(fields),
+                        "condition #{} `{}` on {:?}", i, c, fields
+                    );
+                }
             }
         }
     }
