@@ -292,3 +292,59 @@ idle_timeout_secs = 1
     router.stop().await;
     assert_eq!(reader.join().unwrap(), "one\ntwo\n");
 }
+
+/// A path templated from a field sends each event to its own file, in input order, however
+/// the apps interleave within a batch.
+#[test]
+fn templated_path_splits_events_by_field() {
+    let dir = tempdir();
+    let config = dir.path().join("split.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.in]\ntype = \"stdin\"\ndecoding = \"json\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}/{{{{ app }}}}.log\"\nencoding = \"json\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let apps = ["web", "api", "worker"];
+    let mut input = String::new();
+    let mut expected: Vec<Vec<String>> = vec![Vec::new(); apps.len()];
+    for i in 0..30_000 {
+        // An uneven interleaving, so runs of one app vary in length within a batch.
+        let a = (i * i + i / 7) % apps.len();
+        input.push_str(&format!("{{\"app\":\"{}\",\"n\":{i}}}\n", apps[a]));
+        expected[a].push(i.to_string());
+    }
+    let mut child = Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (app, want) in apps.iter().zip(expected) {
+        let text = std::fs::read_to_string(dir.path().join(format!("{app}.log"))).unwrap();
+        let got: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["app"], *app, "{line} in {app}.log");
+                v["n"].to_string()
+            })
+            .collect();
+        assert_eq!(got, want, "{app}.log");
+    }
+}
