@@ -319,11 +319,7 @@ fn run_local(
                 pipeline.file
             )
         })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sluice-worker")
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = router_runtime()?;
     let shutdown = CancellationToken::new();
     let running = runtime
         .block_on(sluice::topology::start(&pipeline, shutdown.clone()))
@@ -432,11 +428,7 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sluice-worker")
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = router_runtime()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone())?;
@@ -482,6 +474,20 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 /// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
 /// to reopen their files (after logrotate).
+/// The multi-threaded runtime a pipeline runs on.
+fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("sluice-worker");
+    // A task woken by its producer waits in that worker's LIFO slot, which other workers
+    // cannot steal from, so a transform and the source feeding it took turns on one core
+    // while the other idled. Without the slot: bench scenario C (TCP JSON -> enrich ->
+    // file) +8 %, A, B and D unchanged within noise (benches/RESULTS.md). The option needs
+    // `--cfg tokio_unstable` (set in .cargo/config.toml); a build without it keeps the slot.
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build().context("cannot start the async runtime")
+}
+
 fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
