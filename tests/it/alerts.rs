@@ -2,138 +2,24 @@
 //! Prometheus Alertmanager (Debian `prometheus-alertmanager`), and a recording HTTP server
 //! for the webhook, Slack and PagerDuty formats. Windows are 2 s so each test takes seconds.
 
-use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use crate::certs::issue;
+use crate::recorder::Recorder;
 use crate::util::{
     free_port, have_tool, read_lines, sluice_bin, tempdir, wait_until, Router, TIMEOUT,
 };
-
-// === a recording HTTP server ===
-
-/// One request the recorder accepted.
-#[derive(Debug, Clone)]
-struct Recorded {
-    path: String,
-    body: Value,
-}
-
-/// Answers scripted statuses per path (then 200) and records the JSON body of every request
-/// it answered 2xx.
-#[derive(Default)]
-struct Recorder {
-    script: Mutex<HashMap<String, VecDeque<u16>>>,
-    accepted: Mutex<Vec<Recorded>>,
-    attempts: Mutex<HashMap<String, usize>>,
-}
-
-impl Recorder {
-    async fn start(script: &[(&str, &[u16])]) -> (SocketAddr, Arc<Recorder>) {
-        Self::start_with(script, None).await
-    }
-
-    /// The same over TLS (`https://`).
-    async fn start_with(
-        script: &[(&str, &[u16])],
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> (SocketAddr, Arc<Recorder>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let recorder = Arc::new(Recorder::default());
-        {
-            let mut s = recorder.script.lock().unwrap();
-            for (path, statuses) in script {
-                s.insert(path.to_string(), statuses.iter().copied().collect());
-            }
-        }
-        let shared = recorder.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let recorder = shared.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let recorder = recorder.clone();
-                        async move { Ok::<_, Infallible>(recorder.handle(request).await) }
-                    });
-                    let http = http1::Builder::new();
-                    let _ = match tls {
-                        None => http.serve_connection(TokioIo::new(stream), service).await,
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => {
-                                http.serve_connection(TokioIo::new(stream), service).await
-                            }
-                            Err(_) => return,
-                        },
-                    };
-                });
-            }
-        });
-        (addr, recorder)
-    }
-
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = request.uri().path().to_string();
-        *self
-            .attempts
-            .lock()
-            .unwrap()
-            .entry(path.clone())
-            .or_default() += 1;
-        let raw = request.into_body().collect().await.unwrap().to_bytes();
-        let status = self
-            .script
-            .lock()
-            .unwrap()
-            .get_mut(&path)
-            .and_then(|s| s.pop_front())
-            .unwrap_or(200);
-        if (200..300).contains(&status) {
-            let body: Value = serde_json::from_slice(&raw).expect("notifiers send JSON");
-            self.accepted.lock().unwrap().push(Recorded { path, body });
-        }
-        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        response
-    }
-
-    fn bodies(&self, path: &str) -> Vec<Value> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .map(|r| r.body.clone())
-            .collect()
-    }
-
-    fn attempts(&self, path: &str) -> usize {
-        self.attempts
-            .lock()
-            .unwrap()
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-// === helpers ===
 
 /// Sends JSON lines on one TCP connection.
 struct Feed(TcpStream);
@@ -395,8 +281,12 @@ resend_interval_secs = 1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_slack_and_pagerduty_get_one_documented_notification_per_firing() {
     // Every endpoint fails its first request with a 500: the sinks retry.
-    let (addr, recorder) =
-        Recorder::start(&[("/hook", &[500]), ("/slack", &[500]), ("/pd", &[500])]).await;
+    let (addr, recorder) = Recorder::start(&[
+        ("/hook", 500, "{}"),
+        ("/slack", 500, "{}"),
+        ("/pd", 500, "{}"),
+    ])
+    .await;
     let dir = tempdir();
     let router = Router::start(&format!(
         r##"
@@ -567,30 +457,17 @@ encoding = "json"
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
 fn issue_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "alerts test ca");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let (ca, ca_cert, ca_key) = issue(&["alerts test ca"], None);
+    let (server, _, _) = issue(&["127.0.0.1"], Some((&ca_cert, &ca_key)));
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
     };
     (
-        write("ca.pem", ca.pem()),
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
+        write("ca.pem", ca.cert_pem),
+        write("server.pem", server.cert_pem),
+        write("server.key", server.key_pem),
     )
 }
 

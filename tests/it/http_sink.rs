@@ -2,121 +2,14 @@
 //! another router's http source, retries of 5xx answers, dead-lettering of a 400, and
 //! config errors that name the field.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sluice::config::Pipeline;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use crate::recorder::{Recorder, ANY_PATH};
 use crate::util::{counter, read_lines, tempdir, wait_until, Router};
-
-/// A small HTTP/1.1 server that answers a scripted list of statuses, then 200, and records
-/// the lines of every request it accepted (2xx).
-struct Recorder {
-    script: Mutex<VecDeque<(u16, &'static str)>>,
-    accepted: Mutex<Vec<String>>,
-    requests: AtomicUsize,
-    content_types: Mutex<Vec<String>>,
-}
-
-impl Recorder {
-    async fn start(script: Vec<(u16, &'static str)>) -> (SocketAddr, Arc<Recorder>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let recorder = Arc::new(Recorder {
-            script: Mutex::new(script.into()),
-            accepted: Mutex::new(Vec::new()),
-            requests: AtomicUsize::new(0),
-            content_types: Mutex::new(Vec::new()),
-        });
-        let shared = recorder.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let recorder = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let recorder = recorder.clone();
-                        async move { Ok::<_, Infallible>(recorder.handle(request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (addr, recorder)
-    }
-
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let gzip = request
-            .headers()
-            .get("content-encoding")
-            .is_some_and(|v| v == "gzip");
-        let content_type = request
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let raw = request.into_body().collect().await.unwrap().to_bytes();
-        let body = if gzip {
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            text
-        } else {
-            String::from_utf8(raw.to_vec()).unwrap()
-        };
-        let (status, answer) = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((200, "ok"));
-        if (200..300).contains(&status) {
-            self.content_types.lock().unwrap().push(content_type);
-            self.accepted
-                .lock()
-                .unwrap()
-                .extend(body.lines().map(str::to_string));
-        }
-        let mut response = Response::new(Full::new(Bytes::from_static(answer.as_bytes())));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        if status == 429 {
-            // Far longer than the tests wait: the sink must cap it by max_backoff_secs.
-            response.headers_mut().insert(
-                "retry-after",
-                hyper::header::HeaderValue::from_static("3600"),
-            );
-        }
-        response
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|line| {
-                let event: serde_json::Value = serde_json::from_str(line).unwrap();
-                event["message"].as_str().unwrap().to_string()
-            })
-            .collect()
-    }
-}
 
 async fn send_lines(addr: SocketAddr, lines: impl Iterator<Item = String>) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -203,7 +96,8 @@ headers = {{ x-forwarded-by = "sluice-a" }}
 /// counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried() {
-    let (addr, recorder) = Recorder::start(vec![(500, "boom"), (500, "boom")]).await;
+    let (addr, recorder) =
+        Recorder::start(&[(ANY_PATH, 500, "boom"), (ANY_PATH, 500, "boom")]).await;
     let router = Router::start(&format!(
         r#"
 [sources.retry_in]
@@ -230,16 +124,14 @@ retry = {{ initial_backoff_ms = 10, max_backoff_secs = 1 }}
     router.stop().await;
     let expected: Vec<String> = (0..5).map(|i| format!("event {i}")).collect();
     assert_eq!(recorder.messages(), expected);
-    assert!(recorder.requests.load(Ordering::SeqCst) >= 3);
+    assert!(recorder.requests() >= 3);
     assert_eq!(counter("component_retries_total", "retry_http", None), 2);
     assert_eq!(
         counter("component_errors_total", "retry_http", Some("write_failed")),
         2
     );
     assert!(recorder
-        .content_types
-        .lock()
-        .unwrap()
+        .content_types()
         .iter()
         .all(|t| t == "application/x-ndjson"));
 }
@@ -248,7 +140,7 @@ retry = {{ initial_backoff_ms = 10, max_backoff_secs = 1 }}
 /// `max_backoff_secs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_up_to_the_cap() {
-    let (addr, recorder) = Recorder::start(vec![(429, "slow down")]).await;
+    let (addr, recorder) = Recorder::start(&[(ANY_PATH, 429, "slow down")]).await;
     let router = Router::start(&format!(
         r#"
 [sources.after_in]
@@ -283,7 +175,7 @@ retry = {{ initial_backoff_ms = 1, max_backoff_secs = 1 }}
 /// in the reason, without retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_errors_go_to_dead_letter() {
-    let (addr, recorder) = Recorder::start(vec![(400, "bad payload: no field x")]).await;
+    let (addr, recorder) = Recorder::start(&[(ANY_PATH, 400, "bad payload: no field x")]).await;
     let dir = tempdir();
     let dead = dir.path().join("dead.log");
     let router = Router::start(&format!(
@@ -329,7 +221,7 @@ path = "{}"
     let reason = info["reason"].as_str().unwrap();
     assert!(reason.contains("400"), "{reason}");
     assert!(reason.contains("bad payload: no field x"), "{reason}");
-    assert!(recorder.accepted.lock().unwrap().is_empty());
+    assert!(recorder.lines().is_empty());
     assert_eq!(counter("component_retries_total", "fatal_http", None), 0);
     assert_eq!(
         counter("component_dead_lettered_events_total", "fatal_http", None),
@@ -340,7 +232,7 @@ path = "{}"
 /// A `json_array` body is one JSON array with `Content-Type: application/json`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_array_encoding() {
-    let (addr, recorder) = Recorder::start(Vec::new()).await;
+    let (addr, recorder) = Recorder::start(&[]).await;
     let router = Router::start(&format!(
         r#"
 [sources.array_in]
@@ -366,7 +258,7 @@ compression = "gzip"
     })
     .await;
     router.stop().await;
-    let bodies = recorder.accepted.lock().unwrap().clone();
+    let bodies = recorder.lines();
     let messages: Vec<String> = bodies
         .iter()
         .flat_map(|body| {
@@ -378,9 +270,7 @@ compression = "gzip"
         .collect();
     assert_eq!(messages, ["a", "b"]);
     assert!(recorder
-        .content_types
-        .lock()
-        .unwrap()
+        .content_types()
         .iter()
         .all(|t| t == "application/json"));
 }

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 #[cfg(feature = "store")]
 mod browser;
+mod certs;
 mod config;
 mod corpus;
 mod deploy;
@@ -17,6 +18,7 @@ mod http_sink;
 mod kafka;
 #[cfg(feature = "store")]
 mod query;
+mod recorder;
 mod ship;
 #[cfg(feature = "store")]
 mod store;

@@ -3,50 +3,14 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
+use crate::certs::{issue, Issued};
 use crate::util::{counter, read_lines, tempdir, wait_until, Router};
-
-struct Issued {
-    cert: CertificateDer<'static>,
-    cert_pem: String,
-    key_der: Vec<u8>,
-    key_pem: String,
-}
-
-fn issue(
-    names: &[&str],
-    ca: Option<(&rcgen::Certificate, &KeyPair)>,
-) -> (Issued, rcgen::Certificate, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    // Distinct subjects: OpenSSL (curl) takes a certificate whose subject equals its issuer's
-    // for self-signed, and rcgen gives every certificate the same default subject.
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, names[0]);
-    let cert = match ca {
-        None => {
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.self_signed(&key).unwrap()
-        }
-        Some((ca_cert, ca_key)) => params.signed_by(&key, ca_cert, ca_key).unwrap(),
-    };
-    let issued = Issued {
-        cert: cert.der().clone(),
-        cert_pem: cert.pem(),
-        key_der: key.serialize_der(),
-        key_pem: key.serialize_pem(),
-    };
-    (issued, cert, key)
-}
 
 fn client(ca: &CertificateDer<'static>, identity: Option<&Issued>) -> TlsConnector {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
