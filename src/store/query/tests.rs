@@ -1,0 +1,211 @@
+use super::matcher::glob_matches;
+use super::*;
+use crate::event::{Event, Value};
+
+fn term(field: Option<&str>, value: &str) -> Query {
+    Query::Term {
+        field: field.map(str::to_string),
+        value: value.to_string(),
+    }
+}
+
+#[test]
+fn parses_table() {
+    let not = |q| Query::Not(Box::new(q));
+    let cases: Vec<(&str, Query)> = vec![
+        ("", Query::All),
+        ("  ", Query::All),
+        ("boom", term(None, "boom")),
+        ("app:web", term(Some("app"), "web")),
+        (
+            "app:web level:error",
+            Query::And(vec![term(Some("app"), "web"), term(Some("level"), "error")]),
+        ),
+        (
+            "a AND b OR c",
+            Query::Or(vec![
+                Query::And(vec![term(None, "a"), term(None, "b")]),
+                term(None, "c"),
+            ]),
+        ),
+        (
+            "a AND (b OR c)",
+            Query::And(vec![
+                term(None, "a"),
+                Query::Or(vec![term(None, "b"), term(None, "c")]),
+            ]),
+        ),
+        ("NOT a", not(term(None, "a"))),
+        ("-level:debug", not(term(Some("level"), "debug"))),
+        (
+            "msg:\"connection refused\"",
+            Query::Phrase {
+                field: Some("msg".into()),
+                text: "connection refused".into(),
+            },
+        ),
+        (
+            "\"a \\\"b\\\"\"",
+            Query::Phrase {
+                field: None,
+                text: "a \"b\"".into(),
+            },
+        ),
+        (
+            "app:web*",
+            Query::Wildcard {
+                field: Some("app".into()),
+                pattern: "web*".into(),
+            },
+        ),
+        (
+            "status:>=500",
+            Query::Range {
+                field: "status".into(),
+                lower: Bound::Included(500.0),
+                upper: Bound::Unbounded,
+            },
+        ),
+        (
+            "took:<1.5",
+            Query::Range {
+                field: "took".into(),
+                lower: Bound::Unbounded,
+                upper: Bound::Excluded(1.5),
+            },
+        ),
+        (
+            "status:[200 TO 299]",
+            Query::Range {
+                field: "status".into(),
+                lower: Bound::Included(200.0),
+                upper: Bound::Included(299.0),
+            },
+        ),
+        (
+            "status:[500 TO *]",
+            Query::Range {
+                field: "status".into(),
+                lower: Bound::Included(500.0),
+                upper: Bound::Unbounded,
+            },
+        ),
+        ("url:http://x/y", term(Some("url"), "http://x/y")),
+        ("a-b", term(None, "a-b")),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(Query::parse(input), Ok(expected), "{input:?}");
+    }
+}
+
+#[test]
+fn errors_carry_position() {
+    let cases = [
+        ("(a", 2, "expected `)`"),
+        ("a)", 1, "unexpected `)`"),
+        ("a AND", 5, "expected a term"),
+        ("OR a", 0, "expected a term before"),
+        ("status:>=abc", 9, "expected a number"),
+        ("status:[1 2]", 10, "expected `TO`"),
+        ("msg:\"open", 4, "unterminated quote"),
+        ("()", 1, "empty parentheses"),
+        ("app:", 4, "expected a value"),
+    ];
+    for (input, position, message) in cases {
+        let err = Query::parse(input).expect_err(input);
+        assert_eq!(err.position, position, "{input:?}: {err}");
+        assert!(err.message.contains(message), "{input:?}: {err}");
+    }
+    let deep = "(".repeat(200) + "a" + &")".repeat(200);
+    assert!(Query::parse(&deep).is_err());
+}
+
+#[test]
+fn matches_live_events() {
+    let value: Value = serde_json::from_str(
+        r#"{"message":"Connection refused by upstream","app":"web-1","status":503,"tags":["a","b"]}"#,
+    )
+    .expect("json");
+    let Value::Object(map) = value else {
+        panic!("object expected")
+    };
+    let event = Event::new(map);
+    let cases = [
+        ("", true),
+        ("refused", true),
+        ("REFUSED", true),
+        ("refuse", false),
+        ("\"refused by\"", true),
+        ("\"by refused\"", false),
+        ("refu*", true),
+        ("app:web-1", true),
+        ("app:web", false),
+        ("app:web*", true),
+        ("app:w?b-1", true),
+        ("status:>=500", true),
+        ("status:[200 TO 299]", false),
+        ("status:503", true),
+        ("tags:b", true),
+        ("missing:x", false),
+        ("-app:web-1", false),
+        ("NOT missing:x", true),
+        ("app:x OR status:<600", true),
+        ("app:web-1 AND nothing", false),
+    ];
+    for (query, expected) in cases {
+        let q = Query::parse(query).expect(query);
+        assert_eq!(q.matches(&event), expected, "{query:?}");
+    }
+}
+
+proptest::proptest! {
+    /// Any text parses or fails with a position inside it (or just after); whatever
+    /// parses evaluates, and `NOT (q)` negates it.
+    #[test]
+    fn parse_never_panics(src in "\\PC{0,64}") {
+        match Query::parse(&src) {
+            Err(e) => proptest::prop_assert!(e.position <= src.len(), "{e}"),
+            Ok(q) => {
+                let event = Event::new(crate::event::Map::new());
+                let negated = Query::Not(Box::new(q.clone()));
+                proptest::prop_assert_eq!(negated.matches(&event), !q.matches(&event));
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_parse_or_fail_cleanly(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("app:web"), proptest::strategy::Just("AND"),
+                proptest::strategy::Just("OR"), proptest::strategy::Just("NOT"),
+                proptest::strategy::Just("("), proptest::strategy::Just(")"),
+                proptest::strategy::Just("-x"), proptest::strategy::Just("\"a b\""),
+                proptest::strategy::Just("s:>=5"), proptest::strategy::Just("s:[1 TO *]"),
+                proptest::strategy::Just("w*"), proptest::strategy::Just(":"),
+            ],
+            0..12,
+        )
+    ) {
+        let src = parts.join(" ");
+        if let Err(e) = Query::parse(&src) {
+            proptest::prop_assert!(e.position <= src.len(), "{src}: {e}");
+        }
+    }
+}
+
+#[test]
+fn glob_table() {
+    let cases = [
+        ("web*", "web", true),
+        ("web*", "webserver", true),
+        ("*er", "webserver", true),
+        ("w?b", "web", true),
+        ("w?b", "wb", false),
+        ("*a*b*", "xxaxxbxx", true),
+        ("*a*b", "ba", false),
+    ];
+    for (p, t, expected) in cases {
+        assert_eq!(glob_matches(p, t), expected, "{p} {t}");
+    }
+}
