@@ -9,37 +9,14 @@
 //!
 //! `cargo bench --bench alerts -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use bytes::Bytes;
+use common::{chain_toml, events, Chain};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice::alert::RuleSet;
 use sluice::config::Pipeline;
-use sluice::event::{Event, EventMeta};
-use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
-
-const CHAIN: &str = r#"
-[sources.in]
-type = "stdin"
-
-[transforms.parse]
-type = "parse"
-inputs = ["in"]
-format = "auto"
-
-[transforms.enrich]
-type = "enrich"
-inputs = ["parse"]
-set = { environment = "prod", service = "{{ app }}-svc" }
-add_host = true
-
-[transforms.route]
-type = "route"
-inputs = ["enrich"]
-routes = { errors = 'level >= "error"', slow = 'duration_ms > 500', checkout = 'app == "app-1" and not message contains "healthz"' }
-
-[sinks.out]
-type = "blackhole"
-inputs = ["route.errors", "route.slow", "route.checkout", "route._unmatched"]
-"#;
+use sluice::event::Event;
 
 /// `n` rules of four shapes, each with its own condition so no work is shared.
 fn rules_toml(n: usize) -> String {
@@ -98,53 +75,19 @@ fn rules(c: &mut Criterion) {
     let mut group = c.benchmark_group("alerts");
     group.throughput(Throughput::Elements(input.len() as u64));
     for n in [0usize, 10, 100] {
-        let text = format!("{CHAIN}{}", rules_toml(n));
+        let text = format!("{}{}", chain_toml("app-1"), rules_toml(n));
         let pipeline = Pipeline::from_str("bench.toml", &text, |_| None).expect("valid pipeline");
-        let mut stages: Vec<(Box<dyn FunctionTransform>, Outputs)> = pipeline
-            .transforms
-            .iter()
-            .map(|t| {
-                let ctx = TransformContext { id: t.id.clone() };
-                (
-                    t.config.build(&ctx).expect("builds"),
-                    Outputs::new(t.config.outputs().len()),
-                )
-            })
-            .collect();
+        let mut chain = Chain::new(&pipeline);
         // The rules read the same inputs, so the router runs them as one set.
         let mut rules = RuleSet::new(pipeline.alerts.iter().map(|a| a.rule.clone()).collect());
         let now = std::cell::Cell::new(1_795_000_000_000_000_000i64);
         let next_tick = std::cell::Cell::new(now.get());
         group.bench_function(format!("{n}_rules_1000_groups"), |b| {
             b.iter_batched(
-                || {
-                    input
-                        .iter()
-                        .map(|l| {
-                            let mut e = Event::from_message(l.clone());
-                            e.meta = EventMeta {
-                                received_at: now.get(),
-                                ..Default::default()
-                            };
-                            e
-                        })
-                        .collect::<Vec<_>>()
-                },
-                |events| {
-                    let mut batch = events;
+                || events(&input, now.get()),
+                |batch| {
                     let mut out = Vec::with_capacity(batch.len());
-                    for (i, (function, outputs)) in stages.iter_mut().enumerate() {
-                        for event in batch.drain(..) {
-                            function.transform(event, outputs);
-                        }
-                        for (_, events) in outputs.drain() {
-                            if i == 2 {
-                                out.extend(events);
-                            } else {
-                                batch.extend(events);
-                            }
-                        }
-                    }
+                    chain.run(batch, &mut out);
                     // Events 1 µs apart (the router's rate: a throughput bench models a
                     // busy stream) and a tick every simulated second, as the router's timer
                     // does; the windows move as they would.
@@ -172,22 +115,11 @@ fn rules(c: &mut Criterion) {
 fn rules_alone(c: &mut Criterion) {
     let mut group = c.benchmark_group("alerts_observe");
     for n in [10usize, 100] {
-        let text = format!("{CHAIN}{}", rules_toml(n));
+        let text = format!("{}{}", chain_toml("app-1"), rules_toml(n));
         let pipeline = Pipeline::from_str("bench.toml", &text, |_| None).expect("valid pipeline");
         let mut events = Vec::new();
-        let mut batch: Vec<Event> = lines(10_000).into_iter().map(Event::from_message).collect();
-        for t in &pipeline.transforms {
-            let ctx = TransformContext { id: t.id.clone() };
-            let mut function = t.config.build(&ctx).expect("builds");
-            let mut outputs = Outputs::new(t.config.outputs().len());
-            for event in batch.drain(..) {
-                function.transform(event, &mut outputs);
-            }
-            for (_, out) in outputs.drain() {
-                batch.extend(out);
-            }
-        }
-        events.extend(batch);
+        let batch: Vec<Event> = lines(10_000).into_iter().map(Event::from_message).collect();
+        Chain::new(&pipeline).run(batch, &mut events);
         group.throughput(Throughput::Elements(events.len() as u64));
         let mut rules = RuleSet::new(pipeline.alerts.iter().map(|a| a.rule.clone()).collect());
         let mut now = 1_795_000_000_000_000_000i64;

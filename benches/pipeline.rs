@@ -3,36 +3,12 @@
 //!
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use bytes::Bytes;
+use common::{chain_toml, events, Chain};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice::config::Pipeline;
-use sluice::event::{Event, EventMeta};
-use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
-
-const PIPELINE: &str = r#"
-[sources.in]
-type = "stdin"
-
-[transforms.parse]
-type = "parse"
-inputs = ["in"]
-format = "auto"
-
-[transforms.enrich]
-type = "enrich"
-inputs = ["parse"]
-set = { environment = "prod", service = "{{ app }}-svc" }
-add_host = true
-
-[transforms.route]
-type = "route"
-inputs = ["enrich"]
-routes = { errors = 'level >= "error"', slow = 'duration_ms > 500', checkout = 'app == "checkout" and not message contains "healthz"' }
-
-[sinks.out]
-type = "blackhole"
-inputs = ["route.errors", "route.slow", "route.checkout", "route._unmatched"]
-"#;
 
 /// Deterministic mixed lines: JSON, logfmt, access log and plain text, as gen_logs.py writes.
 fn lines(n: usize) -> Vec<Bytes> {
@@ -62,53 +38,20 @@ fn lines(n: usize) -> Vec<Bytes> {
 }
 
 fn chain(c: &mut Criterion) {
-    let pipeline = Pipeline::from_str("bench.toml", PIPELINE, |_| None).expect("valid pipeline");
-    let mut stages: Vec<(Box<dyn FunctionTransform>, Outputs)> = pipeline
-        .transforms
-        .iter()
-        .map(|t| {
-            let ctx = TransformContext { id: t.id.clone() };
-            (
-                t.config.build(&ctx).expect("builds"),
-                Outputs::new(t.config.outputs().len()),
-            )
-        })
-        .collect();
+    let pipeline = Pipeline::from_str("bench.toml", &chain_toml("checkout"), |_| None)
+        .expect("valid pipeline");
+    let mut chain = Chain::new(&pipeline);
     let input = lines(1000);
     let mut group = c.benchmark_group("chain");
     group.throughput(Throughput::Elements(input.len() as u64));
+    let mut routed = Vec::with_capacity(input.len());
     group.bench_function("parse_enrich_route", |b| {
         b.iter_batched(
-            || {
-                input
-                    .iter()
-                    .map(|l| {
-                        let mut e = Event::from_message(l.clone());
-                        e.meta = EventMeta {
-                            received_at: 1_795_000_000_000_000_000,
-                            ..Default::default()
-                        };
-                        e
-                    })
-                    .collect::<Vec<_>>()
-            },
-            |events| {
-                let mut batch = events;
-                let mut routed = 0usize;
-                for (i, (function, outputs)) in stages.iter_mut().enumerate() {
-                    for event in batch.drain(..) {
-                        function.transform(event, outputs);
-                    }
-                    let last = i == 2;
-                    for (_, events) in outputs.drain() {
-                        if last {
-                            routed += events.len();
-                        } else {
-                            batch.extend(events);
-                        }
-                    }
-                }
-                routed
+            || events(&input, 1_795_000_000_000_000_000),
+            |batch| {
+                routed.clear();
+                chain.run(batch, &mut routed);
+                routed.len()
             },
             BatchSize::SmallInput,
         )
