@@ -472,8 +472,6 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     result
 }
 
-/// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
-/// to reopen their files (after logrotate).
 /// The multi-threaded runtime a pipeline runs on.
 fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -488,6 +486,8 @@ fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     builder.build().context("cannot start the async runtime")
 }
 
+/// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
+/// to reopen their files (after logrotate).
 fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -615,49 +615,10 @@ impl ConditionSet {
                 _ => None,
             };
             for group in self.groups.get(entry.groups.clone()).unwrap_or(&[]) {
-                let all = 0..group.slots.len();
-                let (run, inverted) = match probe(group, value, rank, num) {
-                    Probe::Missing => continue,
-                    Probe::Unequal if group.op == CmpOp::Ne => (all, false),
-                    Probe::Unequal => continue,
-                    Probe::Fallback => {
-                        fallback(slots, group, value);
-                        continue;
-                    }
-                    Probe::Int(x) => match &group.keys {
-                        Keys::Int(k) => true_run(group.op, k, |l| l.cmp(&x)),
-                        // An integer against a float compares as f64 (`compare_nums`).
-                        Keys::Float(k) => true_run(group.op, k, |l| f_cmp(*l, x as f64)),
-                        _ => {
-                            fallback(slots, group, value);
-                            continue;
-                        }
-                    },
-                    // `i64 as f64` is monotone, so integer keys stay sorted as floats.
-                    Probe::Float(f) => match &group.keys {
-                        Keys::Int(k) => true_run(group.op, k, |l| f_cmp(*l as f64, f)),
-                        Keys::Float(k) => true_run(group.op, k, |l| f_cmp(*l, f)),
-                        _ => {
-                            fallback(slots, group, value);
-                            continue;
-                        }
-                    },
-                    Probe::Str(v) => match &group.keys {
-                        Keys::Str(k) => true_run(group.op, k, |l| l.as_ref().cmp(v)),
-                        _ => {
-                            fallback(slots, group, value);
-                            continue;
-                        }
-                    },
-                    Probe::Rank(r) => match &group.keys {
-                        Keys::Rank(k) => true_run(group.op, k, |l| l.cmp(&r)),
-                        _ => {
-                            fallback(slots, group, value);
-                            continue;
-                        }
-                    },
-                };
-                set_run(slots, group, run, inverted);
+                match true_atoms(group, probe(group, value, rank, num)) {
+                    Some((run, inverted)) => set_run(slots, group, run, inverted),
+                    None => fallback(slots, group, value),
+                }
             }
         }
 
@@ -719,8 +680,7 @@ fn f_cmp(a: f64, b: f64) -> Ordering {
     a.partial_cmp(&b).unwrap_or(Ordering::Equal)
 }
 
-/// Evaluates each atom of `group` with the tree's own semantics (`probe` never pairs a
-/// probe with keys of another kind, so the `_` arms that call this are only a safety net).
+/// Evaluates each atom of `group` with the tree's own semantics.
 fn fallback(slots: &mut [u64], group: &Group, value: Option<&Value>) {
     let Some(value) = value else { return };
     for (slot, lit) in group.slots.iter().zip(group.lits.iter()) {
@@ -728,6 +688,27 @@ fn fallback(slots: &mut [u64], group: &Group, value: Option<&Value>) {
             set_bit(slots, *slot);
         }
     }
+}
+
+/// The atoms of `group` that hold for a value, as [`true_run`] gives them; `None` when they
+/// must be evaluated one by one ([`fallback`]). `probe` never pairs a probe with keys of
+/// another kind, so the last arm is only a safety net.
+fn true_atoms(group: &Group, probe: Probe<'_>) -> Option<(std::ops::Range<usize>, bool)> {
+    let op = group.op;
+    Some(match (probe, &group.keys) {
+        (Probe::Missing, _) => (0..0, false),
+        (Probe::Unequal, _) if op == CmpOp::Ne => (0..group.slots.len(), false),
+        (Probe::Unequal, _) => (0..0, false),
+        (Probe::Int(x), Keys::Int(k)) => true_run(op, k, |l| l.cmp(&x)),
+        // An integer against a float compares as f64 (`compare_nums`).
+        (Probe::Int(x), Keys::Float(k)) => true_run(op, k, |l| f_cmp(*l, x as f64)),
+        // `i64 as f64` is monotone, so integer keys stay sorted as floats.
+        (Probe::Float(f), Keys::Int(k)) => true_run(op, k, |l| f_cmp(*l as f64, f)),
+        (Probe::Float(f), Keys::Float(k)) => true_run(op, k, |l| f_cmp(*l, f)),
+        (Probe::Str(v), Keys::Str(k)) => true_run(op, k, |l| l.as_ref().cmp(v)),
+        (Probe::Rank(r), Keys::Rank(k)) => true_run(op, k, |l| l.cmp(&r)),
+        _ => return None,
+    })
 }
 
 /// The atoms of `value op key` that hold, for ascending `keys`, `order` giving the order of
@@ -754,6 +735,9 @@ fn true_run<K>(
 
 /// Sets the slot bits of the atoms of `group` in `run` (every other atom's, if `inverted`).
 fn set_run(slots: &mut [u64], group: &Group, run: std::ops::Range<usize>, inverted: bool) {
+    if run.is_empty() && !inverted {
+        return;
+    }
     let n = group.slots.len();
     let Some(prefixes) = &group.prefixes else {
         let (before, after) = if inverted {

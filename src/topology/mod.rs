@@ -293,10 +293,11 @@ pub async fn start(
             .collect();
         let rules = crate::alert::RuleSet::new(set.iter().map(|a| a.rule.clone()).collect());
         let span = tracing::info_span!("component", component_kind = "alert", component_id = %set[0].id, rules = set.len());
-        // A thread of its own, not a task among the workers: a task woken by its producer
-        // waits in that worker's LIFO slot, which other workers cannot steal from, so the
-        // rules and the source feeding them took turns on one core while the other idled
-        // (100 rules: −31 % throughput with the machine a third idle).
+        // A thread of its own, not a task among the workers: a set is CPU-heavy, and as a
+        // task it competes with the sources for the workers. With the runtime's LIFO slot
+        // on, the rules and their source took turns on one core (100 rules: −31 %); with it
+        // off (`router_runtime` in main.rs), a task still cost 9 % against a thread
+        // (1,133k against 1,240k events/s, benches/RESULTS.md).
         let run = crate::alert::run_rules(rules, rx, outs, alerts.clone()).instrument(span);
         let runtime = tokio::runtime::Handle::current();
         tasks.spawn(async move {
