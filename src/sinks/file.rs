@@ -120,7 +120,7 @@ struct FileWriter {
     /// batches to reuse the buffers.
     /// Keyed by the rendered path as text, with foldhash: hashing a `Path` walks its
     /// components, which showed at 2-3 % of this sink's thread when done per event.
-    pending: HashMap<String, Pending, foldhash::fast::RandomState>,
+    pending: PendingByPath,
     limiter: LogLimiter,
     generation: u64,
     path_buf: String,
@@ -152,7 +152,7 @@ impl FileWriter {
             if let Some(first) = batch.events.first() {
                 self.path_buf.clear();
                 self.template.render_path(first, &mut self.path_buf);
-                let pending = self.pending.entry(self.path_buf.clone()).or_default();
+                let pending = pending_for(&mut self.pending, &self.path_buf);
                 for (index, event) in batch.events.iter().enumerate() {
                     self.config.encoding.encode(event, &mut pending.bytes);
                     pending.events.push(index);
@@ -162,10 +162,7 @@ impl FileWriter {
             for (index, event) in batch.events.iter().enumerate() {
                 self.path_buf.clear();
                 self.template.render_path(event, &mut self.path_buf);
-                let pending = match self.pending.get_mut(self.path_buf.as_str()) {
-                    Some(p) => p,
-                    None => self.pending.entry(self.path_buf.clone()).or_default(),
-                };
+                let pending = pending_for(&mut self.pending, &self.path_buf);
                 self.config.encoding.encode(event, &mut pending.bytes);
                 pending.events.push(index);
             }
@@ -316,6 +313,16 @@ impl FileWriter {
             self.files.remove(&oldest);
         }
     }
+}
+
+type PendingByPath = HashMap<String, Pending, foldhash::fast::RandomState>;
+
+/// The buffer of destination `path`, made on first use (the key is allocated only then).
+fn pending_for<'a>(pending: &'a mut PendingByPath, path: &str) -> &'a mut Pending {
+    if !pending.contains_key(path) {
+        pending.insert(path.to_owned(), Pending::default());
+    }
+    pending.get_mut(path).expect("inserted above")
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

@@ -201,25 +201,7 @@ fn disk_buffered_sink_delivers_in_order() {
     for i in 0..100_000 {
         input.push_str(&format!("disk line {i}\n"));
     }
-    let mut child = Command::new(sluice_bin())
-        .args(["up", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    up_with_stdin(&config, &input);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), input);
     let check = Command::new(sluice_bin())
         .args(["buffer", "check"])
@@ -316,9 +298,27 @@ fn templated_path_splits_events_by_field() {
         input.push_str(&format!("{{\"app\":\"{}\",\"n\":{i}}}\n", apps[a]));
         expected[a].push(i.to_string());
     }
+    up_with_stdin(&config, &input);
+    for (app, want) in apps.iter().zip(expected) {
+        let text = std::fs::read_to_string(dir.path().join(format!("{app}.log"))).unwrap();
+        let got: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["app"], *app, "{line} in {app}.log");
+                v["n"].to_string()
+            })
+            .collect();
+        assert_eq!(got, want, "{app}.log");
+    }
+}
+
+/// Runs `sluice up --config config` with `input` on stdin until it exits at EOF; asserts
+/// that it exits successfully.
+fn up_with_stdin(config: &std::path::Path, input: &str) {
     let mut child = Command::new(sluice_bin())
         .args(["up", "--config"])
-        .arg(&config)
+        .arg(config)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -335,16 +335,4 @@ fn templated_path_splits_events_by_field() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for (app, want) in apps.iter().zip(expected) {
-        let text = std::fs::read_to_string(dir.path().join(format!("{app}.log"))).unwrap();
-        let got: Vec<String> = text
-            .lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                assert_eq!(v["app"], *app, "{line} in {app}.log");
-                v["n"].to_string()
-            })
-            .collect();
-        assert_eq!(got, want, "{app}.log");
-    }
 }
