@@ -1,24 +1,21 @@
 //! Alert rules on the live stream and the notifier sinks, against real peers on loopback:
-//! Prometheus Alertmanager (Debian `prometheus-alertmanager`), and a recording HTTP server
+//! Prometheus Alertmanager (`alertmanager.rs`), and a recording HTTP server (`recorder.rs`)
 //! for the webhook, Slack and PagerDuty formats. Windows are 2 s so each test takes seconds.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::alertmanager::Alertmanager;
 use crate::certs::issue;
 use crate::recorder::Recorder;
 use crate::util::{
-    free_port, have_tool, read_lines, sluice_bin, tempdir, wait_until, Router, TIMEOUT,
+    free_port, get_json, have_tool, poll, read_lines, sluice_bin, tempdir, wait_until, Router,
 };
 
 /// Sends JSON lines on one TCP connection.
@@ -38,113 +35,6 @@ impl Feed {
         }
         self.0.write_all(data.as_bytes()).await.unwrap();
         self.0.flush().await.unwrap();
-    }
-}
-
-/// GET `url`, parsed as JSON; `None` when unreachable or not 2xx.
-async fn get_json(url: &str) -> Option<Value> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(url.parse().ok()?))
-        .await
-        .ok()?
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    serde_json::from_slice(&body).ok()
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`; panics after TIMEOUT.
-async fn poll<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-// === Alertmanager ===
-
-/// A real Alertmanager on loopback, killed on drop.
-struct Alertmanager {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Alertmanager {
-    async fn start() -> Alertmanager {
-        let dir = tempdir();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: dummy\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: dummy\n",
-        )
-        .unwrap();
-        let port = free_port();
-        let child = std::process::Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Empty: no cluster listener, no gossip.
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("alertmanager starts");
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let ready = format!("{}/-/ready", am.url);
-        poll("alertmanager ready", || async {
-            let client: Client<_, Empty<Bytes>> =
-                Client::builder(TokioExecutor::new()).build_http();
-            let response = client.get(ready.parse().ok()?).await.ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
-        am
-    }
-
-    /// Alertmanager's own list of alerts (`GET /api/v2/alerts`).
-    async fn alerts(&self) -> Vec<Value> {
-        match get_json(&format!("{}/api/v2/alerts", self.url)).await {
-            Some(Value::Array(alerts)) => alerts,
-            _ => Vec::new(),
-        }
-    }
-
-    /// The alert named `name` for `app` that Alertmanager considers active (listed, with an
-    /// `endsAt` in the future).
-    async fn active(&self, name: &str, app: &str) -> Option<Value> {
-        let now = chrono::Utc::now();
-        self.alerts().await.into_iter().find(|a| {
-            a["labels"]["alertname"] == name
-                && a["labels"]["app"] == app
-                && a["endsAt"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .is_none_or(|t| t > now)
-        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The integration test binary (one binary, as ripgrep does: faster to build and link).
 
+mod alertmanager;
 mod alerts;
 mod api;
 mod bad_input;

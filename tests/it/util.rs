@@ -3,6 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 use sluice::config::Pipeline;
 use sluice::topology::{self, RunningTopology};
 use tokio_util::sync::CancellationToken;
@@ -236,5 +241,34 @@ pub(crate) fn spawn_router(mut command: std::process::Command) -> RouterProcess 
         address,
         startup_log,
         rest,
+    }
+}
+
+/// GET `url`, parsed as JSON; `None` when unreachable or not 2xx.
+pub(crate) async fn get_json(url: &str) -> Option<Value> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = tokio::time::timeout(Duration::from_secs(5), client.get(url.parse().ok()?))
+        .await
+        .ok()?
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`; panics after TIMEOUT.
+pub(crate) async fn poll<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
