@@ -21,8 +21,6 @@ mod parser;
 mod path;
 mod set;
 #[cfg(test)]
-mod set_tests;
-#[cfg(test)]
 mod tests;
 
 pub use eval::severity_rank;

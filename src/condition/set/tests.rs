@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::condition::Condition;
 use crate::event::{Map, Value};
 
 fn compile_all(sources: &[&str]) -> Vec<Condition> {
