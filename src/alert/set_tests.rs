@@ -63,6 +63,16 @@ struct Step {
     expect: &'static [&'static str],
 }
 
+/// A [`Step`], one line of a table.
+fn step(at: f64, errors: usize, infos: usize, expect: &'static [&'static str]) -> Step {
+    Step {
+        at,
+        errors,
+        infos,
+        expect,
+    }
+}
+
 fn run(rule: &mut Rule, steps: &[Step]) {
     for (i, step) in steps.iter().enumerate() {
         let now = (step.at * S as f64) as i64;
@@ -101,49 +111,14 @@ fn threshold_fires_once_and_resolves_when_the_window_empties() {
     run(
         &mut r,
         &[
-            Step {
-                at: 0.0,
-                errors: 3,
-                infos: 5,
-                expect: &[],
-            }, // 3 is not above 3
-            Step {
-                at: 1.0,
-                errors: 1,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 2.0,
-                errors: 5,
-                infos: 0,
-                expect: &[],
-            }, // dedup: still firing
-            Step {
-                at: 9.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
+            step(0.0, 3, 5, &[]), // 3 is not above 3
+            step(1.0, 1, 0, &["firing"]),
+            step(2.0, 5, 0, &[]), // dedup: still firing
+            step(9.0, 0, 0, &[]),
             // At 10.5 s the errors at 0 s left the window; 6 remain.
-            Step {
-                at: 10.5,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
-            Step {
-                at: 12.5,
-                errors: 0,
-                infos: 0,
-                expect: &["resolved"],
-            },
-            Step {
-                at: 13.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
+            step(10.5, 0, 0, &[]),
+            step(12.5, 0, 0, &["resolved"]),
+            step(13.0, 0, 0, &[]),
         ],
     );
     // Resolved and empty: the group is forgotten.
@@ -156,42 +131,12 @@ fn for_secs_holds_before_firing_and_a_blip_does_not_fire() {
     run(
         &mut r,
         &[
-            Step {
-                at: 0.0,
-                errors: 4,
-                infos: 0,
-                expect: &[],
-            }, // pending
-            Step {
-                at: 2.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
-            Step {
-                at: 3.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 11.0,
-                errors: 0,
-                infos: 0,
-                expect: &["resolved"],
-            },
-            Step {
-                at: 20.0,
-                errors: 4,
-                infos: 0,
-                expect: &[],
-            }, // pending again
-            Step {
-                at: 31.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            }, // cleared while pending
+            step(0.0, 4, 0, &[]), // pending
+            step(2.0, 0, 0, &[]),
+            step(3.0, 0, 0, &["firing"]),
+            step(11.0, 0, 0, &["resolved"]),
+            step(20.0, 4, 0, &[]), // pending again
+            step(31.0, 0, 0, &[]), // cleared while pending
         ],
     );
     assert!(r.active().is_empty());
@@ -203,42 +148,12 @@ fn repeat_interval_notifies_again_while_firing() {
     run(
         &mut r,
         &[
-            Step {
-                at: 0.0,
-                errors: 4,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 4.0,
-                errors: 4,
-                infos: 0,
-                expect: &[],
-            },
-            Step {
-                at: 5.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing+repeat"],
-            },
-            Step {
-                at: 9.0,
-                errors: 4,
-                infos: 0,
-                expect: &[],
-            },
-            Step {
-                at: 10.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing+repeat"],
-            },
-            Step {
-                at: 30.0,
-                errors: 0,
-                infos: 0,
-                expect: &["resolved"],
-            },
+            step(0.0, 4, 0, &["firing"]),
+            step(4.0, 4, 0, &[]),
+            step(5.0, 0, 0, &["firing+repeat"]),
+            step(9.0, 4, 0, &[]),
+            step(10.0, 0, 0, &["firing+repeat"]),
+            step(30.0, 0, 0, &["resolved"]),
         ],
     );
 }
@@ -258,30 +173,10 @@ fn ratio_compares_matching_to_all_events() {
     run(
         &mut r,
         &[
-            Step {
-                at: 0.0,
-                errors: 3,
-                infos: 0,
-                expect: &[],
-            }, // 3 events < min_events
-            Step {
-                at: 1.0,
-                errors: 0,
-                infos: 3,
-                expect: &[],
-            }, // 3/6 is not above 0.5
-            Step {
-                at: 2.0,
-                errors: 1,
-                infos: 0,
-                expect: &["firing"],
-            }, // 4/7
-            Step {
-                at: 3.0,
-                errors: 0,
-                infos: 10,
-                expect: &["resolved"],
-            }, // 4/17
+            step(0.0, 3, 0, &[]),            // 3 events < min_events
+            step(1.0, 0, 3, &[]),            // 3/6 is not above 0.5
+            step(2.0, 1, 0, &["firing"]),    // 4/7
+            step(3.0, 0, 10, &["resolved"]), // 4/17
         ],
     );
 }
@@ -299,57 +194,17 @@ fn absence_fires_for_a_silent_group_and_resolves_when_it_speaks() {
     run(
         &mut r,
         &[
-            Step {
-                at: 0.0,
-                errors: 0,
-                infos: 1,
-                expect: &[],
-            },
-            Step {
-                at: 4.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
-            Step {
-                at: 5.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 6.0,
-                errors: 0,
-                infos: 1,
-                expect: &["resolved"],
-            },
-            Step {
-                at: 11.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 26.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
+            step(0.0, 0, 1, &[]),
+            step(4.0, 0, 0, &[]),
+            step(5.0, 0, 0, &["firing"]),
+            step(6.0, 0, 1, &["resolved"]),
+            step(11.0, 0, 0, &["firing"]),
+            step(26.0, 0, 0, &[]),
             // Silent for longer than forget_after: resolved and forgotten (a group
             // that is gone for good, such as a scaled-down instance, does not fire
             // forever).
-            Step {
-                at: 26.5,
-                errors: 0,
-                infos: 0,
-                expect: &["resolved"],
-            },
-            Step {
-                at: 60.0,
-                errors: 0,
-                infos: 0,
-                expect: &[],
-            },
+            step(26.5, 0, 0, &["resolved"]),
+            step(60.0, 0, 0, &[]),
         ],
     );
     assert_eq!(r.groups(), 0);
@@ -357,24 +212,9 @@ fn absence_fires_for_a_silent_group_and_resolves_when_it_speaks() {
     run(
         &mut r,
         &[
-            Step {
-                at: 70.0,
-                errors: 0,
-                infos: 1,
-                expect: &[],
-            },
-            Step {
-                at: 75.0,
-                errors: 0,
-                infos: 0,
-                expect: &["firing"],
-            },
-            Step {
-                at: 76.0,
-                errors: 1,
-                infos: 0,
-                expect: &["resolved"],
-            },
+            step(70.0, 0, 1, &[]),
+            step(75.0, 0, 0, &["firing"]),
+            step(76.0, 1, 0, &["resolved"]),
         ],
     );
 }
