@@ -2,9 +2,16 @@
 //!
 //! A source that can acknowledge creates one [`AckToken`] per batch it reads and attaches a
 //! clone to each event. Every copy of an event (fan-out shares batches, transforms may clone)
-//! holds the token; sinks record the outcome with [`AckToken::update`]. When the last copy is
-//! dropped the merged status (the most severe one seen) is sent once to the source on a
-//! oneshot channel. An event dropped on purpose (filtered, sampled) counts as delivered.
+//! holds the token; the code that knows an outcome records it with [`AckToken::update`]. When
+//! the last copy is dropped the merged status (the most severe one seen) is sent once to the
+//! source on a oneshot channel.
+//!
+//! Delivery is never assumed: a token whose copies all dropped without anyone stating an
+//! outcome resolves [`AckStatus::Errored`], and every consumer's hold on a batch (an
+//! [`Obligation`], or a `Delivery` on a queue) reports its events errored when it is dropped
+//! without being settled, as when a task is cancelled at the shutdown deadline with batches in
+//! hand. An event dropped on purpose (filtered, sampled, `when_full = "drop_newest"`) is
+//! stated delivered by the code that dropped it.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -19,18 +26,24 @@ use crate::telemetry::Histogram;
 #[repr(u8)]
 pub enum AckStatus {
     /// Written durably (or dropped on purpose by the pipeline).
-    Delivered = 0,
+    Delivered = 1,
     /// A transient failure: the source should retry or not commit.
-    Errored = 1,
+    Errored = 2,
     /// A permanent failure: retrying will not help (sent to dead-letter where configured).
-    Rejected = 2,
+    Rejected = 3,
 }
+
+/// A token's state before anyone has stated an outcome: below every status, so that the
+/// first update replaces it.
+const UNSTATED: u8 = 0;
 
 impl AckStatus {
     fn from_u8(v: u8) -> Self {
         match v {
-            0 => AckStatus::Delivered,
-            1 => AckStatus::Errored,
+            // Nobody said the events were delivered: they were not.
+            UNSTATED => AckStatus::Errored,
+            1 => AckStatus::Delivered,
+            2 => AckStatus::Errored,
             _ => AckStatus::Rejected,
         }
     }
@@ -67,7 +80,7 @@ impl AckToken {
     pub fn new() -> (AckToken, AckReceiver) {
         let (tx, rx) = oneshot::channel();
         let shared = AckShared {
-            status: AtomicU8::new(AckStatus::Delivered as u8),
+            status: AtomicU8::new(UNSTATED),
             notify: Some(tx),
             latency: None,
         };
@@ -78,7 +91,7 @@ impl AckToken {
     pub fn timed(latency: &Histogram) -> (AckToken, AckReceiver) {
         let (tx, rx) = oneshot::channel();
         let shared = AckShared {
-            status: AtomicU8::new(AckStatus::Delivered as u8),
+            status: AtomicU8::new(UNSTATED),
             notify: Some(tx),
             latency: Some((Instant::now(), latency.clone())),
         };
@@ -88,6 +101,50 @@ impl AckToken {
     /// Merges `status` into the token: the most severe status wins.
     pub fn update(&self, status: AckStatus) {
         self.0.status.fetch_max(status as u8, Ordering::AcqRel);
+    }
+
+    fn same_as(&self, other: &AckToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A consumer's duty to state what became of some events after it has taken them apart
+/// (a transform owns its input's events while it sends them on). Dropped without
+/// [`Obligation::discharge`], it reports them errored.
+#[derive(Debug, Default)]
+#[must_use = "dropping an obligation reports its events not delivered"]
+pub struct Obligation {
+    tokens: Vec<AckToken>,
+}
+
+impl Obligation {
+    /// The distinct tokens of `tokens`, in order. Events of one source batch share a token
+    /// and travel together, so comparing with the previous one finds nearly all repeats;
+    /// a rare repeat further apart is only updated twice.
+    pub fn of<'a>(tokens: impl IntoIterator<Item = Option<&'a AckToken>>) -> Self {
+        let mut distinct: Vec<AckToken> = Vec::new();
+        for token in tokens.into_iter().flatten() {
+            if distinct.last().is_some_and(|last| last.same_as(token)) {
+                continue;
+            }
+            distinct.push(token.clone());
+        }
+        Self { tokens: distinct }
+    }
+
+    /// States `status` for every event held, and releases them.
+    pub fn discharge(mut self, status: AckStatus) {
+        for token in std::mem::take(&mut self.tokens) {
+            token.update(status);
+        }
+    }
+}
+
+impl Drop for Obligation {
+    fn drop(&mut self) {
+        for token in &self.tokens {
+            token.update(AckStatus::Errored);
+        }
     }
 }
 
@@ -99,9 +156,43 @@ mod tests {
     async fn reports_once_when_last_copy_drops() {
         let (token, mut rx) = AckToken::new();
         let copy = token.clone();
+        token.update(AckStatus::Delivered);
         drop(token);
         assert!(rx.try_recv().is_err(), "must wait for every copy");
         drop(copy);
+        assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+    }
+
+    #[tokio::test]
+    async fn dropped_without_an_outcome_is_not_delivered() {
+        let (token, rx) = AckToken::new();
+        let copy = token.clone();
+        drop(token);
+        drop(copy);
+        assert_eq!(rx.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn an_obligation_dropped_unsettled_overrides_another_copys_delivery() {
+        // Two consumers of one batch: one delivered, the other was cancelled.
+        let (token, rx) = AckToken::new();
+        token.update(AckStatus::Delivered);
+        let cancelled = Obligation::of([Some(&token), Some(&token), None]);
+        assert_eq!(
+            cancelled.tokens.len(),
+            1,
+            "repeats of one token are held once"
+        );
+        drop(cancelled);
+        drop(token);
+        assert_eq!(rx.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn a_discharged_obligation_states_its_outcome() {
+        let (token, rx) = AckToken::new();
+        Obligation::of([Some(&token)]).discharge(AckStatus::Delivered);
+        drop(token);
         assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
     }
 

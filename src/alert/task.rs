@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::transition::Status;
 use super::{state, Registry, RuleSet, Transition};
+use crate::ack::AckStatus;
 use crate::event::{now_nanos, Batch};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::{BatchReceiver, Fanout};
@@ -118,6 +119,8 @@ pub async fn run_rules(
                 for io in &rules {
                     io.received.inc(batch.len() as u64);
                 }
+                // Counted: the rules consume events, they do not pass them on.
+                batch.finish(AckStatus::Delivered);
             }
             _ = interval.tick() => tick(&mut set, &mut rules, &registry).await,
         }

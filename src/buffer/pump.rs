@@ -30,7 +30,7 @@ use super::disk::{
 };
 use super::{record, BufferConfig, WhenFull};
 use crate::ack::{AckReceiver, AckStatus, AckToken};
-use crate::event::{Batch, SharedBatch};
+use crate::event::{Batch, Delivery};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::{BatchReceiver, BatchSender};
 
@@ -117,7 +117,7 @@ fn write_loop(
     let mut limiter = LogLimiter::default();
     let group_limit = (writer.max_bytes() as usize / 4).clamp(64 * 1024, GROUP_COMMIT_BYTES);
     while let Some(first) = input.blocking_recv() {
-        let mut group: Vec<SharedBatch> = vec![first];
+        let mut group: Vec<Delivery> = vec![first];
         let mut queued = group[0].size_estimate();
         while queued < group_limit {
             match input.try_recv() {
@@ -152,8 +152,8 @@ fn write_loop(
         }
         // Durable (or dropped by policy, which never holds up the source): either way the
         // sources may now acknowledge these events.
-        for batch in &group {
-            batch.ack_all(AckStatus::Delivered);
+        for batch in group.drain(..) {
+            batch.finish(AckStatus::Delivered);
         }
     }
     // Dropping the writer tells the reader no more data will come.
@@ -265,7 +265,9 @@ fn read_loop(
                 }
                 Err(error) => {
                     // The checksum matched but the content does not decode: count it as
-                    // damage and move on (it is acknowledged with the rest of the batch).
+                    // damage and move on (it is acknowledged with the rest of the batch,
+                    // even when nothing else in the batch decoded).
+                    token.update(AckStatus::Rejected);
                     metrics.damaged.inc(1);
                     if let Some(suppressed) = limiter.check() {
                         tracing::warn!(component_id = %id, %error, suppressed, "undecodable record skipped");

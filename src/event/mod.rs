@@ -5,6 +5,7 @@
 //! its fate back to the source). Events travel in batches; a batch is shared between the
 //! sinks of a fan-out through an `Arc`, so fan-out never deep-copies an event.
 
+mod delivery;
 mod map;
 mod value;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use delivery::Delivery;
 pub use map::Map;
 pub use value::{format_timestamp, Value};
 

@@ -116,6 +116,9 @@ impl AlertmanagerConfig {
                         let events: Vec<&Event> = chunk.iter().map(|(e, _)| *e).collect();
                         notify::deliver(&mut poster, body, &events, &ctx).await;
                     }
+                    drop(alerts);
+                    // Each event was stated delivered or rejected above.
+                    batches.into_iter().for_each(crate::event::Delivery::settle);
                 }
                 _ = resend.tick(), if !firing.is_empty() => {
                     let all: Vec<&serde_json::Value> = firing.values().collect();

@@ -15,8 +15,8 @@ pub struct BlackholeConfig {}
 impl BlackholeConfig {
     pub async fn run(self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
         while let Some(batch) = rx.recv().await {
-            batch.ack_all(AckStatus::Delivered);
             ctx.metrics.sent_events.inc(batch.len() as u64);
+            batch.finish(AckStatus::Delivered);
         }
         Ok(())
     }

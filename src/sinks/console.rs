@@ -47,16 +47,16 @@ impl ConsoleConfig {
             };
             match written {
                 Ok(()) => {
-                    batch.ack_all(AckStatus::Delivered);
                     ctx.metrics.sent_events.inc(batch.len() as u64);
                     ctx.metrics.sent_bytes.inc(buf.len() as u64);
+                    batch.finish(AckStatus::Delivered);
                 }
                 Err(error) => {
                     // A closed stdout (`sluice up | head`) ends the sink; the events it
                     // could not write are counted, not silently lost.
-                    batch.ack_all(AckStatus::Errored);
                     ctx.metrics.write_errors.inc(1);
                     ctx.metrics.discarded.inc(batch.len() as u64);
+                    batch.finish(AckStatus::Errored);
                     tracing::error!(component_id = %ctx.id, %error, "console write failed");
                     return Err(error.into());
                 }

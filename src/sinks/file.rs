@@ -129,7 +129,9 @@ struct FileWriter {
 impl FileWriter {
     fn run_blocking(&mut self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
         while let Some(batch) = rx.blocking_recv() {
+            // Every event's outcome is stated inside: delivered, or rejected to dead-letter.
             self.write_batch(&batch, &ctx);
+            batch.settle();
         }
         // Writes go straight to the kernel, so there is no user-space buffer to flush; with
         // fsync on, each batch was already synced before its acknowledgement.

@@ -29,7 +29,7 @@ use super::retry::{DeliveryError, RetryConfig};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
-use crate::event::{Event, SharedBatch};
+use crate::event::{Delivery, Event};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::BatchReceiver;
 
@@ -214,7 +214,7 @@ struct HttpSink {
 
 impl HttpSink {
     async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let mut batches: Vec<SharedBatch> = Vec::new();
+        let mut batches: Vec<Delivery> = Vec::new();
         let mut body = Vec::new();
         let mut line = Vec::new();
         while let Some(first) = rx.recv().await {
@@ -261,7 +261,8 @@ impl HttpSink {
             }
             drop(chunk);
             body.clear();
-            batches.clear();
+            // Each event was stated delivered or rejected by `send`.
+            batches.drain(..).for_each(Delivery::settle);
         }
     }
 

@@ -34,8 +34,9 @@ use serde::Deserialize;
 
 use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
+use crate::ack::AckStatus;
 use crate::config::FieldError;
-use crate::event::{Event, SharedBatch};
+use crate::event::{Delivery, Event, SharedBatch};
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::template::Template;
@@ -235,7 +236,7 @@ struct KafkaSink {
 
 /// A batch whose messages are enqueued, waiting for their delivery reports.
 struct InFlight {
-    batch: SharedBatch,
+    batch: Delivery,
     bytes: usize,
     deliveries: Vec<(usize, DeliveryFuture)>,
     /// Events that failed to enqueue (fatal), with the reason.
@@ -244,7 +245,7 @@ struct InFlight {
 
 /// An in-flight batch once every report is in.
 struct Completed {
-    batch: SharedBatch,
+    batch: Delivery,
     bytes: usize,
     /// Index of each failed event, with the classified error.
     failed: Vec<(usize, DeliveryError)>,
@@ -313,7 +314,7 @@ impl KafkaSink {
         let mut in_flight_bytes = 0usize;
         enum Step {
             Done(Completed),
-            Batch(Option<SharedBatch>),
+            Batch(Option<Delivery>),
         }
         loop {
             let room = in_flight_bytes < self.max_in_flight_bytes;
@@ -362,19 +363,20 @@ impl KafkaSink {
     /// librdkafka's queue is full.
     async fn enqueue(
         &mut self,
-        batch: SharedBatch,
+        batch: Delivery,
         in_flight: &mut FuturesOrdered<BoxFuture<'static, Completed>>,
         in_flight_bytes: &mut usize,
         ctx: &SinkContext,
     ) -> InFlight {
+        let shared = batch.shared().clone();
         let mut pending = InFlight {
             deliveries: Vec::with_capacity(batch.len()),
             refused: Vec::new(),
             bytes: 0,
-            batch: batch.clone(),
+            batch,
         };
         let mut rendered = Rendered::default();
-        for (index, event) in batch.events.iter().enumerate() {
+        for (index, event) in shared.events.iter().enumerate() {
             self.render(event, &mut rendered);
             pending.bytes += rendered.payload.len();
             loop {
@@ -428,7 +430,7 @@ impl KafkaSink {
     }
 
     /// Settles a batch whose reports are all in: retries what may still succeed, sends
-    /// what cannot to dead-letter, then drops the batch (acknowledging its events).
+    /// what cannot to dead-letter, then states the rest delivered.
     async fn finish(&mut self, done: Completed, ctx: &SinkContext) {
         let Completed {
             batch,
@@ -477,17 +479,19 @@ impl KafkaSink {
                 tracing::error!(component_id = %ctx.id, ?code, %reason, "producer hit a fatal error");
                 self.replace_producer(ctx, "fatal producer error");
             }
-            failed = self.resend(&batch, retry).await;
+            failed = self.resend(batch.shared(), retry).await;
         }
         let failed_count = fatal.len();
         if !fatal.is_empty() {
-            self.dead_letter(&batch, fatal, ctx).await;
+            self.dead_letter(batch.shared(), fatal, ctx).await;
         }
         ctx.metrics
             .sent_events
             .inc((batch.len() - failed_count) as u64);
         ctx.metrics.sent_bytes.inc(bytes as u64);
-        // Dropping `batch` (the last copy this sink holds) reports its events delivered.
+        // Every report is in: what failed for good was stated rejected by `dead_letter`,
+        // and the rest was written.
+        batch.finish(AckStatus::Delivered);
     }
 
     /// Enqueues the events at `retry` again (waiting out a full queue) and collects their

@@ -32,7 +32,7 @@ use super::retry::{DeliveryError, RetryConfig};
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
-use crate::event::{Event, Map, SharedBatch, Value};
+use crate::event::{Delivery, Event, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::BatchReceiver;
 
@@ -418,7 +418,7 @@ pub async fn run_notifier(
     mut poster: Poster,
     format: impl Format,
 ) {
-    let mut batches: Vec<SharedBatch> = Vec::new();
+    let mut batches: Vec<Delivery> = Vec::new();
     while let Some(first) = rx.recv().await {
         batches.push(first);
         while let Some(more) = rx.try_recv() {
@@ -449,7 +449,8 @@ pub async fn run_notifier(
             deliver(&mut poster, body, &events, &ctx).await;
         }
         drop(alerts);
-        batches.clear();
+        // Each event was stated delivered or rejected above.
+        batches.drain(..).for_each(Delivery::settle);
     }
 }
 

@@ -26,7 +26,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::AckToken;
+use crate::ack::{AckStatus, AckToken};
 use crate::codec::{self, Decoder, DecodingConfig, FramingConfig};
 use crate::event::{fields, now_nanos, Batch, Event, EventMeta, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
@@ -70,9 +70,16 @@ pub(crate) struct Decoded {
 impl Decoded {
     /// Sends what was decoded; `Err` when no consumer of the main output is left.
     pub(crate) async fn send(self, ctx: &mut SourceContext) -> Result<(), Closed> {
-        if !self.dead.is_empty() && !ctx.dead_letter.is_empty() {
-            // A dead-letter consumer that stopped must not stop the source.
-            let _ = ctx.dead_letter.send(Batch::new(self.dead)).await;
+        if !self.dead.is_empty() {
+            if ctx.dead_letter.is_empty() {
+                // Counted and logged as bad frames; retrying them cannot help.
+                for event in &self.dead {
+                    event.ack(AckStatus::Rejected);
+                }
+            } else {
+                // A dead-letter consumer that stopped must not stop the source.
+                let _ = ctx.dead_letter.send(Batch::new(self.dead)).await;
+            }
         }
         if self.events.is_empty() {
             return Ok(());
@@ -153,6 +160,7 @@ impl FrameIngest {
         let Decoded { events, dead } = out;
         let received_at = now_nanos();
         let before = events.len();
+        let dead_before = dead.len();
         let Self {
             source,
             decoder,
@@ -220,6 +228,11 @@ impl FrameIngest {
             }
         });
         self.received_events.inc((events.len() - before) as u64);
+        if let Some(token) = ack.filter(|_| events.len() == before && dead.len() == dead_before) {
+            // Nothing in this read to deliver (half a line, an empty body or message): say so,
+            // or the token would resolve "not delivered" and hold up the source.
+            token.update(AckStatus::Delivered);
+        }
     }
 
     pub(crate) fn count_bytes(&self, n: usize) {

@@ -161,7 +161,7 @@ async fn run_acknowledged(
         let (token, rx) = AckToken::timed(&ack_latency);
         let mut decoded = Decoded::default();
         ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
-        // The events hold clones; with no events the receiver resolves at once.
+        // The events hold clones; with no events the receiver resolves (delivered) at once.
         drop(token);
         pending.batches.push_back((read_to - buf.len() as u64, rx));
         if decoded.send(&mut ctx).await.is_err() {

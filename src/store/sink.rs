@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Store, StoreWriter, RETENTION_CHECK_INTERVAL};
 use crate::ack::AckStatus;
-use crate::event::{now_nanos, SharedBatch};
+use crate::event::{now_nanos, Delivery};
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry;
 use crate::topology::BatchReceiver;
@@ -24,7 +24,7 @@ pub(super) async fn run_sink(
     let writer = Arc::new(Mutex::new(store.writer()));
     // Batches appended but not yet committed: held so their acknowledgements wait for the
     // commit, dropped right after it.
-    let mut pending: Vec<SharedBatch> = Vec::new();
+    let mut pending: Vec<Delivery> = Vec::new();
     let mut pending_events = 0usize;
     let mut deadline = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
@@ -50,12 +50,13 @@ pub(super) async fn run_sink(
         };
         let Some(batch) = batch else { break };
         if batch.is_empty() {
+            batch.settle();
             continue;
         }
         // Live tail first: it never waits for the index.
         store.tail.publish(&batch.events);
         let w = writer.clone();
-        let b = batch.clone();
+        let b = batch.shared().clone();
         let appended = tokio::task::spawn_blocking(move || {
             w.lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -91,7 +92,7 @@ pub(super) async fn run_sink(
             }
             Err(error) => {
                 ctx.metrics.write_errors.inc(1);
-                batch.ack_all(AckStatus::Errored);
+                batch.finish(AckStatus::Errored);
                 if let Some(suppressed) = limiter.check() {
                     tracing::warn!(component_id = %ctx.id, %error, suppressed, "store append failed");
                 }
@@ -124,7 +125,7 @@ pub(super) async fn run_sink(
 
 async fn commit(
     writer: &Arc<Mutex<StoreWriter>>,
-    pending: &mut Vec<SharedBatch>,
+    pending: &mut Vec<Delivery>,
     pending_events: &mut usize,
     ctx: &SinkContext,
     limiter: &mut telemetry::LogLimiter,
@@ -140,24 +141,24 @@ async fn commit(
             .commit_and_maintain(now)
     })
     .await?;
-    match result {
+    let status = match result {
         Ok(()) => {
             ctx.metrics.sent_events.inc(*pending_events as u64);
+            AckStatus::Delivered
         }
         Err(error) => {
             // The source hears "errored" and may resend; the writer keeps the documents, so
             // the next successful commit may still make them visible (at-least-once).
             ctx.metrics.write_errors.inc(1);
-            for batch in pending.iter() {
-                batch.ack_all(AckStatus::Errored);
-            }
             if let Some(suppressed) = limiter.check() {
                 tracing::warn!(component_id = %ctx.id, %error, suppressed, "store commit failed");
             }
+            AckStatus::Errored
         }
+    };
+    for batch in pending.drain(..) {
+        batch.finish(status);
     }
-    // Dropping the batches is the acknowledgement.
-    pending.clear();
     *pending_events = 0;
     Ok(())
 }

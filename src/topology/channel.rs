@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::event::{Batch, SharedBatch};
+use crate::ack::AckStatus;
+use crate::event::{Batch, Delivery, SharedBatch};
 use crate::telemetry::Counter;
 
 /// How many batches a queue may hold regardless of their size. Batches are usually a few
@@ -20,7 +21,7 @@ use crate::telemetry::Counter;
 const MAX_QUEUED_BATCHES: usize = 1024;
 
 struct Queued {
-    batch: SharedBatch,
+    delivery: Delivery,
     permits: u32,
 }
 
@@ -94,12 +95,14 @@ impl BatchSender {
 
     pub async fn send(&self, batch: SharedBatch) -> Result<(), Closed> {
         let size = batch.size_estimate();
-        self.send_sized(batch, size).await
+        self.send_sized(Delivery::new(batch), size).await
     }
 
-    /// [`BatchSender::send`] with the batch's size already estimated (a fan-out estimates
-    /// once for all its consumers: the estimate walks every field of every event).
-    pub async fn send_sized(&self, batch: SharedBatch, size_estimate: usize) -> Result<(), Closed> {
+    /// [`BatchSender::send`] of a consumer's delivery with the batch's size already
+    /// estimated (a fan-out estimates once for all its consumers: the estimate walks every
+    /// field of every event). A delivery that cannot be queued is dropped, which reports its
+    /// events not delivered.
+    pub async fn send_sized(&self, delivery: Delivery, size_estimate: usize) -> Result<(), Closed> {
         let size = size_estimate.clamp(1, self.max_bytes as usize) as u32;
         let permit = match &self.drop_when_full {
             None => self
@@ -112,10 +115,11 @@ impl BatchSender {
                 Ok(permit) => permit,
                 Err(tokio::sync::TryAcquireError::Closed) => return Err(Closed),
                 Err(tokio::sync::TryAcquireError::NoPermits) => {
-                    // Dropped on purpose by configuration: the events' tokens stay
-                    // "delivered" so an acknowledging source is not stalled by a policy
-                    // that chose availability over delivery.
-                    dropped.inc(batch.len() as u64);
+                    // Dropped on purpose by configuration: stated delivered so that an
+                    // acknowledging source is not stalled by a policy that chose
+                    // availability over delivery.
+                    dropped.inc(delivery.len() as u64);
+                    delivery.finish(AckStatus::Delivered);
                     return Ok(());
                 }
             },
@@ -125,7 +129,7 @@ impl BatchSender {
         self.queued_bytes.inc(u64::from(size));
         self.tx
             .send(Queued {
-                batch,
+                delivery,
                 permits: size,
             })
             .await
@@ -134,27 +138,29 @@ impl BatchSender {
 }
 
 impl BatchReceiver {
-    pub async fn recv(&mut self) -> Option<SharedBatch> {
+    /// The next batch, as this consumer's [`Delivery`]: settle it once its events'
+    /// outcomes are stated.
+    pub async fn recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.recv().await?;
         self.bytes.add_permits(queued.permits as usize);
         self.released += u64::from(queued.permits);
-        Some(queued.batch)
+        Some(queued.delivery)
     }
 
     /// Takes a queued batch if there is one, without waiting.
-    pub fn try_recv(&mut self) -> Option<SharedBatch> {
+    pub fn try_recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.try_recv().ok()?;
         self.bytes.add_permits(queued.permits as usize);
         self.released += u64::from(queued.permits);
-        Some(queued.batch)
+        Some(queued.delivery)
     }
 
     /// Blocking receive for sinks that run on their own thread (file writes block).
-    pub fn blocking_recv(&mut self) -> Option<SharedBatch> {
+    pub fn blocking_recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.blocking_recv()?;
         self.bytes.add_permits(queued.permits as usize);
         self.released += u64::from(queued.permits);
-        Some(queued.batch)
+        Some(queued.delivery)
     }
 
     /// Whether no batch is waiting right now (a sink can commit while its input is idle).
@@ -198,10 +204,17 @@ impl Fanout {
         }
         let size = batch.size_estimate();
         let shared = Arc::new(batch);
+        // Every consumer's delivery exists before the first send: if this send is cancelled
+        // half-way, those not yet queued report their events not delivered.
+        let mut deliveries: Vec<Delivery> = (0..self.senders.len())
+            .map(|_| Delivery::new(shared.clone()))
+            .collect();
+        drop(shared);
         let mut delivered = false;
         let mut i = 0;
         while i < self.senders.len() {
-            match self.senders[i].send_sized(shared.clone(), size).await {
+            let delivery = deliveries.pop().expect("one delivery per consumer");
+            match self.senders[i].send_sized(delivery, size).await {
                 Ok(()) => {
                     delivered = true;
                     i += 1;
@@ -248,7 +261,7 @@ mod tests {
             "third batch must wait for room"
         );
         assert_eq!(rx.queued_bytes(), 2 * one as u64);
-        rx.recv().await.unwrap();
+        rx.recv().await.unwrap().settle();
         blocked.await.unwrap();
         assert_eq!(rx.queued_bytes(), 2 * one as u64);
     }
@@ -286,7 +299,10 @@ mod tests {
         fanout.send(batch_of(3, 10)).await.unwrap();
         let a = a_rx.recv().await.unwrap();
         let b = b_rx.recv().await.unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "fan-out must not copy the batch");
+        assert!(
+            Arc::ptr_eq(a.shared(), b.shared()),
+            "fan-out must not copy the batch"
+        );
     }
 
     #[tokio::test]
@@ -297,6 +313,69 @@ mod tests {
         let mut fanout = Fanout::new(vec![a_tx, b_tx]);
         fanout.send(batch_of(1, 10)).await.unwrap();
         assert_eq!(b_rx.recv().await.unwrap().len(), 1);
+    }
+
+    fn acked_batch() -> (Batch, crate::ack::AckReceiver) {
+        let (token, rx) = crate::ack::AckToken::new();
+        let mut batch = batch_of(2, 10);
+        for event in &mut batch.events {
+            event.meta.ack = Some(token.clone());
+        }
+        (batch, rx)
+    }
+
+    #[tokio::test]
+    async fn batches_left_in_a_dropped_queue_are_not_delivered() {
+        let (tx, rx) = channel(1 << 20, Counter::default());
+        let (batch, ack) = acked_batch();
+        tx.send(Arc::new(batch)).await.unwrap();
+        drop(rx);
+        assert_eq!(ack.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn a_fanout_consumer_that_stopped_fails_what_the_others_delivered() {
+        let (a_tx, mut a_rx) = channel(1 << 20, Counter::default());
+        let (b_tx, b_rx) = channel(1 << 20, Counter::default());
+        drop(b_rx);
+        let mut fanout = Fanout::new(vec![a_tx, b_tx]);
+        let (batch, ack) = acked_batch();
+        fanout.send(batch).await.unwrap();
+        drop(fanout);
+        a_rx.recv().await.unwrap().finish(AckStatus::Delivered);
+        assert_eq!(ack.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_fanout_send_fails_the_consumers_it_did_not_reach() {
+        let one = batch_of(2, 10).size_estimate();
+        let (a_tx, mut a_rx) = channel(1 << 20, Counter::default());
+        // Full: the send to `b` waits, and is cancelled there.
+        let (b_tx, mut b_rx) = channel(one, Counter::default());
+        b_tx.send(Arc::new(batch_of(2, 10))).await.unwrap();
+        let mut fanout = Fanout::new(vec![a_tx, b_tx]);
+        let (batch, ack) = acked_batch();
+        {
+            let send = fanout.send(batch);
+            tokio::pin!(send);
+            assert!(futures_poll_once(send.as_mut()).await.is_none());
+        }
+        a_rx.recv().await.unwrap().finish(AckStatus::Delivered);
+        b_rx.recv().await.unwrap().settle();
+        drop(fanout);
+        assert_eq!(ack.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_states_what_it_drops_delivered() {
+        let one = batch_of(2, 10).size_estimate();
+        let (tx, mut rx) = channel(one, Counter::default());
+        let tx = tx.drop_newest(Counter::default());
+        tx.send(Arc::new(batch_of(2, 10))).await.unwrap();
+        let (batch, ack) = acked_batch();
+        tx.send(Arc::new(batch)).await.unwrap();
+        assert_eq!(ack.await.unwrap(), AckStatus::Delivered);
+        rx.recv().await.unwrap().settle();
     }
 
     /// Polls a future once; `None` if it is still pending.

@@ -20,9 +20,10 @@ use tracing::Instrument;
 
 pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
 
+use crate::ack::AckStatus;
 use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
 use crate::config::{OutputRef, Pipeline, SinkConfig, SourceConfig};
-use crate::event::{into_owned, Batch};
+use crate::event::Batch;
 use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};
 use crate::sources::{SourceContext, SourceError, SOURCE_OUTPUTS};
 use crate::telemetry::{self, LogLimiter};
@@ -446,8 +447,10 @@ async fn run_transform(
     );
     let mut limiter = LogLimiter::default();
     let mut buffers = Outputs::new(named);
-    while let Some(batch) = rx.recv().await {
-        let batch = into_owned(batch);
+    while let Some(delivery) = rx.recv().await {
+        // The input's events are ours until every output has queued its share; cancelled
+        // before that, the obligation reports them not delivered.
+        let (batch, obligation) = delivery.into_owned();
         received.inc(batch.len() as u64);
         for event in batch.events {
             function.transform(event, &mut buffers);
@@ -466,5 +469,8 @@ async fn run_transform(
                 sent[index].inc(n);
             }
         }
+        // What was sent on is the consumers' to state now; what the transform dropped
+        // (filtered, sampled) or nothing consumes was dropped on purpose.
+        obligation.discharge(AckStatus::Delivered);
     }
 }

@@ -232,7 +232,9 @@ fn default_pipeline_parses_tcp_and_udp_and_drains_on_sigterm() {
 
 /// With `checkpoint_path`, stdin (a file) is acknowledged end to end: after a complete run
 /// the checkpoint sits at the end of the input, and a second run resumes there and writes
-/// nothing again. A bad line goes to the source's dead-letter output, not lost.
+/// nothing again. A bad line goes to the source's dead-letter output, not lost. The first
+/// line is longer than one read, so a read yields no event, which must not hold up the
+/// checkpoint.
 #[test]
 fn stdin_checkpoint_resumes_after_acknowledged_input() {
     let dir = tempdir();
@@ -241,7 +243,7 @@ fn stdin_checkpoint_resumes_after_acknowledged_input() {
     let dead = dir.path().join("dead.log");
     let checkpoint = dir.path().join("state/stdin.checkpoint");
     let config = dir.path().join("ack.toml");
-    let mut text = String::new();
+    let mut text = format!("{{\"seq\":-1,\"pad\":\"{}\"}}\n", "x".repeat(90 * 1024));
     for i in 0..10_000 {
         text.push_str(&format!("{{\"seq\":{i}}}\n"));
     }
@@ -286,7 +288,7 @@ path = "{}"
         );
     };
     run();
-    assert_eq!(read_lines(&out).len(), 10_000);
+    assert_eq!(read_lines(&out).len(), 10_001);
     assert_eq!(read_lines(&dead).len(), 1);
     let cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
@@ -294,7 +296,7 @@ path = "{}"
     run();
     assert_eq!(
         read_lines(&out).len(),
-        10_000,
+        10_001,
         "second run must resume at the end"
     );
 }

@@ -21,6 +21,7 @@ mod kafka;
 mod query;
 mod recorder;
 mod ship;
+mod shutdown;
 #[cfg(feature = "store")]
 mod store;
 mod syslog;

@@ -169,9 +169,11 @@ pub(crate) struct RouterProcess {
     pub(crate) address: Option<String>,
     /// Its stderr up to "router started".
     pub(crate) startup_log: String,
-    /// The rest of its stderr, collected on a thread so the router never blocks on a full
-    /// pipe.
-    rest: std::thread::JoinHandle<String>,
+    /// The rest of its stderr, line by line, read on a thread so the router never blocks
+    /// on a full pipe.
+    rest: std::sync::mpsc::Receiver<String>,
+    /// Lines taken from `rest` by [`RouterProcess::wait_for_log`].
+    seen: String,
 }
 
 impl RouterProcess {
@@ -194,17 +196,36 @@ impl RouterProcess {
             .map(str::to_string)
     }
 
+    /// Waits (at most [`TIMEOUT`]) for a line of the router's log containing every one of
+    /// `needles`; false if the router exited or the time ran out first.
+    pub(crate) fn wait_for_log(&mut self, needles: &[&str]) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.rest.recv_timeout(left) else {
+                return false;
+            };
+            self.seen.push_str(&line);
+            if needles.iter().all(|n| line.contains(n)) {
+                return true;
+            }
+        }
+    }
+
     /// Waits for the router to exit; returns its status and the rest of its log.
     pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("router exits");
-        (status, self.rest.join().unwrap_or_default())
+        let mut log = self.seen;
+        // The reading thread ends at the pipe's EOF, which the exit brings.
+        log.extend(self.rest.iter());
+        (status, log)
     }
 }
 
 /// Starts `command` (a `sluice up`) and waits for its startup log line, the signal that it
 /// serves.
 pub(crate) fn spawn_router(mut command: std::process::Command) -> RouterProcess {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     let mut child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -231,16 +252,24 @@ pub(crate) fn spawn_router(mut command: std::process::Command) -> RouterProcess 
             break;
         }
     }
-    let rest = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        rest
+    let (tx, rest) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut line = String::new();
+        match stderr.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }
     });
     RouterProcess {
         child,
         address,
         startup_log,
         rest,
+        seen: String::new(),
     }
 }
 
