@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext};
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 use crate::telemetry::LogLimiter;
 
 /// A value in `librdkafka_options`: librdkafka takes strings, TOML users write numbers and

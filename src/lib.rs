@@ -7,10 +7,12 @@ pub mod ack;
 pub mod alert;
 pub mod api;
 pub mod buffer;
+pub mod channel;
 pub mod codec;
 pub mod condition;
 pub mod config;
 pub mod event;
+pub mod field_error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod parse;

@@ -11,7 +11,7 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// `tls = { crt_file = "...", key_file = "...", ca_file = "..." }` on a `tcp` or `http`
 /// source.

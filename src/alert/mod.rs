@@ -51,7 +51,7 @@ pub use task::run_rules;
 pub use transition::{Active, Status, Transition};
 
 use crate::condition::{Condition, FieldPath};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 use crate::template::Template;
 
 /// Longest window accepted (one week): buckets are window / [`window::BUCKETS`] wide.

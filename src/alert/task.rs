@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::transition::Status;
 use super::{state, Registry, RuleSet, Transition};
 use crate::ack::AckStatus;
+use crate::channel::{BatchReceiver, Fanout};
 use crate::event::{now_nanos, Batch};
 use crate::telemetry::{self, Counter, LogLimiter};
-use crate::topology::{BatchReceiver, Fanout};
 
 /// How often the lifecycle runs: one bucket width of the shortest window, between 100 ms
 /// and 1 s. This is the latency of a firing or resolution after the condition changed.

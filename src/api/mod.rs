@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use metrics::render_prometheus;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// `[api]` in a pipeline.
 #[derive(Debug, Clone, Deserialize)]

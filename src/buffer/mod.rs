@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// Default bound of a memory buffer (and of every transform's input queue). A read produces
 /// batches of tens to hundreds of KiB, so this holds a few batches: enough to keep both ends

@@ -30,9 +30,9 @@ use super::disk::{
 };
 use super::{record, BufferConfig, WhenFull};
 use crate::ack::{AckReceiver, AckStatus, AckToken};
+use crate::channel::{BatchReceiver, BatchSender};
 use crate::event::{Batch, Delivery};
 use crate::telemetry::{self, Counter, LogLimiter};
-use crate::topology::{BatchReceiver, BatchSender};
 
 /// The most events' bytes one group commit takes from the queue.
 const GROUP_COMMIT_BYTES: usize = 8 * 1024 * 1024;

@@ -11,14 +11,13 @@
 
 mod components;
 mod env;
-mod error;
 mod graph;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::field_error::FieldError;
 pub use components::{SinkConfig, SourceConfig, TransformConfig};
 pub use env::{interpolate, EnvError};
-pub use error::FieldError;
 pub use graph::OutputRef;
 
 /// Default of the top-level `shutdown_timeout_secs`.

@@ -26,10 +26,10 @@ use serde::Deserialize;
 
 use super::notify::{self, Endpoint, Notification, Poster};
 use super::{dead_letter_event, SinkContext, SinkError};
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::{format_timestamp, Event};
+use crate::field_error::FieldError;
 use crate::telemetry::LogLimiter;
-use crate::topology::BatchReceiver;
 
 /// Most alerts in one request.
 const MAX_ALERTS_PER_REQUEST: usize = 500;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::topology::BatchReceiver;
+use crate::channel::BatchReceiver;
 
 /// `[sinks.ID] type = "blackhole"`
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::topology::BatchReceiver;
+use crate::channel::BatchReceiver;
 
 /// `[sinks.ID] type = "console"`
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -22,11 +22,11 @@ use serde::Deserialize;
 use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::Batch;
+use crate::field_error::FieldError;
 use crate::telemetry::LogLimiter;
 use crate::template::Template;
-use crate::topology::BatchReceiver;
 
 /// How often an open file's path is checked for rotation.
 const ROTATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);

@@ -28,10 +28,10 @@ use serde::Deserialize;
 use super::retry::{DeliveryError, RetryConfig};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::{Delivery, Event};
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter, LogLimiter};
-use crate::topology::BatchReceiver;
 
 /// How much of an error response's body is quoted in a dead letter's reason.
 const REASON_BODY_BYTES: usize = 200;

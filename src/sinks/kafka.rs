@@ -35,12 +35,12 @@ use serde::Deserialize;
 use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::{Delivery, Event, SharedBatch};
+use crate::field_error::FieldError;
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::template::Template;
-use crate::topology::BatchReceiver;
 
 /// librdkafka settings that carry the delivery guarantee; `librdkafka_options` may not
 /// override them.

@@ -23,9 +23,9 @@ pub mod webhook;
 use std::sync::Arc;
 
 use crate::ack::AckStatus;
+use crate::channel::Fanout;
 use crate::event::{Batch, Event, Map, Value};
 use crate::telemetry::{self, Counter};
-use crate::topology::Fanout;
 
 pub use encoding::Encoding;
 

@@ -31,10 +31,10 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use super::retry::{DeliveryError, RetryConfig};
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::ack::AckStatus;
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::{Delivery, Event, Map, Value};
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter, LogLimiter};
-use crate::topology::BatchReceiver;
 
 use super::alertmanager::AlertmanagerConfig;
 use super::pagerduty::PagerdutyConfig;

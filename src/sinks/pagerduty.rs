@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::notify::{self, Endpoint, Format, Notification, Poster};
 use super::{SinkContext, SinkError};
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::format_timestamp;
-use crate::topology::BatchReceiver;
+use crate::field_error::FieldError;
 
 /// PagerDuty limits `payload.summary` to 1024 characters.
 const MAX_SUMMARY_CHARS: usize = 1024;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// `retry = { initial_backoff_ms, max_backoff_secs, max_attempts }` on a sink.
 #[derive(Debug, Clone, Deserialize)]

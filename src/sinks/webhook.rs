@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use super::notify::{self, Endpoint, Format, Notification, Poster};
 use super::{SinkContext, SinkError};
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::format_timestamp;
-use crate::topology::BatchReceiver;
+use crate::field_error::FieldError;
 
 /// `[sinks.ID] type = "webhook"`
 #[derive(Debug, Clone, Deserialize)]

@@ -21,7 +21,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode, Uri};
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// `rate_limit = { events_per_sec = 1000, bytes_per_sec = 1048576 }` on an `http` source.
 #[derive(Debug, Clone, Deserialize)]

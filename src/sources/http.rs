@@ -37,7 +37,7 @@ use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 use crate::telemetry;
 use crate::tls::TlsConfig;
 use tokio_rustls::TlsAcceptor;

@@ -42,7 +42,7 @@ use super::kafka_offsets::{AckOutcome, ChunkId, OffsetTracker, PartitionKey};
 use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions};
 use crate::telemetry::{self, Counter, LogLimiter};
 
@@ -416,7 +416,7 @@ impl KafkaSource {
                     }
                     if decoded.send(&mut ctx).await.is_err() {
                         return Err(SourceError::Io(std::io::Error::other(
-                            crate::topology::Closed,
+                            crate::channel::Closed,
                         )));
                     }
                 }

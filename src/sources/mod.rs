@@ -27,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::ack::{AckStatus, AckToken};
+use crate::channel::{Closed, Fanout};
 use crate::codec::{self, Decoder, DecodingConfig, FramingConfig};
 use crate::event::{fields, now_nanos, Batch, Event, EventMeta, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
-use crate::topology::{Closed, Fanout};
 
 /// Bytes requested per read. Large reads amortise the per-read cost over many events.
 pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;

@@ -23,7 +23,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::{read_stream, Decoded, FrameIngest, SourceContext, SourceError, READ_CHUNK_BYTES};
 use crate::ack::{AckReceiver, AckStatus, AckToken};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// How often the checkpoint is rewritten while acknowledgements advance. Between writes a
 /// crash re-reads at most this much input (duplicates, never loss); at millions of events

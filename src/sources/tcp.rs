@@ -20,7 +20,7 @@ use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter};
 use super::stream_auth::StreamAuth;
 use super::{read_stream, FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 use crate::telemetry;
 use crate::tls::TlsConfig;
 use tokio_rustls::TlsAcceptor;

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 
 use super::{FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// Largest UDP payload.
 const MAX_DATAGRAM_BYTES: usize = 65_535;

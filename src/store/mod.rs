@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tantivy::IndexWriter;
 
-use crate::config::FieldError;
+use crate::channel::BatchReceiver;
 use crate::event::{now_nanos, Event};
+use crate::field_error::FieldError;
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry::{self, Counter};
-use crate::topology::BatchReceiver;
 
 pub use index::{Fields, Partition};
 pub use query::{Query, QueryError};

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::{Store, StoreWriter, RETENTION_CHECK_INTERVAL};
 use crate::ack::AckStatus;
+use crate::channel::BatchReceiver;
 use crate::event::{now_nanos, Delivery};
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry;
-use crate::topology::BatchReceiver;
 
 /// The shortest time between two commits made because the input went idle.
 const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);

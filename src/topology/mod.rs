@@ -9,8 +9,6 @@
 //! and empty, dropping its own senders; a sink ends when its queue is closed and empty. So
 //! every event read before shutdown reaches every sink before the router exits.
 
-mod channel;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,10 +16,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use channel::{channel, BatchReceiver, BatchSender, Closed, Fanout};
-
 use crate::ack::AckStatus;
 use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
+use crate::channel::{channel, BatchReceiver, BatchSender, Fanout};
 use crate::config::{OutputRef, Pipeline, SinkConfig, SourceConfig};
 use crate::event::Batch;
 use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use super::route::OrderedTable;
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::FieldPath;
-use crate::config::FieldError;
 use crate::event::{fields, Event, Map, Value};
+use crate::field_error::FieldError;
 use crate::template::Template;
 
 /// Configuration of the `enrich` transform.

@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::Condition;
-use crate::config::FieldError;
 use crate::event::Event;
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter};
 
 /// Configuration of the `filter` transform.

@@ -16,8 +16,8 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::config::FieldError;
 use crate::event::{fields, Event, Map, Value};
+use crate::field_error::FieldError;
 use crate::parse::{self, ParseError, RegexParser};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::transforms::{FunctionTransform, Outputs, TransformContext};

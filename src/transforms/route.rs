@@ -25,8 +25,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::Condition;
-use crate::config::FieldError;
 use crate::event::Event;
+use crate::field_error::FieldError;
 
 /// The named output for events no route matched.
 pub const UNMATCHED: &str = "_unmatched";

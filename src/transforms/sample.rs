@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::{with_scalar_bytes, Condition, FieldPath};
-use crate::config::FieldError;
 use crate::event::Event;
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter};
 
 /// Configuration of the `sample` transform.

@@ -33,8 +33,8 @@ use serde::Deserialize;
 
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::{with_scalar_bytes, FieldPath};
-use crate::config::FieldError;
 use crate::event::Event;
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Shortest time between sweeps of idle keys when the key table is full.

@@ -17,6 +17,7 @@ mod http;
 mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod layers;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;

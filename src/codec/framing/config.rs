@@ -7,7 +7,7 @@ use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{DelimitedFramer, Framer, LengthDelimitedFramer, OctetCountingFramer};
-use crate::config::FieldError;
+use crate::field_error::FieldError;
 
 /// 100 KiB: far above an ordinary log line, small enough that a thousand connections that
 /// each hold one partial frame stay within about 100 MB.
