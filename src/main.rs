@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use sluice::config::{Pipeline, DEFAULT_PIPELINE_PATH};
 
-/// mimalloc instead of glibc malloc: events are allocated on the runtime's worker threads
+/// jemalloc instead of glibc malloc: events are allocated on the runtime's worker threads
 /// and freed on sink threads, a pattern that makes glibc's per-thread arenas fragment
-/// (measured on bench scenario C: 40 MiB peak RSS with glibc, see ARCHITECTURE.md).
+/// (measured on bench scenario C: 40 MiB peak RSS with glibc, 15 MiB with jemalloc as tuned
+/// in .cargo/config.toml; see ARCHITECTURE.md).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -171,8 +172,37 @@ enum BufferCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match cli.command {
-        Command::Validate { files } => validate(&files),
+    // The one place errors are printed: every subcommand returns them here.
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", error_text(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line. Many error types print their cause in their own
+/// message as well as returning it as `source()`; a cause already at the end of the text
+/// is not repeated.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { files } => Ok(validate(&files)),
         #[cfg(feature = "store")]
         Command::Query {
             look,
@@ -191,48 +221,40 @@ fn main() -> ExitCode {
                 limit,
                 json: look.json,
             };
-            look_result(sluice::store::client::run_query(
-                &args,
-                &mut std::io::stdout().lock(),
-            ))
+            sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "store")]
-        Command::Tail { look, query } => look_result(sluice::store::client::run_tail(
-            &look.url,
-            &query,
-            look.json,
-            &mut std::io::stdout().lock(),
-        )),
+        Command::Tail { look, query } => {
+            sluice::store::client::run_tail(
+                &look.url,
+                &query,
+                look.json,
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Buffer {
             command: BufferCommand::Check { path },
-        } => match sluice::buffer::disk::check(&path) {
-            Ok(report) => {
-                print!("{report}");
-                if report.report.is_clean() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(error) => {
-                eprintln!("error: {}: {error}", path.display());
-                ExitCode::from(2)
-            }
-        },
-        Command::Alerts { url, json } => match sluice::alert::cli::fetch(&url) {
-            Ok(answer) if json => {
-                println!("{answer}");
+        } => {
+            let report = sluice::buffer::disk::check(&path)
+                .with_context(|| format!("cannot check {}", path.display()))?;
+            print!("{report}");
+            Ok(if report.report.is_clean() {
                 ExitCode::SUCCESS
-            }
-            Ok(answer) => {
-                print!("{}", sluice::alert::cli::render_table(&answer));
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("sluice alerts: error: {error}");
+            } else {
                 ExitCode::FAILURE
+            })
+        }
+        Command::Alerts { url, json } => {
+            let answer = sluice::alert::cli::fetch(&url)?;
+            if json {
+                println!("{answer}");
+            } else {
+                print!("{}", sluice::alert::cli::render_table(&answer));
             }
-        },
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ship { to, app, ship } => ship_stdin(&ship.config(&to, app.as_deref()), &ship),
         Command::Run {
             to: Some(to),
@@ -247,48 +269,50 @@ fn main() -> ExitCode {
             app,
             ship,
             command,
-        } => match run_local(&config, &app, &ship, &command) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("sluice run: error: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Up { config } => match up(&config) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => run_local(&config, &app, &ship, &command),
+        Command::Up { config } => up(&config),
     }
 }
 
-fn ship_stdin(config: &sluice::ship::ShipConfig, args: &ShipArgs) -> ExitCode {
-    let timeout = std::time::Duration::from_secs(args.drain_timeout_secs);
-    match sluice::ship::ship_stdin(config, timeout) {
-        Ok(drained) => drain_exit(drained),
-        Err(error) => {
-            eprintln!("sluice ship: error: {error}");
-            ExitCode::FAILURE
+/// Every problem in a pipeline file, one per line.
+#[derive(Debug)]
+struct PipelineErrors(Vec<sluice::config::ConfigError>);
+
+impl std::fmt::Display for PipelineErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\nerror: ")?;
+            }
+            write!(f, "{error}")?;
         }
+        Ok(())
     }
 }
 
-fn run_command(config: &sluice::ship::ShipConfig, args: &ShipArgs, command: &[String]) -> ExitCode {
+impl std::error::Error for PipelineErrors {}
+
+fn load_pipeline(path: &std::path::Path) -> Result<Pipeline, PipelineErrors> {
+    Pipeline::load(path).map_err(PipelineErrors)
+}
+
+fn ship_stdin(config: &sluice::ship::ShipConfig, args: &ShipArgs) -> anyhow::Result<ExitCode> {
     let timeout = std::time::Duration::from_secs(args.drain_timeout_secs);
-    match sluice::ship::run::run_command(config, command, timeout) {
-        Ok(outcome) => {
-            if drain_exit(outcome.drained) != ExitCode::SUCCESS && outcome.code == 0 {
-                return ExitCode::FAILURE;
-            }
-            ExitCode::from(u8::try_from(outcome.code).unwrap_or(1))
-        }
-        Err(error) => {
-            eprintln!("sluice run: error: {error}");
-            ExitCode::FAILURE
-        }
+    let drained = sluice::ship::ship_stdin(config, timeout)?;
+    Ok(drain_exit(drained))
+}
+
+fn run_command(
+    config: &sluice::ship::ShipConfig,
+    args: &ShipArgs,
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
+    let timeout = std::time::Duration::from_secs(args.drain_timeout_secs);
+    let outcome = sluice::ship::run::run_command(config, command, timeout)?;
+    if drain_exit(outcome.drained) != ExitCode::SUCCESS && outcome.code == 0 {
+        return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::from(u8::try_from(outcome.code).unwrap_or(1)))
 }
 
 /// `sluice run` without `--to`: starts the pipeline in this process, ships the command's
@@ -300,15 +324,7 @@ fn run_local(
     args: &ShipArgs,
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let pipeline = match Pipeline::load(config) {
-        Ok(p) => p,
-        Err(errors) => {
-            for error in errors {
-                eprintln!("error: {error}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let pipeline = load_pipeline(config)?;
     let http_source = pipeline
         .sources
         .iter()
@@ -340,9 +356,9 @@ fn run_local(
     let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
     let finished = runtime.block_on(async { tokio::time::timeout(deadline, drained).await });
     runtime.shutdown_background();
+    let code = code?;
     if finished.is_err() {
-        eprintln!("sluice run: the local pipeline did not drain within shutdown_timeout_secs");
-        return Ok(ExitCode::FAILURE);
+        anyhow::bail!("the local pipeline did not drain within shutdown_timeout_secs");
     }
     Ok(code)
 }
@@ -367,17 +383,6 @@ fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {
     }
 }
 
-#[cfg(feature = "store")]
-fn look_result(result: Result<(), sluice::store::client::ClientError>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn init_logging() {
     // The router's own log goes to stderr: stdout belongs to the console sink.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -391,10 +396,11 @@ fn init_logging() {
         .init();
 }
 
+/// Exits 1 when any file is invalid: a negative answer, each problem printed as an error.
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        match Pipeline::load(file) {
+        match load_pipeline(file) {
             Ok(p) => println!(
                 "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules)",
                 file.display(),
@@ -405,9 +411,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             ),
             Err(errors) => {
                 ok = false;
-                for error in errors {
-                    eprintln!("error: {error}");
-                }
+                eprintln!("error: {errors}");
             }
         }
     }
@@ -419,15 +423,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let pipeline = match Pipeline::load(config) {
-        Ok(p) => p,
-        Err(errors) => {
-            for error in errors {
-                eprintln!("error: {error}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let pipeline = load_pipeline(config)?;
     let runtime = router_runtime()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -26,6 +26,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 60;
 /// The default pipeline, embedded so that `sluice up` works from any directory.
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.toml");
 pub const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
+/// How the embedded default pipeline is named in logs and errors when it runs.
+pub const EMBEDDED_DEFAULT_NAME: &str = "embedded default pipeline (pipelines/default.toml)";
 
 /// Any problem with a pipeline file; the text names file, component and field.
 #[derive(Debug, thiserror::Error)]
@@ -126,13 +128,15 @@ impl Pipeline {
     /// Reads, parses and validates `path`. `path == DEFAULT_PIPELINE_PATH` falls back to the
     /// embedded default when the file does not exist.
     pub fn load(path: &Path) -> Result<Pipeline, Vec<ConfigError>> {
-        let file = path.display().to_string();
+        let mut file = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     && path == Path::new(DEFAULT_PIPELINE_PATH) =>
             {
+                // Logs and errors must not point at a file that is not there.
+                file = EMBEDDED_DEFAULT_NAME.to_string();
                 DEFAULT_PIPELINE.to_string()
             }
             Err(source) => return Err(vec![ConfigError::Read { file, source }]),
@@ -157,7 +161,8 @@ impl Pipeline {
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
             vec![ConfigError::Syntax {
                 file: file.to_string(),
-                message: e.to_string().trim_end().replace('\n', " | "),
+                // toml's own text shows the line with a caret under the problem.
+                message: format!("\n{}", e.to_string().trim_end()),
             }]
         })?;
         let pipeline = components::parse_components(file, table)?;

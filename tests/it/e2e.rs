@@ -164,6 +164,14 @@ fn default_pipeline_parses_tcp_and_udp_and_drains_on_sigterm() {
         "{}",
         router.startup_log
     );
+    // No pipelines/default.toml exists here: the log must not name it as the file.
+    assert!(
+        router
+            .startup_log
+            .contains("pipeline=embedded default pipeline"),
+        "{}",
+        router.startup_log
+    );
 
     let mut tcp = std::net::TcpStream::connect("127.0.0.1:5140").unwrap();
     tcp.write_all(b"{\"level\":\"ERROR\",\"msg\":\"card declined\",\"app\":\"billing\"}\n")
@@ -345,4 +353,49 @@ fn shutdown_deadline_bounds_the_drain() {
     assert!(!status.success(), "{rest}");
     assert!(rest.contains("shutdown deadline passed"), "{rest}");
     assert!(started.elapsed() < crate::util::TIMEOUT);
+}
+
+/// Every subcommand's error reaches one printer: `error: ` and the cause chain on one line,
+/// with no cause repeated; a TOML syntax error keeps toml's own picture of the line.
+#[test]
+fn errors_are_printed_once_each_with_their_causes() {
+    let dir = tempdir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = dir.path().join("taken.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.in]\ntype = \"tcp\"\naddress = \"{}\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains("source `in`"), "{line}");
+    assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[sources.in\ntype = \"stdin\"\n").unwrap();
+    let output = Command::new(sluice_bin())
+        .arg("validate")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains("1 | [sources.in") && stderr.contains('^'),
+        "the line and a caret: {stderr}"
+    );
 }
