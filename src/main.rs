@@ -317,7 +317,10 @@ fn run_command(
 
 /// `sluice run` without `--to`: starts the pipeline in this process, ships the command's
 /// lines to the pipeline's own http source over loopback (so they are acknowledged like any
-/// router's), then drains the pipeline and exits with the command's code.
+/// router's), then drains the pipeline and exits with the command's code. A pipeline that
+/// cannot start (another router holds its ports) does not keep the command from running:
+/// its lines go to the http source's address, where that other router may be listening,
+/// and wait in the spool until something answers there.
 fn run_local(
     config: &std::path::Path,
     app: &str,
@@ -337,19 +340,30 @@ fn run_local(
         })?;
     let runtime = router_runtime()?;
     let shutdown = CancellationToken::new();
-    let running = runtime
-        .block_on(sluice::topology::start(&pipeline, shutdown.clone()))
-        .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
-    let mut address = *running
+    let running = match runtime.block_on(sluice::topology::start(&pipeline, shutdown.clone())) {
+        Ok(running) => running,
+        Err(error) => {
+            let url = match &http_source.config {
+                sluice::config::SourceConfig::Http(http) => ingest_url(&http.address),
+                _ => unreachable!("found as an http source"),
+            };
+            let error = anyhow::Error::new(error)
+                .context(format!("cannot start pipeline {}", pipeline.file));
+            eprintln!(
+                "error: {}; running the command anyway, its lines go to {url} and wait in the spool until a router answers there",
+                error_text(&error)
+            );
+            runtime.shutdown_background();
+            return run_command(&args.config(&url, Some(app)), args, command);
+        }
+    };
+    let address = *running
         .bound
         .get(&http_source.id)
         .context("the http source did not report its address")?;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
     tracing::info!(pipeline = %pipeline.file, %address, "local router started");
     let drained = runtime.spawn(running.wait());
-    let url = format!("http://{address}/v1/logs");
+    let url = ingest_url(&address.to_string());
     // The child's signals are forwarded by `run_command`; the pipeline stops after it.
     let code = run_command(&args.config(&url, Some(app)), args, command);
     shutdown.cancel();
@@ -361,6 +375,18 @@ fn run_local(
         anyhow::bail!("the local pipeline did not drain within shutdown_timeout_secs");
     }
     Ok(code)
+}
+
+/// `POST /v1/logs` at a listen address; a wildcard host means this machine.
+fn ingest_url(address: &str) -> String {
+    let address = match address.parse::<std::net::SocketAddr>() {
+        Ok(mut socket) if socket.ip().is_unspecified() => {
+            socket.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            socket.to_string()
+        }
+        _ => address.to_string(),
+    };
+    format!("http://{address}/v1/logs")
 }
 
 fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {

@@ -239,6 +239,52 @@ async fn run_ships_both_streams_and_the_exit_code() {
     assert_eq!(records.last().unwrap()["event"], "exit");
 }
 
+/// `sluice run` whose local pipeline cannot start (another router holds its http port)
+/// still runs the command, says why, and ships the lines to that address: here the other
+/// router receives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_the_command_when_its_local_router_cannot_bind() {
+    let dir = tempdir();
+    let out = dir.path().join("other.log");
+    let port = free_port();
+    let other = router(port, &out).await;
+    let config = dir.path().join("local.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.local_http]\ntype = \"http\"\naddress = \"127.0.0.1:{port}\"\n[sinks.local_out]\ntype = \"blackhole\"\ninputs = [\"local_http\"]\n"
+        ),
+    )
+    .unwrap();
+    let spool = dir.path().join("spool");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(sluice_bin())
+            .args(["run", "--app", "blocked", "--config"])
+            .arg(&config)
+            .arg("--spool")
+            .arg(&spool)
+            .args(["--", "sh", "-c", "echo still ran; exit 4"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    other.stop().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("Address already in use") && stderr.contains("running the command anyway"),
+        "{stderr}"
+    );
+    let records = records(&[&out]);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["app"] == "blocked" && r["message"] == "still ran"),
+        "{records:?}"
+    );
+}
+
 /// Without `--to`, `sluice run` starts the pipeline in its own process and delivers the
 /// command's lines through it before exiting with the command's code.
 #[test]
