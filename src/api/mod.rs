@@ -108,11 +108,41 @@ pub async fn handle(request: Request<Incoming>, endpoints: &Endpoints) -> HttpRe
     }
     match endpoints.0.iter().find(|e| e.matches(request.uri().path())) {
         Some(endpoint) => endpoint.handle(request).await,
-        None => error(
-            StatusCode::NOT_FOUND,
-            "no such endpoint (try /health or /metrics)",
-        ),
+        None => not_found(request.uri().path()),
     }
+}
+
+/// What the embedded store serves; a router without a store sink says so instead of a bare
+/// "no such endpoint", and shows a person at `/` a page rather than JSON.
+const STORE_ROUTES: &[&str] = &["/v1/query", "/v1/histogram", "/v1/top", "/v1/tail"];
+
+const NO_STORE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>Sluice</title></head>\
+<body style=\"font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em\">\
+<h1>Sluice</h1><p>This router has no store sink, so there is nothing to search, chart or \
+tail here.</p><p>To keep events searchable, add one to the pipeline:</p>\
+<pre>[sinks.store]\ntype = \"store\"\ninputs = [\"...\"]\npath = \"data/store\"</pre>\
+<p>This listener still answers <a href=\"/metrics\">/metrics</a> (Prometheus), \
+<a href=\"/health\">/health</a> and <a href=\"/v1/alerts\">/v1/alerts</a>.</p></body></html>\n";
+
+fn not_found(path: &str) -> HttpResponse {
+    if path == "/" || path == "/index.html" {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/html; charset=utf-8",
+            NO_STORE_PAGE,
+        );
+    }
+    if STORE_ROUTES.contains(&path) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this router has no store sink: add one (type = \"store\") to its pipeline to search, chart and tail",
+        );
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (try /health or /metrics)",
+    )
 }
 
 fn route(method: &Method, path: &str) -> Option<HttpResponse> {

@@ -147,3 +147,40 @@ fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) 
     );
     (out.status.success(), text)
 }
+
+/// A router without a store sink says so: `/v1/query` and friends answer 404 naming the
+/// missing sink (and `sluice query` passes that on), `/` is a page linking to `/metrics`
+/// rather than JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_without_a_store_says_so() {
+    let router = Router::start(
+        "[api]\naddress = \"127.0.0.1:0\"\n[sources.ns_in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n[sinks.ns_out]\ntype = \"blackhole\"\ninputs = [\"ns_in\"]\n",
+    )
+    .await;
+    let api = router.addr("api");
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(api, "/v1/query?q=x"))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("no store sink"), "{body}");
+    let (status, page) = tokio::task::spawn_blocking(move || http_get(api, "/"))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        page.contains("<html") && page.contains("href=\"/metrics\""),
+        "{page}"
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::util::sluice_bin())
+            .args(["query", "--url", &format!("http://{api}"), "level:error"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no store sink"), "{stderr}");
+    router.stop().await;
+}

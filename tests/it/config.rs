@@ -171,3 +171,48 @@ fn validate_command_exit_codes() {
         "{stderr}"
     );
 }
+
+/// Every shipped pipeline has an API listener, and its listen addresses come from one set of
+/// variables (full host:port) that mean the same in each: SLUICE_TCP, SLUICE_UDP,
+/// SLUICE_HTTP, SLUICE_API.
+#[test]
+fn shipped_pipelines_share_one_set_of_address_variables() {
+    let env = |name: &str| match name {
+        "SLUICE_TCP" => Some("127.0.0.2:1001".to_string()),
+        "SLUICE_UDP" => Some("127.0.0.2:1002".to_string()),
+        "SLUICE_HTTP" => Some("127.0.0.2:1003".to_string()),
+        "SLUICE_API" => Some("127.0.0.2:1004".to_string()),
+        _ => None,
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let pipeline = Pipeline::from_str(&name, &text, env)
+            .unwrap_or_else(|errors| panic!("{name}: {errors:?}"));
+        let api = pipeline
+            .api
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no [api]"));
+        assert_eq!(api.address, "127.0.0.2:1004", "{name}: [api]");
+        for source in &pipeline.sources {
+            let (address, variable) = match &source.config {
+                sluice::config::SourceConfig::Tcp(c) => (&c.address, "127.0.0.2:1001"),
+                sluice::config::SourceConfig::Udp(c) => (&c.address, "127.0.0.2:1002"),
+                sluice::config::SourceConfig::Http(c) => (&c.address, "127.0.0.2:1003"),
+                _ => continue,
+            };
+            assert_eq!(address, variable, "{name}: source `{}`", source.id);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} pipelines found");
+    let default =
+        Pipeline::from_str("default", sluice::config::DEFAULT_PIPELINE, |_| None).unwrap();
+    let rules: Vec<_> = default.alerts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(rules, ["error_burst", "app_silent"]);
+}

@@ -156,7 +156,9 @@ fn default_pipeline_parses_tcp_and_udp_and_drains_on_sigterm() {
     command
         .arg("up")
         .current_dir(dir.path())
-        .env("SLUICE_LISTEN", "127.0.0.1")
+        .env("SLUICE_TCP", "127.0.0.1:5140")
+        .env("SLUICE_UDP", "127.0.0.1:5140")
+        .env("SLUICE_HTTP", "127.0.0.1:8080")
         .env("SLUICE_DATA_DIR", &data);
     let router = crate::util::spawn_router(command);
     assert!(
