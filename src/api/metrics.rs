@@ -123,9 +123,31 @@ fn help(name: &str) -> &'static str {
         "kafka_committed_messages_total" => {
             "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
         }
-        _ => "A sluice metric.",
+        "component_retries_total" => "Deliveries a sink attempted again after a retryable failure.",
+        "component_rate_limited_events_total" => {
+            "Events a tcp source read more slowly because their app was over its rate limit."
+        }
+        "alerts_fired_total" => "Alerts a rule started firing (repeats not counted).",
+        "alerts_resolved_total" => "Firing alerts a rule resolved.",
+        "alert_group_overflow_events_total" => {
+            "Events of new groups an alert rule did not count because its group table was full."
+        }
+        "kafka_assigned_partitions" => "Partitions assigned to a kafka source now.",
+        "store_partitions_damaged_total" => {
+            "Store partitions that failed to open and were moved to damaged/."
+        }
+        "store_partitions_dropped_total" => {
+            "Store partitions deleted by retention, by reason (age or size)."
+        }
+        "store_tail_dropped_events_total" => {
+            "Live-tail events dropped for clients that fell behind (reported to them in-band)."
+        }
+        _ => UNDOCUMENTED,
     }
 }
+
+/// The help of a metric nobody described; a test keeps every metric in the code off it.
+const UNDOCUMENTED: &str = "A sluice metric.";
 
 /// Label values escape backslash, double quote and newline, as the format requires.
 fn escape_label(value: &str, out: &mut String) {
@@ -189,6 +211,49 @@ mod tests {
         assert!(
             text.contains("sluice_metrics_test_events_total{component_id=\"a\\\"b\\\\c\\nd\"} 7\n"),
             "{text}"
+        );
+    }
+
+    /// Every metric name the code registers (the first string after a `counter(`,
+    /// `gauge(`, `histogram(` or `register_gauge(` call) has a help line of its own.
+    #[test]
+    fn every_registered_metric_has_its_own_help() {
+        fn scan(dir: &std::path::Path, names: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    scan(&path, names);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for call in ["counter(", "gauge(", "histogram(", "register_gauge("] {
+                    for (at, _) in text.match_indices(call) {
+                        let rest = &text[at + call.len()..];
+                        let rest = rest.trim_start();
+                        let Some(quoted) = rest.strip_prefix('"') else {
+                            continue;
+                        };
+                        let name: String = quoted.chars().take_while(|c| *c != '"').collect();
+                        if name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                            names.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        let mut names = Vec::new();
+        scan(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut names,
+        );
+        names.retain(|n| !n.starts_with("metrics_test_"));
+        names.sort();
+        names.dedup();
+        assert!(names.len() > 20, "the scan found too little: {names:?}");
+        let undocumented: Vec<_> = names.iter().filter(|n| help(n) == UNDOCUMENTED).collect();
+        assert!(
+            undocumented.is_empty(),
+            "metrics without help: {undocumented:?}"
         );
     }
 }

@@ -96,8 +96,9 @@ impl Fields {
             .map(|(_, f)| *f)
     }
 
-    /// The document for `event`; `fallback_ts` is used when it has no parsable timestamp.
-    pub fn document(&self, event: &Event, seq: u64, fallback_ts: i64) -> TantivyDocument {
+    /// The document for `event`, and the bytes of its stored JSON; `fallback_ts` is used
+    /// when it has no parsable timestamp.
+    pub fn document(&self, event: &Event, seq: u64, fallback_ts: i64) -> (TantivyDocument, usize) {
         let mut doc = TantivyDocument::new();
         let ts = event_timestamp(event).unwrap_or(fallback_ts);
         doc.add_i64(self.timestamp, ts);
@@ -129,7 +130,7 @@ impl Fields {
             source = with_timestamp(&source, ts);
         }
         doc.add_bytes(self.source, &source);
-        doc
+        (doc, source.len())
     }
 
     fn add_other(

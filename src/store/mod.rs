@@ -428,7 +428,9 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 impl StoreWriter {
     /// Adds events (not yet committed) arriving at `now_nanos`.
-    pub fn append(&mut self, events: &[Event], now_nanos: i64) -> Result<(), StoreError> {
+    /// Adds `events` to the current partition (visible after the next commit); returns the
+    /// bytes of JSON they are stored as.
+    pub fn append(&mut self, events: &[Event], now_nanos: i64) -> Result<usize, StoreError> {
         let start = self
             .store
             .partition_start(now_nanos.div_euclid(1_000_000_000));
@@ -436,22 +438,24 @@ impl StoreWriter {
             self.switch(start)?;
         }
         let Some(current) = self.current.as_mut() else {
-            return Ok(());
+            return Ok(0);
         };
+        let mut bytes = 0;
         for event in events {
             let fallback = if event.meta.received_at != 0 {
                 event.meta.received_at
             } else {
                 now_nanos
             };
-            let doc = self
+            let (doc, source_bytes) = self
                 .store
                 .fields
                 .document(event, current.next_seq, fallback);
+            bytes += source_bytes;
             current.next_seq += 1;
             current.writer.add_document(doc)?;
         }
-        Ok(())
+        Ok(bytes)
     }
 
     /// Makes everything appended so far durable and visible to queries.

@@ -22,10 +22,7 @@ pub(super) async fn run_sink(
     commit_max_events: usize,
 ) -> Result<(), SinkError> {
     let writer = Arc::new(Mutex::new(store.writer()));
-    // Batches appended but not yet committed: held so their acknowledgements wait for the
-    // commit, dropped right after it.
-    let mut pending: Vec<Delivery> = Vec::new();
-    let mut pending_events = 0usize;
+    let mut pending = Uncommitted::default();
     let mut deadline = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
     let mut limiter = telemetry::LogLimiter::default();
@@ -42,8 +39,8 @@ pub(super) async fn run_sink(
                 .await?;
                 continue;
             }
-            _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
-                commit(&writer, &mut pending, &mut pending_events, &ctx, &mut limiter).await?;
+            _ = tokio::time::sleep_until(deadline), if !pending.batches.is_empty() => {
+                commit(&writer, &mut pending, &ctx, &mut limiter).await?;
                 last_commit = tokio::time::Instant::now();
                 continue;
             }
@@ -64,13 +61,14 @@ pub(super) async fn run_sink(
         })
         .await?;
         match appended {
-            Ok(()) => {
+            Ok(bytes) => {
                 let now = tokio::time::Instant::now();
-                if pending.is_empty() {
+                if pending.batches.is_empty() {
                     deadline = now + commit_interval;
                 }
-                pending_events += batch.len();
-                pending.push(batch);
+                pending.events += batch.len();
+                pending.bytes += bytes;
+                pending.batches.push(batch);
                 // Group commit: while batches keep arriving they share one commit (up to
                 // the interval or the event cap); once the input is idle, commit now, so a
                 // lone request is acknowledged in milliseconds rather than a whole interval.
@@ -78,15 +76,8 @@ pub(super) async fn run_sink(
                 if rx.is_empty() {
                     deadline = deadline.min((last_commit + MIN_COMMIT_GAP).max(now));
                 }
-                if pending_events >= commit_max_events || (rx.is_empty() && deadline <= now) {
-                    commit(
-                        &writer,
-                        &mut pending,
-                        &mut pending_events,
-                        &ctx,
-                        &mut limiter,
-                    )
-                    .await?;
+                if pending.events >= commit_max_events || (rx.is_empty() && deadline <= now) {
+                    commit(&writer, &mut pending, &ctx, &mut limiter).await?;
                     last_commit = tokio::time::Instant::now();
                 }
             }
@@ -99,14 +90,7 @@ pub(super) async fn run_sink(
             }
         }
     }
-    commit(
-        &writer,
-        &mut pending,
-        &mut pending_events,
-        &ctx,
-        &mut limiter,
-    )
-    .await?;
+    commit(&writer, &mut pending, &ctx, &mut limiter).await?;
     // Everything is committed (and acknowledged); let merges in flight finish so the next
     // start opens fewer, larger segments.
     let closing = tokio::task::spawn_blocking(move || {
@@ -123,14 +107,23 @@ pub(super) async fn run_sink(
     Ok(())
 }
 
+/// Batches appended but not yet committed: held so their acknowledgements wait for the
+/// commit, settled right after it.
+#[derive(Default)]
+struct Uncommitted {
+    batches: Vec<Delivery>,
+    events: usize,
+    /// Bytes of the events' stored JSON.
+    bytes: usize,
+}
+
 async fn commit(
     writer: &Arc<Mutex<StoreWriter>>,
-    pending: &mut Vec<Delivery>,
-    pending_events: &mut usize,
+    pending: &mut Uncommitted,
     ctx: &SinkContext,
     limiter: &mut telemetry::LogLimiter,
 ) -> Result<(), SinkError> {
-    if pending.is_empty() {
+    if pending.batches.is_empty() {
         return Ok(());
     }
     let w = writer.clone();
@@ -143,7 +136,8 @@ async fn commit(
     .await?;
     let status = match result {
         Ok(()) => {
-            ctx.metrics.sent_events.inc(*pending_events as u64);
+            ctx.metrics.sent_events.inc(pending.events as u64);
+            ctx.metrics.sent_bytes.inc(pending.bytes as u64);
             AckStatus::Delivered
         }
         Err(error) => {
@@ -156,9 +150,10 @@ async fn commit(
             AckStatus::Errored
         }
     };
-    for batch in pending.drain(..) {
+    for batch in pending.batches.drain(..) {
         batch.finish(status);
     }
-    *pending_events = 0;
+    pending.events = 0;
+    pending.bytes = 0;
     Ok(())
 }

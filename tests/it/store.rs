@@ -9,7 +9,7 @@ use sluice::event::{Event, Map, Value};
 use sluice::store::search::SearchRequest;
 use sluice::store::{Query, Store, StoreOptions};
 
-use crate::util::{sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT};
+use crate::util::{counter, sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT};
 
 const HOUR: i64 = 3_600_000_000_000;
 
@@ -569,4 +569,33 @@ fn cli_query_prints_a_table_and_json() {
     let _ = tail.wait();
     router.signal("-TERM");
     let _ = router.finish();
+}
+
+/// The store counts what it wrote like every sink: `component_sent_bytes_total` is the
+/// bytes of the events' stored JSON, counted when the commit holding them returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_counts_the_bytes_it_stored() {
+    let dir = tempdir();
+    let toml = store_pipeline(dir.path(), "").replace("[sinks.store]", "[sinks.bytes_store]");
+    let router = Router::start(&toml).await;
+    let ingest = router.addr("in");
+    let lines = r#"{"message":"one","app":"bytes"}
+{"message":"two","app":"bytes"}
+"#;
+    let posted =
+        tokio::task::spawn_blocking(move || http(ingest, "POST", "/v1/logs", lines.as_bytes()))
+            .await
+            .unwrap();
+    assert_eq!(posted.0, 200, "{posted:?}");
+    // Acknowledged means committed, and the commit is where the counters move.
+    assert_eq!(
+        counter("component_sent_events_total", "bytes_store", None),
+        2
+    );
+    let bytes = counter("component_sent_bytes_total", "bytes_store", None);
+    assert!(
+        bytes >= (lines.len() - 2) as u64,
+        "{bytes} bytes for {lines:?}"
+    );
+    router.stop().await;
 }
