@@ -14,6 +14,7 @@ pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod parse;
+pub mod router_url;
 pub mod ship;
 pub mod sinks;
 pub mod sources;

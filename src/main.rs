@@ -39,7 +39,7 @@ enum Command {
     /// Ship stdin's lines to a router's `POST /v1/logs`, spooling to disk while it is down.
     /// Exits 0 once everything was acknowledged after EOF.
     Ship {
-        /// The router's ingest endpoint.
+        /// The router: its base URL (`/v1/logs` is added) or its ingest endpoint.
         #[arg(long, default_value = sluice::ship::DEFAULT_URL)]
         to: String,
         /// `app` field of every line.
@@ -53,7 +53,8 @@ enum Command {
     /// Without `--to`, the router runs in this process on `--config` (by default the
     /// embedded default pipeline) and receives the lines on the pipeline's http source.
     Run {
-        /// A router's ingest endpoint, e.g. http://127.0.0.1:8080/v1/logs.
+        /// A router: its base URL (e.g. http://127.0.0.1:8080; `/v1/logs` is added) or its
+        /// ingest endpoint.
         #[arg(long)]
         to: Option<String>,
         /// The local pipeline, when there is no `--to`; it needs an http source.
