@@ -87,7 +87,8 @@ enum Command {
         /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        #[arg(default_value = "")]
+        /// A leading `-` negates (`-level:info`), so hyphens start a query, not an option.
+        #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
     },
     /// Follow a router's live events matching QUERY (all when omitted) until interrupted.
@@ -95,7 +96,8 @@ enum Command {
     Tail {
         #[command(flatten)]
         look: LookArgs,
-        #[arg(default_value = "")]
+        /// A leading `-` negates (`-level:info`), so hyphens start a query, not an option.
+        #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
     },
     /// List a router's pending and firing alerts (`GET /v1/alerts` on its API listener).

@@ -1,6 +1,12 @@
-//! How the command-line clients read a router's address (`sluice ship` and `run --to`).
+//! How the command-line clients read a router's address (`sluice query`, `tail` and
+//! `alerts --url`, `sluice ship` and `run --to`), and what they say when nothing answers
+//! there.
 
 use std::borrow::Cow;
+
+/// Ends the clients' "cannot reach …" errors: the usual reason is that no router runs at
+/// that address.
+pub const START_HINT: &str = "start one with: sluice up";
 
 /// `url` with `http://` in front when it names no scheme, so that `127.0.0.1:8686` or
 /// `router:8080` (how addresses are written in pipelines) work as given.
