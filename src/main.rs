@@ -40,7 +40,7 @@ enum Command {
     /// Ship stdin's lines to a router's `POST /v1/logs`, spooling to disk while it is down.
     /// Exits 0 once everything was acknowledged after EOF.
     Ship {
-        /// The router's ingest endpoint.
+        /// The router: its base URL (`/v1/logs` is added) or its ingest endpoint.
         #[arg(long, default_value = sluice::ship::DEFAULT_URL)]
         to: String,
         /// `app` field of every line.
@@ -54,7 +54,8 @@ enum Command {
     /// Without `--to`, the router runs in this process on `--config` (by default the
     /// embedded default pipeline) and receives the lines on the pipeline's http source.
     Run {
-        /// A router's ingest endpoint, e.g. http://127.0.0.1:8080/v1/logs.
+        /// A router: its base URL (e.g. http://127.0.0.1:8080; `/v1/logs` is added) or its
+        /// ingest endpoint.
         #[arg(long)]
         to: Option<String>,
         /// The local pipeline, when there is no `--to`; it needs an http source.
@@ -87,7 +88,8 @@ enum Command {
         /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        #[arg(default_value = "")]
+        /// A leading `-` negates (`-level:info`), so hyphens start a query, not an option.
+        #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
     },
     /// Follow a router's live events matching QUERY (all when omitted) until interrupted.
@@ -95,7 +97,8 @@ enum Command {
     Tail {
         #[command(flatten)]
         look: LookArgs,
-        #[arg(default_value = "")]
+        /// A leading `-` negates (`-level:info`), so hyphens start a query, not an option.
+        #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
     },
     /// List a router's pending and firing alerts (`GET /v1/alerts` on its API listener).

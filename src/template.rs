@@ -140,6 +140,16 @@ impl Template {
         })
     }
 
+    /// A template that renders one field, for options that name a field rather than take a
+    /// template (`key_field`): built from the path, so no character of the field's name can
+    /// be read as template syntax.
+    pub fn field(path: FieldPath) -> Template {
+        Template {
+            source: format!("{{{{ {} }}}}", path.as_str()),
+            segments: vec![Segment::Field(path)],
+        }
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -381,6 +391,18 @@ mod tests {
         parse("%Y").render_path(&e, &mut out);
         let year: i32 = out.parse().unwrap_or(0);
         assert!(year >= 2024, "{out}");
+    }
+
+    #[test]
+    fn field_renders_names_that_look_like_template_syntax() {
+        let e = event(r#"{"labels":{"a}}%Y":"x"},"app":"web"}"#);
+        for (path, expected) in [(r#"labels."a}}%Y""#, "x"), ("app", "web")] {
+            let template = Template::field(FieldPath::parse(path).expect(path));
+            let mut out = String::new();
+            template.render(&e, &mut out);
+            assert_eq!(out, expected, "{path}");
+            assert_eq!(template.single_field().map(|p| p.as_str()), Some(path));
+        }
     }
 
     #[test]

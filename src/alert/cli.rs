@@ -17,8 +17,12 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 pub enum AlertsCliError {
     #[error("invalid url `{0}`")]
     Url(String),
-    #[error("cannot reach the router at {url}: {message}")]
+    #[error("cannot reach a router at {url}: {message}; {hint}", hint = crate::router_url::START_HINT)]
     Unreachable { url: String, message: String },
+    #[error("cannot read the router's answer: {0}")]
+    Answer(String),
+    #[error("cannot start: {0}")]
+    Runtime(String),
     #[error("the router answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("the router's answer is not the expected JSON: {0}")]
@@ -27,7 +31,10 @@ pub enum AlertsCliError {
 
 /// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`).
 pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
-    let url = format!("{}/v1/alerts", base.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/alerts",
+        crate::router_url::with_scheme(base).trim_end_matches('/')
+    );
     let uri: hyper::Uri = url.parse().map_err(|_| AlertsCliError::Url(base.into()))?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(AlertsCliError::Url(base.into()));
@@ -35,10 +42,7 @@ pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AlertsCliError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| AlertsCliError::Runtime(e.to_string()))?;
     runtime.block_on(async {
         let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let unreachable = |message: String| AlertsCliError::Unreachable {
@@ -62,7 +66,7 @@ pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
         let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
-            .map_err(|e| unreachable(e.to_string()))?
+            .map_err(|e| AlertsCliError::Answer(e.to_string()))?
             .to_bytes();
         if !status.is_success() {
             return Err(AlertsCliError::Status {

@@ -31,6 +31,20 @@ pub(crate) struct PathError {
 impl FieldPath {
     /// Parses a whole string as a path (templates and transform configs use this).
     pub fn parse(src: &str) -> Result<FieldPath, String> {
+        // Vector's throttle takes a template for `key_field`, so a field written that way
+        // gets the fix rather than a bare syntax error.
+        if let Some(inner) = src
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|s| s.strip_suffix("}}"))
+        {
+            if let Ok(path) = FieldPath::parse(inner.trim()) {
+                return Err(format!(
+                    "invalid field path `{src}`: this option takes a field, not a template: write `{}`",
+                    path.as_str()
+                ));
+            }
+        }
         match scan(src) {
             Ok((path, len)) if len == src.len() => Ok(path),
             Ok((_, len)) => Err(format!(
@@ -264,5 +278,18 @@ mod tests {
         ] {
             assert!(FieldPath::parse(src).is_err(), "{src:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_template_of_one_field_is_refused_with_the_field() {
+        for (src, field) in [("{{ app }}", "app"), ("{{.http.status}}", "http.status")] {
+            let error = FieldPath::parse(src).expect_err(src);
+            assert!(
+                error.ends_with(&format!("write `{field}`")),
+                "{src}: {error}"
+            );
+        }
+        let error = FieldPath::parse("{{ a }}-{{ b }}").expect_err("two fields");
+        assert!(!error.contains("write"), "{error}");
     }
 }

@@ -16,27 +16,41 @@ use hyper_util::rt::TokioExecutor;
 use super::{ShipConfig, ShipError, Spool};
 use crate::sinks::retry::DeliveryError;
 
+/// Where a router's `http` source takes lines.
+const INGEST_PATH: &str = "/v1/logs";
+
 pub(super) struct Target {
     uri: Uri,
 }
 
 impl Target {
+    /// The ingest endpoint for `url`: a router's base URL (`http://router:8080`, with no
+    /// path) means its `/v1/logs`, which is what a user pointing the shipper at a router
+    /// wants; a URL with a path is used as given (a proxy may mount the router elsewhere).
     pub(super) fn parse(url: &str) -> Result<Target, ShipError> {
         let bad = |reason: &str| ShipError::Url {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        let uri: Uri = url
+        let uri: Uri = crate::router_url::with_scheme(url)
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(_) => return Err(bad("only http:// is supported")),
-            None => return Err(bad("needs http://HOST:PORT/PATH")),
+        if uri.scheme_str() != Some("http") {
+            return Err(bad("only http:// is supported"));
         }
         if uri.host().is_none() {
             return Err(bad("no host"));
         }
+        if !matches!(uri.path(), "" | "/") {
+            return Ok(Target { uri });
+        }
+        let path = match uri.query() {
+            Some(query) => format!("{INGEST_PATH}?{query}"),
+            None => INGEST_PATH.to_string(),
+        };
+        let mut parts = uri.into_parts();
+        parts.path_and_query = Some(path.parse().map_err(|_| bad("invalid query"))?);
+        let uri = Uri::from_parts(parts).map_err(|e| bad(&e.to_string()))?;
         Ok(Target { uri })
     }
 }
@@ -179,4 +193,31 @@ fn connect_error_text(error: &hyper_util::client::legacy::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_means_the_routers_ingest_endpoint() {
+        let table = [
+            ("http://router:8080", "http://router:8080/v1/logs"),
+            ("http://router:8080/", "http://router:8080/v1/logs"),
+            ("router:8080", "http://router:8080/v1/logs"),
+            (
+                "http://router:8080?token=t",
+                "http://router:8080/v1/logs?token=t",
+            ),
+            ("http://router:8080/v1/logs", "http://router:8080/v1/logs"),
+            ("http://proxy/sluice/ingest", "http://proxy/sluice/ingest"),
+        ];
+        for (given, expected) in table {
+            let target = Target::parse(given).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!(target.uri.to_string(), expected, "{given}");
+        }
+        for refused in ["https://router:8080", "http://", "http://a b"] {
+            assert!(Target::parse(refused).is_err(), "{refused}");
+        }
+    }
 }

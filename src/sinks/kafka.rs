@@ -36,6 +36,7 @@ use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
+use crate::condition::FieldPath;
 use crate::event::{Delivery, Event, SharedBatch};
 use crate::field_error::FieldError;
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};
@@ -64,10 +65,15 @@ pub struct KafkaSinkConfig {
     pub bootstrap_servers: String,
     /// Topic, a template: `logs` or `logs-{{ app }}`.
     pub topic: String,
-    /// Message key, a template; events with the same key go to the same partition, in
-    /// order. An empty rendering sends no key (librdkafka then spreads those messages).
-    #[serde(default = "default_key_field")]
-    pub key_field: String,
+    /// Message key, a template (`{{ app }}-{{ instance }}`); events with the same key go
+    /// to the same partition, in order. An empty rendering sends no key (librdkafka then
+    /// spreads those messages). Without `key` or `key_field`: `{{ app }}`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Message key, the value of this field (a dotted path), as `key_field` means in
+    /// Vector and in the `sample` and `throttle` transforms. Exclusive with `key`.
+    #[serde(default)]
+    pub key_field: Option<String>,
     /// `zstd` (default), `lz4` or `none`.
     #[serde(default)]
     pub compression: KafkaCompression,
@@ -114,9 +120,9 @@ impl KafkaCompression {
     }
 }
 
-fn default_key_field() -> String {
-    "{{ app }}".to_string()
-}
+/// The key when none is configured: an app's events share a partition and keep their
+/// order.
+const DEFAULT_KEY: &str = "{{ app }}";
 
 fn default_batch_size() -> u32 {
     10_000
@@ -128,6 +134,14 @@ fn default_linger_ms() -> u64 {
 
 fn default_max_in_flight_bytes() -> usize {
     64 * 1024 * 1024
+}
+
+/// The field a template-like `key_field` most likely meant: its one placeholder, or `app`.
+fn suggested_field(template: &str) -> String {
+    Template::parse(template)
+        .ok()
+        .and_then(|t| t.single_field().map(|p| p.as_str().to_string()))
+        .unwrap_or_else(|| "app".to_string())
 }
 
 impl KafkaSinkConfig {
@@ -143,9 +157,34 @@ impl KafkaSinkConfig {
         }
         let topic =
             Template::parse(&self.topic).map_err(|e| FieldError::new("topic", e.to_string()))?;
-        let key = Template::parse(&self.key_field)
-            .map_err(|e| FieldError::new("key_field", e.to_string()))?;
-        Ok((topic, key))
+        Ok((topic, self.key_template()?))
+    }
+
+    /// `key` and `key_field` as one template. A `{{` in `key_field` is a template written
+    /// under the field option's name (as configs for earlier Sluice versions did), so the
+    /// error names the option that takes it.
+    fn key_template(&self) -> Result<Template, FieldError> {
+        match (&self.key, &self.key_field) {
+            (Some(_), Some(_)) => Err(FieldError::new(
+                "key_field",
+                "set either key (a template) or key_field (a field), not both",
+            )),
+            (Some(key), None) => {
+                Template::parse(key).map_err(|e| FieldError::new("key", e.to_string()))
+            }
+            (None, Some(field)) if field.contains("{{") => Err(FieldError::new(
+                "key_field",
+                format!(
+                    "names a field, not a template: use key = \"{field}\" for a template, or key_field = \"{}\" for a field",
+                    suggested_field(field)
+                ),
+            )),
+            (None, Some(field)) => FieldPath::parse(field)
+                .map(Template::field)
+                .map_err(|m| FieldError::new("key_field", m)),
+            (None, None) => Template::parse(DEFAULT_KEY)
+                .map_err(|e| FieldError::new("key", e.to_string())),
+        }
     }
 
     fn client_config(&self) -> Result<ClientConfig, FieldError> {
@@ -598,14 +637,16 @@ mod tests {
                 "compression = \"lz4\"\nbatch_size = 500\nlinger_ms = 0",
                 None,
             ),
-            ("key_field = \"{{ app }}-{{ instance }}\"", None),
+            ("key = \"{{ app }}-{{ instance }}\"", None),
+            ("key_field = \"app\"", None),
             (
                 "librdkafka_options = { \"message.timeout.ms\" = 30000 }",
                 None,
             ),
             ("batch_size = 0", Some("batch_size")),
             ("max_in_flight_bytes = 10", Some("max_in_flight_bytes")),
-            ("key_field = \"{{ app\"", Some("key_field")),
+            ("key = \"{{ app\"", Some("key")),
+            ("key_field = \"{{ app }}\"", Some("key_field")),
             (
                 "librdkafka_options = { \"enable.idempotence\" = false }",
                 Some("librdkafka_options.enable.idempotence"),
@@ -628,6 +669,75 @@ mod tests {
         assert!(
             config("bootstrap_servers = \"x:1\"\ntopic = \"t\"\ncompression = \"gzip2\"").is_err()
         );
+    }
+
+    /// `key` is a template, `key_field` a field (as in Vector and the transforms); the old
+    /// template meaning of `key_field` is refused with the fix, never read as a field name.
+    #[test]
+    fn key_is_a_template_and_key_field_a_field() {
+        let base = "bootstrap_servers = \"127.0.0.1:9092\"\ntopic = \"logs\"\n";
+        let event = match serde_json::from_str(
+            r#"{"app":"web","instance":"web.1","http":{"host":"h1"},"n":3}"#,
+        ) {
+            Ok(crate::event::Value::Object(map)) => Event::new(map),
+            other => panic!("not an object: {other:?}"),
+        };
+        let fix = |template: &str, field: &str| {
+            format!(
+                "use key = \"{template}\" for a template, or key_field = \"{field}\" for a field"
+            )
+        };
+        // The rendered key, or the error's field and part of its message.
+        type Expected = Result<&'static str, (&'static str, String)>;
+        let table: &[(&str, Expected)] = &[
+            ("", Ok("web")),
+            ("key = \"{{ app }}-{{ instance }}\"", Ok("web-web.1")),
+            ("key = \"fixed\"", Ok("fixed")),
+            ("key = \"\"", Ok("")),
+            ("key_field = \"app\"", Ok("web")),
+            ("key_field = \"http.host\"", Ok("h1")),
+            ("key_field = \"n\"", Ok("3")),
+            ("key_field = \"missing\"", Ok("")),
+            (
+                "key_field = \"{{ app }}\"",
+                Err(("key_field", fix("{{ app }}", "app"))),
+            ),
+            (
+                "key_field = \"{{ http.host }}\"",
+                Err(("key_field", fix("{{ http.host }}", "http.host"))),
+            ),
+            (
+                "key_field = \"{{ app }}-{{ instance }}\"",
+                Err(("key_field", fix("{{ app }}-{{ instance }}", "app"))),
+            ),
+            (
+                "key = \"{{ app }}\"\nkey_field = \"app\"",
+                Err(("key_field", "not both".into())),
+            ),
+            ("key = \"{{ app\"", Err(("key", "unclosed".into()))),
+            (
+                "key_field = \"a b\"",
+                Err(("key_field", "invalid field path".into())),
+            ),
+        ];
+        for (extra, expected) in table {
+            let config = config(&format!("{base}{extra}")).expect(extra);
+            match (config.key_template(), expected) {
+                (Ok(key), Ok(rendered)) => {
+                    let mut out = String::new();
+                    key.render(&event, &mut out);
+                    assert_eq!(out, *rendered, "{extra}");
+                }
+                (Err(error), Err((field, message))) => {
+                    assert_eq!(error.field, *field, "{extra}");
+                    assert!(
+                        error.message.contains(message.as_str()),
+                        "{extra}: {error:?}"
+                    );
+                }
+                (got, _) => panic!("{extra}: got {got:?}, expected {expected:?}"),
+            }
+        }
     }
 
     #[test]

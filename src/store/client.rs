@@ -17,7 +17,7 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
 pub enum ClientError {
     #[error("bad url `{url}`: {reason}")]
     Url { url: String, reason: String },
-    #[error("cannot reach {url}: {reason}")]
+    #[error("cannot reach {url}: {reason}; {hint}", hint = crate::router_url::START_HINT)]
     Connect { url: String, reason: String },
     #[error("the router answered {status}: {message}")]
     Refused { status: StatusCode, message: String },
@@ -57,7 +57,11 @@ fn endpoint(base: &str, path: &str, params: &[(&str, &str)]) -> Result<Uri, Clie
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k}={}", encode(v)))
         .collect();
-    let url = format!("{}{path}?{}", base.trim_end_matches('/'), query.join("&"));
+    let url = format!(
+        "{}{path}?{}",
+        crate::router_url::with_scheme(base).trim_end_matches('/'),
+        query.join("&")
+    );
     let bad = |reason: String| ClientError::Url {
         url: base.to_string(),
         reason,
@@ -238,8 +242,14 @@ mod tests {
             uri.to_string(),
             "http://127.0.0.1:8686/v1/query?q=app%3Aweb%20%22a%20b%22"
         );
+        assert_eq!(
+            endpoint("127.0.0.1:8686", "/v1/tail", &[])
+                .expect("uri")
+                .to_string(),
+            "http://127.0.0.1:8686/v1/tail?"
+        );
         assert!(endpoint("https://x", "/v1/query", &[]).is_err());
-        assert!(endpoint("nonsense", "/v1/query", &[]).is_err());
+        assert!(endpoint("no host", "/v1/query", &[]).is_err());
     }
 
     #[test]

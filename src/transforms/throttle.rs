@@ -435,6 +435,13 @@ mod tests {
                 "threshold = 1\nwindow_secs = 1\nkey_field = ''",
                 FieldError::new("key_field", "invalid field path ``: expected a field name"),
             ),
+            (
+                "threshold = 1\nwindow_secs = 1\nkey_field = '{{ app }}'",
+                FieldError::new(
+                    "key_field",
+                    "invalid field path `{{ app }}`: this option takes a field, not a template: write `app`",
+                ),
+            ),
         ];
         for (config, expected) in cases {
             assert_eq!(

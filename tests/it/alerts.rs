@@ -570,10 +570,11 @@ inputs = ["ls_fast", "ls_slow"]
     assert_eq!(alerts[1]["status"], "pending");
     assert_eq!(alerts[1]["value"], 1.0);
 
+    // The table from an address without a scheme (http:// is implied), the JSON from a URL.
     let cli = move |args: &[&str]| {
         let output = std::process::Command::new(sluice_bin())
             .arg("alerts")
-            .args(["--url", &format!("http://{api}")])
+            .args(["--url", &api.to_string()])
             .args(args)
             .output()
             .expect("sluice alerts runs");
@@ -619,6 +620,7 @@ fn sluice_alerts_says_when_the_router_is_unreachable() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach"), "{stderr}");
+    assert!(stderr.contains("start one with: sluice up"), "{stderr}");
 }
 
 // === config errors ===

@@ -118,6 +118,18 @@ fn broken_configs_name_file_component_and_field() {
                 .to_string(),
             &["broken.toml", "sink `b`", "field `inputs`", "is a sink"],
         ),
+        #[cfg(feature = "kafka")]
+        (
+            "kafka key_field written as a template (its old meaning)",
+            "[sources.in]\ntype = \"stdin\"\n[sinks.k]\ntype = \"kafka\"\ninputs = [\"in\"]\nbootstrap_servers = \"127.0.0.1:9092\"\ntopic = \"logs\"\nkey_field = \"{{ app }}\"\n"
+                .to_string(),
+            &[
+                "broken.toml",
+                "sink `k`",
+                "field `key_field`",
+                "use key = \"{{ app }}\" for a template, or key_field = \"app\" for a field",
+            ],
+        ),
     ];
     for (what, toml, expected) in cases {
         let errors = errors_of(toml);

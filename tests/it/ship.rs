@@ -285,6 +285,66 @@ async fn run_starts_the_command_when_its_local_router_cannot_bind() {
     );
 }
 
+/// `--to` takes a router's base URL as well as its ingest endpoint: without a path the lines
+/// go to `/v1/logs`, and an address without a scheme means `http://`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_and_run_accept_a_routers_base_url() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let port = free_port();
+    let router = router(port, &out).await;
+    let spool = dir.path().join("spool");
+    let outputs = tokio::task::spawn_blocking(move || {
+        let base = format!("http://127.0.0.1:{port}");
+        let ship = |to: &str, line: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "echo {line} | {} ship --to {to} --spool {} --drain-timeout-secs 20",
+                    sluice_bin().display(),
+                    spool.display()
+                ))
+                .output()
+                .unwrap()
+        };
+        let run = Command::new(sluice_bin())
+            .args(["run", "--app", "job", "--to", &base, "--spool"])
+            .arg(&spool)
+            .args(["--drain-timeout-secs", "20", "--", "echo", "ran"])
+            .output()
+            .unwrap();
+        [
+            ("ship, no path", ship(&base, "bare")),
+            ("ship, path /", ship(&format!("{base}/"), "slash")),
+            (
+                "ship, no scheme",
+                ship(&format!("127.0.0.1:{port}"), "schemeless"),
+            ),
+            ("run, no path", run),
+        ]
+    })
+    .await
+    .unwrap();
+    router.stop().await;
+    for (what, output) in &outputs {
+        assert!(
+            output.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let messages: Vec<String> = records(&[&out])
+        .iter()
+        .filter_map(|r| r["message"].as_str().map(str::to_string))
+        .collect();
+    for line in ["bare", "slash", "schemeless", "ran"] {
+        assert!(
+            messages.iter().any(|m| m == line),
+            "{line} not in {messages:?}"
+        );
+    }
+}
+
 /// Without `--to`, `sluice run` starts the pipeline in its own process and delivers the
 /// command's lines through it before exiting with the command's code.
 #[test]

@@ -9,7 +9,9 @@ use sluice::event::{Event, Map, Value};
 use sluice::store::search::SearchRequest;
 use sluice::store::{Query, Store, StoreOptions};
 
-use crate::util::{counter, sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT};
+use crate::util::{
+    counter, free_port, sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT,
+};
 
 const HOUR: i64 = 3_600_000_000_000;
 
@@ -497,6 +499,26 @@ fn kill_9_during_ingest_loses_no_acknowledged_event() {
     assert!(status.success());
 }
 
+/// With no router at the address, `sluice query` and `sluice tail` say so and how to start
+/// one.
+#[test]
+fn cli_says_how_to_start_a_router_when_none_answers() {
+    let url = format!("127.0.0.1:{}", free_port());
+    for command in ["query", "tail"] {
+        let out = std::process::Command::new(sluice_bin())
+            .args([command, "--url", &url])
+            .output()
+            .expect("sluice runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot reach http://{url}"))
+                && stderr.contains("start one with: sluice up"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn cli_query_prints_a_table_and_json() {
     let dir = tempdir();
@@ -534,9 +556,27 @@ fn cli_query_prints_a_table_and_json() {
     assert!(!ok);
     assert!(err.contains("query error"), "{err}");
 
-    // `sluice tail` prints live events as they arrive (JSON lines with --json).
+    // A negated query needs no `--`, and an address without a scheme means http://.
+    let bare = api.to_string();
+    let out = std::process::Command::new(sluice_bin())
+        .args(["query", "--url", &bare, "-level:info"])
+        .output()
+        .expect("sluice query runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("disk full") && !table.contains("all good"),
+        "{table}"
+    );
+
+    // `sluice tail` prints live events as they arrive (JSON lines with --json); it takes
+    // the same scheme-less address and a query that starts with a negation.
     let mut tail = std::process::Command::new(sluice_bin())
-        .args(["tail", "--url", &url, "--json", "app:clitail"])
+        .args(["tail", "--url", &bare, "--json", "-app:other app:clitail"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
