@@ -382,6 +382,47 @@ async fn tail_a_stalled_client_overflows_alone() {
     router.stop().await;
 }
 
+/// An idle `GET /v1/tail` client must not hold up shutdown: its stream ends when SIGTERM
+/// starts the drain, so the router drains and exits 0. A stream outliving the shutdown holds
+/// the API listener, and with it the router, until the deadline (exit 1, "events still in
+/// flight", though none are).
+#[test]
+fn an_idle_tail_client_does_not_hold_up_shutdown() {
+    let dir = tempdir();
+    let config = dir.path().join("router.toml");
+    let pipeline = store_pipeline(&dir.path().join("store"), "");
+    // With nothing in flight, only a stream that outlives the shutdown can make the router
+    // reach this deadline; it would then exit 1 saying so.
+    std::fs::write(&config, format!("shutdown_timeout_secs = 20\n{pipeline}")).expect("config");
+    let mut router = spawn_router(sluice_up(&config));
+    let api = address_of(&router.startup_log, "api");
+    let mut tail = open_tail(api, "", None);
+    let mut seen = String::new();
+    assert!(read_sse_until(&mut tail, &mut seen, |s| s.contains(": tailing")));
+    router.signal("-TERM");
+    assert!(
+        router.wait_for_log(&["router stopped; all in-flight events drained"]),
+        "the router did not drain within {TIMEOUT:?}"
+    );
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("shutdown deadline passed"), "{log}");
+    // The client saw its stream end (HTTP/1.0: the connection closes).
+    let mut rest = [0u8; 1024];
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match tail.read(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("tail read failed: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the tail stream stayed open");
+    }
+}
+
 fn address_of(startup_log: &str, id: &str) -> SocketAddr {
     startup_log
         .lines()
