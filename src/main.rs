@@ -90,10 +90,15 @@ enum Command {
         query: String,
     },
     /// Follow a router's live events matching QUERY (all when omitted) until interrupted.
+    /// When the router ends the stream (it stopped or restarts), say so and reconnect,
+    /// waiting 1 s, then twice as long after each failure, up to 30 s.
     #[cfg(feature = "store")]
     Tail {
         #[command(flatten)]
         look: LookArgs,
+        /// Exit when the router ends the stream instead of reconnecting.
+        #[arg(long)]
+        no_retry: bool,
         #[arg(default_value = "")]
         query: String,
     },
@@ -197,12 +202,22 @@ fn main() -> ExitCode {
             ))
         }
         #[cfg(feature = "store")]
-        Command::Tail { look, query } => look_result(sluice::store::client::run_tail(
-            &look.url,
-            &query,
-            look.json,
-            &mut std::io::stdout().lock(),
-        )),
+        Command::Tail {
+            look,
+            no_retry,
+            query,
+        } => {
+            let args = sluice::store::client::TailArgs {
+                url: look.url,
+                query,
+                json: look.json,
+                no_retry,
+            };
+            look_result(sluice::store::client::run_tail(
+                &args,
+                &mut std::io::stdout().lock(),
+            ))
+        }
         Command::Buffer {
             command: BufferCommand::Check { path },
         } => match sluice::buffer::disk::check(&path) {

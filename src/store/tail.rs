@@ -33,7 +33,7 @@ use crate::telemetry::{self, Counter};
 pub const MAX_SUBSCRIBERS: usize = 256;
 /// A comment line sent when nothing else was, so idle connections stay open through proxies
 /// and dead clients are noticed.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub struct TailHub {
     subscribers: Mutex<Vec<Subscriber>>,

@@ -1,12 +1,12 @@
 //! Live tail end to end: a stalled client overflows alone, shutdown ends every tail, and
-//! `sluice tail` prints live events.
+//! `sluice tail` prints live events, says when the router stops and reconnects.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::store::{address_of, http, json, store_pipeline};
-use crate::util::{sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT};
+use crate::util::{free_port, sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT};
 
 /// Reads the SSE stream of `stream` (an HTTP/1.0 response: close-delimited) until `done`
 /// says so or the deadline passes.
@@ -167,27 +167,99 @@ fn an_idle_tail_client_does_not_hold_up_shutdown() {
     }
 }
 
-#[test]
-fn cli_tail_prints_live_events() {
-    let dir = tempdir();
-    let config = dir.path().join("router.toml");
-    std::fs::write(&config, store_pipeline(&dir.path().join("store"), "")).expect("config");
-    let router = spawn_router(sluice_up(&config));
-    let ingest = address_of(&router.startup_log, "in");
-    let api = address_of(&router.startup_log, "api");
-    let url = format!("http://{api}");
-    // `sluice tail` prints live events as they arrive (JSON lines with --json).
-    let mut tail = std::process::Command::new(sluice_bin())
-        .args(["tail", "--url", &url, "--json", "app:clitail"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("sluice tail runs");
-    let stdout = tail.stdout.take().expect("stdout");
+/// `sluice tail --json` as a process, its stdout and stderr read line by line on threads.
+struct TailProcess {
+    child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    /// Its stderr so far, for failure messages.
+    said: String,
+}
+
+impl TailProcess {
+    fn spawn(api: SocketAddr, extra: &[&str]) -> TailProcess {
+        let mut child = std::process::Command::new(sluice_bin())
+            .args(["tail", "--url", &format!("http://{api}"), "--json"])
+            .args(extra)
+            .arg("app:clitail")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sluice tail runs");
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        TailProcess {
+            child,
+            stdout,
+            stderr,
+            said: String::new(),
+        }
+    }
+
+    /// Posts a matching and a non-matching event until the tail prints one: events sent
+    /// before it (re)connected are not live. Returns the printed event.
+    fn next_live_event(&self, ingest: SocketAddr) -> serde_json::Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let events = b"{\"app\":\"clitail\",\"message\":\"live one\"}\n{\"app\":\"other\",\"message\":\"not this\"}\n";
+            assert_eq!(http(ingest, "POST", "/v1/logs", events).0, 200);
+            if let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(200)) {
+                return json(&line);
+            }
+            assert!(Instant::now() < deadline, "sluice tail printed nothing");
+        }
+    }
+
+    /// Waits for a line on stderr containing `needle`; false if the tail exited first.
+    fn says(&mut self, needle: &str) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.stderr.recv_timeout(left) else {
+                return false;
+            };
+            self.said.push_str(&line);
+            self.said.push('\n');
+            if line.contains(needle) {
+                return true;
+            }
+        }
+    }
+
+    /// Waits for the tail to exit (its stderr reaches EOF then); returns status and stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.said.push_str(&line);
+                    self.said.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("sluice tail did not exit: {}", self.said)
+                }
+            }
+        }
+        let status = self.child.wait().expect("sluice tail exits");
+        (status, std::mem::take(&mut self.said))
+    }
+}
+
+impl Drop for TailProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines of `reader`, sent one by one from a thread until EOF.
+fn lines(reader: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
+        for line in std::io::BufReader::new(reader)
             .lines()
             .map_while(Result::ok)
         {
@@ -196,19 +268,64 @@ fn cli_tail_prints_live_events() {
             }
         }
     });
-    let deadline = Instant::now() + TIMEOUT;
-    // Posted until one arrives: events sent before the tail connected are not live.
-    let line = loop {
-        let event = b"{\"app\":\"clitail\",\"message\":\"live one\"}\n{\"app\":\"other\",\"message\":\"not this\"}\n";
-        assert_eq!(http(ingest, "POST", "/v1/logs", event).0, 200);
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "sluice tail printed nothing");
-    };
-    assert_eq!(json(&line)["message"], "live one");
-    let _ = tail.kill();
-    let _ = tail.wait();
+    rx
+}
+
+/// Writes a store pipeline to `config` whose API listens on `api_port`, so that a router
+/// restarted on it is found at the same address.
+fn write_pipeline(config: &std::path::Path, data: &std::path::Path, api_port: u16) {
+    // The API's address is the pipeline's first.
+    let pipeline =
+        store_pipeline(data, "").replacen("127.0.0.1:0", &format!("127.0.0.1:{api_port}"), 1);
+    std::fs::write(config, pipeline).expect("config");
+}
+
+/// `sluice tail` prints live events; when the router stops it says so and reconnects,
+/// saying why each attempt failed, until a router answers at the address again.
+#[test]
+fn cli_tail_says_when_the_router_stops_and_reconnects() {
+    let dir = tempdir();
+    let config = dir.path().join("router.toml");
+    write_pipeline(&config, &dir.path().join("store"), free_port());
+    let router = spawn_router(sluice_up(&config));
+    let ingest = address_of(&router.startup_log, "in");
+    let api = address_of(&router.startup_log, "api");
+    let mut tail = TailProcess::spawn(api, &[]);
+    assert_eq!(tail.next_live_event(ingest)["message"], "live one");
+
     router.signal("-TERM");
-    let _ = router.finish();
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+    assert!(tail.says("router closed the stream"), "{}", tail.said);
+    // Nothing listens now: an attempt fails and says when the next one is.
+    assert!(tail.says("retrying in 2 s"), "{}", tail.said);
+
+    let router = spawn_router(sluice_up(&config));
+    let ingest = address_of(&router.startup_log, "in");
+    assert!(tail.says("reconnected"), "{}", tail.said);
+    assert_eq!(tail.next_live_event(ingest)["message"], "live one");
+    drop(tail);
+    router.signal("-TERM");
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+}
+
+/// With `--no-retry`, `sluice tail` says the router closed the stream and exits 0.
+#[test]
+fn cli_tail_no_retry_exits_when_the_router_stops() {
+    let dir = tempdir();
+    let config = dir.path().join("router.toml");
+    std::fs::write(&config, store_pipeline(&dir.path().join("store"), "")).expect("config");
+    let router = spawn_router(sluice_up(&config));
+    let ingest = address_of(&router.startup_log, "in");
+    let api = address_of(&router.startup_log, "api");
+    let tail = TailProcess::spawn(api, &["--no-retry"]);
+    assert_eq!(tail.next_live_event(ingest)["message"], "live one");
+    router.signal("-TERM");
+    let (tail_status, said) = tail.finish();
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+    assert!(tail_status.success(), "{said}");
+    assert!(said.contains("router closed the stream"), "{said}");
+    assert!(!said.contains("reconnecting"), "{said}");
 }
