@@ -93,10 +93,15 @@ enum Command {
         query: String,
     },
     /// Follow a router's live events matching QUERY (all when omitted) until interrupted.
+    /// When the router ends the stream (it stopped or restarts), say so and reconnect,
+    /// waiting 1 s, then twice as long after each failure, up to 30 s.
     #[cfg(feature = "store")]
     Tail {
         #[command(flatten)]
         look: LookArgs,
+        /// Exit when the router ends the stream instead of reconnecting.
+        #[arg(long)]
+        no_retry: bool,
         /// A leading `-` negates (`-level:info`), so hyphens start a query, not an option.
         #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
@@ -228,13 +233,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "store")]
-        Command::Tail { look, query } => {
-            sluice::store::client::run_tail(
-                &look.url,
-                &query,
-                look.json,
-                &mut std::io::stdout().lock(),
-            )?;
+        Command::Tail {
+            look,
+            no_retry,
+            query,
+        } => {
+            let args = sluice::store::client::TailArgs {
+                url: look.url,
+                query,
+                json: look.json,
+                no_retry,
+            };
+            sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Buffer {

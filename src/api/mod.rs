@@ -85,6 +85,10 @@ pub fn error(status: StatusCode, message: &str) -> HttpResponse {
 pub type ResponseFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
 
 /// An endpoint a component adds to the API listener.
+///
+/// [`serve`]'s graceful shutdown waits for every response in progress, so a response that
+/// streams until the client leaves (live tail) must also end on the topology's stop token
+/// for streams, which fires when shutdown starts.
 pub trait Endpoint: Send + Sync + 'static {
     /// Whether this endpoint answers `path` (any method: it says 405 itself).
     fn matches(&self, path: &str) -> bool;

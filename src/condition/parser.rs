@@ -12,6 +12,11 @@
 //! operand   = PATH | STRING | INT | FLOAT | "true" | "false" | "null"
 //! ```
 //!
+//! On the right of a comparison or `contains`, a field must be written with its leading dot
+//! (`bytes_out > .bytes_in`). A bare word there is almost always text that lost its quotes
+//! (`level >= error`); read as a field it would compare against a field no event has, and
+//! the condition would quietly never match. So it is an error that suggests the quotes.
+//!
 //! `and`/`or` chains are collected into flat lists, so a long chain does not deepen the
 //! tree; parentheses and `not` do, and are capped at [`MAX_DEPTH`] so that hostile input
 //! cannot overflow the stack while parsing or evaluating.
@@ -180,6 +185,29 @@ impl<'a> Parser<'a> {
         Ok(operand)
     }
 
+    /// The operand after the operator `op`, where a field needs its leading dot.
+    fn parse_right_operand(&mut self, op: &str) -> Result<Operand, ConditionError> {
+        if let Some(tok) = self.tokens.get(self.pos) {
+            let text = self.text(tok);
+            if matches!(tok.token, Token::Path(_)) && !text.starts_with('.') {
+                // A path may hold a quoted segment; the suggestion must stay one string.
+                let quoted = if text.contains('"') {
+                    format!("'{text}'")
+                } else {
+                    format!("\"{text}\"")
+                };
+                return Err(ConditionError::at(
+                    self.src,
+                    tok.offset,
+                    format!(
+                        "bare word `{text}` after `{op}`: did you mean {quoted}? (a field on the right is written `.{text}`)"
+                    ),
+                ));
+            }
+        }
+        self.parse_operand(&format!("a value after `{op}`"))
+    }
+
     /// Parses what follows the operand at token index `start`.
     fn parse_predicate(&mut self, start: usize, left: Operand) -> Result<Node, ConditionError> {
         let left_text = self.text(&self.tokens[start]);
@@ -190,7 +218,7 @@ impl<'a> Parser<'a> {
         match op_tok.token {
             Token::Cmp(op) => {
                 self.pos += 1;
-                let right = self.parse_operand(&format!("a value after `{}`", op.symbol()))?;
+                let right = self.parse_right_operand(op.symbol())?;
                 let severity = left.is_level_field() || right.is_level_field();
                 Ok(Node::Compare {
                     op,
@@ -201,7 +229,7 @@ impl<'a> Parser<'a> {
             }
             Token::Contains => {
                 self.pos += 1;
-                let needle = self.parse_operand("a value after `contains`")?;
+                let needle = self.parse_right_operand("contains")?;
                 let finder = match &needle {
                     Operand::Lit(lit) => match &lit.value {
                         Value::Bytes(b) => Some(Box::new(memchr::memmem::Finder::new(b).into_owned())),

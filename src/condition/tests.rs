@@ -45,17 +45,20 @@ fn equality_and_inequality() {
         ("ok != false", r#"{"ok":true}"#, true),
         ("x == null", r#"{"x":null}"#, true),
         ("x != null", r#"{"x":1}"#, true),
-        // Literal on the left, field on the right, field against field.
-        ("200 == status", r#"{"status":200}"#, true),
+        // Literal on the left, field on the right, field against field: a field on the
+        // right is written with its dot.
+        ("200 == .status", r#"{"status":200}"#, true),
         (
-            "bytes_out > bytes_in",
+            "bytes_out > .bytes_in",
             r#"{"bytes_in":10,"bytes_out":20}"#,
             true,
         ),
-        ("a == b", r#"{"a":"x","b":"x"}"#, true),
-        ("a == b", r#"{"a":"x","b":"y"}"#, false),
+        ("a == .b", r#"{"a":"x","b":"x"}"#, true),
+        ("a == .b", r#"{"a":"x","b":"y"}"#, false),
+        (".a == .b", r#"{"a":"x","b":"x"}"#, true),
+        (r#"a == ."b c""#, r#"{"a":1,"b c":1}"#, true),
         // Structured values compare by equality only.
-        ("tags == tags", r#"{"tags":["a","b"]}"#, true),
+        ("tags == .tags", r#"{"tags":["a","b"]}"#, true),
     ]);
 }
 
@@ -145,9 +148,9 @@ fn missing_fields_make_every_comparison_false() {
         ("x < 1", "{}", false),
         ("x >= 1", "{}", false),
         ("x == null", "{}", false),
-        ("x == y", "{}", false),
+        ("x == .y", "{}", false),
         (r#"x contains "a""#, "{}", false),
-        (r#"message contains x"#, r#"{"message":"abc"}"#, false),
+        (r#"message contains .x"#, r#"{"message":"abc"}"#, false),
         ("x matches /.*/", "{}", false),
         ("x in [1, 2]", "{}", false),
         // `not` is how to include missing fields.
@@ -209,7 +212,13 @@ fn level_uses_severity_order() {
             r#"{"level":"ERR"}"#,
             true,
         ),
-        ("\"warn\" <= level", r#"{"level":"error"}"#, true),
+        ("\"warn\" <= .level", r#"{"level":"error"}"#, true),
+        // Field against field: severity order when either is `level`.
+        (
+            "level >= .threshold",
+            r#"{"level":"error","threshold":"WARN"}"#,
+            true,
+        ),
         // Unknown level names have no rank: unordered and unequal to known ones.
         (r#"level >= "warn""#, r#"{"level":"verbose"}"#, false),
         (r#"level != "warn""#, r#"{"level":"verbose"}"#, true),
@@ -235,7 +244,7 @@ fn contains_matches_exists_in() {
         ),
         (r#"message contains """#, r#"{"message":"x"}"#, true),
         (
-            r#"message contains needle"#,
+            r#"message contains .needle"#,
             r#"{"message":"abc","needle":"b"}"#,
             true,
         ),
@@ -438,6 +447,27 @@ fn errors_say_where_and_what() {
         ("x == 1 # comment", "at column 8: unknown operator `#`"),
         ("x == 1e999", "at column 6: number `1e999` is out of range"),
         ("- 1 == x", "at column 1: unknown operator `-`"),
+        // A bare word on the right is text that lost its quotes, or a field missing its dot.
+        (
+            "level >= error",
+            "at column 10: bare word `error` after `>=`: did you mean \"error\"? (a field on the right is written `.error`)",
+        ),
+        (
+            "app == web or true",
+            "at column 8: bare word `web` after `==`: did you mean \"web\"? (a field on the right is written `.web`)",
+        ),
+        (
+            "message contains timeout",
+            "at column 18: bare word `timeout` after `contains`: did you mean \"timeout\"? (a field on the right is written `.timeout`)",
+        ),
+        (
+            "500 <= http.status",
+            "at column 8: bare word `http.status` after `<=`: did you mean \"http.status\"? (a field on the right is written `.http.status`)",
+        ),
+        (
+            r#"a == labels."x.y""#,
+            r#"at column 6: bare word `labels."x.y"` after `==`: did you mean 'labels."x.y"'? (a field on the right is written `.labels."x.y"`)"#,
+        ),
         ("é == \"x", "at column 1: unexpected character `é`"),
         ("\"é\" == \"x", "at column 8: unterminated string"),
     ];
@@ -499,7 +529,7 @@ mod properties {
                     Just(">="), Just("and"), Just("or"), Just("not"), Just("("), Just(")"),
                     Just("contains"), Just("matches"), Just("/x/"), Just("exists"), Just("in"),
                     Just("[1, \"x\"]"), Just("1"), Just("\"x\""), Just("\"warn\""), Just("500"),
-                    Just("true"), Just("null"),
+                    Just("true"), Just("null"), Just(".b"), Just(".level"), Just("error"),
                 ],
                 1..12,
             )

@@ -179,51 +179,139 @@ fn table_row(event: &serde_json::Value) -> String {
     )
 }
 
-/// Runs `sluice tail` until the router ends the stream (or the process is interrupted).
-pub fn run_tail(
-    url: &str,
-    query: &str,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<(), ClientError> {
-    let uri = endpoint(url, "/v1/tail", &[("q", query)])?;
+/// What `sluice tail` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct TailArgs {
+    pub url: String,
+    pub query: String,
+    pub json: bool,
+    /// Exit when the stream ends instead of reconnecting.
+    pub no_retry: bool,
+}
+
+/// Waits between reconnection attempts: the first, doubled after each failure up to the
+/// last, and back to the first once a stream is established.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Silence after which the connection counts as lost: the router sends a keepalive comment
+/// every [`super::tail::KEEPALIVE`], so three missed ones mean a router (or a network path)
+/// that went away without closing the connection.
+const SILENCE_LIMIT: Duration = Duration::from_secs(3 * super::tail::KEEPALIVE.as_secs());
+
+/// Runs `sluice tail` until interrupted: each time the stream ends it says so on stderr and
+/// reconnects with backoff; with `no_retry`, it returns when the stream ends. Only the first
+/// connection must succeed (a wrong URL or a bad query is an error, not something to wait
+/// out); later, a router that cannot be reached or answers 5xx is retried, and only a
+/// refusal that no retry can change (4xx) ends the tail.
+pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError> {
+    let uri = endpoint(&args.url, "/v1/tail", &[("q", &args.query)])?;
     runtime()?.block_on(async {
-        let response = get(uri).await?;
-        let mut body = response.into_body();
-        let mut pending = Vec::<u8>::new();
-        let mut event_kind = String::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { break };
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
-            pending.extend_from_slice(data);
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                if let Some(kind) = line.strip_prefix("event: ") {
-                    event_kind = kind.to_string();
-                } else if let Some(data) = line.strip_prefix("data: ") {
-                    let value: serde_json::Value =
-                        serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
-                    if event_kind == "overflow" {
-                        eprintln!(
-                            "sluice tail: {} events dropped (this client fell behind)",
-                            value["dropped"]
-                        );
-                    } else if json {
-                        writeln!(out, "{data}")?;
-                    } else {
-                        writeln!(out, "{}", table_row(&value))?;
-                    }
-                    out.flush()?;
-                } else if line.is_empty() {
-                    event_kind.clear();
+        let mut response = get(uri.clone()).await?;
+        loop {
+            match follow(response, args.json, out).await? {
+                StreamEnd::Closed => eprintln!("sluice tail: router closed the stream"),
+                StreamEnd::Lost(reason) => {
+                    eprintln!("sluice tail: lost the connection to the router: {reason}")
                 }
             }
+            if args.no_retry {
+                return Ok(());
+            }
+            response = reconnect(&uri).await?;
+            eprintln!("sluice tail: reconnected to {}", args.url);
         }
-        Ok(())
     })
+}
+
+/// Connects again, waiting [`FIRST_BACKOFF`] first and doubling the wait after each failure.
+async fn reconnect(uri: &Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    let mut backoff = FIRST_BACKOFF;
+    eprintln!(
+        "sluice tail: reconnecting in {} s (--no-retry exits instead)",
+        backoff.as_secs()
+    );
+    loop {
+        tokio::time::sleep(backoff).await;
+        match get(uri.clone()).await {
+            Ok(response) => return Ok(response),
+            Err(error) if worth_retrying(&error) => {
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                eprintln!("sluice tail: {error}; retrying in {} s", backoff.as_secs());
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// A router that is down, restarting (503 while it shuts down) or overloaded may answer
+/// later; a 4xx says the request itself is refused.
+fn worth_retrying(error: &ClientError) -> bool {
+    match error {
+        ClientError::Connect { .. } => true,
+        ClientError::Refused { status, .. } => {
+            status.is_server_error()
+                || *status == StatusCode::REQUEST_TIMEOUT
+                || *status == StatusCode::TOO_MANY_REQUESTS
+        }
+        _ => false,
+    }
+}
+
+/// How one tail stream ended.
+enum StreamEnd {
+    /// The router ended it (it is shutting down).
+    Closed,
+    /// The connection broke or fell silent.
+    Lost(String),
+}
+
+/// Prints the events of one tail stream until it ends.
+async fn follow(
+    response: hyper::Response<hyper::body::Incoming>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<StreamEnd, ClientError> {
+    let mut body = response.into_body();
+    let mut pending = Vec::<u8>::new();
+    let mut event_kind = String::new();
+    loop {
+        let frame = match tokio::time::timeout(SILENCE_LIMIT, body.frame()).await {
+            Err(_) => {
+                let secs = SILENCE_LIMIT.as_secs();
+                return Ok(StreamEnd::Lost(format!("nothing received for {secs} s")));
+            }
+            Ok(None) => return Ok(StreamEnd::Closed),
+            Ok(Some(Err(error))) => return Ok(StreamEnd::Lost(error.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        pending.extend_from_slice(data);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            if let Some(kind) = line.strip_prefix("event: ") {
+                event_kind = kind.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let value: serde_json::Value =
+                    serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+                if event_kind == "overflow" {
+                    eprintln!(
+                        "sluice tail: {} events dropped (this client fell behind)",
+                        value["dropped"]
+                    );
+                } else if json {
+                    writeln!(out, "{data}")?;
+                } else {
+                    writeln!(out, "{}", table_row(&value))?;
+                }
+                out.flush()?;
+            } else if line.is_empty() {
+                event_kind.clear();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +346,30 @@ mod tests {
         let row = table_row(&event);
         assert!(row.starts_with("2026-11-26T06:00:00Z"), "{row}");
         assert!(row.ends_with("a\\nb"), "{row}");
+    }
+
+    #[test]
+    fn reconnects_only_when_a_retry_can_help() {
+        let refused = |code: u16| ClientError::Refused {
+            status: StatusCode::from_u16(code).expect("status"),
+            message: String::new(),
+        };
+        let connect = ClientError::Connect {
+            url: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        };
+        let cases = [
+            (connect, true),
+            (refused(503), true),
+            (refused(500), true),
+            (refused(429), true),
+            (refused(408), true),
+            (refused(400), false),
+            (refused(404), false),
+            (ClientError::Runtime("no runtime".into()), false),
+        ];
+        for (error, retry) in cases {
+            assert_eq!(worth_retrying(&error), retry, "{error}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
 
 use super::search::{HistogramRequest, SearchRequest, TopRequest};
 use super::{parse_duration, Query, Store, StoreError};
@@ -21,11 +22,16 @@ const TARGET_BUCKETS: i64 = 60;
 
 pub struct StoreEndpoint {
     store: Arc<Store>,
+    /// Fires when shutdown starts; tails end then (see `tail.rs`).
+    streams_stop: CancellationToken,
 }
 
 impl StoreEndpoint {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, streams_stop: CancellationToken) -> Self {
+        Self {
+            store,
+            streams_stop,
+        }
     }
 }
 
@@ -38,6 +44,7 @@ impl Endpoint for StoreEndpoint {
 
     fn handle(&self, request: Request<Incoming>) -> ResponseFuture {
         let store = self.store.clone();
+        let streams_stop = self.streams_stop.clone();
         Box::pin(async move {
             if request.method() != Method::GET {
                 return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
@@ -47,7 +54,7 @@ impl Endpoint for StoreEndpoint {
             if let Some((content_type, body)) = asset(&path) {
                 return respond(StatusCode::OK, content_type, body);
             }
-            match answer(store, &path, params).await {
+            match answer(store, &path, params, streams_stop).await {
                 Ok(response) => response,
                 Err(StoreError::Index(e)) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,12 +66,23 @@ impl Endpoint for StoreEndpoint {
     }
 }
 
-async fn answer(store: Arc<Store>, path: &str, params: Params) -> Result<HttpResponse, StoreError> {
+async fn answer(
+    store: Arc<Store>,
+    path: &str,
+    params: Params,
+    streams_stop: CancellationToken,
+) -> Result<HttpResponse, StoreError> {
     let query = Query::parse(params.get("q").unwrap_or(""))?;
     let now = now_nanos();
     match path {
         "/v1/tail" => {
-            let Some(body) = store.tail.subscribe(query) else {
+            if streams_stop.is_cancelled() {
+                return Ok(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the router is shutting down",
+                ));
+            }
+            let Some(body) = store.tail.subscribe(query, streams_stop) else {
                 return Ok(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many tail clients",

@@ -6,8 +6,14 @@
 //! alone, counted (`store_tail_dropped_events_total`), and the client is told in-band at its
 //! next read with an `event: overflow` carrying the number dropped (like Logplex's L10
 //! "buffer overflow" message).
+//!
+//! A tail never ends by itself, so it must end when shutdown starts: the API's graceful
+//! shutdown waits for every response in progress, and an idle tail would hold the router up
+//! for the whole `shutdown_timeout_secs`. Each stream watches a stop token; when it fires,
+//! the stream sends what its queue already holds and ends.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::query::Query;
 use crate::event::Event;
@@ -26,7 +33,7 @@ use crate::telemetry::{self, Counter};
 pub const MAX_SUBSCRIBERS: usize = 256;
 /// A comment line sent when nothing else was, so idle connections stay open through proxies
 /// and dead clients are noticed.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub struct TailHub {
     subscribers: Mutex<Vec<Subscriber>>,
@@ -49,8 +56,9 @@ impl TailHub {
         }
     }
 
-    /// A new client for events matching `query`; `None` when too many are tailing.
-    pub fn subscribe(&self, query: Query) -> Option<TailBody> {
+    /// A new client for events matching `query`, whose stream ends when `stop` fires;
+    /// `None` when too many are tailing.
+    pub fn subscribe(&self, query: Query, stop: CancellationToken) -> Option<TailBody> {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|s| !s.tx.is_closed());
         if subscribers.len() >= MAX_SUBSCRIBERS {
@@ -66,6 +74,8 @@ impl TailHub {
         Some(TailBody {
             rx,
             dropped,
+            stop: Box::pin(stop.cancelled_owned()),
+            stopping: false,
             hello: true,
             keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
         })
@@ -127,6 +137,9 @@ fn event_json(event: &Event) -> Bytes {
 pub struct TailBody {
     rx: mpsc::Receiver<Bytes>,
     dropped: Arc<AtomicU64>,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The stop token fired and the queue is closed: what it holds is sent, then the end.
+    stopping: bool,
     hello: bool,
     keepalive: tokio::time::Interval,
 }
@@ -143,6 +156,12 @@ impl hyper::body::Body for TailBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        if !this.stopping && this.stop.as_mut().poll(cx).is_ready() {
+            // Closing refuses further events (the hub then forgets this client) but keeps
+            // those already queued, so `poll_recv` yields them and then the end.
+            this.stopping = true;
+            this.rx.close();
+        }
         if this.hello {
             // Sent at once, so the client knows the stream is live before any event.
             this.hello = false;
@@ -166,7 +185,7 @@ impl hyper::body::Body for TailBody {
                 this.keepalive.reset();
                 Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
-            // The store sink ended (shutdown): end the stream.
+            // Stopping and drained, or the hub is gone: end the stream.
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.keepalive.poll_tick(cx) {
                 Poll::Ready(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
@@ -204,9 +223,14 @@ mod tests {
     #[tokio::test]
     async fn a_full_client_loses_events_and_is_told() {
         let hub = TailHub::new("tail_test", 2);
-        let mut slow = hub.subscribe(Query::All).expect("subscribes");
+        let mut slow = hub
+            .subscribe(Query::All, CancellationToken::new())
+            .expect("subscribes");
         let mut other = hub
-            .subscribe(Query::parse("keep").expect("query"))
+            .subscribe(
+                Query::parse("keep").expect("query"),
+                CancellationToken::new(),
+            )
             .expect("subscribes");
         let events: Vec<Event> = (0..5).map(|i| event(&format!("keep {i}"))).collect();
         hub.publish(&events);
@@ -223,5 +247,39 @@ mod tests {
         drop(other);
         hub.publish(&[event("keep going")]);
         assert_eq!(hub.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_stream_sends_what_it_holds_then_ends() {
+        let hub = TailHub::new("tail_stop_test", 10);
+        let stop = CancellationToken::new();
+        let mut body = hub.subscribe(Query::All, stop.clone()).expect("subscribes");
+        hub.publish(&[event("queued 0"), event("queued 1")]);
+        stop.cancel();
+        assert_eq!(next_text(&mut body).await, ": tailing\n\n");
+        // The stream saw the stop: later events are refused and the client forgotten.
+        hub.publish(&[event("too late")]);
+        assert_eq!(hub.subscribers(), 0);
+        let data = next_text(&mut body).await;
+        assert!(
+            data.contains("queued 0") && data.contains("queued 1"),
+            "{data}"
+        );
+        assert!(!data.contains("too late"), "{data}");
+        assert!(body.frame().await.is_none(), "the stream ended");
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_ends_when_stopped() {
+        let hub = TailHub::new("tail_idle_stop_test", 10);
+        let stop = CancellationToken::new();
+        let mut body = hub.subscribe(Query::All, stop.clone()).expect("subscribes");
+        assert_eq!(next_text(&mut body).await, ": tailing\n\n");
+        // Waiting with nothing queued, the stream is woken by the stop itself.
+        let waiting = tokio::spawn(async move { body.frame().await.is_none() });
+        tokio::task::yield_now().await;
+        stop.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert!(matches!(ended, Ok(Ok(true))), "the stream ended");
     }
 }

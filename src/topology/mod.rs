@@ -56,6 +56,10 @@ pub struct RunningTopology {
     tasks: JoinSet<()>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     api_stop: CancellationToken,
+    /// Ends the API's long-lived streams (live tail). A child of the shutdown token, so
+    /// they end as soon as shutdown starts; `wait` fires it too, for pipelines that end
+    /// at EOF without a shutdown.
+    streams_stop: CancellationToken,
     /// Addresses the network sources actually bound (useful with port 0 in tests).
     pub bound: HashMap<String, std::net::SocketAddr>,
 }
@@ -67,6 +71,9 @@ impl RunningTopology {
                 tracing::error!(%error, "component task panicked");
             }
         }
+        // The API drains its requests in progress before it returns, and a stream is never
+        // done by itself: streams end first.
+        self.streams_stop.cancel();
         self.api_stop.cancel();
         if let Some(api) = self.api_task.take() {
             let _ = api.await;
@@ -117,6 +124,7 @@ pub async fn start(
     // Endpoints components add to the API listener (query, tail, alerts).
     let mut endpoints: Vec<Arc<dyn crate::api::Endpoint>> = Vec::new();
     let api_stop = CancellationToken::new();
+    let streams_stop = shutdown.child_token();
     let mut api_task = None;
 
     // Every queue exists before any task starts, so nothing can send into a missing one.
@@ -222,6 +230,7 @@ pub async fn start(
                 })?;
                 endpoints.push(Arc::new(crate::store::http::StoreEndpoint::new(
                     store.clone(),
+                    streams_stop.clone(),
                 )));
                 Some(store)
             }
@@ -406,6 +415,7 @@ pub async fn start(
         bound,
         api_task,
         api_stop,
+        streams_stop,
     })
 }
 

@@ -228,3 +228,46 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
     let rules: Vec<_> = default.alerts.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(rules, ["error_burst", "app_silent"]);
 }
+
+/// Read as a field, the unquoted word in `level >= error` names a field no event has, so
+/// every error event would go to `_unmatched` without a word. `sluice validate` refuses it,
+/// names file, component and field, and suggests the quotes.
+#[test]
+fn validate_refuses_an_unquoted_comparison_with_a_hint() {
+    let dir = crate::util::tempdir();
+    let file = dir.path().join("routes.toml");
+    std::fs::write(
+        &file,
+        r#"
+[sources.in]
+type = "stdin"
+
+[transforms.by_level]
+type = "route"
+inputs = ["in"]
+routes = { errors = 'level >= error' }
+
+[sinks.out]
+type = "blackhole"
+inputs = ["by_level.errors", "by_level._unmatched"]
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(sluice_bin())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for needle in [
+        "routes.toml",
+        "transform `by_level`",
+        "field `routes.errors`",
+        "column 10",
+        r#"did you mean "error"?"#,
+        "`.error`",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+}

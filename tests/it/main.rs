@@ -26,6 +26,8 @@ mod shutdown;
 #[cfg(feature = "store")]
 mod store;
 mod syslog;
+#[cfg(feature = "store")]
+mod tail;
 #[cfg(feature = "kafka")]
 mod tansu;
 mod tcp_auth;

@@ -1,5 +1,5 @@
 //! The store sink end to end: retention, damaged partitions, the HTTP query API with its
-//! refusals, live tail with a stalled client, kill -9 during ingest, and the CLI.
+//! refusals, kill -9 during ingest, and `sluice query`. Live tail is in `tail.rs`.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (
     (status, body)
 }
 
-fn json(body: &str) -> serde_json::Value {
+pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not json ({e}): {body}"))
 }
 
@@ -168,7 +168,7 @@ fn a_damaged_partition_is_moved_aside_and_the_rest_opens() {
     assert_eq!(aside.len(), 1);
 }
 
-fn store_pipeline(data: &std::path::Path, extra: &str) -> String {
+pub(crate) fn store_pipeline(data: &std::path::Path, extra: &str) -> String {
     format!(
         r#"
 [api]
@@ -266,125 +266,7 @@ async fn http_api_queries_and_refuses_bad_parameters() {
     router.stop().await;
 }
 
-/// Reads the SSE stream of `stream` (an HTTP/1.0 response: close-delimited) until `done`
-/// says so or the deadline passes.
-fn read_sse_until(
-    stream: &mut std::net::TcpStream,
-    seen: &mut String,
-    mut done: impl FnMut(&str) -> bool,
-) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut buf = vec![0u8; 64 * 1024];
-    while !done(seen) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => return done(seen),
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("tail read failed: {e}"),
-        }
-    }
-    true
-}
-
-/// Opens `GET /v1/tail`; `recv_buffer` makes the socket's receive buffer small before
-/// connecting, so a stalled client holds little in the kernel and the router's per-client
-/// queue is what fills.
-fn open_tail(api: SocketAddr, query: &str, recv_buffer: Option<u32>) -> std::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    if let Some(size) = recv_buffer {
-        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut stream = runtime
-        .block_on(async move {
-            let stream = socket.connect(api).await?;
-            stream.into_std()
-        })
-        .expect("tail connects");
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let request = format!("GET /v1/tail?q={query} HTTP/1.0\r\nHost: test\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("request");
-    stream
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tail_a_stalled_client_overflows_alone() {
-    const BATCHES: usize = 100;
-    const PER_BATCH: usize = 100;
-    let dir = tempdir();
-    let router = Router::start(&store_pipeline(dir.path(), "tail_buffer_events = 500")).await;
-    let (ingest, api) = (router.addr("in"), router.addr("api"));
-    let result = tokio::task::spawn_blocking(move || {
-        let mut live = open_tail(api, "app:tailtest", None);
-        let mut stalled = open_tail(api, "app:tailtest", Some(4096));
-        // Both streams are established (the hub sends a comment first) before ingesting.
-        let mut live_seen = String::new();
-        assert!(read_sse_until(&mut live, &mut live_seen, |s| s.contains(": tailing")));
-        let mut stalled_seen = String::new();
-        assert!(read_sse_until(&mut stalled, &mut stalled_seen, |s| s.contains(": tailing")));
-        let padding = "x".repeat(1000);
-        let reader = std::thread::spawn(move || {
-            let last = format!("\"seq\":{}}}", BATCHES * PER_BATCH - 1);
-            let ok = read_sse_until(&mut live, &mut live_seen, |s| s.contains(&last));
-            (ok, live_seen)
-        });
-        for b in 0..BATCHES {
-            let mut body = String::new();
-            for i in 0..PER_BATCH {
-                body.push_str(&format!(
-                    r#"{{"app":"tailtest","message":"{padding}","seq":{}}}"#,
-                    b * PER_BATCH + i
-                ));
-                body.push('\n');
-            }
-            let (status, text) = http(ingest, "POST", "/v1/logs", body.as_bytes());
-            assert_eq!(status, 200, "{text}");
-        }
-        // Every POST was answered 200, i.e. committed: the pipeline never waited for the
-        // stalled client. The store holds them all.
-        let (_, counted) = http(api, "GET", "/v1/query?q=app:tailtest&limit=1", b"");
-        let (live_ok, live_seen) = reader.join().expect("reader");
-        // Now the stalled client reads again and hears about its loss.
-        let got_marker = read_sse_until(&mut stalled, &mut stalled_seen, |s| {
-            s.contains("event: overflow")
-        });
-        (counted, live_ok, live_seen, got_marker, stalled_seen)
-    })
-    .await
-    .expect("tail test");
-    let (counted, live_ok, live_seen, got_marker, stalled_seen) = result;
-    assert_eq!(json(&counted)["total"], (BATCHES * PER_BATCH) as u64);
-    assert!(live_ok, "the live client saw the last event");
-    assert_eq!(
-        live_seen.matches("data: {").count(),
-        BATCHES * PER_BATCH,
-        "the live client got every event"
-    );
-    assert!(!live_seen.contains("event: overflow"));
-    assert!(got_marker, "the stalled client was told of its overflow");
-    let marker = stalled_seen
-        .split("event: overflow\ndata: ")
-        .nth(1)
-        .and_then(|rest| rest.lines().next())
-        .expect("marker data");
-    let dropped = json(marker)["dropped"].as_u64().expect("dropped count");
-    assert!(dropped > 0);
-    assert!(crate::util::counter("store_tail_dropped_events_total", "store", None) >= dropped);
-    router.stop().await;
-}
-
-fn address_of(startup_log: &str, id: &str) -> SocketAddr {
+pub(crate) fn address_of(startup_log: &str, id: &str) -> SocketAddr {
     startup_log
         .lines()
         .find(|l| l.contains("listening") && l.contains(&format!("component_id={id}")))
@@ -572,41 +454,6 @@ fn cli_query_prints_a_table_and_json() {
         table.contains("disk full") && !table.contains("all good"),
         "{table}"
     );
-
-    // `sluice tail` prints live events as they arrive (JSON lines with --json); it takes
-    // the same scheme-less address and a query that starts with a negation.
-    let mut tail = std::process::Command::new(sluice_bin())
-        .args(["tail", "--url", &bare, "--json", "-app:other app:clitail"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("sluice tail runs");
-    let stdout = tail.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    // Posted until one arrives: events sent before the tail connected are not live.
-    let line = loop {
-        let event = b"{\"app\":\"clitail\",\"message\":\"live one\"}\n{\"app\":\"other\",\"message\":\"not this\"}\n";
-        assert_eq!(http(ingest, "POST", "/v1/logs", event).0, 200);
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "sluice tail printed nothing");
-    };
-    assert_eq!(json(&line)["message"], "live one");
-    let _ = tail.kill();
-    let _ = tail.wait();
     router.signal("-TERM");
     let _ = router.finish();
 }

@@ -71,7 +71,7 @@ fn edge_cases() {
                 r#"level >= "error""#,
                 r#"level == "err""#,
                 r#"level != "warn""#,
-                r#""info" < level"#,
+                r#""info" < .level"#,
             ],
             r#"{"level":"ERROR"}"#,
             &[true, true, true, true],
@@ -94,7 +94,7 @@ fn edge_cases() {
                 "status >= 504",
                 "status == 503",
                 "status != 503",
-                "500 <= status",
+                "500 <= .status",
             ],
             r#"{"status":"503"}"#,
             &[true, false, true, false, true],
@@ -180,7 +180,7 @@ fn timestamps_and_nan_fall_back_exactly() {
         "ts != 5",
         "x > 1",
         "x != 1",
-        "x == x",
+        "x == .x",
     ]);
     let set = ConditionSet::new(&conditions);
     let mut results = SetResults::default();
@@ -280,8 +280,8 @@ fn cmp_op() -> impl Strategy<Value = &'static str> {
 fn atom() -> impl Strategy<Value = String> {
     prop_oneof![
         8 => (field(), cmp_op(), literal()).prop_map(|(f, op, l)| format!("{f} {op} {l}")),
-        4 => (literal(), cmp_op(), field()).prop_map(|(l, op, f)| format!("{l} {op} {f}")),
-        1 => (field(), cmp_op(), field()).prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+        4 => (literal(), cmp_op(), field()).prop_map(|(l, op, f)| format!("{l} {op} .{f}")),
+        1 => (field(), cmp_op(), field()).prop_map(|(a, op, b)| format!("{a} {op} .{b}")),
         1 => (literal(), cmp_op(), literal()).prop_map(|(a, op, b)| format!("{a} {op} {b}")),
         1 => (field(), prop::sample::select(&["\"a\"", "\"5\"", "\"info\"", "5"][..]))
             .prop_map(|(f, n)| format!("{f} contains {n}")),
