@@ -59,6 +59,11 @@ fn broken_configs_name_file_component_and_field() {
             &["broken.toml", "source `in`", "field `adress`"],
         ),
         (
+            "typo in a nested field name",
+            format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = {{ method = \"newline\", max_frame_byte = 5 }}\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `framing.max_frame_byte`:"],
+        ),
+        (
             "unknown component type",
             format!("[sources.in]\ntype = \"tcpp\"\n{GOOD_TAIL}"),
             &["broken.toml", "source `in`", "field `type`", "tcpp"],
