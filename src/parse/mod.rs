@@ -37,7 +37,7 @@ pub use self::auto::{auto, detect, Format};
 pub use self::json::{json, json_bytes};
 pub use self::level::{level_in_text, Level};
 pub use self::logfmt::logfmt;
-pub use self::normalize::{normalize, Normalized, TimestampSource};
+pub use self::normalize::{normalize, Normalized, TimestampSource, READ_AT};
 pub use self::regex::RegexParser;
 pub use self::syslog::syslog;
 pub use self::timestamp::{leading_timestamp, parse_timestamp, timestamp_from_value};

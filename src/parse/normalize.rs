@@ -31,6 +31,9 @@ const TIMESTAMP_FIELDS: [&str; 12] = [
     "asctime",
 ];
 
+/// When a shipper read the line: the event's time when the line carries none of its own.
+pub const READ_AT: &str = "read_at";
+
 /// Fields that may hold the severity, most specific first.
 const LEVEL_FIELDS: [&str; 10] = [
     "level",
@@ -52,6 +55,9 @@ pub enum TimestampSource {
     Field,
     /// The start of the message text.
     Message,
+    /// None in the line itself: when its shipper read it (`read_at`, which `sluice ship`
+    /// and `sluice run` add), so lines spooled through an outage keep their own time.
+    ReadAt,
     /// None in the event: the time the router received it.
     ReceivedAt,
     /// None at all; `timestamp` is left absent.
@@ -132,11 +138,20 @@ pub fn normalize(event: &mut Event) -> Normalized {
                     set_timestamp(map, nanos);
                     TimestampSource::Message
                 }
-                None if received_at > 0 => {
-                    set_timestamp(map, received_at);
-                    TimestampSource::ReceivedAt
-                }
-                None => TimestampSource::Missing,
+                None => match map
+                    .get(READ_AT)
+                    .and_then(|v| timestamp_from_value(v, received_at))
+                {
+                    Some(nanos) => {
+                        set_timestamp(map, nanos);
+                        TimestampSource::ReadAt
+                    }
+                    None if received_at > 0 => {
+                        set_timestamp(map, received_at);
+                        TimestampSource::ReceivedAt
+                    }
+                    None => TimestampSource::Missing,
+                },
             }
         }
     };

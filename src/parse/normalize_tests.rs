@@ -58,6 +58,23 @@ fn timestamp_fields_and_aliases() {
             r#"{"message":"no time here","timestamp":"2026-11-26T00:00:00.000000Z"}"#,
             ReceivedAt,
         ),
+        // A shipped line without a time of its own keeps the time its shipper read it...
+        (
+            r#"{"message":"no time here","read_at":"2026-11-25T23:59:00.000001Z"}"#,
+            r#"{"message":"no time here","read_at":"2026-11-25T23:59:00.000001Z","timestamp":"2026-11-25T23:59:00.000001Z"}"#,
+            ReadAt,
+        ),
+        // ...but a time the line carries wins, in a field or at the start of the text.
+        (
+            r#"{"ts":"2024-05-01T00:00:00Z","read_at":"2026-11-25T23:59:00Z"}"#,
+            r#"{"ts":"2024-05-01T00:00:00Z","read_at":"2026-11-25T23:59:00Z","timestamp":"2024-05-01T00:00:00.000000Z"}"#,
+            Field,
+        ),
+        (
+            r#"{"message":"2015-07-29 17:41:44,747 - y","read_at":"2026-11-25T23:59:00Z"}"#,
+            r#"{"message":"2015-07-29 17:41:44,747 - y","read_at":"2026-11-25T23:59:00Z","timestamp":"2015-07-29T17:41:44.747000Z"}"#,
+            Message,
+        ),
     ];
     for (input, expected, source) in table {
         check(input, RECEIVED_AT, expected, *source);

@@ -18,6 +18,7 @@ pub mod spool;
 
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -140,14 +141,42 @@ impl Stream {
     }
 }
 
-/// Turns lines and events into NDJSON records with the app's labels.
-#[derive(Debug)]
+/// Turns lines and events into NDJSON records with the app's labels and, for lines, the
+/// time they were read (`read_at`): the router uses it as the event's time when the line
+/// has none of its own, so lines spooled through an outage keep when they happened, in
+/// order.
+#[derive(Debug, Default)]
 struct Encoder {
     app: Option<String>,
     instance: Option<String>,
+    /// The last `read_at` given (nanoseconds): each line's is later than the one before
+    /// (stdout and stderr readers share it), so equal clock readings cannot reorder them.
+    last_read_at: AtomicI64,
 }
 
 impl Encoder {
+    fn new(app: Option<String>, instance: Option<String>) -> Self {
+        Self {
+            app,
+            instance,
+            last_read_at: AtomicI64::new(0),
+        }
+    }
+
+    /// Now, or a microsecond after the previous line's time if the clock has not moved
+    /// that far: times are written with microseconds, and must not tie.
+    fn read_at(&self) -> i64 {
+        const STEP: i64 = 1_000;
+        let now = crate::event::now_nanos();
+        let previous = self
+            .last_read_at
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(now.max(last + STEP))
+            })
+            .unwrap_or(now);
+        now.max(previous + STEP)
+    }
+
     fn labels(&self, map: &mut serde_json::Map<String, serde_json::Value>) {
         if let Some(app) = &self.app {
             map.insert("app".into(), app.clone().into());
@@ -165,6 +194,10 @@ impl Encoder {
         );
         self.labels(&mut map);
         map.insert("stream".into(), stream.as_str().into());
+        map.insert(
+            crate::parse::READ_AT.into(),
+            crate::event::format_timestamp(self.read_at()).into(),
+        );
         encode(map)
     }
 
@@ -299,10 +332,7 @@ impl Shipper {
         Ok(Shipper {
             input: Some(Input {
                 tx,
-                encoder: Arc::new(Encoder {
-                    app: config.app.clone(),
-                    instance: config.instance.clone(),
-                }),
+                encoder: Arc::new(Encoder::new(config.app.clone(), config.instance.clone())),
             }),
             batcher: Some(batcher),
             spool,
@@ -447,10 +477,7 @@ mod tests {
 
     #[test]
     fn lines_are_json_escaped_and_lossy() {
-        let encoder = Encoder {
-            app: Some("web".into()),
-            instance: Some("web.1".into()),
-        };
+        let encoder = Encoder::new(Some("web".into()), Some("web.1".into()));
         let out = encoder.line(Stream::Stderr, b"say \"hi\"\t\xff");
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["message"], "say \"hi\"\t\u{fffd}");
@@ -461,14 +488,25 @@ mod tests {
     }
 
     #[test]
+    fn each_line_is_read_later_than_the_one_before() {
+        let encoder = Encoder::default();
+        let times: Vec<String> = (0..1000)
+            .map(|_| {
+                let out = encoder.line(Stream::Stdout, b"x");
+                let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                value["read_at"].as_str().unwrap().to_string()
+            })
+            .collect();
+        // RFC 3339 with a fixed number of digits sorts as the times do.
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
     fn pump_splits_lines_and_keeps_an_unterminated_tail() {
         let (tx, rx) = sync_channel(16);
         let input = Input {
             tx,
-            encoder: Arc::new(Encoder {
-                app: None,
-                instance: None,
-            }),
+            encoder: Arc::new(Encoder::default()),
         };
         let n = input.pump(&b"a\r\nb\n\nc"[..], Stream::Stdout).unwrap();
         drop(input);

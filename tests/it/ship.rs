@@ -520,3 +520,80 @@ path = "{}"
     assert!(stderr.contains("1 lines were refused"), "{stderr}");
     assert_eq!(std::fs::read_dir(spool.join("damaged")).unwrap().count(), 1);
 }
+
+/// Lines shipped while no router answers keep the time they were read (the router's parse
+/// takes `read_at` when a line has no time of its own), not the time the router finally got
+/// them, and their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_lines_keep_the_time_they_were_read() {
+    let dir = tempdir();
+    let spool = dir.path().join("spool");
+    let out = dir.path().join("out.log");
+    let port = free_port();
+    let ship = move |input: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '{input}' | {} ship --app late --to http://127.0.0.1:{port}/v1/logs --spool {} --drain-timeout-secs 1",
+                sluice_bin().display(),
+                spool.display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let outage = ship("first\\nsecond\\nthird\\n");
+    assert_eq!(
+        outage.status.code(),
+        Some(1),
+        "no router yet: the lines stay spooled"
+    );
+    let before_router = sluice::event::format_timestamp(sluice::event::now_nanos());
+    let router = Router::start(&format!(
+        r#"
+[sources.late_in]
+type = "http"
+address = "127.0.0.1:{port}"
+
+[transforms.late_parse]
+type = "parse"
+inputs = ["late_in"]
+
+[sinks.late_out]
+type = "file"
+inputs = ["late_parse"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let delivered = tokio::task::spawn_blocking(move || ship("")).await.unwrap();
+    router.stop().await;
+    assert!(
+        delivered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&delivered.stderr)
+    );
+    let records = records(&[&out]);
+    let lines: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["message"].as_str().unwrap_or_default().to_string(),
+                r["timestamp"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let messages: Vec<&str> = lines.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(messages, ["first", "second", "third"], "{records:?}");
+    for (message, timestamp) in &lines {
+        // RFC 3339 in UTC with microseconds on both sides: text order is time order.
+        assert!(
+            timestamp.as_str() < before_router.as_str(),
+            "{message} stamped {timestamp}, after the router came up at {before_router}"
+        );
+    }
+    assert!(
+        lines.windows(2).all(|w| w[0].1 < w[1].1),
+        "read times in order: {lines:?}"
+    );
+}
