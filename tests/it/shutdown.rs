@@ -153,9 +153,25 @@ fn round(case: &Case, dir: &Path) -> (u64, u64) {
         "{}: the sink never tried its destination",
         case.name
     );
+    // The lines may have arrived in more than one read, so the sink can be retrying the
+    // first batch before the last is on disk: wait for all of them (the buffer's own report
+    // is the only signal of that from outside).
     let buffer = dir.join("buffer");
-    let before = unacknowledged(&buffer);
-    assert_eq!(before, if case.via_alert { 1 } else { 3 }, "{}", case.name);
+    let wanted = if case.via_alert { 1 } else { 3 };
+    let deadline = std::time::Instant::now() + crate::util::TIMEOUT;
+    let before = loop {
+        let n = unacknowledged(&buffer);
+        if n >= wanted {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: only {n} of {wanted} records reached the disk buffer",
+            case.name
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(before, wanted, "{}", case.name);
     router.signal("-TERM");
     let (_status, log) = router.finish();
     let after = unacknowledged(&buffer);
