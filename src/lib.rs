@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod codec;
 pub mod condition;
 pub mod config;
+pub mod delivery;
 pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::{ShipConfig, ShipError, Spool};
-use crate::sinks::retry::DeliveryError;
+use crate::delivery::retry::DeliveryError;
 
 pub(super) struct Target {
     uri: Uri,

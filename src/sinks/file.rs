@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::Batch;
 use crate::telemetry::LogLimiter;
 use crate::template::Template;

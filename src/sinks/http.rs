@@ -25,10 +25,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::BatchReceiver;

@@ -32,10 +32,10 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event, SharedBatch};
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};
 use crate::telemetry::{self, Counter, LogLimiter};

@@ -28,10 +28,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::config::FieldError;
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event, Map, Value};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::topology::BatchReceiver;

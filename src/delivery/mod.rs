@@ -1,0 +1,3 @@
+//! Delivery, below the sinks and the shipper and importing neither: retries (`retry.rs`).
+
+pub mod retry;
