@@ -56,7 +56,6 @@ impl RetryConfig {
     pub fn backoff(&self) -> Backoff {
         Backoff {
             next: Duration::from_millis(self.initial_backoff_ms),
-            initial: Duration::from_millis(self.initial_backoff_ms),
             cap: Duration::from_secs(self.max_backoff_secs),
             attempts: 0,
             max_attempts: self.max_attempts,
@@ -68,7 +67,6 @@ impl RetryConfig {
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
-    initial: Duration,
     cap: Duration,
     attempts: u32,
     max_attempts: Option<u32>,
@@ -91,12 +89,6 @@ impl Backoff {
     /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
-    }
-
-    /// Starts over after a success.
-    pub fn reset(&mut self) {
-        self.next = self.initial;
-        self.attempts = 0;
     }
 }
 
