@@ -192,14 +192,8 @@ impl FileWriter {
                 }
                 Err(error) => {
                     tracing::error!(component_id = %ctx.id, %path, %error, events = pending.events.len(), "write failed for good; events go to dead-letter");
-                    for &i in &pending.events {
-                        rejected.push(super::dead_letter_event(
-                            &batch.events[i],
-                            &ctx.id,
-                            &error.to_string(),
-                            error.code(),
-                        ));
-                    }
+                    let events = pending.events.iter().map(|&i| &batch.events[i]);
+                    rejected.extend(super::dead_letters(events, &ctx.id, &error));
                 }
             }
             self.pending.insert(path, pending);

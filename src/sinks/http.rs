@@ -299,11 +299,7 @@ impl HttpSink {
 
     async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
         tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "request failed for good; events go to dead-letter");
-        let reason = error.to_string();
-        let letters = events
-            .iter()
-            .map(|event| super::dead_letter_event(event, &ctx.id, &reason, error.code()))
-            .collect();
+        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
         ctx.reject_async(letters).await;
     }
 

@@ -334,11 +334,7 @@ pub async fn deliver(poster: &mut Poster, body: Bytes, events: &[&Event], ctx: &
         }
         Err(error) => {
             tracing::error!(component_id = %ctx.id, %error, alerts = events.len(), "notification failed for good; alert events go to dead-letter");
-            let reason = error.to_string();
-            let letters = events
-                .iter()
-                .map(|event| dead_letter_event(event, &ctx.id, &reason, error.code()))
-                .collect();
+            let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
             ctx.reject_async(letters).await;
         }
     }
