@@ -11,6 +11,7 @@ pub mod channel;
 pub mod codec;
 pub mod condition;
 pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod field_error;
 #[cfg(feature = "kafka")]

@@ -1,6 +1,6 @@
 //! TLS for the network sources (rustls): a certificate and key, and optionally a CA to
 //! verify client certificates (mutual TLS: a client without a certificate signed by that CA
-//! is refused during the handshake).
+//! is refused during the handshake). And the trust of the alert notifiers' HTTPS client.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 use crate::field_error::FieldError;
@@ -37,6 +37,8 @@ pub enum TlsError {
     Pem { path: PathBuf, message: String },
     #[error("invalid tls setup: {0}")]
     Rustls(String),
+    #[error("no trusted CA certificates: install the system's (Debian: ca-certificates) or set tls.ca_file")]
+    NoTrustedCa,
 }
 
 impl TlsConfig {
@@ -112,6 +114,35 @@ where
             "tls handshake timed out",
         )),
     }
+}
+
+/// A client config trusting the system's CA certificates (for `https://` destinations
+/// only, so that plain-HTTP ones need no certificate store) and those in `ca_file`.
+pub fn client_config(ca_file: Option<&Path>, https: bool) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    if https {
+        // Unreadable entries of the system store are skipped; an empty store is an error
+        // below unless `ca_file` fills it.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    if let Some(path) = ca_file {
+        for cert in read_certs(path)? {
+            roots.add(cert).map_err(|e| TlsError::Pem {
+                path: path.to_path_buf(),
+                message: e.to_string().to_lowercase(),
+            })?;
+        }
+    }
+    if https && roots.is_empty() {
+        return Err(TlsError::NoTrustedCa);
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Rustls(e.to_string().to_lowercase()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -7,6 +7,8 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::delivery::http::error_chain;
+
 /// Default router API address.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8686";
 
@@ -52,16 +54,7 @@ pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
         let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
             .await
             .map_err(|_| unreachable("timed out after 10s".into()))?
-            .map_err(|e| {
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    message.push_str(": ");
-                    message.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                unreachable(message)
-            })?;
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::sinks::retry::RetryConfig;
+use crate::delivery::retry::RetryConfig;
 pub use spool::{Pending, Spool};
 
 /// Where to send, how to label, where to spool.

@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
+use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
 use crate::event::Batch;
 use crate::field_error::FieldError;
-use crate::telemetry::LogLimiter;
 use crate::template::Template;
 
 /// How often an open file's path is checked for rotation.
@@ -90,7 +89,6 @@ impl FileConfig {
             template,
             files: HashMap::new(),
             pending: HashMap::default(),
-            limiter: LogLimiter::default(),
             generation: REOPEN_GENERATION.load(Ordering::Relaxed),
             path_buf: String::new(),
         };
@@ -121,16 +119,20 @@ struct FileWriter {
     /// Keyed by the rendered path as text, with foldhash: hashing a `Path` walks its
     /// components, which showed at 2-3 % of this sink's thread when done per event.
     pending: PendingByPath,
-    limiter: LogLimiter,
     generation: u64,
     path_buf: String,
 }
 
 impl FileWriter {
     fn run_blocking(&mut self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+        let mut retrier = Retrier::new(
+            self.config.retry.clone(),
+            Some(&ctx.id),
+            ctx.metrics.write_errors.clone(),
+        );
         while let Some(batch) = rx.blocking_recv() {
             // Every event's outcome is stated inside: delivered, or rejected to dead-letter.
-            self.write_batch(&batch, &ctx);
+            self.write_batch(&batch, &ctx, &mut retrier);
             batch.settle();
         }
         // Writes go straight to the kernel, so there is no user-space buffer to flush; with
@@ -139,7 +141,7 @@ impl FileWriter {
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &Batch, ctx: &SinkContext) {
+    fn write_batch(&mut self, batch: &Batch, ctx: &SinkContext, retrier: &mut Retrier) {
         let generation = REOPEN_GENERATION.load(Ordering::Relaxed);
         if generation != self.generation {
             self.generation = generation;
@@ -180,7 +182,7 @@ impl FileWriter {
         for path in paths {
             let pending =
                 std::mem::take(self.pending.get_mut(&path).expect("path was just listed"));
-            match self.deliver(Path::new(&path), &pending.bytes, ctx) {
+            match self.deliver(Path::new(&path), &pending.bytes, retrier) {
                 Ok(()) => {
                     ctx.metrics.sent_events.inc(pending.events.len() as u64);
                     ctx.metrics.sent_bytes.inc(pending.bytes.len() as u64);
@@ -190,14 +192,8 @@ impl FileWriter {
                 }
                 Err(error) => {
                     tracing::error!(component_id = %ctx.id, %path, %error, events = pending.events.len(), "write failed for good; events go to dead-letter");
-                    for &i in &pending.events {
-                        rejected.push(super::dead_letter_event(
-                            &batch.events[i],
-                            &ctx.id,
-                            &error.to_string(),
-                            error.code(),
-                        ));
-                    }
+                    let events = pending.events.iter().map(|&i| &batch.events[i]);
+                    rejected.extend(super::dead_letters(events, &ctx.id, &error));
                 }
             }
             self.pending.insert(path, pending);
@@ -218,34 +214,19 @@ impl FileWriter {
         &mut self,
         path: &Path,
         bytes: &[u8],
-        ctx: &SinkContext,
+        retrier: &mut Retrier,
     ) -> Result<(), DeliveryError> {
-        let mut backoff = self.config.retry.backoff();
         let mut written = 0;
-        loop {
-            let error = match self.write_to(path, bytes, &mut written) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            ctx.metrics.write_errors.inc(1);
-            // Reopen on the next attempt rather than keep a broken handle.
-            self.files.remove(path);
-            let classified = DeliveryError::from_io(&error);
-            let DeliveryError::Retryable(message) = classified else {
-                return Err(classified);
-            };
-            let Some(delay) = backoff.next_delay() else {
-                return Err(DeliveryError::Exhausted(format!(
-                    "gave up after {} attempts: {message}",
-                    backoff.attempts()
-                )));
-            };
-            if let Some(suppressed) = self.limiter.check() {
-                tracing::warn!(component_id = %ctx.id, path = %path.display(), error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "write failed; retrying");
+        retrier.run_blocking(&path.display(), || {
+            match self.write_to(path, bytes, &mut written) {
+                Ok(()) => Outcome::Delivered,
+                Err(error) => {
+                    // Reopen on the next attempt rather than keep a broken handle.
+                    self.files.remove(path);
+                    Outcome::from_io(&error)
+                }
             }
-            // Backoff between attempts is the point here, not synchronisation.
-            std::thread::sleep(delay);
-        }
+        })
     }
 
     fn write_to(&mut self, path: &Path, buf: &[u8], written: &mut usize) -> std::io::Result<()> {

@@ -1,10 +1,11 @@
 //! The `http` sink: POSTs batches of events to an HTTP endpoint, typically another router's
 //! `POST /v1/logs` (router-to-router forwarding).
 //!
-//! Runs as an async task on a hyper client with connection reuse. Each batch taken from the
-//! queue (plus whatever else is already queued) is cut into requests of at most
-//! `batch_max_events` events and `batch_max_bytes` encoded bytes, sent one after the other so
-//! the events keep their order. An event bigger than `batch_max_bytes` is sent alone.
+//! Runs as an async task on the shared HTTP delivery client and retry driver (`delivery`).
+//! Each batch taken from the queue (plus whatever else is already queued) is cut into
+//! requests of at most `batch_max_events` events and `batch_max_bytes` encoded bytes, sent
+//! one after the other so the events keep their order. An event bigger than
+//! `batch_max_bytes` is sent alone.
 //!
 //! Responses are classified like the file sink's write errors: a 2xx acknowledges the
 //! request's events as delivered; 408, 429, 5xx, connection errors and timeouts are retried
@@ -17,27 +18,17 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::Uri;
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
+use crate::delivery::http::HttpClient;
+use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
 use crate::event::{Delivery, Event};
 use crate::field_error::FieldError;
-use crate::telemetry::{self, Counter, LogLimiter};
-
-/// How much of an error response's body is quoted in a dead letter's reason.
-const REASON_BODY_BYTES: usize = 200;
-
-/// Response bodies are read (so the connection can be reused) up to this size.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// `[sinks.ID] type = "http"`
 #[derive(Debug, Clone, Deserialize)]
@@ -128,18 +119,26 @@ impl HttpSinkConfig {
             )
         };
         let uri = parse_uri(&self.uri).map_err(invalid)?;
-        let headers = parse_headers(&self.headers).map_err(invalid)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        let retries = telemetry::counter("component_retries_total", &[("component_id", &ctx.id)]);
+        let content_type = match self.encoding {
+            HttpEncoding::Ndjson => "application/x-ndjson",
+            HttpEncoding::JsonArray => "application/json",
+        };
+        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
+        if self.compression == HttpCompression::Gzip {
+            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        }
+        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
         let mut sink = HttpSink {
-            config: self,
             uri,
             headers,
-            client,
-            retries,
-            limiter: LogLimiter::default(),
+            client: HttpClient::plain(),
+            timeout: Duration::from_secs(self.timeout_secs),
+            retrier: Retrier::new(
+                self.retry.clone(),
+                Some(&ctx.id),
+                ctx.metrics.write_errors.clone(),
+            ),
+            config: self,
         };
         sink.run(rx, ctx).await;
         Ok(())
@@ -206,10 +205,11 @@ pub(crate) fn parse_headers(
 struct HttpSink {
     config: HttpSinkConfig,
     uri: Uri,
+    /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
     headers: Vec<(HeaderName, HeaderValue)>,
-    client: Client<HttpConnector, Full<Bytes>>,
-    retries: Counter,
-    limiter: LogLimiter,
+    client: HttpClient,
+    timeout: Duration,
+    retrier: Retrier,
 }
 
 impl HttpSink {
@@ -278,7 +278,14 @@ impl HttpSink {
                 return;
             }
         };
-        match self.deliver(&payload, ctx).await {
+        let delivered = self
+            .retrier
+            .run(&self.uri, || {
+                self.client
+                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
+            })
+            .await;
+        match delivered {
             Ok(()) => {
                 ctx.metrics.sent_events.inc(events.len() as u64);
                 ctx.metrics.sent_bytes.inc(payload.len() as u64);
@@ -292,11 +299,7 @@ impl HttpSink {
 
     async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
         tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "request failed for good; events go to dead-letter");
-        let reason = error.to_string();
-        let letters = events
-            .iter()
-            .map(|event| super::dead_letter_event(event, &ctx.id, &reason, error.code()))
-            .collect();
+        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
         ctx.reject_async(letters).await;
     }
 
@@ -324,171 +327,11 @@ impl HttpSink {
             }
         })
     }
-
-    /// POSTs `payload` until it is accepted, refused for good, or the retries run out.
-    async fn deliver(&mut self, payload: &Bytes, ctx: &SinkContext) -> Result<(), DeliveryError> {
-        let mut backoff = self.config.retry.backoff();
-        let cap = Duration::from_secs(self.config.retry.max_backoff_secs);
-        loop {
-            let (message, retry_after) = match self.attempt(payload.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(Failure::Fatal(message)) => {
-                    ctx.metrics.write_errors.inc(1);
-                    return Err(DeliveryError::Fatal(message));
-                }
-                Err(Failure::Retryable {
-                    message,
-                    retry_after,
-                }) => (message, retry_after),
-            };
-            ctx.metrics.write_errors.inc(1);
-            let Some(delay) = backoff.next_delay() else {
-                return Err(DeliveryError::Exhausted(format!(
-                    "gave up after {} attempts: {message}",
-                    backoff.attempts()
-                )));
-            };
-            let delay = retry_after.map_or(delay, |after| after.min(cap));
-            self.retries.inc(1);
-            if let Some(suppressed) = self.limiter.check() {
-                tracing::warn!(component_id = %ctx.id, uri = %self.uri, error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "request failed; retrying");
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// One request, classified.
-    async fn attempt(&self, payload: Bytes) -> Result<(), Failure> {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .header(
-                CONTENT_TYPE,
-                match self.config.encoding {
-                    HttpEncoding::Ndjson => "application/x-ndjson",
-                    HttpEncoding::JsonArray => "application/json",
-                },
-            );
-        if self.config.compression == HttpCompression::Gzip {
-            request = request.header(CONTENT_ENCODING, "gzip");
-        }
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Full::new(payload))
-            .map_err(|e| Failure::Fatal(format!("cannot build request: {e}")))?;
-        let timeout = Duration::from_secs(self.config.timeout_secs);
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            // A body that fails to read or is too long only shortens the quoted reason.
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body))
-        };
-        let (status, retry_after, body) = match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => {
-                return Err(Failure::Retryable {
-                    message: format!("request timed out after {}s", self.config.timeout_secs),
-                    retry_after: None,
-                })
-            }
-            Ok(Err(error)) => {
-                let mut message = error.to_string();
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    message.push_str(": ");
-                    message.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                return Err(Failure::Retryable {
-                    message,
-                    retry_after: None,
-                });
-            }
-            Ok(Ok(response)) => response,
-        };
-        classify(status, retry_after, &body)
-    }
-}
-
-enum Failure {
-    Retryable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    Fatal(String),
-}
-
-fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Result<(), Failure> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let quoted = String::from_utf8_lossy(&body[..body.len().min(REASON_BODY_BYTES)]);
-    let message = format!("HTTP {status}: {}", quoted.trim());
-    if status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-    {
-        Err(Failure::Retryable {
-            message,
-            retry_after,
-        })
-    } else {
-        Err(Failure::Fatal(message))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classifies_statuses() {
-        let table = [
-            (200, Some(true)),
-            (204, Some(true)),
-            (408, None),
-            (429, None),
-            (500, None),
-            (503, None),
-            (400, Some(false)),
-            (404, Some(false)),
-            (413, Some(false)),
-            (301, Some(false)),
-        ];
-        for (code, expected) in table {
-            let status = StatusCode::from_u16(code).unwrap();
-            let got = match classify(status, None, b"nope") {
-                Ok(()) => Some(true),
-                Err(Failure::Fatal(message)) => {
-                    assert!(message.contains(&code.to_string()), "{message}");
-                    Some(false)
-                }
-                Err(Failure::Retryable { .. }) => None,
-            };
-            assert_eq!(got, expected, "{code}");
-        }
-    }
-
-    #[test]
-    fn quotes_at_most_200_bytes_of_the_body() {
-        let body = vec![b'x'; 1000];
-        let Err(Failure::Fatal(message)) = classify(StatusCode::BAD_REQUEST, None, &body) else {
-            panic!("400 is fatal");
-        };
-        assert_eq!(message.matches('x').count(), REASON_BODY_BYTES);
-    }
 
     #[test]
     fn validates_uri() {

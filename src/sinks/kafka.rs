@@ -32,11 +32,11 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event, SharedBatch};
 use crate::field_error::FieldError;
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions, SinkClientContext};

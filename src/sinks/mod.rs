@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::ack::AckStatus;
 use crate::channel::Fanout;
+use crate::delivery::retry::DeliveryError;
 use crate::event::{Batch, Event, Map, Value};
 use crate::telemetry::{self, Counter};
 
@@ -82,6 +83,17 @@ pub fn dead_letter_event(event: &Event, component_id: &str, reason: &str, code: 
     info.insert("component_id", Value::from(component_id));
     letter.fields.insert("dead_letter", Value::Object(info));
     letter
+}
+
+/// The dead letters of `events`, given up on because of `error`.
+pub fn dead_letters<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    component_id: &str,
+    error: &DeliveryError,
+) -> Vec<Event> {
+    let reason = error.to_string();
+    let letter = |event| dead_letter_event(event, component_id, &reason, error.code());
+    events.into_iter().map(letter).collect()
 }
 
 /// Counters every sink keeps.

@@ -4,47 +4,37 @@
 //!
 //! A notifier takes the output of an `[alerts.ID]` rule. Each batch taken from the queue
 //! (plus whatever else is already queued) becomes one request per `max_batch` alerts (1 for
-//! Slack and PagerDuty, whose APIs take one message per request). Responses are classified
-//! like the `http` sink's: 2xx delivers; 408, 429, 5xx, connection errors and timeouts are
-//! retried with backoff; anything else is fatal and the alert events go to
-//! `ID.dead_letter`. An event that is not an alert is rejected to dead-letter with a reason.
+//! Slack and PagerDuty, whose APIs take one message per request). Requests go through the
+//! shared HTTP delivery client and retry driver (`delivery`), as the `http` sink's do: 2xx
+//! delivers; 408, 429, 5xx, connection errors and timeouts are retried with backoff (a
+//! `Retry-After` in seconds is honoured, capped by `max_backoff_secs`); anything else is
+//! fatal and the alert events go to `ID.dead_letter`. An event that is not an alert is
+//! rejected to dead-letter with a reason.
 //! `restored` alerts (firing alerts a rule took back from its state file at start) are not
 //! new notifications: they are acknowledged without a request, except by Alertmanager,
 //! which needs to hear about every firing alert.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Uri;
 use serde::Deserialize;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use super::retry::{DeliveryError, RetryConfig};
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
+use crate::delivery::http::HttpClient;
+use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
 use crate::event::{Delivery, Event, Map, Value};
 use crate::field_error::FieldError;
-use crate::telemetry::{self, Counter, LogLimiter};
 
 use super::alertmanager::AlertmanagerConfig;
 use super::pagerduty::PagerdutyConfig;
 use super::slack::SlackConfig;
 use super::webhook::WebhookConfig;
-
-/// How much of an error response's body is quoted in a dead letter's reason.
-const REASON_BODY_BYTES: usize = 200;
-/// Response bodies are read (so the connection can be reused) up to this size.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The notifier sink types, one `[sinks.ID] type = ...` each.
 #[derive(Debug, Clone)]
@@ -230,12 +220,11 @@ pub fn parse_url(url: &str) -> Result<Uri, FieldError> {
 /// POSTs JSON bodies to one URL with retries.
 pub struct Poster {
     uri: Uri,
+    /// `Content-Type: application/json`, then the configured headers.
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
-    retry: RetryConfig,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    retries: Counter,
-    limiter: LogLimiter,
+    client: HttpClient,
+    retrier: Retrier,
 }
 
 impl Poster {
@@ -247,157 +236,37 @@ impl Poster {
             )
         };
         let uri = parse_url(url).map_err(|e| invalid(&e.field, e.message))?;
-        let tls = client_tls(&endpoint.tls, uri.scheme_str() == Some("https"))
-            .map_err(|message| invalid("tls", message))?;
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        // The TLS layer handles `https://`; the TCP connector must let it through.
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = uri.scheme_str() == Some("https");
+        let tls = crate::tls::client_config(endpoint.tls.ca_file.as_deref(), https)
+            .map_err(|e| invalid("tls", e.to_string()))?;
+        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        headers.extend(
+            super::http::parse_headers(&endpoint.headers)
+                .map_err(|e| invalid(&e.field, e.message))?,
+        );
         Ok(Poster {
             uri,
-            headers: super::http::parse_headers(&endpoint.headers)
-                .map_err(|e| invalid(&e.field, e.message))?,
+            headers,
             timeout: Duration::from_secs(endpoint.timeout_secs),
-            retry: endpoint.retry.clone(),
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            retries: telemetry::counter("component_retries_total", &[("component_id", &ctx.id)]),
-            limiter: LogLimiter::default(),
+            client: HttpClient::with_tls(tls),
+            retrier: Retrier::new(
+                endpoint.retry.clone(),
+                Some(&ctx.id),
+                ctx.metrics.write_errors.clone(),
+            ),
         })
     }
 
     /// POSTs `body` until it is accepted, refused for good, or the retries run out.
     pub async fn post(&mut self, body: Bytes, ctx: &SinkContext) -> Result<(), DeliveryError> {
-        let mut backoff = self.retry.backoff();
-        loop {
-            let message = match self.attempt(body.clone()).await {
-                Ok(()) => {
-                    ctx.metrics.sent_bytes.inc(body.len() as u64);
-                    return Ok(());
-                }
-                Err(DeliveryError::Fatal(message)) => {
-                    ctx.metrics.write_errors.inc(1);
-                    return Err(DeliveryError::Fatal(message));
-                }
-                Err(other) => other.to_string(),
-            };
-            ctx.metrics.write_errors.inc(1);
-            let Some(delay) = backoff.next_delay() else {
-                return Err(DeliveryError::Exhausted(format!(
-                    "gave up after {} attempts: {message}",
-                    backoff.attempts()
-                )));
-            };
-            self.retries.inc(1);
-            if let Some(suppressed) = self.limiter.check() {
-                tracing::warn!(component_id = %ctx.id, uri = %self.uri, error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "notification failed; retrying");
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    async fn attempt(&self, body: Bytes) -> Result<(), DeliveryError> {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .header(CONTENT_TYPE, "application/json");
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| DeliveryError::Fatal(format!("cannot build request: {e}")))?;
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, hyper_util::client::legacy::Error>((status, body))
-        };
-        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
-                return Err(DeliveryError::Retryable(format!(
-                    "request timed out after {}s",
-                    self.timeout.as_secs()
-                )))
-            }
-            Ok(Err(error)) => {
-                let mut message = error.to_string();
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    message.push_str(": ");
-                    message.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                return Err(DeliveryError::Retryable(message));
-            }
-            Ok(Ok(response)) => response,
-        };
-        classify(status, &body)
-    }
-}
-
-/// The rustls client config: the system's CA certificates (for `https://` URLs only, so
-/// that plain-HTTP notifiers need no certificate store) plus `ca_file`.
-fn client_tls(tls: &ClientTls, https: bool) -> Result<ClientConfig, String> {
-    let mut roots = RootCertStore::empty();
-    if https {
-        // Unreadable entries of the system store are skipped; an empty store is an error
-        // below unless `ca_file` fills it.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
-    }
-    if let Some(path) = &tls.ca_file {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut found = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {}", path.display(), e.to_string().to_lowercase()))?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(format!("{}: no certificate found", path.display()));
-        }
-    }
-    if https && roots.is_empty() {
-        return Err(
-            "no trusted CA certificates: install the system's (Debian: ca-certificates) or set tls.ca_file"
-                .into(),
-        );
-    }
-    Ok(ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string().to_lowercase())?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
-}
-
-/// 2xx delivers; 408, 429 and 5xx are worth retrying; any other status is fatal.
-pub fn classify(status: StatusCode, body: &[u8]) -> Result<(), DeliveryError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let quoted = String::from_utf8_lossy(&body[..body.len().min(REASON_BODY_BYTES)]);
-    let message = format!("HTTP {status}: {}", quoted.trim());
-    if status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-    {
-        Err(DeliveryError::Retryable(message))
-    } else {
-        Err(DeliveryError::Fatal(message))
+        self.retrier
+            .run(&self.uri, || {
+                self.client
+                    .post(&self.uri, &self.headers, body.clone(), self.timeout)
+            })
+            .await?;
+        ctx.metrics.sent_bytes.inc(body.len() as u64);
+        Ok(())
     }
 }
 
@@ -465,11 +334,7 @@ pub async fn deliver(poster: &mut Poster, body: Bytes, events: &[&Event], ctx: &
         }
         Err(error) => {
             tracing::error!(component_id = %ctx.id, %error, alerts = events.len(), "notification failed for good; alert events go to dead-letter");
-            let reason = error.to_string();
-            let letters = events
-                .iter()
-                .map(|event| dead_letter_event(event, &ctx.id, &reason, error.code()))
-                .collect();
+            let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
             ctx.reject_async(letters).await;
         }
     }
@@ -531,23 +396,5 @@ mod tests {
     fn rejects_other_events_with_a_reason() {
         let err = Notification::from_event(&Event::from_message("hello".into())).unwrap_err();
         assert!(err.contains("not an alert event"), "{err}");
-    }
-
-    #[test]
-    fn classifies_statuses() {
-        for (code, outcome) in [
-            (200, "ok"),
-            (202, "ok"),
-            (429, "retry"),
-            (503, "retry"),
-            (400, "fatal"),
-        ] {
-            let got = match classify(StatusCode::from_u16(code).unwrap(), b"") {
-                Ok(()) => "ok",
-                Err(DeliveryError::Fatal(_)) => "fatal",
-                Err(_) => "retry",
-            };
-            assert_eq!(got, outcome, "{code}");
-        }
     }
 }

@@ -10,6 +10,8 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::delivery::http::error_chain;
+
 /// Where the CLI looks for a router unless told otherwise (the default `[api] address`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
 
@@ -96,9 +98,7 @@ async fn get(uri: Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientE
         .await
         .map_err(|e| ClientError::Connect {
             url: url.clone(),
-            reason: std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string()),
+            reason: error_chain(&e),
         })?;
     if response.status() != StatusCode::OK {
         let status = response.status();

@@ -15,7 +15,8 @@ use crate::alertmanager::Alertmanager;
 use crate::certs::issue;
 use crate::recorder::Recorder;
 use crate::util::{
-    free_port, get_json, have_tool, poll, read_lines, sluice_bin, tempdir, wait_until, Router,
+    counter, free_port, get_json, have_tool, poll, read_lines, sluice_bin, tempdir, wait_until,
+    Router,
 };
 
 /// Sends JSON lines on one TCP connection.
@@ -344,6 +345,53 @@ encoding = "json"
 }
 
 // === https ===
+
+/// A notifier answered 429 waits as long as `Retry-After` asks (the recorder asks for an
+/// hour), capped by `max_backoff_secs`, instead of its 1 ms backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifiers_honour_retry_after_up_to_the_cap() {
+    let (addr, recorder) = Recorder::start(&[("/later", 429, "slow down")]).await;
+    let dir = tempdir();
+    let router = Router::start(&format!(
+        r#"
+[sources.ra_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[alerts.ra_errors]
+inputs = ["ra_in"]
+condition = 'level == "error"'
+kind = "threshold"
+window_secs = 2
+threshold = 1
+state_path = "{dir}/ra_errors.json"
+
+[sinks.ra_hook]
+type = "webhook"
+inputs = ["ra_errors"]
+url = "http://{addr}/later"
+retry = {{ initial_backoff_ms = 1, max_backoff_secs = 1 }}
+"#,
+        dir = dir.path().display(),
+    ))
+    .await;
+    let mut feed = Feed::connect(router.addr("ra_in")).await;
+    feed.send("A", "error", 3).await;
+    wait_until("the notification delivered after the 429", || {
+        !recorder.bodies("/later").is_empty()
+    })
+    .await;
+    let arrivals = recorder.arrival_times("/later");
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retried {gap:?} after the 429, before Retry-After (capped at 1 s)"
+    );
+    assert_eq!(counter("component_retries_total", "ra_hook", None), 1);
+    drop(feed);
+    router.stop().await;
+}
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
 fn issue_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {

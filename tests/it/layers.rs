@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["ack"],
     &["event"],
     &["channel"],
-    &["condition", "parse", "tls", "router_url"],
+    &["condition", "parse", "tls", "router_url", "delivery"],
     &["template", "codec", "api", "kafka"],
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -34,7 +35,8 @@ pub(crate) struct Recorder {
     /// Per path (or [`ANY_PATH`]), the answers still to give, in order.
     script: Mutex<HashMap<String, VecDeque<(u16, &'static str)>>>,
     accepted: Mutex<Vec<Accepted>>,
-    attempts: Mutex<HashMap<String, usize>>,
+    /// Per path, when each request arrived.
+    arrivals: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
 impl Recorder {
@@ -89,12 +91,12 @@ impl Recorder {
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_string();
-        *self
-            .attempts
+        self.arrivals
             .lock()
             .unwrap()
             .entry(path.clone())
-            .or_default() += 1;
+            .or_default()
+            .push(Instant::now());
         let header = |name: &str| {
             request
                 .headers()
@@ -184,16 +186,21 @@ impl Recorder {
 
     /// Requests to `path`, answered 2xx or not.
     pub(crate) fn attempts(&self, path: &str) -> usize {
-        self.attempts
+        self.arrival_times(path).len()
+    }
+
+    /// When each request to `path` arrived, answered 2xx or not.
+    pub(crate) fn arrival_times(&self, path: &str) -> Vec<Instant> {
+        self.arrivals
             .lock()
             .unwrap()
             .get(path)
-            .copied()
-            .unwrap_or(0)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Requests to any path.
     pub(crate) fn requests(&self) -> usize {
-        self.attempts.lock().unwrap().values().sum()
+        self.arrivals.lock().unwrap().values().map(Vec::len).sum()
     }
 }

@@ -597,3 +597,70 @@ path = "{}"
         "read times in order: {lines:?}"
     );
 }
+
+/// The router's answer is read only up to a bound: a 2xx with a 64 MiB body delivers the
+/// batch without the shipper taking in the whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_reads_a_bounded_part_of_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ANSWER_BYTES: usize = 64 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Answers one request and returns how much of the body the kernel took from it before
+    // the shipper hung up (the socket buffers hold a few MiB at most).
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        let complete = |request: &[u8]| {
+            let text = String::from_utf8_lossy(request).to_lowercase();
+            let Some(head_end) = text.find("\r\n\r\n") else {
+                return false;
+            };
+            let length: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            request.len() >= head_end + 4 + length
+        };
+        while !complete(&request) {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the shipper hung up mid-request");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {ANSWER_BYTES}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < ANSWER_BYTES {
+            let left = chunk.len().min(ANSWER_BYTES - sent);
+            match stream.write(&chunk[..left]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n,
+            }
+        }
+        sent
+    });
+    let dir = tempdir();
+    let spool = dir.path().join("spool");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 'one line' | {} ship --to http://{addr}/v1/logs --spool {} --drain-timeout-secs 20",
+                sluice_bin().display(),
+                spool.display()
+            ))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let sent = server.await.unwrap();
+    assert!(
+        sent < ANSWER_BYTES / 4,
+        "the shipper took {sent} bytes of a {ANSWER_BYTES}-byte answer"
+    );
+}
