@@ -13,7 +13,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::util::{sluice_up, spawn_router, tempdir};
+use crate::util::{free_port, sluice_up, spawn_router, tempdir};
 
 /// Rounds per case: a defect that shows once in 6 runs escapes 20 rounds 2.6 % of the time.
 const ROUNDS: usize = 20;
@@ -63,22 +63,6 @@ retry = { initial_backoff_ms = 20 }
         via_alert: false,
     },
 ];
-
-/// A loopback port nobody listens on, below the kernel's ephemeral range, so that no other
-/// test's listener on port 0 can take it while this one sends there.
-fn dead_port() -> u16 {
-    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| {
-            let mut parts = range.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((parts.next()??, parts.next()??))
-        })
-        .unwrap_or((32768, 60999));
-    let start = 10_000 + fastrand::u16(..low.saturating_sub(11_000).max(1));
-    (start..low)
-        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port below the ephemeral range")
-}
 
 fn config(case: &Case, dir: &Path, port: u16) -> String {
     let dir_text = dir.display().to_string();
@@ -135,7 +119,7 @@ fn unacknowledged(path: &Path) -> u64 {
 /// the stop and after the exit.
 fn round(case: &Case, dir: &Path) -> (u64, u64) {
     let config_path = dir.join("pipeline.toml");
-    std::fs::write(&config_path, config(case, dir, dead_port())).unwrap();
+    std::fs::write(&config_path, config(case, dir, free_port())).unwrap();
     let mut router = spawn_router(sluice_up(&config_path));
     let address = router.address_of("in").expect("tcp source address");
     let mut tcp = std::net::TcpStream::connect(&address).unwrap();

@@ -82,12 +82,25 @@ impl Drop for FifoDrain {
     }
 }
 
-/// A port that was free a moment ago (for a process that must bind a known port).
+/// A port that was free a moment ago (for a process that must bind a known port, or for
+/// sending where nothing listens yet). It lies below the kernel's ephemeral range: a port
+/// from there could be handed to another test's listener on port 0 in the meantime, which
+/// would then receive what this test sends (a shipper's compressed requests written into
+/// another test's file).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| {
+            let mut parts = range.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let floor = 10_000u16.min(low / 2);
+    let start = floor + fastrand::u16(..low.saturating_sub(floor + 1_000).max(1));
+    (start..low)
+        .chain(floor..start)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Waits until `condition` holds, checking every few milliseconds; panics after TIMEOUT.
