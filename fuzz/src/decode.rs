@@ -372,6 +372,10 @@ fn check_normalize(event: &mut Event) {
         TimestampSource::Field | TimestampSource::Message => {
             assert!(matches!(after.get("timestamp"), Some(Value::Timestamp(_))));
         }
+        TimestampSource::ReadAt => {
+            assert!(before.contains_key("read_at"));
+            assert!(matches!(after.get("timestamp"), Some(Value::Timestamp(_))));
+        }
     }
     match normalized.level {
         Some(level) => {
