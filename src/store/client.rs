@@ -170,13 +170,49 @@ fn table_row(event: &serde_json::Value) -> String {
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     };
-    let message = text("message").replace('\n', "\\n");
+    let mut message = text("message");
+    if message.is_empty() {
+        // An event without a message (`sluice run`'s start and exit events, say) shows its
+        // other fields rather than a blank.
+        if let Some(fields) = event.as_object() {
+            let shown = ["timestamp", "level", "app", "message"];
+            message = fields
+                .iter()
+                .filter(|(key, _)| !shown.contains(&key.as_str()))
+                .map(|(key, value)| match value {
+                    serde_json::Value::String(s) => format!("{key}={s}"),
+                    other => format!("{key}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    let message = message
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
+        .replace('\r', "\\r");
     format!(
-        "{:<30}  {:<7}  {:<12}  {message}",
-        text("timestamp"),
-        text("level"),
-        text("app")
+        "{}  {}  {}  {message}",
+        cell(&text("timestamp"), 27),
+        cell(&text("level"), 8),
+        cell(&text("app"), 16)
     )
+}
+
+/// `text` in exactly `width` columns: control characters (tabs) as spaces, padded, or cut
+/// with an ellipsis, so that a long level or app does not push the columns after it.
+fn cell(text: &str, width: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.chars().count() > width {
+        let mut cut: String = clean.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        format!("{clean:<width$}")
+    }
 }
 
 /// What `sluice tail` asks for.
@@ -338,6 +374,46 @@ mod tests {
         );
         assert!(endpoint("https://x", "/v1/query", &[]).is_err());
         assert!(endpoint("no host", "/v1/query", &[]).is_err());
+    }
+
+    #[test]
+    fn table_columns_stay_aligned_and_no_row_is_blank() {
+        let rows = [
+            (
+                serde_json::json!({"timestamp": "2026-11-26T06:00:00.000000Z", "level": "error", "app": "web", "message": "short"}),
+                "short",
+            ),
+            (
+                serde_json::json!({"timestamp": "2026-11-26T06:00:00.000001Z", "level": "emergency-ish", "app": "a-very-long-application-name", "message": "long"}),
+                "long",
+            ),
+            (
+                serde_json::json!({"timestamp": "2026-11-26T06:00:00.000002Z", "level": "in\tfo", "app": "t\tab", "message": "x\ty"}),
+                "x\\ty",
+            ),
+        ];
+        // Where the message starts, in characters: the same on every row.
+        let starts: Vec<usize> = rows
+            .iter()
+            .map(|(event, shown)| {
+                let row = table_row(event);
+                assert!(!row.contains('\t'), "{row}");
+                let at = row
+                    .rfind(shown)
+                    .unwrap_or_else(|| panic!("{shown} in {row}"));
+                row[..at].chars().count()
+            })
+            .collect();
+        assert!(
+            starts.windows(2).all(|w| w[0] == w[1]),
+            "message columns {starts:?}"
+        );
+        let exit = serde_json::json!({"timestamp": "2026-11-26T06:00:00Z", "app": "job", "event": "exit", "code": 3});
+        let row = table_row(&exit);
+        assert!(
+            row.contains("event=exit") && row.contains("code=3"),
+            "{row}"
+        );
     }
 
     #[test]
