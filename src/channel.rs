@@ -203,17 +203,22 @@ impl Fanout {
             return Err(Closed);
         }
         let size = batch.size_estimate();
-        let shared = Arc::new(batch);
-        // Every consumer's delivery exists before the first send: if this send is cancelled
-        // half-way, those not yet queued report their events not delivered.
-        let mut deliveries: Vec<Delivery> = (0..self.senders.len())
-            .map(|_| Delivery::new(shared.clone()))
-            .collect();
-        drop(shared);
+        // The last consumer gets this delivery; the others a copy made as they are reached.
+        // Until then it stands for every consumer not yet reached: a send cancelled half-way
+        // drops it unsettled, which reports the events not delivered.
+        let mut rest = Some(Delivery::new(Arc::new(batch)));
         let mut delivered = false;
         let mut i = 0;
         while i < self.senders.len() {
-            let delivery = deliveries.pop().expect("one delivery per consumer");
+            let delivery = if i + 1 == self.senders.len() {
+                rest.take().expect("taken only for the last consumer")
+            } else {
+                let shared = rest
+                    .as_ref()
+                    .expect("kept until the last consumer")
+                    .shared();
+                Delivery::new(shared.clone())
+            };
             match self.senders[i].send_sized(delivery, size).await {
                 Ok(()) => {
                     delivered = true;

@@ -184,28 +184,13 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", error_text(&error));
+            eprintln!(
+                "error: {}",
+                sluice::error_chain::error_chain(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line. Many error types print their cause in their own
-/// message as well as returning it as `source()`; a cause already at the end of the text
-/// is not repeated.
-fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.ends_with(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -364,7 +349,7 @@ fn run_local(
                 .context(format!("cannot start pipeline {}", pipeline.file));
             eprintln!(
                 "error: {}; running the command anyway, its lines go to {url} and wait in the spool until a router answers there",
-                error_text(&error)
+                sluice::error_chain::error_chain(error.as_ref())
             );
             runtime.shutdown_background();
             return run_command(&args.config(&url, Some(app)), args, command);

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::delivery::http::error_chain;
+use crate::error_chain::error_chain;
 
 /// Default router API address.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8686";

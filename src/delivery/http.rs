@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio_rustls::rustls::ClientConfig;
 
 use super::retry::Outcome;
+use crate::error_chain::error_chain;
 
 /// How much of an error answer's body is quoted in the failure.
 const REASON_BODY_BYTES: usize = 200;
@@ -147,15 +148,6 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> O
     }
 }
 
-/// An error followed by its causes, `: `-separated: hyper-util's errors say only "client
-/// error (Connect)", their causes say why.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,17 +205,5 @@ mod tests {
             );
         }
         assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn error_chain_names_every_cause() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("client error (Connect)")]
-        struct Outer(#[source] std::io::Error);
-        let error = Outer(std::io::Error::other("connection refused"));
-        assert_eq!(
-            error_chain(&error),
-            "client error (Connect): connection refused"
-        );
     }
 }

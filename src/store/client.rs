@@ -10,7 +10,7 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::delivery::http::error_chain;
+use crate::error_chain::error_chain;
 
 /// Where the CLI looks for a router unless told otherwise (the default `[api] address`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";

@@ -9,7 +9,7 @@ use crate::util::repo_root;
 
 /// Lowest first. Modules in one layer do not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["telemetry", "field_error"],
+    &["telemetry", "field_error", "error_chain"],
     &["ack"],
     &["event"],
     &["channel"],

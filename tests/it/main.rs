@@ -18,6 +18,7 @@ mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod layers;
+mod notifiers;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
