@@ -27,6 +27,26 @@ path = "{}"
     .await
 }
 
+/// `sluice ship ARGS` with `input` on its stdin, run to its exit.
+fn ship_stdin(input: &str, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(sluice_bin())
+        .arg("ship")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn spool_text(path: &Path) -> &str {
+    path.to_str().expect("a temporary path is UTF-8")
+}
+
 fn records(paths: &[&Path]) -> Vec<serde_json::Value> {
     paths
         .iter()
@@ -148,15 +168,17 @@ async fn ship_sends_a_leftover_spool_first_and_reports_an_unfinished_drain() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/v1/logs");
     // No router: the drain times out and says how many lines are left.
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "printf 'one\\ntwo\\n' | {} ship --to {url} --spool {} --drain-timeout-secs 1",
-            sluice_bin().display(),
-            spool.display()
-        ))
-        .output()
-        .unwrap();
+    let output = ship_stdin(
+        "one\ntwo\n",
+        &[
+            "--to",
+            &url,
+            "--spool",
+            spool_text(&spool),
+            "--drain-timeout-secs",
+            "1",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("2 lines"), "{stderr}");
@@ -165,15 +187,17 @@ async fn ship_sends_a_leftover_spool_first_and_reports_an_unfinished_drain() {
     let out = dir.path().join("out.log");
     let router = router(port, &out).await;
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "printf 'three\\n' | {} ship --to {url} --spool {} --drain-timeout-secs 20",
-                sluice_bin().display(),
-                spool.display()
-            ))
-            .output()
-            .unwrap()
+        ship_stdin(
+            "three\n",
+            &[
+                "--to",
+                &url,
+                "--spool",
+                spool_text(&spool),
+                "--drain-timeout-secs",
+                "20",
+            ],
+        )
     })
     .await
     .unwrap();
@@ -297,15 +321,17 @@ async fn ship_and_run_accept_a_routers_base_url() {
     let outputs = tokio::task::spawn_blocking(move || {
         let base = format!("http://127.0.0.1:{port}");
         let ship = |to: &str, line: &str| {
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "echo {line} | {} ship --to {to} --spool {} --drain-timeout-secs 20",
-                    sluice_bin().display(),
-                    spool.display()
-                ))
-                .output()
-                .unwrap()
+            ship_stdin(
+                &format!("{line}\n"),
+                &[
+                    "--to",
+                    to,
+                    "--spool",
+                    spool_text(&spool),
+                    "--drain-timeout-secs",
+                    "20",
+                ],
+            )
         };
         let run = Command::new(sluice_bin())
             .args(["run", "--app", "job", "--to", &base, "--spool"])
@@ -501,15 +527,15 @@ path = "{}"
     let spool = dir.path().join("spool");
     let spool_arg = spool.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "echo 'a line too long for the router' | {} ship --to http://127.0.0.1:{port}/v1/logs --spool {}",
-                sluice_bin().display(),
-                spool_arg.display()
-            ))
-            .output()
-            .unwrap()
+        ship_stdin(
+            "a line too long for the router\n",
+            &[
+                "--to",
+                &format!("http://127.0.0.1:{port}/v1/logs"),
+                "--spool",
+                spool_text(&spool_arg),
+            ],
+        )
     })
     .await
     .unwrap();
@@ -531,17 +557,22 @@ async fn spooled_lines_keep_the_time_they_were_read() {
     let out = dir.path().join("out.log");
     let port = free_port();
     let ship = move |input: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "printf '{input}' | {} ship --app late --to http://127.0.0.1:{port}/v1/logs --spool {} --drain-timeout-secs 1",
-                sluice_bin().display(),
-                spool.display()
-            ))
-            .output()
-            .unwrap()
+        let to = format!("http://127.0.0.1:{port}/v1/logs");
+        ship_stdin(
+            input,
+            &[
+                "--app",
+                "late",
+                "--to",
+                &to,
+                "--spool",
+                spool_text(&spool),
+                "--drain-timeout-secs",
+                "1",
+            ],
+        )
     };
-    let outage = ship("first\\nsecond\\nthird\\n");
+    let outage = ship("first\nsecond\nthird\n");
     assert_eq!(
         outage.status.code(),
         Some(1),
@@ -644,15 +675,17 @@ async fn ship_reads_a_bounded_part_of_the_answer() {
     let dir = tempdir();
     let spool = dir.path().join("spool");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "echo 'one line' | {} ship --to http://{addr}/v1/logs --spool {} --drain-timeout-secs 20",
-                sluice_bin().display(),
-                spool.display()
-            ))
-            .output()
-            .unwrap()
+        ship_stdin(
+            "one line\n",
+            &[
+                "--to",
+                &format!("http://{addr}/v1/logs"),
+                "--spool",
+                spool_text(&spool),
+                "--drain-timeout-secs",
+                "20",
+            ],
+        )
     })
     .await
     .unwrap();
