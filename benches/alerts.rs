@@ -15,8 +15,8 @@ use bytes::Bytes;
 use common::{chain_toml, events, Chain};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice::alert::RuleSet;
-use sluice::config::Pipeline;
 use sluice::event::Event;
+use sluice::pipeline::Pipeline;
 
 /// `n` rules of four shapes, each with its own condition so no work is shared.
 fn rules_toml(n: usize) -> String {
@@ -77,9 +77,9 @@ fn rules(c: &mut Criterion) {
     for n in [0usize, 10, 100] {
         let text = format!("{}{}", chain_toml("app-1"), rules_toml(n));
         let pipeline = Pipeline::from_str("bench.toml", &text, |_| None).expect("valid pipeline");
-        let mut chain = Chain::new(&pipeline);
         // The rules read the same inputs, so the router runs them as one set.
         let mut rules = RuleSet::new(pipeline.alerts.iter().map(|a| a.rule.clone()).collect());
+        let mut chain = Chain::new(pipeline);
         let now = std::cell::Cell::new(1_795_000_000_000_000_000i64);
         let next_tick = std::cell::Cell::new(now.get());
         group.bench_function(format!("{n}_rules_1000_groups"), |b| {
@@ -119,9 +119,9 @@ fn rules_alone(c: &mut Criterion) {
         let pipeline = Pipeline::from_str("bench.toml", &text, |_| None).expect("valid pipeline");
         let mut events = Vec::new();
         let batch: Vec<Event> = lines(10_000).into_iter().map(Event::from_message).collect();
-        Chain::new(&pipeline).run(batch, &mut events);
-        group.throughput(Throughput::Elements(events.len() as u64));
         let mut rules = RuleSet::new(pipeline.alerts.iter().map(|a| a.rule.clone()).collect());
+        Chain::new(pipeline).run(batch, &mut events);
+        group.throughput(Throughput::Elements(events.len() as u64));
         let mut now = 1_795_000_000_000_000_000i64;
         let mut next_tick = now;
         group.bench_function(format!("{n}_rules_1000_groups"), |b| {

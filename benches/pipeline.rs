@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::{chain_toml, events, Chain};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sluice::config::Pipeline;
+use sluice::pipeline::Pipeline;
 
 /// Deterministic mixed lines: JSON, logfmt, access log and plain text, as gen_logs.py writes.
 fn lines(n: usize) -> Vec<Bytes> {
@@ -40,7 +40,7 @@ fn lines(n: usize) -> Vec<Bytes> {
 fn chain(c: &mut Criterion) {
     let pipeline = Pipeline::from_str("bench.toml", &chain_toml("checkout"), |_| None)
         .expect("valid pipeline");
-    let mut chain = Chain::new(&pipeline);
+    let mut chain = Chain::new(pipeline);
     let input = lines(1000);
     let mut group = c.benchmark_group("chain");
     group.throughput(Throughput::Elements(input.len() as u64));

@@ -18,6 +18,7 @@ pub mod field_error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod parse;
+pub mod pipeline;
 pub mod router_url;
 pub mod ship;
 pub mod sinks;

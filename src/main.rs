@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use sluice::config::{Pipeline, DEFAULT_PIPELINE_PATH};
+use sluice::config::DEFAULT_PIPELINE_PATH;
+use sluice::pipeline::Pipeline;
 
 /// jemalloc instead of glibc malloc: events are allocated on the runtime's worker threads
 /// and freed on sink threads, a pattern that makes glibc's per-thread arenas fragment
@@ -326,27 +327,26 @@ fn run_local(
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
     let pipeline = load_pipeline(config)?;
-    let http_source = pipeline
+    let (file, shutdown_timeout_secs) = (pipeline.file.clone(), pipeline.shutdown_timeout_secs);
+    let (http_id, http_address) = pipeline
         .sources
         .iter()
-        .find(|s| matches!(s.config, sluice::config::SourceConfig::Http(_)))
+        .find_map(|s| match &s.source {
+            sluice::pipeline::Source::Http(http) => Some((s.id.clone(), http.address.clone())),
+            _ => None,
+        })
         .with_context(|| {
             format!(
-                "{}: the local pipeline needs an http source to receive the command's lines (or pass --to URL)",
-                pipeline.file
+                "{file}: the local pipeline needs an http source to receive the command's lines (or pass --to URL)"
             )
         })?;
     let runtime = router_runtime()?;
     let shutdown = CancellationToken::new();
-    let running = match runtime.block_on(sluice::topology::start(&pipeline, shutdown.clone())) {
+    let running = match runtime.block_on(sluice::topology::start(pipeline, shutdown.clone())) {
         Ok(running) => running,
         Err(error) => {
-            let url = match &http_source.config {
-                sluice::config::SourceConfig::Http(http) => ingest_url(&http.address),
-                _ => unreachable!("found as an http source"),
-            };
-            let error = anyhow::Error::new(error)
-                .context(format!("cannot start pipeline {}", pipeline.file));
+            let url = ingest_url(&http_address);
+            let error = anyhow::Error::new(error).context(format!("cannot start pipeline {file}"));
             eprintln!(
                 "error: {}; running the command anyway, its lines go to {url} and wait in the spool until a router answers there",
                 sluice::error_chain::error_chain(error.as_ref())
@@ -357,15 +357,15 @@ fn run_local(
     };
     let address = *running
         .bound
-        .get(&http_source.id)
+        .get(&http_id)
         .context("the http source did not report its address")?;
-    tracing::info!(pipeline = %pipeline.file, %address, "local router started");
+    tracing::info!(pipeline = %file, %address, "local router started");
     let drained = runtime.spawn(running.wait());
     let url = ingest_url(&address.to_string());
     // The child's signals are forwarded by `run_command`; the pipeline stops after it.
     let code = run_command(&args.config(&url, Some(app)), args, command);
     shutdown.cancel();
-    let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
+    let deadline = std::time::Duration::from_secs(shutdown_timeout_secs);
     let finished = runtime.block_on(async { tokio::time::timeout(deadline, drained).await });
     runtime.shutdown_background();
     let code = code?;
@@ -453,19 +453,25 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone())?;
         let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
-        let running = sluice::topology::start(&pipeline, shutdown.clone())
+        let file = pipeline.file.clone();
+        let counts = (
+            pipeline.sources.len(),
+            pipeline.transforms.len(),
+            pipeline.sinks.len(),
+        );
+        let running = sluice::topology::start(pipeline, shutdown.clone())
             .await
-            .with_context(|| format!("cannot start pipeline {}", pipeline.file))?;
+            .with_context(|| format!("cannot start pipeline {file}"))?;
         let mut bound: Vec<_> = running.bound.iter().collect();
         bound.sort();
         for (id, address) in bound {
             tracing::info!(component_id = %id, %address, "listening");
         }
         tracing::info!(
-            pipeline = %pipeline.file,
-            sources = pipeline.sources.len(),
-            transforms = pipeline.transforms.len(),
-            sinks = pipeline.sinks.len(),
+            pipeline = %file,
+            sources = counts.0,
+            transforms = counts.1,
+            sinks = counts.2,
             "router started"
         );
         let drained = running.wait();

@@ -3,9 +3,9 @@
 //! event at a time into `Outputs`).
 
 use bytes::Bytes;
-use sluice::config::Pipeline;
 use sluice::event::{Event, EventMeta};
-use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
+use sluice::pipeline::Pipeline;
+use sluice::transforms::{FunctionTransform, Outputs};
 
 /// A stdin source, parse(auto) → enrich → route with three routes, and a blackhole;
 /// `checkout_app` is the app the third route picks.
@@ -44,16 +44,13 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub(crate) fn new(pipeline: &Pipeline) -> Self {
+    pub(crate) fn new(pipeline: Pipeline) -> Self {
         let stages = pipeline
             .transforms
-            .iter()
+            .into_iter()
             .map(|t| {
-                let ctx = TransformContext { id: t.id.clone() };
-                (
-                    t.config.build(&ctx).expect("builds"),
-                    Outputs::new(t.config.outputs().len()),
-                )
+                let named = t.transform.outputs.len();
+                (t.transform.function, Outputs::new(named))
             })
             .collect();
         Self { stages }

@@ -165,7 +165,7 @@ const NANOS: i64 = 1_000_000_000;
 
 impl AlertConfig {
     /// Compiles the condition and templates and checks the numbers. Does no IO.
-    pub fn validate_and_build(&self, id: &str) -> Result<RuleSpec, FieldError> {
+    pub fn build(&self, id: &str) -> Result<RuleSpec, FieldError> {
         let condition = self
             .condition
             .as_deref()
@@ -286,7 +286,7 @@ mod tests {
     fn parse(toml_text: &str) -> Result<RuleSpec, FieldError> {
         let config: AlertConfig =
             toml::from_str(toml_text).map_err(|e| FieldError::new("(toml)", e.to_string()))?;
-        config.validate_and_build("r")
+        config.build("r")
     }
 
     #[test]

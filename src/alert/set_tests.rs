@@ -39,7 +39,7 @@ impl Rule {
 
 fn spec(id: &str, text: &str) -> RuleSpec {
     let config: AlertConfig = toml::from_str(text).expect("toml");
-    config.validate_and_build(id).expect("valid")
+    config.build(id).expect("valid")
 }
 
 fn rule(extra: &str) -> Rule {

@@ -1,8 +1,9 @@
-//! Graph validation: inputs resolve to existing outputs, and transforms form no cycle.
+//! Graph validation: inputs resolve to existing outputs, and nothing forms a cycle. Works on
+//! [`Node`]s (id, kind, inputs, named outputs), so it knows no component type.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use super::{ComponentKind, ConfigError, Pipeline};
+use super::{ComponentKind, ConfigError};
 
 /// A reference to one output of a source or transform: `ID` (the default output) or
 /// `ID.NAME` (a named output).
@@ -36,192 +37,162 @@ impl std::fmt::Display for OutputRef {
     }
 }
 
-pub(super) fn validate(p: &Pipeline) -> Result<(), Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    // Named outputs each producer offers.
-    let mut producers: HashMap<&str, Vec<String>> = HashMap::new();
-    for s in &p.sources {
-        producers.insert(
-            &s.id,
-            crate::sources::SOURCE_OUTPUTS
-                .iter()
-                .map(|o| o.to_string())
-                .collect(),
-        );
-    }
-    for t in &p.transforms {
-        producers.insert(&t.id, t.config.outputs());
-    }
-    // An alert rule's only output is its default one: the alert events.
-    for a in &p.alerts {
-        producers.insert(&a.id, Vec::new());
-    }
-    let sink_ids: HashSet<&str> = p.sinks.iter().map(|s| s.id.as_str()).collect();
-    for s in &p.sinks {
-        producers.insert(
-            &s.id,
-            crate::sinks::SINK_OUTPUTS
-                .iter()
-                .map(|o| o.to_string())
-                .collect(),
-        );
-    }
+/// One component as the graph sees it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: ComponentKind,
+    pub id: String,
+    pub inputs: Vec<OutputRef>,
+    /// Named outputs, in the order the component indexes them (index 0 is the default
+    /// output, then these from 1). A sink's default output cannot be consumed.
+    pub outputs: Vec<String>,
+}
 
-    let consumers = p
-        .transforms
-        .iter()
-        .map(|t| (ComponentKind::Transform, &t.id, &t.inputs))
-        .chain(
-            p.sinks
-                .iter()
-                .map(|s| (ComponentKind::Sink, &s.id, &s.inputs)),
-        )
-        .chain(
-            p.alerts
-                .iter()
-                .map(|a| (ComponentKind::Alert, &a.id, &a.inputs)),
-        );
-    for (kind, id, inputs) in consumers {
-        let err = |message: String| ConfigError::Component {
-            file: p.file.clone(),
-            kind,
-            id: id.clone(),
-            field: "inputs".into(),
-            message,
-        };
-        if inputs.is_empty() {
-            errors.push(err("at least one input is required".into()));
-        }
-        for input in inputs {
-            match producers.get(input.component.as_str()) {
-                Some(_)
-                    if input.output.is_none() && sink_ids.contains(input.component.as_str()) =>
-                {
+/// A checked graph: every input resolves. Answers which output index an input reads.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    named: HashMap<String, Vec<String>>,
+}
+
+impl Graph {
+    /// Checks `nodes` (inputs exist, named outputs exist, no cycle); errors name `file`.
+    pub fn check(file: &str, nodes: &[Node]) -> Result<Graph, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let producers: HashMap<&str, &Node> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        for node in nodes.iter().filter(|n| n.kind != ComponentKind::Source) {
+            let err = |message: String| ConfigError::Component {
+                file: file.into(),
+                kind: node.kind,
+                id: node.id.clone(),
+                field: "inputs".into(),
+                message,
+            };
+            if node.inputs.is_empty() {
+                errors.push(err("at least one input is required".into()));
+            }
+            for input in &node.inputs {
+                let Some(producer) = producers.get(input.component.as_str()) else {
                     errors.push(err(format!(
+                        "input `{input}` does not exist (no source or transform `{}`)",
+                        input.component
+                    )));
+                    continue;
+                };
+                match &input.output {
+                    None if producer.kind == ComponentKind::Sink => errors.push(err(format!(
                         "input `{input}` is a sink; a sink's only output is `{input}.dead_letter`"
-                    )))
+                    ))),
+                    Some(out) if !producer.outputs.iter().any(|n| n == out) => {
+                        let offered = if producer.outputs.is_empty() {
+                            "it has no named outputs".to_string()
+                        } else {
+                            format!("it offers: {}", producer.outputs.join(", "))
+                        };
+                        errors.push(err(format!(
+                            "input `{input}`: `{}` has no output `{out}` ({offered})",
+                            input.component
+                        )));
+                    }
+                    _ => {}
                 }
-                None => errors.push(err(format!(
-                    "input `{input}` does not exist (no source or transform `{}`)",
-                    input.component
-                ))),
-                Some(named) => {
-                    if let Some(out) = &input.output {
-                        if !named.iter().any(|n| n == out) {
-                            let offered = if named.is_empty() {
-                                "it has no named outputs".to_string()
-                            } else {
-                                format!("it offers: {}", named.join(", "))
-                            };
-                            errors.push(err(format!(
-                                "input `{input}`: `{}` has no output `{out}` ({offered})",
-                                input.component
-                            )));
-                        }
-                    }
-                    if input.component == *id {
-                        errors.push(err(format!("input `{input}` is the component itself")));
-                    }
+                if input.component == node.id {
+                    errors.push(err(format!("input `{input}` is the component itself")));
                 }
             }
         }
-    }
-
-    // Each rule replaces its state file as a whole: two rules on one file would erase
-    // each other's firing alerts.
-    let mut state_paths: HashMap<&std::path::Path, &str> = HashMap::new();
-    for a in &p.alerts {
-        if let Some(first) = state_paths.insert(&a.rule.state_path, &a.id) {
-            errors.push(ConfigError::Component {
-                file: p.file.clone(),
-                kind: ComponentKind::Alert,
-                id: a.id.clone(),
-                field: "state_path".into(),
-                message: format!(
-                    "`{}` is already the state file of alert `{first}`",
-                    a.rule.state_path.display()
-                ),
-            });
+        if errors.is_empty() {
+            if let Some(cycle) = find_cycle(nodes) {
+                let first = producers[cycle[0].as_str()];
+                errors.push(ConfigError::Component {
+                    file: file.into(),
+                    kind: first.kind,
+                    id: first.id.clone(),
+                    field: "inputs".into(),
+                    message: format!("cycle: {}", cycle.join(" -> ")),
+                });
+            }
         }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let named = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.outputs.clone()))
+            .collect();
+        Ok(Graph { named })
     }
 
-    if let Some(cycle) = find_cycle(p) {
-        let kind = if sink_ids.contains(cycle[0].as_str()) {
-            ComponentKind::Sink
-        } else if p.alerts.iter().any(|a| a.id == cycle[0]) {
-            ComponentKind::Alert
-        } else {
-            ComponentKind::Transform
-        };
-        errors.push(ConfigError::Component {
-            file: p.file.clone(),
-            kind,
-            id: cycle[0].clone(),
-            field: "inputs".into(),
-            message: format!("cycle: {}", cycle.join(" -> ")),
-        });
-    }
-
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    /// The output index `input` reads: 0 for the default output, 1.. for named outputs.
+    pub fn output_index(&self, input: &OutputRef) -> usize {
+        let Some(name) = &input.output else { return 0 };
+        // Checking guarantees the name exists.
+        self.named
+            .get(&input.component)
+            .and_then(|named| named.iter().position(|o| o == name))
+            .map_or(0, |i| i + 1)
     }
 }
 
-/// Depth-first search over consumer-to-producer edges (transforms, alert rules, and sinks
-/// through their dead-letter outputs); returns one cycle if any.
-fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
-    let edges: HashMap<&str, Vec<&str>> = p
-        .transforms
+/// Depth-first search over consumer-to-producer edges, with an explicit stack so that a
+/// chain of any length is checked without recursion; returns one cycle if any.
+fn find_cycle(nodes: &[Node]) -> Option<Vec<String>> {
+    let index: HashMap<&str, usize> = nodes
         .iter()
-        .map(|t| (t.id.as_str(), &t.inputs))
-        .chain(p.sinks.iter().map(|s| (s.id.as_str(), &s.inputs)))
-        .chain(p.alerts.iter().map(|a| (a.id.as_str(), &a.inputs)))
-        .map(|(id, inputs)| (id, inputs.iter().map(|i| i.component.as_str()).collect()))
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|n| {
+            n.inputs
+                .iter()
+                .filter_map(|i| index.get(i.component.as_str()).copied())
+                .collect()
+        })
         .collect();
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
+        New,
         Visiting,
         Done,
     }
-    let mut marks: HashMap<&str, Mark> = HashMap::new();
-
-    fn visit<'a>(
-        node: &'a str,
-        edges: &HashMap<&'a str, Vec<&'a str>>,
-        marks: &mut HashMap<&'a str, Mark>,
-        stack: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
-        match marks.get(node) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Visiting) => {
-                let start = stack.iter().position(|n| *n == node).unwrap_or(0);
-                let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
-                cycle.push(node.to_string());
-                return Some(cycle);
-            }
-            None => {}
+    let mut marks = vec![Mark::New; nodes.len()];
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by(|a, b| nodes[*a].id.cmp(&nodes[*b].id));
+    for root in order {
+        if marks[root] != Mark::New {
+            continue;
         }
-        let next = edges.get(node)?;
-        marks.insert(node, Mark::Visiting);
-        stack.push(node);
-        for n in next {
-            if let Some(c) = visit(n, edges, marks, stack) {
-                return Some(c);
+        // (node, next edge to follow)
+        let mut stack = vec![(root, 0usize)];
+        marks[root] = Mark::Visiting;
+        while let Some((node, edge)) = stack.last_mut() {
+            let node = *node;
+            match edges[node].get(*edge) {
+                Some(&next) => {
+                    *edge += 1;
+                    match marks[next] {
+                        Mark::New => {
+                            marks[next] = Mark::Visiting;
+                            stack.push((next, 0));
+                        }
+                        Mark::Visiting => {
+                            let start = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                            let mut cycle: Vec<String> = stack[start..]
+                                .iter()
+                                .map(|(n, _)| nodes[*n].id.clone())
+                                .collect();
+                            cycle.push(nodes[next].id.clone());
+                            return Some(cycle);
+                        }
+                        Mark::Done => {}
+                    }
+                }
+                None => {
+                    marks[node] = Mark::Done;
+                    stack.pop();
+                }
             }
-        }
-        stack.pop();
-        marks.insert(node, Mark::Done);
-        None
-    }
-
-    let mut ids: Vec<&str> = edges.keys().copied().collect();
-    ids.sort_unstable();
-    for id in ids {
-        let mut stack = Vec::new();
-        if let Some(c) = visit(id, &edges, &mut marks, &mut stack) {
-            return Some(c);
         }
     }
     None

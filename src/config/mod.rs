@@ -1,24 +1,23 @@
-//! Pipeline configuration, in two phases.
+//! Reading a pipeline file, knowing no component type: read the file, substitute `${ENV}`,
+//! parse TOML, split it into top-level settings and one table per component
+//! ([`Document`]), and check the graph those components form ([`Graph`]). The registry
+//! (`crate::pipeline`), above the components, turns each table into a built component.
 //!
-//! 1. **Parse**: read the file, substitute `${ENV}`, parse TOML, and deserialise each
-//!    component's table into its typed config (unknown fields and wrong types rejected).
-//! 2. **Validate**: check the graph (dangling inputs, unknown outputs, cycles) and let each
-//!    component validate its own settings (compile conditions, regexes, templates).
-//!
-//! Neither phase does IO beyond reading the file itself: no sockets are bound and no files
-//! are opened for output, so `sluice validate` is safe to run anywhere. Every error names
-//! the file, the component and the field.
+//! Nothing here does IO beyond reading the file itself, so `sluice validate` is safe to run
+//! anywhere. Every error names the file, the component and the field.
 
-mod components;
+mod deserialize;
+mod document;
 mod env;
 mod graph;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use crate::field_error::FieldError;
-pub use components::{SinkConfig, SourceConfig, TransformConfig};
+pub use deserialize::deserialize;
+pub use document::{ComponentTable, Document};
 pub use env::{interpolate, EnvError};
-pub use graph::OutputRef;
+pub use graph::{Graph, Node, OutputRef};
 
 /// Default of the top-level `shutdown_timeout_secs`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 60;
@@ -77,100 +76,47 @@ impl std::fmt::Display for ComponentKind {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SourceSpec {
-    pub id: String,
-    pub config: SourceConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct TransformSpec {
-    pub id: String,
-    pub inputs: Vec<OutputRef>,
-    pub config: TransformConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct SinkSpec {
-    pub id: String,
-    pub inputs: Vec<OutputRef>,
-    /// The sink's buffer: its bounded input queue, in memory or on disk.
-    pub buffer: crate::buffer::BufferConfig,
-    pub config: SinkConfig,
-}
-
-/// An alert rule: its inputs and the compiled rule.
-#[derive(Debug, Clone)]
-pub struct AlertSpec {
-    pub id: String,
-    pub inputs: Vec<OutputRef>,
-    pub rule: crate::alert::RuleSpec,
-}
-
-/// A validated pipeline: every input resolves, there are no cycles, every component's
-/// settings are valid.
-#[derive(Debug, Clone)]
-pub struct Pipeline {
-    pub file: String,
-    /// After SIGINT/SIGTERM, how long in-flight events may take to drain before the router
-    /// exits anyway (top-level `shutdown_timeout_secs`, default 60).
-    pub shutdown_timeout_secs: u64,
-    /// The router's own HTTP API listener (`[api]`), if enabled.
-    pub api: Option<crate::api::ApiConfig>,
-    pub sources: Vec<SourceSpec>,
-    pub transforms: Vec<TransformSpec>,
-    pub sinks: Vec<SinkSpec>,
-    /// Alert rules (`[alerts.ID]`); each one's output (`ID`) carries its alert events.
-    pub alerts: Vec<AlertSpec>,
-}
-
-impl Pipeline {
-    /// Reads, parses and validates `path`. `path == DEFAULT_PIPELINE_PATH` falls back to the
-    /// embedded default when the file does not exist.
-    pub fn load(path: &Path) -> Result<Pipeline, Vec<ConfigError>> {
-        let mut file = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && path == Path::new(DEFAULT_PIPELINE_PATH) =>
-            {
-                // Logs and errors must not point at a file that is not there.
-                file = EMBEDDED_DEFAULT_NAME.to_string();
-                DEFAULT_PIPELINE.to_string()
-            }
-            Err(source) => return Err(vec![ConfigError::Read { file, source }]),
-        };
-        Self::from_str(&file, &text, |name| std::env::var(name).ok())
+/// Reads pipeline file `path`: its name for errors and its text. `path ==
+/// DEFAULT_PIPELINE_PATH` falls back to the embedded default when the file does not exist.
+pub fn read(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path == Path::new(DEFAULT_PIPELINE_PATH) =>
+        {
+            // Logs and errors must not point at a file that is not there.
+            Ok((
+                EMBEDDED_DEFAULT_NAME.to_string(),
+                DEFAULT_PIPELINE.to_string(),
+            ))
+        }
+        Err(source) => Err(ConfigError::Read { file, source }),
     }
+}
 
-    /// Parses and validates pipeline `text`; `file` names it in errors.
-    pub fn from_str(
-        file: &str,
-        text: &str,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Pipeline, Vec<ConfigError>> {
-        let text = interpolate(text, env).map_err(|errs| {
-            errs.into_iter()
-                .map(|error| ConfigError::Env {
-                    file: file.to_string(),
-                    error,
-                })
-                .collect::<Vec<_>>()
-        })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            vec![ConfigError::Syntax {
+/// Substitutes `${ENV}` in pipeline `text` and splits it into a [`Document`]; `file` names
+/// it in errors.
+pub fn parse(
+    file: &str,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Document, Vec<ConfigError>> {
+    let text = interpolate(text, env).map_err(|errs| {
+        errs.into_iter()
+            .map(|error| ConfigError::Env {
                 file: file.to_string(),
-                // toml's own text shows the line with a caret under the problem.
-                message: format!("\n{}", e.to_string().trim_end()),
-            }]
-        })?;
-        let pipeline = components::parse_components(file, table)?;
-        graph::validate(&pipeline)?;
-        Ok(pipeline)
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(&self.file)
-    }
+                error,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        vec![ConfigError::Syntax {
+            file: file.to_string(),
+            // toml's own text shows the line with a caret under the problem.
+            message: format!("\n{}", e.to_string().trim_end()),
+        }]
+    })?;
+    document::split(file, table)
 }

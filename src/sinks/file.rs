@@ -70,23 +70,36 @@ fn default_max_open_files() -> usize {
 }
 
 impl FileConfig {
-    pub fn validate(&self) -> Result<(), FieldError> {
+    /// Checks the settings and compiles the path template, which the sink keeps.
+    pub fn build(self) -> Result<FileSink, FieldError> {
         if self.path.is_empty() {
             return Err(FieldError::new("path", "must not be empty"));
         }
-        Template::parse(&self.path).map_err(|e| FieldError::new("path", e.to_string()))?;
+        let template =
+            Template::parse(&self.path).map_err(|e| FieldError::new("path", e.to_string()))?;
         if self.max_open_files == 0 {
             return Err(FieldError::new("max_open_files", "must be at least 1"));
         }
-        self.retry.validate()
-    }
-
-    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
-        let template = Template::parse(&self.path)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut writer = FileWriter {
+        self.retry.validate()?;
+        Ok(FileSink {
             config: self,
             template,
+        })
+    }
+}
+
+/// A built file sink: its settings and compiled path template.
+#[derive(Debug, Clone)]
+pub struct FileSink {
+    config: FileConfig,
+    template: Template,
+}
+
+impl FileSink {
+    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+        let mut writer = FileWriter {
+            config: self.config,
+            template: self.template,
             files: HashMap::new(),
             pending: HashMap::default(),
             generation: REOPEN_GENERATION.load(Ordering::Relaxed),

@@ -361,7 +361,7 @@ mod tests {
             max_groups: 10,
             state_path: None,
         }
-        .validate_and_build("errors")
+        .build("errors")
         .unwrap();
         let mut rules = crate::alert::RuleSet::new(vec![spec.clone()]);
         let mut fields = Map::new();

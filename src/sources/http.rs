@@ -30,17 +30,15 @@ use hyper::header::{
 };
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
-use tokio::net::TcpListener;
 
-use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter, Tokens};
-use super::{Decoded, FrameIngest, SourceContext, SourceError};
+use super::auth::{validate_tokens, RateLimitConfig, RateLimiter, Tokens};
+use super::{BoundListener, Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::field_error::FieldError;
 use crate::telemetry;
 use crate::tls::TlsConfig;
-use tokio_rustls::TlsAcceptor;
 
 /// Frame ids remembered for Heroku's retries.
 const FRAME_IDS_REMEMBERED: usize = 10_000;
@@ -102,32 +100,27 @@ impl HttpConfig {
         self.framing.validate()
     }
 
-    fn tokens(&self) -> Result<Tokens, SourceError> {
-        load_tokens(&self.tokens, self.tokens_file.as_ref())
+    /// Does the start's IO once: reads the tokens and TLS files and binds the listener.
+    pub async fn bind(&self) -> Result<BoundListener, SourceError> {
+        BoundListener::bind(
+            &self.address,
+            &self.tokens,
+            self.tokens_file.as_ref(),
+            self.tls.as_ref(),
+        )
+        .await
     }
 
-    fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
-        Ok(crate::tls::optional_acceptor(self.tls.as_ref())?)
-    }
-
-    pub async fn bind(&self) -> Result<TcpListener, SourceError> {
-        // A missing or malformed tokens or TLS file stops the start, like a port conflict.
-        self.tokens()?;
-        self.tls_acceptor()?;
-        TcpListener::bind(&self.address)
-            .await
-            .map_err(|source| SourceError::Bind {
-                address: self.address.clone(),
-                source,
-            })
-    }
-
-    pub async fn run(self, listener: TcpListener, ctx: SourceContext) -> Result<(), SourceError> {
+    pub async fn run(self, bound: BoundListener, ctx: SourceContext) -> Result<(), SourceError> {
+        let BoundListener {
+            listener,
+            tls,
+            tokens,
+        } = bound;
         let shutdown = ctx.shutdown.clone();
-        let tls = self.tls_acceptor()?;
         let state = Arc::new(State {
             frame_ids: Mutex::new(FrameIds::default()),
-            tokens: self.tokens()?,
+            tokens,
             limiter: self.rate_limit.as_ref().map(RateLimiter::new),
             anonymous: Arc::from("_anonymous"),
             ack_latency: telemetry::histogram(

@@ -51,6 +51,46 @@ pub mod dead_letter {
     pub const PEER: &str = "peer";
 }
 
+/// A listening source after the start's IO: its socket, its TLS acceptor and its tokens,
+/// each read once.
+pub struct BoundListener {
+    pub listener: tokio::net::TcpListener,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) tokens: auth::Tokens,
+}
+
+impl BoundListener {
+    /// Reads the tokens and TLS files and binds `address`, once, at start: an error here (a
+    /// port conflict, a missing or malformed file) stops the router from starting.
+    pub(crate) async fn bind(
+        address: &str,
+        tokens: &std::collections::BTreeMap<String, String>,
+        tokens_file: Option<&std::path::PathBuf>,
+        tls: Option<&crate::tls::TlsConfig>,
+    ) -> Result<Self, SourceError> {
+        let tokens = auth::load_tokens(tokens, tokens_file)?;
+        let tls = crate::tls::optional_acceptor(tls)?;
+        let bind_error = |source| SourceError::Bind {
+            address: address.to_string(),
+            source,
+        };
+        let parsed = tcp::parse_address(address).map_err(|e| {
+            bind_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                e.message,
+            ))
+        })?;
+        let listener = tokio::net::TcpListener::bind(parsed)
+            .await
+            .map_err(bind_error)?;
+        Ok(Self {
+            listener,
+            tls,
+            tokens,
+        })
+    }
+}
+
 /// What a source task gets from the topology.
 pub struct SourceContext {
     pub id: Arc<str>,

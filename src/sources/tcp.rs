@@ -12,18 +12,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::auth::{load_tokens, validate_tokens, RateLimitConfig, RateLimiter};
+use super::auth::{validate_tokens, RateLimitConfig, RateLimiter};
 use super::stream_auth::StreamAuth;
-use super::{read_stream, FrameIngest, SourceContext, SourceError};
+use super::{read_stream, BoundListener, FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::field_error::FieldError;
 use crate::telemetry;
 use crate::tls::TlsConfig;
-use tokio_rustls::TlsAcceptor;
 
 /// `[sources.ID] type = "tcp"`
 #[derive(Debug, Clone, Deserialize)]
@@ -69,42 +67,30 @@ impl TcpConfig {
         self.framing.validate()
     }
 
-    fn auth(&self, id: Arc<str>) -> Result<Option<StreamAuth>, SourceError> {
-        let tokens = load_tokens(&self.tokens, self.tokens_file.as_ref())?;
-        let limiter = self.rate_limit.as_ref().map(RateLimiter::new);
-        Ok(StreamAuth::new(id, tokens, limiter))
+    /// Does the start's IO once: reads the tokens and TLS files and binds the listener.
+    pub async fn bind(&self) -> Result<BoundListener, SourceError> {
+        BoundListener::bind(
+            &self.address,
+            &self.tokens,
+            self.tokens_file.as_ref(),
+            self.tls.as_ref(),
+        )
+        .await
     }
 
-    fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, SourceError> {
-        Ok(crate::tls::optional_acceptor(self.tls.as_ref())?)
-    }
-
-    /// Binds the listener; an error here (or in the TLS files) stops the router from
-    /// starting.
-    pub async fn bind(&self) -> Result<TcpListener, SourceError> {
-        self.tls_acceptor()?;
-        // A missing or malformed tokens file stops the start, like a port conflict.
-        self.auth(Arc::from(""))?;
-        let address = parse_address(&self.address).map_err(|e| SourceError::Bind {
-            address: self.address.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message),
-        })?;
-        TcpListener::bind(address)
-            .await
-            .map_err(|source| SourceError::Bind {
-                address: self.address.clone(),
-                source,
-            })
-    }
-
-    pub async fn run(self, listener: TcpListener, ctx: SourceContext) -> Result<(), SourceError> {
+    pub async fn run(self, bound: BoundListener, ctx: SourceContext) -> Result<(), SourceError> {
+        let BoundListener {
+            listener,
+            tls,
+            tokens,
+        } = bound;
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let accepted = telemetry::counter(
             "component_connections_accepted_total",
             &[("component_id", &ctx.id)],
         );
-        let tls = self.tls_acceptor()?;
-        let auth = self.auth(ctx.id.clone())?.map(Arc::new);
+        let limiter = self.rate_limit.as_ref().map(RateLimiter::new);
+        let auth = StreamAuth::new(ctx.id.clone(), tokens, limiter).map(Arc::new);
         let handshake_failures = telemetry::counter(
             "component_errors_total",
             &[("component_id", &ctx.id), ("reason", "tls_handshake")],

@@ -19,19 +19,18 @@ use tracing::Instrument;
 use crate::ack::AckStatus;
 use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
 use crate::channel::{channel, BatchReceiver, BatchSender, Fanout};
-use crate::config::{OutputRef, Pipeline, SinkConfig, SourceConfig};
+use crate::config::{Graph, OutputRef};
 use crate::event::Batch;
-use crate::sinks::{SinkContext, SinkMetrics, SINK_OUTPUTS};
-use crate::sources::{SourceContext, SourceError, SOURCE_OUTPUTS};
+use crate::pipeline::{AlertSpec, Pipeline, SinkSpec};
+use crate::sinks::{SinkContext, SinkMetrics};
+use crate::sources::{SourceContext, SourceError};
 use crate::telemetry::{self, LogLimiter};
-use crate::transforms::{FunctionTransform, Outputs, TransformContext};
+use crate::transforms::{FunctionTransform, Outputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("source `{id}`: {source}")]
     Source { id: String, source: SourceError },
-    #[error("transform `{id}`: {message}")]
-    Build { id: String, message: String },
     #[error("api: cannot bind {address}: {source}")]
     Api {
         address: String,
@@ -45,7 +44,7 @@ pub enum TopologyError {
 
 /// Runs `pipeline` until every source has ended (EOF, or `shutdown` fired) and every event
 /// has drained into the sinks. Fails before running anything if a source cannot bind.
-pub async fn run(pipeline: &Pipeline, shutdown: CancellationToken) -> Result<(), TopologyError> {
+pub async fn run(pipeline: Pipeline, shutdown: CancellationToken) -> Result<(), TopologyError> {
     let running = start(pipeline, shutdown).await?;
     running.wait().await;
     Ok(())
@@ -84,175 +83,133 @@ impl RunningTopology {
 /// The key under which [`RunningTopology::bound`] reports the API listener's address.
 pub const API_ID: &str = "api";
 
-/// Key of a producer output: component id and output index (0 = default output).
-type OutputKey = (String, usize);
+/// Queue senders per producer output: (component id, output index; 0 = default output).
+#[derive(Default)]
+struct Consumers(HashMap<(String, usize), Vec<BatchSender>>);
 
+impl Consumers {
+    /// Registers `queue` as a consumer of each of `inputs`.
+    fn subscribe(&mut self, graph: &Graph, inputs: &[OutputRef], queue: &BatchSender) {
+        for input in inputs {
+            let key = (input.component.clone(), graph.output_index(input));
+            self.0.entry(key).or_default().push(queue.clone());
+        }
+    }
+
+    /// The fan-out of output `index` of `id` (empty when nothing reads it).
+    fn take(&mut self, id: &str, index: usize) -> Fanout {
+        Fanout::new(self.0.remove(&(id.to_string(), index)).unwrap_or_default())
+    }
+}
+
+/// Starts `pipeline`: makes every queue, does the start's IO (binds sources and the API
+/// first, so a port conflict fails the start before a store or disk buffer creates files),
+/// then spawns every component.
 pub async fn start(
-    pipeline: &Pipeline,
+    pipeline: Pipeline,
     shutdown: CancellationToken,
 ) -> Result<RunningTopology, TopologyError> {
-    let mut consumers: HashMap<OutputKey, Vec<BatchSender>> = HashMap::new();
-    let output_index = |component: &str, output: &Option<String>| -> usize {
-        let Some(name) = output else { return 0 };
-        let named = match pipeline.transforms.iter().find(|t| t.id == component) {
-            Some(t) => t.config.outputs(),
-            None if pipeline.alerts.iter().any(|a| a.id == component) => Vec::new(),
-            None if pipeline.sinks.iter().any(|s| s.id == component) => {
-                SINK_OUTPUTS.iter().map(|s| s.to_string()).collect()
-            }
-            None => SOURCE_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+    let Pipeline {
+        api,
+        sources,
+        transforms,
+        sinks,
+        alerts,
+        graph,
+        ..
+    } = pipeline;
+    let mut consumers = Consumers::default();
+
+    // Every queue exists before any task starts, so nothing can send into a missing one.
+    let sink_queues: Vec<_> = sinks
+        .iter()
+        .map(|sink| sink_queue(sink, &graph, &mut consumers))
+        .collect();
+    let transform_queues: Vec<_> = transforms
+        .iter()
+        .map(|t| memory_queue(&t.id, &graph, &t.inputs, &mut consumers, true))
+        .collect();
+    let alert_sets = alert_sets(alerts);
+    // A rule set's queue is named after its first rule.
+    let alert_queues: Vec<_> = alert_sets
+        .iter()
+        .map(|set| memory_queue(&set[0].id, &graph, &set[0].inputs, &mut consumers, false))
+        .collect();
+
+    // IO that can fail on what another process holds: every listener is bound before
+    // anything creates files or starts.
+    let mut bound = HashMap::new();
+    let mut source_tasks = Vec::new();
+    for source in sources {
+        let ctx = SourceContext {
+            id: Arc::from(source.id.as_str()),
+            out: consumers.take(&source.id, 0),
+            dead_letter: consumers.take(&source.id, 1),
+            shutdown: shutdown.clone(),
         };
-        // Validation guarantees the name exists.
-        named.iter().position(|o| o == name).map_or(0, |i| i + 1)
-    };
-    // Every queue that reads `inputs` is registered as a consumer of each of them.
-    let subscribe = |consumers: &mut HashMap<OutputKey, Vec<BatchSender>>,
-                     inputs: &[OutputRef],
-                     tx: &BatchSender| {
-        for input in inputs {
-            consumers
-                .entry((
-                    input.component.clone(),
-                    output_index(&input.component, &input.output),
-                ))
-                .or_default()
-                .push(tx.clone());
+        if ctx.out.is_empty() {
+            tracing::warn!(component_id = %source.id, "source has no consumers; its events are discarded");
+        }
+        let opened = source
+            .source
+            .open(ctx)
+            .await
+            .map_err(|error| TopologyError::Source {
+                id: source.id.clone(),
+                source: error,
+            })?;
+        if let Some(address) = opened.address {
+            bound.insert(source.id.clone(), address);
+        }
+        source_tasks.push((source.id, opened.task));
+    }
+    let api_listener = match &api {
+        None => None,
+        Some(api) => {
+            let listener = tokio::net::TcpListener::bind(&api.address)
+                .await
+                .map_err(|source| TopologyError::Api {
+                    address: api.address.clone(),
+                    source,
+                })?;
+            if let Ok(addr) = listener.local_addr() {
+                bound.insert(API_ID.to_string(), addr);
+            }
+            Some(listener)
         }
     };
 
     let mut tasks = JoinSet::new();
-    // Endpoints components add to the API listener (query, tail, alerts).
-    let mut endpoints: Vec<Arc<dyn crate::api::Endpoint>> = Vec::new();
     let api_stop = CancellationToken::new();
     let streams_stop = shutdown.child_token();
-    let mut api_task = None;
+    // Endpoints components add to the API listener (query, tail, alerts).
+    let mut endpoints: Vec<Arc<dyn crate::api::Endpoint>> = Vec::new();
 
-    // Every queue exists before any task starts, so nothing can send into a missing one.
-    let mut sink_inputs = Vec::new();
-    for sink in &pipeline.sinks {
-        let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
-        let (tx, rx) = channel(sink.buffer.memory_bytes(), queued);
-        register_queue_gauges(&sink.id, &tx, sink.buffer.memory_bytes());
-        // A disk buffer applies `when_full` to the disk; its staging queue always waits.
-        let tx = match (sink.buffer.kind, sink.buffer.when_full) {
-            (BufferType::Disk, _) | (_, WhenFull::Block) => tx,
-            (BufferType::Memory, WhenFull::DropNewest) => tx.drop_newest(telemetry::counter(
-                "component_discarded_events_total",
-                &[("component_id", &sink.id), ("reason", "buffer_full")],
-            )),
-        };
-        subscribe(&mut consumers, &sink.inputs, &tx);
-        sink_inputs.push(rx);
-    }
-
-    let mut transform_inputs = Vec::new();
-    for transform in &pipeline.transforms {
-        let queued = telemetry::counter(
-            "buffer_queued_bytes_total",
-            &[("component_id", &transform.id)],
-        );
-        let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
-        register_queue_gauges(&transform.id, &tx, DEFAULT_MEMORY_BYTES as usize);
-        subscribe(&mut consumers, &transform.inputs, &tx);
-        transform_inputs.push(rx);
-    }
-
-    // Rules reading the same inputs share one queue and one task (a rule set): one
-    // consumer of those outputs instead of one per rule, and one pass over each event.
-    let mut alert_sets: Vec<Vec<&crate::config::AlertSpec>> = Vec::new();
-    for alert in &pipeline.alerts {
-        let same = |set: &&mut Vec<&crate::config::AlertSpec>| {
-            let first = &set[0].inputs;
-            first.len() == alert.inputs.len() && alert.inputs.iter().all(|i| first.contains(i))
-        };
-        match alert_sets.iter_mut().find(same) {
-            Some(set) => set.push(alert),
-            None => alert_sets.push(vec![alert]),
-        }
-    }
-    let mut alert_inputs = Vec::new();
-    for set in &alert_sets {
-        // The queue is named after the set's first rule.
-        let queued =
-            telemetry::counter("buffer_queued_bytes_total", &[("component_id", &set[0].id)]);
-        let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
-        subscribe(&mut consumers, &set[0].inputs, &tx);
-        alert_inputs.push(rx);
-    }
-
-    for (sink, rx) in pipeline.sinks.iter().zip(sink_inputs) {
+    for (sink, rx) in sinks.into_iter().zip(sink_queues) {
         let rx = match sink.buffer.kind {
             BufferType::Memory => rx,
-            BufferType::Disk => {
-                let queued = telemetry::counter(
-                    "buffer_queued_bytes_total",
-                    &[("component_id", &sink.id), ("stage", "disk_to_sink")],
-                );
-                let (to_sink, sink_rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
-                let (writer, reader) = crate::buffer::spawn_disk_buffer(
-                    Arc::from(sink.id.as_str()),
-                    &sink.buffer,
-                    rx,
-                    to_sink,
-                    shutdown.clone(),
-                )
-                .map_err(|e| TopologyError::Buffer {
-                    id: sink.id.clone(),
-                    message: e.to_string(),
-                })?;
-                tasks.spawn(async move {
-                    let _ = writer.await;
-                });
-                tasks.spawn(async move {
-                    let _ = reader.await;
-                });
-                sink_rx
-            }
+            BufferType::Disk => spawn_disk_buffer(&sink, rx, &shutdown, &mut tasks)?,
         };
-        let dead_letter = Fanout::new(consumers.remove(&(sink.id.clone(), 1)).unwrap_or_default());
         let ctx = SinkContext {
             id: Arc::from(sink.id.as_str()),
             metrics: SinkMetrics::new(&sink.id),
-            dead_letter,
+            dead_letter: consumers.take(&sink.id, 1),
             runtime: tokio::runtime::Handle::current(),
         };
-        let span =
-            tracing::info_span!("component", component_kind = "sink", component_id = %sink.id);
-        let id = sink.id.clone();
-        let config = sink.config.clone();
-        // The store opens here (its partitions are IO), and adds its query routes to the API.
-        #[cfg(feature = "store")]
-        let store = match &config {
-            SinkConfig::Store(c) => {
-                let store = c.open(&sink.id).map_err(|e| TopologyError::Sink {
-                    id: sink.id.clone(),
-                    message: e.to_string(),
-                })?;
-                endpoints.push(Arc::new(crate::store::http::StoreEndpoint::new(
-                    store.clone(),
-                    streams_stop.clone(),
-                )));
-                Some(store)
-            }
-            _ => None,
-        };
+        let opened = sink
+            .sink
+            .open(rx, ctx, &streams_stop)
+            .map_err(|e| TopologyError::Sink {
+                id: sink.id.clone(),
+                message: e.to_string(),
+            })?;
+        endpoints.extend(opened.endpoints);
+        let id = sink.id;
+        let span = tracing::info_span!("component", component_kind = "sink", component_id = %id);
+        let task = opened.task;
         tasks.spawn(
             async move {
-                let result = match config {
-                    SinkConfig::Console(c) => c.run(rx, ctx).await,
-                    SinkConfig::File(c) => c.run(rx, ctx).await,
-                    SinkConfig::Blackhole(c) => c.run(rx, ctx).await,
-                    SinkConfig::Http(c) => c.run(rx, ctx).await,
-                    #[cfg(feature = "store")]
-                    SinkConfig::Store(c) => match store {
-                        Some(store) => c.run(store, rx, ctx).await,
-                        None => Ok(()),
-                    },
-                    SinkConfig::Notify(c) => c.run(rx, ctx).await,
-                    #[cfg(feature = "kafka")]
-                    SinkConfig::Kafka(c) => c.run(rx, ctx).await,
-                };
-                if let Err(error) = result {
+                if let Err(error) = task.await {
                     tracing::error!(component_id = %id, %error, "sink stopped");
                 }
             }
@@ -260,52 +217,49 @@ pub async fn start(
         );
     }
 
-    for (transform, rx) in pipeline.transforms.iter().zip(transform_inputs) {
-        let ctx = TransformContext {
-            id: transform.id.clone(),
-        };
-        let function = transform
-            .config
-            .build(&ctx)
-            .map_err(|e| TopologyError::Build {
-                id: transform.id.clone(),
-                message: e.to_string(),
-            })?;
-        let named = transform.config.outputs();
+    for (transform, rx) in transforms.into_iter().zip(transform_queues) {
         let outputs: Vec<(String, Fanout)> = std::iter::once(transform.id.clone())
-            .chain(named.iter().map(|n| format!("{}.{}", transform.id, n)))
+            .chain(
+                transform
+                    .transform
+                    .outputs
+                    .iter()
+                    .map(|n| format!("{}.{}", transform.id, n)),
+            )
             .enumerate()
-            .map(|(i, name)| {
-                let senders = consumers
-                    .remove(&(transform.id.clone(), i))
-                    .unwrap_or_default();
-                (name, Fanout::new(senders))
-            })
+            .map(|(i, name)| (name, consumers.take(&transform.id, i)))
             .collect();
         let span = tracing::info_span!("component", component_kind = "transform", component_id = %transform.id);
+        let named = transform.transform.outputs.len();
         tasks.spawn(
-            run_transform(transform.id.clone(), function, named.len(), rx, outputs)
-                .instrument(span),
+            run_transform(
+                transform.id,
+                transform.transform.function,
+                named,
+                rx,
+                outputs,
+            )
+            .instrument(span),
         );
     }
 
-    let alerts = crate::alert::Registry::default();
+    let registry = crate::alert::Registry::default();
     endpoints.push(Arc::new(crate::alert::AlertsEndpoint {
-        registry: alerts.clone(),
+        registry: registry.clone(),
     }));
-    for (set, rx) in alert_sets.iter().zip(alert_inputs) {
+    for (set, rx) in alert_sets.into_iter().zip(alert_queues) {
         let outs = set
             .iter()
-            .map(|alert| Fanout::new(consumers.remove(&(alert.id.clone(), 0)).unwrap_or_default()))
+            .map(|alert| consumers.take(&alert.id, 0))
             .collect();
-        let rules = crate::alert::RuleSet::new(set.iter().map(|a| a.rule.clone()).collect());
         let span = tracing::info_span!("component", component_kind = "alert", component_id = %set[0].id, rules = set.len());
+        let rules = crate::alert::RuleSet::new(set.into_iter().map(|a| a.rule).collect());
         // A thread of its own, not a task among the workers: a set is CPU-heavy, and as a
         // task it competes with the sources for the workers. With the runtime's LIFO slot
         // on, the rules and their source took turns on one core (100 rules: −31 %); with it
         // off (`router_runtime` in main.rs), a task still cost 9 % against a thread
         // (1,133k against 1,240k events/s, benches/RESULTS.md).
-        let run = crate::alert::run_rules(rules, rx, outs, alerts.clone()).instrument(span);
+        let run = crate::alert::run_rules(rules, rx, outs, registry.clone()).instrument(span);
         let runtime = tokio::runtime::Handle::current();
         tasks.spawn(async move {
             if let Err(error) = tokio::task::spawn_blocking(move || runtime.block_on(run)).await {
@@ -314,68 +268,7 @@ pub async fn start(
         });
     }
 
-    // Bind every network source before starting any, so a port conflict fails the start.
-    let mut bound = HashMap::new();
-    let mut starts = Vec::new();
-    for source in &pipeline.sources {
-        let out = Fanout::new(
-            consumers
-                .remove(&(source.id.clone(), 0))
-                .unwrap_or_default(),
-        );
-        let dead_letter = Fanout::new(
-            consumers
-                .remove(&(source.id.clone(), 1))
-                .unwrap_or_default(),
-        );
-        if out.is_empty() {
-            tracing::warn!(component_id = %source.id, "source has no consumers; its events are discarded");
-        }
-        let ctx = SourceContext {
-            id: Arc::from(source.id.as_str()),
-            out,
-            dead_letter,
-            shutdown: shutdown.clone(),
-        };
-        let bind_err = |source_err| TopologyError::Source {
-            id: source.id.clone(),
-            source: source_err,
-        };
-        let task: std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send>,
-        > = match source.config.clone() {
-            SourceConfig::Stdin(c) => Box::pin(c.run(ctx)),
-            SourceConfig::Tcp(c) => {
-                let listener = c.bind().await.map_err(bind_err)?;
-                if let Ok(addr) = listener.local_addr() {
-                    bound.insert(source.id.clone(), addr);
-                }
-                Box::pin(c.run(listener, ctx))
-            }
-            SourceConfig::Udp(c) => {
-                let socket = c.bind().await.map_err(bind_err)?;
-                if let Ok(addr) = socket.local_addr() {
-                    bound.insert(source.id.clone(), addr);
-                }
-                Box::pin(c.run(socket, ctx))
-            }
-            SourceConfig::Http(c) => {
-                let listener = c.bind().await.map_err(bind_err)?;
-                if let Ok(addr) = listener.local_addr() {
-                    bound.insert(source.id.clone(), addr);
-                }
-                Box::pin(c.run(listener, ctx))
-            }
-            #[cfg(feature = "kafka")]
-            SourceConfig::Kafka(c) => {
-                // Creating the consumer (no connection yet) fails the start on a bad setup.
-                let consumer = c.connect(&source.id).map_err(bind_err)?;
-                Box::pin(c.run(consumer, ctx))
-            }
-        };
-        starts.push((source.id.clone(), task));
-    }
-    for (id, task) in starts {
+    for (id, task) in source_tasks {
         let span = tracing::info_span!("component", component_kind = "source", component_id = %id);
         tasks.spawn(
             async move {
@@ -386,27 +279,18 @@ pub async fn start(
             .instrument(span),
         );
     }
-    if let Some(api) = &pipeline.api {
-        let listener = tokio::net::TcpListener::bind(&api.address)
-            .await
-            .map_err(|source| TopologyError::Api {
-                address: api.address.clone(),
-                source,
-            })?;
-        if let Ok(addr) = listener.local_addr() {
-            bound.insert(API_ID.to_string(), addr);
-        }
-        let endpoints = crate::api::Endpoints::new(std::mem::take(&mut endpoints));
+    let api_task = api_listener.map(|listener| {
+        let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
-        api_task = Some(tokio::spawn(
+        tokio::spawn(
             crate::api::serve(listener, None, api_stop.clone(), move |request, _peer| {
                 let endpoints = endpoints.clone();
                 async move { crate::api::handle(request, &endpoints).await }
             })
             .instrument(span),
-        ));
-    }
+        )
+    });
     // Outputs nobody consumes keep no senders alive; everything left here is dropped now so
     // that queues close once their producers finish.
     drop(consumers);
@@ -417,6 +301,90 @@ pub async fn start(
         api_stop,
         streams_stop,
     })
+}
+
+/// A sink's input queue, sized and behaving as its `buffer` says.
+fn sink_queue(sink: &SinkSpec, graph: &Graph, consumers: &mut Consumers) -> BatchReceiver {
+    let capacity = sink.buffer.memory_bytes();
+    let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
+    let (tx, rx) = channel(capacity, queued);
+    register_queue_gauges(&sink.id, &tx, capacity);
+    // A disk buffer applies `when_full` to the disk; its staging queue always waits.
+    let tx = match (sink.buffer.kind, sink.buffer.when_full) {
+        (BufferType::Disk, _) | (_, WhenFull::Block) => tx,
+        (BufferType::Memory, WhenFull::DropNewest) => tx.drop_newest(telemetry::counter(
+            "component_discarded_events_total",
+            &[("component_id", &sink.id), ("reason", "buffer_full")],
+        )),
+    };
+    consumers.subscribe(graph, &sink.inputs, &tx);
+    rx
+}
+
+/// A default-sized memory queue reading `inputs`, for a transform or a rule set.
+fn memory_queue(
+    id: &str,
+    graph: &Graph,
+    inputs: &[OutputRef],
+    consumers: &mut Consumers,
+    gauges: bool,
+) -> BatchReceiver {
+    let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", id)]);
+    let (tx, rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+    if gauges {
+        register_queue_gauges(id, &tx, DEFAULT_MEMORY_BYTES as usize);
+    }
+    consumers.subscribe(graph, inputs, &tx);
+    rx
+}
+
+/// Rules reading the same inputs share one queue and one task (a rule set): one consumer
+/// of those outputs instead of one per rule, and one pass over each event.
+fn alert_sets(alerts: Vec<AlertSpec>) -> Vec<Vec<AlertSpec>> {
+    let mut sets: Vec<Vec<AlertSpec>> = Vec::new();
+    for alert in alerts {
+        let same = |set: &&mut Vec<AlertSpec>| {
+            let first = &set[0].inputs;
+            first.len() == alert.inputs.len() && alert.inputs.iter().all(|i| first.contains(i))
+        };
+        match sets.iter_mut().find(same) {
+            Some(set) => set.push(alert),
+            None => sets.push(vec![alert]),
+        }
+    }
+    sets
+}
+
+/// Puts a disk buffer between a sink's queue and the sink; returns the sink's new input.
+fn spawn_disk_buffer(
+    sink: &SinkSpec,
+    rx: BatchReceiver,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<BatchReceiver, TopologyError> {
+    let queued = telemetry::counter(
+        "buffer_queued_bytes_total",
+        &[("component_id", &sink.id), ("stage", "disk_to_sink")],
+    );
+    let (to_sink, sink_rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+    let (writer, reader) = crate::buffer::spawn_disk_buffer(
+        Arc::from(sink.id.as_str()),
+        &sink.buffer,
+        rx,
+        to_sink,
+        shutdown.clone(),
+    )
+    .map_err(|e| TopologyError::Buffer {
+        id: sink.id.clone(),
+        message: e.to_string(),
+    })?;
+    tasks.spawn(async move {
+        let _ = writer.await;
+    });
+    tasks.spawn(async move {
+        let _ = reader.await;
+    });
+    Ok(sink_rx)
 }
 
 /// `buffer_usage_bytes` and `buffer_capacity_bytes` of the memory queue in front of `id`.

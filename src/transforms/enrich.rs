@@ -61,7 +61,7 @@ fn default_overwrite() -> bool {
 impl EnrichConfig {
     /// Parses every path and template, and reads the host name when `add_host` is set
     /// (a system call, not IO).
-    pub fn validate_and_build(&self, _ctx: &TransformContext) -> Result<Enrich, FieldError> {
+    pub fn build(&self, _ctx: &TransformContext) -> Result<Enrich, FieldError> {
         let mut set = Vec::with_capacity(self.set.0.len());
         for (name, template) in self.set.iter() {
             let field = || format!("set.{name}");
@@ -246,7 +246,7 @@ mod tests {
     fn build(toml_src: &str) -> Result<Enrich, FieldError> {
         let config: EnrichConfig =
             toml::from_str(toml_src).unwrap_or_else(|e| panic!("bad test config: {e}"));
-        config.validate_and_build(&TransformContext {
+        config.build(&TransformContext {
             id: "enrich".into(),
         })
     }

@@ -30,7 +30,7 @@ pub struct FilterConfig {
 
 impl FilterConfig {
     /// Compiles the condition. Does no IO.
-    pub fn validate_and_build(&self, ctx: &TransformContext) -> Result<Filter, FieldError> {
+    pub fn build(&self, ctx: &TransformContext) -> Result<Filter, FieldError> {
         let condition = Condition::compile(&self.condition)
             .map_err(|e| FieldError::new("condition", e.to_string()))?;
         Ok(Filter {
@@ -75,7 +75,7 @@ mod tests {
     fn build(id: &str, toml_src: &str) -> Result<Filter, FieldError> {
         let config: FilterConfig =
             toml::from_str(toml_src).unwrap_or_else(|e| panic!("bad test config: {e}"));
-        config.validate_and_build(&TransformContext { id: id.into() })
+        config.build(&TransformContext { id: id.into() })
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl ParseConfig {
     }
 
     /// Checks the settings and builds the runtime transform. Does no IO.
-    pub fn validate_and_build(&self, ctx: &TransformContext) -> Result<Parse, FieldError> {
+    pub fn build(&self, ctx: &TransformContext) -> Result<Parse, FieldError> {
         if self.field.is_empty() {
             return Err(FieldError::new("field", "must name a field"));
         }
@@ -254,7 +254,7 @@ mod tests {
     fn build(toml_config: &str, id: &str) -> Parse {
         let config: ParseConfig = toml::from_str(toml_config).expect("test config parses");
         config
-            .validate_and_build(&TransformContext { id: id.to_string() })
+            .build(&TransformContext { id: id.to_string() })
             .expect("test config builds")
     }
 
@@ -496,7 +496,7 @@ mod tests {
         for (config, field, message) in table {
             let config: ParseConfig = toml::from_str(config).unwrap();
             let err = config
-                .validate_and_build(&TransformContext { id: "t".into() })
+                .build(&TransformContext { id: "t".into() })
                 .unwrap_err();
             assert_eq!(
                 (err.field.as_str(), err.message.as_str()),
@@ -506,7 +506,7 @@ mod tests {
         let config: ParseConfig =
             toml::from_str("format = \"regex\"\npattern = \"(?P<a>[\"").unwrap();
         let err = config
-            .validate_and_build(&TransformContext { id: "t".into() })
+            .build(&TransformContext { id: "t".into() })
             .unwrap_err();
         assert_eq!(err.field, "pattern");
         assert!(err.message.starts_with("invalid regex:"), "{}", err.message);

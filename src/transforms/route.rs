@@ -53,7 +53,7 @@ impl RouteConfig {
     }
 
     /// Checks the route names and compiles the conditions. Does no IO.
-    pub fn validate_and_build(&self, _ctx: &TransformContext) -> Result<Route, FieldError> {
+    pub fn build(&self, _ctx: &TransformContext) -> Result<Route, FieldError> {
         if self.routes.0.is_empty() {
             return Err(FieldError::new("routes", "at least one route is required"));
         }
@@ -197,9 +197,7 @@ mod tests {
     fn events_go_to_every_matching_route_or_unmatched() {
         let config = config(CONFIG);
         let names = config.outputs();
-        let mut route = config
-            .validate_and_build(&ctx())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut route = config.build(&ctx()).unwrap_or_else(|e| panic!("{e}"));
         let cases: &[(&str, &[&str])] = &[
             (
                 r#"{"app":"web","level":"error","duration_ms":5000}"#,
@@ -263,11 +261,7 @@ mod tests {
             ),
         ];
         for (src, expected) in cases {
-            assert_eq!(
-                config(src).validate_and_build(&ctx()).err(),
-                Some(expected),
-                "{src}"
-            );
+            assert_eq!(config(src).build(&ctx()).err(), Some(expected), "{src}");
         }
         for bad in [
             "",

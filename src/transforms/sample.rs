@@ -42,7 +42,7 @@ pub struct SampleConfig {
 
 impl SampleConfig {
     /// Checks the rate, parses the key path and compiles `exclude`. Does no IO.
-    pub fn validate_and_build(&self, ctx: &TransformContext) -> Result<Sample, FieldError> {
+    pub fn build(&self, ctx: &TransformContext) -> Result<Sample, FieldError> {
         if self.rate == 0 {
             return Err(FieldError::new(
                 "rate",
@@ -146,7 +146,7 @@ mod tests {
     fn build(id: &str, toml_src: &str) -> Result<Sample, FieldError> {
         let config: SampleConfig =
             toml::from_str(toml_src).unwrap_or_else(|e| panic!("bad test config: {e}"));
-        config.validate_and_build(&TransformContext { id: id.into() })
+        config.build(&TransformContext { id: id.into() })
     }
 
     /// Runs `events` through a sampler and returns the indices kept.

@@ -67,7 +67,7 @@ fn default_max_keys() -> usize {
 
 impl ThrottleConfig {
     /// Checks the numbers and parses the key path. Does no IO.
-    pub fn validate_and_build(&self, ctx: &TransformContext) -> Result<Throttle, FieldError> {
+    pub fn build(&self, ctx: &TransformContext) -> Result<Throttle, FieldError> {
         if self.threshold == 0 {
             return Err(FieldError::new("threshold", "must be at least 1"));
         }
@@ -139,7 +139,7 @@ pub struct Throttle {
     overflow_log: LogLimiter,
 }
 
-/// The rate, in scaled nanoseconds (see `validate_and_build`).
+/// The rate, in scaled nanoseconds (see `build`).
 #[derive(Debug, Clone, Copy)]
 struct Gcra {
     threshold: u128,
@@ -276,7 +276,7 @@ mod tests {
     fn build(id: &str, toml_src: &str) -> Result<Throttle, FieldError> {
         let config: ThrottleConfig =
             toml::from_str(toml_src).unwrap_or_else(|e| panic!("bad test config: {e}"));
-        config.validate_and_build(&TransformContext { id: id.into() })
+        config.build(&TransformContext { id: id.into() })
     }
 
     struct Case {

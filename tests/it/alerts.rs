@@ -394,7 +394,7 @@ fn broken_alert_rules_name_file_rule_and_field() {
     ];
     for (text, needles) in cases {
         let toml = format!("{base}{text}");
-        let errors = match sluice::config::Pipeline::from_str("broken.toml", &toml, |_| None) {
+        let errors = match sluice::pipeline::Pipeline::from_str("broken.toml", &toml, |_| None) {
             Ok(_) => panic!("accepted: {toml}"),
             Err(errors) => errors
                 .iter()

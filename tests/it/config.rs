@@ -1,7 +1,7 @@
 //! Configuration: every shipped pipeline validates; broken ones fail naming file, component
 //! and field; `sluice validate` exits accordingly.
 
-use sluice::config::Pipeline;
+use sluice::pipeline::Pipeline;
 
 use crate::util::{repo_root, sluice_bin};
 
@@ -217,10 +217,10 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
             .unwrap_or_else(|| panic!("{name}: no [api]"));
         assert_eq!(api.address, "127.0.0.2:1004", "{name}: [api]");
         for source in &pipeline.sources {
-            let (address, variable) = match &source.config {
-                sluice::config::SourceConfig::Tcp(c) => (&c.address, "127.0.0.2:1001"),
-                sluice::config::SourceConfig::Udp(c) => (&c.address, "127.0.0.2:1002"),
-                sluice::config::SourceConfig::Http(c) => (&c.address, "127.0.0.2:1003"),
+            let (address, variable) = match &source.source {
+                sluice::pipeline::Source::Tcp(c) => (&c.address, "127.0.0.2:1001"),
+                sluice::pipeline::Source::Udp(c) => (&c.address, "127.0.0.2:1002"),
+                sluice::pipeline::Source::Http(c) => (&c.address, "127.0.0.2:1003"),
                 _ => continue,
             };
             assert_eq!(address, variable, "{name}: source `{}`", source.id);

@@ -117,7 +117,7 @@ struct FileResult {
 fn run_file(path: &Path) -> FileResult {
     let config = ParseConfig::default();
     let mut transform = config
-        .validate_and_build(&TransformContext {
+        .build(&TransformContext {
             id: "corpus".into(),
         })
         .expect("the default parse config builds");

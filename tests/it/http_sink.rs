@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use sluice::config::Pipeline;
+use sluice::pipeline::Pipeline;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

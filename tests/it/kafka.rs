@@ -470,7 +470,7 @@ fn config_errors_name_the_field() {
         ),
     ];
     for (toml, field) in table {
-        let errors = sluice::config::Pipeline::from_str("k.toml", toml, |_| None)
+        let errors = sluice::pipeline::Pipeline::from_str("k.toml", toml, |_| None)
             .err()
             .unwrap_or_else(|| panic!("{toml} must be refused"));
         let text = errors

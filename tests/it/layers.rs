@@ -10,6 +10,7 @@ use crate::util::repo_root;
 /// Lowest first. Modules in one layer do not import each other.
 const LAYERS: &[&[&str]] = &[
     &["telemetry", "field_error", "error_chain"],
+    &["config"],
     &["ack"],
     &["event"],
     &["channel"],
@@ -18,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],
     &["store", "ship"],
-    &["config"],
+    &["pipeline"],
     &["topology"],
 ];
 

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use sluice::config::Pipeline;
+use sluice::pipeline::Pipeline;
 use sluice::topology::{self, RunningTopology};
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,7 @@ impl Router {
                 )
             });
         let shutdown = CancellationToken::new();
-        let running = topology::start(&pipeline, shutdown.clone())
+        let running = topology::start(pipeline, shutdown.clone())
             .await
             .expect("pipeline starts");
         Router {

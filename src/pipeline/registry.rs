@@ -1,0 +1,258 @@
+//! The component registry: every source, transform and sink type, named in this one file.
+//!
+//! Each kind has one enum of built components and two steps:
+//! - **build** (at load, no IO): deserialise a component's table into its config (unknown
+//!   fields and wrong types rejected by path, so errors can say `framing.max_frame_bytes`),
+//!   check it, and keep what it compiled (templates, conditions, the transform itself);
+//! - **open** (at start, all the IO, once): bind listeners, read token and TLS files, open
+//!   stores and consumers. It returns the component's task, not yet spawned, so the
+//!   topology can bind everything before anything runs.
+//!
+//! Adding a component: its own file, one variant in its kind's enum, one arm in `build`
+//! (its type name) and one in `open`; the compiler checks the `open` arm.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Endpoint;
+use crate::channel::BatchReceiver;
+use crate::config::{deserialize, FieldError};
+use crate::sinks::notify::NotifyConfig;
+use crate::sinks::{
+    blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
+    http::HttpSinkConfig, SinkContext, SinkError,
+};
+use crate::sources::{
+    http::HttpConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig, SourceContext,
+    SourceError,
+};
+use crate::transforms::{
+    enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig, route::RouteConfig,
+    sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform, TransformContext,
+};
+
+/// A component's task, ready to spawn.
+pub type Task<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
+
+/// A built source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Stdin(StdinConfig),
+    Tcp(TcpConfig),
+    Udp(UdpConfig),
+    Http(HttpConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sources::kafka::KafkaSourceConfig),
+}
+
+const SOURCE_TYPES: &str = "stdin, tcp, udp, http, kafka";
+
+/// A source after the start's IO.
+pub struct OpenedSource {
+    /// The address a listening source bound (useful with port 0).
+    pub address: Option<SocketAddr>,
+    pub task: Task<SourceError>,
+}
+
+impl Source {
+    pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
+        Ok(match type_name {
+            "stdin" => Self::Stdin(checked(table, StdinConfig::validate)?),
+            "tcp" => Self::Tcp(checked(table, TcpConfig::validate)?),
+            "udp" => Self::Udp(checked(table, UdpConfig::validate)?),
+            "http" => Self::Http(checked(table, HttpConfig::validate)?),
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(checked(
+                table,
+                crate::sources::kafka::KafkaSourceConfig::validate,
+            )?),
+            other => return Err(unknown_type(other, SOURCE_TYPES)),
+        })
+    }
+
+    /// Binds, reads token and TLS files, creates consumers: an error here fails the start.
+    pub async fn open(self, ctx: SourceContext) -> Result<OpenedSource, SourceError> {
+        let (address, task): (_, Task<SourceError>) = match self {
+            Self::Stdin(c) => (None, Box::pin(c.run(ctx))),
+            Self::Tcp(c) => {
+                let bound = c.bind().await?;
+                (
+                    bound.listener.local_addr().ok(),
+                    Box::pin(c.run(bound, ctx)),
+                )
+            }
+            Self::Udp(c) => {
+                let socket = c.bind().await?;
+                (socket.local_addr().ok(), Box::pin(c.run(socket, ctx)))
+            }
+            Self::Http(c) => {
+                let bound = c.bind().await?;
+                (
+                    bound.listener.local_addr().ok(),
+                    Box::pin(c.run(bound, ctx)),
+                )
+            }
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => {
+                // Creating the consumer (no connection yet) fails the start on a bad setup.
+                let consumer = c.connect(&ctx.id)?;
+                (None, Box::pin(c.run(consumer, ctx)))
+            }
+        };
+        Ok(OpenedSource { address, task })
+    }
+}
+
+/// A built transform: the function and its named outputs.
+pub struct Transform {
+    pub function: Box<dyn FunctionTransform>,
+    /// Named outputs, in the order `Outputs::push_named` indexes them.
+    pub outputs: Vec<String>,
+}
+
+const TRANSFORM_TYPES: &str = "parse, enrich, filter, route, sample, throttle";
+
+impl Transform {
+    pub(super) fn build(type_name: &str, table: toml::Table, id: &str) -> Result<Self, FieldError> {
+        let ctx = TransformContext { id: id.to_string() };
+        fn boxed<T: FunctionTransform>(t: T) -> Box<dyn FunctionTransform> {
+            Box::new(t)
+        }
+        let (function, outputs) = match type_name {
+            "parse" => {
+                let outputs = ParseConfig::outputs().iter().map(|s| s.to_string());
+                let c: ParseConfig = deserialize(table)?;
+                (boxed(c.build(&ctx)?), outputs.collect())
+            }
+            "enrich" => (
+                boxed(deserialize::<EnrichConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            "filter" => (
+                boxed(deserialize::<FilterConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            "route" => {
+                let c: RouteConfig = deserialize(table)?;
+                (boxed(c.build(&ctx)?), c.outputs())
+            }
+            "sample" => (
+                boxed(deserialize::<SampleConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            "throttle" => (
+                boxed(deserialize::<ThrottleConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            other => return Err(unknown_type(other, TRANSFORM_TYPES)),
+        };
+        Ok(Transform { function, outputs })
+    }
+}
+
+/// A built sink.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    Console(ConsoleConfig),
+    File(FileSink),
+    Blackhole(BlackholeConfig),
+    Http(HttpSinkConfig),
+    #[cfg(feature = "store")]
+    Store(crate::store::StoreConfig),
+    /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
+    Notify(NotifyConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::sinks::kafka::KafkaSinkConfig),
+}
+
+const SINK_TYPES: &str =
+    "console, file, blackhole, http, store, kafka, alertmanager, webhook, slack, pagerduty";
+
+/// A sink after the start's IO: its task and the API endpoints it serves (the store's
+/// query, histogram, top and tail).
+pub struct OpenedSink {
+    pub task: Task<SinkError>,
+    pub endpoints: Vec<Arc<dyn Endpoint>>,
+}
+
+impl Sink {
+    pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
+        let notify = |n: NotifyConfig| n.validate().map(|()| Self::Notify(n));
+        Ok(match type_name {
+            "console" => Self::Console(deserialize(table)?),
+            "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
+            "blackhole" => Self::Blackhole(deserialize(table)?),
+            "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
+            #[cfg(feature = "store")]
+            "store" => Self::Store(checked(table, crate::store::StoreConfig::validate)?),
+            "alertmanager" => notify(NotifyConfig::Alertmanager(deserialize(table)?))?,
+            "webhook" => notify(NotifyConfig::Webhook(deserialize(table)?))?,
+            "slack" => notify(NotifyConfig::Slack(deserialize(table)?))?,
+            "pagerduty" => notify(NotifyConfig::Pagerduty(deserialize(table)?))?,
+            #[cfg(feature = "kafka")]
+            "kafka" => Self::Kafka(checked(
+                table,
+                crate::sinks::kafka::KafkaSinkConfig::validate,
+            )?),
+            other => return Err(unknown_type(other, SINK_TYPES)),
+        })
+    }
+
+    /// Opens what the sink writes to when that is IO at start (the store's partitions);
+    /// `streams_stop` ends the long-lived API streams it serves (live tail).
+    pub fn open(
+        self,
+        rx: BatchReceiver,
+        ctx: SinkContext,
+        streams_stop: &CancellationToken,
+    ) -> Result<OpenedSink, SinkError> {
+        // Only the store serves endpoints, and a build may leave it out.
+        #[cfg_attr(not(feature = "store"), allow(unused_mut))]
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        let task: Task<SinkError> = match self {
+            Self::Console(c) => Box::pin(c.run(rx, ctx)),
+            Self::File(c) => Box::pin(c.run(rx, ctx)),
+            Self::Blackhole(c) => Box::pin(c.run(rx, ctx)),
+            Self::Http(c) => Box::pin(c.run(rx, ctx)),
+            #[cfg(feature = "store")]
+            Self::Store(c) => {
+                let store = c
+                    .open(&ctx.id)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                endpoints.push(Arc::new(crate::store::http::StoreEndpoint::new(
+                    store.clone(),
+                    streams_stop.clone(),
+                )));
+                Box::pin(c.run(store, rx, ctx))
+            }
+            Self::Notify(c) => Box::pin(c.run(rx, ctx)),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => Box::pin(c.run(rx, ctx)),
+        };
+        #[cfg(not(feature = "store"))]
+        let _ = streams_stop;
+        Ok(OpenedSink { task, endpoints })
+    }
+}
+
+/// Deserialises a config and runs its check.
+fn checked<T: DeserializeOwned>(
+    table: toml::Table,
+    check: impl FnOnce(&T) -> Result<(), FieldError>,
+) -> Result<T, FieldError> {
+    let config = deserialize(table)?;
+    check(&config)?;
+    Ok(config)
+}
+
+fn unknown_type(kind: &str, known: &str) -> FieldError {
+    FieldError::new(
+        "type",
+        format!("unknown type `{kind}` (expected one of: {known})"),
+    )
+}
