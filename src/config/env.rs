@@ -1,9 +1,11 @@
 //! `${VAR}` and `${VAR:-default}` substitution in pipeline text.
 //!
 //! Substitution happens on the raw text before TOML parsing, so that non-string values
-//! (`port = ${PORT}`) work as users of Vector expect. To stop a variable from smuggling in
-//! extra TOML (a value holding a newline could open a new table), values containing line
-//! breaks are rejected. `$$` writes a literal `$`.
+//! (`port = ${PORT}`) work as users of Vector expect. A value can never change the TOML
+//! structure around it: inside a `"string"` it is escaped (a `"` in it stays a character),
+//! inside a `'literal'` a `'` is refused, and outside strings it must be one TOML scalar
+//! (`1048576, when_full = "drop_newest"` is refused rather than adding a key). Values with
+//! line breaks are refused everywhere. `$$` writes a literal `$`.
 
 /// A substitution problem, with the 1-based line it occurred on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -18,6 +20,124 @@ pub enum EnvError {
         "line {line}: environment variable `{name}` contains a line break, which is not allowed"
     )]
     Multiline { line: usize, name: String },
+    #[error("line {line}: environment variable `{name}` would change the pipeline's structure: {reason}")]
+    Structure {
+        line: usize,
+        name: String,
+        reason: &'static str,
+    },
+}
+
+/// Where in the TOML text a substitution lands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Context {
+    Bare,
+    Comment,
+    Basic,
+    Literal,
+    MultiBasic,
+    MultiLiteral,
+}
+
+/// The context after reading `text` from `context` (a small TOML lexer: strings, their
+/// escapes, comments).
+fn advance(mut context: Context, text: &str) -> Context {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        match context {
+            Context::Bare => match bytes[i] {
+                b'#' => context = Context::Comment,
+                b'"' if rest.starts_with(b"\"\"\"") => {
+                    context = Context::MultiBasic;
+                    i += 2;
+                }
+                b'"' => context = Context::Basic,
+                b'\'' if rest.starts_with(b"'''") => {
+                    context = Context::MultiLiteral;
+                    i += 2;
+                }
+                b'\'' => context = Context::Literal,
+                _ => {}
+            },
+            Context::Comment if bytes[i] == b'\n' => context = Context::Bare,
+            Context::Comment => {}
+            Context::Basic => match bytes[i] {
+                b'\\' => i += 1,
+                b'"' | b'\n' => context = Context::Bare,
+                _ => {}
+            },
+            Context::Literal if matches!(bytes[i], b'\'' | b'\n') => context = Context::Bare,
+            Context::Literal => {}
+            Context::MultiBasic if bytes[i] == b'\\' => i += 1,
+            Context::MultiBasic if rest.starts_with(b"\"\"\"") => {
+                context = Context::Bare;
+                i += 2;
+            }
+            Context::MultiBasic => {}
+            Context::MultiLiteral if rest.starts_with(b"'''") => {
+                context = Context::Bare;
+                i += 2;
+            }
+            Context::MultiLiteral => {}
+        }
+        i += 1;
+    }
+    context
+}
+
+/// Writes `value` where `context` says it lands, or says why it cannot go there.
+fn place(context: Context, value: &str, out: &mut String) -> Result<(), &'static str> {
+    match context {
+        Context::Comment => out.push_str(value),
+        Context::Basic | Context::MultiBasic => {
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+        }
+        Context::Literal | Context::MultiLiteral => {
+            if value.contains('\'') {
+                return Err("it contains a ' inside a 'literal string' (use a \"basic string\")");
+            }
+            out.push_str(value);
+        }
+        Context::Bare => {
+            if !is_one_scalar(value) {
+                return Err(
+                    "outside quotes a value must be one number, boolean, date or quoted string (quote the ${...} to use it as text)",
+                );
+            }
+            out.push_str(value);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `value` is exactly one TOML scalar (no comment, no second key, no table) or a
+/// bare key (`[sinks.${NAME}]`).
+fn is_one_scalar(value: &str) -> bool {
+    let bare_key = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if bare_key(value) {
+        return true;
+    }
+    let Ok(table) = format!("v = {value}").parse::<toml::Table>() else {
+        return false;
+    };
+    match table.get("v") {
+        Some(toml::Value::String(_)) => table.len() == 1,
+        Some(toml::Value::Table(_) | toml::Value::Array(_)) | None => false,
+        Some(_) => table.len() == 1 && !value.contains('#'),
+    }
 }
 
 /// Replaces `${VAR}` / `${VAR:-default}` in `text` using `lookup`.
@@ -29,9 +149,11 @@ pub fn interpolate(
     let mut errors = Vec::new();
     let mut rest = text;
     let mut line = 1;
+    let mut context = Context::Bare;
     while let Some(pos) = rest.find('$') {
         let (before, after) = rest.split_at(pos);
         line += before.matches('\n').count();
+        context = advance(context, before);
         out.push_str(before);
         if let Some(tail) = after.strip_prefix("$$") {
             out.push('$');
@@ -82,7 +204,13 @@ pub fn interpolate(
             });
             continue;
         }
-        out.push_str(&value);
+        if let Err(reason) = place(context, &value, &mut out) {
+            errors.push(EnvError::Structure {
+                line,
+                name: name.to_string(),
+                reason,
+            });
+        }
         line += body.matches('\n').count();
     }
     out.push_str(rest);
@@ -122,6 +250,58 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    /// A value lands as data wherever it is placed; it can never add a key, close a string
+    /// or a table, or comment out the rest of a line.
+    #[test]
+    fn values_cannot_change_the_structure() {
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "MB" => "1048576, when_full = \"drop_newest\"",
+                    "QUOTE" => "a\", when_full = \"drop_newest",
+                    "SLASH" => "C:\\logs\\app",
+                    "HASH" => "5 # comment",
+                    "NAME" => "my-sink_1",
+                    "TABLE" => "{ a = 1 }",
+                    "TEXT" => "\"quoted # text\"",
+                    "APOS" => "it's",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let parsed = |text: &str| -> Result<toml::Table, String> {
+            let text = interpolate(text, env).map_err(|e| e[0].to_string())?;
+            text.parse::<toml::Table>().map_err(|e| e.to_string())
+        };
+        let err = parsed("b = { max_bytes = ${MB} }").unwrap_err();
+        assert!(
+            err.contains("`MB` would change the pipeline's structure"),
+            "{err}"
+        );
+        let t = parsed("b = { path = \"${QUOTE}\" }").unwrap();
+        assert_eq!(t["b"].as_table().unwrap().len(), 1);
+        assert_eq!(
+            t["b"]["path"].as_str(),
+            Some("a\", when_full = \"drop_newest")
+        );
+        let t = parsed("p = \"${SLASH}\"\nm = \"\"\"x ${QUOTE}\"\"\"").unwrap();
+        assert_eq!(t["p"].as_str(), Some("C:\\logs\\app"));
+        assert_eq!(t["m"].as_str(), Some("x a\", when_full = \"drop_newest"));
+        assert!(parsed("n = ${HASH}").is_err());
+        assert!(parsed("n = ${TABLE}").is_err());
+        assert!(parsed("s = 'x${APOS}'")
+            .unwrap_err()
+            .contains("literal string"));
+        let t = parsed("[sinks.${NAME}]\nt = ${TEXT}\n# ${MB} in a comment is inert").unwrap();
+        assert_eq!(t["sinks"]["my-sink_1"]["t"].as_str(), Some("quoted # text"));
+        // A `#` or quote inside a string does not confuse where later values land.
+        let t = parsed("a = \"# not a comment\\\" ${NAME}\"").unwrap();
+        assert_eq!(t["a"].as_str(), Some("# not a comment\" my-sink_1"));
+        let err = parsed("a = \"# not a comment\\\" ${NAME}\"\nb = ${MB}").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

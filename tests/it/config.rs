@@ -276,3 +276,45 @@ inputs = ["by_level.errors", "by_level._unmatched"]
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
 }
+
+/// Graph checks are iterative: a chain of 100,000 transforms validates, and the same chain
+/// closed into a cycle is an error, neither of them a stack overflow.
+#[test]
+fn a_hundred_thousand_component_chain_validates() {
+    let chain = |first_input: &str| {
+        let mut text = String::from("[sources.in]\ntype = \"stdin\"\n");
+        let mut previous = first_input.to_string();
+        for i in 0..100_000 {
+            text.push_str(&format!(
+                "[transforms.t{i}]\ntype = \"filter\"\ninputs = [\"{previous}\"]\ncondition = \"x exists\"\n"
+            ));
+            previous = format!("t{i}");
+        }
+        text.push_str(&format!(
+            "[sinks.out]\ntype = \"blackhole\"\ninputs = [\"{previous}\"]\n"
+        ));
+        text
+    };
+    let pipeline = Pipeline::from_str("chain.toml", &chain("in"), |_| None).expect("validates");
+    assert_eq!(pipeline.transforms.len(), 100_000);
+    let errors = errors_of(&chain("t99999"));
+    assert!(errors.iter().any(|e| e.contains("cycle")), "{errors:?}");
+}
+
+/// An environment variable cannot add keys to the pipeline (`${VAR}` values land as data).
+#[test]
+fn an_environment_value_cannot_add_a_key() {
+    let text = "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\nbuffer = { max_bytes = ${MB} }\n";
+    let errors = match Pipeline::from_str("env.toml", text, |name| {
+        (name == "MB").then(|| "1048576, when_full = \"drop_newest\"".to_string())
+    }) {
+        Ok(_) => panic!("a value adding when_full was accepted"),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("env.toml") && e.contains("`MB`")),
+        "{errors:?}"
+    );
+}
