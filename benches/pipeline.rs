@@ -1,5 +1,5 @@
 //! Cost per event of a parse → enrich → route chain, the transforms of a typical pipeline,
-//! driven the way the topology drives them (one owned event at a time into `Outputs`).
+//! and of `dedupe` and `redact`, driven the way the topology drives them (one owned event at a time into `Outputs`).
 //!
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 3`
 
@@ -59,5 +59,72 @@ fn chain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chain);
+/// `dedupe` with its defaults (every field but the timestamp) on the same lines, each one
+/// new (a round number appended): the worst case, a digest, a cache insert and an eviction
+/// per event.
+fn dedupe(c: &mut Criterion) {
+    use sluice::transforms::{dedupe::DedupeConfig, FunctionTransform, Outputs, TransformContext};
+    let config: DedupeConfig = toml::from_str("").expect("defaults");
+    let mut dedupe = config
+        .build(&TransformContext {
+            id: "bench_dedupe".into(),
+        })
+        .expect("valid");
+    let input = lines(1000);
+    let mut group = c.benchmark_group("transforms");
+    group.throughput(Throughput::Elements(input.len() as u64));
+    let mut round = 0u64;
+    group.bench_function("dedupe", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let fresh: Vec<Bytes> = input
+                    .iter()
+                    .map(|l| Bytes::from(format!("{} {round}", String::from_utf8_lossy(l))))
+                    .collect();
+                events(&fresh, 1_795_000_000_000_000_000)
+            },
+            |batch| {
+                let mut out = Outputs::new(0);
+                for event in batch {
+                    dedupe.transform(event, &mut out);
+                }
+                out.default_output().len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// `redact` with every built-in detector on the same lines (about 200 bytes, a few with an
+/// IP address to mask).
+fn redact(c: &mut Criterion) {
+    use sluice::transforms::{redact::RedactConfig, FunctionTransform, Outputs, TransformContext};
+    let config: RedactConfig = toml::from_str("").expect("defaults");
+    let mut redact = config
+        .build(&TransformContext {
+            id: "bench_redact".into(),
+        })
+        .expect("valid");
+    let input = lines(1000);
+    let mut group = c.benchmark_group("transforms");
+    group.throughput(Throughput::Elements(input.len() as u64));
+    group.bench_function("redact", |b| {
+        b.iter_batched(
+            || events(&input, 1_795_000_000_000_000_000),
+            |batch| {
+                let mut out = Outputs::new(0);
+                for event in batch {
+                    redact.transform(event, &mut out);
+                }
+                out.default_output().len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, chain, dedupe, redact);
 criterion_main!(benches);

@@ -89,6 +89,26 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// Looks the path up in `map` for changing the value in place.
+    pub fn get_mut<'a>(&self, map: &'a mut Map) -> Option<&'a mut Value> {
+        if let Some(exact) = &self.exact {
+            if map.get(exact).is_some() {
+                return map.get_mut(exact);
+            }
+        }
+        let (first, rest) = self.segments.split_first()?;
+        let mut current = map.get_mut(first)?;
+        for seg in rest {
+            match current {
+                Value::Object(m) => current = m.get_mut(seg)?,
+                _ => return None,
+            }
+        }
+        Some(current)
+    }
+}
+
 impl std::fmt::Display for FieldPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.text)

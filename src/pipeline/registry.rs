@@ -32,8 +32,9 @@ use crate::sources::{
     SourceError,
 };
 use crate::transforms::{
-    enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig, route::RouteConfig,
-    sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform, TransformContext,
+    dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig,
+    redact::RedactConfig, route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig,
+    FunctionTransform, TransformContext,
 };
 
 /// A component's task, ready to spawn.
@@ -115,7 +116,7 @@ pub struct Transform {
     pub outputs: Vec<String>,
 }
 
-const TRANSFORM_TYPES: &str = "parse, enrich, filter, route, sample, throttle";
+const TRANSFORM_TYPES: &str = "parse, enrich, filter, route, sample, throttle, dedupe, redact";
 
 impl Transform {
     pub(super) fn build(type_name: &str, table: toml::Table, id: &str) -> Result<Self, FieldError> {
@@ -129,6 +130,14 @@ impl Transform {
                 let c: ParseConfig = deserialize(table)?;
                 (boxed(c.build(&ctx)?), outputs.collect())
             }
+            "redact" => (
+                boxed(deserialize::<RedactConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            "dedupe" => (
+                boxed(deserialize::<DedupeConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
             "enrich" => (
                 boxed(deserialize::<EnrichConfig>(table)?.build(&ctx)?),
                 vec![],

@@ -65,9 +65,11 @@ impl Outputs {
     }
 }
 
+pub mod dedupe;
 pub mod enrich;
 pub mod filter;
 pub mod parse;
+pub mod redact;
 pub mod route;
 pub mod sample;
 pub mod throttle;
