@@ -235,3 +235,37 @@ impl Default for LogLimiter {
         Self::new(Duration::from_secs(10))
     }
 }
+
+/// The label a sender-chosen value (an app name) shares once [`BoundedLabels`] is full.
+pub const OTHER_LABEL: &str = "_other";
+
+/// Label values chosen by senders: the first `max` distinct values keep their own series,
+/// later ones share [`OTHER_LABEL`], so rotating a field cannot grow `/metrics` (or the
+/// registry's memory) without bound.
+#[derive(Debug)]
+pub struct BoundedLabels {
+    max: usize,
+    seen: Mutex<std::collections::HashSet<Arc<str>>>,
+}
+
+impl BoundedLabels {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            seen: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// `value`, or [`OTHER_LABEL`] when `max` other values came first.
+    pub fn label<'a>(&self, value: &'a str) -> &'a str {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() < self.max {
+            seen.insert(Arc::from(value));
+            return value;
+        }
+        OTHER_LABEL
+    }
+}

@@ -91,6 +91,9 @@ fn help(name: &str) -> &'static str {
         }
         "component_sent_bytes_total" => "Bytes a sink wrote.",
         "component_errors_total" => "Errors by reason: bad frames, failed writes, buffer IO.",
+        "component_rate_limit_overflow_total" => {
+            "Events checked against the shared bucket of apps beyond rate_limit.max_keys."
+        }
         "component_redactions_total" => "Values replaced by the redact transform, by detector.",
         "component_discarded_events_total" => "Events dropped on purpose or by policy, by reason.",
         "component_dead_lettered_events_total" => {

@@ -22,6 +22,7 @@ use hyper::{HeaderMap, StatusCode, Uri};
 use serde::Deserialize;
 
 use crate::field_error::FieldError;
+use crate::telemetry::{self, Counter};
 
 /// `rate_limit = { events_per_sec = 1000, bytes_per_sec = 1048576 }` on an `http` source.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,7 +30,19 @@ use crate::field_error::FieldError;
 pub struct RateLimitConfig {
     pub events_per_sec: Option<u64>,
     pub bytes_per_sec: Option<u64>,
+    /// How many apps get a bucket of their own. Without tokens the app is whatever the
+    /// sender writes, so beyond this apps share one overflow bucket (memory stays bounded
+    /// and rotating the name gains nothing).
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
 }
+
+fn default_max_keys() -> usize {
+    10_000
+}
+
+/// Distinct apps that get their own series in per-app metrics; the rest are `_other`.
+pub(crate) const MAX_APP_SERIES: usize = 200;
 
 impl RateLimitConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -44,6 +57,9 @@ impl RateLimitConfig {
                 "rate_limit.bytes_per_sec",
                 "must be at least 1",
             ));
+        }
+        if self.max_keys == 0 {
+            return Err(FieldError::new("rate_limit.max_keys", "must be at least 1"));
         }
         if self.events_per_sec.is_none() && self.bytes_per_sec.is_none() {
             return Err(FieldError::new(
@@ -209,21 +225,63 @@ struct Bucket {
     last: Instant,
 }
 
-/// Token buckets per app. Memory is bounded by the number of configured apps (requests
-/// without a token share one bucket).
+struct Buckets {
+    per_app: lru::LruCache<Arc<str>, Bucket>,
+    /// Shared by apps that arrive while every per-app bucket is in use.
+    overflow: Bucket,
+}
+
+/// Token buckets per app, at most `max_keys` of them (least recently used first to go, and
+/// only once its bucket has refilled, since a full bucket is what a new app gets anyway).
 pub(crate) struct RateLimiter {
     events_per_sec: Option<f64>,
     bytes_per_sec: Option<f64>,
-    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    buckets: Mutex<Buckets>,
+    overflowed: Counter,
 }
 
 impl RateLimiter {
-    pub(crate) fn new(config: &RateLimitConfig) -> Self {
-        Self {
+    pub(crate) fn new(config: &RateLimitConfig, component_id: &str) -> Self {
+        let limiter = Self {
             events_per_sec: config.events_per_sec.map(|v| v as f64),
             bytes_per_sec: config.bytes_per_sec.map(|v| v as f64),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                per_app: lru::LruCache::new(
+                    std::num::NonZeroUsize::new(config.max_keys)
+                        .unwrap_or(std::num::NonZeroUsize::MIN),
+                ),
+                overflow: Bucket {
+                    events: 0.0,
+                    bytes: 0.0,
+                    last: Instant::now(),
+                },
+            }),
+            overflowed: telemetry::counter(
+                "component_rate_limit_overflow_total",
+                &[("component_id", component_id)],
+            ),
+        };
+        {
+            let mut buckets = limiter.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            buckets.overflow = limiter.full_bucket(Instant::now());
         }
+        limiter
+    }
+
+    fn full_bucket(&self, now: Instant) -> Bucket {
+        Bucket {
+            events: self.events_per_sec.unwrap_or(0.0),
+            bytes: self.bytes_per_sec.unwrap_or(0.0),
+            last: now,
+        }
+    }
+
+    /// Whether `bucket` has refilled by `now`.
+    fn is_full(&self, bucket: &Bucket, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        let full =
+            |level: f64, rate: Option<f64>| rate.is_none_or(|rate| level + elapsed * rate >= rate);
+        full(bucket.events, self.events_per_sec) && full(bucket.bytes, self.bytes_per_sec)
     }
 
     /// Takes `events` and `bytes` from `app`'s buckets, or says how many seconds to wait.
@@ -234,12 +292,30 @@ impl RateLimiter {
         bytes: u64,
         now: Instant,
     ) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(app.clone()).or_insert(Bucket {
-            events: self.events_per_sec.unwrap_or(0.0),
-            bytes: self.bytes_per_sec.unwrap_or(0.0),
-            last: now,
-        });
+        let mut guard = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let buckets = &mut *guard;
+        if !buckets.per_app.contains(app) {
+            let room = buckets.per_app.len() < buckets.per_app.cap().get()
+                || buckets
+                    .per_app
+                    .peek_lru()
+                    .is_some_and(|(_, oldest)| self.is_full(oldest, now));
+            if room {
+                let full = self.full_bucket(now);
+                buckets.per_app.push(app.clone(), full);
+            } else {
+                self.overflowed.inc(events);
+                return self.take(&mut buckets.overflow, events, bytes, now);
+            }
+        }
+        let bucket = buckets
+            .per_app
+            .get_mut(app)
+            .expect("the app's bucket was just found or made");
+        self.take(bucket, events, bytes, now)
+    }
+
+    fn take(&self, bucket: &mut Bucket, events: u64, bytes: u64, now: Instant) -> Result<(), u64> {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.last = now;
         let mut wait: f64 = 0.0;
@@ -313,10 +389,14 @@ mod tests {
 
     #[test]
     fn buckets_refill_and_big_batches_pass_when_full() {
-        let limiter = RateLimiter::new(&RateLimitConfig {
-            events_per_sec: Some(10),
-            bytes_per_sec: None,
-        });
+        let limiter = RateLimiter::new(
+            &RateLimitConfig {
+                events_per_sec: Some(10),
+                bytes_per_sec: None,
+                max_keys: 10,
+            },
+            "limiter_refill",
+        );
         let app: Arc<str> = Arc::from("web");
         let t0 = Instant::now();
         assert!(limiter.check(&app, 6, 0, t0).is_ok());
@@ -336,5 +416,41 @@ mod tests {
             limiter.check(&other, 10, 0, t0).is_ok(),
             "apps have separate buckets"
         );
+    }
+
+    /// Rotating the app name gains nothing: beyond `max_keys` busy apps, new names share one
+    /// bucket; an app whose bucket has refilled makes room for a new one.
+    #[test]
+    fn apps_beyond_max_keys_share_one_bucket() {
+        let limiter = RateLimiter::new(
+            &RateLimitConfig {
+                events_per_sec: Some(10),
+                bytes_per_sec: None,
+                max_keys: 2,
+            },
+            "limiter_overflow",
+        );
+        let t0 = Instant::now();
+        let app = |name: &str| -> Arc<str> { Arc::from(name) };
+        assert!(limiter.check(&app("a"), 10, 0, t0).is_ok());
+        assert!(limiter.check(&app("b"), 10, 0, t0).is_ok());
+        // Both buckets are empty and in use: the next names share the overflow bucket.
+        assert!(limiter.check(&app("c"), 10, 0, t0).is_ok());
+        assert_eq!(limiter.check(&app("d"), 1, 0, t0), Err(1));
+        for i in 0..1000 {
+            assert!(limiter.check(&app(&format!("x{i}")), 1, 0, t0).is_err());
+        }
+        assert_eq!(limiter.buckets.lock().unwrap().per_app.len(), 2);
+        assert_eq!(
+            telemetry::counter_value(
+                "component_rate_limit_overflow_total",
+                &[("component_id", "limiter_overflow")]
+            ),
+            1011
+        );
+        // A second later `a` has refilled, so a new app may take its place.
+        let later = t0 + Duration::from_secs(1);
+        assert!(limiter.check(&app("e"), 10, 0, later).is_ok());
+        assert!(limiter.buckets.lock().unwrap().per_app.contains("e"));
     }
 }

@@ -121,7 +121,10 @@ impl HttpConfig {
         let state = Arc::new(State {
             frame_ids: Mutex::new(FrameIds::default()),
             tokens,
-            limiter: self.rate_limit.as_ref().map(RateLimiter::new),
+            limiter: self
+                .rate_limit
+                .as_ref()
+                .map(|config| RateLimiter::new(config, &ctx.id)),
             anonymous: Arc::from("_anonymous"),
             ack_latency: telemetry::histogram(
                 "acknowledgement_latency_seconds",

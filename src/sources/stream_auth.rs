@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{RateLimiter, Tokens};
+use super::auth::{RateLimiter, Tokens, MAX_APP_SERIES};
 use super::{dead_letter, Decoded};
 use crate::event::{fields, Event, Map, Value};
-use crate::telemetry::{self, Counter, LogLimiter};
+use crate::telemetry::{self, BoundedLabels, Counter, LogLimiter};
 
 /// Structured data, as the syslog decoder stores it.
 const SD_FIELD: &str = "sd";
@@ -34,6 +34,8 @@ pub(crate) struct StreamAuth {
     tokens: Tokens,
     limiter: Option<RateLimiter>,
     unauthorized: Counter,
+    /// Per-app series: without tokens the app is the sender's choice.
+    app_labels: BoundedLabels,
 }
 
 impl StreamAuth {
@@ -55,6 +57,7 @@ impl StreamAuth {
             tokens,
             limiter,
             unauthorized,
+            app_labels: BoundedLabels::new(MAX_APP_SERIES),
         })
     }
 
@@ -114,9 +117,10 @@ impl StreamAuth {
         }
         decoded.events = admitted;
         for (app, events, bytes) in &per_app {
+            let label = self.app_labels.label(app);
             telemetry::counter(
                 "component_received_events_by_app_total",
-                &[("component_id", &self.source), ("app", app)],
+                &[("component_id", &self.source), ("app", label)],
             )
             .inc(*events);
             let Some(limiter) = &self.limiter else {
@@ -125,7 +129,7 @@ impl StreamAuth {
             while let Err(wait_secs) = limiter.check(app, *events, *bytes, Instant::now()) {
                 telemetry::counter(
                     "component_rate_limited_events_total",
-                    &[("component_id", &self.source), ("app", app)],
+                    &[("component_id", &self.source), ("app", label)],
                 )
                 .inc(*events);
                 tokio::select! {

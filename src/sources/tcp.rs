@@ -89,7 +89,10 @@ impl TcpConfig {
             "component_connections_accepted_total",
             &[("component_id", &ctx.id)],
         );
-        let limiter = self.rate_limit.as_ref().map(RateLimiter::new);
+        let limiter = self
+            .rate_limit
+            .as_ref()
+            .map(|config| RateLimiter::new(config, &ctx.id));
         let auth = StreamAuth::new(ctx.id.clone(), tokens, limiter).map(Arc::new);
         let handshake_failures = telemetry::counter(
             "component_errors_total",

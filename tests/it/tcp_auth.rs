@@ -156,3 +156,51 @@ path = "{}"
     );
     assert!(refused.iter().all(|e| e["reason_code"] == "unauthorized"));
 }
+
+/// Without tokens the app is whatever the sender writes: 1,000 names make at most 200 series
+/// plus `_other`, every event is still counted, and the rate limiter keeps at most
+/// `max_keys` buckets (tested in auth.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_chosen_apps_cannot_grow_the_metrics() {
+    let dir = tempdir();
+    let out = dir.path().join("apps.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.many_apps]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+rate_limit = {{ events_per_sec = 1000000, max_keys = 50 }}
+
+[sinks.many_apps_out]
+type = "file"
+inputs = ["many_apps"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let mut stream = TcpStream::connect(router.addr("many_apps")).await.unwrap();
+    let lines: String = (0..1000)
+        .map(|i| format!("{{\"app\":\"app-{i}\",\"seq\":{i}}}\n"))
+        .collect();
+    stream.write_all(lines.as_bytes()).await.unwrap();
+    drop(stream);
+    wait_until("every event written", || read_lines(&out).len() == 1000).await;
+    let series: Vec<(String, u64)> = sluice::telemetry::snapshot()
+        .into_iter()
+        .filter(|(name, labels, _)| {
+            *name == "component_received_events_by_app_total"
+                && labels
+                    .iter()
+                    .any(|(k, v)| *k == "component_id" && v == "many_apps")
+        })
+        .map(|(_, labels, value)| {
+            let app = labels.iter().find(|(k, _)| *k == "app").unwrap().1.clone();
+            (app, value)
+        })
+        .collect();
+    assert!(series.len() <= 201, "{} series", series.len());
+    assert!(series.iter().any(|(app, _)| app == "_other"));
+    assert_eq!(series.iter().map(|(_, n)| n).sum::<u64>(), 1000);
+}
