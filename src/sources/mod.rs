@@ -13,6 +13,7 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_offsets;
+pub mod otlp;
 pub mod stdin;
 mod stream_auth;
 pub mod tcp;
