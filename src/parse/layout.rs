@@ -309,7 +309,7 @@ impl<'a, 's> Header<'a, 's> {
                     }
                     self.pos = end;
                 }
-                b if b.is_ascii_alphabetic() => return self.word(),
+                b if b.is_ascii_alphabetic() || b == b'_' => return self.word(),
                 _ => return Outcome::Nothing,
             }
             self.tokens += 1;
@@ -346,6 +346,9 @@ impl<'a, 's> Header<'a, 's> {
             after,
             None | Some(b' ' | b'\t' | b':' | b']' | b'|' | b',' | b';')
         );
+        // `Error loading config` at the start of a line is prose; after a timestamp,
+        // `Info` is Windows CBS's level.
+        let capitalised = capitalised && (self.after_time || after == Some(b':'));
         if delimited && (upper || capitalised || lower_marked) {
             // Words that are also common English need a timestamp before them or a colon
             // after them (java.util.logging's `FINE: msg`).

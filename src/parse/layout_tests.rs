@@ -295,6 +295,8 @@ fn no_level_from_words_in_the_message() {
         "reverse mapping failed - POSSIBLE BREAK-IN ATTEMPT!",
         "a word: error: late colon",
         "FINE CONFIG VERBOSE",
+        "Error loading config, retrying",
+        "Warning signs were ignored",
         "12-06 01:29:59.626 the E key was pressed",
         "2026-12-06 01:29:59 E is a letter",
         "2026/12/06 01:31:37 something [error] later",

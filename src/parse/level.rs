@@ -75,7 +75,7 @@ impl Level {
             b"info" | b"inf" | b"i" | b"information" | b"informational" => Level::Info,
             b"notice" | b"n" => Level::Notice,
             b"warn" | b"warning" | b"wrn" | b"w" => Level::Warn,
-            b"error" | b"err" | b"e" | b"severe" => Level::Error,
+            b"error" | b"err" | b"erro" | b"e" | b"severe" => Level::Error,
             b"critical" | b"crit" | b"crt" | b"fatal" | b"ftl" | b"f" => Level::Critical,
             b"alert" => Level::Alert,
             b"emergency" | b"emerg" | b"panic" => Level::Emergency,
