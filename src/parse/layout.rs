@@ -90,10 +90,20 @@ fn level(line: &[u8], time: Search, source: &mut Source) -> Option<Level> {
             if let Some(level) = redis(line, f.start, f.end) {
                 return Some(level);
             }
-            Header::new(line, f.end, true, source).run()
+            match Header::new(line, f.end, true, source).run() {
+                // `[ERROR] 2026-12-06 …`: the level before the time.
+                Outcome::Nothing if f.start > 0 => {
+                    Header::new(&line[..f.start], 0, false, source).run()
+                }
+                outcome => outcome,
+            }
         }
         _ => Header::new(line, 0, false, source).run(),
     };
+    if !matches!(from_header, Outcome::Level(_)) {
+        // A bracketed word before no level is not known to be a thread.
+        source.thread = None;
+    }
     match from_header {
         Outcome::Level(level) => Some(level),
         // A PostgreSQL `DETAIL:` line belongs to the message before it and has no level.
@@ -237,6 +247,8 @@ struct Header<'a, 's> {
     after_time: bool,
     tokens: usize,
     numbers: usize,
+    /// The first two numbers: logcat's pid and tid, named only once the layout is known.
+    number_spans: [Option<Range<usize>>; 2],
     /// The separator before the current token was ` - `.
     dash_before: bool,
     name_skipped: bool,
@@ -251,6 +263,7 @@ impl<'a, 's> Header<'a, 's> {
             after_time,
             tokens: 0,
             numbers: 0,
+            number_spans: [None, None],
             dash_before: false,
             name_skipped: false,
             source,
@@ -302,11 +315,7 @@ impl<'a, 's> Header<'a, 's> {
                         return Outcome::Nothing;
                     }
                     self.numbers += 1;
-                    if self.numbers == 1 {
-                        self.source.pid = Some(self.pos..end);
-                    } else if self.numbers == 2 {
-                        self.source.tid = Some(self.pos..end);
-                    }
+                    self.number_spans[self.numbers.min(2) - 1] = Some(self.pos..end);
                     self.pos = end;
                 }
                 b if b.is_ascii_alphabetic() || b == b'_' => return self.word(),
@@ -405,14 +414,15 @@ impl<'a, 's> Header<'a, 's> {
             if let Some(colon) = find_within(line, tag_start, b':', MAX_BRACKET) {
                 self.source.component = Some(trim_range(line, tag_start..colon));
             }
+            let [pid, tid] = std::mem::take(&mut self.number_spans);
+            self.source.pid = pid;
+            self.source.tid = tid;
             return Outcome::Level(level);
         }
         if self.after_time && self.tokens == 0 {
             let next = line.get(skip_blanks(line, end)).copied();
             if next.is_some_and(|n| n.is_ascii_uppercase() || n == b'-') {
                 if let Some(level) = ruby_letter(letter) {
-                    // No pid or tid in this layout: a number taken for one was not.
-                    self.source.pid = None;
                     return Outcome::Level(level);
                 }
             }

@@ -267,6 +267,16 @@ fn layouts() {
         ),
         // Level first.
         ("[ERROR] build failed", Some("error"), None),
+        (
+            "[ERROR] 2026-12-06 01:29:59 build failed",
+            Some("error"),
+            Some("2026-12-06T01:29:59.000000Z"),
+        ),
+        (
+            "WARN  2026-12-06T01:29:59Z disk",
+            Some("warn"),
+            Some("2026-12-06T01:29:59.000000Z"),
+        ),
         ("INFO  starting", Some("info"), None),
         ("<crit> kernel panic", Some("critical"), None),
         ("error: could not open file", Some("error"), None),
@@ -339,4 +349,16 @@ fn source_fields() {
     let text = |r: &Option<Range<usize>>| r.clone().map(|r| &line[r]);
     assert_eq!(text(&got.thread), Some("main"));
     assert_eq!(text(&got.logger), Some("com.example.Svc"));
+
+    // MySQL's number is a thread id, not a pid; `[web]` before no level is no thread.
+    for line in [
+        "2026-12-06T01:29:59.626547Z 0 [Warning] [MY-010068] [Server] CA",
+        "[web] 2026-12-06T01:29:59Z started",
+    ] {
+        assert_eq!(
+            scan(line.as_bytes(), NOW, true).source,
+            Source::default(),
+            "{line}"
+        );
+    }
 }

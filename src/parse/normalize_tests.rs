@@ -217,3 +217,44 @@ fn implausible_text_times_keep_arrival_and_are_reported() {
     event.meta.received_at = RECEIVED_AT;
     assert!(!normalize(&mut event).rejected_timestamp);
 }
+
+mod idempotent {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINES: &[&str] = &[
+        "12-06 01:29:59.626  1234  5678 W Vold: low",
+        "[ERROR] 2026-12-06 01:29:59 build failed",
+        "web-1 | 2026-12-06T01:29:59Z INFO started",
+        "1234:M 06 Dec 2026 01:29:59.626 * Ready",
+        "E, [2026-12-06T01:29:59.626547 #1234] ERROR -- : boom",
+        "[01:29:59 INF] Starting",
+        "2026-12-06 01:29:59.626 UTC [1234] DETAIL:  Key",
+        "I1206 01:29:59.626547    123 controller.go:24] synced",
+        "2026-12-06 01:29:59.626 [main] WARN  com.example.Svc - slow",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Normalising a normalised text event changes nothing (as the fuzz target checks).
+        #[test]
+        fn normalising_twice_changes_nothing(
+            index in 0..LINES.len(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            let mut line = LINES[index].as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at % line.len();
+                line[at] = byte;
+            }
+            let mut event = Event::new(auto(Bytes::from(line)));
+            event.meta.received_at = RECEIVED_AT;
+            let first = normalize(&mut event);
+            let once = event.fields.clone();
+            let again = normalize(&mut event);
+            prop_assert_eq!(&event.fields, &once);
+            prop_assert_eq!(again.level, first.level);
+        }
+    }
+}

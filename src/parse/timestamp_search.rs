@@ -59,7 +59,6 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
     let Some(&first) = window.first() else {
         return Search::None;
     };
-    let now = if now == 0 { now_nanos() } else { now };
     // Weak layouts at the start (or just inside a leading bracket).
     let weak_at = if first == b'[' { 1 } else { 0 };
     if let Some((nanos, used)) = weak(&window[weak_at..], now) {
@@ -97,6 +96,8 @@ fn accept(line: &[u8], nanos: i64, start: usize, end: usize) -> Option<Found> {
 }
 
 fn judge(found: Found, now: i64) -> Search {
+    // Resolved only here: reading the clock costs more than most lines' whole search.
+    let now = if now == 0 { now_nanos() } else { now };
     if found.nanos < EARLIEST_NANOS || found.nanos > now.saturating_add(FUTURE_SLACK_NANOS) {
         Search::Implausible(found)
     } else {
@@ -131,6 +132,7 @@ fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
 /// `HH:mm:ss[.SSS]` alone (log4j `%d{HH:mm:ss.SSS}`, Serilog, Elixir): the date is the
 /// arrival's, or the day before when that puts the time nearer and not too far ahead.
 fn clock_only(s: &[u8], now: i64) -> Option<(i64, usize)> {
+    let now = if now == 0 { now_nanos() } else { now };
     let mut cur = Cursor::new(s);
     let mut c = Civil::default();
     cur.clock(&mut c)?;
