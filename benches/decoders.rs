@@ -6,6 +6,8 @@
 //! The router's end-to-end target is 400k JSON lines/s per core, so `json_normalize` must
 //! stay well under 2.5 µs per line.
 //!
+//! `text_layouts/auto_normalize` runs the lines of `tests/corpus/formats` (plain-text layouts).
+//!
 //! `cargo bench --bench decoders -- --warm-up-time 1 --measurement-time 3`
 
 use bytes::Bytes;
@@ -201,6 +203,56 @@ fn decoders(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Plain-text layouts (issue 17): every line of tests/corpus/formats, the layouts
+    // interleaved, through auto + normalisation with a receive time set, as the parse
+    // transform runs them.
+    let text_lines = corpus_text_lines();
+    let mut group = c.benchmark_group("text_layouts");
+    group.throughput(Throughput::Elements(text_lines.len() as u64));
+    group.bench_function("auto_normalize", |b| {
+        b.iter(|| {
+            for line in &text_lines {
+                let mut event = Event::new(parse::auto(line.clone()));
+                event.meta.received_at = RECEIVED_AT;
+                parse::normalize(&mut event);
+                std::hint::black_box(event);
+            }
+        })
+    });
+    group.finish();
+}
+
+/// 2026-12-06T12:00:00Z.
+const RECEIVED_AT: i64 = 1_796_558_400_000_000_000;
+
+/// The lines of every `tests/corpus/formats/*.tsv` (third column), taken round-robin so
+/// that each layout is spread over the run.
+fn corpus_text_lines() -> Vec<Bytes> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/formats");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/corpus/formats exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tsv"))
+        .collect();
+    files.sort();
+    let per_file: Vec<Vec<Bytes>> = files
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .expect("corpus file is readable")
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.splitn(3, '\t').nth(2))
+                .map(|l| Bytes::from(l.to_string()))
+                .collect()
+        })
+        .collect();
+    let longest = per_file.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| per_file.iter().filter_map(move |f| f.get(i).cloned()))
+        .collect()
 }
 
 criterion_group!(benches, decoders);

@@ -2,18 +2,12 @@
 //!
 //! Two kinds of input need different care. A dedicated field (`level`, `severity`, …) is
 //! trusted: any spelling we know, single letters and numbers included, is a level. Free text
-//! is not: "0 errors" or "error_count" must not turn a line into an error, so a word in text
-//! counts only when it stands out the way loggers print levels — upper case (`WARN`),
-//! bracketed (`[error]`), as `level=error`, or as the first word followed by a colon
-//! (`error: no such file`) — and only near the start of the line.
+//! is not: "0 errors" or "an ERROR from upstream" must not turn a line into an error, so
+//! text is read only at the position its layout prints the level (see `layout.rs`).
 
 use bytes::Bytes;
 
 use crate::event::Value;
-
-/// How far into a line a level word is looked for. Loggers print the level within the
-/// first few tokens; beyond that a capitalised word is much more likely to be content.
-const TEXT_SCAN_BYTES: usize = 128;
 
 /// Our severity vocabulary, ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,12 +69,13 @@ impl Level {
         lower.copy_from_slice(word);
         lower.make_ascii_lowercase();
         Some(match &*lower {
-            b"trace" | b"trc" | b"finer" | b"finest" | b"verbose" | b"v" => Level::Trace,
-            b"debug" | b"dbg" | b"d" | b"fine" | b"config" => Level::Debug,
+            b"trace" | b"trc" | b"trac" | b"blat" | b"finer" | b"finest" | b"verbose" | b"vrb"
+            | b"v" => Level::Trace,
+            b"debug" | b"dbg" | b"debg" | b"d" | b"fine" | b"config" => Level::Debug,
             b"info" | b"inf" | b"i" | b"information" | b"informational" => Level::Info,
             b"notice" | b"n" => Level::Notice,
             b"warn" | b"warning" | b"wrn" | b"w" => Level::Warn,
-            b"error" | b"err" | b"e" | b"severe" => Level::Error,
+            b"error" | b"err" | b"erro" | b"e" | b"severe" => Level::Error,
             b"critical" | b"crit" | b"crt" | b"fatal" | b"ftl" | b"f" => Level::Critical,
             b"alert" => Level::Alert,
             b"emergency" | b"emerg" | b"panic" => Level::Emergency,
@@ -120,21 +115,6 @@ impl Level {
         }
     }
 
-    /// Words trusted in free text (see the module docs): no single letters, and none that
-    /// are common English in upper case headings (`CONFIG`, `FINE`, `VERBOSE`).
-    fn from_text_word(word: &[u8]) -> Option<Level> {
-        if word.len() < 3 || word.first().is_some_and(u8::is_ascii_digit) {
-            return None;
-        }
-        if word.eq_ignore_ascii_case(b"config")
-            || word.eq_ignore_ascii_case(b"fine")
-            || word.eq_ignore_ascii_case(b"verbose")
-        {
-            return None;
-        }
-        Level::from_word(word)
-    }
-
     /// The level of an HTTP response: 5xx error, 4xx warn, anything else info.
     pub fn from_http_status(status: i64) -> Option<Level> {
         match status {
@@ -146,130 +126,11 @@ impl Level {
     }
 }
 
-/// Finds the level a plain-text line announces: a glog/klog header (`E1126 10:00:00…`), or
-/// the first level word near the start that stands out as one (see the module docs).
+/// Finds the level a plain-text line announces from the level's own position in its layout
+/// (glog's letter, the word after the timestamp, `[error]`, `WARNING:root:`…; see
+/// [`layout`](super::layout)), never from a level-like word elsewhere in the message.
 pub fn level_in_text(text: &[u8]) -> Option<Level> {
-    if let Some(level) = glog_level(text) {
-        return Some(level);
-    }
-    let window = &text[..text.len().min(TEXT_SCAN_BYTES)];
-    let mut pos = 0;
-    let mut first_word = true;
-    while pos < window.len() {
-        if !is_word_byte(window[pos]) {
-            pos += 1;
-            continue;
-        }
-        let start = pos;
-        while pos < text.len() && is_word_byte(text[pos]) {
-            pos += 1;
-        }
-        let word = &text[start..pos];
-        let before = start.checked_sub(1).map(|i| text[i]);
-        let after = text.get(pos).copied();
-        if let Some(level) = classify(word, before, after, text.get(pos + 1..), first_word) {
-            return Some(level);
-        }
-        // Timestamps and numbers before the message do not make a later word "first".
-        if word.first().is_some_and(u8::is_ascii_alphabetic) {
-            first_word = false;
-        }
-    }
-    None
-}
-
-/// Decides whether one word of text is a level, given the bytes around it.
-fn classify(
-    word: &[u8],
-    before: Option<u8>,
-    after: Option<u8>,
-    rest: Option<&[u8]>,
-    first_word: bool,
-) -> Option<Level> {
-    if after == Some(b'=') && is_level_key(word) {
-        let value = rest?;
-        let value = value.strip_prefix(b"\"").unwrap_or(value);
-        let end = value
-            .iter()
-            .position(|b| !is_word_byte(*b))
-            .unwrap_or(value.len());
-        return Level::from_word(&value[..end]);
-    }
-    if !is_delimiter(before) || !is_delimiter(after) {
-        return None;
-    }
-    // `[error]`, `<error>`, and Apache 2.4's `[module:error]`.
-    let bracketed = matches!(
-        (before, after),
-        (Some(b'[' | b':'), Some(b']')) | (Some(b'<'), Some(b'>'))
-    );
-    let upper = word.iter().all(u8::is_ascii_uppercase);
-    let leading_colon = first_word && after == Some(b':');
-    if bracketed || upper || leading_colon {
-        Level::from_text_word(word)
-    } else {
-        None
-    }
-}
-
-/// `E1126 10:00:00.123456 …`: the header glog and klog print before every line.
-fn glog_level(text: &[u8]) -> Option<Level> {
-    let head = text.get(..7)?;
-    let is_header =
-        head[1..5].iter().all(u8::is_ascii_digit) && head[5] == b' ' && head[6].is_ascii_digit();
-    if !is_header {
-        return None;
-    }
-    match head[0] {
-        b'I' => Some(Level::Info),
-        b'W' => Some(Level::Warn),
-        b'E' => Some(Level::Error),
-        b'F' => Some(Level::Critical),
-        _ => None,
-    }
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Bytes that can surround a level word. Deliberately excludes `.`, `/`, `-`, `=` and `@`
-/// so that `/api/ERROR`, `log.error` or `x-error` are not levels.
-fn is_delimiter(b: Option<u8>) -> bool {
-    match b {
-        None => true,
-        Some(b) => matches!(
-            b,
-            b' ' | b'\t'
-                | b'['
-                | b']'
-                | b'('
-                | b')'
-                | b'<'
-                | b'>'
-                | b'|'
-                | b':'
-                | b','
-                | b';'
-                | b'"'
-                | b'\''
-                | b'!'
-                | b'{'
-                | b'}'
-        ),
-    }
-}
-
-fn is_level_key(word: &[u8]) -> bool {
-    [
-        &b"level"[..],
-        b"lvl",
-        b"severity",
-        b"loglevel",
-        b"log_level",
-    ]
-    .iter()
-    .any(|k| word.eq_ignore_ascii_case(k))
+    super::layout::level_of(text)
 }
 
 #[cfg(test)]

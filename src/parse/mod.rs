@@ -21,12 +21,14 @@ mod access_log;
 mod auto;
 mod civil;
 mod json;
+mod layout;
 mod level;
 mod logfmt;
 mod normalize;
 mod regex;
 mod syslog;
 mod timestamp;
+mod timestamp_search;
 
 use bytes::Bytes;
 

@@ -11,8 +11,10 @@
 //! The hot path is one pass over the field names (events rarely have more than 20 fields),
 //! then at most one parse per candidate field, in priority order.
 
-use super::level::{level_in_text, Level};
-use super::timestamp::{leading_timestamp, timestamp_from_value};
+use super::layout::{self, Source};
+use super::level::Level;
+use super::timestamp::timestamp_from_value;
+use super::timestamp_search::Search;
 use crate::event::{fields, Event, Map, Value};
 
 /// Fields that may hold the event time, most specific first.
@@ -69,6 +71,9 @@ pub enum TimestampSource {
 pub struct Normalized {
     pub timestamp: TimestampSource,
     pub level: Option<Level>,
+    /// The text held a timestamp too implausible to believe (before 1990, or more than a
+    /// day after arrival); the event kept its arrival time. For counting.
+    pub rejected_timestamp: bool,
 }
 
 /// Which well-known fields one pass over the keys found.
@@ -84,6 +89,9 @@ struct Present {
     http: bool,
     /// An ECS-style `log` object, which may hold `log.level`.
     log_object: bool,
+    /// A field other than the message and shipper labels: the event came structured, so
+    /// its message is prose, not a whole log line.
+    structured: bool,
 }
 
 impl Present {
@@ -94,9 +102,17 @@ impl Present {
             match key {
                 "message" => p.message = true,
                 "msg" => p.msg = true,
-                "method" | "request" | "path" => p.http = true,
-                "log" => p.log_object = matches!(value, Value::Object(_)),
+                "method" | "request" | "path" => {
+                    p.http = true;
+                    p.structured = true;
+                }
+                "log" => {
+                    p.log_object = matches!(value, Value::Object(_));
+                    p.structured = true;
+                }
+                READ_AT | fields::APP | fields::INSTANCE | fields::HOST | fields::STREAM => {}
                 _ => {
+                    p.structured = true;
                     if let Some(i) = TIMESTAMP_FIELDS.iter().position(|f| *f == key) {
                         p.timestamps |= 1 << i;
                     } else if let Some(i) = LEVEL_FIELDS.iter().position(|f| *f == key) {
@@ -124,21 +140,33 @@ pub fn normalize(event: &mut Event) -> Normalized {
     }
     let has_message = present.message || present.msg;
 
-    // The message is read for a leading timestamp, and the level scan starts after it.
-    let mut message_offset = 0;
-    let timestamp = match timestamp_from_fields(map, present.timestamps, received_at) {
+    // A line whose event holds nothing but its text (and shipper labels) is read as a
+    // whole text layout: timestamp anywhere in its first bytes, source fields. A message of
+    // a structured event is only read at its start.
+    let own_level = present.levels & 1 != 0;
+    let field_time = timestamp_from_fields(map, present.timestamps, received_at);
+    let field_level = level_from_fields(map, &present);
+    let wants_text = field_time.is_none() || (field_level.is_none() && !own_level);
+    let scan = if wants_text {
+        message_bytes(map, has_message).map(|m| layout::scan(m, received_at, !present.structured))
+    } else {
+        None
+    };
+
+    let mut rejected_timestamp = false;
+    let timestamp = match field_time {
         Some(nanos) => {
             set_timestamp(map, nanos);
             TimestampSource::Field
         }
-        None => {
-            match message_bytes(map, has_message).and_then(|m| leading_timestamp(m, received_at)) {
-                Some((nanos, used)) => {
-                    message_offset = used;
-                    set_timestamp(map, nanos);
-                    TimestampSource::Message
-                }
-                None => match map
+        None => match scan.as_ref().map(|s| s.time) {
+            Some(Search::Found(found)) => {
+                set_timestamp(map, found.nanos);
+                TimestampSource::Message
+            }
+            other => {
+                rejected_timestamp = matches!(other, Some(Search::Implausible(_)));
+                match map
                     .get(READ_AT)
                     .and_then(|v| timestamp_from_value(v, received_at))
                 {
@@ -151,33 +179,54 @@ pub fn normalize(event: &mut Event) -> Normalized {
                         TimestampSource::ReceivedAt
                     }
                     None => TimestampSource::Missing,
-                },
+                }
             }
-        }
+        },
     };
 
     // A `level` we do not recognise is the user's own vocabulary: leave it alone rather
     // than overwrite it with a guess from the text.
-    let own_level = present.levels & 1 != 0;
-    let level = level_from_fields(map, &present).or_else(|| {
-        if own_level {
-            return None;
-        }
-        let text = message_bytes(map, has_message)?;
-        level_in_text(text.get(message_offset..)?)
-            // A glog header is part of the timestamp we skipped; read it from the start.
-            .or_else(|| {
-                if message_offset > 0 {
-                    level_in_text(text)
-                } else {
-                    None
-                }
-            })
-    });
+    let level = match field_level {
+        Some(level) => Some(level),
+        None if own_level => None,
+        None => scan.as_ref().and_then(|s| s.level),
+    };
     if let Some(level) = level {
         set_level(map, level);
     }
-    Normalized { timestamp, level }
+    if let Some(scan) = scan.filter(|_| !present.structured) {
+        add_source_fields(map, &scan.source);
+    }
+    Normalized {
+        timestamp,
+        level,
+        rejected_timestamp,
+    }
+}
+
+/// Source fields a text layout carries (logcat's pid, tid and tag, glog's file and line,
+/// Java's logger and thread), as slices of the message; a field already set is kept.
+fn add_source_fields(map: &mut Map, source: &Source) {
+    let Some(Value::Bytes(message)) = map.get(fields::MESSAGE) else {
+        return;
+    };
+    let message = message.clone();
+    let slots = [
+        ("pid", &source.pid),
+        ("tid", &source.tid),
+        ("component", &source.component),
+        ("file", &source.file),
+        ("line", &source.line),
+        ("logger", &source.logger),
+        ("thread", &source.thread),
+    ];
+    for (key, range) in slots {
+        let Some(range) = range else { continue };
+        if range.is_empty() || range.end > message.len() || map.contains_key(key) {
+            continue;
+        }
+        map.push_unchecked(key.into(), Value::Bytes(message.slice(range.clone())));
+    }
 }
 
 fn timestamp_from_fields(map: &Map, mut present: u32, now: i64) -> Option<i64> {

@@ -178,3 +178,83 @@ fn plain_text_through_auto() {
         );
     }
 }
+
+#[test]
+fn text_layouts_get_their_own_time_and_source_fields() {
+    // A shipped logcat line: labels beside the text, so the text is read as a whole line.
+    let input = r#"{"message":"12-06 01:29:59.626  1234  5678 W Vold: low","app":"phone","read_at":"2026-12-06T12:00:00Z"}"#;
+    check(
+        input,
+        RECEIVED_AT,
+        r#"{"message":"12-06 01:29:59.626  1234  5678 W Vold: low","app":"phone","read_at":"2026-12-06T12:00:00Z","timestamp":"2025-12-06T01:29:59.626000Z","level":"warn","pid":"1234","tid":"5678","component":"Vold"}"#,
+        TimestampSource::Message,
+    );
+    // A structured event's message is prose: no time from its middle, no source fields.
+    check(
+        r#"{"event":"backup","message":"snapshot of 2026-11-20 10:00:00 done"}"#,
+        RECEIVED_AT,
+        r#"{"event":"backup","message":"snapshot of 2026-11-20 10:00:00 done","timestamp":"2026-11-26T00:00:00.000000Z"}"#,
+        TimestampSource::ReceivedAt,
+    );
+    // A bare text line: the time past a prefix is found.
+    check(
+        r#"{"message":"web-1 | 2026-11-20T10:00:00Z started"}"#,
+        RECEIVED_AT,
+        r#"{"message":"web-1 | 2026-11-20T10:00:00Z started","timestamp":"2026-11-20T10:00:00.000000Z"}"#,
+        TimestampSource::Message,
+    );
+}
+
+#[test]
+fn implausible_text_times_keep_arrival_and_are_reported() {
+    let mut event = Event::new(json(br#"{"message":"2031-01-01 00:00:00 ERROR x"}"#).unwrap());
+    event.meta.received_at = RECEIVED_AT;
+    let got = normalize(&mut event);
+    assert_eq!(got.timestamp, TimestampSource::ReceivedAt);
+    assert!(got.rejected_timestamp);
+    assert_eq!(got.level, Some(Level::Error));
+    let mut event = Event::new(json(br#"{"message":"2026-01-01 00:00:00 x"}"#).unwrap());
+    event.meta.received_at = RECEIVED_AT;
+    assert!(!normalize(&mut event).rejected_timestamp);
+}
+
+mod idempotent {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINES: &[&str] = &[
+        "12-06 01:29:59.626  1234  5678 W Vold: low",
+        "[ERROR] 2026-12-06 01:29:59 build failed",
+        "web-1 | 2026-12-06T01:29:59Z INFO started",
+        "1234:M 06 Dec 2026 01:29:59.626 * Ready",
+        "E, [2026-12-06T01:29:59.626547 #1234] ERROR -- : boom",
+        "[01:29:59 INF] Starting",
+        "2026-12-06 01:29:59.626 UTC [1234] DETAIL:  Key",
+        "I1206 01:29:59.626547    123 controller.go:24] synced",
+        "2026-12-06 01:29:59.626 [main] WARN  com.example.Svc - slow",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Normalising a normalised text event changes nothing (as the fuzz target checks).
+        #[test]
+        fn normalising_twice_changes_nothing(
+            index in 0..LINES.len(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            let mut line = LINES[index].as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at % line.len();
+                line[at] = byte;
+            }
+            let mut event = Event::new(auto(Bytes::from(line)));
+            event.meta.received_at = RECEIVED_AT;
+            let first = normalize(&mut event);
+            let once = event.fields.clone();
+            let again = normalize(&mut event);
+            prop_assert_eq!(&event.fields, &once);
+            prop_assert_eq!(again.level, first.level);
+        }
+    }
+}

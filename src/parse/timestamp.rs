@@ -106,7 +106,7 @@ fn epoch_float(f: f64) -> Option<i64> {
 }
 
 /// `1714521600` or `1714521600.123456`, read with integer arithmetic so no digit is lost.
-fn epoch_text(text: &[u8]) -> Option<i64> {
+pub(super) fn epoch_text(text: &[u8]) -> Option<i64> {
     let (whole, frac) = match memchr::memchr(b'.', text) {
         Some(dot) => (&text[..dot], &text[dot + 1..]),
         None => (text, &b""[..]),
@@ -134,7 +134,7 @@ fn epoch_text(text: &[u8]) -> Option<i64> {
 
 /// Tries every format that can start with the first byte of `s`; returns the time and the
 /// number of bytes read. `whole` allows forms only safe for a dedicated field (a bare date).
-fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
+pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
     let first = *s.first()?;
     if first == b'[' {
         // Apache `[Sun Dec 04 04:47:44 2005]`, nginx `[23/Nov/2026:10:00:00 +0000]`. One
@@ -148,10 +148,14 @@ fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
     let mut cur = Cursor::new(s);
     let civil = if first.is_ascii_digit() {
         match (s.get(2), s.get(4), s.get(6)) {
-            (_, Some(b'-' | b'/'), _) => iso(&mut cur, whole)?,
+            (_, Some(b'-' | b'/' | b'.'), _) => iso(&mut cur, whole)?,
             (Some(b'/'), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => nginx(&mut cur)?,
             (Some(b'/'), _, _) => return short_slashed(&mut cur),
+            (Some(b' '), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => {
+                day_month_year(&mut cur)?
+            }
             (_, _, Some(b' ')) => return hdfs(&mut cur),
+            _ if s.get(8).is_some_and(|b| matches!(b, b'-' | b' ')) => compact(&mut cur)?,
             _ => return None,
         }
     } else if first.is_ascii_alphabetic() {
@@ -185,6 +189,37 @@ fn iso(cur: &mut Cursor<'_>, whole: bool) -> Option<Civil> {
     c.month = cur.digits(2)?;
     cur.eat(sep).then_some(())?;
     c.day = cur.digits(2)?;
+    // MariaDB pads the hour with a space: `2026-12-06  1:29:59`.
+    if cur.peek() == Some(b' ')
+        && cur.peek_at(1) == Some(b' ')
+        && cur.peek_at(2).is_some_and(|b| b.is_ascii_digit())
+        && cur.peek_at(3) == Some(b':')
+    {
+        cur.pos += 2;
+        c.hour = cur.digits(1)?;
+        cur.eat(b':').then_some(())?;
+        c.minute = cur.digits(2)?;
+        cur.eat(b':').then_some(())?;
+        c.second = cur.digits(2)?;
+        cur.fraction(&mut c);
+        cur.zone(&mut c);
+        return Some(c);
+    }
+    // DB2 and Java's `yyyy-MM-dd-HH.mm.ss.ffffff`: a dash before the time, dots in it.
+    if sep == b'-'
+        && cur.peek() == Some(b'-')
+        && cur.peek_at(3) == Some(b'.')
+        && cur.peek_at(6) == Some(b'.')
+    {
+        cur.pos += 1;
+        c.hour = cur.digits(2)?;
+        cur.eat(b'.').then_some(())?;
+        c.minute = cur.digits(2)?;
+        cur.eat(b'.').then_some(())?;
+        c.second = cur.digits(2)?;
+        cur.fraction(&mut c);
+        return Some(c);
+    }
     let time_follows = matches!(cur.peek(), Some(b'T' | b't' | b' ' | b'_'))
         && cur.peek_at(1).is_some_and(|b| b.is_ascii_digit());
     if !time_follows {
@@ -235,6 +270,52 @@ fn short_slashed(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
     Some((c.to_nanos()?, cur.pos))
 }
 
+/// Redis `06 Dec 2026 01:29:59.626` (`dd Mmm yyyy HH:mm:ss`).
+fn day_month_year(cur: &mut Cursor<'_>) -> Option<Civil> {
+    let mut c = Civil {
+        day: cur.digits(2)?,
+        ..Civil::default()
+    };
+    cur.eat(b' ').then_some(())?;
+    c.month = cur.month()?;
+    cur.eat(b' ').then_some(())?;
+    c.year = i64::from(cur.digits(4)?);
+    cur.eat(b' ').then_some(())?;
+    cur.clock(&mut c)?;
+    cur.zone(&mut c);
+    Some(c)
+}
+
+/// `yyyyMMdd-HH:mm:ss:SSS` (FIX engines, some C++ loggers) and `yyyyMMdd HH:mm:ss`; the
+/// milliseconds may follow a colon as well as a dot.
+fn compact(cur: &mut Cursor<'_>) -> Option<Civil> {
+    let date = cur.digits(8)?;
+    cur.pos += 1;
+    let mut c = Civil {
+        year: i64::from(date / 10_000),
+        month: date / 100 % 100,
+        day: date % 100,
+        ..Civil::default()
+    };
+    cur.clock(&mut c)?;
+    if cur.peek() == Some(b':') && cur.peek_at(1).is_some_and(|b| b.is_ascii_digit()) {
+        cur.pos += 1;
+        let start = cur.pos;
+        let mut nanos = 0u32;
+        let mut scale = 100_000_000u32;
+        while let Some(b) = cur.peek().filter(u8::is_ascii_digit) {
+            nanos += u32::from(b - b'0') * scale;
+            scale /= 10;
+            cur.pos += 1;
+            if cur.pos - start == 9 {
+                break;
+            }
+        }
+        c.nanos = nanos;
+    }
+    Some(c)
+}
+
 /// HDFS `yyMMdd HHmmss`: `081109 203615`.
 fn hdfs(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
     let date = cur.digits(6)?;
@@ -261,6 +342,9 @@ fn syslog_style(cur: &mut Cursor<'_>, now: i64) -> Option<(i64, usize)> {
     };
     cur.spaces().then_some(())?;
     c.day = cur.digits_1_2()?;
+    if cur.eat(b',') {
+        return java_util_logging(cur, c);
+    }
     cur.eat(b' ').then_some(())?;
     if cur.peek_at(4) == Some(b' ') {
         c.year = i64::from(cur.digits(4)?);
@@ -270,6 +354,30 @@ fn syslog_style(cur: &mut Cursor<'_>, now: i64) -> Option<(i64, usize)> {
     }
     cur.clock(&mut c)?;
     Some((c.with_inferred_year(now)?, cur.pos))
+}
+
+/// java.util.logging's SimpleFormatter, after `Mmm dd,`: ` 2026 1:29:59 AM`.
+fn java_util_logging(cur: &mut Cursor<'_>, mut c: Civil) -> Option<(i64, usize)> {
+    cur.eat(b' ').then_some(())?;
+    c.year = i64::from(cur.digits(4)?);
+    cur.eat(b' ').then_some(())?;
+    let hour = cur.digits_1_2()?;
+    cur.eat(b':').then_some(())?;
+    c.minute = cur.digits(2)?;
+    cur.eat(b':').then_some(())?;
+    c.second = cur.digits(2)?;
+    cur.eat(b' ').then_some(())?;
+    let pm = match cur.s.get(cur.pos..cur.pos + 2) {
+        Some(b"AM") => false,
+        Some(b"PM") => true,
+        _ => return None,
+    };
+    cur.pos += 2;
+    if !(1..=12).contains(&hour) {
+        return None;
+    }
+    c.hour = hour % 12 + if pm { 12 } else { 0 };
+    Some((c.to_nanos()?, cur.pos))
 }
 
 /// ctime / Apache error log: `Sun Dec 04 04:47:44 2005`, `Sun Dec  4 04:47:44.123456 2005`.
@@ -309,7 +417,7 @@ fn rfc2822(cur: &mut Cursor<'_>) -> Option<Civil> {
 }
 
 /// glog/klog header: `E1126 10:00:00.123456`, level letter then MMDD (year inferred).
-fn glog(s: &[u8], now: i64) -> Option<(i64, usize)> {
+pub(super) fn glog(s: &[u8], now: i64) -> Option<(i64, usize)> {
     let mut cur = Cursor::new(s);
     cur.pos = 1;
     let mmdd = cur.digits(4)?;

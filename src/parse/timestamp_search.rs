@@ -1,0 +1,206 @@
+//! Finding the timestamp of a plain-text line anywhere in its first bytes, as Splunk's
+//! automatic timestamp recognition does: many layouts put something before the time
+//! (Redis `1234:M `, Ruby `I, [`, Serilog `[`), and a time that is not the first token is
+//! still the line's own time.
+//!
+//! Two tiers keep a number in the message from passing for a time:
+//!
+//! - **strong** layouts, with a four-digit year or a month name and a clock (everything
+//!   [`prefix`](super::timestamp) reads), are taken at any word start in the first
+//!   [`SEARCH_BYTES`] bytes;
+//! - **weak** layouts, which a count or a duration could imitate (`HH:mm:ss` alone,
+//!   `MM-dd HH:mm:ss`, `[MM.dd HH:mm:ss]`, `yy-MM-dd`, glog's `I1206`, bare epoch numbers),
+//!   only at the very start of the line or just inside a leading `[`.
+//!
+//! A time before 1990, or more than a day after the reference (arrival) time, is not
+//! believed: the line keeps its arrival time and the caller is told, to count it.
+
+use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
+use super::timestamp::{epoch_text, glog, prefix};
+use crate::event::now_nanos;
+
+/// How far into a line a timestamp may lie; it must end within these bytes.
+pub(crate) const SEARCH_BYTES: usize = 128;
+
+/// 1990-01-01T00:00:00Z: older text times are typos, uptimes or zeroed clocks.
+const EARLIEST_NANOS: i64 = 631_152_000 * NANOS_PER_SEC;
+
+/// How far past the reference time a line's own time may be (clock skew, a local time
+/// read as UTC east of Greenwich).
+const FUTURE_SLACK_NANOS: i64 = SECS_PER_DAY * NANOS_PER_SEC;
+
+/// A `HH:mm:ss` with no date may be at most this far after arrival before it is taken as
+/// yesterday's: the largest zone offset, so a local clock east of UTC stays today.
+const CLOCK_ONLY_AHEAD_NANOS: i64 = 14 * 3600 * NANOS_PER_SEC;
+
+/// A timestamp found in a line: its time and the bytes it spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) nanos: i64,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// What the search found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Search {
+    Found(Found),
+    /// A timestamp was there but implausible (before 1990, or far in the future).
+    Implausible(Found),
+    None,
+}
+
+/// Searches the first [`SEARCH_BYTES`] of `line` for a timestamp. `now` is the reference
+/// for year-less and date-less layouts (0: the current time). With `anywhere` false only
+/// the start of the line is tried (a message from a structured format, whose time is not
+/// ours to guess from its prose).
+pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
+    let window = &line[..line.len().min(SEARCH_BYTES)];
+    let Some(&first) = window.first() else {
+        return Search::None;
+    };
+    // Weak layouts at the start (or just inside a leading bracket).
+    let weak_at = if first == b'[' { 1 } else { 0 };
+    if let Some((nanos, used)) = weak(&window[weak_at..], now) {
+        if let Some(found) = accept(line, nanos, weak_at, weak_at + used) {
+            return judge(found, now);
+        }
+    }
+    for start in 0..window.len() {
+        if start > 0 && !anywhere {
+            break;
+        }
+        let b = window[start];
+        if !(b.is_ascii_alphanumeric() || (b == b'[' && start == 0)) {
+            continue;
+        }
+        if start > 0 && !is_boundary(window[start - 1]) {
+            continue;
+        }
+        if let Some((nanos, used)) = prefix(&window[start..], now, false) {
+            if let Some(found) = accept(line, nanos, start, start + used) {
+                return judge(found, now);
+            }
+        }
+    }
+    Search::None
+}
+
+/// A candidate counts only when it ends at a delimiter of the whole line (so `…:59abc` or
+/// a time cut by the window's edge is not one).
+fn accept(line: &[u8], nanos: i64, start: usize, end: usize) -> Option<Found> {
+    match line.get(end) {
+        Some(b) if b.is_ascii_alphanumeric() => None,
+        _ => Some(Found { nanos, start, end }),
+    }
+}
+
+fn judge(found: Found, now: i64) -> Search {
+    // Resolved only here: reading the clock costs more than most lines' whole search.
+    let now = if now == 0 { now_nanos() } else { now };
+    if found.nanos < EARLIEST_NANOS || found.nanos > now.saturating_add(FUTURE_SLACK_NANOS) {
+        Search::Implausible(found)
+    } else {
+        Search::Found(found)
+    }
+}
+
+/// A timestamp may start after a blank or punctuation that is not part of a number or a
+/// time (`1.2026-…`, `10:00:00` read from its minutes).
+fn is_boundary(b: u8) -> bool {
+    !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
+}
+
+/// The layouts only believed at the start of a line.
+fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
+    let first = *s.first()?;
+    if matches!(first, b'I' | b'W' | b'E' | b'F') {
+        return glog(s, now);
+    }
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    match (s.get(2), s.get(5)) {
+        (Some(b':'), Some(b':')) => clock_only(s, now),
+        (Some(b'-'), Some(b' ')) => month_day(s, b'-', now),
+        (Some(b'.'), Some(b' ')) => month_day(s, b'.', now),
+        (Some(b'-'), Some(b'-')) => two_digit_year(s),
+        _ => epoch(s),
+    }
+}
+
+/// `HH:mm:ss[.SSS]` alone (log4j `%d{HH:mm:ss.SSS}`, Serilog, Elixir): the date is the
+/// arrival's, or the day before when that puts the time nearer and not too far ahead.
+fn clock_only(s: &[u8], now: i64) -> Option<(i64, usize)> {
+    let now = if now == 0 { now_nanos() } else { now };
+    let mut cur = Cursor::new(s);
+    let mut c = Civil::default();
+    cur.clock(&mut c)?;
+    if c.hour > 23 || c.minute > 59 || c.second > 60 {
+        return None;
+    }
+    let day = NANOS_PER_SEC * SECS_PER_DAY;
+    let of_day = (i64::from(c.hour) * 3600 + i64::from(c.minute) * 60 + i64::from(c.second))
+        * NANOS_PER_SEC
+        + i64::from(c.nanos);
+    let today = now.div_euclid(day) * day + of_day;
+    let nanos = [today - day, today, today + day]
+        .into_iter()
+        .filter(|t| *t <= now.saturating_add(CLOCK_ONLY_AHEAD_NANOS))
+        .min_by_key(|t| (t - now).abs())?;
+    Some((nanos, cur.pos))
+}
+
+/// logcat's `MM-dd HH:mm:ss.SSS` and `[MM.dd HH:mm:ss]`: the year is inferred.
+fn month_day(s: &[u8], sep: u8, now: i64) -> Option<(i64, usize)> {
+    let mut cur = Cursor::new(s);
+    let mut c = Civil {
+        month: cur.digits(2)?,
+        ..Civil::default()
+    };
+    cur.eat(sep).then_some(())?;
+    c.day = cur.digits(2)?;
+    cur.eat(b' ').then_some(())?;
+    cur.clock(&mut c)?;
+    Some((c.with_inferred_year(now)?, cur.pos))
+}
+
+/// `yy-MM-dd HH:mm:ss`, years 2000–2099.
+fn two_digit_year(s: &[u8]) -> Option<(i64, usize)> {
+    let mut cur = Cursor::new(s);
+    let mut c = Civil {
+        year: 2000 + i64::from(cur.digits(2)?),
+        ..Civil::default()
+    };
+    cur.eat(b'-').then_some(())?;
+    c.month = cur.digits(2)?;
+    cur.eat(b'-').then_some(())?;
+    c.day = cur.digits(2)?;
+    cur.eat(b' ').then_some(())?;
+    cur.clock(&mut c)?;
+    Some((c.to_nanos()?, cur.pos))
+}
+
+/// Epoch numbers of 10 (seconds, with an optional fraction), 13 (ms), 16 (µs) or 19 (ns)
+/// digits; the plausibility window then rejects ids that happen to be that long.
+fn epoch(s: &[u8]) -> Option<(i64, usize)> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut end = digits;
+    match digits {
+        10 => {
+            if s.get(10) == Some(&b'.') {
+                let frac = s[11..].iter().take_while(|b| b.is_ascii_digit()).count();
+                if frac > 0 {
+                    end = 11 + frac;
+                }
+            }
+        }
+        13 | 16 | 19 => {}
+        _ => return None,
+    }
+    Some((epoch_text(&s[..end])?, end))
+}
+
+#[cfg(test)]
+#[path = "timestamp_search_tests.rs"]
+mod tests;
