@@ -109,6 +109,18 @@ impl Checkpoints {
         self.dirty = true;
     }
 
+    /// As [`Checkpoints::set`], unless the entry is already further: an earlier content's
+    /// late acknowledgements must not move back the checkpoint of a copy read since.
+    pub(super) fn advance(&mut self, fingerprint: Fingerprint, path: &Path, offset: u64) {
+        if self
+            .entries
+            .get(&fingerprint)
+            .is_none_or(|e| e.offset < offset)
+        {
+            self.set(fingerprint, path, offset);
+        }
+    }
+
     /// A file grew past its checksum's bytes: its entry moves to its new identity.
     pub(super) fn rekey(&mut self, old: &Fingerprint, new: Fingerprint) {
         if let Some(mut entry) = self.entries.remove(old) {

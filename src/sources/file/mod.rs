@@ -82,11 +82,35 @@ struct Server {
     /// Device and inode of each open file → its key in `readers`.
     by_inode: HashMap<(u64, u64), u64>,
     next_seq: u64,
-    /// Closed files and earlier contents of truncated ones, until their batches are
-    /// acknowledged.
-    retired: Vec<Retired>,
+    retired: Retiring,
     first_scan: bool,
     limiter: LogLimiter,
+}
+
+/// At most this many earlier contents are remembered in [`Retiring::read_contents`].
+const READ_CONTENTS_MAX: usize = 1024;
+
+/// Closed files and earlier contents of truncated ones.
+#[derive(Default)]
+struct Retiring {
+    /// Those whose batches still await acknowledgement.
+    list: Vec<Retired>,
+    /// Where each was read up to, by identity: a copy of one found later (logrotate's
+    /// `copytruncate` copy, when the globs match it) is read from there, not again from 0.
+    read_contents: HashMap<Fingerprint, (u64, PathBuf)>,
+}
+
+impl Retiring {
+    fn push(&mut self, retired: Retired) {
+        if retired.fingerprint.is_checksum() {
+            if self.read_contents.len() >= READ_CONTENTS_MAX {
+                self.read_contents.clear();
+            }
+            self.read_contents
+                .insert(retired.fingerprint, (retired.read_to, retired.path.clone()));
+        }
+        self.list.push(retired);
+    }
 }
 
 impl Server {
@@ -111,7 +135,7 @@ impl Server {
             readers: BTreeMap::new(),
             by_inode: HashMap::new(),
             next_seq: 0,
-            retired: Vec::new(),
+            retired: Retiring::default(),
             first_scan: true,
             limiter: LogLimiter::default(),
         }
@@ -151,9 +175,17 @@ impl Server {
         // for it: lines cross a rotation in order.
         let draining: HashSet<PathBuf> = self
             .readers
-            .values()
-            .filter(|r| r.gone_since.is_some() && !r.at_eof)
-            .map(|r| r.path.clone())
+            .values_mut()
+            .filter_map(|r| {
+                if r.at_eof {
+                    r.blocks = None; // a copy read to its end no longer holds its original
+                }
+                match (&r.blocks, r.gone_since) {
+                    (Some(original), _) => Some(original.clone()),
+                    (None, Some(_)) if !r.at_eof => Some(r.path.clone()),
+                    _ => None,
+                }
+            })
             .collect();
         let mut progressed = false;
         let keys: Vec<u64> = self.readers.keys().copied().collect();
@@ -167,8 +199,11 @@ impl Server {
             if reader.gone_since.is_none() && draining.contains(&reader.path) {
                 continue;
             }
-            if let Some(retired) = reader.check_replaced(&self.codec, false) {
+            if let Some(retired) = reader.check_replaced(&self.codec) {
                 self.retired.push(retired);
+            }
+            if reader.awaiting_scan {
+                continue;
             }
             let closing = reader.at_eof
                 && reader
@@ -212,10 +247,15 @@ impl Server {
         }
     }
 
-    /// Evaluates the globs: opens new files, marks files no longer found, notices files
-    /// rewritten in place.
+    /// Evaluates the globs: opens new files and marks files no longer found.
     fn scan(&mut self) {
         let id = self.ctx.id.clone();
+        // Truncations first: a copy found in this scan is then known as earlier content.
+        for reader in self.readers.values_mut() {
+            if let Some(retired) = reader.check_replaced(&self.codec) {
+                self.retired.push(retired);
+            }
+        }
         let mut seen = HashSet::new();
         for path in self.discovery.scan(&id) {
             // `metadata` follows symlinks: a link is read as the file it points to.
@@ -234,10 +274,7 @@ impl Server {
                 .get(&key)
                 .and_then(|s| self.readers.get_mut(s))
             {
-                reader.gone_since = None;
-                if let Some(retired) = reader.check_replaced(&self.codec, true) {
-                    self.retired.push(retired);
-                }
+                reader.gone_since = None; // back (renamed back, or a rename seen late)
                 continue;
             }
             if self.too_old(&meta) {
@@ -262,6 +299,9 @@ impl Server {
                     reader.gone_since.get_or_insert(now);
                 }
             }
+        }
+        for reader in self.readers.values_mut() {
+            reader.awaiting_scan = false;
         }
         self.checkpoints
             .touch(self.readers.values().map(|r| &r.fingerprint));
@@ -291,20 +331,37 @@ impl Server {
         if self.by_inode.contains_key(&key) {
             return Ok(None);
         }
+        if fingerprint.is_checksum() && self.readers.values().any(|r| r.fingerprint == fingerprint)
+        {
+            // A copy of a file being read (logrotate's `copytruncate` between its copy and
+            // its truncate): opened once the original has moved on, from where it was left.
+            return Ok(None);
+        }
         let short = Fingerprint::DevInode {
             dev: key.0,
             inode: key.1,
         };
         let len = meta.len();
-        let (start, why) = match self.checkpoints.offset(&fingerprint, &short, len) {
-            Some(offset) => (offset, "checkpoint"),
-            None if self.first_scan && self.config.read_from == ReadFrom::End => (len, "end"),
-            None => (0, "beginning"),
-        };
+        let copied = self
+            .retired
+            .read_contents
+            .remove(&fingerprint)
+            // Lines the original got after logrotate copied it were read from the original.
+            .map(|(offset, original)| (offset.min(len), original));
+        let copy_start = copied.as_ref().map(|(offset, _)| *offset);
+        let (start, why) =
+            match copy_start.or_else(|| self.checkpoints.offset(&fingerprint, &short, len)) {
+                Some(offset) if copied.is_some() => (offset, "copy of a file read before"),
+                Some(offset) => (offset, "checkpoint"),
+                None if self.first_scan && self.config.read_from == ReadFrom::End => (len, "end"),
+                None => (0, "beginning"),
+            };
         tracing::info!(component_id = %self.ctx.id, path = %path.display(), offset = start, from = why, "watching file");
         let seq = self.next_seq;
         self.next_seq += 1;
-        let reader = FileReader::new(path, file, fingerprint, start, &self.codec);
+        let mut reader = FileReader::new(path, file, fingerprint, start, &self.codec);
+        // The rest of the copied content comes before what its original holds now.
+        reader.blocks = copied.map(|(_, original)| original);
         self.readers.insert(seq, reader);
         self.by_inode.insert(key, seq);
         Ok(Some(key))
@@ -322,14 +379,17 @@ impl Server {
                     .set(reader.fingerprint, &reader.path, reader.pending.acked());
             }
         }
-        for retired in &mut self.retired {
+        for retired in &mut self.retired.list {
             let before = retired.pending.acked();
             retired.pending.settle(wait, &id).await;
             if retired.checkpoint && retired.pending.acked() != before {
-                self.checkpoints
-                    .set(retired.fingerprint, &retired.path, retired.pending.acked());
+                self.checkpoints.advance(
+                    retired.fingerprint,
+                    &retired.path,
+                    retired.pending.acked(),
+                );
             }
         }
-        self.retired.retain(|r| !r.pending.is_empty());
+        self.retired.list.retain(|r| !r.pending.is_empty());
     }
 }

@@ -54,6 +54,12 @@ pub(super) struct FileReader {
     pub(super) gone_since: Option<Instant>,
     /// The last read found nothing new.
     pub(super) at_eof: bool,
+    /// For a copy of earlier content (logrotate's `copytruncate` copy): the path of its
+    /// original, whose new lines wait until this one is read to its end.
+    pub(super) blocks: Option<PathBuf>,
+    /// Truncated or rewritten since the last scan: its new content waits for the next
+    /// scan, which finds a copy of the old content (if the globs match it) to read first.
+    pub(super) awaiting_scan: bool,
 }
 
 /// What became of a file's earlier content when it was truncated or replaced in place: its
@@ -66,6 +72,9 @@ pub(super) struct Retired {
     /// file, known by device and inode, truncated): its late acknowledgements must not move
     /// the checkpoint of the new content.
     pub(super) checkpoint: bool,
+    /// Where the last complete line read from it ended: a copy of this content found later
+    /// (logrotate's `copytruncate` copy, if the globs match it) is read from there.
+    pub(super) read_to: u64,
 }
 
 impl FileReader {
@@ -88,6 +97,8 @@ impl FileReader {
             pending: PendingAcks::new(start),
             gone_since: None,
             at_eof: false,
+            blocks: None,
+            awaiting_scan: false,
         }
     }
 
@@ -140,18 +151,20 @@ impl FileReader {
                 event.fields.insert(fields::HOST, codec.host.clone());
             }
         }
-        self.pending.push(self.read_to - self.buf.len() as u64, rx);
+        self.pending.push(self.complete_to(), rx);
         Ok(decoded)
     }
 
     /// Checks whether the file was truncated (`copytruncate`: it is shorter than what was
-    /// read) or rewritten in place (its leading bytes changed); if so, starts it again from
-    /// its beginning and returns what was pending for its earlier content.
-    pub(super) fn check_replaced(&mut self, codec: &Codec, with_checksum: bool) -> Option<Retired> {
+    /// read) or rewritten in place (it has new bytes and its leading bytes changed: a
+    /// truncated file written past the old read position before this look); if so, starts
+    /// it again from its beginning and returns what was pending for its earlier content.
+    /// Checked before every read of new bytes, so no byte of new content is read at an
+    /// old content's offset.
+    pub(super) fn check_replaced(&mut self, codec: &Codec) -> Option<Retired> {
         let len = self.file.metadata().ok()?.len();
         let shrank = len < self.read_to;
-        let rewritten = !shrank
-            && with_checksum
+        let rewritten = len > self.read_to
             && self.fingerprint.is_checksum()
             && Fingerprint::of(&self.file).is_ok_and(|now| now != self.fingerprint);
         if !shrank && !rewritten {
@@ -161,11 +174,13 @@ impl FileReader {
         let fingerprint = Fingerprint::of(&self.file).ok()?;
         let retired = Retired {
             checkpoint: fingerprint != self.fingerprint,
+            read_to: self.complete_to(),
             fingerprint: std::mem::replace(&mut self.fingerprint, fingerprint),
             path: self.path.clone(),
             pending: std::mem::replace(&mut self.pending, PendingAcks::new(0)),
         };
         self.read_to = 0;
+        self.awaiting_scan = true;
         self.buf.clear();
         self.ingest = codec.ingest();
         Some(retired)
@@ -190,10 +205,16 @@ impl FileReader {
 
     pub(super) fn into_retired(self) -> Retired {
         Retired {
+            read_to: self.complete_to(),
             fingerprint: self.fingerprint,
             path: self.path,
             pending: self.pending,
             checkpoint: true,
         }
+    }
+
+    /// The offset just past the last line decoded (the unfinished one not included).
+    fn complete_to(&self) -> u64 {
+        self.read_to - self.buf.len() as u64
     }
 }
