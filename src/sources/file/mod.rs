@@ -13,6 +13,10 @@
 //!   one has been read to its end, so lines cross a rotation in order;
 //! - a file shorter than what was read (`copytruncate`), or whose first bytes changed, is
 //!   read again from 0;
+//! - a copy of a truncated content that the globs match (logrotate's `copytruncate` copy)
+//!   is read from where the original was left, before the original's new lines; a copy of
+//!   a file still being read waits until the original moves on, and a new file too short
+//!   for a checksum until it has kept its length for a scan (it may be a copy in progress);
 //! - symlinks are followed (a file matched twice, through a link and directly, is read
 //!   once).
 //!
@@ -36,7 +40,7 @@ pub use config::{FileSourceConfig, ReadFrom};
 
 use checkpoints::Checkpoints;
 use discovery::Discovery;
-use fingerprint::Fingerprint;
+use fingerprint::{Fingerprint, FINGERPRINT_BYTES};
 use reader::{Codec, FileReader, Retired};
 
 use super::{SourceContext, SourceError};
@@ -83,6 +87,9 @@ struct Server {
     by_inode: HashMap<(u64, u64), u64>,
     next_seq: u64,
     retired: Retiring,
+    /// New files found shorter than a fingerprint, not opened yet: their length at the
+    /// last scan.
+    short_files: HashMap<(u64, u64), u64>,
     first_scan: bool,
     limiter: LogLimiter,
 }
@@ -136,6 +143,7 @@ impl Server {
             by_inode: HashMap::new(),
             next_seq: 0,
             retired: Retiring::default(),
+            short_files: HashMap::new(),
             first_scan: true,
             limiter: LogLimiter::default(),
         }
@@ -250,10 +258,15 @@ impl Server {
     /// Evaluates the globs: opens new files and marks files no longer found.
     fn scan(&mut self) {
         let id = self.ctx.id.clone();
-        // Truncations first: a copy found in this scan is then known as earlier content.
+        let mut short_files = HashMap::new();
+        // Truncations first, and identities brought up to date: a copy found in this scan
+        // is then known as earlier content, or as the copy of a file being read.
         for reader in self.readers.values_mut() {
             if let Some(retired) = reader.check_replaced(&self.codec) {
                 self.retired.push(retired);
+            }
+            if let Some((old, new)) = reader.upgrade_fingerprint() {
+                self.checkpoints.rekey(&old, new);
             }
         }
         let mut seen = HashSet::new();
@@ -280,6 +293,16 @@ impl Server {
             if self.too_old(&meta) {
                 continue;
             }
+            if !self.first_scan && meta.len() < FINGERPRINT_BYTES {
+                // Too short for a checksum: perhaps a copy being written (logrotate's
+                // `copytruncate`), which must be known by its content. Opened once it has
+                // kept its length for a scan or grown long enough.
+                let stable = self.short_files.get(&key) == Some(&meta.len());
+                short_files.insert(key, meta.len());
+                if !stable {
+                    continue;
+                }
+            }
             match self.open(path) {
                 Ok(Some(key)) => {
                     seen.insert(key);
@@ -292,6 +315,7 @@ impl Server {
                 }
             }
         }
+        self.short_files = short_files;
         let now = Instant::now();
         for (key, seq) in &self.by_inode {
             if !seen.contains(key) {

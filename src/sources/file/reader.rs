@@ -189,7 +189,7 @@ impl FileReader {
     /// A file known by device and inode that has grown long enough gets its checksum
     /// identity: returns the old and the new one.
     pub(super) fn upgrade_fingerprint(&mut self) -> Option<(Fingerprint, Fingerprint)> {
-        if self.fingerprint.is_checksum() || self.read_to < super::fingerprint::FINGERPRINT_BYTES {
+        if self.fingerprint.is_checksum() {
             return None;
         }
         let new = Fingerprint::of(&self.file)
