@@ -28,8 +28,8 @@ use crate::sinks::{
     http::HttpSinkConfig, SinkContext, SinkError,
 };
 use crate::sources::{
-    http::HttpConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig, SourceContext,
-    SourceError,
+    file::FileSourceConfig, http::HttpConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig,
+    SourceContext, SourceError,
 };
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig,
@@ -44,6 +44,7 @@ pub type Task<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
 #[derive(Debug, Clone)]
 pub enum Source {
     Stdin(StdinConfig),
+    File(FileSourceConfig),
     Tcp(TcpConfig),
     Udp(UdpConfig),
     Http(HttpConfig),
@@ -51,7 +52,7 @@ pub enum Source {
     Kafka(crate::sources::kafka::KafkaSourceConfig),
 }
 
-const SOURCE_TYPES: &str = "stdin, tcp, udp, http, kafka";
+const SOURCE_TYPES: &str = "stdin, file, tcp, udp, http, kafka";
 
 /// A source after the start's IO.
 pub struct OpenedSource {
@@ -64,6 +65,7 @@ impl Source {
     pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
         Ok(match type_name {
             "stdin" => Self::Stdin(checked(table, StdinConfig::validate)?),
+            "file" => Self::File(checked(table, FileSourceConfig::validate)?),
             "tcp" => Self::Tcp(checked(table, TcpConfig::validate)?),
             "udp" => Self::Udp(checked(table, UdpConfig::validate)?),
             "http" => Self::Http(checked(table, HttpConfig::validate)?),
@@ -80,6 +82,11 @@ impl Source {
     pub async fn open(self, ctx: SourceContext) -> Result<OpenedSource, SourceError> {
         let (address, task): (_, Task<SourceError>) = match self {
             Self::Stdin(c) => (None, Box::pin(c.run(ctx))),
+            Self::File(c) => {
+                // Creates the checkpoint directory: unwritable, the start fails.
+                c.open(&ctx.id)?;
+                (None, Box::pin(c.run(ctx)))
+            }
             Self::Tcp(c) => {
                 let bound = c.bind().await?;
                 (

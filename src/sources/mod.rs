@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod checkpoint;
+pub mod file;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -8,7 +8,6 @@
 //! event has been delivered, durably buffered or dead-lettered by every sink, and after a
 //! crash resumes from there. A pipe cannot be rewound, so it cannot be checkpointed.
 
-use std::collections::VecDeque;
 use std::io::SeekFrom;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -19,9 +18,9 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::{self, Checkpoint, PendingAcks};
 use super::{read_stream, Decoded, FrameIngest, SourceContext, SourceError, READ_CHUNK_BYTES};
-use crate::ack::{AckReceiver, AckStatus, AckToken};
+use crate::ack::AckToken;
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::field_error::FieldError;
 
@@ -66,46 +65,6 @@ impl StdinConfig {
     }
 }
 
-/// Batches sent but not yet acknowledged, oldest first, with the input offset just past
-/// each batch's last frame.
-struct Pending {
-    batches: VecDeque<(u64, AckReceiver)>,
-    acked: u64,
-    /// Set once a batch came back errored: the checkpoint must not move past it, so it
-    /// stays where it is until a restart re-reads from there.
-    stuck: bool,
-}
-
-impl Pending {
-    /// Moves `acked` over the leading batches whose acknowledgement arrived; with `wait`,
-    /// waits for all of them.
-    async fn settle(&mut self, wait: bool, id: &str) {
-        while let Some((end, rx)) = self.batches.front_mut() {
-            let status = if wait {
-                rx.await.unwrap_or(AckStatus::Errored)
-            } else {
-                match rx.try_recv() {
-                    Ok(status) => status,
-                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return,
-                    Err(_) => AckStatus::Errored,
-                }
-            };
-            let end = *end;
-            self.batches.pop_front();
-            match status {
-                AckStatus::Delivered | AckStatus::Rejected if !self.stuck => self.acked = end,
-                AckStatus::Delivered | AckStatus::Rejected => {}
-                AckStatus::Errored => {
-                    if !self.stuck {
-                        tracing::warn!(component_id = %id, offset = self.acked, "a sink failed to deliver; the checkpoint stays here until restart");
-                    }
-                    self.stuck = true;
-                }
-            }
-        }
-    }
-}
-
 async fn run_acknowledged(
     path: PathBuf,
     mut ingest: FrameIngest,
@@ -138,11 +97,7 @@ async fn run_acknowledged(
         "acknowledgement_latency_seconds",
         &[("component_id", &ctx.id)],
     );
-    let mut pending = Pending {
-        batches: VecDeque::new(),
-        acked: start,
-        stuck: false,
-    };
+    let mut pending = PendingAcks::new(start);
     let mut stored = start;
     let mut last_store = Instant::now();
     let mut read_to = start;
@@ -163,14 +118,14 @@ async fn run_acknowledged(
         ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
         // The events hold clones; with no events the receiver resolves (delivered) at once.
         drop(token);
-        pending.batches.push_back((read_to - buf.len() as u64, rx));
+        pending.push(read_to - buf.len() as u64, rx);
         if decoded.send(&mut ctx).await.is_err() {
             break;
         }
         pending.settle(false, &ctx.id).await;
-        if pending.acked != stored && last_store.elapsed() >= CHECKPOINT_INTERVAL {
-            save(&path, pending.acked, dev, inode, &ctx.id);
-            stored = pending.acked;
+        if pending.acked() != stored && last_store.elapsed() >= CHECKPOINT_INTERVAL {
+            save(&path, pending.acked(), dev, inode, &ctx.id);
+            stored = pending.acked();
             last_store = Instant::now();
         }
         if eof {
@@ -178,8 +133,8 @@ async fn run_acknowledged(
         }
     }
     pending.settle(true, &ctx.id).await;
-    if pending.acked != stored {
-        save(&path, pending.acked, dev, inode, &ctx.id);
+    if pending.acked() != stored {
+        save(&path, pending.acked(), dev, inode, &ctx.id);
     }
     Ok(())
 }

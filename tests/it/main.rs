@@ -13,6 +13,7 @@ mod deploy;
 mod durability;
 mod e2e;
 mod file_sink;
+mod file_source;
 mod formats;
 mod http;
 mod http_sink;

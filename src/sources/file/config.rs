@@ -1,0 +1,198 @@
+//! `[sources.ID] type = "file"`: the options and their check (no IO).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::codec::{
+    CharacterDelimitedConfig, DecodingConfig, FrameLimits, FramingConfig, MAX_FRAME_BYTES_LIMIT,
+};
+use crate::field_error::FieldError;
+
+/// Where to start in a file seen for the first time at start-up (and with no checkpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// Tails files matched by globs, following rotation, with checkpoints that move only over
+/// acknowledged lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Glob patterns of files to read (`/var/log/app/*.log`); symlinks are followed.
+    pub include: Vec<String>,
+    /// Glob patterns of matched files to leave out (`*.gz`, `/var/log/app/debug.log`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where a file seen at start-up without a checkpoint is read from. Files that appear
+    /// later (a rotation's new file) are always read from their beginning.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// How often the globs are evaluated again to find new, rotated and deleted files.
+    #[serde(default = "default_glob_interval_ms")]
+    pub glob_interval_ms: u64,
+    /// Lines longer than this are oversized: counted (`component_errors_total{reason =
+    /// "oversized"}`) and sent to `ID.dead_letter` (or cut, with `framing.oversize =
+    /// "truncate"`). Overrides the framing's `max_frame_bytes`.
+    pub max_line_bytes: Option<usize>,
+    /// How a file's bytes are cut into frames (default: newline).
+    #[serde(default)]
+    pub framing: FramingConfig,
+    /// How each frame becomes fields (default: bytes, the whole line as `message`).
+    #[serde(default)]
+    pub decoding: DecodingConfig,
+    /// Files not modified for this long are not opened (they are looked at again on each
+    /// scan, and read from their beginning once they are written).
+    pub ignore_older_secs: Option<u64>,
+    /// How long a file that was renamed away or deleted is still read after the globs
+    /// stopped finding it, for what its writer appends before reopening.
+    #[serde(default = "default_rotate_wait_ms")]
+    pub rotate_wait_ms: u64,
+    /// The directory where checkpoints are kept (`ID/checkpoints.json` inside it). Without
+    /// it nothing is remembered: every start is a first sight of every file.
+    pub data_dir: Option<PathBuf>,
+}
+
+fn default_glob_interval_ms() -> u64 {
+    1_000
+}
+
+fn default_rotate_wait_ms() -> u64 {
+    10_000
+}
+
+impl FileSourceConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.include.is_empty() {
+            return Err(FieldError::new("include", "must name at least one glob"));
+        }
+        for (field, patterns) in [("include", &self.include), ("exclude", &self.exclude)] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = glob::Pattern::new(pattern) {
+                    return Err(FieldError::new(
+                        format!("{field}[{i}]"),
+                        format!("invalid glob `{pattern}`: {e}"),
+                    ));
+                }
+            }
+        }
+        if self.glob_interval_ms == 0 {
+            return Err(FieldError::new("glob_interval_ms", "must be at least 1"));
+        }
+        if let Some(max) = self.max_line_bytes {
+            if max == 0 || max > MAX_FRAME_BYTES_LIMIT {
+                return Err(FieldError::new(
+                    "max_line_bytes",
+                    format!("must be between 1 and {MAX_FRAME_BYTES_LIMIT}"),
+                ));
+            }
+        }
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(FieldError::new("data_dir", "must not be empty"));
+        }
+        self.framing.validate()
+    }
+
+    /// The framing with `max_line_bytes` applied.
+    pub(super) fn effective_framing(&self) -> FramingConfig {
+        let Some(max) = self.max_line_bytes else {
+            return self.framing.clone();
+        };
+        let limits = |l: &FrameLimits| FrameLimits {
+            max_frame_bytes: max,
+            oversize: l.oversize,
+        };
+        match &self.framing {
+            FramingConfig::Newline(l) => FramingConfig::Newline(limits(l)),
+            FramingConfig::OctetCounting(l) => FramingConfig::OctetCounting(limits(l)),
+            FramingConfig::LengthDelimited(l) => FramingConfig::LengthDelimited(limits(l)),
+            FramingConfig::CharacterDelimited(c) => {
+                FramingConfig::CharacterDelimited(CharacterDelimitedConfig {
+                    max_frame_bytes: max,
+                    ..*c
+                })
+            }
+        }
+    }
+
+    pub(super) fn glob_interval(&self) -> Duration {
+        Duration::from_millis(self.glob_interval_ms)
+    }
+
+    pub(super) fn rotate_wait(&self) -> Duration {
+        Duration::from_millis(self.rotate_wait_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<FileSourceConfig, FieldError> {
+        let config: FileSourceConfig =
+            toml::from_str(toml).map_err(|e| FieldError::new("toml", e.to_string()))?;
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn checks_globs_limits_and_defaults() {
+        let ok = parse(r#"include = ["/var/log/*.log"]"#).unwrap();
+        assert_eq!(ok.read_from, ReadFrom::Beginning);
+        assert_eq!(ok.glob_interval_ms, 1_000);
+        for (toml, field) in [
+            (r#"include = []"#, "include"),
+            (r#"include = ["/a/[b"]"#, "include[0]"),
+            (
+                r#"include = ["/a"]
+exclude = ["x", "[" ]"#,
+                "exclude[1]",
+            ),
+            (
+                r#"include = ["/a"]
+max_line_bytes = 0"#,
+                "max_line_bytes",
+            ),
+            (
+                r#"include = ["/a"]
+glob_interval_ms = 0"#,
+                "glob_interval_ms",
+            ),
+            (
+                r#"include = ["/a"]
+data_dir = """#,
+                "data_dir",
+            ),
+        ] {
+            let err = parse(toml).unwrap_err();
+            assert!(err.to_string().contains(field), "{toml}: {err}");
+        }
+        assert!(parse(
+            r#"include = ["/a"]
+read_from = "middle""#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn max_line_bytes_overrides_the_framing_limit() {
+        let c = parse(
+            r#"include = ["/a"]
+max_line_bytes = 64
+framing = { method = "character_delimited", delimiter = "\u0000" }"#,
+        )
+        .unwrap();
+        match c.effective_framing() {
+            FramingConfig::CharacterDelimited(c) => assert_eq!(c.max_frame_bytes, 64),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! One file being read: its open descriptor, how far it was read, its unfinished line, and
+//! the batches sent from it that await acknowledgement.
+//!
+//! Reads go through the descriptor opened when the file was found, so a file renamed or
+//! deleted meanwhile is still read to its end. Each read takes at most one chunk, and the
+//! source reads every file once per round: a busy file cannot starve a quiet one.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::fingerprint::Fingerprint;
+use crate::ack::AckToken;
+use crate::codec::{DecodingConfig, FramingConfig};
+use crate::event::{fields, Value};
+use crate::sources::checkpoint::PendingAcks;
+use crate::sources::{Decoded, FrameIngest, READ_CHUNK_BYTES};
+use crate::telemetry::Histogram;
+
+/// The field holding the path a line was read from.
+pub(super) const PATH: &str = "path";
+
+/// How a reader's events are made: shared by every file of the source.
+pub(super) struct Codec {
+    pub(super) id: Arc<str>,
+    pub(super) framing: FramingConfig,
+    pub(super) decoding: DecodingConfig,
+    pub(super) host: Value,
+    pub(super) ack_latency: Histogram,
+}
+
+impl Codec {
+    fn ingest(&self) -> FrameIngest {
+        FrameIngest::new(self.id.clone(), &self.framing, self.decoding)
+    }
+}
+
+pub(super) struct FileReader {
+    /// Where the file was found (the `path` field of its events).
+    pub(super) path: PathBuf,
+    path_value: Value,
+    file: File,
+    pub(super) fingerprint: Fingerprint,
+    /// Bytes of the file read so far (the unfinished line included).
+    read_to: u64,
+    buf: BytesMut,
+    ingest: FrameIngest,
+    pub(super) pending: PendingAcks,
+    /// Since when the globs no longer find this file (renamed away or deleted).
+    pub(super) gone_since: Option<Instant>,
+    /// The last read found nothing new.
+    pub(super) at_eof: bool,
+    /// For a copy of earlier content (logrotate's `copytruncate` copy): the path of its
+    /// original, whose new lines wait until this one is read to its end.
+    pub(super) blocks: Option<PathBuf>,
+    /// Truncated or rewritten since the last scan: its new content waits for the next
+    /// scan, which finds a copy of the old content (if the globs match it) to read first.
+    pub(super) awaiting_scan: bool,
+}
+
+/// What became of a file's earlier content when it was truncated or replaced in place: its
+/// identity and the batches still awaiting acknowledgement, for the checkpoint.
+pub(super) struct Retired {
+    pub(super) fingerprint: Fingerprint,
+    pub(super) path: PathBuf,
+    pub(super) pending: PendingAcks,
+    /// False when the earlier content had the same identity as the file has now (a short
+    /// file, known by device and inode, truncated): its late acknowledgements must not move
+    /// the checkpoint of the new content.
+    pub(super) checkpoint: bool,
+    /// Where the last complete line read from it ended: a copy of this content found later
+    /// (logrotate's `copytruncate` copy, if the globs match it) is read from there.
+    pub(super) read_to: u64,
+}
+
+impl FileReader {
+    pub(super) fn new(
+        path: PathBuf,
+        file: File,
+        fingerprint: Fingerprint,
+        start: u64,
+        codec: &Codec,
+    ) -> Self {
+        let path_value = Value::from(path.to_string_lossy().into_owned());
+        Self {
+            path,
+            path_value,
+            file,
+            fingerprint,
+            read_to: start,
+            buf: BytesMut::new(),
+            ingest: codec.ingest(),
+            pending: PendingAcks::new(start),
+            gone_since: None,
+            at_eof: false,
+            blocks: None,
+            awaiting_scan: false,
+        }
+    }
+
+    /// Reads the next chunk and decodes the complete lines in it (with `flush`, the
+    /// unfinished last line too: the file is being closed). The events carry one
+    /// acknowledgement token, recorded in `pending` with the offset just past them.
+    pub(super) fn read(&mut self, codec: &Codec, flush: bool) -> std::io::Result<Decoded> {
+        // Only what the file holds beyond what was read is asked for (a file at its end
+        // costs one fstat per round, not a read into a zeroed chunk).
+        let len = self.file.metadata()?.len();
+        let want = len
+            .saturating_sub(self.read_to)
+            .min(READ_CHUNK_BYTES as u64) as usize;
+        let start = self.buf.len();
+        self.buf.resize(start + want, 0);
+        let read = match want {
+            0 => Ok(0),
+            _ => self.file.read_at(&mut self.buf[start..], self.read_to),
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(start);
+                return Err(e);
+            }
+        };
+        self.buf.truncate(start + n);
+        self.at_eof = n == 0;
+        self.read_to += n as u64;
+        self.ingest.count_bytes(n);
+        let mut decoded = Decoded::default();
+        // Nothing new, and no unfinished line to flush.
+        if n == 0 && (!flush || self.buf.is_empty()) {
+            return Ok(decoded);
+        }
+        let (token, rx) = AckToken::timed(&codec.ack_latency);
+        self.ingest.decode_with_ack(
+            &mut self.buf,
+            flush && n == 0,
+            None,
+            Some(&token),
+            &mut decoded,
+        );
+        drop(token);
+        for event in &mut decoded.events {
+            if event.fields.get(PATH).is_none() {
+                event.fields.insert(PATH, self.path_value.clone());
+            }
+            if event.fields.get(fields::HOST).is_none() {
+                event.fields.insert(fields::HOST, codec.host.clone());
+            }
+        }
+        self.pending.push(self.complete_to(), rx);
+        Ok(decoded)
+    }
+
+    /// Checks whether the file was truncated (`copytruncate`: it is shorter than what was
+    /// read) or rewritten in place (it has new bytes and its leading bytes changed: a
+    /// truncated file written past the old read position before this look); if so, starts
+    /// it again from its beginning and returns what was pending for its earlier content.
+    /// Checked before every read of new bytes, so no byte of new content is read at an
+    /// old content's offset.
+    pub(super) fn check_replaced(&mut self, codec: &Codec) -> Option<Retired> {
+        let len = self.file.metadata().ok()?.len();
+        let shrank = len < self.read_to;
+        let rewritten = len > self.read_to
+            && self.fingerprint.is_checksum()
+            && Fingerprint::of(&self.file).is_ok_and(|now| now != self.fingerprint);
+        if !shrank && !rewritten {
+            return None;
+        }
+        tracing::info!(component_id = %codec.id, path = %self.path.display(), len, read_to = self.read_to, "file truncated or rewritten; reading it again from its start");
+        let fingerprint = Fingerprint::of(&self.file).ok()?;
+        let retired = Retired {
+            checkpoint: fingerprint != self.fingerprint,
+            read_to: self.complete_to(),
+            fingerprint: std::mem::replace(&mut self.fingerprint, fingerprint),
+            path: self.path.clone(),
+            pending: std::mem::replace(&mut self.pending, PendingAcks::new(0)),
+        };
+        self.read_to = 0;
+        self.awaiting_scan = true;
+        self.buf.clear();
+        self.ingest = codec.ingest();
+        Some(retired)
+    }
+
+    /// A file known by device and inode that has grown long enough gets its checksum
+    /// identity: returns the old and the new one.
+    pub(super) fn upgrade_fingerprint(&mut self) -> Option<(Fingerprint, Fingerprint)> {
+        if self.fingerprint.is_checksum() {
+            return None;
+        }
+        let new = Fingerprint::of(&self.file)
+            .ok()
+            .filter(Fingerprint::is_checksum)?;
+        Some((std::mem::replace(&mut self.fingerprint, new), new))
+    }
+
+    /// Device and inode of the open file (the same after a rename).
+    pub(super) fn dev_inode(&self) -> Option<(u64, u64)> {
+        self.file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+
+    pub(super) fn into_retired(self) -> Retired {
+        Retired {
+            read_to: self.complete_to(),
+            fingerprint: self.fingerprint,
+            path: self.path,
+            pending: self.pending,
+            checkpoint: true,
+        }
+    }
+
+    /// The offset just past the last line decoded (the unfinished one not included).
+    fn complete_to(&self) -> u64 {
+        self.read_to - self.buf.len() as u64
+    }
+}
