@@ -5,7 +5,8 @@
 //! Why the Host check: a web page on `evil.example` can make its own name resolve to
 //! 127.0.0.1 after loading (DNS rebinding); the browser then sends the page's requests to
 //! the router as same-origin requests and hands it the answers. They still carry
-//! `Host: evil.example`, which no allowed name matches.
+//! `Host: evil.example`, which no allowed name matches. It matters for an API without
+//! tokens; with tokens it is checked only when `allowed_hosts` is set.
 
 use std::net::SocketAddr;
 
@@ -66,9 +67,17 @@ impl Guard {
             ))?),
             _ => None,
         };
+        // With tokens, a rebinding page gains nothing: it has no token, and a browser never
+        // attaches a bearer token by itself as it does cookies. So any name is answered
+        // unless `allowed_hosts` says otherwise (Prometheus scrapes a pod by its IP, which
+        // no file can list in advance).
+        let hosts = match (&config.allowed_hosts, &tokens) {
+            (None, Some(_)) => None,
+            (configured, _) => allowed_hosts(configured.as_deref(), bound),
+        };
         Ok(Guard {
             tokens,
-            hosts: allowed_hosts(config.allowed_hosts.as_deref(), bound),
+            hosts,
             cors_origins: config.cors_origins.clone(),
         })
     }
@@ -172,8 +181,9 @@ fn refused(reason: &str) {
     telemetry::counter("api_refused_requests_total", &[("reason", reason)]).inc(1);
 }
 
-/// The allowed host names, lowercased without port; `None` for any. The default is the
-/// loopback names plus the listener's own IP (unless it listens on every address).
+/// The allowed host names, lowercased without port; `None` for any. The default (an API
+/// without tokens) is the loopback names plus the listener's own IP (unless it listens on
+/// every address).
 fn allowed_hosts(configured: Option<&[String]>, bound: SocketAddr) -> Option<Vec<String>> {
     match configured {
         Some(list) if list.iter().any(|h| h == "*") => None,

@@ -55,8 +55,9 @@ pub struct ApiConfig {
     /// reach the port. Only an explicit `true` allows that.
     #[serde(default)]
     pub insecure_no_auth: bool,
-    /// `Host` names (port ignored) the API answers; `["*"]` for any. Default: localhost,
-    /// 127.0.0.1, ::1 and the listener's own IP.
+    /// `Host` names (port ignored) the API answers; `["*"]` for any. Default without
+    /// `auth`: localhost, 127.0.0.1, ::1 and the listener's own IP; with `auth`: any (a
+    /// rebinding page has no token to send).
     pub allowed_hosts: Option<Vec<String>>,
     /// Origins (`https://logs.example.com`) allowed to call the API from their pages; no
     /// CORS header is sent to any other.

@@ -355,8 +355,16 @@ async fn a_scoped_token_never_sees_another_apps_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_header_and_cors() {
     let dir = tempdir();
-    let router = guarded_router(dir.path(), "").await;
+    // Without tokens, the default names are the only ones answered.
+    let router = Router::start(&format!(
+        "[api]\naddress = \"127.0.0.1:0\"\n\n[sources.aa_open_in]\ntype = \"http\"\naddress = \"127.0.0.1:0\"\n\n[sinks.aa_open_store]\ntype = \"store\"\ninputs = [\"aa_open_in\"]\npath = \"{}\"\n",
+        dir.path().join("store").display()
+    ))
+    .await;
     let api = router.addr("api");
+    let guarded_dir = tempdir();
+    let guarded = guarded_router(guarded_dir.path(), "").await;
+    let guarded_api = router_api(&guarded);
     let other_dir = tempdir();
     let named = guarded_router(
         other_dir.path(),
@@ -396,7 +404,24 @@ async fn host_header_and_cors() {
             false,
         );
         assert_eq!(health.status, 200);
-        // A configured list replaces the default.
+        // With tokens, any name (a rebinding page has no token to send)...
+        assert_eq!(
+            with(guarded_api, "sluice.logging.svc:8686", None).status,
+            200
+        );
+        assert_eq!(
+            send(
+                guarded_api,
+                "GET",
+                "/v1/query",
+                &[("Host", "evil.example")],
+                "",
+                false
+            )
+            .status,
+            401
+        );
+        // ...unless a configured list says which; it replaces the default.
         assert_eq!(with(named_api, "logs.example.com", None).status, 200);
         assert_eq!(with(named_api, "localhost", None).status, 421);
 
@@ -444,6 +469,7 @@ async fn host_header_and_cors() {
     .await
     .expect("requests");
     router.stop().await;
+    guarded.stop().await;
     named.stop().await;
 }
 

@@ -199,6 +199,7 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
         "SLUICE_UDP" => Some("127.0.0.2:1002".to_string()),
         "SLUICE_HTTP" => Some("127.0.0.2:1003".to_string()),
         "SLUICE_API" => Some("127.0.0.2:1004".to_string()),
+        "SLUICE_API_TOKENS_FILE" => Some("/run/secrets/sluice/tokens".to_string()),
         _ => None,
     };
     let mut checked = 0;
@@ -216,6 +217,12 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
             .as_ref()
             .unwrap_or_else(|| panic!("{name}: no [api]"));
         assert_eq!(api.address, "127.0.0.2:1004", "{name}: [api]");
+        let tokens = api.auth.as_ref().map(|a| a.tokens_file.as_str());
+        assert_eq!(
+            tokens,
+            Some("/run/secrets/sluice/tokens"),
+            "{name}: [api] auth"
+        );
         for source in &pipeline.sources {
             let (address, variable) = match &source.source {
                 sluice::pipeline::Source::Tcp(c) => (&c.address, "127.0.0.2:1001"),
