@@ -1,6 +1,7 @@
 //! The web page in a real browser: headless Chromium driven through chromedriver's
 //! WebDriver HTTP API. It loads the page, runs a query, sees the chart and the rows, turns
-//! live tail on and sees a newly ingested event appear, and shows an alert rule firing.
+//! live tail on and sees a newly ingested event appear, and shows an alert rule firing; with
+//! `[api] auth`, it asks for a token, keeps it for the tab and sees only its token's apps.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
