@@ -11,6 +11,9 @@
 //! 5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a     admin
 //! ```
 //!
+//! A token may be written as its SHA-256 (`sha256:` and 64 hex digits, from
+//! `printf %s "$TOKEN" | sha256sum`), so that the file holds nothing a reader could present.
+//!
 //! Roles (comma-separated to give several): `read` (query, histogram, top, tail, alerts),
 //! `metrics` (`/metrics`), `admin` (everything, and the administrative routes to come). An
 //! `apps=` scope limits every search, chart, top-values list, tail and alert list the token
@@ -18,7 +21,8 @@
 //! token cannot see another app's events whatever query it sends.
 //!
 //! Tokens are compared in constant time (`subtle`), against every configured token, so the
-//! answer's timing says nothing about how much of a guess was right.
+//! answer's timing says nothing about how much of a guess was right; hashed ones by their
+//! digests (`ring`'s SHA-256, already in the tree for rustls).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -120,8 +124,15 @@ impl Roles {
     }
 }
 
+/// A configured token: as written, or its SHA-256.
+#[derive(PartialEq, Eq)]
+enum Secret {
+    Plain(Vec<u8>),
+    Sha256([u8; 32]),
+}
+
 struct Entry {
-    token: Vec<u8>,
+    secret: Secret,
     roles: Roles,
     scope: Scope,
 }
@@ -159,7 +170,13 @@ impl ApiTokens {
             let (Some(token), Some(roles)) = (parts.next(), parts.next()) else {
                 return Err(at("expected `TOKEN ROLES [apps=APP,...]`".into()));
             };
-            if token.len() < MIN_TOKEN_BYTES {
+            let secret = match token.strip_prefix("sha256:") {
+                Some(hex) => Secret::Sha256(parse_sha256(hex).ok_or_else(|| {
+                    at("`sha256:` must be followed by 64 hex digits (printf %s \"$TOKEN\" | sha256sum)".into())
+                })?),
+                None => Secret::Plain(token.as_bytes().to_vec()),
+            };
+            if matches!(secret, Secret::Plain(_)) && token.len() < MIN_TOKEN_BYTES {
                 return Err(at(format!(
                     "token is {} bytes; use at least {MIN_TOKEN_BYTES} random characters (e.g. `openssl rand -hex 16`)",
                     token.len()
@@ -194,11 +211,11 @@ impl ApiTokens {
             if let Some(extra) = parts.next() {
                 return Err(at(format!("unexpected `{extra}` after the app scope")));
             }
-            if entries.iter().any(|e| e.token == token.as_bytes()) {
+            if entries.iter().any(|e| e.secret == secret) {
                 return Err(at("this token is already listed above".into()));
             }
             entries.push(Entry {
-                token: token.as_bytes().to_vec(),
+                secret,
                 roles: parsed,
                 scope,
             });
@@ -217,9 +234,14 @@ impl ApiTokens {
             ));
         };
         // Every entry is compared, matched or not: no early exit to time.
+        let digest = ring::digest::digest(&ring::digest::SHA256, presented.as_bytes());
         let mut found: Option<&Entry> = None;
         for entry in &self.entries {
-            if bool::from(constant_time_eq(&entry.token, presented.as_bytes())) {
+            let same = match &entry.secret {
+                Secret::Plain(token) => constant_time_eq(token, presented.as_bytes()),
+                Secret::Sha256(hash) => hash.ct_eq(digest.as_ref()),
+            };
+            if bool::from(same) {
                 found = Some(entry);
             }
         }
@@ -235,6 +257,17 @@ impl ApiTokens {
         }
         Ok(entry.scope.clone())
     }
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// `Authorization: Bearer TOKEN` only: tokens never travel in URLs, where logs and
@@ -269,6 +302,8 @@ scoped-token-0123456789 read apps=web,worker
 metrics-token-012345678 metrics
 admin-token-01234567890 admin
 both-token-012345678901 read,metrics
+# sha256 of `hashed-token-0123456789`
+sha256:HASH read
 ";
 
     fn headers(token: Option<&str>) -> HeaderMap {
@@ -279,9 +314,15 @@ both-token-012345678901 read,metrics
         headers
     }
 
+    fn file() -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, b"hashed-token-0123456789");
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        FILE.replace("HASH", &hex)
+    }
+
     #[test]
     fn roles_against_routes() {
-        let tokens = ApiTokens::parse(FILE).expect("parses");
+        let tokens = ApiTokens::parse(&file()).expect("parses");
         use Access::*;
         let cases: Vec<(Option<&str>, Access, Result<(), &str>)> = vec![
             (Some("reader-token-0123456789"), Read, Ok(())),
@@ -294,6 +335,9 @@ both-token-012345678901 read,metrics
             (Some("admin-token-01234567890"), Admin, Ok(())),
             (Some("both-token-012345678901"), Read, Ok(())),
             (Some("both-token-012345678901"), Metrics, Ok(())),
+            (Some("hashed-token-0123456789"), Read, Ok(())),
+            (Some("hashed-token-0123456789"), Metrics, Err("403")),
+            (Some("hashed-token-012345678"), Read, Err("401")),
             (Some("reader-token-012345678"), Read, Err("401")),
             (Some("reader-token-01234567890"), Read, Err("401")),
             (None, Read, Err("401")),
@@ -315,7 +359,7 @@ both-token-012345678901 read,metrics
 
     #[test]
     fn scopes() {
-        let tokens = ApiTokens::parse(FILE).expect("parses");
+        let tokens = ApiTokens::parse(&file()).expect("parses");
         let scope = tokens
             .authorize(&headers(Some("scoped-token-0123456789")), Access::Read)
             .expect("allowed");
@@ -342,6 +386,14 @@ both-token-012345678901 read,metrics
             (
                 "reader-token-0123456789 read\nreader-token-0123456789 admin\n",
                 "line 2: this token is already listed",
+            ),
+            (
+                "sha256:abcd read\n",
+                "line 1: `sha256:` must be followed by 64 hex digits",
+            ),
+            (
+                "sha256:zz0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd read\n",
+                "64 hex digits",
             ),
         ];
         for (text, expected) in cases {

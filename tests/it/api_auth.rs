@@ -15,6 +15,8 @@ const SCOPED: &str = "scoped-token-bbbbbbbbbb";
 const METRICS: &str = "metrics-token-cccccccccc";
 const ADMIN: &str = "admin-token-dddddddddddd";
 const UNKNOWN: &str = "nobody-issued-this-token";
+/// Listed by its SHA-256 only.
+const HASHED: &str = "hashed-read-token-eeeeee";
 
 const TOKENS: &str = "\
 # token                   roles    scope
@@ -22,7 +24,14 @@ read-token-aaaaaaaaaaaa   read
 scoped-token-bbbbbbbbbb   read     apps=web,worker
 metrics-token-cccccccccc  metrics
 admin-token-dddddddddddd  admin
+sha256:HASHED             read
 ";
+
+fn tokens_file() -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, HASHED.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    TOKENS.replace("HASHED", &hex)
+}
 
 /// One HTTP/1.0 answer: status, head (lowercased header names as sent) and body.
 #[derive(Debug)]
@@ -127,7 +136,7 @@ fn post_ndjson(addr: SocketAddr, body: &str) -> u16 {
 /// A router with a store and an alert rule, its API behind the tokens above.
 async fn guarded_router(dir: &std::path::Path, api_extra: &str) -> Router {
     let tokens = dir.join("api-tokens");
-    std::fs::write(&tokens, TOKENS).expect("tokens file");
+    std::fs::write(&tokens, tokens_file()).expect("tokens file");
     Router::start(&format!(
         r#"
 [api]
@@ -194,10 +203,11 @@ async fn every_role_against_every_route() {
             "/v1/alerts",
         ];
         // Per token, the status each route answers, in the order of `routes`.
-        let table: [(Option<&str>, [u16; 9]); 6] = [
+        let table: [(Option<&str>, [u16; 9]); 7] = [
             (None, [200, 200, 200, 401, 401, 401, 401, 401, 401]),
             (Some(UNKNOWN), [200, 200, 200, 401, 401, 401, 401, 401, 401]),
             (Some(READ), [200, 200, 200, 403, 200, 200, 200, 200, 200]),
+            (Some(HASHED), [200, 200, 200, 403, 200, 200, 200, 200, 200]),
             (Some(SCOPED), [200, 200, 200, 403, 200, 200, 200, 200, 200]),
             (Some(METRICS), [200, 200, 200, 200, 403, 403, 403, 403, 403]),
             (Some(ADMIN), [200, 200, 200, 200, 200, 200, 200, 200, 200]),
