@@ -38,16 +38,17 @@ function askToken(reason) {
   return asking;
 }
 
-// fetch with the stored token; on 401, asks for a token and tries again.
+// fetch with the stored token; on 401 (no token, or an unknown one) or 403 (a token whose
+// role cannot read), asks for a token and tries again.
 async function authFetch(url, options) {
   for (;;) {
     const token = sessionStorage.getItem(TOKEN_KEY);
     const headers = token ? { Authorization: "Bearer " + token } : {};
     const response = await fetch(url, { ...options, headers });
-    if (response.status !== 401) return response;
+    if (response.status !== 401 && response.status !== 403) return response;
     const body = await response.json().catch(() => ({}));
     sessionStorage.removeItem(TOKEN_KEY);
-    await askToken(token ? "That token was refused (" + (body.error || "401") + ")." :
+    await askToken(token ? "That token was refused (" + (body.error || response.status) + ")." :
                            "This router asks for an API token.");
   }
 }

@@ -220,7 +220,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 to,
                 limit,
                 json: look.json,
-                token: look.token,
+                token: look.token.filter(|t| !t.is_empty()),
             };
             sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -236,7 +236,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 query,
                 json: look.json,
                 no_retry,
-                token: look.token,
+                token: look.token.filter(|t| !t.is_empty()),
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -254,6 +254,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Alerts { url, token, json } => {
+            let token = token.filter(|t| !t.is_empty());
             let answer = sluice::alert::cli::fetch(&url, token.as_deref())?;
             if json {
                 println!("{answer}");

@@ -298,7 +298,11 @@ async fn web_page_asks_for_a_token_once() {
     const TOKEN: &str = "browser-scoped-token-0123";
     let dir = tempdir();
     let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN} read apps=browser\n")).expect("tokens");
+    std::fs::write(
+        &tokens,
+        format!("{TOKEN} read apps=browser\nbrowser-metrics-token-0123 metrics\n"),
+    )
+    .expect("tokens");
     let router = Router::start(&format!(
         r#"
 [api]
@@ -348,7 +352,14 @@ commit_interval_ms = 20
         driver.wait_for(
             "the form again, saying the token was refused",
             "return !document.getElementById('login').hidden \
-             && document.getElementById('login-reason').textContent.includes('refused')",
+             && document.getElementById('login-reason').textContent.includes('unknown token')",
+        );
+        // A token whose role cannot read is asked again too, saying why.
+        sign_in("browser-metrics-token-0123");
+        driver.wait_for(
+            "the form again, saying the role does not read",
+            "return !document.getElementById('login').hidden \
+             && document.getElementById('login-reason').textContent.includes('role (metrics)')",
         );
         sign_in(TOKEN);
         // The scoped token sees its app's four events and no other.
