@@ -357,4 +357,45 @@ mod tests {
         }
         assert!(route(&Method::GET, "/nope").is_none());
     }
+
+    #[test]
+    fn api_config_checks() {
+        let config = |toml: &str| -> ApiConfig { toml::from_str(toml).expect("parses") };
+        let cases = [
+            ("address = \"127.0.0.1:8686\"", Ok(())),
+            ("address = \"[::1]:8686\"", Ok(())),
+            ("address = \"0.0.0.0:8686\"", Err("auth")),
+            ("address = \"10.0.0.5:8686\"", Err("auth")),
+            (
+                "address = \"0.0.0.0:8686\"\nauth = { tokens_file = \"\" }",
+                Err("auth"),
+            ),
+            (
+                "address = \"0.0.0.0:8686\"\nauth = { tokens_file = \"/t\" }",
+                Ok(()),
+            ),
+            ("address = \"0.0.0.0:8686\"\ninsecure_no_auth = true", Ok(())),
+            (
+                "address = \"0.0.0.0:8686\"\ninsecure_no_auth = true\nauth = { tokens_file = \"/t\" }",
+                Err("insecure_no_auth"),
+            ),
+            ("address = \"127.0.0.1:1\"\nallowed_hosts = []", Err("allowed_hosts")),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example/\"]",
+                Err("cors_origins[0]"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"a.example\"]",
+                Err("cors_origins[0]"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example:8443\"]",
+                Ok(()),
+            ),
+        ];
+        for (toml, expected) in cases {
+            let got = config(toml).validate().map_err(|e| e.field);
+            assert_eq!(got, expected.map_err(str::to_string), "{toml}");
+        }
+    }
 }

@@ -92,6 +92,21 @@ fn broken_configs_name_file_component_and_field() {
             &["broken.toml", "source `in`", "field `max_connections`"],
         ),
         (
+            "a content type the http source cannot read",
+            format!("[sources.in]\ntype = \"http\"\naddress = \"127.0.0.1:1\"\ncontent_types = [\"application/x-ndjson\", \"multipart/form-data\"]\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `content_types[1]`", "multipart/form-data"],
+        ),
+        (
+            "an origin that is not one",
+            format!("[sources.in]\ntype = \"http\"\naddress = \"127.0.0.1:1\"\nallowed_origins = [\"app.example.com\"]\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `allowed_origins[0]`"],
+        ),
+        (
+            "an api beyond loopback without auth",
+            format!("[api]\naddress = \"0.0.0.0:8686\"\n[sources.in]\ntype = \"stdin\"\n{GOOD_TAIL}"),
+            &["broken.toml", "field `api.auth`", "insecure_no_auth = true"],
+        ),
+        (
             "bad nested type",
             format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = {{ method = \"newline\", max_frame_bytes = \"big\" }}\n{GOOD_TAIL}"),
             &["broken.toml", "source `in`", "max_frame_bytes"],
