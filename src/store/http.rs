@@ -1,6 +1,10 @@
 //! The store's routes on the API listener: `GET /v1/query`, `/v1/histogram`, `/v1/top`,
 //! `/v1/tail` (server-sent events), and the web page (`/` and `/assets/...`, embedded in
 //! the binary). Searches block, so they run on `spawn_blocking`.
+//!
+//! The API's guard has checked the token before a request gets here; what it may see is the
+//! request's [`Scope`], ANDed into the query by [`scoped`] before any search, chart,
+//! top-values list or tail sees it. The page's files are open: they hold no data.
 
 use std::sync::Arc;
 
