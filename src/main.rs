@@ -112,6 +112,9 @@ enum Command {
         /// The router's API address.
         #[arg(long, default_value = sluice::alert::cli::DEFAULT_API_URL)]
         url: String,
+        /// The API token (a `read` token), when the router's API asks for one.
+        #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -169,6 +172,9 @@ struct LookArgs {
     /// One JSON event per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// The API token (a `read` token), when the router's API asks for one.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +220,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 to,
                 limit,
                 json: look.json,
+                token: look.token.filter(|t| !t.is_empty()),
             };
             sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -229,6 +236,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 query,
                 json: look.json,
                 no_retry,
+                token: look.token.filter(|t| !t.is_empty()),
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -245,8 +253,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Alerts { url, json } => {
-            let answer = sluice::alert::cli::fetch(&url)?;
+        Command::Alerts { url, token, json } => {
+            let token = token.filter(|t| !t.is_empty());
+            let answer = sluice::alert::cli::fetch(&url, token.as_deref())?;
             if json {
                 println!("{answer}");
             } else {

@@ -1,5 +1,6 @@
 """Checks deploy/: every Kubernetes manifest and the compose file parse as YAML, references
-between them resolve, and the pipelines they run are listed for `sluice validate`.
+between them resolve, every router whose API listens beyond its pod or container gets its
+API tokens from a Secret, and the pipelines they run are listed for `sluice validate`.
 
 Prints one JSON object: {"errors": [...], "pipelines": [{"origin": ..., "toml": ...}],
 "pipeline_files": [...]} (pipeline_files: repo paths the compose file runs).
@@ -61,6 +62,18 @@ for name, (path, doc) in workloads.items():
         for mount in container.get("volumeMounts", []):
             if mount["name"] not in volumes:
                 errors.append(f"{where(path)}: {name}: volume {mount['name']} is not defined")
+        # An API beyond the pod needs tokens (the router refuses to start without): the
+        # tokens file must come from a mounted Secret.
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        api = env.get("SLUICE_API")
+        if api and not api.startswith("127."):
+            tokens = env.get("SLUICE_API_TOKENS_FILE")
+            secret_mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])
+                             if m["name"] in volumes and "secret" in volumes[m["name"]]]
+            if not tokens:
+                errors.append(f"{where(path)}: {name}: SLUICE_API={api} without SLUICE_API_TOKENS_FILE")
+            elif not any(tokens.startswith(m) for m in secret_mounts):
+                errors.append(f"{where(path)}: {name}: SLUICE_API_TOKENS_FILE {tokens} is not in a mounted Secret")
         for i, arg in enumerate(args):
             if arg == "--config":
                 target = args[i + 1]
@@ -98,6 +111,11 @@ for name, service in compose.get("services", {}).items():
                 errors.append(f"{where(compose_path)}: {name}: --config {target} is not a file in pipelines/")
             else:
                 pipeline_files.append("pipelines/" + match.group(1))
+    # The image's API listens on 0.0.0.0: a router needs the tokens secret.
+    if "up" in command:
+        secrets = service.get("secrets") or []
+        if "sluice-api-tokens" not in secrets or "sluice-api-tokens" not in (compose.get("secrets") or {}):
+            errors.append(f"{where(compose_path)}: {name}: runs a router without the sluice-api-tokens secret")
     for dep in service.get("depends_on", []):
         if dep not in compose["services"]:
             errors.append(f"{where(compose_path)}: {name}: depends on unknown service {dep}")

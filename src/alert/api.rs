@@ -84,7 +84,18 @@ impl Endpoint for AlertsEndpoint {
 
     fn handle(&self, request: Request<Incoming>) -> ResponseFuture {
         let response = if request.method() == Method::GET {
-            let body = serde_json::json!({ "alerts": self.registry.list() });
+            // A token scoped to some apps sees the alerts of groups with one of those apps.
+            let scope = api::scope_of(&request);
+            let alerts: Vec<ActiveAlert> = self
+                .registry
+                .list()
+                .into_iter()
+                .filter(|a| {
+                    let app = a.group.get(crate::event::fields::APP).map(|v| v.to_text());
+                    scope.allows(app.as_deref())
+                })
+                .collect();
+            let body = serde_json::json!({ "alerts": alerts });
             api::respond(StatusCode::OK, "application/json", body.to_string())
         } else {
             api::error(StatusCode::METHOD_NOT_ALLOWED, "use GET")

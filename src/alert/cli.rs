@@ -31,8 +31,9 @@ pub enum AlertsCliError {
     Json(String),
 }
 
-/// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`).
-pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
+/// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`),
+/// with `token` as a bearer token when the API asks for one.
+pub fn fetch(base: &str, token: Option<&str>) -> Result<serde_json::Value, AlertsCliError> {
     let url = format!(
         "{}/v1/alerts",
         crate::router_url::with_scheme(base).trim_end_matches('/')
@@ -51,7 +52,14 @@ pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
             url: url.clone(),
             message,
         };
-        let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+        let mut request = hyper::Request::get(uri);
+        if let Some(token) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|_| AlertsCliError::Url(base.into()))?;
+        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
             .await
             .map_err(|_| unreachable("timed out after 10s".into()))?
             .map_err(|e| unreachable(error_chain(&e)))?;
@@ -62,9 +70,13 @@ pub fn fetch(base: &str) -> Result<serde_json::Value, AlertsCliError> {
             .map_err(|e| AlertsCliError::Answer(e.to_string()))?
             .to_bytes();
         if !status.is_success() {
+            let mut body = String::from_utf8_lossy(&body).trim().to_string();
+            if status == hyper::StatusCode::UNAUTHORIZED && token.is_none() {
+                body.push_str(" (pass --token or set SLUICE_TOKEN)");
+            }
             return Err(AlertsCliError::Status {
                 status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).trim().to_string(),
+                body,
             });
         }
         let value: serde_json::Value =

@@ -108,6 +108,12 @@ fn help(name: &str) -> &'static str {
             "Requests refused with 429 because their app was over its rate limit."
         }
         "component_received_events_by_app_total" => "Events an http source accepted, per app.",
+        "component_refused_requests_total" => {
+            "Requests an http source refused as a web page's (content type, origin), by reason."
+        }
+        "api_refused_requests_total" => {
+            "API requests refused, by reason: host (not allowed), origin, token (401), role (403)."
+        }
         "buffer_queued_bytes_total" => {
             "Estimated bytes of events ever queued in front of a component."
         }

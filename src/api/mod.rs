@@ -7,7 +7,12 @@
 //!
 //! Components add their own endpoints (the store's query and tail, the alert list) as
 //! [`Endpoint`]s collected by the topology at start; the built-in routes answer first.
+//!
+//! Every request but `/health` passes the [`Guard`] first (Host, CORS, bearer token and
+//! role; docs/security.md), which hands the endpoint the token's [`Scope`] of apps.
 
+mod auth;
+mod guard;
 mod metrics;
 
 use std::convert::Infallible;
@@ -20,7 +25,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE, ORIGIN};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,6 +36,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{Access, ApiTokens, AuthConfig, Scope};
+pub use guard::{with_cors, Guard, Refusal};
 pub use metrics::render_prometheus;
 
 use crate::field_error::FieldError;
@@ -41,11 +48,26 @@ use crate::field_error::FieldError;
 pub struct ApiConfig {
     /// Address of the API listener, e.g. `127.0.0.1:8686`.
     pub address: String,
+    /// Bearer tokens with roles and app scopes (`auth.rs`); required when the listener
+    /// is reachable from other machines.
+    pub auth: Option<AuthConfig>,
+    /// Serve a non-loopback address without auth: every stored log to anyone who can
+    /// reach the port. Only an explicit `true` allows that.
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+    /// `Host` names (port ignored) the API answers; `["*"]` for any. Default without
+    /// `auth`: localhost, 127.0.0.1, ::1 and the listener's own IP; with `auth`: any (a
+    /// rebinding page has no token to send).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Origins (`https://logs.example.com`) allowed to call the API from their pages; no
+    /// CORS header is sent to any other.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ApiConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        self.address.parse::<SocketAddr>().map(|_| ()).map_err(|_| {
+        let address = self.address.parse::<SocketAddr>().map_err(|_| {
             FieldError::new(
                 "address",
                 format!(
@@ -53,7 +75,45 @@ impl ApiConfig {
                     self.address
                 ),
             )
-        })
+        })?;
+        let authenticated = self.auth.as_ref().is_some_and(AuthConfig::is_enabled);
+        if authenticated && self.insecure_no_auth {
+            return Err(FieldError::new(
+                "insecure_no_auth",
+                "contradicts `auth`: remove one of them",
+            ));
+        }
+        if !authenticated && !self.insecure_no_auth && !address.ip().is_loopback() {
+            return Err(FieldError::new(
+                "auth",
+                format!(
+                    "the api listens on {address}, which other machines can reach, without auth: \
+                     anyone reaching it could read every stored log; set \
+                     auth = {{ tokens_file = \"PATH\" }} (docs/security.md), or \
+                     insecure_no_auth = true to accept that"
+                ),
+            ));
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            if hosts.is_empty() || hosts.iter().any(|h| h.trim().is_empty()) {
+                return Err(FieldError::new(
+                    "allowed_hosts",
+                    "list host names (e.g. [\"logs.example.com\"]), or [\"*\"] for any",
+                ));
+            }
+        }
+        for (i, origin) in self.cors_origins.iter().enumerate() {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if !rest.is_some_and(|r| !r.is_empty() && !r.contains('/')) {
+                return Err(FieldError::new(
+                    format!("cors_origins[{i}]"),
+                    format!("`{origin}` is not an origin (scheme://host[:port], no path)"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -89,9 +149,18 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
 /// [`serve`]'s graceful shutdown waits for every response in progress, so a response that
 /// streams until the client leaves (live tail) must also end on the topology's stop token
 /// for streams, which fires when shutdown starts.
+///
+/// A request reaches [`Endpoint::handle`] only once its token covers what
+/// [`Endpoint::access`] asks for, with the token's [`Scope`] in its extensions: an endpoint
+/// showing events shows only those the scope allows.
 pub trait Endpoint: Send + Sync + 'static {
     /// Whether this endpoint answers `path` (any method: it says 405 itself).
     fn matches(&self, path: &str) -> bool;
+    /// What a token needs for `path`; reading by default, so a new route is never open by
+    /// oversight.
+    fn access(&self, _path: &str) -> Access {
+        Access::Read
+    }
     fn handle(&self, request: Request<Incoming>) -> ResponseFuture;
 }
 
@@ -105,15 +174,53 @@ impl Endpoints {
     }
 }
 
-/// The API's routes: built-in first, then the components' endpoints.
-pub async fn handle(request: Request<Incoming>, endpoints: &Endpoints) -> HttpResponse {
-    if let Some(response) = route(request.method(), request.uri().path()) {
-        return response;
+/// The request's scope, as the API left it; an endpoint called some other way sees none
+/// (`Scope::Apps` of nothing), so a missing guard fails closed.
+pub fn scope_of<B>(request: &Request<B>) -> Scope {
+    request
+        .extensions()
+        .get::<Scope>()
+        .cloned()
+        .unwrap_or_else(|| Scope::Apps(Vec::new().into()))
+}
+
+/// The API's routes, behind the guard: built-in first, then the components' endpoints.
+pub async fn handle(
+    mut request: Request<Incoming>,
+    endpoints: &Endpoints,
+    guard: &Guard,
+) -> HttpResponse {
+    let path = request.uri().path().to_string();
+    // Probes (Kubernetes, load balancers) reach /health by any name, with no token: it
+    // tells nothing but "up".
+    if path == "/health" {
+        if let Some(response) = route(request.method(), &path) {
+            return response;
+        }
     }
-    match endpoints.0.iter().find(|e| e.matches(request.uri().path())) {
-        Some(endpoint) => endpoint.handle(request).await,
-        None => not_found(request.uri().path()),
+    if let Err(refusal) = guard.check_host(request.headers()) {
+        return refusal.into_response();
     }
+    let origin = guard.cors_origin(request.headers());
+    if request.method() == Method::OPTIONS && request.headers().contains_key(ORIGIN) {
+        return guard.preflight(origin);
+    }
+    let endpoint = endpoints.0.iter().find(|e| e.matches(&path));
+    let access = match path.as_str() {
+        "/metrics" => Access::Metrics,
+        _ => endpoint.map_or(Access::Open, |e| e.access(&path)),
+    };
+    let scope = match guard.authorize(request.headers(), access) {
+        Ok(scope) => scope,
+        Err(refusal) => return with_cors(refusal.into_response(), origin),
+    };
+    request.extensions_mut().insert(scope);
+    let response = match (route(request.method(), &path), endpoint) {
+        (Some(response), _) => response,
+        (None, Some(endpoint)) => endpoint.handle(request).await,
+        (None, None) => not_found(&path),
+    };
+    with_cors(response, origin)
 }
 
 /// What the embedded store serves; a router without a store sink says so instead of a bare
@@ -249,5 +356,46 @@ mod tests {
             assert_eq!(response.status(), status, "{method} {path}");
         }
         assert!(route(&Method::GET, "/nope").is_none());
+    }
+
+    #[test]
+    fn api_config_checks() {
+        let config = |toml: &str| -> ApiConfig { toml::from_str(toml).expect("parses") };
+        let cases = [
+            ("address = \"127.0.0.1:8686\"", Ok(())),
+            ("address = \"[::1]:8686\"", Ok(())),
+            ("address = \"0.0.0.0:8686\"", Err("auth")),
+            ("address = \"10.0.0.5:8686\"", Err("auth")),
+            (
+                "address = \"0.0.0.0:8686\"\nauth = { tokens_file = \"\" }",
+                Err("auth"),
+            ),
+            (
+                "address = \"0.0.0.0:8686\"\nauth = { tokens_file = \"/t\" }",
+                Ok(()),
+            ),
+            ("address = \"0.0.0.0:8686\"\ninsecure_no_auth = true", Ok(())),
+            (
+                "address = \"0.0.0.0:8686\"\ninsecure_no_auth = true\nauth = { tokens_file = \"/t\" }",
+                Err("insecure_no_auth"),
+            ),
+            ("address = \"127.0.0.1:1\"\nallowed_hosts = []", Err("allowed_hosts")),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example/\"]",
+                Err("cors_origins[0]"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"a.example\"]",
+                Err("cors_origins[0]"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example:8443\"]",
+                Ok(()),
+            ),
+        ];
+        for (toml, expected) in cases {
+            let got = config(toml).validate().map_err(|e| e.field);
+            assert_eq!(got, expected.map_err(str::to_string), "{toml}");
+        }
     }
 }

@@ -3,12 +3,20 @@
 //!
 //! Bodies, by `Content-Type`:
 //! - `application/x-ndjson` or `application/json`: one JSON object per line;
-//! - `text/plain` (also no content type, `application/octet-stream`, and curl's default
-//!   `application/x-www-form-urlencoded`): lines, decoded with the source's `decoding`;
+//! - `application/octet-stream` or no content type (also `text/plain` and curl's default
+//!   `application/x-www-form-urlencoded`, when `content_types` lists them): lines,
+//!   decoded with the source's `decoding`;
 //! - `application/logplex-1`: a Heroku drain body (octet-counted syslog without structured
 //!   data). `Logplex-Msg-Count` is checked, and a `Logplex-Frame-Id` already accepted is
 //!   answered 200 without ingesting it again (Heroku retries frames it did not see
 //!   acknowledged).
+//!
+//! Browser-safe by default: a web page can post `text/plain`,
+//! `application/x-www-form-urlencoded` and `multipart/form-data` to any address without
+//! the browser asking first (a CORS "simple request"), so those types are refused (415)
+//! unless `content_types` names them; and a request carrying an `Origin` (every
+//! cross-origin post a browser makes) is refused (403) unless `allowed_origins` lists it.
+//! Both refusals are counted in `component_refused_requests_total{reason}`.
 //!
 //! `Content-Encoding` gzip and zstd are accepted. Every refusal says why: 400 for a malformed body
 //! (nothing of it is ingested, so the client can fix and resend the whole batch), 413 over
@@ -26,7 +34,8 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
@@ -74,7 +83,39 @@ pub struct HttpConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// Serve HTTPS (optionally requiring client certificates).
     pub tls: Option<TlsConfig>,
+    /// Content types accepted (without parameters). Default: [`DEFAULT_CONTENT_TYPES`],
+    /// which leaves out those a web page may send cross-origin without the browser asking.
+    pub content_types: Option<Vec<String>>,
+    /// Origins (`https://app.example.com`, or `"*"`) whose pages may post here. A request
+    /// with any other `Origin` header is refused; requests without one (non-browser
+    /// clients) are not concerned.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
+
+/// The content types accepted unless `content_types` says otherwise: every type the source
+/// reads except `text/plain` and `application/x-www-form-urlencoded`, which browsers send
+/// cross-origin without a preflight. A request without a `Content-Type` is read as text.
+pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/json",
+    "application/jsonlines",
+    "application/octet-stream",
+    "application/logplex-1",
+];
+
+/// Every content type the source can read (what `content_types` may list).
+const READABLE_CONTENT_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/json",
+    "application/jsonlines",
+    "application/octet-stream",
+    "application/logplex-1",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+];
 
 fn default_max_body_bytes() -> usize {
     10 * 1024 * 1024
@@ -94,6 +135,25 @@ impl HttpConfig {
             return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
         }
         validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
+        for (i, content_type) in self.content_types.iter().flatten().enumerate() {
+            if !READABLE_CONTENT_TYPES.contains(&content_type.to_ascii_lowercase().as_str()) {
+                return Err(FieldError::new(
+                    format!("content_types[{i}]"),
+                    format!(
+                        "`{content_type}` is not a type this source reads (one of: {})",
+                        READABLE_CONTENT_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some((i, origin)) = self.allowed_origins.iter().enumerate().find(|(_, o)| {
+            o.as_str() != "*" && !(o.starts_with("http://") || o.starts_with("https://"))
+        }) {
+            return Err(FieldError::new(
+                format!("allowed_origins[{i}]"),
+                format!("`{origin}` is not an origin (scheme://host[:port], or \"*\")"),
+            ));
+        }
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
@@ -202,9 +262,48 @@ impl State {
         if request.uri().path() != "/v1/logs" {
             return error(StatusCode::NOT_FOUND, "no such endpoint (POST /v1/logs)");
         }
+        let origin = match self.origin(request.headers()) {
+            Ok(origin) => origin,
+            Err(message) => return error(StatusCode::FORBIDDEN, &message),
+        };
+        if request.method() == Method::OPTIONS && origin.is_some() {
+            return preflight(origin);
+        }
         if request.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
+        crate::api::with_cors(self.ingest_post(request, peer).await, origin)
+    }
+
+    /// The allowed `Origin` to echo back (`None` without one), or why one is refused (403).
+    fn origin(&self, headers: &hyper::HeaderMap) -> Result<Option<HeaderValue>, String> {
+        let Some(origin) = headers.get(ORIGIN) else {
+            return Ok(None);
+        };
+        let text = origin.to_str().unwrap_or("");
+        let allowed = self
+            .config
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(text));
+        if allowed {
+            return Ok(Some(origin.clone()));
+        }
+        self.refused("origin");
+        Err(format!(
+            "requests from web pages are refused: origin `{text}` is not in this source's allowed_origins"
+        ))
+    }
+
+    fn refused(&self, reason: &str) {
+        telemetry::counter(
+            "component_refused_requests_total",
+            &[("component_id", &self.ctx.id), ("reason", reason)],
+        )
+        .inc(1);
+    }
+
+    async fn ingest_post(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let headers = request.headers();
         let app = match self.tokens.authenticate(headers, request.uri()) {
             Ok(app) => app,
@@ -219,7 +318,23 @@ impl State {
                 return response;
             }
         };
-        let kind = match body_kind(headers.get(CONTENT_TYPE)) {
+        let essence = essence(headers.get(CONTENT_TYPE));
+        if !essence.is_empty() && !self.accepts(&essence) {
+            self.refused("content_type");
+            let message = if READABLE_CONTENT_TYPES.contains(&essence.as_str()) {
+                format!(
+                    "content-type `{essence}` is refused: web pages can send it from anywhere; \
+                     send application/x-ndjson or application/octet-stream, or list it in the \
+                     source's content_types"
+                )
+            } else {
+                format!(
+                    "unsupported content-type `{essence}` (use application/x-ndjson, application/octet-stream or application/logplex-1)"
+                )
+            };
+            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message);
+        }
+        let kind = match body_kind(&essence) {
             Ok(kind) => kind,
             Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message),
         };
@@ -371,6 +486,13 @@ impl State {
         accepted(events, false)
     }
 
+    fn accepts(&self, essence: &str) -> bool {
+        match &self.config.content_types {
+            Some(list) => list.iter().any(|t| t.eq_ignore_ascii_case(essence)),
+            None => DEFAULT_CONTENT_TYPES.contains(&essence),
+        }
+    }
+
     fn lock_frame_ids(&self) -> std::sync::MutexGuard<'_, FrameIds> {
         self.frame_ids.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -383,12 +505,34 @@ fn header_text(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-fn body_kind(content_type: Option<&HeaderValue>) -> Result<BodyKind, String> {
-    let Some(value) = content_type else {
-        return Ok(BodyKind::Text);
+/// The content type without parameters, lowercased; empty when there is none.
+fn essence(content_type: Option<&HeaderValue>) -> String {
+    let text = content_type
+        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase())
+        .unwrap_or_default();
+    text.split(';').next().unwrap_or("").trim().to_string()
+}
+
+/// The answer to a CORS preflight from an allowed origin.
+fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
+    use hyper::header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_MAX_AGE,
     };
-    let text = value.to_str().unwrap_or("").to_ascii_lowercase();
-    let essence = text.split(';').next().unwrap_or("").trim();
+    let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, content-encoding"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    crate::api::with_cors(response, origin)
+}
+
+fn body_kind(essence: &str) -> Result<BodyKind, String> {
     match essence {
         "application/x-ndjson" | "application/ndjson" | "application/json" | "application/jsonlines" => {
             Ok(BodyKind::Ndjson)

@@ -39,6 +39,8 @@ pub struct QueryArgs {
     pub to: Option<String>,
     pub limit: usize,
     pub json: bool,
+    /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
+    pub token: Option<String>,
 }
 
 fn encode(text: &str) -> String {
@@ -84,15 +86,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 
-async fn get(uri: Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+async fn get(
+    uri: Uri,
+    token: Option<&str>,
+) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = uri.to_string();
-    let request = Request::get(uri)
-        .body(Empty::new())
-        .map_err(|e| ClientError::Url {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+    let mut request = Request::get(uri);
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(Empty::new()).map_err(|e| ClientError::Url {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
     let response = client
         .request(request)
         .await
@@ -112,6 +119,12 @@ async fn get(uri: Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientE
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let message = match (status, token) {
+            (StatusCode::UNAUTHORIZED, None) => {
+                format!("{message} (pass --token or set SLUICE_TOKEN)")
+            }
+            _ => message,
+        };
         return Err(ClientError::Refused { status, message });
     }
     Ok(response)
@@ -132,9 +145,10 @@ pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientErro
         ],
     )?;
     let body = runtime()?.block_on(async {
-        let response = tokio::time::timeout(Duration::from_secs(60), get(uri))
-            .await
-            .map_err(|_| ClientError::Runtime("no answer within 60 s".into()))??;
+        let response =
+            tokio::time::timeout(Duration::from_secs(60), get(uri, args.token.as_deref()))
+                .await
+                .map_err(|_| ClientError::Runtime("no answer within 60 s".into()))??;
         response
             .into_body()
             .collect()
@@ -223,6 +237,8 @@ pub struct TailArgs {
     pub json: bool,
     /// Exit when the stream ends instead of reconnecting.
     pub no_retry: bool,
+    /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
+    pub token: Option<String>,
 }
 
 /// Waits between reconnection attempts: the first, doubled after each failure up to the
@@ -242,7 +258,8 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(3 * super::tail::KEEPALIVE.a
 pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError> {
     let uri = endpoint(&args.url, "/v1/tail", &[("q", &args.query)])?;
     runtime()?.block_on(async {
-        let mut response = get(uri.clone()).await?;
+        let token = args.token.as_deref();
+        let mut response = get(uri.clone(), token).await?;
         loop {
             match follow(response, args.json, out).await? {
                 StreamEnd::Closed => eprintln!("sluice tail: router closed the stream"),
@@ -253,14 +270,17 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
             if args.no_retry {
                 return Ok(());
             }
-            response = reconnect(&uri).await?;
+            response = reconnect(&uri, token).await?;
             eprintln!("sluice tail: reconnected to {}", args.url);
         }
     })
 }
 
 /// Connects again, waiting [`FIRST_BACKOFF`] first and doubling the wait after each failure.
-async fn reconnect(uri: &Uri) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+async fn reconnect(
+    uri: &Uri,
+    token: Option<&str>,
+) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
     let mut backoff = FIRST_BACKOFF;
     eprintln!(
         "sluice tail: reconnecting in {} s (--no-retry exits instead)",
@@ -268,7 +288,7 @@ async fn reconnect(uri: &Uri) -> Result<hyper::Response<hyper::body::Incoming>, 
     );
     loop {
         tokio::time::sleep(backoff).await;
-        match get(uri.clone()).await {
+        match get(uri.clone(), token).await {
             Ok(response) => return Ok(response),
             Err(error) if worth_retrying(&error) => {
                 backoff = (backoff * 2).min(MAX_BACKOFF);

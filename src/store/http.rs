@@ -1,6 +1,10 @@
 //! The store's routes on the API listener: `GET /v1/query`, `/v1/histogram`, `/v1/top`,
 //! `/v1/tail` (server-sent events), and the web page (`/` and `/assets/...`, embedded in
 //! the binary). Searches block, so they run on `spawn_blocking`.
+//!
+//! The API's guard has checked the token before a request gets here; what it may see is the
+//! request's [`Scope`], ANDed into the query by [`scoped`] before any search, chart,
+//! top-values list or tail sees it. The page's files are open: they hold no data.
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::search::{HistogramRequest, SearchRequest, TopRequest};
 use super::{parse_duration, Query, Store, StoreError};
-use crate::api::{error, respond, Endpoint, HttpResponse, ResponseFuture};
+use crate::api::{error, respond, Access, Endpoint, HttpResponse, ResponseFuture, Scope};
 use crate::event::now_nanos;
 
 /// Events per page unless `limit` says otherwise.
@@ -42,6 +46,16 @@ impl Endpoint for StoreEndpoint {
         ROUTES.contains(&path) || asset(path).is_some()
     }
 
+    /// The page's files hold no data, so a browser can load them before it has a token;
+    /// the searches it then makes need one.
+    fn access(&self, path: &str) -> Access {
+        if asset(path).is_some() {
+            Access::Open
+        } else {
+            Access::Read
+        }
+    }
+
     fn handle(&self, request: Request<Incoming>) -> ResponseFuture {
         let store = self.store.clone();
         let streams_stop = self.streams_stop.clone();
@@ -54,7 +68,8 @@ impl Endpoint for StoreEndpoint {
             if let Some((content_type, body)) = asset(&path) {
                 return respond(StatusCode::OK, content_type, body);
             }
-            match answer(store, &path, params, streams_stop).await {
+            let scope = crate::api::scope_of(&request);
+            match answer(store, &path, params, &scope, streams_stop).await {
                 Ok(response) => response,
                 Err(StoreError::Index(e)) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,9 +85,10 @@ async fn answer(
     store: Arc<Store>,
     path: &str,
     params: Params,
+    scope: &Scope,
     streams_stop: CancellationToken,
 ) -> Result<HttpResponse, StoreError> {
-    let query = Query::parse(params.get("q").unwrap_or(""))?;
+    let query = scoped(Query::parse(params.get("q").unwrap_or(""))?, scope);
     let now = now_nanos();
     match path {
         "/v1/tail" => {
@@ -164,6 +180,25 @@ async fn answer(
             Ok(json(&top))
         }
         _ => Ok(error(StatusCode::NOT_FOUND, "no such endpoint")),
+    }
+}
+
+/// `query` limited to the scope's apps: the one place a token's scope reaches the store,
+/// before any search, chart, top-values list or tail sees the query.
+fn scoped(query: Query, scope: &Scope) -> Query {
+    match scope {
+        Scope::All => query,
+        Scope::Apps(apps) => {
+            let only = Query::Or(
+                apps.iter()
+                    .map(|app| Query::Term {
+                        field: Some(crate::event::fields::APP.to_string()),
+                        value: app.clone(),
+                    })
+                    .collect(),
+            );
+            Query::And(vec![only, query])
+        }
     }
 }
 

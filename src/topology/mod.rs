@@ -36,6 +36,8 @@ pub enum TopologyError {
         address: String,
         source: std::io::Error,
     },
+    #[error("api: {message}")]
+    ApiAuth { message: String },
     #[error("sink `{id}`: cannot open disk buffer: {message}")]
     Buffer { id: String, message: String },
     #[error("sink `{id}`: {message}")]
@@ -172,10 +174,15 @@ pub async fn start(
                     address: api.address.clone(),
                     source,
                 })?;
-            if let Ok(addr) = listener.local_addr() {
-                bound.insert(API_ID.to_string(), addr);
-            }
-            Some(listener)
+            let addr = listener.local_addr().map_err(|source| TopologyError::Api {
+                address: api.address.clone(),
+                source,
+            })?;
+            bound.insert(API_ID.to_string(), addr);
+            // The tokens file is read once, here: a missing or malformed one stops the start.
+            let guard = crate::api::Guard::open(api, addr)
+                .map_err(|message| TopologyError::ApiAuth { message })?;
+            Some((listener, Arc::new(guard)))
         }
     };
 
@@ -279,14 +286,15 @@ pub async fn start(
             .instrument(span),
         );
     }
-    let api_task = api_listener.map(|listener| {
+    let api_task = api_listener.map(|(listener, guard)| {
         let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
         tokio::spawn(
             crate::api::serve(listener, None, api_stop.clone(), move |request, _peer| {
                 let endpoints = endpoints.clone();
-                async move { crate::api::handle(request, &endpoints).await }
+                let guard = guard.clone();
+                async move { crate::api::handle(request, &endpoints, &guard).await }
             })
             .instrument(span),
         )

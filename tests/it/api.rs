@@ -12,7 +12,7 @@ pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) 
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -29,13 +29,13 @@ pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) 
     (status, body)
 }
 
-/// A plain HTTP/1.1 POST of a text body with a bearer token; returns the status.
+/// A plain HTTP/1.1 POST of a text body (octet-stream) with a bearer token; returns the status.
 fn http_post_text(addr: std::net::SocketAddr, token: &str, body: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "POST /v1/logs HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: text/plain\r\n\
+        "POST /v1/logs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     )

@@ -1,6 +1,7 @@
 //! The web page in a real browser: headless Chromium driven through chromedriver's
 //! WebDriver HTTP API. It loads the page, runs a query, sees the chart and the rows, turns
-//! live tail on and sees a newly ingested event appear, and shows an alert rule firing.
+//! live tail on and sees a newly ingested event appear, and shows an alert rule firing; with
+//! `[api] auth`, it asks for a token, keeps it for the tab and sees only its token's apps.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -279,6 +280,131 @@ state_path = "{}"
             "the firing alert",
             "return [...document.querySelectorAll('#alerts:not([hidden]) li.firing')]\
                .some(li => li.textContent.includes('browser_errors') && li.textContent.includes('app=browser'))",
+        );
+    })
+    .await
+    .expect("browser test");
+    router.stop().await;
+}
+
+/// With `[api] auth`, the page asks for a token on its first 401, keeps it for the tab
+/// (sessionStorage), sends it as a bearer header on every request (the tail too, read over
+/// fetch) and never in a URL; a refused token is asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_asks_for_a_token_once() {
+    if !have_tool("chromium") || !have_tool("chromedriver") {
+        return;
+    }
+    const TOKEN: &str = "browser-scoped-token-0123";
+    let dir = tempdir();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("{TOKEN} read apps=browser\nbrowser-metrics-token-0123 metrics\n"),
+    )
+    .expect("tokens");
+    let router = Router::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+auth = {{ tokens_file = "{}" }}
+
+[sources.bt_in]
+type = "http"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.bt_store]
+type = "store"
+inputs = ["bt_in"]
+path = "{}"
+commit_interval_ms = 20
+"#,
+        tokens.display(),
+        dir.path().join("store").display()
+    ))
+    .await;
+    let (ingest, api): (SocketAddr, SocketAddr) = (router.addr("bt_in"), router.addr("api"));
+    let profile = dir.path().join("chromium-profile");
+    tokio::task::spawn_blocking(move || {
+        let mut body = String::new();
+        for i in 0..8 {
+            let app = if i % 2 == 0 { "browser" } else { "other" };
+            body.push_str(&format!(
+                "{{\"message\":\"guarded event {i}\",\"level\":\"info\",\"app\":\"{app}\"}}\n"
+            ));
+        }
+        assert_eq!(http(ingest, "POST", "/v1/logs", body.as_bytes()).0, 200);
+
+        let driver = start_chromedriver(&profile);
+        driver.call("POST", "/url", json!({"url": format!("http://{api}/")}));
+        let sign_in = |token: &str| {
+            driver.wait_for(
+                "the token form",
+                "return !document.getElementById('login').hidden",
+            );
+            let field = driver.element("#token");
+            driver.call("POST", &format!("/element/{field}/value"), json!({"text": token}));
+            let button = driver.element("#sign-in");
+            driver.call("POST", &format!("/element/{button}/click"), json!({}));
+        };
+        sign_in("not-the-right-token-at-all");
+        driver.wait_for(
+            "the form again, saying the token was refused",
+            "return !document.getElementById('login').hidden \
+             && document.getElementById('login-reason').textContent.includes('unknown token')",
+        );
+        // A token whose role cannot read is asked again too, saying why.
+        sign_in("browser-metrics-token-0123");
+        driver.wait_for(
+            "the form again, saying the role does not read",
+            "return !document.getElementById('login').hidden \
+             && document.getElementById('login-reason').textContent.includes('role (metrics)')",
+        );
+        sign_in(TOKEN);
+        // The scoped token sees its app's four events and no other.
+        driver.wait_for(
+            "the scoped rows",
+            "return document.getElementById('login').hidden \
+             && document.getElementById('count').textContent === '4' \
+             && [...document.querySelectorAll('#rows li')].every(li => li.textContent.includes('browser'))",
+        );
+        let kept = driver.script(&format!(
+            "return sessionStorage.getItem('sluice-token') === '{TOKEN}' \
+             && performance.getEntriesByType('resource').every(e => !e.name.includes('{TOKEN}'))"
+        ));
+        assert_eq!(kept, Value::Bool(true), "token kept in sessionStorage, never in a URL");
+
+        let tail = driver.element("#tail");
+        driver.call("POST", &format!("/element/{tail}/click"), json!({}));
+        let deadline = Instant::now() + TIMEOUT;
+        let mut n = 0;
+        loop {
+            let lines = format!(
+                "{{\"message\":\"hidden live {n}\",\"app\":\"other\"}}\n{{\"message\":\"guarded live {n}\",\"app\":\"browser\"}}\n"
+            );
+            assert_eq!(http(ingest, "POST", "/v1/logs", lines.as_bytes()).0, 200);
+            let seen = driver.script(
+                "return [...document.querySelectorAll('#rows li.live')].some(li => li.textContent.includes('guarded live'))",
+            );
+            if seen == Value::Bool(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the live event never appeared");
+            n += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let leaked = driver.script(
+            "return [...document.querySelectorAll('#rows li')].some(li => li.textContent.includes('hidden live'))",
+        );
+        assert_eq!(leaked, Value::Bool(false), "the tail showed another app");
+
+        // A reload in the same tab asks nothing: the token is kept for the session.
+        driver.call("POST", "/url", json!({"url": format!("http://{api}/")}));
+        driver.wait_for(
+            "rows without asking again",
+            "return document.getElementById('login').hidden \
+             && Number(document.getElementById('count').textContent) >= 4",
         );
     })
     .await

@@ -92,6 +92,21 @@ fn broken_configs_name_file_component_and_field() {
             &["broken.toml", "source `in`", "field `max_connections`"],
         ),
         (
+            "a content type the http source cannot read",
+            format!("[sources.in]\ntype = \"http\"\naddress = \"127.0.0.1:1\"\ncontent_types = [\"application/x-ndjson\", \"multipart/form-data\"]\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `content_types[1]`", "multipart/form-data"],
+        ),
+        (
+            "an origin that is not one",
+            format!("[sources.in]\ntype = \"http\"\naddress = \"127.0.0.1:1\"\nallowed_origins = [\"app.example.com\"]\n{GOOD_TAIL}"),
+            &["broken.toml", "source `in`", "field `allowed_origins[0]`"],
+        ),
+        (
+            "an api beyond loopback without auth",
+            format!("[api]\naddress = \"0.0.0.0:8686\"\n[sources.in]\ntype = \"stdin\"\n{GOOD_TAIL}"),
+            &["broken.toml", "field `api.auth`", "insecure_no_auth = true"],
+        ),
+        (
             "bad nested type",
             format!("[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = {{ method = \"newline\", max_frame_bytes = \"big\" }}\n{GOOD_TAIL}"),
             &["broken.toml", "source `in`", "max_frame_bytes"],
@@ -199,6 +214,7 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
         "SLUICE_UDP" => Some("127.0.0.2:1002".to_string()),
         "SLUICE_HTTP" => Some("127.0.0.2:1003".to_string()),
         "SLUICE_API" => Some("127.0.0.2:1004".to_string()),
+        "SLUICE_API_TOKENS_FILE" => Some("/run/secrets/sluice/tokens".to_string()),
         _ => None,
     };
     let mut checked = 0;
@@ -216,6 +232,12 @@ fn shipped_pipelines_share_one_set_of_address_variables() {
             .as_ref()
             .unwrap_or_else(|| panic!("{name}: no [api]"));
         assert_eq!(api.address, "127.0.0.2:1004", "{name}: [api]");
+        let tokens = api.auth.as_ref().map(|a| a.tokens_file.as_str());
+        assert_eq!(
+            tokens,
+            Some("/run/secrets/sluice/tokens"),
+            "{name}: [api] auth"
+        );
         for source in &pipeline.sources {
             let (address, variable) = match &source.source {
                 sluice::pipeline::Source::Tcp(c) => (&c.address, "127.0.0.2:1001"),

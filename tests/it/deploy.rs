@@ -1,6 +1,8 @@
 //! deploy/: the Kubernetes manifests and the compose file parse, refer to each other
-//! consistently (tests/deploy_check.py), and every pipeline they run passes
-//! `sluice validate`; the Kubernetes ConfigMap holds exactly the files in pipelines/.
+//! consistently, give every router listening beyond its pod its API tokens from a Secret
+//! (tests/deploy_check.py), and every pipeline they run passes `sluice validate`, as
+//! written and with the manifests' API address and tokens file; the Kubernetes ConfigMap
+//! holds exactly the files in pipelines/.
 
 use crate::util::{have_tool, repo_root, sluice_bin, tempdir};
 
@@ -53,15 +55,36 @@ fn every_pipeline_in_deploy_validates() {
     for file in compose_files {
         files.push(root.join(file.as_str().unwrap()));
     }
-    let validate = std::process::Command::new(sluice_bin())
-        .arg("validate")
-        .args(&files)
-        .output()
-        .unwrap();
+    let validate = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(sluice_bin());
+        command
+            .arg("validate")
+            .args(&files)
+            .env_remove("SLUICE_API")
+            .env_remove("SLUICE_API_TOKENS_FILE");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, text) = validate(&[]);
+    assert!(ok, "sluice validate failed:\n{text}");
+    // As the manifests run them: the API on every address, with the Secret's tokens file
+    // (deploy_check.py checks that each one sets it); without it, refused.
+    let (ok, text) = validate(&[
+        ("SLUICE_API", "0.0.0.0:8686"),
+        ("SLUICE_API_TOKENS_FILE", "/run/secrets/sluice/tokens"),
+    ]);
     assert!(
-        validate.status.success(),
-        "sluice validate failed:\n{}{}",
-        String::from_utf8_lossy(&validate.stdout),
-        String::from_utf8_lossy(&validate.stderr)
+        ok,
+        "sluice validate with the manifests' environment failed:\n{text}"
+    );
+    let (ok, text) = validate(&[("SLUICE_API", "0.0.0.0:8686")]);
+    assert!(
+        !ok && text.contains("api.auth"),
+        "an API on 0.0.0.0 without tokens must be refused:\n{text}"
     );
 }

@@ -3,6 +3,8 @@
 mod alertmanager;
 mod alerts;
 mod api;
+#[cfg(feature = "store")]
+mod api_auth;
 mod bad_input;
 #[cfg(feature = "store")]
 mod browser;

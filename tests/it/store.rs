@@ -27,7 +27,7 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
     stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: test\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("writes");

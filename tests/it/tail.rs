@@ -55,7 +55,7 @@ fn open_tail(api: SocketAddr, query: &str, recv_buffer: Option<u32>) -> std::net
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let request = format!("GET /v1/tail?q={query} HTTP/1.0\r\nHost: test\r\n\r\n");
+    let request = format!("GET /v1/tail?q={query} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("request");
     stream
 }

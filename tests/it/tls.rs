@@ -147,7 +147,8 @@ encoding = "text"
             let mut cmd = std::process::Command::new("curl");
             cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"])
                 .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-                .args(["--cacert", &ca_file, "--data-binary", "over https\n"]);
+                .args(["--cacert", &ca_file, "--data-binary", "over https\n"])
+                .args(["-H", "Content-Type: application/octet-stream"]);
             if with_cert {
                 cmd.args(["--cert", &client_crt, "--key", &client_key]);
             }
