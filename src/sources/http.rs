@@ -103,6 +103,7 @@ pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
     "application/jsonlines",
     "application/octet-stream",
     "application/logplex-1",
+    "application/x-protobuf",
 ];
 
 /// Every content type the source can read (what `content_types` may list).
@@ -113,6 +114,7 @@ const READABLE_CONTENT_TYPES: &[&str] = &[
     "application/jsonlines",
     "application/octet-stream",
     "application/logplex-1",
+    "application/x-protobuf",
     "text/plain",
     "application/x-www-form-urlencoded",
 ];
@@ -204,9 +206,17 @@ impl HttpConfig {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BodyKind {
+    /// An OpenTelemetry logs export request (OTLP/HTTP), protobuf or JSON.
+    Otlp(OtlpEncoding),
     Ndjson,
     Text,
     Logplex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OtlpEncoding {
+    Protobuf,
+    Json,
 }
 
 struct State {
@@ -389,8 +399,14 @@ impl State {
             },
         };
 
+        // OTLP/HTTP posts to the same path; its JSON form is told from NDJSON by its one key.
+        let kind = match kind {
+            BodyKind::Ndjson if is_otlp_json(&body) => BodyKind::Otlp(OtlpEncoding::Json),
+            kind => kind,
+        };
         let limits = self.config.framing.limits();
         let (framing, decoding) = match kind {
+            BodyKind::Otlp(_) => (FramingConfig::Newline(limits), DecodingConfig::Json),
             BodyKind::Ndjson => (FramingConfig::Newline(limits), DecodingConfig::Json),
             BodyKind::Text => (self.config.framing.clone(), self.config.decoding),
             BodyKind::Logplex => (
@@ -406,9 +422,25 @@ impl State {
         ingest.count_bytes(body.len());
         let (token, ack) = AckToken::timed(&self.ack_latency);
         let mut decoded = Decoded::default();
-        // Zero-copy when the body is not shared (the common case), a copy otherwise.
-        let mut buf = BytesMut::from(body);
-        ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
+        if let BodyKind::Otlp(encoding) = kind {
+            let parsed = match encoding {
+                OtlpEncoding::Protobuf => super::otlp::decode_protobuf(&body),
+                OtlpEncoding::Json => super::otlp::decode_json(&body),
+            };
+            match parsed {
+                Ok(events) => ingest.push_with_ack(events, Some(peer), Some(&token), &mut decoded),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("malformed body, nothing accepted: {e}"),
+                    )
+                }
+            }
+        } else {
+            // Zero-copy when the body is not shared (the common case), a copy otherwise.
+            let mut buf = BytesMut::from(body);
+            ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
+        }
         drop(token);
         if kind != BodyKind::Text {
             if let Some(first) = decoded.dead.first() {
@@ -483,7 +515,14 @@ impl State {
         if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
             self.lock_frame_ids().insert(id);
         }
-        accepted(events, false)
+        match kind {
+            // An empty ExportLogsServiceResponse: no partial success to report.
+            BodyKind::Otlp(OtlpEncoding::Protobuf) => {
+                respond(StatusCode::OK, "application/x-protobuf", "")
+            }
+            BodyKind::Otlp(OtlpEncoding::Json) => respond(StatusCode::OK, "application/json", "{}"),
+            _ => accepted(events, false),
+        }
     }
 
     fn accepts(&self, essence: &str) -> bool {
@@ -532,6 +571,15 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     crate::api::with_cors(response, origin)
 }
 
+/// Whether a JSON body is an OTLP export request: an object whose first key is
+/// `resourceLogs` (an NDJSON event would not be named so).
+fn is_otlp_json(body: &[u8]) -> bool {
+    let rest = body.trim_ascii_start();
+    rest.strip_prefix(b"{")
+        .map(<[u8]>::trim_ascii_start)
+        .is_some_and(|r| r.starts_with(b"\"resourceLogs\""))
+}
+
 fn body_kind(essence: &str) -> Result<BodyKind, String> {
     match essence {
         "application/x-ndjson" | "application/ndjson" | "application/json" | "application/jsonlines" => {
@@ -543,8 +591,9 @@ fn body_kind(essence: &str) -> Result<BodyKind, String> {
             Ok(BodyKind::Text)
         }
         "application/logplex-1" => Ok(BodyKind::Logplex),
+        "application/x-protobuf" => Ok(BodyKind::Otlp(OtlpEncoding::Protobuf)),
         other => Err(format!(
-            "unsupported content-type `{other}` (use application/x-ndjson, text/plain or application/logplex-1)"
+            "unsupported content-type `{other}` (use application/x-ndjson, text/plain, application/logplex-1 or OTLP's application/x-protobuf)"
         )),
     }
 }

@@ -277,6 +277,33 @@ impl FrameIngest {
         }
     }
 
+    /// Stamps events a source decoded itself (OTLP requests) as [`FrameIngest::decode_with_ack`]
+    /// stamps frames, and counts them.
+    pub(crate) fn push_with_ack(
+        &mut self,
+        events: Vec<Event>,
+        peer: Option<SocketAddr>,
+        ack: Option<&AckToken>,
+        out: &mut Decoded,
+    ) {
+        let received_at = now_nanos();
+        self.received_events.inc(events.len() as u64);
+        if events.is_empty() {
+            if let Some(token) = ack {
+                token.update(AckStatus::Delivered);
+            }
+        }
+        out.events.extend(events.into_iter().map(|mut event| {
+            event.meta = EventMeta {
+                source: Some(self.source.clone()),
+                received_at,
+                peer,
+                ack: ack.cloned(),
+            };
+            event
+        }));
+    }
+
     pub(crate) fn count_bytes(&self, n: usize) {
         self.received_bytes.inc(n as u64);
     }

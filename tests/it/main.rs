@@ -23,6 +23,7 @@ mod http_sink;
 mod kafka;
 mod layers;
 mod notifiers;
+mod otlp;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
