@@ -250,6 +250,7 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
     let writer = spawn_writer(log.clone(), Writing::Keep, stop_writing.clone());
     let kills = 5;
     let mut rng = fastrand::Rng::with_seed(16);
+    let mut resumed_at = Vec::new();
     for kill in 0..kills {
         let before = read_lines(&out).len();
         let mut router = spawn_router(sluice_up(&config));
@@ -268,6 +269,20 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
         std::thread::sleep(Duration::from_millis(rng.u64(0..200)));
         router.child.kill().unwrap(); // SIGKILL
         router.child.wait().unwrap();
+        // The checkpoint covers only lines the sink wrote: every line before it is out.
+        let text = std::fs::read_to_string(dir.path().join("data/files/checkpoints.json")).unwrap();
+        let checkpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let offset = checkpoints["files"][0]["offset"].as_u64().unwrap();
+        let line_len = line(0).len() as u64 + 1;
+        assert_eq!(offset % line_len, 0, "a checkpoint mid-line: {text}");
+        let out_seqs: std::collections::HashSet<u64> =
+            read_lines(&out).iter().map(|l| seq_of(l)).collect();
+        let acknowledged = offset / line_len;
+        resumed_at.push(acknowledged);
+        assert!(
+            (0..acknowledged).all(|seq| out_seqs.contains(&seq)),
+            "the checkpoint ({acknowledged} lines) is past lines not written"
+        );
     }
     stop_writing.store(true, Ordering::Relaxed);
     let written = writer.join().unwrap();
@@ -286,6 +301,11 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
     for w in seqs.windows(2) {
         assert!(w[1] <= w[0] + 1, "lines {} to {} lost", w[0] + 1, w[1] - 1);
         if w[1] <= w[0] {
+            assert!(
+                resumed_at.contains(&w[1]),
+                "re-read from line {} but the checkpoints were at {resumed_at:?}",
+                w[1]
+            );
             back_steps += 1;
             duplicates += w[0] + 1 - w[1];
         }
