@@ -249,7 +249,10 @@ mod tests {
             }),
             decoding: DecodingConfig::default(),
             host: Value::from("h"),
-            ack_latency: crate::telemetry::histogram("t_latency", &[]),
+            ack_latency: crate::telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", "reader_test")],
+            ),
         };
         let file = File::open(&path).unwrap();
         let fingerprint = Fingerprint::of(&file).unwrap();
