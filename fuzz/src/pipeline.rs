@@ -83,6 +83,7 @@ fn check_valid(p: &Pipeline) {
     for source in &p.sources {
         let framing = match &source.source {
             Source::Stdin(c) => &c.framing,
+            Source::File(c) => &c.framing,
             Source::Tcp(c) => &c.framing,
             Source::Udp(c) => &c.framing,
             Source::Http(c) => &c.framing,

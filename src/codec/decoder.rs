@@ -121,6 +121,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// See [`Framer::is_discarding`].
+    pub fn is_discarding(&self) -> bool {
+        self.framer.is_discarding()
+    }
+
     pub fn new(framer: Framer, deserializer: Deserializer) -> Self {
         Self {
             framer,

@@ -304,6 +304,11 @@ impl FrameIngest {
         }));
     }
 
+    /// True while an oversized frame is being dropped: the bytes consumed end inside it.
+    pub(crate) fn is_discarding(&self) -> bool {
+        self.decoder.is_discarding()
+    }
+
     pub(crate) fn count_bytes(&self, n: usize) {
         self.received_bytes.inc(n as u64);
     }

@@ -101,6 +101,7 @@ async fn run_acknowledged(
     let mut stored = start;
     let mut last_store = Instant::now();
     let mut read_to = start;
+    let mut resume_at = start;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         buf.reserve(READ_CHUNK_BYTES);
@@ -118,7 +119,12 @@ async fn run_acknowledged(
         ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
         // The events hold clones; with no events the receiver resolves (delivered) at once.
         drop(token);
-        pending.push(read_to - buf.len() as u64, rx);
+        // Inside an oversized frame being dropped, the checkpoint waits before it: a
+        // restart in its middle would read its tail as a frame.
+        if !ingest.is_discarding() {
+            resume_at = read_to - buf.len() as u64;
+        }
+        pending.push(resume_at, rx);
         if decoded.send(&mut ctx).await.is_err() {
             break;
         }

@@ -250,6 +250,7 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
     let writer = spawn_writer(log.clone(), Writing::Keep, stop_writing.clone());
     let kills = 5;
     let mut rng = fastrand::Rng::with_seed(16);
+    let mut resumed_at = Vec::new();
     for kill in 0..kills {
         let before = read_lines(&out).len();
         let mut router = spawn_router(sluice_up(&config));
@@ -268,6 +269,20 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
         std::thread::sleep(Duration::from_millis(rng.u64(0..200)));
         router.child.kill().unwrap(); // SIGKILL
         router.child.wait().unwrap();
+        // The checkpoint covers only lines the sink wrote: every line before it is out.
+        let text = std::fs::read_to_string(dir.path().join("data/files/checkpoints.json")).unwrap();
+        let checkpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let offset = checkpoints["files"][0]["offset"].as_u64().unwrap();
+        let line_len = line(0).len() as u64 + 1;
+        assert_eq!(offset % line_len, 0, "a checkpoint mid-line: {text}");
+        let out_seqs: std::collections::HashSet<u64> =
+            read_lines(&out).iter().map(|l| seq_of(l)).collect();
+        let acknowledged = offset / line_len;
+        resumed_at.push(acknowledged);
+        assert!(
+            (0..acknowledged).all(|seq| out_seqs.contains(&seq)),
+            "the checkpoint ({acknowledged} lines) is past lines not written"
+        );
     }
     stop_writing.store(true, Ordering::Relaxed);
     let written = writer.join().unwrap();
@@ -286,6 +301,11 @@ fn kill_9_and_restart_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
     for w in seqs.windows(2) {
         assert!(w[1] <= w[0] + 1, "lines {} to {} lost", w[0] + 1, w[1] - 1);
         if w[1] <= w[0] {
+            assert!(
+                resumed_at.contains(&w[1]),
+                "re-read from line {} but the checkpoints were at {resumed_at:?}",
+                w[1]
+            );
             back_steps += 1;
             duplicates += w[0] + 1 - w[1];
         }
@@ -347,6 +367,14 @@ fn events_carry_path_and_host_and_excluded_files_are_not_read() {
     std::fs::write(dir.path().join("debug.log"), "excluded\n").unwrap();
     // A symlink to the kept file: followed, and read once.
     std::os::unix::fs::symlink(dir.path().join("app.log"), dir.path().join("link.log")).unwrap();
+    // A symlink to a file the globs do not match: read through the link.
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::fs::write(dir.path().join("real/target.txt"), "via link\n").unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("real/target.txt"),
+        dir.path().join("other.log"),
+    )
+    .unwrap();
     let config = dir.path().join("pipeline.toml");
     std::fs::write(
         &config,
@@ -370,14 +398,17 @@ path = "{out}"
     )
     .unwrap();
     let router = spawn_router(sluice_up(&config));
-    wait_for("the kept line", || !read_lines(&out).is_empty());
+    wait_for("both lines", || read_lines(&out).len() >= 2);
     stop(router);
-    let events: Vec<serde_json::Value> = read_lines(&out)
+    let mut events: Vec<serde_json::Value> = read_lines(&out)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 1, "{events:?}");
+    events.sort_by_key(|e| e["message"].as_str().unwrap_or_default().to_string());
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["message"], "kept");
+    assert_eq!(events[1]["message"], "via link");
+    assert!(events[1]["path"].as_str().unwrap().ends_with("/other.log"));
     let path = events[0]["path"].as_str().unwrap();
     assert!(
         path.ends_with("/app.log") || path.ends_with("/link.log"),
@@ -462,4 +493,73 @@ fn a_damaged_checkpoint_file_is_reported_and_ignored() {
     // A good checkpoint was written in its place: a restart reads nothing again.
     let text = std::fs::read_to_string(&checkpoints).unwrap();
     assert!(text.contains("\"offset\": 8"), "{text}");
+}
+
+#[test]
+fn a_deleted_file_is_read_to_its_end_then_closed() {
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    let out = dir.path().join("out.txt");
+    let mut writer = std::fs::File::create(&log).unwrap();
+    writer.write_all(b"before delete\n").unwrap();
+    let config = write_config(dir.path(), &log.display().to_string(), "", &out);
+    let mut router = spawn_router(sluice_up(&config));
+    wait_for("the first line", || read_lines(&out).len() == 1);
+    std::fs::remove_file(&log).unwrap();
+    // The writer still holds the file: what it writes after the deletion is read too.
+    writer
+        .write_all(b"after delete\nno newline at the end")
+        .unwrap();
+    assert!(
+        router.wait_for_log(&["closed", "app.log"]),
+        "closed after rotate_wait_ms"
+    );
+    stop(router);
+    assert_eq!(
+        read_lines(&out),
+        ["before delete", "after delete", "no newline at the end"]
+    );
+}
+
+#[test]
+fn files_older_than_ignore_older_secs_wait_until_written() {
+    let dir = tempdir();
+    let out = dir.path().join("out.txt");
+    let old = dir.path().join("old.log");
+    std::fs::write(&old, "old 1\n").unwrap();
+    let touched = Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    std::fs::write(dir.path().join("new.log"), "new 1\n").unwrap();
+    let config = write_config(
+        dir.path(),
+        &dir.path().join("*.log").display().to_string(),
+        "ignore_older_secs = 3600",
+        &out,
+    );
+    let router = spawn_router(sluice_up(&config));
+    wait_for("the new file's line", || read_lines(&out) == ["new 1"]);
+    // A line written after the start arrives; the old file, were it open, would have been
+    // read in the same rounds.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("new.log"))
+        .unwrap()
+        .write_all(b"new 2\n")
+        .unwrap();
+    wait_for("the new file's second line", || read_lines(&out).len() >= 2);
+    assert_eq!(read_lines(&out), ["new 1", "new 2"]);
+    // Written again, the old file is read from its beginning.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .write_all(b"old 2\n")
+        .unwrap();
+    wait_for("the old file's lines", || read_lines(&out).len() == 4);
+    stop(router);
+    assert_eq!(read_lines(&out), ["new 1", "new 2", "old 1", "old 2"]);
 }

@@ -21,6 +21,11 @@ impl LengthDelimitedFramer {
         Self { limits, skip: None }
     }
 
+    /// True while the rest of an oversized frame is being dropped.
+    pub(super) fn is_discarding(&self) -> bool {
+        self.skip.is_some()
+    }
+
     /// See [`super::DelimitedFramer::next_frame`]; the same contract.
     pub fn next_frame(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Frame> {
         loop {

@@ -45,6 +45,18 @@ pub enum Framer {
 }
 
 impl Framer {
+    /// True while the rest of an oversized frame is being dropped as it arrives: the input
+    /// consumed so far ends inside that frame, so a source that records read positions
+    /// (checkpoints) must not record one there, or a restart would read the frame's tail as
+    /// a frame of its own.
+    pub fn is_discarding(&self) -> bool {
+        match self {
+            Self::Delimited(framer) => framer.is_discarding(),
+            Self::OctetCounting(framer) => framer.is_discarding(),
+            Self::LengthDelimited(framer) => framer.is_discarding(),
+        }
+    }
+
     /// Takes the next frame off the front of `buf`, or returns `None` when more input is
     /// needed. Pass `eof = true` once the input has ended: the framer then also returns the
     /// last frame and any frame cut short, and `None` only when `buf` is empty, after which
@@ -159,6 +171,33 @@ mod tests {
                 config.method(),
                 input.escape_ascii()
             );
+        }
+    }
+
+    #[test]
+    fn reports_discarding_while_an_oversized_frame_streams_past() {
+        for config in [newline(4, Skip), octet(4, Skip), length(4, Skip)] {
+            let mut framer = config.build();
+            let mut buf = BytesMut::new();
+            let long: &[u8] = match config {
+                FramingConfig::LengthDelimited(_) => b"\0\0\0\x0aabcdef",
+                _ => b"abcdef",
+            };
+            buf.extend_from_slice(long);
+            while framer.next_frame(&mut buf, false).is_some() {}
+            assert!(framer.is_discarding(), "{config:?}");
+            let rest: &[u8] = match config {
+                FramingConfig::LengthDelimited(_) => b"ghij",
+                _ => b"ghij\n",
+            };
+            buf.extend_from_slice(rest);
+            let frames: Vec<_> =
+                std::iter::from_fn(|| framer.next_frame(&mut buf, false)).collect();
+            assert!(
+                matches!(frames.as_slice(), [Frame::Bad(_)]),
+                "{config:?}: {frames:?}"
+            );
+            assert!(!framer.is_discarding(), "{config:?}");
         }
     }
 

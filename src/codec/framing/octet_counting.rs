@@ -48,6 +48,11 @@ impl OctetCountingFramer {
         }
     }
 
+    /// True while the rest of an oversized frame is being dropped.
+    pub(super) fn is_discarding(&self) -> bool {
+        self.skip.is_some() || self.lines.is_discarding()
+    }
+
     /// See [`DelimitedFramer::next_frame`]; the same contract.
     pub fn next_frame(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Frame> {
         loop {

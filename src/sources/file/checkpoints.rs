@@ -81,18 +81,14 @@ impl Checkpoints {
         }
     }
 
-    /// The acknowledged offset of the file known as `fingerprint`, or, for a file that
-    /// was short when last checkpointed and has grown since, by its device and inode
-    /// (`short`). An offset past the file's end means it is not the same file.
-    pub(super) fn offset(
-        &self,
-        fingerprint: &Fingerprint,
-        short: &Fingerprint,
-        len: u64,
-    ) -> Option<u64> {
-        [fingerprint, short]
-            .into_iter()
-            .find_map(|key| self.entries.get(key))
+    /// The acknowledged offset of the file known as `fingerprint`; an offset past the
+    /// file's end means it is not the same file. A file checkpointed while short (by device
+    /// and inode) that grew past the checksum's bytes while the router was stopped is not
+    /// found: it is read again from its start (at most 256 bytes twice), since a device
+    /// and inode reused by another file would otherwise skip that file's first lines.
+    pub(super) fn offset(&self, fingerprint: &Fingerprint, len: u64) -> Option<u64> {
+        self.entries
+            .get(fingerprint)
             .map(|e| e.offset)
             .filter(|offset| *offset <= len)
     }
@@ -186,30 +182,25 @@ mod tests {
         let long = Fingerprint::Checksum { crc: 7 };
         let short = Fingerprint::DevInode { dev: 1, inode: 2 };
         let mut store = Checkpoints::load(Some(dir.path()), "src");
-        assert_eq!(store.offset(&long, &short, 100), None);
+        assert_eq!(store.offset(&short, 100), None);
         store.set(short, Path::new("/a.log"), 40);
         store.save(true, "src");
         let mut store = Checkpoints::load(Some(dir.path()), "src");
-        // Grown past the checksum's bytes since: found by device and inode.
-        assert_eq!(store.offset(&long, &short, 100), Some(40));
-        assert_eq!(
-            store.offset(&long, &short, 39),
-            None,
-            "shorter: another file"
-        );
+        assert_eq!(store.offset(&short, 100), Some(40));
+        assert_eq!(store.offset(&short, 39), None, "shorter: another file");
+        assert_eq!(store.offset(&long, 100), None, "grown since: read again");
+        // Grown while running: the entry follows the file to its checksum identity.
         store.rekey(&short, long);
         store.set(long, Path::new("/a.log"), 90);
         store.save(true, "src");
         let store = Checkpoints::load(Some(dir.path()), "src");
-        assert_eq!(
-            store.offset(&long, &Fingerprint::DevInode { dev: 9, inode: 9 }, 100),
-            Some(90)
-        );
+        assert_eq!(store.offset(&long, 100), Some(90));
+        assert_eq!(store.offset(&short, 100), None);
 
         let file = dir.path().join("src/checkpoints.json");
         std::fs::write(&file, b"{\"version\":1,\"files\":[{").unwrap();
         let store = Checkpoints::load(Some(dir.path()), "src");
-        assert_eq!(store.offset(&long, &short, 100), None);
+        assert_eq!(store.offset(&long, 100), None);
         assert!(dir.path().join("src/checkpoints.json.damaged").exists());
         assert!(!file.exists());
     }

@@ -361,10 +361,6 @@ impl Server {
             // its truncate): opened once the original has moved on, from where it was left.
             return Ok(None);
         }
-        let short = Fingerprint::DevInode {
-            dev: key.0,
-            inode: key.1,
-        };
         let len = meta.len();
         let copied = self
             .retired
@@ -373,13 +369,12 @@ impl Server {
             // Lines the original got after logrotate copied it were read from the original.
             .map(|(offset, original)| (offset.min(len), original));
         let copy_start = copied.as_ref().map(|(offset, _)| *offset);
-        let (start, why) =
-            match copy_start.or_else(|| self.checkpoints.offset(&fingerprint, &short, len)) {
-                Some(offset) if copied.is_some() => (offset, "copy of a file read before"),
-                Some(offset) => (offset, "checkpoint"),
-                None if self.first_scan && self.config.read_from == ReadFrom::End => (len, "end"),
-                None => (0, "beginning"),
-            };
+        let (start, why) = match copy_start.or_else(|| self.checkpoints.offset(&fingerprint, len)) {
+            Some(offset) if copied.is_some() => (offset, "copy of a file read before"),
+            Some(offset) => (offset, "checkpoint"),
+            None if self.first_scan && self.config.read_from == ReadFrom::End => (len, "end"),
+            None => (0, "beginning"),
+        };
         tracing::info!(component_id = %self.ctx.id, path = %path.display(), offset = start, from = why, "watching file");
         let seq = self.next_seq;
         self.next_seq += 1;

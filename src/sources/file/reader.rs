@@ -47,6 +47,8 @@ pub(super) struct FileReader {
     pub(super) fingerprint: Fingerprint,
     /// Bytes of the file read so far (the unfinished line included).
     read_to: u64,
+    /// The offset recorded with the last batch: where a restart may resume.
+    resume_at: u64,
     buf: BytesMut,
     ingest: FrameIngest,
     pub(super) pending: PendingAcks,
@@ -92,6 +94,7 @@ impl FileReader {
             file,
             fingerprint,
             read_to: start,
+            resume_at: start,
             buf: BytesMut::new(),
             ingest: codec.ingest(),
             pending: PendingAcks::new(start),
@@ -151,7 +154,12 @@ impl FileReader {
                 event.fields.insert(fields::HOST, codec.host.clone());
             }
         }
-        self.pending.push(self.complete_to(), rx);
+        // Inside an oversized line being dropped, a restart must start before it, not in
+        // its middle (where its tail would read as a line): the recorded offset waits.
+        if !self.ingest.is_discarding() {
+            self.resume_at = self.complete_to();
+        }
+        self.pending.push(self.resume_at, rx);
         Ok(decoded)
     }
 
@@ -180,6 +188,7 @@ impl FileReader {
             pending: std::mem::replace(&mut self.pending, PendingAcks::new(0)),
         };
         self.read_to = 0;
+        self.resume_at = 0;
         self.awaiting_scan = true;
         self.buf.clear();
         self.ingest = codec.ingest();
@@ -216,5 +225,64 @@ impl FileReader {
     /// The offset just past the last line decoded (the unfinished one not included).
     fn complete_to(&self) -> u64 {
         self.read_to - self.buf.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::AckStatus;
+    use crate::codec::{FrameLimits, OversizePolicy};
+
+    #[tokio::test]
+    async fn never_records_a_resume_offset_inside_an_oversized_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut content = b"ok\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 100));
+        std::fs::write(&path, &content).unwrap();
+        let codec = Codec {
+            id: "t".into(),
+            framing: FramingConfig::Newline(FrameLimits {
+                max_frame_bytes: 10,
+                oversize: OversizePolicy::Skip,
+            }),
+            decoding: DecodingConfig::default(),
+            host: Value::from("h"),
+            ack_latency: crate::telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", "reader_test")],
+            ),
+        };
+        let file = File::open(&path).unwrap();
+        let fingerprint = Fingerprint::of(&file).unwrap();
+        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
+        let decoded = reader.read(&codec, false).unwrap();
+        assert_eq!(decoded.events.len(), 1);
+        for event in &decoded.events {
+            event.ack(AckStatus::Delivered);
+        }
+        drop(decoded);
+        reader.pending.settle(true, "t").await;
+        assert_eq!(
+            reader.pending.acked(),
+            0,
+            "the read ends inside an oversized line: a restart starts before it"
+        );
+
+        let mut more = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut more, b"xx\nnext\n").unwrap();
+        let decoded = reader.read(&codec, false).unwrap();
+        assert_eq!(decoded.events.len(), 1, "the line after the oversized one");
+        assert_eq!(decoded.dead.len(), 1, "the oversized line");
+        for event in decoded.events.iter().chain(&decoded.dead) {
+            event.ack(AckStatus::Delivered);
+        }
+        drop(decoded);
+        reader.pending.settle(true, "t").await;
+        assert_eq!(reader.pending.acked(), content.len() as u64 + 8);
     }
 }
