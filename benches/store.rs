@@ -209,6 +209,7 @@ fn main() {
             to: start + SPAN_NANOS,
             interval: minute,
             split: split.map(str::to_string),
+            split_limit: 10,
         };
         let (_, h) = time(
             &format!("per-minute histogram (1440 buckets), q={q:?} split={split:?}"),

@@ -130,7 +130,10 @@ async fn answer(
                     // No range: the whole store (what the page shows first).
                     let s = store.clone();
                     match blocking(move || Ok(s.time_range())).await? {
-                        Some((lo, hi)) => (lo, t.unwrap_or(hi + 1)),
+                        Some((lo, hi)) => (
+                            lo.clamp(0, MAX_TIME_NANOS),
+                            t.unwrap_or(hi.clamp(0, MAX_TIME_NANOS - 1) + 1),
+                        ),
                         None => (now - 3_600_000_000_000, now),
                     }
                 }
@@ -140,14 +143,14 @@ async fn answer(
             }
             let interval = match params.get("interval") {
                 Some(text) => parse_duration(text)
-                    .map(|d| d.as_nanos() as i64)
-                    .filter(|n| *n > 0)
+                    .and_then(|d| i64::try_from(d.as_nanos()).ok())
+                    .filter(|n| *n > 0 && *n <= MAX_TIME_NANOS)
                     .ok_or_else(|| {
                         StoreError::BadRequest(format!(
-                            "interval `{text}` is not a duration (e.g. 1m, 5m, 1h)"
+                            "interval `{text}` is not a duration between 1ms and 100 years (e.g. 1m, 5m, 1h)"
                         ))
                     })?,
-                None => auto_interval(to - from),
+                None => auto_interval(to.saturating_sub(from)),
             };
             // Buckets start on interval boundaries, so charts line up across refreshes.
             let from = from.div_euclid(interval) * interval;
@@ -160,6 +163,7 @@ async fn answer(
                     .get("split")
                     .filter(|s| !s.is_empty())
                     .map(str::to_string),
+                split_limit: params.number("split_limit", 10)?,
             };
             let histogram = blocking(move || store.histogram(&request)).await?;
             Ok(json(&histogram))
@@ -230,6 +234,10 @@ pub fn auto_interval(span: i64) -> i64 {
         .unwrap_or(604_800_000_000_000)
 }
 
+/// 2100-01-01T00:00:00Z: times asked for lie between the epoch and this, so no arithmetic
+/// on them (spans, bucket counts) can overflow.
+const MAX_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
+
 // === query-string parameters ===
 
 struct Params(Vec<(String, String)>);
@@ -278,6 +286,13 @@ impl Params {
         };
         let from = time("from")?;
         let to = time("to")?;
+        for (key, value) in [("from", from), ("to", to)] {
+            if value.is_some_and(|t| !(0..=MAX_TIME_NANOS).contains(&t)) {
+                return Err(StoreError::BadRequest(format!(
+                    "`{key}` must be between 1970 and 2100"
+                )));
+            }
+        }
         match self.get("since").filter(|s| !s.is_empty()) {
             Some(_) if from.is_some() => Err(StoreError::BadRequest(
                 "give `since` or `from`, not both".into(),
@@ -289,7 +304,7 @@ impl Params {
                     ))
                 })?;
                 let back = i64::try_from(since.as_nanos()).unwrap_or(i64::MAX);
-                Ok((Some(now.saturating_sub(back)), to))
+                Ok((Some(now.saturating_sub(back).max(0)), to))
             }
             None => Ok((from, to)),
         }

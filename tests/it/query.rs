@@ -253,6 +253,7 @@ fn paging_histogram_and_top_on_loghub() {
                 to,
                 interval: hour,
                 split: Some("level".into()),
+                split_limit: 10,
             })
             .expect("histogram");
         let query = Query::parse("app:OpenSSH OR app:Linux").expect("q");
@@ -289,6 +290,7 @@ fn paging_histogram_and_top_on_loghub() {
             to: day_to,
             interval: minute,
             split: None,
+            split_limit: 10,
         })
         .expect("histogram");
     let in_day = linux_times

@@ -223,6 +223,10 @@ async fn http_api_queries_and_refuses_bad_parameters() {
                 get("/v1/query?cursor=garbage"),
                 get("/v1/top"),
                 get("/v1/histogram?since=1h&interval=1ms"),
+                // Times and intervals whose arithmetic would overflow: a 400 saying why.
+                get("/v1/histogram?from=1960-01-01T00:00:00Z&to=2099-12-31T00:00:00Z"),
+                get("/v1/histogram?since=1h&interval=9999999999w"),
+                get("/v1/query?to=2150-01-01T00:00:00Z"),
             ],
             get("/"),
             get("/assets/vendor/uplot/uPlot.iife.min.js"),
@@ -253,7 +257,17 @@ async fn http_api_queries_and_refuses_bad_parameters() {
     assert_eq!(top["values"][0]["value"], "info");
     assert_eq!(top["values"][0]["count"], 40);
     assert_eq!(json(&oks[4].1)["events"].as_array().map(Vec::len), Some(50));
-    let reasons = ["position 9", "since", "limit", "cursor", "field", "buckets"];
+    let reasons = [
+        "position 9",
+        "since",
+        "limit",
+        "cursor",
+        "field",
+        "buckets",
+        "between 1970 and 2100",
+        "interval",
+        "between 1970 and 2100",
+    ];
     for ((status, body), reason) in bads.iter().zip(reasons) {
         assert_eq!(*status, 400, "{body}");
         let error = json(body)["error"].as_str().unwrap_or("").to_string();

@@ -59,6 +59,40 @@ pub struct HistogramRequest {
     pub to: i64,
     pub interval: i64,
     pub split: Option<String>,
+    /// With `split`: the series kept, by total (the rest are summed as [`OTHER_SERIES`]).
+    pub split_limit: usize,
+}
+
+/// The series that sums a split's values beyond `split_limit`.
+const OTHER_SERIES: &str = "_other";
+/// The most series a split may ask for.
+const MAX_SPLIT_SERIES: usize = 100;
+
+/// Keeps the `limit` series with the largest totals and sums the others into
+/// [`OTHER_SERIES`], so a field with many values (a request id) cannot make a chart of
+/// thousands of series.
+fn keep_top_series(series: &mut SeriesFruit, limit: usize, buckets: usize) {
+    if series.len() <= limit {
+        return;
+    }
+    let mut by_total: Vec<(u64, String)> = series
+        .iter()
+        .map(|(name, counts)| (counts.iter().sum(), name.clone()))
+        .collect();
+    // Largest first; equal totals by name, so the answer does not depend on hash order.
+    by_total.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut other = vec![0u64; buckets];
+    for (_, name) in by_total.into_iter().skip(limit) {
+        if let Some(counts) = series.remove(&name) {
+            for (a, b) in other.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
+    }
+    series
+        .entry(OTHER_SERIES.to_string())
+        .and_modify(|counts| counts.iter_mut().zip(&other).for_each(|(a, b)| *a += b))
+        .or_insert(other);
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -199,7 +233,10 @@ impl SegmentCollector for HistogramSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let Some(ts) = self.ts.first(doc) else { return };
-        let bucket = (ts - self.from).div_euclid(self.interval);
+        let Some(offset) = ts.checked_sub(self.from) else {
+            return;
+        };
+        let bucket = offset.div_euclid(self.interval);
         if bucket < 0 || bucket as usize >= self.buckets {
             return;
         }
@@ -261,13 +298,16 @@ impl Store {
                 "histogram needs an interval above 0 and a time range".into(),
             ));
         }
-        let buckets = (request.to - request.from + request.interval - 1) / request.interval;
-        if buckets > MAX_BUCKETS {
+        // In i128: no range of i64 times can overflow it.
+        let span = i128::from(request.to) - i128::from(request.from);
+        let buckets = (span + i128::from(request.interval) - 1) / i128::from(request.interval);
+        if buckets > i128::from(MAX_BUCKETS) {
             return Err(StoreError::BadRequest(format!(
                 "{buckets} buckets is more than {MAX_BUCKETS}: use a longer interval"
             )));
         }
         let buckets = buckets as usize;
+        let split_limit = request.split_limit.clamp(1, MAX_SPLIT_SERIES);
         let split = request
             .split
             .as_deref()
@@ -299,6 +339,9 @@ impl Store {
         }
         let mut series = merge_series(fruits, buckets);
         series.retain(|_, counts| counts.iter().any(|&n| n > 0));
+        if request.split.is_some() {
+            keep_top_series(&mut series, split_limit, buckets);
+        }
         let total = series.values().flatten().sum();
         let times_ms = (0..buckets as i64)
             .map(|i| (request.from + i * request.interval).div_euclid(1_000_000))
@@ -309,5 +352,31 @@ impl Store {
             series: series.into_iter().collect(),
             total,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_keeps_its_largest_series_and_sums_the_rest() {
+        let mut series: SeriesFruit = [
+            ("a", vec![5, 5]),
+            ("b", vec![1, 0]),
+            ("c", vec![0, 3]),
+            ("d", vec![2, 0]),
+            ("", vec![4, 4]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        keep_top_series(&mut series, 2, 2);
+        let mut names: Vec<&str> = series.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["", "_other", "a"]);
+        assert_eq!(series["_other"], [3, 3], "b + c + d");
+        let total: u64 = series.values().flatten().sum();
+        assert_eq!(total, 24, "nothing lost");
     }
 }
