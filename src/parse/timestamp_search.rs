@@ -13,7 +13,8 @@
 //!   only at the very start of the line or just inside a leading `[`.
 //!
 //! A time before 1990, or more than a day after the reference (arrival) time, is not
-//! believed: the line keeps its arrival time and the caller is told, to count it.
+//! believed: the line keeps its arrival time and the caller is told, to count it. Events
+//! always have an arrival time in the router; without one only the 1990 bound applies.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
 use super::timestamp::{epoch_text, glog, prefix};
@@ -95,10 +96,11 @@ fn accept(line: &[u8], nanos: i64, start: usize, end: usize) -> Option<Found> {
     }
 }
 
+/// Without a reference time (`now` 0: no arrival time known) only the 1990 bound applies:
+/// reading the clock here would cost more than most lines' whole search.
 fn judge(found: Found, now: i64) -> Search {
-    // Resolved only here: reading the clock costs more than most lines' whole search.
-    let now = if now == 0 { now_nanos() } else { now };
-    if found.nanos < EARLIEST_NANOS || found.nanos > now.saturating_add(FUTURE_SLACK_NANOS) {
+    let too_late = now != 0 && found.nanos > now.saturating_add(FUTURE_SLACK_NANOS);
+    if found.nanos < EARLIEST_NANOS || too_late {
         Search::Implausible(found)
     } else {
         Search::Found(found)
