@@ -25,6 +25,10 @@ use crate::transforms::{FunctionTransform, Outputs, TransformContext};
 /// Field that holds the reason of a failed parse.
 pub const PARSE_ERROR_FIELD: &str = "parse_error";
 
+/// Counts lines whose text held a time too implausible to take (before 1990, or more than
+/// a day after arrival); such an event keeps its arrival time.
+pub const IMPLAUSIBLE_TIMESTAMPS: &str = "parse_implausible_timestamps_total";
+
 /// Field naming what `format = "auto"` recognised, with `detected_format = true`.
 pub const DETECTED_FORMAT_FIELD: &str = "detected_format";
 
@@ -136,6 +140,10 @@ impl ParseConfig {
                 "component_errors_total",
                 &[("component_id", &ctx.id), ("reason", "parse_failed")],
             ),
+            implausible_timestamps: telemetry::counter(
+                IMPLAUSIBLE_TIMESTAMPS,
+                &[("component_id", &ctx.id)],
+            ),
             id: ctx.id.clone(),
             warn_limiter: LogLimiter::default(),
         })
@@ -151,6 +159,7 @@ pub struct Parse {
     reroute_failed: bool,
     detected_format: bool,
     errors: Counter,
+    implausible_timestamps: Counter,
     id: String,
     warn_limiter: LogLimiter,
 }
@@ -269,7 +278,11 @@ impl Parse {
     }
 
     fn normalize_event(&self, event: &mut Event) -> Option<parse::Normalized> {
-        self.normalize.then(|| parse::normalize(event))
+        let normalized = self.normalize.then(|| parse::normalize(event))?;
+        if normalized.rejected_timestamp {
+            self.implausible_timestamps.inc(1);
+        }
+        Some(normalized)
     }
 }
 
@@ -313,6 +326,26 @@ mod tests {
             expected,
             "config {config:?}, line {line:?}"
         );
+    }
+
+    #[test]
+    fn implausible_timestamps_are_counted_and_arrival_kept() {
+        let mut parse = build("", "test_parse_implausible");
+        let arrival = 1_796_558_400_000_000_000;
+        for line in [
+            "2031-01-01 00:00:00 ERROR far future",
+            "2026-12-06 01:00:00 fine",
+        ] {
+            let mut out = Outputs::new(ParseConfig::outputs().len());
+            let mut event = Event::from_message(Bytes::copy_from_slice(line.as_bytes()));
+            event.meta.received_at = arrival;
+            parse.transform(event, &mut out);
+        }
+        let count = telemetry::counter_value(
+            IMPLAUSIBLE_TIMESTAMPS,
+            &[("component_id", "test_parse_implausible")],
+        );
+        assert_eq!(count, 1);
     }
 
     #[test]
