@@ -62,7 +62,7 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
     };
     // Weak layouts at the start (or just inside a leading bracket).
     let weak_at = if first == b'[' { 1 } else { 0 };
-    if let Some((nanos, used)) = weak(&window[weak_at..], now) {
+    if let Some((nanos, used)) = weak(&window[weak_at..], now, anywhere) {
         if let Some(found) = accept(line, nanos, weak_at, weak_at + used) {
             return judge(found, now);
         }
@@ -113,8 +113,9 @@ fn is_boundary(b: u8) -> bool {
     !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
 }
 
-/// The layouts only believed at the start of a line.
-fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
+/// The layouts only believed at the start of a line. A bare number is believed to be an
+/// epoch time only when the text is a whole log line, not a structured event's message.
+fn weak(s: &[u8], now: i64, whole_line: bool) -> Option<(i64, usize)> {
     let first = *s.first()?;
     if matches!(first, b'I' | b'W' | b'E' | b'F') {
         return glog(s, now);
@@ -127,7 +128,8 @@ fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
         (Some(b'-'), Some(b' ')) => month_day(s, b'-', now),
         (Some(b'.'), Some(b' ')) => month_day(s, b'.', now),
         (Some(b'-'), Some(b'-')) => two_digit_year(s),
-        _ => epoch(s),
+        _ if whole_line => epoch(s),
+        _ => None,
     }
 }
 
