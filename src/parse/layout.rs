@@ -54,6 +54,8 @@ pub(crate) struct Source {
 pub(crate) struct TextScan {
     pub(crate) time: Search,
     pub(crate) level: Option<Level>,
+    /// The layout recognised (see [`Normalized::layout`](super::Normalized::layout)).
+    pub(crate) layout: Option<&'static str>,
     pub(crate) source: Source,
 }
 
@@ -63,10 +65,11 @@ pub(crate) struct TextScan {
 pub(crate) fn scan(line: &[u8], now: i64, anywhere: bool) -> TextScan {
     let time = find_timestamp(line, now, anywhere);
     let mut source = Source::default();
-    let level = level(line, time, &mut source);
+    let (level, layout) = level(line, time, &mut source);
     TextScan {
         time,
         level,
+        layout,
         source,
     }
 }
@@ -74,12 +77,14 @@ pub(crate) fn scan(line: &[u8], now: i64, anywhere: bool) -> TextScan {
 /// The level of a line, read from its position in the layout (see the module docs).
 pub(crate) fn level_of(line: &[u8]) -> Option<Level> {
     let time = find_timestamp(line, 0, true);
-    level(line, time, &mut Source::default())
+    level(line, time, &mut Source::default()).0
 }
 
-fn level(line: &[u8], time: Search, source: &mut Source) -> Option<Level> {
-    if let Some(level) = letter_prefix(line, source) {
-        return Some(level);
+/// The level of a line and the name of the layout it was read from (`timestamp` when the
+/// line has a time but no level, `None` when nothing was recognised).
+fn level(line: &[u8], time: Search, source: &mut Source) -> (Option<Level>, Option<&'static str>) {
+    if let Some((level, name)) = letter_prefix(line, source) {
+        return (Some(level), Some(name));
     }
     let found = match time {
         Search::Found(f) | Search::Implausible(f) => Some(f),
@@ -88,7 +93,7 @@ fn level(line: &[u8], time: Search, source: &mut Source) -> Option<Level> {
     let from_header = match found {
         Some(f) if f.start <= HEADER_BYTES => {
             if let Some(level) = redis(line, f.start, f.end) {
-                return Some(level);
+                return (Some(level), Some("redis"));
             }
             match Header::new(line, f.end, true, source).run() {
                 // `[ERROR] 2026-12-06 …`: the level before the time.
@@ -100,29 +105,34 @@ fn level(line: &[u8], time: Search, source: &mut Source) -> Option<Level> {
         }
         _ => Header::new(line, 0, false, source).run(),
     };
-    if !matches!(from_header, Outcome::Level(_)) {
+    if !matches!(from_header, Outcome::Level(..)) {
         // A bracketed word before no level is not known to be a thread.
         source.thread = None;
     }
     match from_header {
-        Outcome::Level(level) => Some(level),
+        Outcome::Level(level, name) => (Some(level), Some(name)),
         // A PostgreSQL `DETAIL:` line belongs to the message before it and has no level.
-        Outcome::Continuation => None,
-        Outcome::Nothing => level_key(line),
+        Outcome::Continuation => (None, Some("postgresql")),
+        Outcome::Nothing => match level_key(line) {
+            Some(level) => (Some(level), Some("level_key")),
+            None => (None, found.map(|_| "timestamp")),
+        },
     }
 }
 
 // === a level letter glued to the header ===
 
-fn letter_prefix(line: &[u8], source: &mut Source) -> Option<Level> {
+fn letter_prefix(line: &[u8], source: &mut Source) -> Option<(Level, &'static str)> {
     let first = *line.first()?;
     match line.get(1)? {
         // glog/klog: `E1206 01:29:59.626547    12 main.go:24] msg`.
-        b'0'..=b'9' => glog(line, source),
+        b'0'..=b'9' => glog(line, source).map(|level| (level, "glog")),
         // logcat brief: `I/Tag( 1234): msg`.
-        b'/' => logcat_tag(line, 0, source),
+        b'/' => logcat_tag(line, 0, source).map(|level| (level, "logcat")),
         // Ruby Logger: `E, [2026-12-06T01:29:59.626547 #1234] ERROR -- : msg`.
-        b',' if line.get(2..4) == Some(b" [") => ruby_letter(first),
+        b',' if line.get(2..4) == Some(b" [") => {
+            ruby_letter(first).map(|level| (level, "ruby_logger"))
+        }
         _ => None,
     }
 }
@@ -235,7 +245,8 @@ fn redis(line: &[u8], start: usize, end: usize) -> Option<Level> {
 // === the tokens after the timestamp ===
 
 enum Outcome {
-    Level(Level),
+    /// A level, and the name of the layout it was read from.
+    Level(Level, &'static str),
     Continuation,
     Nothing,
 }
@@ -297,7 +308,7 @@ impl<'a, 's> Header<'a, 's> {
                     };
                     let inner = self.pos + 1..end;
                     if let Some(level) = bracket_level(&line[inner.clone()]) {
-                        return Outcome::Level(level);
+                        return Outcome::Level(level, "bracketed_level");
                     }
                     let first = line.get(inner.start).copied();
                     if b == b'[' && first.is_some_and(|f| f.is_ascii_alphabetic()) {
@@ -364,7 +375,12 @@ impl<'a, 's> Header<'a, 's> {
             let trusted = self.after_time || after == Some(b':') || !is_weak_word(word);
             if let Some(level) = layout_word(word).filter(|_| trusted) {
                 self.java_logger(end);
-                return Outcome::Level(level);
+                let name = if self.after_time {
+                    "timestamp_level"
+                } else {
+                    "level_first"
+                };
+                return Outcome::Level(level, name);
             }
         }
         // A zone abbreviation after the time (`CET`, `PST`), or one logger name between
@@ -401,7 +417,7 @@ impl<'a, 's> Header<'a, 's> {
         let line = self.line;
         if after == Some(b'/') {
             return logcat_tag(line, self.pos, self.source)
-                .map_or(Outcome::Nothing, Outcome::Level);
+                .map_or(Outcome::Nothing, |level| Outcome::Level(level, "logcat"));
         }
         if after != Some(b' ') {
             return Outcome::Nothing;
@@ -417,13 +433,13 @@ impl<'a, 's> Header<'a, 's> {
             let [pid, tid] = std::mem::take(&mut self.number_spans);
             self.source.pid = pid;
             self.source.tid = tid;
-            return Outcome::Level(level);
+            return Outcome::Level(level, "logcat");
         }
         if self.after_time && self.tokens == 0 {
             let next = line.get(skip_blanks(line, end)).copied();
             if next.is_some_and(|n| n.is_ascii_uppercase() || n == b'-') {
                 if let Some(level) = ruby_letter(letter) {
-                    return Outcome::Level(level);
+                    return Outcome::Level(level, "mongodb");
                 }
             }
         }
@@ -455,7 +471,7 @@ fn postgres(word: &[u8], rest: &[u8]) -> Option<Outcome> {
         return None;
     }
     match word {
-        b"LOG" => Some(Outcome::Level(Level::Info)),
+        b"LOG" => Some(Outcome::Level(Level::Info, "postgresql")),
         b"DETAIL" | b"HINT" | b"STATEMENT" | b"CONTEXT" | b"QUERY" | b"LOCATION" => {
             Some(Outcome::Continuation)
         }

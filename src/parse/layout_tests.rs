@@ -362,3 +362,49 @@ fn source_fields() {
         );
     }
 }
+
+#[test]
+fn layout_names() {
+    let table: &[(&str, Option<&str>)] = &[
+        ("E1206 01:29:59.626547    123 c.go:24] boom", Some("glog")),
+        ("12-06 01:29:59.626  1234  5678 I Tag: x", Some("logcat")),
+        ("12-06 01:29:59.626 W/Tag( 1234): x", Some("logcat")),
+        ("I/Tag( 1234): x", Some("logcat")),
+        (
+            "E, [2026-12-06T01:29:59.626547 #1] ERROR -- : x",
+            Some("ruby_logger"),
+        ),
+        ("1234:M 06 Dec 2026 01:29:59.626 * Ready", Some("redis")),
+        (
+            "2026-12-06 01:29:59.626 UTC [1] LOG:  ready",
+            Some("postgresql"),
+        ),
+        (
+            "2026-12-06 01:29:59.626 UTC [1] DETAIL:  Key",
+            Some("postgresql"),
+        ),
+        (
+            "2026-12-06T01:29:59.626+0000 I  NETWORK  [l] x",
+            Some("mongodb"),
+        ),
+        (
+            "2026/12/06 01:31:37 [error] 1#0: x",
+            Some("bracketed_level"),
+        ),
+        (
+            "2026-12-06 01:29:59,626 ERROR [main] c.e.App - x",
+            Some("timestamp_level"),
+        ),
+        ("WARNING:root:x", Some("level_first")),
+        ("time=2026 level=warn msg=x", Some("level_key")),
+        ("2026-12-06T01:29:59Z started", Some("timestamp")),
+        ("hello world", None),
+    ];
+    for (line, name) in table {
+        assert_eq!(
+            scan(line.as_bytes(), NOW, true).layout,
+            *name,
+            "line: {line:?}"
+        );
+    }
+}

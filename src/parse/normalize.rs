@@ -74,6 +74,12 @@ pub struct Normalized {
     /// The text held a timestamp too implausible to believe (before 1990, or more than a
     /// day after arrival); the event kept its arrival time. For counting.
     pub rejected_timestamp: bool,
+    /// The plain-text layout the message was read as, when its text was read and one was
+    /// recognised: `glog`, `logcat`, `ruby_logger`, `redis`, `postgresql`, `mongodb`,
+    /// `bracketed_level` (`[error]`: nginx, Apache, Elixir, MySQL…), `timestamp_level` (a
+    /// level word after the time: log4j, Python, supervisord…), `level_first`,
+    /// `level_key` (`level=…`), or `timestamp` (a time, no level).
+    pub layout: Option<&'static str>,
 }
 
 /// Which well-known fields one pass over the keys found.
@@ -194,6 +200,7 @@ pub fn normalize(event: &mut Event) -> Normalized {
     if let Some(level) = level {
         set_level(map, level);
     }
+    let layout = scan.as_ref().and_then(|s| s.layout);
     if let Some(scan) = scan.filter(|_| !present.structured) {
         add_source_fields(map, &scan.source);
     }
@@ -201,6 +208,7 @@ pub fn normalize(event: &mut Event) -> Normalized {
         timestamp,
         level,
         rejected_timestamp,
+        layout,
     }
 }
 

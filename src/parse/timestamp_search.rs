@@ -13,7 +13,8 @@
 //!   only at the very start of the line or just inside a leading `[`.
 //!
 //! A time before 1990, or more than a day after the reference (arrival) time, is not
-//! believed: the line keeps its arrival time and the caller is told, to count it.
+//! believed: the line keeps its arrival time and the caller is told, to count it. Events
+//! always have an arrival time in the router; without one only the 1990 bound applies.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
 use super::timestamp::{epoch_text, glog, prefix};
@@ -61,7 +62,7 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
     };
     // Weak layouts at the start (or just inside a leading bracket).
     let weak_at = if first == b'[' { 1 } else { 0 };
-    if let Some((nanos, used)) = weak(&window[weak_at..], now) {
+    if let Some((nanos, used)) = weak(&window[weak_at..], now, anywhere) {
         if let Some(found) = accept(line, nanos, weak_at, weak_at + used) {
             return judge(found, now);
         }
@@ -95,10 +96,11 @@ fn accept(line: &[u8], nanos: i64, start: usize, end: usize) -> Option<Found> {
     }
 }
 
+/// Without a reference time (`now` 0: no arrival time known) only the 1990 bound applies:
+/// reading the clock here would cost more than most lines' whole search.
 fn judge(found: Found, now: i64) -> Search {
-    // Resolved only here: reading the clock costs more than most lines' whole search.
-    let now = if now == 0 { now_nanos() } else { now };
-    if found.nanos < EARLIEST_NANOS || found.nanos > now.saturating_add(FUTURE_SLACK_NANOS) {
+    let too_late = now != 0 && found.nanos > now.saturating_add(FUTURE_SLACK_NANOS);
+    if found.nanos < EARLIEST_NANOS || too_late {
         Search::Implausible(found)
     } else {
         Search::Found(found)
@@ -111,8 +113,9 @@ fn is_boundary(b: u8) -> bool {
     !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
 }
 
-/// The layouts only believed at the start of a line.
-fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
+/// The layouts only believed at the start of a line. A bare number is believed to be an
+/// epoch time only when the text is a whole log line, not a structured event's message.
+fn weak(s: &[u8], now: i64, whole_line: bool) -> Option<(i64, usize)> {
     let first = *s.first()?;
     if matches!(first, b'I' | b'W' | b'E' | b'F') {
         return glog(s, now);
@@ -125,7 +128,8 @@ fn weak(s: &[u8], now: i64) -> Option<(i64, usize)> {
         (Some(b'-'), Some(b' ')) => month_day(s, b'-', now),
         (Some(b'.'), Some(b' ')) => month_day(s, b'.', now),
         (Some(b'-'), Some(b'-')) => two_digit_year(s),
-        _ => epoch(s),
+        _ if whole_line => epoch(s),
+        _ => None,
     }
 }
 

@@ -173,6 +173,15 @@ fn only_the_start_when_not_anywhere() {
         find_timestamp(b"2026-12-06T01:29:59Z x", NOW, false),
         Search::Found(_)
     ));
+    // A structured event's message starting with a number is not an epoch time.
+    assert_eq!(
+        find_timestamp(b"1796558399 rows copied", NOW, false),
+        Search::None
+    );
+    assert!(matches!(
+        find_timestamp(b"1796558399 rows copied", NOW, true),
+        Search::Found(_)
+    ));
 }
 
 #[test]

@@ -25,6 +25,13 @@ use crate::transforms::{FunctionTransform, Outputs, TransformContext};
 /// Field that holds the reason of a failed parse.
 pub const PARSE_ERROR_FIELD: &str = "parse_error";
 
+/// Counts lines whose text held a time too implausible to take (before 1990, or more than
+/// a day after arrival); such an event keeps its arrival time.
+pub const IMPLAUSIBLE_TIMESTAMPS: &str = "parse_implausible_timestamps_total";
+
+/// Field naming what `format = "auto"` recognised, with `detected_format = true`.
+pub const DETECTED_FORMAT_FIELD: &str = "detected_format";
+
 /// Index of the `failed` output among [`ParseConfig::outputs`].
 const FAILED_OUTPUT: usize = 0;
 
@@ -49,6 +56,11 @@ pub struct ParseConfig {
     /// Send events that fail to parse to the `failed` output instead of the default one.
     #[serde(default)]
     pub reroute_failed: bool,
+    /// With `format = "auto"`: add a `detected_format` field naming what was recognised
+    /// (`json`, `logfmt`, `syslog`, `access_log`, a plain-text layout such as `glog` or
+    /// `timestamp_level`, or `text`). See docs/parsing.md.
+    #[serde(default)]
+    pub detected_format: bool,
 }
 
 /// The formats the `parse` transform understands.
@@ -80,6 +92,7 @@ impl Default for ParseConfig {
             pattern: None,
             normalize: true,
             reroute_failed: false,
+            detected_format: false,
         }
     }
 }
@@ -122,9 +135,14 @@ impl ParseConfig {
             field: self.field.clone(),
             normalize: self.normalize,
             reroute_failed: self.reroute_failed,
+            detected_format: self.detected_format && self.format == ParseFormat::Auto,
             errors: telemetry::counter(
                 "component_errors_total",
                 &[("component_id", &ctx.id), ("reason", "parse_failed")],
+            ),
+            implausible_timestamps: telemetry::counter(
+                IMPLAUSIBLE_TIMESTAMPS,
+                &[("component_id", &ctx.id)],
             ),
             id: ctx.id.clone(),
             warn_limiter: LogLimiter::default(),
@@ -139,7 +157,9 @@ pub struct Parse {
     field: String,
     normalize: bool,
     reroute_failed: bool,
+    detected_format: bool,
     errors: Counter,
+    implausible_timestamps: Counter,
     id: String,
     warn_limiter: LogLimiter,
 }
@@ -200,7 +220,13 @@ impl Parse {
                 )))
             }
         };
+        let mut format = None;
         let parsed = match &self.parser {
+            Parser::Auto if self.detected_format => {
+                let (detected, map) = parse::detect(raw);
+                format = Some(detected);
+                map
+            }
             Parser::Auto => parse::auto(raw),
             Parser::Json => parse::json_bytes(&raw)?,
             Parser::Logfmt => parse::logfmt_bytes(&raw)?,
@@ -209,7 +235,19 @@ impl Parse {
             Parser::Regex(regex) => regex.parse(&raw)?,
         };
         self.merge(&mut event.fields, parsed);
-        self.normalize_event(event);
+        let normalized = self.normalize_event(event);
+        // Added after normalisation, which reads a text event's other fields to decide
+        // whether its message is a whole log line.
+        if let Some(format) = format {
+            let name = match format {
+                parse::Format::Text => normalized.and_then(|n| n.layout).unwrap_or("text"),
+                other => other.as_str(),
+            };
+            event.fields.insert(
+                DETECTED_FORMAT_FIELD,
+                Value::Bytes(Bytes::from_static(name.as_bytes())),
+            );
+        }
         Ok(())
     }
 
@@ -239,10 +277,12 @@ impl Parse {
         }
     }
 
-    fn normalize_event(&self, event: &mut Event) {
-        if self.normalize {
-            parse::normalize(event);
+    fn normalize_event(&self, event: &mut Event) -> Option<parse::Normalized> {
+        let normalized = self.normalize.then(|| parse::normalize(event))?;
+        if normalized.rejected_timestamp {
+            self.implausible_timestamps.inc(1);
         }
+        Some(normalized)
     }
 }
 
@@ -286,6 +326,68 @@ mod tests {
             expected,
             "config {config:?}, line {line:?}"
         );
+    }
+
+    #[test]
+    fn implausible_timestamps_are_counted_and_arrival_kept() {
+        let mut parse = build("", "test_parse_implausible");
+        let arrival = 1_796_558_400_000_000_000;
+        for line in [
+            "2031-01-01 00:00:00 ERROR far future",
+            "2026-12-06 01:00:00 fine",
+        ] {
+            let mut out = Outputs::new(ParseConfig::outputs().len());
+            let mut event = Event::from_message(Bytes::copy_from_slice(line.as_bytes()));
+            event.meta.received_at = arrival;
+            parse.transform(event, &mut out);
+        }
+        let count = telemetry::counter_value(
+            IMPLAUSIBLE_TIMESTAMPS,
+            &[("component_id", "test_parse_implausible")],
+        );
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn detected_format_names_the_format_or_text_layout() {
+        let table = [
+            (r#"{"level":"info","msg":"hi"}"#, "json"),
+            ("ts=2024-05-01T00:00:00Z level=warn msg=x", "logfmt"),
+            (
+                "<34>Oct 11 22:14:15 mymachine su[12]: 'su root' failed",
+                "syslog",
+            ),
+            (
+                r#"10.0.0.1 - - [23/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "c""#,
+                "access_log",
+            ),
+            ("E1126 10:00:00.123456   12 main.go:1] boom", "glog"),
+            (
+                "2026-12-06 01:29:59,626 ERROR [main] c.e.App - boom",
+                "timestamp_level",
+            ),
+            ("hello world", "text"),
+        ];
+        let mut parse = build("detected_format = true", "test_parse");
+        for (line, want) in table {
+            let mut out = Outputs::new(ParseConfig::outputs().len());
+            let mut event = Event::from_message(Bytes::copy_from_slice(line.as_bytes()));
+            event.meta.received_at = 1_796_558_400_000_000_000;
+            parse.transform(event, &mut out);
+            let event = &out.default_output()[0];
+            assert_eq!(
+                event.get(DETECTED_FORMAT_FIELD).and_then(Value::as_str),
+                Some(want),
+                "line {line:?}"
+            );
+        }
+        // Off by default, and only with `auto`.
+        for config in ["", "format = \"json\"\ndetected_format = true"] {
+            let mut parse = build(config, "test_parse");
+            let mut out = Outputs::new(ParseConfig::outputs().len());
+            parse.transform(Event::from_message(Bytes::from_static(b"{}")), &mut out);
+            assert!(out.default_output()[0].get(DETECTED_FORMAT_FIELD).is_none());
+        }
     }
 
     #[test]
