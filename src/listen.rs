@@ -25,6 +25,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
+use crate::field_error::FieldError;
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Default per-peer-IP connection cap of every listener.
@@ -48,6 +49,41 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+}
+
+impl ConnectionLimits {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.max_connections == 0 {
+            return Err(FieldError::new("max_connections", "must be at least 1"));
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err(FieldError::new(
+                "max_connections_per_ip",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What an HTTP listener enforces on its connections (the body rate is applied by the
+/// handler that reads the body, with [`MinRateBody`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub connections: ConnectionLimits,
+    /// Time to send a request's headers, and the most an idle keep-alive connection waits
+    /// for its next request.
+    pub header_timeout: Duration,
+}
+
+impl HttpLimits {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.connections.validate()?;
+        if self.header_timeout.is_zero() {
+            return Err(FieldError::new("header_timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// Connections held, in total and per IP; shared with every [`Admission`].
@@ -187,6 +223,18 @@ pub struct MinRate {
     pub bytes_per_sec: u64,
 }
 
+impl MinRate {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.bytes_per_sec == 0 {
+            return Err(FieldError::new(
+                "min_body_bytes_per_sec",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The error of a body slower than its [`MinRate`]; answer 408.
 #[derive(Debug, thiserror::Error)]
 #[error("request body arrived slower than {bytes_per_sec} bytes/s")]
@@ -267,6 +315,83 @@ where
     }
 }
 
+/// A stream closed (read fails with `TimedOut`) once one read has waited `idle` for bytes
+/// (never with `idle` `None`).
+/// Only time spent waiting counts: while the reader is held back (a full pipeline), the
+/// peer is not idle, it is being made to wait.
+pub struct IdleTimeout<S> {
+    inner: S,
+    idle: Option<Duration>,
+    /// Armed when a read starts waiting; `None` between reads.
+    deadline: Option<Pin<Box<Sleep>>>,
+    closed: Counter,
+}
+
+impl<S> IdleTimeout<S> {
+    /// `closed` counts the connections this closes.
+    pub fn new(inner: S, idle: Option<Duration>, closed: Counter) -> Self {
+        Self {
+            inner,
+            idle,
+            deadline: None,
+            closed,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for IdleTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let Some(idle) = this.idle else {
+                    return Poll::Pending;
+                };
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.deadline = None;
+                        this.closed.inc(1);
+                        Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("nothing received for {} s", idle.as_secs()),
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for IdleTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Raises the soft limit on open descriptors to the hard limit, so the caps above, not
 /// the default 1024, decide how many clients the router holds. Returns the limit now in
 /// force (`None`: unlimited).
@@ -339,7 +464,9 @@ mod tests {
         // 100 bytes buy 100 ms past the grace: the body fails at 400 ms, not before.
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(!reader.is_finished());
-        let error = reader.await.unwrap().err().expect("a stalled body fails");
+        let Err(error) = reader.await.unwrap() else {
+            panic!("a stalled body fails");
+        };
         assert!(error.is::<BodyTooSlow>(), "{error}");
         drop(tx);
     }

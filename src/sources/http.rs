@@ -46,6 +46,7 @@ use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::field_error::FieldError;
+use crate::listen::{BodyTooSlow, ConnectionLimits, HttpLimits, MinRate, MinRateBody};
 use crate::telemetry;
 use crate::tls::TlsConfig;
 
@@ -91,6 +92,32 @@ pub struct HttpConfig {
     /// clients) are not concerned.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Connections held at once; more are closed at once and counted
+    /// (`component_connections_refused_total{reason}`).
+    #[serde(default = "crate::api::default_max_connections")]
+    pub max_connections: usize,
+    /// Connections held at once from one IP address.
+    #[serde(default = "crate::api::default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    #[serde(default = "crate::api::default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Time a request body may take before `min_body_bytes_per_sec` applies.
+    #[serde(default = "default_body_grace_secs")]
+    pub body_grace_secs: u64,
+    /// Slowest average rate a body may arrive at after `body_grace_secs` (a client that
+    /// declares more than it sends is answered 408 as well).
+    #[serde(default = "default_min_body_bytes_per_sec")]
+    pub min_body_bytes_per_sec: u64,
+}
+
+fn default_body_grace_secs() -> u64 {
+    crate::listen::DEFAULT_BODY_GRACE_SECS
+}
+
+fn default_min_body_bytes_per_sec() -> u64 {
+    crate::listen::DEFAULT_MIN_BODY_BYTES_PER_SEC
 }
 
 /// The content types accepted unless `content_types` says otherwise: every type the source
@@ -126,8 +153,28 @@ fn default_ack_timeout_secs() -> u64 {
 }
 
 impl HttpConfig {
+    /// The listener's connection caps and header timeout.
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+            },
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+        }
+    }
+
+    fn min_body_rate(&self) -> MinRate {
+        MinRate {
+            grace: Duration::from_secs(self.body_grace_secs),
+            bytes_per_sec: self.min_body_bytes_per_sec,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         super::tcp::parse_address(&self.address)?;
+        self.limits().validate()?;
+        self.min_body_rate().validate()?;
         if self.max_body_bytes == 0 {
             return Err(FieldError::new("max_body_bytes", "must be at least 1"));
         }
@@ -178,6 +225,8 @@ impl HttpConfig {
             tokens,
         } = bound;
         let shutdown = ctx.shutdown.clone();
+        let limits = self.limits();
+        let id = ctx.id.clone();
         let state = Arc::new(State {
             frame_ids: Mutex::new(FrameIds::default()),
             tokens,
@@ -193,10 +242,17 @@ impl HttpConfig {
             config: self,
             ctx,
         });
-        crate::api::serve(listener, tls, shutdown, move |request, peer| {
-            let state = state.clone();
-            async move { state.handle(request, peer).await }
-        })
+        crate::api::serve(
+            listener,
+            limits,
+            &id,
+            tls,
+            shutdown,
+            move |request, peer| {
+                let state = state.clone();
+                async move { state.handle(request, peer).await }
+            },
+        )
         .await;
         Ok(())
     }
@@ -369,9 +425,14 @@ impl State {
             }
         }
 
-        let body = match Limited::new(request.into_body(), max).collect().await {
+        let body = MinRateBody::new(request.into_body(), self.config.min_body_rate());
+        let body = match Limited::new(body, max).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
+            Err(e) if e.is::<BodyTooSlow>() => {
+                self.refused("body_too_slow");
+                return error(StatusCode::REQUEST_TIMEOUT, &e.to_string());
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
         };
         let body = match encoding {
