@@ -286,3 +286,70 @@ path = "{}"
     drop(sender);
     router.stop().await;
 }
+
+/// `sluice up` under a low descriptor limit (soft 64, hard 128): it raises the soft limit
+/// to the hard one and says so; flooded past it, it backs off EMFILE and logs it at most
+/// once a second with a count, and serves again once the flood leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptors_run_out_and_the_router_recovers() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let config = dir.path().join("emfile.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.hard_emfile]\ntype = \"http\"\naddress = \"127.0.0.1:0\"\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"hard_emfile\"]\npath = \"{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg("ulimit -S -n 64 && ulimit -H -n 128 && exec \"$0\" up --config \"$1\"")
+        .arg(crate::util::sluice_bin())
+        .arg(&config);
+    let mut router = crate::util::spawn_router(command);
+    assert!(
+        router
+            .startup_log
+            .lines()
+            .any(|l| l.contains("open descriptor limit") && l.contains("limit=128")),
+        "{}",
+        router.startup_log
+    );
+    let address: SocketAddr = router.address.clone().expect("address").parse().unwrap();
+    // More connections than the router has descriptors: the kernel completes them all,
+    // the router accepts until EMFILE.
+    let mut flood = Vec::new();
+    for _ in 0..160 {
+        flood.push(TcpStream::connect(address).await.expect("connects"));
+    }
+    // Warnings at most once a second (each counts the failures not logged before it).
+    assert!(router.wait_for_log(&["accept failed"]), "no accept warning");
+    let first = Instant::now();
+    assert!(
+        router.wait_for_log(&["accept failed"]),
+        "no second accept warning"
+    );
+    assert!(first.elapsed() >= Duration::from_millis(900));
+    drop(flood);
+    let posted = crate::util::poll("a post after the flood", || async {
+        let status = tokio::time::timeout(
+            Duration::from_secs(5),
+            request("127.0.0.1", address, &post("{\"message\":\"after\"}\n")),
+        )
+        .await
+        .ok()?;
+        status.contains(" 200 ").then_some(status)
+    })
+    .await;
+    assert!(posted.contains(" 200 "));
+    wait_until("the event after the flood", || read_lines(&out).len() == 1).await;
+    router.signal("-TERM");
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+    let warnings = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(warnings <= 12, "{warnings} accept warnings:\n{log}");
+}
