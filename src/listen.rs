@@ -488,4 +488,30 @@ mod tests {
         let body = reader.await.unwrap().expect("a body above the rate passes");
         assert_eq!(body.to_bytes().len(), 1500);
     }
+
+    #[tokio::test]
+    async fn idle_timeout_counts_only_time_spent_waiting() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut peer, stream) = tokio::io::duplex(64);
+        let closed = telemetry::counter(
+            "component_connections_closed_total",
+            &[
+                ("component_id", "listen_test_idle"),
+                ("reason", "idle_timeout"),
+            ],
+        );
+        let idle = Duration::from_millis(200);
+        let mut stream = IdleTimeout::new(stream, Some(idle), closed.clone());
+        // Not reading for longer than `idle` (a reader held back) is not idleness.
+        peer.write_all(b"hi").await.unwrap();
+        tokio::time::sleep(idle * 2).await;
+        let mut buf = [0u8; 8];
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 2);
+        // A read that waits `idle` for nothing fails, and is counted.
+        let started = std::time::Instant::now();
+        let error = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= idle);
+        assert_eq!(closed.get(), 1);
+    }
 }

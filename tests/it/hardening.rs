@@ -181,6 +181,58 @@ path = "{}"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_below_the_minimum_rate_gets_408() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.hard_trickle]
+type = "http"
+address = "127.0.0.1:0"
+body_grace_secs = 1
+min_body_bytes_per_sec = 1024
+
+[sinks.hard_trickle_out]
+type = "file"
+inputs = ["hard_trickle"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let source = router.addr("hard_trickle");
+    let stream = TcpStream::connect(source).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = "POST /v1/logs HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/x-ndjson\r\nContent-Length: 5000\r\n\r\n";
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // 20 bytes every 100 ms: 200 B/s, a fifth of the minimum.
+    let trickle = tokio::spawn(async move {
+        let line = "{\"message\":\"slow\"}\n";
+        while writer.write_all(line.as_bytes()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut answer = String::new();
+    let read = tokio::time::timeout(BOUND, reader.read_to_string(&mut answer)).await;
+    assert!(read.is_ok(), "the router did not answer the trickle");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Grace (1 s) plus what 200 B/s buys at 1 KiB/s: about 1.25 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+    assert!(
+        read_lines(&out).is_empty(),
+        "nothing of the slow body is ingested"
+    );
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_per_ip_cap_are_refused_while_another_ip_gets_through() {
     let dir = tempdir();
     let out = dir.path().join("out.log");
