@@ -450,6 +450,15 @@ mod tests {
                 "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example:8443\"]",
                 Ok(()),
             ),
+            ("address = \"127.0.0.1:1\"\nmax_connections = 0", Err("max_connections")),
+            (
+                "address = \"127.0.0.1:1\"\nmax_connections_per_ip = 0",
+                Err("max_connections_per_ip"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\nheader_timeout_secs = 0",
+                Err("header_timeout_secs"),
+            ),
         ];
         for (toml, expected) in cases {
             let got = config(toml).validate().map_err(|e| e.field);
