@@ -7,7 +7,9 @@
 //!   connections cannot lock out new senders. Accept errors (EMFILE when descriptors run
 //!   out) are backed off, 10 ms doubling to 1 s, and logged at most once a second with
 //!   the count of those not logged.
-//! - [`MinRateBody`] bounds how slowly a request body may arrive (408 past it).
+//! - [`MinRateBody`] bounds how slowly a request body may arrive (408 past it), and
+//!   [`BodyBudget`] how many body bytes a listener holds at once (503 past it).
+//! - [`IdleTimeout`] closes a stream that sends nothing for too long.
 //! - [`raise_descriptor_limit`] lifts the soft `RLIMIT_NOFILE` to the hard one at start.
 //!
 //! Defaults and their reasons: docs/security.md, "Listener limits".
@@ -40,6 +42,8 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_GRACE_SECS: u64 = 10;
 /// Default slowest accepted average body rate after the grace period.
 pub const DEFAULT_MIN_BODY_BYTES_PER_SEC: u64 = 1024;
+/// Default request-body bytes an HTTP source holds at once across its connections.
+pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 100 * 1024 * 1024;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -312,6 +316,37 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Request-body bytes a listener holds at once, across all its connections. A request
+/// reserves its declared `Content-Length` (the most it may send, without one) before its
+/// body is read, and gives it back when answered; over the budget it is answered 503 with
+/// `Retry-After` instead of growing memory.
+#[derive(Clone)]
+pub struct BodyBudget(Arc<tokio::sync::Semaphore>);
+
+/// Bytes reserved from a [`BodyBudget`], returned when dropped.
+pub struct BodyReservation {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        let bytes = bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
+        Self(Arc::new(tokio::sync::Semaphore::new(bytes)))
+    }
+
+    /// `bytes` reserved, or `None` when the budget has not that much left.
+    pub fn try_reserve(&self, bytes: usize) -> Option<BodyReservation> {
+        if bytes == 0 {
+            return Some(BodyReservation { _permit: None });
+        }
+        let bytes = u32::try_from(bytes).ok()?;
+        let permit = self.0.clone().try_acquire_many_owned(bytes).ok()?;
+        Some(BodyReservation {
+            _permit: Some(permit),
+        })
     }
 }
 

@@ -117,7 +117,7 @@ fn help(name: &str) -> &'static str {
         }
         "component_received_events_by_app_total" => "Events an http source accepted, per app.",
         "component_refused_requests_total" => {
-            "Requests an http source refused, by reason (content_type, origin, body_too_slow)."
+            "Requests an http source refused, by reason (content_type, origin, body_too_slow, body_budget)."
         }
         "api_refused_requests_total" => {
             "API requests refused, by reason: host (not allowed), origin, token (401), role (403)."

@@ -46,7 +46,9 @@ use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::field_error::FieldError;
-use crate::listen::{BodyTooSlow, ConnectionLimits, HttpLimits, MinRate, MinRateBody};
+use crate::listen::{
+    BodyBudget, BodyReservation, BodyTooSlow, ConnectionLimits, HttpLimits, MinRate, MinRateBody,
+};
 use crate::telemetry;
 use crate::tls::TlsConfig;
 
@@ -110,6 +112,14 @@ pub struct HttpConfig {
     /// declares more than it sends is answered 408 as well).
     #[serde(default = "default_min_body_bytes_per_sec")]
     pub min_body_bytes_per_sec: u64,
+    /// Request-body bytes held at once across all connections (each request counts its
+    /// `Content-Length`, or `max_body_bytes` without one); over it: 503 with `Retry-After`.
+    #[serde(default = "default_max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: usize,
+}
+
+fn default_max_body_bytes_in_flight() -> usize {
+    crate::listen::DEFAULT_MAX_BODY_BYTES_IN_FLIGHT
 }
 
 fn default_body_grace_secs() -> u64 {
@@ -175,6 +185,15 @@ impl HttpConfig {
         super::tcp::parse_address(&self.address)?;
         self.limits().validate()?;
         self.min_body_rate().validate()?;
+        if self.max_body_bytes_in_flight < self.max_body_bytes {
+            return Err(FieldError::new(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least max_body_bytes ({}), or no full-size request could ever be read",
+                    self.max_body_bytes
+                ),
+            ));
+        }
         if self.max_body_bytes == 0 {
             return Err(FieldError::new("max_body_bytes", "must be at least 1"));
         }
@@ -228,6 +247,7 @@ impl HttpConfig {
         let limits = self.limits();
         let id = ctx.id.clone();
         let state = Arc::new(State {
+            body_budget: BodyBudget::new(self.max_body_bytes_in_flight),
             frame_ids: Mutex::new(FrameIds::default()),
             tokens,
             limiter: self
@@ -268,6 +288,7 @@ enum BodyKind {
 struct State {
     config: HttpConfig,
     ctx: SourceContext,
+    body_budget: BodyBudget,
     frame_ids: Mutex<FrameIds>,
     tokens: Tokens,
     limiter: Option<RateLimiter>,
@@ -302,7 +323,13 @@ impl FrameIds {
 
 impl State {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
-        let response = self.ingest(request, peer).await;
+        let response = match self.reserve_body(&request) {
+            Some(_reservation) => self.ingest(request, peer).await,
+            None => {
+                self.refused("body_budget");
+                unavailable("too many request bodies in flight; retry shortly")
+            }
+        };
         telemetry::counter(
             "component_http_responses_total",
             &[
@@ -329,6 +356,19 @@ impl State {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
         crate::api::with_cors(self.ingest_post(request, peer).await, origin)
+    }
+
+    /// The request's share of the body budget, held until it is answered: its declared
+    /// length (at most `max_body_bytes`, which refuses more), or `max_body_bytes` for a
+    /// body of unknown length. `None`: over the budget.
+    fn reserve_body(&self, request: &Request<Incoming>) -> Option<BodyReservation> {
+        use hyper::body::Body as _;
+        let max = self.config.max_body_bytes;
+        let bytes = match request.body().size_hint().exact() {
+            Some(n) => usize::try_from(n).unwrap_or(max).min(max),
+            None => max,
+        };
+        self.body_budget.try_reserve(bytes)
     }
 
     /// The allowed `Origin` to echo back (`None` without one), or why one is refused (403).

@@ -233,6 +233,70 @@ path = "{}"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_in_flight_budget_get_503_until_room_is_made() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.hard_budget]
+type = "http"
+address = "127.0.0.1:0"
+max_body_bytes = 1000
+max_body_bytes_in_flight = 2000
+
+[sinks.hard_budget_out]
+type = "file"
+inputs = ["hard_budget"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let source = router.addr("hard_budget");
+    let head = "POST /v1/logs HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/x-ndjson\r\nContent-Length: 1000\r\n\r\n";
+    // Two requests that declare 1000 bytes each and send none take the whole budget.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(source).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        holders.push(stream);
+    }
+    let accepted = || counter("component_connections_accepted_total", "hard_budget", None);
+    wait_until("both holders accepted", || accepted() == 2).await;
+    let refused = || {
+        counter(
+            "component_refused_requests_total",
+            "hard_budget",
+            Some("body_budget"),
+        )
+    };
+    // The third is refused at once, asked to come back, and nothing of it is held.
+    let third = crate::util::poll("a refusal over the budget", || async {
+        let mut stream = TcpStream::connect(source).await.ok()?;
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let answer = read_until_closed(&mut stream).await;
+        answer.starts_with("HTTP/1.1 503").then_some(answer)
+    })
+    .await;
+    assert!(
+        third.to_ascii_lowercase().contains("retry-after: 1"),
+        "{third}"
+    );
+    assert!(refused() >= 1);
+    // The holders leave: their share comes back and a post goes through.
+    drop(holders);
+    let posted = crate::util::poll("a post once room is made", || async {
+        let status = request("127.0.0.1", source, &post("{\"message\":\"fits\"}\n")).await;
+        status.contains(" 200 ").then_some(status)
+    })
+    .await;
+    assert!(posted.contains(" 200 "));
+    wait_until("the event", || read_lines(&out).len() == 1).await;
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_per_ip_cap_are_refused_while_another_ip_gets_through() {
     let dir = tempdir();
     let out = dir.path().join("out.log");
