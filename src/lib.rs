@@ -17,6 +17,7 @@ pub mod event;
 pub mod field_error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod listen;
 pub mod parse;
 pub mod pipeline;
 pub mod router_url;

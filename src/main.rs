@@ -416,6 +416,16 @@ fn drain_exit(drained: sluice::ship::Drained) -> ExitCode {
     }
 }
 
+/// Lifts the soft descriptor limit to the hard one (often 1024 against 524288), so the
+/// listeners' caps, not EMFILE, decide how many clients the router holds; says the figure.
+fn log_descriptor_limit() {
+    match sluice::listen::raise_descriptor_limit() {
+        Ok(Some(limit)) => tracing::info!(limit, "open descriptor limit"),
+        Ok(None) => tracing::info!("open descriptor limit: unlimited"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open descriptor limit"),
+    }
+}
+
 fn init_logging() {
     // The router's own log goes to stderr: stdout belongs to the console sink.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -457,6 +467,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 
 fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let pipeline = load_pipeline(config)?;
+    log_descriptor_limit();
     let runtime = router_runtime()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();

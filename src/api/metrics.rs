@@ -99,7 +99,15 @@ fn help(name: &str) -> &'static str {
         "component_dead_lettered_events_total" => {
             "Events a sink gave up on and sent to its dead_letter output."
         }
-        "component_connections_accepted_total" => "Connections a network source accepted.",
+        "component_connections_accepted_total" => {
+            "Connections a listener (network source or the API) accepted within its caps."
+        }
+        "component_connections_refused_total" => {
+            "Connections a listener closed at once over a cap (max_connections, max_connections_per_ip)."
+        }
+        "component_connections_closed_total" => {
+            "Connections a listener closed, by reason (idle_timeout)."
+        }
         "component_throttle_overflow_events_total" => {
             "Events of new keys put in a throttle's shared overflow bucket."
         }
@@ -109,7 +117,7 @@ fn help(name: &str) -> &'static str {
         }
         "component_received_events_by_app_total" => "Events an http source accepted, per app.",
         "component_refused_requests_total" => {
-            "Requests an http source refused as a web page's (content type, origin), by reason."
+            "Requests an http source refused, by reason (content_type, origin, body_too_slow, body_budget)."
         }
         "api_refused_requests_total" => {
             "API requests refused, by reason: host (not allowed), origin, token (401), role (403)."

@@ -20,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -29,7 +30,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, ORIGIN};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -41,6 +42,7 @@ pub use guard::{with_cors, Guard, Refusal};
 pub use metrics::render_prometheus;
 
 use crate::field_error::FieldError;
+use crate::listen::{Acceptor, Admission, ConnectionLimits, HttpLimits};
 
 /// `[api]` in a pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,10 +65,45 @@ pub struct ApiConfig {
     /// CORS header is sent to any other.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Connections held at once; more are closed at once and counted
+    /// (`component_connections_refused_total{reason}`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections held at once from one IP address.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+}
+
+pub fn default_max_connections() -> usize {
+    crate::listen::DEFAULT_HTTP_MAX_CONNECTIONS
+}
+
+pub fn default_max_connections_per_ip() -> usize {
+    crate::listen::DEFAULT_MAX_CONNECTIONS_PER_IP
+}
+
+pub fn default_header_timeout_secs() -> u64 {
+    crate::listen::DEFAULT_HEADER_TIMEOUT_SECS
 }
 
 impl ApiConfig {
+    /// The listener's connection caps and header timeout.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+            },
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
+        self.limits().validate()?;
         let address = self.address.parse::<SocketAddr>().map_err(|_| {
             FieldError::new(
                 "address",
@@ -271,11 +308,13 @@ fn route(method: &Method, path: &str) -> Option<HttpResponse> {
     })
 }
 
-/// Serves `handler` on `listener` (over TLS with `tls`) until `shutdown`; then stops
-/// accepting, lets requests in progress finish (their answers may depend on
-/// acknowledgements), and returns.
+/// Serves `handler` on `listener` (over TLS with `tls`) under `limits` until `shutdown`;
+/// then stops accepting, lets requests in progress finish (their answers may depend on
+/// acknowledgements), and returns. `component_id` labels the listener's metrics.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    limits: HttpLimits,
+    component_id: &str,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     handler: H,
@@ -283,18 +322,12 @@ pub async fn serve<H, F>(
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
+    let mut acceptor = Acceptor::new(listener, limits.connections, component_id);
     let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, admission) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
         };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
@@ -304,38 +337,63 @@ pub async fn serve<H, F>(
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(request, peer).await) }
             });
+            let connection = Connection {
+                peer,
+                header_timeout: limits.header_timeout,
+                _admission: admission,
+            };
             match tls {
-                None => serve_connection(stream, service, peer, shutdown).await,
+                None => serve_connection(stream, service, connection, shutdown).await,
                 Some(acceptor) => match crate::tls::accept(&acceptor, stream).await {
-                    Ok(tls_stream) => serve_connection(tls_stream, service, peer, shutdown).await,
+                    Ok(tls_stream) => {
+                        serve_connection(tls_stream, service, connection, shutdown).await
+                    }
                     Err(error) => tracing::debug!(%peer, %error, "tls handshake refused"),
                 },
             }
         });
         while connections.try_join_next().is_some() {}
     }
-    drop(listener);
+    drop(acceptor);
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection<IO, S>(io: IO, service: S, peer: SocketAddr, shutdown: CancellationToken)
-where
+/// One accepted connection: its peer, its header timeout, and its place under the caps
+/// (given back when the connection ends).
+struct Connection {
+    peer: SocketAddr,
+    header_timeout: Duration,
+    _admission: Admission,
+}
+
+async fn serve_connection<IO, S>(
+    io: IO,
+    service: S,
+    connection: Connection,
+    shutdown: CancellationToken,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = Body> + Send,
     S::Future: Send,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
+    let peer = connection.peer;
+    // hyper starts the header timeout when it waits for a request's first byte, so it
+    // also closes a keep-alive connection idle that long.
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(connection.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(served);
     tokio::select! {
-        result = connection.as_mut() => {
+        result = served.as_mut() => {
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "http connection ended");
             }
         }
         _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
         }
     }
 }
@@ -391,6 +449,15 @@ mod tests {
             (
                 "address = \"127.0.0.1:1\"\ncors_origins = [\"https://a.example:8443\"]",
                 Ok(()),
+            ),
+            ("address = \"127.0.0.1:1\"\nmax_connections = 0", Err("max_connections")),
+            (
+                "address = \"127.0.0.1:1\"\nmax_connections_per_ip = 0",
+                Err("max_connections_per_ip"),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\nheader_timeout_secs = 0",
+                Err("header_timeout_secs"),
             ),
         ];
         for (toml, expected) in cases {

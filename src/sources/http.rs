@@ -46,6 +46,9 @@ use crate::ack::{AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::field_error::FieldError;
+use crate::listen::{
+    BodyBudget, BodyReservation, BodyTooSlow, ConnectionLimits, HttpLimits, MinRate, MinRateBody,
+};
 use crate::telemetry;
 use crate::tls::TlsConfig;
 
@@ -91,6 +94,40 @@ pub struct HttpConfig {
     /// clients) are not concerned.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Connections held at once; more are closed at once and counted
+    /// (`component_connections_refused_total{reason}`).
+    #[serde(default = "crate::api::default_max_connections")]
+    pub max_connections: usize,
+    /// Connections held at once from one IP address.
+    #[serde(default = "crate::api::default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    #[serde(default = "crate::api::default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Time a request body may take before `min_body_bytes_per_sec` applies.
+    #[serde(default = "default_body_grace_secs")]
+    pub body_grace_secs: u64,
+    /// Slowest average rate a body may arrive at after `body_grace_secs` (a client that
+    /// declares more than it sends is answered 408 as well).
+    #[serde(default = "default_min_body_bytes_per_sec")]
+    pub min_body_bytes_per_sec: u64,
+    /// Request-body bytes held at once across all connections (each request counts its
+    /// `Content-Length`, or `max_body_bytes` without one); over it: 503 with `Retry-After`.
+    #[serde(default = "default_max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: usize,
+}
+
+fn default_max_body_bytes_in_flight() -> usize {
+    crate::listen::DEFAULT_MAX_BODY_BYTES_IN_FLIGHT
+}
+
+fn default_body_grace_secs() -> u64 {
+    crate::listen::DEFAULT_BODY_GRACE_SECS
+}
+
+fn default_min_body_bytes_per_sec() -> u64 {
+    crate::listen::DEFAULT_MIN_BODY_BYTES_PER_SEC
 }
 
 /// The content types accepted unless `content_types` says otherwise: every type the source
@@ -128,8 +165,37 @@ fn default_ack_timeout_secs() -> u64 {
 }
 
 impl HttpConfig {
+    /// The listener's connection caps and header timeout.
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+            },
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+        }
+    }
+
+    fn min_body_rate(&self) -> MinRate {
+        MinRate {
+            grace: Duration::from_secs(self.body_grace_secs),
+            bytes_per_sec: self.min_body_bytes_per_sec,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         super::tcp::parse_address(&self.address)?;
+        self.limits().validate()?;
+        self.min_body_rate().validate()?;
+        if self.max_body_bytes_in_flight < self.max_body_bytes {
+            return Err(FieldError::new(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least max_body_bytes ({}), or no full-size request could ever be read",
+                    self.max_body_bytes
+                ),
+            ));
+        }
         if self.max_body_bytes == 0 {
             return Err(FieldError::new("max_body_bytes", "must be at least 1"));
         }
@@ -180,7 +246,10 @@ impl HttpConfig {
             tokens,
         } = bound;
         let shutdown = ctx.shutdown.clone();
+        let limits = self.limits();
+        let id = ctx.id.clone();
         let state = Arc::new(State {
+            body_budget: BodyBudget::new(self.max_body_bytes_in_flight),
             frame_ids: Mutex::new(FrameIds::default()),
             tokens,
             limiter: self
@@ -195,10 +264,17 @@ impl HttpConfig {
             config: self,
             ctx,
         });
-        crate::api::serve(listener, tls, shutdown, move |request, peer| {
-            let state = state.clone();
-            async move { state.handle(request, peer).await }
-        })
+        crate::api::serve(
+            listener,
+            limits,
+            &id,
+            tls,
+            shutdown,
+            move |request, peer| {
+                let state = state.clone();
+                async move { state.handle(request, peer).await }
+            },
+        )
         .await;
         Ok(())
     }
@@ -222,6 +298,7 @@ enum OtlpEncoding {
 struct State {
     config: HttpConfig,
     ctx: SourceContext,
+    body_budget: BodyBudget,
     frame_ids: Mutex<FrameIds>,
     tokens: Tokens,
     limiter: Option<RateLimiter>,
@@ -256,7 +333,13 @@ impl FrameIds {
 
 impl State {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
-        let response = self.ingest(request, peer).await;
+        let response = match self.reserve_body(&request) {
+            Some(_reservation) => self.ingest(request, peer).await,
+            None => {
+                self.refused("body_budget");
+                unavailable("too many request bodies in flight; retry shortly")
+            }
+        };
         telemetry::counter(
             "component_http_responses_total",
             &[
@@ -283,6 +366,19 @@ impl State {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }
         crate::api::with_cors(self.ingest_post(request, peer).await, origin)
+    }
+
+    /// The request's share of the body budget, held until it is answered: its declared
+    /// length (at most `max_body_bytes`, which refuses more), or `max_body_bytes` for a
+    /// body of unknown length. `None`: over the budget.
+    fn reserve_body(&self, request: &Request<Incoming>) -> Option<BodyReservation> {
+        use hyper::body::Body as _;
+        let max = self.config.max_body_bytes;
+        let bytes = match request.body().size_hint().exact() {
+            Some(n) => usize::try_from(n).unwrap_or(max).min(max),
+            None => max,
+        };
+        self.body_budget.try_reserve(bytes)
     }
 
     /// The allowed `Origin` to echo back (`None` without one), or why one is refused (403).
@@ -379,9 +475,14 @@ impl State {
             }
         }
 
-        let body = match Limited::new(request.into_body(), max).collect().await {
+        let body = MinRateBody::new(request.into_body(), self.config.min_body_rate());
+        let body = match Limited::new(body, max).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
+            Err(e) if e.is::<BodyTooSlow>() => {
+                self.refused("body_too_slow");
+                return error(StatusCode::REQUEST_TIMEOUT, &e.to_string());
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
         };
         let body = match encoding {

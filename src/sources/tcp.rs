@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::auth::{validate_tokens, RateLimitConfig, RateLimiter};
@@ -20,6 +20,7 @@ use super::stream_auth::StreamAuth;
 use super::{read_stream, BoundListener, FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::field_error::FieldError;
+use crate::listen::{Acceptor, ConnectionLimits, IdleTimeout};
 use crate::telemetry;
 use crate::tls::TlsConfig;
 
@@ -33,9 +34,18 @@ pub struct TcpConfig {
     pub framing: FramingConfig,
     #[serde(default)]
     pub decoding: DecodingConfig,
-    /// Connections beyond this wait in the kernel's accept queue until one closes.
+    /// Connections held at once; more are closed at once and counted
+    /// (`component_connections_refused_total{reason="max_connections"}`), never queued.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections held at once from one IP address (`reason="max_connections_per_ip"`).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// A connection that sends nothing for this long is closed and counted
+    /// (`component_connections_closed_total{reason="idle_timeout"}`); 0 keeps idle
+    /// connections forever. Time spent held back by a full pipeline does not count.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// Serve TLS (optionally requiring client certificates).
     pub tls: Option<TlsConfig>,
     /// Per-app tokens, Logplex-style: `tokens = { "TOKEN" = "app" }`. With any token
@@ -54,17 +64,32 @@ fn default_max_connections() -> usize {
     4096
 }
 
+fn default_max_connections_per_ip() -> usize {
+    crate::listen::DEFAULT_MAX_CONNECTIONS_PER_IP
+}
+
+/// Generous: syslog senders keep quiet connections open and reconnect when closed, while
+/// an attacker's idle connections are bounded by the per-IP cap meanwhile.
+fn default_idle_timeout_secs() -> u64 {
+    600
+}
+
 impl TcpConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         parse_address(&self.address)?;
-        if self.max_connections == 0 {
-            return Err(FieldError::new("max_connections", "must be at least 1"));
-        }
+        self.limits().validate()?;
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
         validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
         self.framing.validate()
+    }
+
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+        }
     }
 
     /// Does the start's IO once: reads the tokens and TLS files and binds the listener.
@@ -84,10 +109,12 @@ impl TcpConfig {
             tls,
             tokens,
         } = bound;
-        let slots = Arc::new(Semaphore::new(self.max_connections));
-        let accepted = telemetry::counter(
-            "component_connections_accepted_total",
-            &[("component_id", &ctx.id)],
+        let mut acceptor = Acceptor::new(listener, self.limits(), &ctx.id);
+        let idle_timeout =
+            (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs));
+        let idle_closed = telemetry::counter(
+            "component_connections_closed_total",
+            &[("component_id", &ctx.id), ("reason", "idle_timeout")],
         );
         let limiter = self
             .rate_limit
@@ -100,26 +127,11 @@ impl TcpConfig {
         );
         let mut connections = JoinSet::new();
         loop {
-            let permit = tokio::select! {
+            let (stream, peer, admission) = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
+                accepted = acceptor.accept() => accepted,
             };
-            let (stream, peer) = tokio::select! {
-                _ = ctx.shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        // Typically EMFILE: back off briefly instead of spinning.
-                        tracing::warn!(component_id = %ctx.id, %error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            accepted.inc(1);
+            let stream = IdleTimeout::new(stream, idle_timeout, idle_closed.clone());
             let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
             let mut conn_ctx = SourceContext {
                 id: ctx.id.clone(),
@@ -132,7 +144,7 @@ impl TcpConfig {
             let handshake_failures = handshake_failures.clone();
             let auth = auth.clone();
             connections.spawn(async move {
-                let _permit = permit;
+                let _admission = admission;
                 let (ingest, ctx, from, auth) =
                     (&mut ingest, &mut conn_ctx, Some(peer), auth.as_deref());
                 let result = match tls {
@@ -153,7 +165,7 @@ impl TcpConfig {
             // Reap finished connections so the set does not grow with history.
             while connections.try_join_next().is_some() {}
         }
-        drop(listener);
+        drop(acceptor);
         while connections.join_next().await.is_some() {}
         Ok(())
     }

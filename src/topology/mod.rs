@@ -182,7 +182,7 @@ pub async fn start(
             // The tokens file is read once, here: a missing or malformed one stops the start.
             let guard = crate::api::Guard::open(api, addr)
                 .map_err(|message| TopologyError::ApiAuth { message })?;
-            Some((listener, Arc::new(guard)))
+            Some((listener, Arc::new(guard), api.limits()))
         }
     };
 
@@ -286,16 +286,23 @@ pub async fn start(
             .instrument(span),
         );
     }
-    let api_task = api_listener.map(|(listener, guard)| {
+    let api_task = api_listener.map(|(listener, guard, limits)| {
         let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
         tokio::spawn(
-            crate::api::serve(listener, None, api_stop.clone(), move |request, _peer| {
-                let endpoints = endpoints.clone();
-                let guard = guard.clone();
-                async move { crate::api::handle(request, &endpoints, &guard).await }
-            })
+            crate::api::serve(
+                listener,
+                limits,
+                API_ID,
+                None,
+                api_stop.clone(),
+                move |request, _peer| {
+                    let endpoints = endpoints.clone();
+                    let guard = guard.clone();
+                    async move { crate::api::handle(request, &endpoints, &guard).await }
+                },
+            )
             .instrument(span),
         )
     });

@@ -17,6 +17,7 @@ mod e2e;
 mod file_sink;
 mod file_source;
 mod formats;
+mod hardening;
 mod http;
 mod http_sink;
 #[cfg(feature = "kafka")]
