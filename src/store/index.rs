@@ -96,11 +96,24 @@ impl Fields {
             .map(|(_, f)| *f)
     }
 
-    /// The document for `event`, and the bytes of its stored JSON; `fallback_ts` is used
-    /// when it has no parsable timestamp.
-    pub fn document(&self, event: &Event, seq: u64, fallback_ts: i64) -> (TantivyDocument, usize) {
+    /// The document for `event`, the bytes of its stored JSON, and whether its own time was
+    /// set aside as implausible; `fallback_ts` (its arrival) is used when it has no
+    /// timestamp, or one that does not parse or lies outside 1970–2100, which is then kept as
+    /// `original_timestamp` (a year-0 or year-9999 time would stretch every chart and
+    /// histogram of the store to millennia).
+    pub fn document(
+        &self,
+        event: &Event,
+        seq: u64,
+        fallback_ts: i64,
+    ) -> (TantivyDocument, usize, bool) {
         let mut doc = TantivyDocument::new();
-        let ts = event_timestamp(event).unwrap_or(fallback_ts);
+        let own = event_timestamp(event);
+        let plausible = own.filter(|t| (0..MAX_EVENT_TIME_NANOS).contains(t));
+        // A time field that does not parse (or lies beyond what nanoseconds can hold) is as
+        // little to be believed as one outside the range.
+        let implausible = event.fields.get(fields::TIMESTAMP).is_some() && plausible.is_none();
+        let ts = plausible.unwrap_or(fallback_ts);
         doc.add_i64(self.timestamp, ts);
         doc.add_u64(self.seq, seq);
         let mut numbers: Vec<(String, OwnedValue)> = Vec::new();
@@ -124,13 +137,24 @@ impl Fields {
         if !numbers.is_empty() {
             doc.add_field_value(self.num, &OwnedValue::Object(numbers));
         }
-        let mut source = serde_json::to_vec(&event.fields).unwrap_or_default();
-        if event.fields.get(fields::TIMESTAMP).is_none() {
-            // Keep the time the event was indexed under, so results show it.
-            source = with_timestamp(&source, ts);
-        }
+        let source = if implausible {
+            let mut kept = event.fields.clone();
+            if let Some(original) = kept.remove(fields::TIMESTAMP) {
+                kept.insert(ORIGINAL_TIMESTAMP, original);
+            }
+            kept.insert(fields::TIMESTAMP, Value::Timestamp(ts));
+            serde_json::to_vec(&kept).unwrap_or_default()
+        } else {
+            let source = serde_json::to_vec(&event.fields).unwrap_or_default();
+            if event.fields.get(fields::TIMESTAMP).is_none() {
+                // Keep the time the event was indexed under, so results show it.
+                with_timestamp(&source, ts)
+            } else {
+                source
+            }
+        };
         doc.add_bytes(self.source, &source);
-        (doc, source.len())
+        (doc, source.len(), implausible)
     }
 
     fn add_other(
@@ -179,6 +203,12 @@ impl Default for Fields {
 }
 
 const MAX_KEYWORD_BYTES: usize = 256;
+
+/// 2100-01-01T00:00:00Z: event times at or after it (or before 1970) are not believed.
+pub const MAX_EVENT_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
+
+/// Where an event's implausible time is kept when the store files it under its arrival.
+pub const ORIGINAL_TIMESTAMP: &str = "original_timestamp";
 
 /// The event's own time: a timestamp value, or an RFC 3339 string.
 pub fn event_timestamp(event: &Event) -> Option<i64> {

@@ -238,6 +238,7 @@ pub struct Store {
     dropped_age: Counter,
     dropped_size: Counter,
     damaged: Counter,
+    implausible_times: Counter,
 }
 
 impl Store {
@@ -288,6 +289,10 @@ impl Store {
                 &[("component_id", id), ("reason", "size")],
             ),
             damaged,
+            implausible_times: telemetry::counter(
+                "store_implausible_timestamps_total",
+                &[("component_id", id)],
+            ),
             options,
         }))
     }
@@ -447,10 +452,13 @@ impl StoreWriter {
             } else {
                 now_nanos
             };
-            let (doc, source_bytes) = self
-                .store
-                .fields
-                .document(event, current.next_seq, fallback);
+            let (doc, source_bytes, implausible) =
+                self.store
+                    .fields
+                    .document(event, current.next_seq, fallback);
+            if implausible {
+                self.store.implausible_times.inc(1);
+            }
             bytes += source_bytes;
             current.next_seq += 1;
             current.writer.add_document(doc)?;

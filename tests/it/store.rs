@@ -144,6 +144,63 @@ fn retention_drops_the_oldest_partitions_by_age_and_by_size() {
     );
 }
 
+/// An event whose own time is implausible (year 9999, before 1970) is filed under its arrival,
+/// the original kept as `original_timestamp` and counted, so one such line cannot stretch
+/// every chart and time range of the store; a plausible time is kept as it is.
+#[test]
+fn implausible_event_times_are_filed_under_their_arrival() {
+    let dir = tempdir();
+    let store = Store::open("implausible", dir.path(), StoreOptions::default()).expect("opens");
+    let arrival = 1_764_115_200 * 1_000_000_000;
+    let timed = |i: usize, time: &str| {
+        let mut e = event(i);
+        e.fields.insert("timestamp", Value::from(time));
+        e
+    };
+    let events = [
+        timed(1, "9999-01-01T00:00:00Z"),
+        timed(2, "1960-01-01T00:00:00Z"),
+        timed(3, "2025-11-26T00:00:05Z"),
+    ];
+    let mut writer = store.writer();
+    writer.append(&events, arrival).expect("append");
+    writer.commit().expect("commit");
+    let page = store
+        .search(&SearchRequest {
+            query: Query::parse("").expect("q"),
+            from: None,
+            to: None,
+            limit: 10,
+            cursor: None,
+        })
+        .expect("search");
+    let by_seq = |seq: i64| {
+        page.events
+            .iter()
+            .find(|e| e["seq"] == seq)
+            .unwrap_or_else(|| panic!("seq {seq} in {:?}", page.events))
+    };
+    for (seq, original) in [(1, "9999-01-01T00:00:00Z"), (2, "1960-01-01T00:00:00Z")] {
+        let stored = by_seq(seq);
+        assert_eq!(
+            stored["timestamp"], "2025-11-26T00:00:00.000000Z",
+            "{stored}"
+        );
+        assert_eq!(stored["original_timestamp"], original, "{stored}");
+    }
+    assert_eq!(by_seq(3)["timestamp"], "2025-11-26T00:00:05Z");
+    assert!(by_seq(3).get("original_timestamp").is_none());
+    assert_eq!(
+        counter("store_implausible_timestamps_total", "implausible", None),
+        2
+    );
+    let (lo, hi) = store.time_range().expect("a range");
+    assert!(
+        hi - lo < 10_000_000_000,
+        "the store spans seconds, not millennia"
+    );
+}
+
 #[test]
 fn a_damaged_partition_is_moved_aside_and_the_rest_opens() {
     let dir = tempdir();
