@@ -1,14 +1,14 @@
 //! Who may read what (issue 15): the API's tokens, roles and app scopes against every
 //! route, the Host and CORS checks, the refusal to serve a non-loopback API without auth,
-//! `sluice query`/`tail`/`alerts` with `--token`, and the http source's refusals of what a
-//! web page could post.
+//! `sluice query`/`tail`/`alerts` with `--token`. The http source's refusals of what a web
+//! page could post are in `browser_ingest.rs`.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::store::json;
-use crate::util::{counter, sluice_bin, tempdir, wait_until, Router, TIMEOUT};
+use crate::util::{sluice_bin, tempdir, Router, TIMEOUT};
 
 const READ: &str = "read-token-aaaaaaaaaaaa";
 const SCOPED: &str = "scoped-token-bbbbbbbbbb";
@@ -35,14 +35,14 @@ fn tokens_file() -> String {
 
 /// One HTTP/1.0 answer: status, head (lowercased header names as sent) and body.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     head: String,
     body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name)
@@ -50,7 +50,7 @@ impl Answer {
         })
     }
 
-    fn error(&self) -> String {
+    pub(crate) fn error(&self) -> String {
         json(&self.body)["error"]
             .as_str()
             .unwrap_or_else(|| panic!("no JSON error in {self:?}"))
@@ -60,7 +60,7 @@ impl Answer {
 
 /// One request over a fresh connection; `Host: localhost` unless `headers` sets one. With
 /// `head_only`, returns once the head is in (a tail's stream never ends by itself).
-fn send(
+pub(crate) fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -643,166 +643,5 @@ async fn cli_clients_send_their_token() {
     })
     .await
     .expect("cli");
-    router.stop().await;
-}
-
-/// The http source refuses what a web page can post without the browser asking first
-/// (text/plain, form types) and requests from origins it does not list, each counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_source_refuses_what_a_web_page_could_post() {
-    let dir = tempdir();
-    let router = Router::start(&format!(
-        r#"
-[sources.aa_web_default]
-type = "http"
-address = "127.0.0.1:0"
-
-[sources.aa_web_open]
-type = "http"
-address = "127.0.0.1:0"
-content_types = ["text/plain", "application/x-ndjson"]
-allowed_origins = ["https://app.example.com"]
-
-[sinks.aa_web_out]
-type = "file"
-inputs = ["aa_web_default", "aa_web_open"]
-path = "{}"
-"#,
-        dir.path().join("out.log").display()
-    ))
-    .await;
-    let (default, open) = (router.addr("aa_web_default"), router.addr("aa_web_open"));
-    tokio::task::spawn_blocking(move || {
-        let post = |addr, headers: &[(&str, &str)]| {
-            send(addr, "POST", "/v1/logs", headers, "a line\n", false)
-        };
-        type Headers<'a> = Vec<(&'a str, &'a str)>;
-        let cases: Vec<(SocketAddr, Headers, u16, &str)> = vec![
-            (
-                default,
-                vec![("Content-Type", "text/plain")],
-                415,
-                "web pages",
-            ),
-            (
-                default,
-                vec![("Content-Type", "text/plain; charset=utf-8")],
-                415,
-                "content_types",
-            ),
-            (
-                default,
-                vec![("Content-Type", "application/x-www-form-urlencoded")],
-                415,
-                "web pages",
-            ),
-            (
-                default,
-                vec![("Content-Type", "multipart/form-data; boundary=x")],
-                415,
-                "unsupported",
-            ),
-            (
-                default,
-                vec![("Content-Type", "application/octet-stream")],
-                200,
-                "",
-            ),
-            (default, vec![], 200, ""),
-            (
-                default,
-                vec![
-                    ("Content-Type", "application/x-ndjson"),
-                    ("Origin", "https://evil.example"),
-                ],
-                403,
-                "allowed_origins",
-            ),
-            (
-                default,
-                vec![
-                    ("Content-Type", "application/octet-stream"),
-                    ("Origin", "null"),
-                ],
-                403,
-                "origin",
-            ),
-            (open, vec![("Content-Type", "text/plain")], 200, ""),
-            (
-                open,
-                vec![("Content-Type", "application/octet-stream")],
-                415,
-                "content_types",
-            ),
-            (
-                open,
-                vec![
-                    ("Content-Type", "text/plain"),
-                    ("Origin", "https://app.example.com"),
-                ],
-                200,
-                "",
-            ),
-            (
-                open,
-                vec![
-                    ("Content-Type", "text/plain"),
-                    ("Origin", "https://evil.example"),
-                ],
-                403,
-                "origin",
-            ),
-        ];
-        for (addr, headers, status, reason) in cases {
-            let answer = post(addr, &headers);
-            assert_eq!(answer.status, status, "{headers:?}: {answer:?}");
-            if status != 200 {
-                assert!(
-                    answer.error().contains(reason),
-                    "{headers:?}: {}",
-                    answer.error()
-                );
-            }
-        }
-        // An allowed origin gets its CORS answers; a refused one none.
-        let allowed = post(
-            open,
-            &[
-                ("Content-Type", "text/plain"),
-                ("Origin", "https://app.example.com"),
-            ],
-        );
-        assert_eq!(
-            allowed.header("access-control-allow-origin").as_deref(),
-            Some("https://app.example.com")
-        );
-        let preflight = send(
-            open,
-            "OPTIONS",
-            "/v1/logs",
-            &[
-                ("Origin", "https://app.example.com"),
-                ("Access-Control-Request-Method", "POST"),
-            ],
-            "",
-            false,
-        );
-        assert_eq!(preflight.status, 204, "{preflight:?}");
-        assert!(preflight
-            .header("access-control-allow-headers")
-            .is_some_and(|h| h.contains("content-type")));
-    })
-    .await
-    .expect("requests");
-    let refused =
-        |id: &str, reason: &str| counter("component_refused_requests_total", id, Some(reason));
-    assert_eq!(refused("aa_web_default", "content_type"), 4);
-    assert_eq!(refused("aa_web_default", "origin"), 2);
-    assert_eq!(refused("aa_web_open", "content_type"), 1);
-    assert_eq!(refused("aa_web_open", "origin"), 1);
-    wait_until("accepted lines written", || {
-        counter("component_sent_events_total", "aa_web_out", None) == 5
-    })
-    .await;
     router.stop().await;
 }

@@ -8,6 +8,7 @@ mod api_auth;
 mod bad_input;
 #[cfg(feature = "store")]
 mod browser;
+mod browser_ingest;
 mod certs;
 mod config;
 mod corpus;

@@ -24,13 +24,12 @@
 //! `Retry-After` when backpressure or acknowledgement outlasts `ack_timeout_secs`.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -39,6 +38,13 @@ use hyper::header::{
 };
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
+
+mod body;
+
+use body::{
+    body_kind, decompress, essence, is_otlp_json, BodyKind, Compression, DecompressError,
+    OtlpEncoding,
+};
 
 use super::auth::{validate_tokens, RateLimitConfig, RateLimiter, Tokens};
 use super::{BoundListener, Decoded, FrameIngest, SourceContext, SourceError};
@@ -278,21 +284,6 @@ impl HttpConfig {
         .await;
         Ok(())
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BodyKind {
-    /// An OpenTelemetry logs export request (OTLP/HTTP), protobuf or JSON.
-    Otlp(OtlpEncoding),
-    Ndjson,
-    Text,
-    Logplex,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OtlpEncoding {
-    Protobuf,
-    Json,
 }
 
 struct State {
@@ -645,15 +636,6 @@ fn header_text(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// The content type without parameters, lowercased; empty when there is none.
-fn essence(content_type: Option<&HeaderValue>) -> String {
-    let text = content_type
-        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase())
-        .unwrap_or_default();
-    text.split(';').next().unwrap_or("").trim().to_string()
-}
-
-/// The answer to a CORS preflight from an allowed origin.
 fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     use hyper::header::{
         ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_MAX_AGE,
@@ -670,72 +652,6 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     crate::api::with_cors(response, origin)
-}
-
-/// Whether a JSON body is an OTLP export request: an object whose first key is
-/// `resourceLogs` (an NDJSON event would not be named so).
-fn is_otlp_json(body: &[u8]) -> bool {
-    let rest = body.trim_ascii_start();
-    rest.strip_prefix(b"{")
-        .map(<[u8]>::trim_ascii_start)
-        .is_some_and(|r| r.starts_with(b"\"resourceLogs\""))
-}
-
-fn body_kind(essence: &str) -> Result<BodyKind, String> {
-    match essence {
-        "application/x-ndjson" | "application/ndjson" | "application/json" | "application/jsonlines" => {
-            Ok(BodyKind::Ndjson)
-        }
-        // curl's --data-binary sends form-urlencoded unless told otherwise; shippers that
-        // post raw lines that way mean plain text.
-        "text/plain" | "application/x-www-form-urlencoded" | "application/octet-stream" | "" => {
-            Ok(BodyKind::Text)
-        }
-        "application/logplex-1" => Ok(BodyKind::Logplex),
-        "application/x-protobuf" => Ok(BodyKind::Otlp(OtlpEncoding::Protobuf)),
-        other => Err(format!(
-            "unsupported content-type `{other}` (use application/x-ndjson, text/plain, application/logplex-1 or OTLP's application/x-protobuf)"
-        )),
-    }
-}
-
-enum DecompressError {
-    TooLarge,
-    Invalid(std::io::Error),
-}
-
-/// A `Content-Encoding` the source accepts.
-#[derive(Debug, Clone, Copy)]
-enum Compression {
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Gzip => "gzip",
-            Self::Zstd => "zstd",
-        }
-    }
-}
-
-/// Decompresses at most `max` bytes: a small body must not expand into gigabytes.
-fn decompress(compression: Compression, body: &[u8], max: usize) -> Result<Bytes, DecompressError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
-    let limit = max as u64 + 1;
-    match compression {
-        Compression::Gzip => flate2::read::GzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        Compression::Zstd => zstd::stream::read::Decoder::new(body)
-            .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
-    }
-    .map_err(DecompressError::Invalid)?;
-    if out.len() > max {
-        return Err(DecompressError::TooLarge);
-    }
-    Ok(Bytes::from(out))
 }
 
 fn too_large(max: usize) -> HttpResponse {
