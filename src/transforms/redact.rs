@@ -20,7 +20,7 @@
 //! Detectors are chosen to be right more than to be eager: a card number must have a known
 //! issuer prefix, 13–19 digits and a valid Luhn check; an IPv4 address must not be part of a
 //! longer dotted number (`1.2.3.4.5`) or a version (`v1.2.3.4`); an IPv6 address must parse.
-//! Each detector is tried only when a cheap byte search says it can match. Matches are
+//! All detectors run first as one `RegexSet` pass; only those it finds are run for spans. Matches are
 //! counted per detector as `component_redactions_total{detector}`.
 
 use std::fmt::Write as _;
@@ -93,49 +93,37 @@ struct Detector {
     regex: Regex,
     /// The capture group to replace (0: the whole match).
     group: usize,
-    /// Bytes that every match contains, searched first (cheap) to skip the regex.
-    needle: Option<&'static [u8]>,
     check: Check,
     matched: Counter,
 }
 
-/// The regex, group, needle and check of a built-in detector.
-fn builtin(name: &str) -> Option<(&'static str, usize, Option<&'static [u8]>, Check)> {
+/// The regex, group and check of a built-in detector.
+fn builtin(name: &str) -> Option<(&'static str, usize, Check)> {
     Some(match name {
         "private_key" => (
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)-----END [A-Z ]*PRIVATE KEY-----",
             0,
-            Some(b"PRIVATE KEY-----"),
             Check::None,
         ),
         "jwt" => (
             r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+",
             0,
-            Some(b"eyJ"),
             Check::None,
         ),
-        "bearer_token" => (
-            r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{8,}=*)",
-            1,
-            Some(b"earer"),
-            Check::None,
-        ),
+        "bearer_token" => (r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{8,}=*)", 1, Check::None),
         "basic_auth_url" => (
             r"\b[a-zA-Z][a-zA-Z0-9+.-]*://([^/\s:@]+:[^/\s@]+)@",
             1,
-            Some(b"://"),
             Check::None,
         ),
         "aws_access_key" => (
             r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\b",
             0,
-            None,
             Check::None,
         ),
         "email" => (
             r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
             0,
-            Some(b"@"),
             Check::None,
         ),
         // 13 to 19 digits in a row, or in groups of four (Amex: 4-6-5) separated by single
@@ -143,19 +131,16 @@ fn builtin(name: &str) -> Option<(&'static str, usize, Option<&'static [u8]>, Ch
         "credit_card" => (
             r"(?:^|[^0-9.-])([0-9]{13,19}|[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?|[0-9]{4}[ -][0-9]{6}[ -][0-9]{5})",
             1,
-            None,
             Check::Card,
         ),
         "ipv6" => (
             r"(?i)(?:^|[^0-9a-z:.])((?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|:|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?)",
             1,
-            Some(b":"),
             Check::Ipv6,
         ),
         "ipv4" => (
             r"(?:^|[^0-9A-Za-z.])([0-9]{1,3}(?:\.[0-9]{1,3}){3})",
             1,
-            Some(b"."),
             Check::Ipv4,
         ),
         _ => return None,
@@ -177,7 +162,7 @@ impl RedactConfig {
             None => DETECTORS.to_vec(),
         };
         for name in names {
-            let (pattern, group, needle, check) = builtin(name).ok_or_else(|| {
+            let (pattern, group, check) = builtin(name).ok_or_else(|| {
                 FieldError::new(
                     "detectors",
                     format!(
@@ -190,7 +175,6 @@ impl RedactConfig {
                 name: name.to_string(),
                 regex: Regex::new(pattern).expect("built-in detector regexes compile"),
                 group,
-                needle,
                 check,
                 matched: counter(name),
             });
@@ -210,7 +194,6 @@ impl RedactConfig {
                 name: name.clone(),
                 regex,
                 group: 0,
-                needle: None,
                 check: Check::None,
                 matched: counter(name),
             });
@@ -298,11 +281,6 @@ impl Redact {
         }
         for index in candidates.iter() {
             let detector = &self.detectors[index];
-            if let Some(needle) = detector.needle {
-                if memchr::memmem::find(text, needle).is_none() {
-                    continue;
-                }
-            }
             for captures in detector.regex.captures_iter(text) {
                 let Some(m) = captures.get(detector.group) else {
                     continue;

@@ -42,6 +42,10 @@ fn each_detector_finds_its_kind() {
             "Authorization: Bearer [REDACTED:bearer_token]",
         ),
         (
+            "authorization: BEARER abc123DEF456ghi789",
+            "authorization: BEARER [REDACTED:bearer_token]",
+        ),
+        (
             "GET https://admin:s3cret@db.internal/x",
             "GET https://[REDACTED:basic_auth_url]@db.internal/x",
         ),
