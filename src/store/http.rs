@@ -15,6 +15,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use super::search::{HistogramRequest, SearchRequest, TopRequest};
+// Times asked for lie in the range the store believes event times in (1970–2100), so no
+// arithmetic on them (spans, bucket counts) can overflow.
+use super::index::MAX_EVENT_TIME_NANOS;
 use super::{parse_duration, Query, Store, StoreError};
 use crate::api::{error, respond, Access, Endpoint, HttpResponse, ResponseFuture, Scope};
 use crate::event::now_nanos;
@@ -131,8 +134,8 @@ async fn answer(
                     let s = store.clone();
                     match blocking(move || Ok(s.time_range())).await? {
                         Some((lo, hi)) => (
-                            lo.clamp(0, MAX_TIME_NANOS),
-                            t.unwrap_or(hi.clamp(0, MAX_TIME_NANOS - 1) + 1),
+                            lo.clamp(0, MAX_EVENT_TIME_NANOS),
+                            t.unwrap_or(hi.clamp(0, MAX_EVENT_TIME_NANOS - 1) + 1),
                         ),
                         None => (now - 3_600_000_000_000, now),
                     }
@@ -144,7 +147,7 @@ async fn answer(
             let interval = match params.get("interval") {
                 Some(text) => parse_duration(text)
                     .and_then(|d| i64::try_from(d.as_nanos()).ok())
-                    .filter(|n| *n > 0 && *n <= MAX_TIME_NANOS)
+                    .filter(|n| *n > 0 && *n <= MAX_EVENT_TIME_NANOS)
                     .ok_or_else(|| {
                         StoreError::BadRequest(format!(
                             "interval `{text}` is not a duration between 1ms and 100 years (e.g. 1m, 5m, 1h)"
@@ -234,10 +237,6 @@ pub fn auto_interval(span: i64) -> i64 {
         .unwrap_or(604_800_000_000_000)
 }
 
-/// 2100-01-01T00:00:00Z: times asked for lie between the epoch and this, so no arithmetic
-/// on them (spans, bucket counts) can overflow.
-const MAX_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
-
 // === query-string parameters ===
 
 struct Params(Vec<(String, String)>);
@@ -287,7 +286,7 @@ impl Params {
         let from = time("from")?;
         let to = time("to")?;
         for (key, value) in [("from", from), ("to", to)] {
-            if value.is_some_and(|t| !(0..=MAX_TIME_NANOS).contains(&t)) {
+            if value.is_some_and(|t| !(0..=MAX_EVENT_TIME_NANOS).contains(&t)) {
                 return Err(StoreError::BadRequest(format!(
                     "`{key}` must be between 1970 and 2100"
                 )));
