@@ -48,7 +48,8 @@ pub struct Fields {
     pub keywords: Vec<(&'static str, Field)>,
     /// Full text, positions kept for phrases.
     pub message: Field,
-    /// Every other field as the keyword `name=value` (nested objects flattened with dots).
+    /// Every other field as the keyword `name=value` (nested objects flattened with dots),
+    /// a column only: see [`kv_options`].
     pub kv: Field,
     /// Every other numeric field, by name, for ranges.
     pub num: Field,
@@ -58,6 +59,10 @@ pub struct Fields {
 
 impl Fields {
     pub fn new() -> Fields {
+        Self::with_kv(kv_options())
+    }
+
+    fn with_kv(kv_options: TextOptions) -> Fields {
         let mut builder = Schema::builder();
         let timestamp =
             builder.add_i64_field(fields::TIMESTAMP, NumericOptions::default().set_fast());
@@ -74,7 +79,7 @@ impl Fields {
                     .set_index_option(tantivy::schema::IndexRecordOption::WithFreqsAndPositions),
             ),
         );
-        let kv = builder.add_text_field("_kv", STRING | FAST);
+        let kv = builder.add_text_field("_kv", kv_options);
         let num = builder.add_json_field("_num", JsonObjectOptions::default().set_fast("raw"));
         let source = builder.add_bytes_field("_source", STORED);
         Fields {
@@ -87,6 +92,21 @@ impl Fields {
             num,
             source,
         }
+    }
+
+    /// Whether a partition written with `schema` can be read with these handles: the same
+    /// fields in the same order and of the same types. Options may differ, as `_kv`'s do
+    /// between partitions written before and after it lost its inverted index; queries on
+    /// `_kv` work on both (see `search::translate`).
+    pub fn reads(&self, schema: &Schema) -> bool {
+        let ours: Vec<_> = self.schema.fields().collect();
+        let theirs: Vec<_> = schema.fields().collect();
+        ours.len() == theirs.len()
+            && ours.iter().zip(&theirs).all(|((a, ea), (b, eb))| {
+                a == b
+                    && ea.name() == eb.name()
+                    && ea.field_type().value_type() == eb.field_type().value_type()
+            })
     }
 
     pub fn keyword(&self, name: &str) -> Option<Field> {
@@ -204,6 +224,16 @@ impl Default for Fields {
 
 const MAX_KEYWORD_BYTES: usize = 256;
 
+/// `_kv` is a column (a dictionary of its `name=value` terms and each event's ordinals), not
+/// an inverted index. Its values are the high-cardinality ones (request ids, users, paths,
+/// sizes), and a second dictionary with posting lists for them took about 40 % of the
+/// store's CPU per event and a fifth of its disk (benches/RESULTS.md, issue 18). A term
+/// query on it scans the column's ordinals instead of reading a posting list: one pass over
+/// a bit-packed column per segment, and it is usually intersected with cheaper clauses.
+fn kv_options() -> TextOptions {
+    TextOptions::default() | FAST
+}
+
 /// 2100-01-01T00:00:00Z: event times at or after it (or before 1970) are not believed.
 pub const MAX_EVENT_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
 
@@ -288,7 +318,7 @@ impl Partition {
         } else {
             Index::open_in_dir(dir)?
         };
-        if index.schema() != fields.schema {
+        if !fields.reads(&index.schema()) {
             return Err(tantivy::TantivyError::SchemaError(
                 "partition was written with a different schema".into(),
             ));
@@ -339,6 +369,51 @@ mod tests {
         }
         assert_eq!(partition_name(1_764_136_800), "20251126T060000Z");
         assert_eq!(parse_partition_name("damaged"), None);
+    }
+
+    /// Partitions written while `_kv` also had an inverted index (`STRING | FAST`) open, and
+    /// their `_kv` terms and wildcards are found like those of new partitions.
+    #[test]
+    fn partitions_with_an_indexed_kv_still_open_and_answer() {
+        use crate::store::search::SearchRequest;
+        use crate::store::{Query, Store, StoreOptions};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = 1_764_136_800;
+        let legacy = Fields::with_kv(STRING | FAST);
+        let part = dir.path().join(partition_name(start));
+        std::fs::create_dir_all(&part).expect("mkdir");
+        let index = Index::create_in_dir(&part, legacy.schema.clone()).expect("index");
+        let mut writer: tantivy::IndexWriter =
+            index.writer_with_num_threads(1, 16 << 20).expect("writer");
+        for i in 0..20u64 {
+            let mut event = Event::from_message(format!("line {i}").into());
+            event.insert("user", format!("u{}", i % 4));
+            let (doc, _, _) = legacy.document(&event, i, start * 1_000_000_000);
+            writer.add_document(doc).expect("add");
+        }
+        writer.commit().expect("commit");
+        drop(writer);
+        assert!(legacy.schema.get_field_entry(legacy.kv).is_indexed());
+
+        let store = Store::open("legacy", dir.path(), StoreOptions::default()).expect("opens");
+        assert_eq!(store.damaged_partitions(), 0);
+        let count = |q: &str| {
+            store
+                .search(&SearchRequest {
+                    query: Query::parse(q).expect("query"),
+                    from: None,
+                    to: None,
+                    limit: 1,
+                    cursor: None,
+                })
+                .expect("search")
+                .total
+        };
+        assert_eq!(count("user:u1"), 5);
+        assert_eq!(count("user:u*"), 20);
+        assert_eq!(count("user:*3"), 5);
+        assert_eq!(count("user:u9"), 0);
     }
 
     #[test]

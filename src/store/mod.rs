@@ -239,6 +239,7 @@ pub struct Store {
     dropped_size: Counter,
     damaged: Counter,
     implausible_times: Counter,
+    commits: Counter,
 }
 
 impl Store {
@@ -293,6 +294,7 @@ impl Store {
                 "store_implausible_timestamps_total",
                 &[("component_id", id)],
             ),
+            commits: telemetry::counter("store_commits_total", &[("component_id", id)]),
             options,
         }))
     }
@@ -471,6 +473,7 @@ impl StoreWriter {
         if let Some(current) = self.current.as_mut() {
             current.writer.commit()?;
             current.partition.reader.reload()?;
+            self.store.commits.inc(1);
         }
         Ok(())
     }

@@ -14,6 +14,12 @@ use crate::telemetry;
 /// The shortest time between two commits made because the input went idle.
 const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
 
+/// How long no batch must arrive before the input counts as idle. An empty queue alone says
+/// little: a steady stream keeps it empty between batches as long as the sink keeps up, and
+/// committing at every such gap made dozens of tiny segments a second (each commit writes,
+/// syncs and reloads them, and merges follow), which cost the store most of its throughput.
+const IDLE_GAP: Duration = Duration::from_millis(5);
+
 pub(super) async fn run_sink(
     store: Arc<Store>,
     mut rx: BatchReceiver,
@@ -23,8 +29,11 @@ pub(super) async fn run_sink(
 ) -> Result<(), SinkError> {
     let writer = Arc::new(Mutex::new(store.writer()));
     let mut pending = Uncommitted::default();
+    // When the pending batches must be committed: the interval after the first of them, or
+    // sooner once the input went idle.
     let mut deadline = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
+    let mut pending_since = tokio::time::Instant::now();
     let mut limiter = telemetry::LogLimiter::default();
     let mut idle_retention = tokio::time::interval(RETENTION_CHECK_INTERVAL);
     loop {
@@ -64,19 +73,20 @@ pub(super) async fn run_sink(
             Ok(bytes) => {
                 let now = tokio::time::Instant::now();
                 if pending.batches.is_empty() {
-                    deadline = now + commit_interval;
+                    pending_since = now;
                 }
                 pending.events += batch.len();
                 pending.bytes += bytes;
                 pending.batches.push(batch);
                 // Group commit: while batches keep arriving they share one commit (up to
-                // the interval or the event cap); once the input is idle, commit now, so a
-                // lone request is acknowledged in milliseconds rather than a whole interval.
-                // A floor between commits keeps a trickle from making a segment per batch.
-                if rx.is_empty() {
-                    deadline = deadline.min((last_commit + MIN_COMMIT_GAP).max(now));
-                }
-                if pending.events >= commit_max_events || (rx.is_empty() && deadline <= now) {
+                // the interval or the event cap); once no batch came for IDLE_GAP, commit,
+                // so a lone request is acknowledged in milliseconds rather than a whole
+                // interval. A floor between commits keeps a trickle from making a segment
+                // per batch.
+                let interval_end = pending_since + commit_interval;
+                let idle_end = (now + IDLE_GAP).max(last_commit + MIN_COMMIT_GAP);
+                deadline = interval_end.min(idle_end);
+                if pending.events >= commit_max_events || interval_end <= now {
                     commit(&writer, &mut pending, &ctx, &mut limiter).await?;
                     last_commit = tokio::time::Instant::now();
                 }

@@ -370,7 +370,19 @@ fn random_queries_agree_with_the_in_memory_matcher() {
         "nosuchword",
         "message:\"connection closed\"",
         "root",
+        // Fields of `_kv` (a column without an inverted index): terms and wildcards.
+        "line:7",
+        "line:1?",
+        "line:19*",
+        "line:*00",
     ];
+    for kv_atom in ["line:7", "line:1?", "line:19*", "line:*00"] {
+        let query = Query::parse(kv_atom).expect("parses");
+        assert!(
+            events.iter().any(|e| query.matches(e)),
+            "{kv_atom} matches nothing"
+        );
+    }
     let mut rng = fastrand::Rng::with_seed(7);
     fn build(rng: &mut fastrand::Rng, atoms: &[&str], depth: usize) -> String {
         if depth == 0 || rng.u8(0..3) == 0 {

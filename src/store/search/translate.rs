@@ -2,13 +2,14 @@
 
 use std::ops::Bound;
 
+use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TantivyQuery, RangeQuery, RegexQuery,
     TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
-use tantivy::Term;
+use tantivy::{DocId, SegmentReader, Term};
 
 use crate::event::fields;
 use crate::store::index::{Fields, Partition};
@@ -97,10 +98,7 @@ pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>
                 }
                 Some(name) => match fields.keyword(name) {
                     Some(f) => (f, glob_regex(pattern)),
-                    None => (
-                        fields.kv,
-                        format!("{}={}", regex::escape(name), glob_regex(pattern)),
-                    ),
+                    None => return kv_wildcard(name, pattern),
                 },
             };
             Box::new(
@@ -126,6 +124,49 @@ pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>
         }
     })
 }
+
+/// `name:pattern` for a field of `_kv`. `_kv` is a column without an inverted index (see
+/// `index::kv_options`), so the terms are matched in each segment's column dictionary
+/// (only the `name=` range of it) and the documents holding one of them found by their
+/// ordinals. Partitions written while `_kv` still had an inverted index have the same
+/// column, so this reads them too.
+fn kv_wildcard(name: &str, pattern: &str) -> Result<Box<dyn TantivyQuery>, StoreError> {
+    let prefix = format!("{name}=");
+    let regex = regex::bytes::Regex::new(&format!(
+        "^{}{}$",
+        regex::escape(&prefix),
+        glob_regex(pattern)
+    ))
+    .map_err(|e| StoreError::BadRequest(format!("bad wildcard: {e}")))?;
+    let predicate = FunctionPredicate::from(move |segment: &SegmentReader| {
+        let column = segment.fast_fields().str(KV_FIELD)?;
+        let mut matching = Vec::new();
+        if let Some(column) = &column {
+            let mut terms = column
+                .dictionary()
+                .prefix_range(prefix.as_bytes())
+                .into_stream()?;
+            while terms.advance() {
+                if regex.is_match(terms.key()) {
+                    matching.push(terms.term_ord());
+                }
+            }
+        }
+        // Ordinals come out of the dictionary in order, so the list is sorted.
+        let ords = column
+            .filter(|_| !matching.is_empty())
+            .map(|c| c.ords().clone());
+        Ok(move |doc: DocId| {
+            ords.as_ref().is_some_and(|ords| {
+                ords.values_for_doc(doc)
+                    .any(|ord| matching.binary_search(&ord).is_ok())
+            })
+        })
+    });
+    Ok(Box::new(DocPredicateQuery::from(predicate)))
+}
+
+const KV_FIELD: &str = "_kv";
 
 /// A query used as a must-not clause. tantivy 0.27's phrase scorer cannot be an exclusion
 /// set directly (it may be asked to seek backwards, which it asserts against), so excluded

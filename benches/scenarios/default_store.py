@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""The main job end to end: the embedded default pipeline (tcp -> parse auto -> enrich ->
+daily files + the store), fed a prepared file over TCP, timed until the store can find
+every event (`/v1/query` total reaches the number of lines sent).
+
+Usage:
+  default_store.py --bin BIN [--bin BIN2 ...] --input FILE [--conns K] [--rounds R]
+                   [--no-store] [--results OUT.jsonl]
+
+Binaries are run in turn, round after round, so that old and new share the machine's
+state. Prints one JSON line per run: label, events/s until searchable, seconds, peak RSS
+(VmHWM) in MiB, CPU time per event (user + system, all threads: steadier than the rate
+on a busy machine), the store's bytes on disk per event. Loopback only.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "bench")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, deadline):
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def total(api):
+    with urllib.request.urlopen(f"http://127.0.0.1:{api}/v1/query?limit=1", timeout=30) as r:
+        return json.load(r)["total"]
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dir_bytes(path):
+    n = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                n += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return n
+
+
+def run(binary, args, lines):
+    data = tempfile.mkdtemp(prefix="sluice-default-", dir=args.tmp)
+    tcp, udp, http, api = free_port(), free_port(), free_port(), free_port()
+    env = dict(os.environ, SLUICE_DATA_DIR=data, SLUICE_TCP=f"127.0.0.1:{tcp}",
+               SLUICE_UDP=f"127.0.0.1:{udp}", SLUICE_HTTP=f"127.0.0.1:{http}",
+               SLUICE_API=f"127.0.0.1:{api}", RUST_LOG="warn")
+    cmd = [binary, "up"]
+    if args.config:
+        cmd += ["--config", args.config]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(tcp, time.time() + 30)
+        wait_listening(api, time.time() + 30)
+        start = time.time()
+        subprocess.run([sys.executable, os.path.join(BENCH, "tcp_send.py"), "--port", str(tcp),
+                        "--file", args.input, "--conns", str(args.conns)], check=True,
+                       stderr=subprocess.DEVNULL)
+        sent = time.time() - start
+        while total(api) < lines:
+            if time.time() - start > args.timeout:
+                raise SystemExit(f"{binary}: only {total(api)} of {lines} searchable")
+            time.sleep(0.05)
+        elapsed = time.time() - start
+        rss = peak_rss_mib(proc.pid)
+        cpu = cpu_seconds(proc.pid)
+        store = dir_bytes(os.path.join(data, "store"))
+        return {"bin": binary, "conns": args.conns, "lines": lines, "seconds": round(elapsed, 2),
+                "send_seconds": round(sent, 2), "events_per_s": round(lines / elapsed),
+                "peak_rss_mib": round(rss, 1), "cpu_us_per_event": round(cpu * 1e6 / lines, 2), "store_bytes_per_event": round(store / lines, 1)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", action="append", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--config", help="a pipeline instead of the embedded default")
+    p.add_argument("--conns", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--tmp", default="/tmp/bench")
+    p.add_argument("--results")
+    args = p.parse_args()
+    with open(args.input, "rb") as f:
+        lines = sum(1 for _ in f)
+    for _ in range(args.rounds):
+        for binary in args.bin:
+            row = run(binary, args, lines)
+            print(json.dumps(row), flush=True)
+            if args.results:
+                with open(args.results, "a") as out:
+                    out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
