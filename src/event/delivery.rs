@@ -43,6 +43,17 @@ impl Delivery {
         self.batch = None;
     }
 
+    /// Lets go of the events but keeps the duty to state their outcome: for a consumer that
+    /// has written them somewhere that is not yet durable (the store until its commit), so
+    /// that what waits is their tokens, not the events.
+    pub fn into_obligation(mut self) -> Obligation {
+        let batch = self
+            .batch
+            .take()
+            .expect("a delivery holds its batch until settled");
+        Obligation::of(batch.events.iter().map(|event| event.meta.ack.as_ref()))
+    }
+
     /// Takes the events (cloning them only if another consumer still holds the batch),
     /// with the duty to state their outcome once they have been passed on.
     pub fn into_owned(mut self) -> (Batch, Obligation) {
@@ -102,6 +113,30 @@ mod tests {
         delivered.finish(AckStatus::Delivered);
         drop(cancelled);
         assert_eq!(rx.await.unwrap(), AckStatus::Errored);
+    }
+
+    /// The events go at once; the outcome waits for the obligation, and an obligation
+    /// dropped undischarged (the store's task cancelled before its commit) is not delivered.
+    #[tokio::test]
+    async fn an_obligation_keeps_the_outcome_not_the_events() {
+        for (discharge, expected) in [(true, AckStatus::Delivered), (false, AckStatus::Errored)] {
+            let (token, mut rx) = AckToken::new();
+            let shared = batch_with(&token);
+            drop(token);
+            let weak = Arc::downgrade(&shared);
+            let obligation = Delivery::new(shared).into_obligation();
+            assert!(weak.upgrade().is_none(), "the events are released");
+            assert!(
+                rx.try_recv().is_err(),
+                "no outcome before the obligation says"
+            );
+            if discharge {
+                obligation.discharge(AckStatus::Delivered);
+            } else {
+                drop(obligation);
+            }
+            assert_eq!(rx.await.unwrap(), expected);
+        }
     }
 
     #[tokio::test]

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Store, StoreWriter, RETENTION_CHECK_INTERVAL};
-use crate::ack::AckStatus;
+use crate::ack::{AckStatus, Obligation};
 use crate::channel::BatchReceiver;
-use crate::event::{now_nanos, Delivery};
+use crate::event::now_nanos;
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry;
 
@@ -77,7 +77,9 @@ pub(super) async fn run_sink(
                 }
                 pending.events += batch.len();
                 pending.bytes += bytes;
-                pending.batches.push(batch);
+                // The index holds the events now; until the commit only their tokens wait
+                // (a second of events at full speed is tens of MiB).
+                pending.batches.push(batch.into_obligation());
                 // Group commit: while batches keep arriving they share one commit (up to
                 // the interval or the event cap); once no batch came for IDLE_GAP, commit,
                 // so a lone request is acknowledged in milliseconds rather than a whole
@@ -117,11 +119,11 @@ pub(super) async fn run_sink(
     Ok(())
 }
 
-/// Batches appended but not yet committed: held so their acknowledgements wait for the
-/// commit, settled right after it.
+/// Batches appended but not yet committed: their tokens held so their acknowledgements
+/// wait for the commit, stated right after it.
 #[derive(Default)]
 struct Uncommitted {
-    batches: Vec<Delivery>,
+    batches: Vec<Obligation>,
     events: usize,
     /// Bytes of the events' stored JSON.
     bytes: usize,
@@ -161,7 +163,7 @@ async fn commit(
         }
     };
     for batch in pending.batches.drain(..) {
-        batch.finish(status);
+        batch.discharge(status);
     }
     pending.events = 0;
     pending.bytes = 0;
