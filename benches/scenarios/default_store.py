@@ -107,13 +107,17 @@ def run(binary, args, lines):
         elapsed = time.time() - start
         rss = peak_rss_mib(proc.pid)
         cpu = cpu_seconds(proc.pid)
+        proc.terminate()
+        proc.wait(timeout=300)
+        # After the shutdown's final merges, which leave the partition in its lasting shape.
         store = dir_bytes(os.path.join(data, "store"))
         return {"bin": binary, "conns": args.conns, "lines": lines, "seconds": round(elapsed, 2),
                 "send_seconds": round(sent, 2), "events_per_s": round(lines / elapsed),
                 "peak_rss_mib": round(rss, 1), "cpu_us_per_event": round(cpu * 1e6 / lines, 2), "store_bytes_per_event": round(store / lines, 1)}
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=300)
         shutil.rmtree(data, ignore_errors=True)
 
 

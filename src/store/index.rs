@@ -21,7 +21,8 @@ use tantivy::schema::{
     Field, JsonObjectOptions, NumericOptions, OwnedValue, Schema, TextFieldIndexing, TextOptions,
     FAST, STORED, STRING,
 };
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument};
 
 use super::query::{keyword_text, number};
 use crate::event::{fields, Event, Value};
@@ -314,7 +315,10 @@ impl Partition {
     ) -> tantivy::Result<Self> {
         let index = if create && !dir.join("meta.json").exists() {
             std::fs::create_dir_all(dir)?;
-            Index::create_in_dir(dir, fields.schema.clone())?
+            Index::builder()
+                .schema(fields.schema.clone())
+                .settings(index_settings())
+                .create_in_dir(dir)?
         } else {
             Index::open_in_dir(dir)?
         };
@@ -342,6 +346,20 @@ impl Partition {
     /// Bytes on disk (all files in the directory).
     pub fn disk_bytes(&self) -> u64 {
         dir_bytes(&self.dir)
+    }
+}
+
+/// How new partitions store `_source`: zstd in 64 KiB blocks. Log events of one partition
+/// repeat their field names and most values, and zstd over larger blocks finds those
+/// repeats (measured in benches/RESULTS.md, issue 18); a query's page decompresses at most
+/// one block per event shown. Partitions keep the settings they were created with.
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(3),
+        }),
+        docstore_blocksize: 64 * 1024,
+        ..IndexSettings::default()
     }
 }
 
