@@ -59,6 +59,7 @@
 mod bad_frame;
 mod decoder;
 mod framing;
+pub mod multiline;
 
 pub use bad_frame::{BadFrame, BadFrameReason, RAW_SAMPLE_BYTES};
 pub use decoder::{Decoded, Decoder, DecodingConfig, Deserializer};
