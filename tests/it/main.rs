@@ -24,6 +24,7 @@ mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod layers;
+mod multiline;
 mod notifiers;
 mod otlp;
 #[cfg(feature = "store")]

@@ -54,8 +54,9 @@ impl Preset {
             Preset::Go => {
                 r"^(?:[\t ]+\S|$|goroutine \d+ \[|created by |\[signal |[\w./*()\[\]-]+\(.*\)$)"
             }
-            // `\tfrom file.rb:5:in ...`.
-            Preset::Ruby => r"^[\t ]+\S",
+            // `\tfrom file.rb:5:in ...`; a cause is printed after its exception, from its own
+            // `file.rb:12:in 'Method': message (Class)` line.
+            Preset::Ruby => r"^(?:[\t ]+\S|\S+:\d+:in [`'])",
             // `   at ...`, ` ---> Inner...`, `   --- End of inner exception stack trace ---`.
             Preset::Dotnet => r"^[\t ]+\S",
             // `    at ...`; an error printed with `console.error(err)` may end with its
