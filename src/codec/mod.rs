@@ -57,6 +57,7 @@
 //! and metrics belong to the source that drives them.
 
 mod bad_frame;
+pub mod container;
 mod decoder;
 mod framing;
 pub mod multiline;

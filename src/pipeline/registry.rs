@@ -66,7 +66,7 @@ impl Source {
     pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
         Ok(match type_name {
             "stdin" => Self::Stdin(checked(table, StdinConfig::validate)?),
-            "file" => Self::File(checked(table, FileSourceConfig::validate)?),
+            "file" => Self::File(deserialize::<FileSourceConfig>(table)?.build()?),
             "tcp" => Self::Tcp(checked(table, TcpConfig::validate)?),
             "udp" => Self::Udp(checked(table, UdpConfig::validate)?),
             "http" => Self::Http(checked(table, HttpConfig::validate)?),

@@ -11,6 +11,7 @@ mod browser;
 mod browser_ingest;
 mod certs;
 mod config;
+mod container_logs;
 mod corpus;
 mod deploy;
 mod durability;

@@ -67,6 +67,7 @@ fn endless() -> Vec<String> {
 #[derive(Clone, Copy)]
 enum Joining {
     Transform,
+    SourceOption,
 }
 
 /// One file source per preset (`in/PRESET/*.log`), joined with the preset, into
@@ -91,6 +92,7 @@ fn write_config(dir: &Path, joining: Joining) -> PathBuf {
                 ));
                 (String::new(), format!("{name}_joined"))
             }
+            Joining::SourceOption => (format!("multiline = {{ {options} }}"), name.clone()),
         };
         toml.push_str(&format!(
             r#"[sources.{name}]
@@ -246,4 +248,9 @@ fn run(joining: Joining) {
 #[test]
 fn the_transform_joins_each_real_trace_into_one_event() {
     run(Joining::Transform);
+}
+
+#[test]
+fn the_file_sources_option_joins_each_real_trace_into_one_event() {
+    run(Joining::SourceOption);
 }

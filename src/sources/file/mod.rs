@@ -29,6 +29,7 @@ mod config;
 mod discovery;
 mod fingerprint;
 mod reader;
+mod stages;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -127,6 +128,9 @@ impl Server {
             id: ctx.id.clone(),
             framing: config.effective_framing(),
             decoding: config.decoding,
+            container: config.container,
+            multiline: config.multiline_rules.clone(),
+            max_line_bytes: config.line_limit(),
             host: Value::from(host),
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
