@@ -254,3 +254,52 @@ fn the_transform_joins_each_real_trace_into_one_event() {
 fn the_file_sources_option_joins_each_real_trace_into_one_event() {
     run(Joining::SourceOption);
 }
+
+#[test]
+fn groups_pending_at_shutdown_are_sent_before_the_router_exits() {
+    let dir = tempdir();
+    let dir = dir.path();
+    std::fs::create_dir_all(dir.join("in/java")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let log = dir.join("in/java/app.log");
+    // A timeout far longer than the test: only the end of the input can send the trace.
+    let config = dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.java]
+type = "file"
+include = ["{}"]
+glob_interval_ms = 50
+
+[transforms.joined]
+type = "multiline"
+inputs = ["java"]
+preset = "java"
+timeout_ms = 600000
+
+[sinks.out]
+type = "file"
+inputs = ["joined"]
+path = "{}"
+encoding = "json"
+"#,
+            log.display(),
+            dir.join("out/java.json").display()
+        ),
+    )
+    .unwrap();
+    // "Exception in thread ...": a trace that does not continue the line before it.
+    let trace = &traces("java")[4];
+    std::fs::write(&log, format!("started\n{trace}\n")).unwrap();
+    let router = spawn_router(sluice_up(&config));
+    // `started` is sent once the trace's first line ends its group: the file was read.
+    wait_for("the line before the trace", || {
+        events(dir, "java").iter().any(|(_, m)| m == "started")
+    });
+    router.signal("-TERM");
+    let (status, log) = router.finish();
+    assert!(status.success(), "{log}");
+    let messages: Vec<String> = events(dir, "java").into_iter().map(|(_, m)| m).collect();
+    assert_eq!(messages, ["started".to_string(), trace.clone()]);
+}

@@ -173,7 +173,11 @@ impl Server {
                 }
             }
         }
-        // Unfinished lines stay unread (and unacknowledged) for the next start.
+        // Nothing more is sent: the outputs close first, so that a transform holding events
+        // back (`multiline`) sees its input end and sends them, or the wait below would wait
+        // for it forever. Unfinished lines stay unread (and unacknowledged) for the next start.
+        drop(std::mem::take(&mut self.ctx.out));
+        drop(std::mem::take(&mut self.ctx.dead_letter));
         self.settle(true).await;
         self.checkpoints.save(true, &self.ctx.id);
         Ok(())
