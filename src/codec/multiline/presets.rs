@@ -70,3 +70,110 @@ impl Preset {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::multiline::MultilineConfig;
+
+    /// Per preset: lines that continue a trace, and lines that do not (ordinary log lines,
+    /// the first line of the next trace).
+    #[test]
+    fn each_preset_continues_through_its_traces_lines_only() {
+        let table: &[(Preset, &[&str], &[&str])] = &[
+            (
+                Preset::Java,
+                &[
+                    "\tat Main.main(Main.java:3)",
+                    "Caused by: java.io.IOException: x",
+                    "\t... 2 more",
+                    "java.lang.IllegalStateException: boom",
+                ],
+                &[
+                    "Exception in thread \"main\" java.lang.Error",
+                    "2026-12-06 10:00:00 INFO started",
+                ],
+            ),
+            (
+                Preset::Python,
+                &[
+                    "  File \"x.py\", line 1, in <module>",
+                    "",
+                    "Traceback (most recent call last):",
+                    "ValueError: boom",
+                    "json.decoder.JSONDecodeError: Expecting value",
+                    "KeyboardInterrupt",
+                ],
+                &["INFO:root:started", "2026-12-06 10:00:00,000 ERROR x: y"],
+            ),
+            (
+                Preset::Go,
+                &[
+                    "goroutine 1 [running]:",
+                    "main.main()",
+                    "main.(*T).f(0xc000012070)",
+                    "\t/tmp/main.go:5 +0x1d",
+                    "created by main.main in goroutine 1",
+                    "",
+                ],
+                &["2026/12/06 10:00:00 listening on :8080", "panic: boom"],
+            ),
+            (
+                Preset::Ruby,
+                &[
+                    "\tfrom app.rb:6:in '<main>'",
+                    "/app/lib/config.rb:12:in 'File.read': gone (Errno::ENOENT)",
+                ],
+                &["I, [2026-12-06T10:00:00 #1]  INFO -- : started"],
+            ),
+            (
+                Preset::Dotnet,
+                &[
+                    "   at Program.Main(String[] args) in /src/Program.cs:line 9",
+                    " ---> System.FormatException: bad",
+                    "   --- End of inner exception stack trace ---",
+                ],
+                &["info: Microsoft.Hosting.Lifetime[0]"],
+            ),
+            (
+                Preset::Nodejs,
+                &[
+                    "    at parse (/app/x.js:8:15)",
+                    "  [cause]: Error: inner",
+                    "}",
+                ],
+                &["Error: boom", "Server listening on 3000"],
+            ),
+        ];
+        for (preset, continuing, other) in table {
+            let config = MultilineConfig {
+                preset: Some(*preset),
+                start_pattern: None,
+                condition_pattern: None,
+                mode: None,
+                timeout_ms: 1_000,
+                max_lines: 500,
+                max_bytes: 1 << 20,
+                max_streams: 10,
+                group_by: None,
+            };
+            let rules = config.build().unwrap();
+            for line in *continuing {
+                assert!(
+                    rules.condition.is_match(line.as_bytes()),
+                    "{preset:?} should continue through {line:?}"
+                );
+            }
+            for line in *other {
+                assert!(
+                    !rules.condition.is_match(line.as_bytes()),
+                    "{preset:?} should not continue through {line:?}"
+                );
+                assert!(
+                    rules.start.is_match(line.as_bytes()),
+                    "{line:?} starts a group"
+                );
+            }
+        }
+    }
+}
