@@ -17,8 +17,8 @@
 //! for every line's, so the joined event's outcome becomes each line's. Events whose
 //! `message` is not a string pass untouched (after their stream's pending group, so order
 //! is kept). Groups still pending when the input ends are sent then; cut groups
-//! (`multiline_cut_events_total`) and groups sent because more than `max_streams` were
-//! pending (`multiline_evicted_events_total`) are counted.
+//! (`component_multiline_cut_events_total`) and groups sent because more than `max_streams` were
+//! pending (`component_multiline_evicted_events_total`) are counted.
 
 use std::time::{Duration, Instant};
 
@@ -100,8 +100,8 @@ impl MultilineConfig {
         Ok(Multiline {
             group_by,
             aggregator: LineAggregator::new(rules),
-            cut: counter("multiline_cut_events_total"),
-            evicted: counter("multiline_evicted_events_total"),
+            cut: counter("component_multiline_cut_events_total"),
+            evicted: counter("component_multiline_evicted_events_total"),
         })
     }
 }
@@ -361,6 +361,29 @@ group_by = ["instance"]"#,
         drop(token);
         drop(ml); // cancelled at the shutdown deadline
         assert_eq!(rx.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[test]
+    fn cuts_and_evictions_are_counted() {
+        let config: MultilineConfig = toml::from_str(
+            r#"preset = "java"
+max_lines = 2
+max_streams = 1"#,
+        )
+        .unwrap();
+        let id = "ml_counted";
+        let mut ml = config
+            .build_transform(&TransformContext { id: id.into() })
+            .unwrap();
+        let mut out = Outputs::new(0);
+        let now = Instant::now();
+        for (app, text) in [("a", "E"), ("a", "\tat 1"), ("a", "\tat 2"), ("b", "F")] {
+            ml.transform_at(line(app, text), now, &mut out);
+        }
+        let count = |name| telemetry::counter_value(name, &[("component_id", id)]);
+        assert_eq!(count("component_multiline_cut_events_total"), 1);
+        assert_eq!(count("component_multiline_evicted_events_total"), 1);
+        assert_eq!(messages(&out), ["E\n\tat 1", "\tat 2"]);
     }
 
     #[test]

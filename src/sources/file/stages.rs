@@ -72,7 +72,10 @@ impl Stages {
         Some(Self {
             container: container.map(|format| ContainerDecoder::new(format, max_line_bytes)),
             multiline: multiline.map(|rules| LineAggregator::new(rules.clone())),
-            cut: telemetry::counter("multiline_cut_events_total", &[("component_id", id)]),
+            cut: telemetry::counter(
+                "component_multiline_cut_events_total",
+                &[("component_id", id)],
+            ),
         })
     }
 
