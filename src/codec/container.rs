@@ -450,4 +450,81 @@ mod tests {
             .unwrap();
         assert_eq!(decoder.pending_start(), Some(7));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Messages split into parts at random, the parts of two streams interleaved at
+            /// random, in either format: each stream's messages come back whole and in
+            /// order, cut at the maximum and marked so when longer.
+            #[test]
+            fn split_lines_come_back_whole_per_stream(
+                messages in prop::collection::vec(
+                    (0usize..2, prop::collection::vec("[a-z \"\\\\é]{0,8}", 1..4)),
+                    0..20,
+                ),
+                docker in any::<bool>(),
+                max in 1usize..40,
+                seed in any::<u64>(),
+            ) {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                // Interleave the streams' parts, keeping each stream's order.
+                let mut queues: [Vec<(String, bool)>; 2] = [Vec::new(), Vec::new()];
+                for (stream, parts) in &messages {
+                    for (i, part) in parts.iter().enumerate() {
+                        queues[*stream].push((part.clone(), i == parts.len() - 1));
+                    }
+                }
+                let mut lines = Vec::new();
+                let (mut next, mut taken) = ([0usize, 0], 0);
+                let total = queues[0].len() + queues[1].len();
+                while taken < total {
+                    let stream = if next[0] == queues[0].len() {
+                        1
+                    } else if next[1] == queues[1].len() {
+                        0
+                    } else {
+                        rng.usize(0..2)
+                    };
+                    let (part, last) = &queues[stream][next[stream]];
+                    next[stream] += 1;
+                    taken += 1;
+                    let name = STREAMS[stream];
+                    lines.push(if docker {
+                        let log = if *last { format!("{part}\n") } else { part.clone() };
+                        serde_json::json!({"log": log, "stream": name, "time": "2026-12-06T10:00:00Z"})
+                            .to_string()
+                    } else {
+                        let tag = if *last { "F" } else { "P" };
+                        format!("2026-12-06T10:00:00Z {name} {tag} {part}")
+                    });
+                }
+                let format = if docker { ContainerFormat::Docker } else { ContainerFormat::Auto };
+                let mut decoder = ContainerDecoder::new(format, max);
+                let mut got: [Vec<(Vec<u8>, bool)>; 2] = [Vec::new(), Vec::new()];
+                for (n, line) in lines.into_iter().enumerate() {
+                    if let Some(line) = decoder.push(Bytes::from(line), n as u64).unwrap() {
+                        let stream = usize::from(line.stream == "stderr");
+                        got[stream].push((line.message.to_vec(), line.truncated));
+                    }
+                }
+                prop_assert!(decoder.flush().is_empty());
+                for (stream, got) in got.iter().enumerate() {
+                    let want: Vec<(Vec<u8>, bool)> = messages
+                        .iter()
+                        .filter(|(s, _)| *s == stream)
+                        .map(|(_, parts)| {
+                            let whole = parts.concat().into_bytes();
+                            let cut = whole.len() > max;
+                            (whole[..whole.len().min(max)].to_vec(), cut)
+                        })
+                        .collect();
+                    prop_assert_eq!(got, &want);
+                }
+            }
+        }
+    }
 }

@@ -500,4 +500,74 @@ mod tests {
             ]
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn mode() -> impl Strategy<Value = Mode> {
+            prop_oneof![
+                Just(Mode::ContinueThrough),
+                Just(Mode::ContinuePast),
+                Just(Mode::HaltBefore),
+                Just(Mode::HaltWith),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the rules, the limits and the interleaving of streams: each stream's
+            /// lines come out once, in order, in groups within `max_lines` and (for more than
+            /// one line) `max_bytes`.
+            #[test]
+            fn every_line_once_in_order_within_the_limits(
+                lines in prop::collection::vec((0u8..3, "[ a;\\\\]{0,6}"), 0..80),
+                mode in mode(),
+                max_lines in 1usize..6,
+                max_bytes in 1usize..30,
+                max_streams in 1usize..3,
+                timeout_at in prop::option::of(0usize..80),
+            ) {
+                let mut rules = rules(r"^a", r"^ |;$|\\$", mode);
+                rules.max_lines = max_lines;
+                rules.max_bytes = max_bytes;
+                rules.max_streams = max_streams;
+                let mut aggregator: LineAggregator<u8, Vec<usize>> = LineAggregator::new(rules);
+                let t0 = Instant::now();
+                let mut got: Vec<(u8, Joined<Vec<usize>>)> = Vec::new();
+                for (n, (key, line)) in lines.iter().enumerate() {
+                    if timeout_at == Some(n) {
+                        aggregator.flush_idle(t0 + Duration::from_secs(5), &mut |j| {
+                            let key = lines[j.parts[0]].0;
+                            got.push((key, j))
+                        });
+                    }
+                    aggregator.push(*key, Bytes::from(line.clone()), vec![n], t0, &mut |j| {
+                        let key = lines[j.parts[0]].0;
+                        got.push((key, j))
+                    });
+                }
+                aggregator.flush_all(&mut |j| {
+                    let key = lines[j.parts[0]].0;
+                    got.push((key, j))
+                });
+                for key in 0..3u8 {
+                    let sent: Vec<&Joined<Vec<usize>>> =
+                        got.iter().filter(|(k, _)| *k == key).map(|(_, j)| j).collect();
+                    let order: Vec<usize> = sent.iter().flat_map(|j| j.parts.clone()).collect();
+                    let expected: Vec<usize> =
+                        (0..lines.len()).filter(|n| lines[*n].0 == key).collect();
+                    prop_assert_eq!(&order, &expected);
+                    for joined in &sent {
+                        let text: Vec<&str> =
+                            joined.parts.iter().map(|n| lines[*n].1.as_str()).collect();
+                        let text = text.join("\n");
+                        prop_assert_eq!(&joined.message[..], text.as_bytes());
+                        prop_assert!(joined.lines <= max_lines);
+                        prop_assert!(joined.lines == 1 || joined.message.len() <= max_bytes);
+                    }
+                }
+            }
+        }
+    }
 }
