@@ -55,12 +55,21 @@ struct AckShared {
     notify: Option<oneshot::Sender<AckStatus>>,
     /// When the batch was read, and where to record how long acknowledgement took.
     latency: Option<(Instant, Histogram)>,
+    /// For a token standing for several (an event joined from many, by `multiline`): the
+    /// tokens it stands for, each told this token's outcome when it resolves.
+    parents: Vec<AckToken>,
 }
 
 impl Drop for AckShared {
     fn drop(&mut self) {
         if let Some((read_at, histogram)) = &self.latency {
             histogram.observe(read_at.elapsed());
+        }
+        if !self.parents.is_empty() {
+            let status = AckStatus::from_u8(self.status.load(Ordering::Acquire));
+            for parent in &self.parents {
+                parent.update(status);
+            }
         }
         if let Some(tx) = self.notify.take() {
             // The source may have stopped waiting (shutdown); nothing to report to then.
@@ -83,6 +92,7 @@ impl AckToken {
             status: AtomicU8::new(UNSTATED),
             notify: Some(tx),
             latency: None,
+            parents: Vec::new(),
         };
         (AckToken(Arc::new(shared)), rx)
     }
@@ -94,6 +104,7 @@ impl AckToken {
             status: AtomicU8::new(UNSTATED),
             notify: Some(tx),
             latency: Some((Instant::now(), latency.clone())),
+            parents: Vec::new(),
         };
         (AckToken(Arc::new(shared)), rx)
     }
@@ -130,6 +141,40 @@ impl Obligation {
             distinct.push(token.clone());
         }
         Self { tokens: distinct }
+    }
+
+    /// Adds `token` to the tokens held (once, when it repeats the last one).
+    pub fn push(&mut self, token: Option<&AckToken>) {
+        if let Some(token) = token {
+            if !self.tokens.last().is_some_and(|last| last.same_as(token)) {
+                self.tokens.push(token.clone());
+            }
+        }
+    }
+
+    /// Takes on the tokens `other` holds.
+    pub fn append(&mut self, mut other: Obligation) {
+        for token in std::mem::take(&mut other.tokens) {
+            self.push(Some(&token));
+        }
+    }
+
+    /// Hands the duty on to one token for an event made of the events held (lines joined by
+    /// `multiline`): the token itself when they all had one, else a token that, when it
+    /// resolves, states its outcome for each of theirs, so the joined event's fate becomes
+    /// every part's. `None` when none of them had a token.
+    pub fn into_token(mut self) -> Option<AckToken> {
+        let mut tokens = std::mem::take(&mut self.tokens);
+        match tokens.len() {
+            0 => None,
+            1 => tokens.pop(),
+            _ => Some(AckToken(Arc::new(AckShared {
+                status: AtomicU8::new(UNSTATED),
+                notify: None,
+                latency: None,
+                parents: tokens,
+            }))),
+        }
     }
 
     /// States `status` for every event held, and releases them.
@@ -194,6 +239,48 @@ mod tests {
         Obligation::of([Some(&token)]).discharge(AckStatus::Delivered);
         drop(token);
         assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+    }
+
+    #[tokio::test]
+    async fn a_joined_token_tells_every_part_its_outcome() {
+        for (stated, expected) in [
+            (Some(AckStatus::Delivered), AckStatus::Delivered),
+            (Some(AckStatus::Rejected), AckStatus::Rejected),
+            // Nobody said the joined event was delivered: no part was.
+            (None, AckStatus::Errored),
+        ] {
+            let (a, rx_a) = AckToken::new();
+            let (b, rx_b) = AckToken::new();
+            let mut parts = Obligation::default();
+            for token in [&a, &a, &b] {
+                parts.push(Some(token));
+            }
+            // The parts' own batches were passed on and discharged by the transform.
+            Obligation::of([Some(&a), Some(&b)]).discharge(AckStatus::Delivered);
+            drop((a, b));
+            let joined = parts.into_token().expect("two tokens held");
+            if let Some(status) = stated {
+                joined.update(status);
+            }
+            drop(joined);
+            assert_eq!(rx_a.await.unwrap(), expected);
+            assert_eq!(rx_b.await.unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn one_part_keeps_its_own_token_and_none_gives_none() {
+        let (a, rx) = AckToken::new();
+        let mut parts = Obligation::default();
+        parts.push(Some(&a));
+        parts.push(None);
+        let token = parts.into_token().expect("one token held");
+        assert!(token.same_as(&a));
+        drop(a);
+        token.update(AckStatus::Delivered);
+        drop(token);
+        assert_eq!(rx.await.unwrap(), AckStatus::Delivered);
+        assert!(Obligation::default().into_token().is_none());
     }
 
     #[tokio::test]

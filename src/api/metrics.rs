@@ -146,6 +146,12 @@ fn help(name: &str) -> &'static str {
         "component_rate_limited_events_total" => {
             "Events a tcp source read more slowly because their app was over its rate limit."
         }
+        "component_multiline_cut_events_total" => {
+            "Events multiline sent at max_lines or max_bytes; the rest of their lines started a new event."
+        }
+        "component_multiline_evicted_events_total" => {
+            "Events multiline sent early because more than max_streams streams had lines pending."
+        }
         "alerts_fired_total" => "Alerts a rule started firing (repeats not counted).",
         "alerts_resolved_total" => "Firing alerts a rule resolved.",
         "alert_group_overflow_events_total" => {

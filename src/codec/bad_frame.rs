@@ -69,6 +69,11 @@ pub enum BadFrameReason {
         error: ParseError,
         truncated: bool,
     },
+    /// A line that is not in the container runtime's log format (`docker`, `cri`).
+    Container {
+        format: &'static str,
+        error: &'static str,
+    },
 }
 
 impl BadFrameReason {
@@ -77,7 +82,7 @@ impl BadFrameReason {
         match self {
             Self::Oversized { .. } => "oversized",
             Self::Truncated { .. } => "truncated",
-            Self::Parse { .. } => "parse_error",
+            Self::Parse { .. } | Self::Container { .. } => "parse_error",
         }
     }
 }
@@ -117,6 +122,7 @@ impl fmt::Display for BadFrameReason {
                 }
                 Ok(())
             }
+            Self::Container { format, error } => write!(f, "not a {format} log line: {error}"),
         }
     }
 }

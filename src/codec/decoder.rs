@@ -146,7 +146,16 @@ impl Decoder {
     /// [`Framer::next_frame`]).
     pub fn next(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Decoded> {
         let frame = self.framer.next_frame(buf, eof)?;
-        Some(self.decode_frame(frame))
+        Some(match frame {
+            Frame::Complete(bytes) => self.decode_frame(bytes, false),
+            Frame::Truncated(bytes) => self.decode_frame(bytes, true),
+            Frame::Bad(bad) => Decoded::Bad(bad),
+        })
+    }
+
+    /// The next frame, not decoded (see [`Framer::next_frame`]).
+    pub fn next_frame(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Frame> {
+        self.framer.next_frame(buf, eof)
     }
 
     /// Calls `f` with every item decodable from `buf` now, leaving only the start of an
@@ -158,12 +167,8 @@ impl Decoder {
         }
     }
 
-    fn decode_frame(&self, frame: Frame) -> Decoded {
-        let (bytes, truncated) = match frame {
-            Frame::Complete(bytes) => (bytes, false),
-            Frame::Truncated(bytes) => (bytes, true),
-            Frame::Bad(bad) => return Decoded::Bad(bad),
-        };
+    /// Decodes one frame's bytes (`truncated`: cut to the maximum frame length).
+    pub fn decode_frame(&self, bytes: Bytes, truncated: bool) -> Decoded {
         match self.deserializer.decode(bytes) {
             Ok(fields) => Decoded::Fields { fields, truncated },
             Err((error, bytes)) => Decoded::Bad(BadFrame::new(

@@ -57,8 +57,10 @@
 //! and metrics belong to the source that drives them.
 
 mod bad_frame;
+pub mod container;
 mod decoder;
 mod framing;
+pub mod multiline;
 
 pub use bad_frame::{BadFrame, BadFrameReason, RAW_SAMPLE_BYTES};
 pub use decoder::{Decoded, Decoder, DecodingConfig, Deserializer};

@@ -32,9 +32,10 @@ use crate::sources::{
     SourceContext, SourceError,
 };
 use crate::transforms::{
-    dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig, parse::ParseConfig,
-    redact::RedactConfig, route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig,
-    FunctionTransform, TransformContext,
+    dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
+    multiline::MultilineTransformConfig, parse::ParseConfig, redact::RedactConfig,
+    route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform,
+    TransformContext,
 };
 
 /// A component's task, ready to spawn.
@@ -65,7 +66,7 @@ impl Source {
     pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
         Ok(match type_name {
             "stdin" => Self::Stdin(checked(table, StdinConfig::validate)?),
-            "file" => Self::File(checked(table, FileSourceConfig::validate)?),
+            "file" => Self::File(deserialize::<FileSourceConfig>(table)?.build()?),
             "tcp" => Self::Tcp(checked(table, TcpConfig::validate)?),
             "udp" => Self::Udp(checked(table, UdpConfig::validate)?),
             "http" => Self::Http(checked(table, HttpConfig::validate)?),
@@ -123,7 +124,8 @@ pub struct Transform {
     pub outputs: Vec<String>,
 }
 
-const TRANSFORM_TYPES: &str = "parse, enrich, filter, route, sample, throttle, dedupe, redact";
+const TRANSFORM_TYPES: &str =
+    "parse, enrich, filter, route, sample, throttle, dedupe, redact, multiline";
 
 impl Transform {
     pub(super) fn build(type_name: &str, table: toml::Table, id: &str) -> Result<Self, FieldError> {
@@ -163,6 +165,10 @@ impl Transform {
             ),
             "throttle" => (
                 boxed(deserialize::<ThrottleConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
+            "multiline" => (
+                boxed(deserialize::<MultilineTransformConfig>(table)?.build_transform(&ctx)?),
                 vec![],
             ),
             other => return Err(unknown_type(other, TRANSFORM_TYPES)),

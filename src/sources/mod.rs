@@ -199,82 +199,117 @@ impl FrameIngest {
         ack: Option<&AckToken>,
         out: &mut Decoded,
     ) {
-        let Decoded { events, dead } = out;
         let received_at = now_nanos();
-        let before = events.len();
-        let dead_before = dead.len();
-        let Self {
-            source,
-            decoder,
-            bad_frames,
-            truncated,
-            limiter,
-            ..
-        } = self;
-        decoder.decode_all(buf, eof, |decoded| match decoded {
-            codec::Decoded::Fields {
-                fields,
-                truncated: was_truncated,
-            } => {
-                if was_truncated {
-                    truncated.inc(1);
+        let before = out.events.len();
+        let dead_before = out.dead.len();
+        while let Some(decoded) = self.decoder.next(buf, eof) {
+            match decoded {
+                codec::Decoded::Fields { fields, truncated } => {
+                    if truncated {
+                        self.truncated.inc(1);
+                    }
+                    out.events.push(self.stamp(fields, received_at, peer, ack));
                 }
-                events.push(Event {
-                    fields,
-                    meta: EventMeta {
-                        source: Some(source.clone()),
-                        received_at,
-                        peer,
-                        ack: ack.cloned(),
-                    },
-                });
+                codec::Decoded::Bad(bad) => {
+                    let dead = self.bad_frame(bad, received_at, peer, ack);
+                    out.dead.push(dead);
+                }
             }
-            codec::Decoded::Bad(bad) => {
-                let label = bad.reason_label();
-                bad_frames
-                    .entry(label)
-                    .or_insert_with(|| {
-                        telemetry::counter(
-                            "component_errors_total",
-                            &[("component_id", source), ("reason", label)],
-                        )
-                    })
-                    .inc(1);
-                if let Some(suppressed) = limiter.check() {
-                    tracing::warn!(
-                        component_id = %source,
-                        reason = label,
-                        detail = %bad.reason(),
-                        peer = ?peer,
-                        suppressed,
-                        "bad frame skipped"
-                    );
-                }
-                let mut fields = Map::with_capacity(5);
-                fields.insert(dead_letter::REASON, Value::from(bad.reason().to_string()));
-                fields.insert(dead_letter::REASON_CODE, Value::from(label));
-                fields.insert(dead_letter::SOURCE, Value::from(&**source));
-                if let Some(peer) = peer {
-                    fields.insert(dead_letter::PEER, Value::from(peer.to_string()));
-                }
-                fields.insert(fields::MESSAGE, Value::Bytes(bad.into_parts().1));
-                dead.push(Event {
-                    fields,
-                    meta: EventMeta {
-                        source: Some(source.clone()),
-                        received_at,
-                        peer,
-                        ack: ack.cloned(),
-                    },
-                });
-            }
-        });
-        self.received_events.inc((events.len() - before) as u64);
-        if let Some(token) = ack.filter(|_| events.len() == before && dead.len() == dead_before) {
+        }
+        self.received_events.inc((out.events.len() - before) as u64);
+        if let Some(token) =
+            ack.filter(|_| out.events.len() == before && out.dead.len() == dead_before)
+        {
             // Nothing in this read to deliver (half a line, an empty body or message): say so,
             // or the token would resolve "not delivered" and hold up the source.
             token.update(AckStatus::Delivered);
         }
+    }
+
+    /// The next frame in `buf`, not decoded: for a source that runs stages of its own
+    /// between framing and decoding (the file source's `container` and `multiline`).
+    pub(crate) fn next_frame(&mut self, buf: &mut BytesMut, eof: bool) -> Option<codec::Frame> {
+        self.decoder.next_frame(buf, eof)
+    }
+
+    /// Decodes a message its stages produced with the source's decoding: an event (counted
+    /// as received, and as truncated with `truncated`), or a dead letter (counted as a bad
+    /// frame).
+    pub(crate) fn decode_message(
+        &mut self,
+        message: bytes::Bytes,
+        truncated: bool,
+        received_at: i64,
+        ack: Option<&AckToken>,
+    ) -> Result<Event, Event> {
+        match self.decoder.decode_frame(message, truncated) {
+            codec::Decoded::Fields { fields, truncated } => {
+                if truncated {
+                    self.truncated.inc(1);
+                }
+                self.received_events.inc(1);
+                Ok(self.stamp(fields, received_at, None, ack))
+            }
+            codec::Decoded::Bad(bad) => Err(self.bad_frame(bad, received_at, None, ack)),
+        }
+    }
+
+    fn stamp(
+        &self,
+        fields: Map,
+        received_at: i64,
+        peer: Option<SocketAddr>,
+        ack: Option<&AckToken>,
+    ) -> Event {
+        Event {
+            fields,
+            meta: EventMeta {
+                source: Some(self.source.clone()),
+                received_at,
+                peer,
+                ack: ack.cloned(),
+            },
+        }
+    }
+
+    /// Counts a bad frame by reason, logs it (rate-limited), and makes its dead letter.
+    pub(crate) fn bad_frame(
+        &mut self,
+        bad: codec::BadFrame,
+        received_at: i64,
+        peer: Option<SocketAddr>,
+        ack: Option<&AckToken>,
+    ) -> Event {
+        let source = &self.source;
+        let label = bad.reason_label();
+        self.bad_frames
+            .entry(label)
+            .or_insert_with(|| {
+                telemetry::counter(
+                    "component_errors_total",
+                    &[("component_id", source), ("reason", label)],
+                )
+            })
+            .inc(1);
+        if let Some(suppressed) = self.limiter.check() {
+            tracing::warn!(
+                component_id = %source,
+                reason = label,
+                detail = %bad.reason(),
+                peer = ?peer,
+                suppressed,
+                "bad frame skipped"
+            );
+        }
+        let mut fields = Map::with_capacity(5);
+        fields.insert(dead_letter::REASON, Value::from(bad.reason().to_string()));
+        fields.insert(dead_letter::REASON_CODE, Value::from(label));
+        fields.insert(dead_letter::SOURCE, Value::from(&**source));
+        if let Some(peer) = peer {
+            fields.insert(dead_letter::PEER, Value::from(peer.to_string()));
+        }
+        fields.insert(fields::MESSAGE, Value::Bytes(bad.into_parts().1));
+        self.stamp(fields, received_at, peer, ack)
     }
 
     /// Stamps events a source decoded itself (OTLP requests) as [`FrameIngest::decode_with_ack`]

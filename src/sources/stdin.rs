@@ -138,6 +138,10 @@ async fn run_acknowledged(
             break;
         }
     }
+    // Nothing more is sent: the outputs close first, so that a transform holding events
+    // back (`multiline`) sees its input end and sends them before this waits for them.
+    drop(std::mem::take(&mut ctx.out));
+    drop(std::mem::take(&mut ctx.dead_letter));
     pending.settle(true, &ctx.id).await;
     if pending.acked() != stored {
         save(&path, pending.acked(), dev, inode, &ctx.id);

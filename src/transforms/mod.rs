@@ -4,11 +4,29 @@
 //! or more events to its outputs. The topology drives it over a batch and sends each output's
 //! events on as one batch, so a transform never sees channels, tasks or acknowledgements.
 
+use std::time::Duration;
+
 use crate::event::Event;
 
 /// A transform that maps one event to zero or more output events.
+///
+/// A transform that holds events back (`multiline`, joining lines) also says how often it
+/// wants [`tick`](Self::tick) called while no input arrives, to send what waited long
+/// enough, and sends everything it holds in [`finish`](Self::finish) when its input ends.
 pub trait FunctionTransform: Send + 'static {
     fn transform(&mut self, event: Event, out: &mut Outputs);
+
+    /// How often [`tick`](Self::tick) is wanted; `None` (the default) for a transform that
+    /// holds nothing back.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Sends what has waited long enough.
+    fn tick(&mut self, _out: &mut Outputs) {}
+
+    /// The input ended (shutdown drains the pipeline): sends everything held.
+    fn finish(&mut self, _out: &mut Outputs) {}
 }
 
 /// What a transform needs from the topology at build time.
@@ -68,6 +86,7 @@ impl Outputs {
 pub mod dedupe;
 pub mod enrich;
 pub mod filter;
+pub mod multiline;
 pub mod parse;
 pub mod redact;
 pub mod route;

@@ -138,6 +138,18 @@ fn broken_configs_name_file_component_and_field() {
                 .to_string(),
             &["broken.toml", "sink `b`", "field `inputs`", "is a sink"],
         ),
+        (
+            "multiline without its rules",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.ml]\ntype = \"multiline\"\ninputs = [\"in\"]\nmode = \"halt_with\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"ml\"]\n"
+                .to_string(),
+            &["broken.toml", "transform `ml`", "field `start_pattern`", "preset"],
+        ),
+        (
+            "a file source's multiline option with a bad regex",
+            "[sources.in]\ntype = \"file\"\ninclude = [\"/tmp/x\"]\ncontainer = \"cri\"\nmultiline = { start_pattern = \"(\", condition_pattern = \"^\\\\s\", mode = \"continue_through\" }\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n"
+                .to_string(),
+            &["broken.toml", "source `in`", "field `multiline.start_pattern`", "invalid regex"],
+        ),
         #[cfg(feature = "kafka")]
         (
             "kafka key_field written as a template (its old meaning)",

@@ -11,6 +11,7 @@ mod browser;
 mod browser_ingest;
 mod certs;
 mod config;
+mod container_logs;
 mod corpus;
 mod deploy;
 mod durability;
@@ -24,6 +25,7 @@ mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod layers;
+mod multiline;
 mod notifiers;
 mod otlp;
 #[cfg(feature = "store")]

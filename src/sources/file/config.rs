@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::codec::container::ContainerFormat;
+use crate::codec::multiline::{MultilineConfig, MultilineRules};
 use crate::codec::{
     CharacterDelimitedConfig, DecodingConfig, FrameLimits, FramingConfig, MAX_FRAME_BYTES_LIMIT,
 };
@@ -43,9 +45,20 @@ pub struct FileSourceConfig {
     /// How a file's bytes are cut into frames (default: newline).
     #[serde(default)]
     pub framing: FramingConfig,
-    /// How each frame becomes fields (default: bytes, the whole line as `message`).
+    /// How each frame becomes fields (default: bytes, the whole line as `message`). With
+    /// `container`, the container's line is decoded, not the runtime's wrapping.
     #[serde(default)]
     pub decoding: DecodingConfig,
+    /// The files are a container runtime's logs (`docker` json-file, `cri` as under
+    /// `/var/log/pods`, or `auto`): each line is unwrapped, partial lines are joined per
+    /// stream, and the event gets `stream` and the runtime's `timestamp`.
+    pub container: Option<ContainerFormat>,
+    /// Joins the lines of one message (stack traces) per file (and per stream with
+    /// `container`) before decoding: the `multiline` transform's options but `group_by`.
+    pub multiline: Option<MultilineConfig>,
+    /// `multiline` compiled when the pipeline was built.
+    #[serde(skip)]
+    pub(super) multiline_rules: Option<MultilineRules>,
     /// Files not modified for this long are not opened (they are looked at again on each
     /// scan, and read from their beginning once they are written).
     pub ignore_older_secs: Option<u64>,
@@ -99,7 +112,40 @@ impl FileSourceConfig {
         {
             return Err(FieldError::new("data_dir", "must not be empty"));
         }
+        if self
+            .multiline
+            .as_ref()
+            .is_some_and(|m| m.group_by.is_some())
+        {
+            return Err(FieldError::new(
+                "multiline.group_by",
+                "is not an option of a source, which joins the lines of each file (and stream) apart",
+            ));
+        }
         self.framing.validate()
+    }
+
+    /// Checks the options and compiles `multiline`'s patterns, kept for the run. Does no IO.
+    pub fn build(mut self) -> Result<Self, FieldError> {
+        self.validate()?;
+        self.multiline_rules = match &self.multiline {
+            Some(m) => Some(
+                m.build()
+                    .map_err(|e| FieldError::new(format!("multiline.{}", e.field), e.message))?,
+            ),
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// The longest line: `max_line_bytes`, else the framing's maximum frame.
+    pub(super) fn line_limit(&self) -> usize {
+        match self.effective_framing() {
+            FramingConfig::Newline(l)
+            | FramingConfig::OctetCounting(l)
+            | FramingConfig::LengthDelimited(l) => l.max_frame_bytes,
+            FramingConfig::CharacterDelimited(c) => c.max_frame_bytes,
+        }
     }
 
     /// The framing with `max_line_bytes` applied.
@@ -140,7 +186,7 @@ mod tests {
     fn parse(toml: &str) -> Result<FileSourceConfig, FieldError> {
         let config: FileSourceConfig =
             toml::from_str(toml).map_err(|e| FieldError::new("toml", e.to_string()))?;
-        config.validate().map(|()| config)
+        config.build()
     }
 
     #[test]
@@ -178,6 +224,39 @@ data_dir = """#,
         assert!(parse(
             r#"include = ["/a"]
 read_from = "middle""#
+        )
+        .is_err());
+        for (toml, field) in [
+            (
+                r#"include = ["/a"]
+multiline = { preset = "java", max_lines = 0 }"#,
+                "multiline.max_lines",
+            ),
+            (
+                r#"include = ["/a"]
+multiline = { start_pattern = "(", condition_pattern = "x", mode = "halt_with" }"#,
+                "multiline.start_pattern",
+            ),
+            (
+                r#"include = ["/a"]
+multiline = { preset = "java", group_by = ["app"] }"#,
+                "multiline.group_by",
+            ),
+        ] {
+            let err = parse(toml).unwrap_err();
+            assert_eq!(err.field, field, "{toml}: {err}");
+        }
+        let built = parse(
+            r#"include = ["/a"]
+container = "cri"
+multiline = { preset = "go" }"#,
+        )
+        .unwrap();
+        assert_eq!(built.container, Some(ContainerFormat::Cri));
+        assert!(built.multiline_rules.is_some(), "compiled once, at build");
+        assert!(parse(
+            r#"include = ["/a"]
+container = "podman""#
         )
         .is_err());
     }

@@ -29,6 +29,7 @@ mod config;
 mod discovery;
 mod fingerprint;
 mod reader;
+mod stages;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -127,6 +128,9 @@ impl Server {
             id: ctx.id.clone(),
             framing: config.effective_framing(),
             decoding: config.decoding,
+            container: config.container,
+            multiline: config.multiline_rules.clone(),
+            max_line_bytes: config.line_limit(),
             host: Value::from(host),
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
@@ -169,7 +173,11 @@ impl Server {
                 }
             }
         }
-        // Unfinished lines stay unread (and unacknowledged) for the next start.
+        // Nothing more is sent: the outputs close first, so that a transform holding events
+        // back (`multiline`) sees its input end and sends them, or the wait below would wait
+        // for it forever. Unfinished lines stay unread (and unacknowledged) for the next start.
+        drop(std::mem::take(&mut self.ctx.out));
+        drop(std::mem::take(&mut self.ctx.dead_letter));
         self.settle(true).await;
         self.checkpoints.save(true, &self.ctx.id);
         Ok(())

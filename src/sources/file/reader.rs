@@ -14,9 +14,12 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::fingerprint::Fingerprint;
-use crate::ack::AckToken;
-use crate::codec::{DecodingConfig, FramingConfig};
-use crate::event::{fields, Value};
+use super::stages::{Message, Stages};
+use crate::ack::{AckStatus, AckToken};
+use crate::codec::container::ContainerFormat;
+use crate::codec::multiline::MultilineRules;
+use crate::codec::{BadFrame, DecodingConfig, Frame, FramingConfig};
+use crate::event::{fields, now_nanos, Value};
 use crate::sources::checkpoint::PendingAcks;
 use crate::sources::{Decoded, FrameIngest, READ_CHUNK_BYTES};
 use crate::telemetry::Histogram;
@@ -31,11 +34,24 @@ pub(super) struct Codec {
     pub(super) decoding: DecodingConfig,
     pub(super) host: Value,
     pub(super) ack_latency: Histogram,
+    pub(super) container: Option<ContainerFormat>,
+    pub(super) multiline: Option<MultilineRules>,
+    /// The longest line (a joined partial line is cut there).
+    pub(super) max_line_bytes: usize,
 }
 
 impl Codec {
     fn ingest(&self) -> FrameIngest {
         FrameIngest::new(self.id.clone(), &self.framing, self.decoding)
+    }
+
+    fn stages(&self) -> Option<Stages> {
+        Stages::new(
+            &self.id,
+            self.container,
+            self.multiline.as_ref(),
+            self.max_line_bytes,
+        )
     }
 }
 
@@ -51,6 +67,10 @@ pub(super) struct FileReader {
     resume_at: u64,
     buf: BytesMut,
     ingest: FrameIngest,
+    /// `container` and `multiline`, when the source has them.
+    stages: Option<Stages>,
+    /// What the stages held when the file's content was replaced, sent with the next read.
+    carried: Vec<Result<Message, BadFrame>>,
     pub(super) pending: PendingAcks,
     /// Since when the globs no longer find this file (renamed away or deleted).
     pub(super) gone_since: Option<Instant>,
@@ -97,6 +117,8 @@ impl FileReader {
             resume_at: start,
             buf: BytesMut::new(),
             ingest: codec.ingest(),
+            stages: codec.stages(),
+            carried: Vec::new(),
             pending: PendingAcks::new(start),
             gone_since: None,
             at_eof: false,
@@ -133,18 +155,24 @@ impl FileReader {
         self.read_to += n as u64;
         self.ingest.count_bytes(n);
         let mut decoded = Decoded::default();
-        // Nothing new, and no unfinished line to flush.
-        if n == 0 && (!flush || self.buf.is_empty()) {
+        let now = Instant::now();
+        let closing = flush && n == 0;
+        let stages_due = !self.carried.is_empty()
+            || self
+                .stages
+                .as_ref()
+                .is_some_and(|s| s.due(now) || (closing && s.holds()));
+        // Nothing new, no unfinished line to flush, nothing held to send.
+        if n == 0 && (!flush || self.buf.is_empty()) && !stages_due {
             return Ok(decoded);
         }
         let (token, rx) = AckToken::timed(&codec.ack_latency);
-        self.ingest.decode_with_ack(
-            &mut self.buf,
-            flush && n == 0,
-            None,
-            Some(&token),
-            &mut decoded,
-        );
+        if self.stages.is_some() {
+            self.read_through_stages(closing, now, &token, &mut decoded);
+        } else {
+            self.ingest
+                .decode_with_ack(&mut self.buf, closing, None, Some(&token), &mut decoded);
+        }
         drop(token);
         for event in &mut decoded.events {
             if event.fields.get(PATH).is_none() {
@@ -155,12 +183,88 @@ impl FileReader {
             }
         }
         // Inside an oversized line being dropped, a restart must start before it, not in
-        // its middle (where its tail would read as a line): the recorded offset waits.
+        // its middle (where its tail would read as a line): the recorded offset waits. So it
+        // does before lines the stages hold.
+        let mut resume_at = self.resume_at;
         if !self.ingest.is_discarding() {
-            self.resume_at = self.complete_to();
+            resume_at = self.complete_to();
         }
+        if let Some(held) = self.stages.as_ref().and_then(Stages::pending_start) {
+            resume_at = resume_at.min(held);
+        }
+        self.resume_at = self.resume_at.max(resume_at);
         self.pending.push(self.resume_at, rx);
         Ok(decoded)
+    }
+
+    /// Frames the buffer and passes each frame through the stages (with the offset where it
+    /// began); decodes the messages they complete.
+    fn read_through_stages(
+        &mut self,
+        closing: bool,
+        now: Instant,
+        token: &AckToken,
+        decoded: &mut Decoded,
+    ) {
+        let Some(stages) = &mut self.stages else {
+            return;
+        };
+        let received_at = now_nanos();
+        let mut messages = std::mem::take(&mut self.carried);
+        let mut frame_start = self.read_to - self.buf.len() as u64;
+        while let Some(frame) = self.ingest.next_frame(&mut self.buf, closing) {
+            let frame_end = self.read_to - self.buf.len() as u64;
+            match frame {
+                Frame::Complete(bytes) => {
+                    stages.push(bytes, false, frame_start, now, &mut messages)
+                }
+                Frame::Truncated(bytes) => {
+                    stages.push(bytes, true, frame_start, now, &mut messages)
+                }
+                Frame::Bad(bad) => {
+                    let dead = self.ingest.bad_frame(bad, received_at, None, Some(token));
+                    decoded.dead.push(dead);
+                }
+            }
+            frame_start = frame_end;
+        }
+        stages.flush_idle(now, &mut messages);
+        if closing {
+            stages.flush_all(now, &mut messages);
+        }
+        for message in messages {
+            let decoded_message = match message {
+                Ok(message) => self
+                    .ingest
+                    .decode_message(message.bytes, message.truncated, received_at, Some(token))
+                    .map(|mut event| {
+                        // The runtime's stream and time, unless the message has its own.
+                        if let Some(stream) = message.stream {
+                            if event.fields.get(fields::STREAM).is_none() {
+                                event.fields.insert(fields::STREAM, Value::from(stream));
+                            }
+                        }
+                        if let Some(nanos) = message.time_nanos {
+                            if event.fields.get(fields::TIMESTAMP).is_none() {
+                                event
+                                    .fields
+                                    .insert(fields::TIMESTAMP, Value::Timestamp(nanos));
+                            }
+                        }
+                        event
+                    }),
+                Err(bad) => Err(self.ingest.bad_frame(bad, received_at, None, Some(token))),
+            };
+            match decoded_message {
+                Ok(event) => decoded.events.push(event),
+                Err(dead) => decoded.dead.push(dead),
+            }
+        }
+        if decoded.events.is_empty() && decoded.dead.is_empty() {
+            // Nothing to deliver from this read (lines held, or half a line): the offset
+            // recorded with it stops before what is held.
+            token.update(AckStatus::Delivered);
+        }
     }
 
     /// Checks whether the file was truncated (`copytruncate`: it is shorter than what was
@@ -192,6 +296,11 @@ impl FileReader {
         self.awaiting_scan = true;
         self.buf.clear();
         self.ingest = codec.ingest();
+        if let Some(stages) = &mut self.stages {
+            // What the earlier content held goes out with the next read.
+            stages.flush_all(Instant::now(), &mut self.carried);
+        }
+        self.stages = codec.stages();
         Some(retired)
     }
 
@@ -248,6 +357,9 @@ mod tests {
                 oversize: OversizePolicy::Skip,
             }),
             decoding: DecodingConfig::default(),
+            container: None,
+            multiline: None,
+            max_line_bytes: 10,
             host: Value::from("h"),
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
@@ -284,5 +396,76 @@ mod tests {
         drop(decoded);
         reader.pending.settle(true, "t").await;
         assert_eq!(reader.pending.acked(), content.len() as u64 + 8);
+    }
+
+    #[tokio::test]
+    async fn never_records_a_resume_offset_past_lines_held_by_multiline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let content =
+            "started\nException in thread \"main\" java.lang.IllegalStateException: boom\n\tat A.b(A.java:1)\n";
+        std::fs::write(&path, content).unwrap();
+        let multiline: crate::codec::multiline::MultilineConfig =
+            toml::from_str(r#"preset = "java""#).unwrap();
+        let codec = Codec {
+            id: "t".into(),
+            framing: FramingConfig::default(),
+            decoding: DecodingConfig::default(),
+            container: None,
+            multiline: Some(multiline.build().unwrap()),
+            max_line_bytes: 1024,
+            host: Value::from("h"),
+            ack_latency: crate::telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", "reader_test")],
+            ),
+        };
+        let file = File::open(&path).unwrap();
+        let fingerprint = Fingerprint::of(&file).unwrap();
+        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
+        let messages = |decoded: &Decoded| -> Vec<String> {
+            decoded
+                .events
+                .iter()
+                .map(|e| e.message().unwrap().to_text())
+                .collect()
+        };
+        let decoded = reader.read(&codec, false).unwrap();
+        assert_eq!(messages(&decoded), ["started"]);
+        decoded.events[0].ack(AckStatus::Delivered);
+        drop(decoded);
+        reader.pending.settle(true, "t").await;
+        assert_eq!(
+            reader.pending.acked(),
+            "started\n".len() as u64,
+            "a restart reads the held trace again"
+        );
+
+        let mut more = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut more, b"next\n").unwrap();
+        let decoded = reader.read(&codec, false).unwrap();
+        assert_eq!(
+            messages(&decoded),
+            ["Exception in thread \"main\" java.lang.IllegalStateException: boom\n\tat A.b(A.java:1)"]
+        );
+        decoded.events[0].ack(AckStatus::Delivered);
+        drop(decoded);
+        reader.pending.settle(true, "t").await;
+        assert_eq!(
+            reader.pending.acked(),
+            content.len() as u64,
+            "`next` is held"
+        );
+
+        // Closing the file sends what is held.
+        let decoded = reader.read(&codec, true).unwrap();
+        assert_eq!(messages(&decoded), ["next"]);
+        decoded.events[0].ack(AckStatus::Delivered);
+        drop(decoded);
+        reader.pending.settle(true, "t").await;
+        assert_eq!(reader.pending.acked(), content.len() as u64 + 5);
     }
 }
