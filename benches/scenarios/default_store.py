@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "bench")
@@ -45,6 +46,23 @@ def wait_listening(port, deadline):
 def total(api):
     with urllib.request.urlopen(f"http://127.0.0.1:{api}/v1/query?limit=1", timeout=30) as r:
         return json.load(r)["total"]
+
+
+# First pages (100 newest) timed once the store holds everything: a keyword, fields of
+# `_kv` (a term and a wildcard), a numeric range and a word of the message.
+QUERIES = ["level:error", "user:u36580", "path:/api/users/1*", "status:>=500", "timeout"]
+
+
+def query_ms(api, q):
+    """Best of 5, milliseconds, of the first page of `q`."""
+    url = f"http://127.0.0.1:{api}/v1/query?limit=100&q={urllib.parse.quote(q)}"
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=60) as r:
+            json.load(r)
+        best = min(best, time.perf_counter() - t)
+    return round(best * 1000, 1)
 
 
 def files_sent(api):
@@ -107,13 +125,14 @@ def run(binary, args, lines):
         elapsed = time.time() - start
         rss = peak_rss_mib(proc.pid)
         cpu = cpu_seconds(proc.pid)
+        queries = {} if args.no_store else {q: query_ms(api, q) for q in QUERIES}
         proc.terminate()
         proc.wait(timeout=300)
         # After the shutdown's final merges, which leave the partition in its lasting shape.
         store = dir_bytes(os.path.join(data, "store"))
         return {"bin": binary, "conns": args.conns, "lines": lines, "seconds": round(elapsed, 2),
                 "send_seconds": round(sent, 2), "events_per_s": round(lines / elapsed),
-                "peak_rss_mib": round(rss, 1), "cpu_us_per_event": round(cpu * 1e6 / lines, 2), "store_bytes_per_event": round(store / lines, 1)}
+                "peak_rss_mib": round(rss, 1), "cpu_us_per_event": round(cpu * 1e6 / lines, 2), "store_bytes_per_event": round(store / lines, 1), "query_ms": queries}
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -94,6 +94,7 @@ fn help(name: &str) -> &'static str {
         "component_rate_limit_overflow_total" => {
             "Events checked against the shared bucket of apps beyond rate_limit.max_keys."
         }
+        "store_commits_total" => "Commits of the store: each makes the events appended before it durable, searchable and acknowledged.",
         "store_implausible_timestamps_total" => "Events whose own time lay outside 1970-2100, stored under their arrival time (the original kept as original_timestamp).",
         "component_redactions_total" => "Values replaced by the redact transform, by detector.",
         "component_discarded_events_total" => "Events dropped on purpose or by policy, by reason.",

@@ -126,42 +126,60 @@ pub fn translate(fields: &Fields, query: &Query) -> Result<Box<dyn TantivyQuery>
 }
 
 /// `name:pattern` for a field of `_kv`. `_kv` is a column without an inverted index (see
-/// `index::kv_options`), so the terms are matched in each segment's column dictionary
-/// (only the `name=` range of it) and the documents holding one of them found by their
-/// ordinals. Partitions written while `_kv` still had an inverted index have the same
-/// column, so this reads them too.
+/// `index::kv_options`), so each segment finds the matching terms in its column dictionary
+/// (only the range that starts with `name=` and the pattern's literal prefix, checked against
+/// the pattern unless it is a plain prefix), then the documents holding them in one batch
+/// scan of the column's ordinals between the first and last match. Partitions written while
+/// `_kv` still had an inverted index have the same column, so this reads them too.
 fn kv_wildcard(name: &str, pattern: &str) -> Result<Box<dyn TantivyQuery>, StoreError> {
-    let prefix = format!("{name}=");
-    let regex = regex::bytes::Regex::new(&format!(
-        "^{}{}$",
-        regex::escape(&prefix),
-        glob_regex(pattern)
-    ))
-    .map_err(|e| StoreError::BadRequest(format!("bad wildcard: {e}")))?;
+    let literal: String = pattern
+        .chars()
+        .take_while(|c| !matches!(c, '*' | '?'))
+        .collect();
+    let key_prefix = format!("{name}={literal}");
+    let plain_prefix = pattern.len() == literal.len() + 1 && pattern.ends_with('*');
+    let regex = if plain_prefix {
+        None
+    } else {
+        let regex = format!("^{}={}$", regex::escape(name), glob_regex(pattern));
+        Some(
+            regex::bytes::Regex::new(&regex)
+                .map_err(|e| StoreError::BadRequest(format!("bad wildcard: {e}")))?,
+        )
+    };
     let predicate = FunctionPredicate::from(move |segment: &SegmentReader| {
-        let column = segment.fast_fields().str(KV_FIELD)?;
-        let mut matching = Vec::new();
-        if let Some(column) = &column {
+        let max_doc = segment.max_doc();
+        let mut matched = vec![0u64; (max_doc as usize).div_ceil(64)];
+        if let Some(column) = segment.fast_fields().str(KV_FIELD)? {
+            // Ordinals come out of the dictionary in order, so the list is sorted.
+            let mut ords = Vec::new();
             let mut terms = column
                 .dictionary()
-                .prefix_range(prefix.as_bytes())
+                .prefix_range(key_prefix.as_bytes())
                 .into_stream()?;
             while terms.advance() {
-                if regex.is_match(terms.key()) {
-                    matching.push(terms.term_ord());
+                if regex.as_ref().is_none_or(|r| r.is_match(terms.key())) {
+                    ords.push(terms.term_ord());
+                }
+            }
+            if let (Some(&first), Some(&last)) = (ords.first(), ords.last()) {
+                let contiguous = (last - first) as usize + 1 == ords.len();
+                let mut candidates = Vec::new();
+                column
+                    .ords()
+                    .get_docids_for_value_range(first..=last, 0..max_doc, &mut candidates);
+                for doc in candidates {
+                    if contiguous
+                        || column
+                            .term_ords(doc)
+                            .any(|ord| ords.binary_search(&ord).is_ok())
+                    {
+                        matched[doc as usize / 64] |= 1 << (doc % 64);
+                    }
                 }
             }
         }
-        // Ordinals come out of the dictionary in order, so the list is sorted.
-        let ords = column
-            .filter(|_| !matching.is_empty())
-            .map(|c| c.ords().clone());
-        Ok(move |doc: DocId| {
-            ords.as_ref().is_some_and(|ords| {
-                ords.values_for_doc(doc)
-                    .any(|ord| matching.binary_search(&ord).is_ok())
-            })
-        })
+        Ok(move |doc: DocId| matched[doc as usize / 64] & (1 << (doc % 64)) != 0)
     });
     Ok(Box::new(DocPredicateQuery::from(predicate)))
 }
