@@ -24,7 +24,7 @@ use tantivy::schema::{
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument};
 
-use super::query::{keyword_text, number};
+use super::query::number;
 use crate::event::{fields, Event, Value};
 
 /// Top-level fields indexed as their own keyword columns (exact match, fast top values and
@@ -138,22 +138,28 @@ impl Fields {
         doc.add_i64(self.timestamp, ts);
         doc.add_u64(self.seq, seq);
         let mut numbers: Vec<(String, OwnedValue)> = Vec::new();
+        // One buffer for every text added: tantivy copies each into the document.
+        let mut text = String::with_capacity(128);
         for (key, value) in event.fields.iter() {
             let key = key.as_str();
             if key == fields::TIMESTAMP {
                 continue;
             }
             if key == fields::MESSAGE {
-                doc.add_text(self.message, value.to_text());
+                text.clear();
+                value.write_text(&mut text);
+                doc.add_text(self.message, text.as_str());
                 continue;
             }
             if let Some(field) = self.keyword(key) {
                 if !matches!(value, Value::Null) {
-                    doc.add_text(field, keyword_text(value));
+                    text.clear();
+                    value.write_text(&mut text);
+                    doc.add_text(field, text.as_str());
                 }
                 continue;
             }
-            self.add_other(&mut doc, &mut numbers, key, value, 0);
+            self.add_other(&mut doc, &mut numbers, &mut text, key, value, 0);
         }
         if !numbers.is_empty() {
             doc.add_field_value(self.num, &OwnedValue::Object(numbers));
@@ -166,7 +172,10 @@ impl Fields {
             kept.insert(fields::TIMESTAMP, Value::Timestamp(ts));
             serde_json::to_vec(&kept).unwrap_or_default()
         } else {
-            let source = serde_json::to_vec(&event.fields).unwrap_or_default();
+            let mut source = Vec::with_capacity(256);
+            if serde_json::to_writer(&mut source, &event.fields).is_err() {
+                source.clear();
+            }
             if event.fields.get(fields::TIMESTAMP).is_none() {
                 // Keep the time the event was indexed under, so results show it.
                 with_timestamp(&source, ts)
@@ -178,10 +187,13 @@ impl Fields {
         (doc, source.len(), implausible)
     }
 
+    /// Adds `value` under `path` to `_kv` (and `_num` when it is a number); `term` is a
+    /// scratch buffer.
     fn add_other(
         &self,
         doc: &mut TantivyDocument,
         numbers: &mut Vec<(String, OwnedValue)>,
+        term: &mut String,
         path: &str,
         value: &Value,
         depth: usize,
@@ -190,28 +202,33 @@ impl Fields {
             Value::Null => {}
             Value::Object(map) if depth < 4 => {
                 for (key, inner) in map.iter() {
-                    self.add_other(doc, numbers, &format!("{path}.{key}"), inner, depth + 1);
+                    let path = format!("{path}.{key}");
+                    self.add_other(doc, numbers, term, &path, inner, depth + 1);
                 }
             }
             Value::Array(items) if depth < 4 => {
                 for item in items.iter().take(64) {
-                    self.add_other(doc, numbers, path, item, depth + 1);
+                    self.add_other(doc, numbers, term, path, item, depth + 1);
                 }
             }
             _ => {
                 if let Some(n) = number(value) {
                     numbers.push((path.to_string(), OwnedValue::F64(n)));
                 }
-                let mut text = keyword_text(value);
+                term.clear();
+                term.push_str(path);
+                term.push('=');
+                let value_start = term.len();
+                value.write_text(term);
                 // Keywords are for exact matching; very long values only bloat the terms.
-                if text.len() > MAX_KEYWORD_BYTES {
-                    let mut end = MAX_KEYWORD_BYTES;
-                    while !text.is_char_boundary(end) {
+                if term.len() - value_start > MAX_KEYWORD_BYTES {
+                    let mut end = value_start + MAX_KEYWORD_BYTES;
+                    while !term.is_char_boundary(end) {
                         end -= 1;
                     }
-                    text.truncate(end);
+                    term.truncate(end);
                 }
-                doc.add_text(self.kv, format!("{path}={text}"));
+                doc.add_text(self.kv, term.as_str());
             }
         }
     }

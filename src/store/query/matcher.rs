@@ -94,8 +94,9 @@ fn field_values(event: &Event, name: &str) -> Vec<String> {
     }
 }
 
-/// A value as the index stores it for exact matching.
-pub(crate) fn keyword_text(value: &Value) -> String {
+/// A value as the index stores it for exact matching (`Value::write_text`, as
+/// `index::Fields::document` writes it).
+fn keyword_text(value: &Value) -> String {
     value.to_text()
 }
 

@@ -22,7 +22,7 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use matcher::{keyword_text, number, tokens};
+pub(crate) use matcher::{number, tokens};
 
 /// A parse error, with the byte offset in the query where it was found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
