@@ -14,6 +14,7 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_offsets;
+pub mod kubernetes;
 pub mod otlp;
 pub mod stdin;
 mod stream_auth;
