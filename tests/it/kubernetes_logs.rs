@@ -411,6 +411,24 @@ async fn a_watch_updates_later_events_and_a_deleted_pod_is_read_to_its_end() {
         read_lines(&out).len() > last
     })
     .await;
+
+    // A watch the server says is too old (410 Gone) starts again from a list.
+    api.send(
+        &json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "reason": "Expired", "code": 410,
+            "message": "too old resource version: 95 (101)"}})
+        .to_string(),
+    );
+    let lists = || {
+        api.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(target, _)| !target.contains("watch=1"))
+            .count()
+    };
+    wait_until("a new list after 410 Gone", || lists() >= 2).await;
+    assert!(counter("component_kubernetes_api_errors_total", id, Some("status")) >= 1);
     router.stop().await;
 
     let got = events(&out);

@@ -144,3 +144,85 @@ impl FileAnnotator for FileKubernetes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const PATH: &str = "/var/log/pods/shop_web-1_u1/nginx/3.log";
+
+    fn annotate(cache: Option<Arc<RwLock<PodCache>>>) -> KubernetesAnnotate {
+        KubernetesAnnotate {
+            id: "annotate_test".into(),
+            cache,
+            app_labels: vec!["app.kubernetes.io/name".into(), "app".into()],
+            include: vec![("team".into(), "shop".into())],
+            exclude: vec![("logging".into(), "off".into())],
+        }
+    }
+
+    fn cache_with(labels: &[(&str, &str)]) -> Arc<RwLock<PodCache>> {
+        let mut cache = PodCache::new(10, Duration::from_secs(60));
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        cache.upsert(
+            PodMeta {
+                uid: "u1".into(),
+                labels,
+                fields: Map::new(),
+            },
+            Instant::now(),
+        );
+        Arc::new(RwLock::new(cache))
+    }
+
+    /// The `app` of one event read from [`PATH`], or `None` when it was left out.
+    fn app_of(cache: Option<Arc<RwLock<PodCache>>>) -> Option<String> {
+        let mut annotator = annotate(cache).file(std::path::Path::new(PATH));
+        let mut events = vec![Event::from_message("x".into())];
+        annotator.annotate(&mut events);
+        let event = events.pop()?;
+        let k = event.fields.get(KUBERNETES).unwrap();
+        let Value::Object(k) = k else { panic!("{k:?}") };
+        assert_eq!(k.get("namespace").unwrap().as_str(), Some("shop"));
+        assert_eq!(k.get("restart_count"), Some(&Value::from(3)));
+        event
+            .fields
+            .get(fields::APP)
+            .unwrap()
+            .as_str()
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn app_and_selectors() {
+        for (labels, expected) in [
+            (None, Some("nginx")), // no API: the container, nothing left out
+            (Some(&[("team", "shop")][..]), Some("nginx")),
+            (Some(&[("team", "shop"), ("app", "web")][..]), Some("web")),
+            (
+                Some(
+                    &[
+                        ("team", "shop"),
+                        ("app", "web"),
+                        ("app.kubernetes.io/name", "shop-web"),
+                    ][..],
+                ),
+                Some("shop-web"),
+            ),
+            (Some(&[("app", "web")][..]), None), // not in include_labels
+            (Some(&[("team", "shop"), ("logging", "off")][..]), None), // exclude_labels
+        ] {
+            let cache = labels.map(cache_with);
+            assert_eq!(app_of(cache).as_deref(), expected, "{labels:?}");
+        }
+        // The pod not known (yet): nothing left out.
+        let unknown = Arc::new(RwLock::new(PodCache::new(10, Duration::from_secs(60))));
+        assert_eq!(app_of(Some(unknown)).as_deref(), Some("nginx"));
+    }
+}

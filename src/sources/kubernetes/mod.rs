@@ -45,11 +45,8 @@ pub struct OpenedKubernetes {
     api: Option<(Api, Option<String>)>,
 }
 
-fn start_error(field: &str, message: String) -> SourceError {
-    SourceError::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{field}: {message}"),
-    ))
+fn start_error(field: &'static str, message: String) -> SourceError {
+    SourceError::Field { field, message }
 }
 
 impl KubernetesLogsConfig {

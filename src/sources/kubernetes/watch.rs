@@ -292,6 +292,9 @@ impl Watcher {
         let mut metas = Vec::with_capacity(list.items.len());
         for item in list.items {
             match serde_json::from_value::<Pod>(item) {
+                Ok(pod) if pod.metadata.uid.is_empty() => {
+                    self.failed(&ApiError::Json("a pod without metadata.uid".into()))
+                }
                 Ok(pod) => metas.push(PodMeta::new(pod, &self.annotations)),
                 Err(e) => self.failed(&ApiError::Json(e.to_string())),
             }
@@ -369,6 +372,10 @@ impl Watcher {
                         return Ok(());
                     }
                 };
+                if event.kind != "BOOKMARK" && pod.metadata.uid.is_empty() {
+                    self.failed(&ApiError::Json("a pod without metadata.uid".into()));
+                    return Ok(());
+                }
                 if !pod.metadata.resource_version.is_empty() {
                     version.clone_from(&pod.metadata.resource_version);
                 }
@@ -428,6 +435,72 @@ fn encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn watcher(id: &str) -> Watcher {
+        Watcher::new(
+            id.into(),
+            Api {
+                client: HttpClient::plain(),
+                base: "http://127.0.0.1:1".into(),
+                token_file: None,
+            },
+            Some("node-1".into()),
+            Vec::new(),
+            Arc::new(RwLock::new(PodCache::new(10, Duration::from_secs(60)))),
+        )
+    }
+
+    fn errors(id: &str, reason: &str) -> u64 {
+        telemetry::counter_value(
+            "component_kubernetes_api_errors_total",
+            &[("component_id", id), ("reason", reason)],
+        )
+    }
+
+    #[test]
+    fn bad_watch_lines_are_counted_never_fatal() {
+        let id = "watch_bad_lines";
+        let mut w = watcher(id);
+        let mut version = "1".to_string();
+        let deep = "[".repeat(10_000);
+        for line in [
+            "{not json",
+            "[]",
+            r#"{"type":"ADDED"}"#,
+            r#"{"type":"ADDED","object":[]}"#,
+            r#"{"type":"ADDED","object":{"metadata":{"uid":"u","labels":{"a":1}}}}"#,
+            r#"{"type":"SURPRISE","object":{}}"#,
+            deep.as_str(),
+        ] {
+            assert!(w.apply(line.as_bytes(), &mut version).is_ok(), "{line}");
+        }
+        assert_eq!(errors(id, "invalid_json"), 7);
+        assert_eq!(version, "1");
+        assert_eq!(w.cache.read().unwrap().len(), 0);
+
+        let added = r#"{"type":"ADDED","object":{"metadata":{"uid":"u","resourceVersion":"7","labels":{"a":"b"}}}}"#;
+        w.apply(added.as_bytes(), &mut version).unwrap();
+        assert_eq!(version, "7");
+        assert_eq!(w.cache.read().unwrap().get("u").unwrap().labels["a"], "b");
+        let bookmark =
+            r#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}"#;
+        w.apply(bookmark.as_bytes(), &mut version).unwrap();
+        assert_eq!(version, "9");
+        for (line, gone) in [
+            (
+                r#"{"type":"ERROR","object":{"code":410,"message":"too old"}}"#,
+                true,
+            ),
+            (
+                r#"{"type":"ERROR","object":{"code":500,"message":"boom"}}"#,
+                false,
+            ),
+            (r#"{"type":"ERROR","object":"?"}"#, false),
+        ] {
+            let error = w.apply(line.as_bytes(), &mut version).unwrap_err();
+            assert_eq!(matches!(error, ApiError::Gone), gone, "{line}: {error}");
+        }
+    }
 
     #[test]
     fn encodes_query_values() {
