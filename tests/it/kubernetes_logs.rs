@@ -144,6 +144,9 @@ fn pod(namespace: &str, name: &str, uid: &str, labels: Value, version: u32) -> V
     if name.starts_with("db-") {
         owner = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "c3d4", "controller": true}]);
     }
+    if name.starts_with("backup-") {
+        owner = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "backup-28123", "uid": "e5f6", "controller": true}]);
+    }
     json!({
         "kind": "Pod",
         "apiVersion": "v1",
@@ -392,25 +395,44 @@ async fn a_watch_updates_later_events_and_a_deleted_pod_is_read_to_its_end() {
     wait_until("the second event", || read_lines(&out).len() >= 2).await;
     assert_eq!(events(&out)[1]["kubernetes"]["labels"]["version"], "v2");
 
-    // The pod is deleted while its last lines are unread: the kubelet removes its
-    // directory. They are read to the end and keep the pod's metadata.
-    api.event("DELETED", &relabelled);
-    wait_until("the DELETED event applied", || {
+    // A pod that appears while the source runs (ADDED), lives a moment and is deleted
+    // while its last lines are unread (the kubelet removes its directory): they are read
+    // to the end, and keep the pod's metadata.
+    let short_uid = "0b5e55ed-aaaa-4bbb-8ccc-9ddddeeeeff0";
+    let short_name = "backup-28123-x7k2p";
+    let short = pod("jobs", short_name, short_uid, json!({"app": "backup"}), 102);
+    api.event("ADDED", &short);
+    wait_until("the ADDED event applied", || {
         counter("component_kubernetes_watch_events_total", id, None) >= 2
     })
     .await;
+    let short_file = log_file(&root, "jobs", short_name, short_uid, "backup");
+    append(&short_file, &[("stdout", "F", "partial seq=0")]);
+    let of_short = || {
+        events(&out)
+            .into_iter()
+            .filter(|e| e["kubernetes"]["pod_name"] == short_name)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the short-lived pod's first line", || {
+        !of_short().is_empty()
+    })
+    .await;
     let last = 3_000;
-    let lines: Vec<String> = (2..=last).map(|i| format!("seq={i}")).collect();
+    let lines: Vec<String> = (1..=last).map(|i| format!("seq={i}")).collect();
     let cri: Vec<(&str, &str, &str)> = lines
         .iter()
         .flat_map(|l| [("stdout", "P", "partial "), ("stdout", "F", l.as_str())])
         .collect();
-    append(&file, &cri);
-    std::fs::remove_dir_all(root.join(format!("jobs_{name}_{uid}"))).unwrap();
-    wait_until("every line of the deleted pod", || {
-        read_lines(&out).len() > last
+    // Deleted in the API first (the lines below are read after it), then on the node.
+    api.event("DELETED", &short);
+    wait_until("the DELETED event applied", || {
+        counter("component_kubernetes_watch_events_total", id, None) >= 3
     })
     .await;
+    append(&short_file, &cri);
+    std::fs::remove_dir_all(root.join(format!("jobs_{short_name}_{short_uid}"))).unwrap();
+    wait_until("every line of the deleted pod", || of_short().len() > last).await;
 
     // A watch the server says is too old (410 Gone) starts again from a list.
     api.send(
@@ -431,19 +453,19 @@ async fn a_watch_updates_later_events_and_a_deleted_pod_is_read_to_its_end() {
     assert!(counter("component_kubernetes_api_errors_total", id, Some("status")) >= 1);
     router.stop().await;
 
-    let got = events(&out);
+    let got = of_short();
     assert_eq!(got.len(), last + 1);
-    for (i, event) in got.iter().enumerate().skip(2) {
+    for (i, event) in got.iter().enumerate() {
         assert_eq!(
             event["message"],
             format!("partial seq={i}"),
             "in order, joined"
         );
-        assert_eq!(
-            event["kubernetes"]["labels"]["version"], "v2",
-            "metadata kept after deletion"
-        );
-        assert_eq!(event["kubernetes"]["pod_name"], name);
+        let k = &event["kubernetes"];
+        assert_eq!(k["labels"]["app"], "backup", "metadata kept after deletion");
+        assert_eq!(k["owner_kind"], "Job");
+        assert_eq!(k["owner_name"], "backup-28123");
+        assert_eq!(k["container_name"], "backup");
     }
 }
 
