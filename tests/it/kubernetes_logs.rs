@@ -506,6 +506,7 @@ async fn without_the_api_events_flow_with_what_the_path_says() {
         assert_eq!(k["container_name"], "nginx");
         assert_eq!(k["restart_count"], 0);
         assert!(k.get("labels").is_none());
+        assert_eq!(k["node_name"], "node-1", "from node_name, without the API");
         assert_eq!(event["app"], "nginx", "the container's name without labels");
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct KubernetesAnnotate {
     pub(super) id: Arc<str>,
     /// `None` without `api`.
     pub(super) cache: Option<Arc<RwLock<PodCache>>>,
+    /// This node's name (`node_name`, `$SLUICE_NODE_NAME`), known without the API.
+    pub(super) node: Option<Value>,
     pub(super) app_labels: Vec<String>,
     pub(super) include: Vec<(String, String)>,
     pub(super) exclude: Vec<(String, String)>,
@@ -38,6 +40,9 @@ impl Annotate for KubernetesAnnotate {
             m.insert("container_name", Value::from(p.container_name.as_str()));
             if let Some(n) = p.restart_count {
                 m.insert("restart_count", Value::from(n));
+            }
+            if let Some(node) = &self.node {
+                m.insert("node_name", node.clone());
             }
             m
         });
@@ -158,6 +163,7 @@ mod tests {
         KubernetesAnnotate {
             id: "annotate_test".into(),
             cache,
+            node: Some(Value::from("node-1")),
             app_labels: vec!["app.kubernetes.io/name".into(), "app".into()],
             include: vec![("team".into(), "shop".into())],
             exclude: vec![("logging".into(), "off".into())],
@@ -191,6 +197,7 @@ mod tests {
         let Value::Object(k) = k else { panic!("{k:?}") };
         assert_eq!(k.get("namespace").unwrap().as_str(), Some("shop"));
         assert_eq!(k.get("restart_count"), Some(&Value::from(3)));
+        assert_eq!(k.get("node_name").unwrap().as_str(), Some("node-1"));
         event
             .fields
             .get(fields::APP)

@@ -42,7 +42,8 @@ const NODE_NAME_ENV: &str = "SLUICE_NODE_NAME";
 
 /// What the start resolved: the API's address and client, the node.
 pub struct OpenedKubernetes {
-    api: Option<(Api, Option<String>)>,
+    api: Option<Api>,
+    node: Option<String>,
 }
 
 fn start_error(field: &'static str, message: String) -> SourceError {
@@ -56,8 +57,12 @@ impl KubernetesLogsConfig {
         if let Some(file) = &self.file {
             file.open(id)?;
         }
+        let node = self
+            .node_name
+            .clone()
+            .or_else(|| std::env::var(NODE_NAME_ENV).ok().filter(|n| !n.is_empty()));
         let Some(api) = &self.api else {
-            return Ok(OpenedKubernetes { api: None });
+            return Ok(OpenedKubernetes { api: None, node });
         };
         let base = match &api.url {
             Some(url) => url.trim_end_matches('/').to_string(),
@@ -83,22 +88,16 @@ impl KubernetesLogsConfig {
         } else {
             HttpClient::plain()
         };
-        let node = self
-            .node_name
-            .clone()
-            .or_else(|| std::env::var(NODE_NAME_ENV).ok().filter(|n| !n.is_empty()));
         if node.is_none() {
             tracing::warn!(component_id = %id, "node_name not set and {NODE_NAME_ENV} not in the environment: watching the pods of every node");
         }
         Ok(OpenedKubernetes {
-            api: Some((
-                Api {
-                    client,
-                    base,
-                    token_file,
-                },
-                node,
-            )),
+            api: Some(Api {
+                client,
+                base,
+                token_file,
+            }),
+            node,
         })
     }
 
@@ -107,7 +106,8 @@ impl KubernetesLogsConfig {
         opened: OpenedKubernetes,
         ctx: SourceContext,
     ) -> Result<(), SourceError> {
-        let cache = opened.api.map(|(api, node)| {
+        let node = opened.node;
+        let cache = opened.api.map(|api| {
             let cache = Arc::new(RwLock::new(PodCache::new(
                 self.max_pods,
                 Duration::from_secs(self.deleted_pod_retention_secs),
@@ -115,7 +115,7 @@ impl KubernetesLogsConfig {
             let watcher = Watcher::new(
                 ctx.id.clone(),
                 api,
-                node,
+                node.clone(),
                 self.annotations.clone(),
                 cache.clone(),
             );
@@ -137,6 +137,7 @@ impl KubernetesLogsConfig {
         let annotate: Arc<dyn Annotate> = Arc::new(KubernetesAnnotate {
             id: ctx.id.clone(),
             cache,
+            node: node.map(crate::event::Value::from),
             app_labels: self.app_labels.clone(),
             include: self.include_selector.clone(),
             exclude: self.exclude_selector.clone(),
