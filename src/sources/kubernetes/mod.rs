@@ -106,6 +106,12 @@ impl KubernetesLogsConfig {
         opened: OpenedKubernetes,
         ctx: SourceContext,
     ) -> Result<(), SourceError> {
+        let Some(file) = self.file.clone() else {
+            return Err(start_error(
+                "type",
+                "kubernetes_logs run without build".into(),
+            ));
+        };
         let node = opened.node;
         let cache = opened.api.map(|api| {
             let cache = Arc::new(RwLock::new(PodCache::new(
@@ -142,9 +148,6 @@ impl KubernetesLogsConfig {
             include: self.include_selector.clone(),
             exclude: self.exclude_selector.clone(),
         });
-        let Some(file) = self.file else {
-            return Err(start_error("kubernetes_logs", "run before build".into()));
-        };
         let result = file.run_annotated(ctx, Some(annotate)).await;
         if let Some(stop) = stop {
             stop.cancel();
