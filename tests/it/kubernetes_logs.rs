@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::certs::issue;
 use crate::util::{counter, free_port, read_lines, tempdir, wait_until, Router};
 
 const WEB_UID: &str = "3c1f6a2e-8d7b-4b9e-9f64-2a1d0c5e7b11";
@@ -60,6 +61,14 @@ struct FakeApi {
 
 impl FakeApi {
     async fn start(pods: Vec<Value>) -> (SocketAddr, Arc<Self>) {
+        Self::start_with(pods, None).await
+    }
+
+    /// The same over TLS (`https://`), as the API server always is in a cluster.
+    async fn start_with(
+        pods: Vec<Value>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> (SocketAddr, Arc<Self>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let api = Arc::new(FakeApi {
@@ -70,14 +79,22 @@ impl FakeApi {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let api = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let api = api.clone();
                         async move { Ok::<_, Infallible>(api.answer(request)) }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -509,4 +526,72 @@ async fn without_the_api_events_flow_with_what_the_path_says() {
         assert_eq!(k["node_name"], "node-1", "from node_name, without the API");
         assert_eq!(event["app"], "nginx", "the container's name without labels");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_trusting_the_api_servers_ca() {
+    let dir = tempdir();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca, ca_cert, ca_key) = issue(&["kubernetes test ca"], None);
+    let (server, _, _) = issue(&["127.0.0.1"], Some((&ca_cert, &ca_key)));
+    let (other_ca, _, _) = issue(&["another ca"], None);
+    let ca_file = write("ca.crt", ca.cert_pem);
+    let other_ca_file = write("other.crt", other_ca.cert_pem);
+    let acceptor = sluice::tls::TlsConfig {
+        crt_file: write("server.pem", server.cert_pem),
+        key_file: write("server.key", server.key_pem),
+        ca_file: None,
+    }
+    .acceptor()
+    .unwrap();
+    let labels = json!({"app.kubernetes.io/name": "shop-web"});
+    let (addr, _api) = FakeApi::start_with(
+        vec![pod("default", WEB_POD, WEB_UID, labels, 90)],
+        Some(acceptor),
+    )
+    .await;
+    let root = dir.path().join("var/log/pods");
+    let file = log_file(&root, "default", WEB_POD, WEB_UID, "nginx");
+    append(&file, &[("stdout", "F", "hello")]);
+
+    // Trusting the server's CA: the pod's labels.
+    let out = dir.path().join("trusted.json");
+    let router = Router::start(&pipeline(
+        "k8s_tls",
+        &root,
+        &out,
+        &format!(
+            r#"api = {{ url = "https://{addr}", ca_file = "{}" }}"#,
+            ca_file.display()
+        ),
+    ))
+    .await;
+    wait_until("the event", || !read_lines(&out).is_empty()).await;
+    router.stop().await;
+    assert_eq!(events(&out)[0]["app"], "shop-web");
+
+    // Trusting another CA: the handshake fails, counted; the event still comes, from the path.
+    let out = dir.path().join("untrusted.json");
+    let id = "k8s_tls_untrusted";
+    let router = Router::start(&pipeline(
+        id,
+        &root,
+        &out,
+        &format!(
+            r#"api = {{ url = "https://{addr}", ca_file = "{}" }}"#,
+            other_ca_file.display()
+        ),
+    ))
+    .await;
+    wait_until("the event", || !read_lines(&out).is_empty()).await;
+    wait_until("the failed handshake counted", || {
+        counter("component_kubernetes_api_errors_total", id, Some("request")) >= 1
+    })
+    .await;
+    router.stop().await;
+    assert_eq!(events(&out)[0]["app"], "nginx");
 }
