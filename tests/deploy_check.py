@@ -84,6 +84,47 @@ for name, (path, doc) in workloads.items():
                 if not cms or key not in (by_kind["ConfigMap"][cms[0]][1].get("data") or {}):
                     errors.append(f"{where(path)}: {name}: --config {target} is not in a mounted ConfigMap")
 
+# A DaemonSet is a node agent: it reads the kubelet's files read-only, keeps its
+# checkpoints on the node, watches pods through a service account allowed exactly that, knows
+# its node, runs on every node and is bounded in memory.
+def grants_pod_watch(role):
+    verbs = set()
+    for rule in role.get("rules", []):
+        if "" in rule.get("apiGroups", []) and "pods" in rule.get("resources", []):
+            verbs.update(rule.get("verbs", []))
+    return {"get", "list", "watch"} <= verbs
+
+
+for name, (path, doc) in by_kind.get("DaemonSet", {}).items():
+    spec = doc["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    account = spec.get("serviceAccountName")
+    if account not in by_kind.get("ServiceAccount", {}):
+        errors.append(f"{where(path)}: {name}: serviceAccountName {account} is not defined")
+    bound = [b for _, b in by_kind.get("ClusterRoleBinding", {}).values()
+             if any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in b.get("subjects", []))
+             and b["roleRef"]["kind"] == "ClusterRole"
+             and grants_pod_watch(by_kind.get("ClusterRole", {}).get(b["roleRef"]["name"], (None, {}))[1])]
+    if not bound:
+        errors.append(f"{where(path)}: {name}: no ClusterRoleBinding gives {account} get/list/watch on pods")
+    if not any(t.get("operator") == "Exists" and "key" not in t for t in spec.get("tolerations", [])):
+        errors.append(f"{where(path)}: {name}: does not tolerate every taint (runs on some nodes only)")
+    for container in spec["containers"]:
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        logs = mounts.get("/var/log/pods")
+        if not logs or not logs.get("readOnly") or volumes.get(logs["name"], {}).get("hostPath", {}).get("path") != "/var/log/pods":
+            errors.append(f"{where(path)}: {name}: /var/log/pods is not the node's, mounted read-only")
+        env = {e["name"]: e for e in container.get("env", [])}
+        node = env.get("SLUICE_NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if node != "spec.nodeName":
+            errors.append(f"{where(path)}: {name}: SLUICE_NODE_NAME is not the downward API's spec.nodeName")
+        data = env.get("SLUICE_DATA_DIR", {}).get("value")
+        data_mount = mounts.get(data)
+        if not data_mount or "hostPath" not in volumes.get(data_mount["name"], {}):
+            errors.append(f"{where(path)}: {name}: SLUICE_DATA_DIR {data} (checkpoints) is not on a hostPath")
+        if "memory" not in container.get("resources", {}).get("limits", {}):
+            errors.append(f"{where(path)}: {name}: no memory limit")
+
 for kind in ("Service",):
     for name, (path, doc) in by_kind.get(kind, {}).items():
         selector = doc["spec"].get("selector", {})

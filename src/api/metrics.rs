@@ -153,6 +153,12 @@ fn help(name: &str) -> &'static str {
         "component_multiline_evicted_events_total" => {
             "Events multiline sent early because more than max_streams streams had lines pending."
         }
+        "component_kubernetes_api_errors_total" => {
+            "Failed requests to, and invalid answers from, the Kubernetes API (kubernetes_logs), by reason."
+        }
+        "component_kubernetes_watch_events_total" => {
+            "Pod watch events a kubernetes_logs source applied to its pod cache."
+        }
         "alerts_fired_total" => "Alerts a rule started firing (repeats not counted).",
         "alerts_resolved_total" => "Firing alerts a rule resolved.",
         "alert_group_overflow_events_total" => {

@@ -107,6 +107,34 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    /// GETs `uri` and returns the answer once its head is in (within `timeout`), its body
+    /// unread: the caller streams it (a Kubernetes watch) and bounds what it keeps.
+    pub async fn get(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        timeout: Duration,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        let mut request = Request::builder().method(Method::GET).uri(uri.clone());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("cannot build request: {e}"))?;
+        let response = match &self.inner {
+            Inner::Plain(client) => client.request(request),
+            Inner::Tls(client) => client.request(request),
+        };
+        match tokio::time::timeout(timeout, response).await {
+            Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
+            Ok(Err(error)) => Err(error_chain(&error)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
 fn builder() -> hyper_util::client::legacy::Builder {
     let mut builder = Client::builder(TokioExecutor::new());
     builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);

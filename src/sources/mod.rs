@@ -14,6 +14,7 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_offsets;
+pub mod kubernetes;
 pub mod otlp;
 pub mod stdin;
 mod stream_auth;
@@ -142,6 +143,12 @@ pub enum SourceError {
     Io(#[from] std::io::Error),
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// An option that could only be checked at start (against the environment).
+    #[error("field `{field}`: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
 }
 
 /// Turns raw bytes into events for one stream (a connection, stdin, a datagram).

@@ -24,6 +24,7 @@ mod http;
 mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod kubernetes_logs;
 mod layers;
 mod multiline;
 mod notifiers;

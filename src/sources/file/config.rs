@@ -80,6 +80,26 @@ fn default_rotate_wait_ms() -> u64 {
 }
 
 impl FileSourceConfig {
+    /// The options' defaults with `include`: the start of a source built on this one
+    /// (`kubernetes_logs`), which sets the options it passes on, then calls `build`.
+    pub fn with_include(include: Vec<String>) -> Self {
+        Self {
+            include,
+            exclude: Vec::new(),
+            read_from: ReadFrom::default(),
+            glob_interval_ms: default_glob_interval_ms(),
+            max_line_bytes: None,
+            framing: FramingConfig::default(),
+            decoding: DecodingConfig::default(),
+            container: None,
+            multiline: None,
+            multiline_rules: None,
+            ignore_older_secs: None,
+            rotate_wait_ms: default_rotate_wait_ms(),
+            data_dir: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.include.is_empty() {
             return Err(FieldError::new("include", "must name at least one glob"));

@@ -24,6 +24,7 @@
 //! batches moves that file's entry in the [`checkpoints`] store, so a restart resumes after
 //! the last line every sink took and re-reads at most the unacknowledged tail.
 
+mod annotate;
 mod checkpoints;
 mod config;
 mod discovery;
@@ -35,8 +36,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use annotate::{Annotate, FileAnnotator};
 pub use config::{FileSourceConfig, ReadFrom};
 
 use checkpoints::Checkpoints;
@@ -69,8 +72,18 @@ impl FileSourceConfig {
     }
 
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        self.run_annotated(ctx, None).await
+    }
+
+    /// Runs the source with `annotate` adding fields to each file's events (the sources
+    /// built on this one: `kubernetes_logs`).
+    pub async fn run_annotated(
+        self,
+        ctx: SourceContext,
+        annotate: Option<Arc<dyn Annotate>>,
+    ) -> Result<(), SourceError> {
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || handle.block_on(Server::new(self, ctx).run()))
+        tokio::task::spawn_blocking(move || handle.block_on(Server::new(self, ctx, annotate).run()))
             .await
             .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
     }
@@ -122,7 +135,11 @@ impl Retiring {
 }
 
 impl Server {
-    fn new(config: FileSourceConfig, ctx: SourceContext) -> Self {
+    fn new(
+        config: FileSourceConfig,
+        ctx: SourceContext,
+        annotate: Option<Arc<dyn Annotate>>,
+    ) -> Self {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let codec = Codec {
             id: ctx.id.clone(),
@@ -132,6 +149,7 @@ impl Server {
             multiline: config.multiline_rules.clone(),
             max_line_bytes: config.line_limit(),
             host: Value::from(host),
+            annotate,
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
                 &[("component_id", &ctx.id)],

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
+use super::annotate::{Annotate, FileAnnotator};
 use super::fingerprint::Fingerprint;
 use super::stages::{Message, Stages};
 use crate::ack::{AckStatus, AckToken};
@@ -38,6 +39,8 @@ pub(super) struct Codec {
     pub(super) multiline: Option<MultilineRules>,
     /// The longest line (a joined partial line is cut there).
     pub(super) max_line_bytes: usize,
+    /// What a source built on this one adds to each file's events.
+    pub(super) annotate: Option<Arc<dyn Annotate>>,
 }
 
 impl Codec {
@@ -71,6 +74,7 @@ pub(super) struct FileReader {
     stages: Option<Stages>,
     /// What the stages held when the file's content was replaced, sent with the next read.
     carried: Vec<Result<Message, BadFrame>>,
+    annotator: Option<Box<dyn FileAnnotator>>,
     pub(super) pending: PendingAcks,
     /// Since when the globs no longer find this file (renamed away or deleted).
     pub(super) gone_since: Option<Instant>,
@@ -108,6 +112,7 @@ impl FileReader {
         codec: &Codec,
     ) -> Self {
         let path_value = Value::from(path.to_string_lossy().into_owned());
+        let annotator = codec.annotate.as_ref().map(|a| a.file(&path));
         Self {
             path,
             path_value,
@@ -119,6 +124,7 @@ impl FileReader {
             ingest: codec.ingest(),
             stages: codec.stages(),
             carried: Vec::new(),
+            annotator,
             pending: PendingAcks::new(start),
             gone_since: None,
             at_eof: false,
@@ -181,6 +187,9 @@ impl FileReader {
             if event.fields.get(fields::HOST).is_none() {
                 event.fields.insert(fields::HOST, codec.host.clone());
             }
+        }
+        if let Some(annotator) = &mut self.annotator {
+            annotator.annotate(&mut decoded.events);
         }
         // Inside an oversized line being dropped, a restart must start before it, not in
         // its middle (where its tail would read as a line): the recorded offset waits. So it
@@ -361,6 +370,7 @@ mod tests {
             multiline: None,
             max_line_bytes: 10,
             host: Value::from("h"),
+            annotate: None,
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
                 &[("component_id", "reader_test")],
@@ -415,6 +425,7 @@ mod tests {
             multiline: Some(multiline.build().unwrap()),
             max_line_bytes: 1024,
             host: Value::from("h"),
+            annotate: None,
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
                 &[("component_id", "reader_test")],
