@@ -1,9 +1,10 @@
 //! The `store` sink: an embedded, searchable event store on local disk, built on tantivy.
 //!
 //! Events are indexed into time partitions (one tantivy index each, see [`index`]), committed
-//! in groups (as soon as the input goes idle, at most every 20 ms; under load every
-//! `commit_interval_ms`, or sooner after `commit_max_events`), and only then acknowledged: the sink holds the received batches until the commit returns and
-//! drops them after, so an acknowledgement means "committed". A tantivy commit atomically
+//! in groups (once no batch came for 5 ms, at most every 20 ms; under a steady stream every
+//! `commit_interval_ms`, or sooner after `commit_max_events`), and only then acknowledged:
+//! the sink keeps the appended batches' tokens (not their events, which the index holds)
+//! until the commit returns, so an acknowledgement means "committed". A tantivy commit atomically
 //! replaces the index's `meta.json`, so after kill -9 a partition opens at its last commit:
 //! what is lost is exactly the uncommitted, never-acknowledged tail.
 //!
