@@ -60,7 +60,7 @@ pub(super) async fn run_sink(
             continue;
         }
         // Live tail first: it never waits for the index.
-        store.tail.publish(&batch.events);
+        store.tail.publish(batch.shared());
         let w = writer.clone();
         let b = batch.shared().clone();
         let appended = tokio::task::spawn_blocking(move || {

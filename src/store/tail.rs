@@ -1,11 +1,16 @@
 //! Live tail: the store sink publishes every incoming batch here before indexing it, and
 //! each `GET /v1/tail` client receives the matching events as server-sent events.
 //!
-//! A slow client never slows the pipeline: publishing only ever `try_send`s into the
-//! client's bounded queue. When the queue is full the event is dropped for that client
-//! alone, counted (`store_tail_dropped_events_total`), and the client is told in-band at its
-//! next read with an `event: overflow` carrying the number dropped (like Logplex's L10
-//! "buffer overflow" message).
+//! Neither a slow client nor a costly query slows the pipeline. Publishing hands the shared
+//! batch to the hub's own matcher thread through a short bounded queue and never waits;
+//! the matcher evaluates each client's query and only ever `try_send`s into the client's
+//! bounded queue. When a client's queue is full the event is dropped for that client alone;
+//! when the matcher itself is behind (many clients, costly wildcards) the whole batch is
+//! dropped for every client. Either way it is counted (`store_tail_dropped_events_total`)
+//! and each client is told in-band at its next read with an `event: overflow` carrying the
+//! number it may have missed (like Logplex's L10 "buffer overflow" message). A batch waiting
+//! in the matcher's queue holds its events' acknowledgement until it is matched: at most
+//! [`MATCH_QUEUE_BATCHES`] batches' worth of matching.
 //!
 //! A tail never ends by itself, so it must end when shutdown starts: the API's graceful
 //! shutdown waits for every response in progress, and an idle tail would hold the router up
@@ -15,7 +20,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::query::Query;
-use crate::event::Event;
+use crate::event::{Event, SharedBatch};
 use crate::telemetry::{self, Counter};
 
 /// Clients tailing one store at once; more get 503.
@@ -35,9 +40,23 @@ pub const MAX_SUBSCRIBERS: usize = 256;
 /// and dead clients are noticed.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// Batches waiting for the matcher thread; more are dropped for every client, counted.
+pub const MATCH_QUEUE_BATCHES: usize = 16;
+
 pub struct TailHub {
-    subscribers: Mutex<Vec<Subscriber>>,
+    clients: Arc<Clients>,
+    /// The matcher thread's queue, started with the first client.
+    matcher: Mutex<Option<std::sync::mpsc::SyncSender<SharedBatch>>>,
     buffer_events: usize,
+}
+
+/// What the hub and its matcher thread share.
+struct Clients {
+    subscribers: Mutex<Vec<Subscriber>>,
+    /// Clients subscribed, so that publishing without any costs one atomic load.
+    active: AtomicUsize,
+    /// Events dropped for every client because the matcher was behind, not yet told.
+    missed: AtomicU64,
     dropped: Counter,
 }
 
@@ -50,20 +69,29 @@ struct Subscriber {
 impl TailHub {
     pub fn new(id: &str, buffer_events: usize) -> Self {
         Self {
-            subscribers: Mutex::new(Vec::new()),
+            clients: Arc::new(Clients {
+                subscribers: Mutex::new(Vec::new()),
+                active: AtomicUsize::new(0),
+                missed: AtomicU64::new(0),
+                dropped: telemetry::counter(
+                    "store_tail_dropped_events_total",
+                    &[("component_id", id)],
+                ),
+            }),
+            matcher: Mutex::new(None),
             buffer_events: buffer_events.max(1),
-            dropped: telemetry::counter("store_tail_dropped_events_total", &[("component_id", id)]),
         }
     }
 
     /// A new client for events matching `query`, whose stream ends when `stop` fires;
     /// `None` when too many are tailing.
     pub fn subscribe(&self, query: Query, stop: CancellationToken) -> Option<TailBody> {
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|s| !s.tx.is_closed());
+        let mut subscribers = self.clients.lock();
+        self.clients.forget_closed(&mut subscribers);
         if subscribers.len() >= MAX_SUBSCRIBERS {
             return None;
         }
+        self.start_matcher()?;
         let (tx, rx) = mpsc::channel(self.buffer_events);
         let dropped = Arc::new(AtomicU64::new(0));
         subscribers.push(Subscriber {
@@ -71,6 +99,9 @@ impl TailHub {
             tx,
             dropped: dropped.clone(),
         });
+        self.clients
+            .active
+            .store(subscribers.len(), Ordering::Release);
         Some(TailBody {
             rx,
             dropped,
@@ -82,17 +113,90 @@ impl TailHub {
     }
 
     pub fn subscribers(&self) -> usize {
-        self.subscribers
+        self.clients
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|s| !s.tx.is_closed())
             .count()
     }
 
-    /// Offers `events` to every client; never waits.
-    pub fn publish(&self, events: &[Event]) {
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+    /// The matcher thread, started once; `None` when the system cannot start a thread
+    /// (the client then gets a 503 like any refused one).
+    fn start_matcher(&self) -> Option<()> {
+        let mut matcher = self.matcher.lock().unwrap_or_else(|e| e.into_inner());
+        if matcher.is_some() {
+            return Some(());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SharedBatch>(MATCH_QUEUE_BATCHES);
+        let clients = self.clients.clone();
+        let started = std::thread::Builder::new()
+            .name("store-tail".into())
+            .spawn(move || {
+                // Ends when the hub (the queue's sender) is dropped.
+                for batch in rx {
+                    clients.offer(&batch.events);
+                }
+            });
+        match started {
+            Ok(_) => {
+                *matcher = Some(tx);
+                Some(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the live tail's matcher thread");
+                None
+            }
+        }
+    }
+
+    /// Hands `batch` to the matcher; never waits. When the matcher is behind, the batch
+    /// is dropped for every client and each is told how many events it may have missed.
+    pub fn publish(&self, batch: &SharedBatch) {
+        if self.clients.active.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let matcher = self.matcher.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(queue) = matcher.as_ref() else {
+            return;
+        };
+        if let Err(std::sync::mpsc::TrySendError::Full(batch)) = queue.try_send(batch.clone()) {
+            // Told to the clients by the matcher, which holds their list (a full queue means
+            // it has batches to go through, so it will be soon).
+            self.clients
+                .missed
+                .fetch_add(batch.len() as u64, Ordering::AcqRel);
+        }
+    }
+
+    /// Matches `events` against every client's query here and now (what the matcher thread
+    /// does with each batch published).
+    pub fn offer(&self, events: &[Event]) {
+        self.clients.offer(events);
+    }
+}
+
+impl Clients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets clients that went away, so their queries are no longer evaluated.
+    fn forget_closed(&self, subscribers: &mut Vec<Subscriber>) {
+        subscribers.retain(|s| !s.tx.is_closed());
+        self.active.store(subscribers.len(), Ordering::Release);
+    }
+
+    /// Offers `events` to every client; never waits for one.
+    fn offer(&self, events: &[Event]) {
+        let mut subscribers = self.lock();
+        self.forget_closed(&mut subscribers);
+        let missed = self.missed.swap(0, Ordering::AcqRel);
+        if missed > 0 {
+            for subscriber in subscribers.iter() {
+                subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
+                self.dropped.inc(missed);
+            }
+        }
         if subscribers.is_empty() {
             return;
         }
@@ -115,7 +219,7 @@ impl TailHub {
             }
         }
         if closed {
-            subscribers.retain(|s| !s.tx.is_closed());
+            self.forget_closed(&mut subscribers);
         }
     }
 }
@@ -233,7 +337,7 @@ mod tests {
             )
             .expect("subscribes");
         let events: Vec<Event> = (0..5).map(|i| event(&format!("keep {i}"))).collect();
-        hub.publish(&events);
+        hub.offer(&events);
         assert_eq!(next_text(&mut slow).await, ": tailing\n\n");
         let marker = next_text(&mut slow).await;
         assert_eq!(marker, "event: overflow\ndata: {\"dropped\":3}\n\n");
@@ -242,11 +346,78 @@ mod tests {
         // The other client was equally bounded, independently.
         assert_eq!(next_text(&mut other).await, ": tailing\n\n");
         assert!(next_text(&mut other).await.starts_with("event: overflow"));
-        hub.publish(&[event("drop me")]);
+        hub.offer(&[event("drop me")]);
         assert_eq!(hub.subscribers(), 2);
         drop(other);
-        hub.publish(&[event("keep going")]);
+        hub.offer(&[event("keep going")]);
         assert_eq!(hub.subscribers(), 1);
+    }
+
+    fn batch(messages: &[&str]) -> SharedBatch {
+        Arc::new(crate::event::Batch::new(
+            messages.iter().map(|m| event(m)).collect(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn published_batches_reach_clients_through_the_matcher() {
+        let hub = TailHub::new("tail_matcher_test", 10);
+        // Nobody tails: nothing is queued and no thread is started.
+        hub.publish(&batch(&["unseen"]));
+        assert!(hub.matcher.lock().expect("lock").is_none());
+        let mut body = hub
+            .subscribe(
+                Query::parse("keep").expect("query"),
+                CancellationToken::new(),
+            )
+            .expect("subscribes");
+        hub.publish(&batch(&["keep 1", "skip 2", "keep 3"]));
+        assert_eq!(next_text(&mut body).await, ": tailing\n\n");
+        let mut data = String::new();
+        while !data.contains("keep 3") {
+            data.push_str(&next_text(&mut body).await);
+        }
+        assert!(
+            data.contains("keep 1") && !data.contains("skip 2"),
+            "{data}"
+        );
+        assert!(!data.contains("unseen"), "{data}");
+    }
+
+    /// The sink's side never waits for matching: while the matcher is held up (here by
+    /// the test holding the clients' lock, as a costly query would), publishing returns at
+    /// once, batches beyond the matcher's queue are dropped for every client, counted, and
+    /// each client is told how many it may have missed.
+    #[tokio::test]
+    async fn a_matcher_behind_drops_whole_batches_and_tells_every_client() {
+        let hub = TailHub::new("tail_behind_test", 10_000);
+        let mut a = hub
+            .subscribe(Query::All, CancellationToken::new())
+            .expect("subscribes");
+        let mut b = hub
+            .subscribe(Query::All, CancellationToken::new())
+            .expect("subscribes");
+        let before = hub.clients.dropped.get();
+        {
+            let _held = hub.clients.lock();
+            for _ in 0..MATCH_QUEUE_BATCHES + 3 {
+                hub.publish(&batch(&["x", "y", "z"]));
+            }
+        }
+        // At most one batch was taken off the queue before the matcher blocked, so at
+        // least two of the three past the queue were dropped, for both clients.
+        for body in [&mut a, &mut b] {
+            assert_eq!(next_text(body).await, ": tailing\n\n");
+            let marker = next_text(body).await;
+            let missed: u64 = marker
+                .strip_prefix("event: overflow\ndata: {\"dropped\":")
+                .and_then(|rest| rest.strip_suffix("}\n\n"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("an overflow marker first: {marker}"));
+            assert!(missed >= 2 * 3 && missed % 3 == 0, "{missed}");
+            assert!(next_text(body).await.starts_with("data: "));
+        }
+        assert!(hub.clients.dropped.get() - before >= 2 * 2 * 3);
     }
 
     #[tokio::test]
@@ -254,11 +425,11 @@ mod tests {
         let hub = TailHub::new("tail_stop_test", 10);
         let stop = CancellationToken::new();
         let mut body = hub.subscribe(Query::All, stop.clone()).expect("subscribes");
-        hub.publish(&[event("queued 0"), event("queued 1")]);
+        hub.offer(&[event("queued 0"), event("queued 1")]);
         stop.cancel();
         assert_eq!(next_text(&mut body).await, ": tailing\n\n");
         // The stream saw the stop: later events are refused and the client forgotten.
-        hub.publish(&[event("too late")]);
+        hub.offer(&[event("too late")]);
         assert_eq!(hub.subscribers(), 0);
         let data = next_text(&mut body).await;
         assert!(
