@@ -386,6 +386,10 @@ function scheduleDraw() {
   setTimeout(() => { drawPending = false; drawChart(); }, 250);
 }
 
+// Counts are whole: the linear axis never labels 0.5.
+const COUNT_STEPS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7].map((p) => m * p))
+  .sort((a, b) => a - b);
+
 // Log scale: 0 stays 0, n > 0 becomes 1 + log10(n); the axis labels 1, 10, 100…
 const scaled = (n) => (state.log ? (n > 0 ? 1 + Math.log10(n) : 0) : n);
 
@@ -430,7 +434,7 @@ function drawChart() {
       state.log
         ? { size: 50, splits: () => Array.from({ length: yTop + 1 }, (_, k) => k),
             values: (u, splits) => splits.map((k) => (k === 0 ? "0" : String(10 ** (k - 1)))) }
-        : { size: 50 },
+        : { size: 50, incrs: COUNT_STEPS },
     ],
     hooks: { setSelect: [zoom] },
   };
