@@ -266,9 +266,14 @@ function row(event, live) {
   message.className = "message";
   message.textContent = typeof event.message === "string" ? event.message : JSON.stringify(event.message ?? "");
   li.append(time, chip("level level-" + level, "level", level), chip("app", "app", String(event.app ?? "")), message);
+  li.tabIndex = 0;
+  li.addEventListener("keydown", (e) => {
+    if (e.target === li && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); li.click(); }
+  });
   li.addEventListener("click", () => {
     if (getSelection().toString()) return; // selecting text is not a click
     li.classList.toggle("open");
+    li.setAttribute("aria-expanded", li.classList.contains("open"));
     if (li.classList.contains("open")) {
       const pre = document.createElement("pre");
       pre.textContent = JSON.stringify(event, null, 2);
@@ -299,6 +304,7 @@ async function run() {
   stopTail();
   document.body.dataset.mode = state.live ? "live" : "search";
   $("error").textContent = "";
+  setCount("…", "searching");
   showRange();
   try {
     const [page, h] = await Promise.all([

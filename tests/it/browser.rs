@@ -316,6 +316,12 @@ state_path = "{}"
              && {ROWS_ALL}.every(li => li.textContent.includes('error'))"
         );
         driver.wait_for("ten error rows and the chart, from the URL", &error_search);
+        // The page's policy lets no inline script run.
+        let inline = driver.script(
+            "const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; \
+             document.head.appendChild(s); return window.inlineRan === undefined",
+        );
+        assert_eq!(inline, Value::Bool(true), "an inline script ran");
         // Rows expand to show every field.
         driver.click("#rows li .message");
         driver.wait_for(
