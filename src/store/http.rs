@@ -357,6 +357,10 @@ fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
             "text/javascript; charset=utf-8",
             include_bytes!("../../assets/app.js"),
         ),
+        "/assets/chart.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../assets/chart.js"),
+        ),
         "/assets/app.css" => (
             "text/css; charset=utf-8",
             include_bytes!("../../assets/app.css"),
