@@ -1,7 +1,11 @@
 // The store's web page: search (GET /v1/query), a chart of events per interval stacked by
-// level (GET /v1/histogram, drawn with uPlot), live tail (GET /v1/tail, a server-sent event
+// level (GET /v1/histogram, drawn with uPlot by chart.js), live tail (GET /v1/tail, a server-sent event
 // stream read over fetch), and the pending and firing alerts (GET /v1/alerts, when the
 // pipeline has alert rules).
+//
+// The page's state lives in its URL (`/?q=…&since=15m` or `from`/`to`, `live=1`,
+// `tz=utc|local`, `log=1`): read at load, pushed on every search so that a search can be
+// shared and bookmarked and back/forward restore it.
 //
 // When the API asks for a token (401), the page asks for it once, keeps it in
 // sessionStorage (this tab only, gone when it closes) and sends it as a bearer header on
@@ -9,9 +13,119 @@
 // cannot send headers.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const COLORS = { error: "#d33", critical: "#900", alert: "#900", emergency: "#600", warn: "#e90",
-  notice: "#39c", info: "#3a3", debug: "#999", trace: "#bbb", "": "#ccc" };
-let chart = null, cursor = null, tailing = null, total = 0;
+
+const DEFAULT_SINCE = "1h";
+const LIVE_ROWS = 1000;
+
+let state = null;      // what the URL says
+let generation = 0;    // bumped by every run; answers to an older run are dropped
+let cursor = null, tailing = null, liveCount = 0;
+
+// === state in the URL ===
+
+function stateFromURL() {
+  const p = new URLSearchParams(location.search);
+  const from = p.get("from") || "", to = p.get("to") || "";
+  let since = p.has("since") ? p.get("since") : DEFAULT_SINCE;
+  if (since === "all" || from) since = "";
+  return { q: p.get("q") || "", since, from, to: from ? to : "", live: p.get("live") === "1",
+           tz: p.get("tz") === "local" ? "local" : "utc", log: p.get("log") === "1" };
+}
+
+function urlOf(s) {
+  const p = new URLSearchParams();
+  if (s.q) p.set("q", s.q);
+  if (s.from) {
+    p.set("from", s.from);
+    if (s.to) p.set("to", s.to);
+  } else {
+    p.set("since", s.since || "all");
+  }
+  if (s.live) p.set("live", "1");
+  p.set("tz", s.tz);
+  if (s.log) p.set("log", "1");
+  return "/?" + p.toString();
+}
+
+// Puts the state into the form's controls.
+function showState() {
+  $("q").value = state.q;
+  const since = $("since");
+  const value = state.from ? "range" : state.since;
+  if (![...since.options].some((o) => o.value === value)) {
+    since.add(new Option("last " + value, value), since.options.length - 1);
+  }
+  since.value = value;
+  since.options[since.options.length - 1].hidden = !state.from;
+  $("tail").checked = state.live;
+  $("tz").value = state.tz;
+  $("log").checked = state.log;
+}
+
+// A new state: pushed as a history entry (a search) or replacing the current one (a view
+// setting), then shown.
+function navigate(changes, { push = true, rerun = true } = {}) {
+  state = { ...state, ...changes };
+  // Live tail follows the present: a zoomed range in the past does not go with it.
+  if (state.live && state.from) state = { ...state, since: DEFAULT_SINCE, from: "", to: "" };
+  const url = urlOf(state);
+  if (url !== location.pathname + location.search) {
+    if (push) history.pushState(state, "", url);
+    else history.replaceState(state, "", url);
+  }
+  showState();
+  if (rerun) run();
+  else render();
+}
+
+window.addEventListener("popstate", (e) => {
+  state = e.state || stateFromURL();
+  showState();
+  run();
+});
+
+// === times, in the chosen zone ===
+
+const pad = (n, w = 2) => String(n).padStart(w, "0");
+
+function zoneName() {
+  if (state.tz === "utc") return "UTC";
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+}
+
+// "2026-12-06 18:41:52.123" (or shorter: "date", "minute", "second") in the chosen zone.
+function formatTime(ms, precision = "ms") {
+  const d = new Date(ms);
+  const u = state.tz === "utc";
+  const [Y, M, D, h, m, s, f] = u
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()];
+  const date = `${Y}-${pad(M)}-${pad(D)}`;
+  if (precision === "date") return date;
+  const minute = `${date} ${pad(h)}:${pad(m)}`;
+  if (precision === "minute") return minute;
+  const second = `${minute}:${pad(s)}`;
+  return precision === "second" ? second : `${second}.${pad(f, 3)}`;
+}
+
+const isoSeconds = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+function showRange() {
+  let text;
+  if (state.from) {
+    const from = Date.parse(state.from);
+    const to = state.to ? Date.parse(state.to) : Date.now();
+    text = `${formatTime(from, "second")} – ${state.to ? formatTime(to, "second") : "now"}`;
+  } else if (state.since) {
+    const option = [...$("since").options].find((o) => o.value === state.since);
+    text = `${option ? option.text : "last " + state.since} (to ${formatTime(Date.now(), "minute")})`;
+  } else {
+    text = "all events";
+  }
+  $("range").textContent = `${text}, ${zoneName()}`;
+}
+
+// === requests ===
 
 const TOKEN_KEY = "sluice-token";
 let asking = null;
@@ -54,8 +168,13 @@ async function authFetch(url, options) {
 }
 
 function params(extra) {
-  const p = new URLSearchParams({ q: $("q").value });
-  if ($("since").value) p.set("since", $("since").value);
+  const p = new URLSearchParams({ q: state.q });
+  if (state.from) {
+    p.set("from", state.from);
+    if (state.to) p.set("to", state.to);
+  } else if (state.since) {
+    p.set("since", state.since);
+  }
   for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
   return p;
 }
@@ -67,86 +186,160 @@ async function getJSON(path, p) {
   return body;
 }
 
+// === click to filter ===
+
+function term(field, value) {
+  return field + ":" + (/^[\w.\-@/]+$/.test(value) ? value : JSON.stringify(value));
+}
+
+// Adds a term to the query (once) and searches.
+function addFilter(text) {
+  const q = state.q.trim();
+  if (q.split(/\s+/).includes(text)) return;
+  navigate({ q: q ? `${q} ${text}` : text });
+}
+
+// === rows ===
+
+function chip(cls, field, value) {
+  if (!value) {
+    const empty = document.createElement("span");
+    empty.className = cls;
+    return empty;
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "chip " + cls;
+  button.textContent = value;
+  button.title = `add ${term(field, value)} to the query`;
+  button.addEventListener("click", (e) => {
+    e.stopPropagation();
+    addFilter(term(field, value));
+  });
+  return button;
+}
+
 function row(event, live) {
   const li = document.createElement("li");
   if (live) li.className = "live";
   const level = String(event.level ?? "");
-  const head = document.createElement("div");
-  for (const [cls, text] of [["time", event.timestamp ?? ""], ["level level-" + level, level],
-                             ["app", event.app ?? ""], ["message", event.message ?? ""]]) {
-    const span = document.createElement("span");
-    span.className = cls;
-    span.textContent = text + " ";
-    head.appendChild(span);
+  const ms = Date.parse(event.timestamp);
+  const time = document.createElement("time");
+  time.className = "time";
+  if (!Number.isNaN(ms)) {
+    time.dateTime = new Date(ms).toISOString();
+    time.textContent = formatTime(ms);
+  } else {
+    time.textContent = String(event.timestamp ?? "");
   }
-  li.appendChild(head);
+  const message = document.createElement("span");
+  message.className = "message";
+  message.textContent = typeof event.message === "string" ? event.message : JSON.stringify(event.message ?? "");
+  li.append(time, chip("level level-" + level, "level", level), chip("app", "app", String(event.app ?? "")), message);
+  li.tabIndex = 0;
+  li.addEventListener("keydown", (e) => {
+    if (e.target === li && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); li.click(); }
+  });
   li.addEventListener("click", () => {
+    if (getSelection().toString()) return; // selecting text is not a click
     li.classList.toggle("open");
-    if (li.classList.contains("open") && !li.querySelector("pre")) {
+    li.setAttribute("aria-expanded", li.classList.contains("open"));
+    if (li.classList.contains("open")) {
       const pre = document.createElement("pre");
       pre.textContent = JSON.stringify(event, null, 2);
       li.appendChild(pre);
-    } else if (!li.classList.contains("open")) {
+    } else {
       li.querySelector("pre")?.remove();
     }
   });
   return li;
 }
 
-function setCount(n) { total = n; $("count").textContent = n; }
+// Row times follow the time zone without a new search.
+function retimeRows() {
+  for (const t of document.querySelectorAll("#rows time[datetime]")) {
+    t.textContent = formatTime(Date.parse(t.dateTime));
+  }
+}
 
-async function search(more) {
+function setCount(n, label) {
+  $("count").textContent = n;
+  $("count-label").textContent = label;
+}
+
+// === search ===
+
+async function run() {
+  const mine = ++generation;
+  stopTail();
+  document.body.dataset.mode = state.live ? "live" : "search";
   $("error").textContent = "";
+  setCount("…", "searching");
+  showRange();
+  try {
+    const [page, h] = await Promise.all([
+      getJSON("/v1/query", params({ limit: 100 })),
+      getJSON("/v1/histogram", params(histogramParams())),
+    ]);
+    if (mine !== generation) return;
+    $("rows").replaceChildren(...page.events.map((e) => row(e, false)));
+    cursor = page.next_cursor || null;
+    $("more").hidden = !cursor || state.live;
+    setHistogram(h);
+    if (state.live) {
+      liveCount = 0;
+      setCount(0, "new events since " + formatTime(Date.now(), "second") + " (live)");
+      startTail(mine);
+    } else {
+      setCount(page.total, "events");
+    }
+    render();
+  } catch (err) {
+    if (mine === generation) $("error").textContent = err.message;
+  }
+}
+
+async function more() {
   try {
     const p = params({ limit: 100 });
-    if (more && cursor) p.set("cursor", cursor);
+    if (cursor) p.set("cursor", cursor);
     const page = await getJSON("/v1/query", p);
-    if (!more) $("rows").replaceChildren();
-    for (const e of page.events) $("rows").appendChild(row(e, false));
+    $("rows").append(...page.events.map((e) => row(e, false)));
     cursor = page.next_cursor || null;
     $("more").hidden = !cursor;
-    setCount(page.total);
-    if (!more) await drawChart();
   } catch (err) {
     $("error").textContent = err.message;
   }
 }
 
-async function drawChart() {
-  const h = await getJSON("/v1/histogram", params({ split: "level" }));
-  const names = Object.keys(h.series);
-  // Stacked: each series is drawn as the running sum of itself and the ones before it.
-  const running = h.times_ms.map(() => 0);
-  const stacked = names.map((name) => h.series[name].map((n, i) => (running[i] += n)));
-  const data = [h.times_ms.map((t) => t / 1000), ...stacked];
-  const series = [{}, ...names.map((name) => ({
-    label: name || "(none)", stroke: COLORS[name] || "#66c", fill: (COLORS[name] || "#66c") + "55",
-    paths: uPlot.paths.bars({ size: [0.9] }), points: { show: false } }))];
-  // Draw the highest stack first so lower levels stay visible in front.
-  const width = Math.max(400, $("chart").clientWidth || 800);
-  if (chart) chart.destroy();
-  chart = new uPlot({ width, height: 180, series: [series[0], ...series.slice(1).reverse()],
-                      axes: [{}, { size: 50 }], legend: { show: true } },
-                    [data[0], ...data.slice(1).reverse()], $("chart"));
+function render() {
+  showRange();
+  retimeRows();
+  drawChart();
 }
 
+// === live tail ===
+
 function showLive(data) {
-  try {
-    $("rows").prepend(row(JSON.parse(data), true));
-    setCount(total + 1);
-    while ($("rows").children.length > 1000) $("rows").lastChild.remove();
-  } catch (_) { /* a malformed line is skipped */ }
+  let event;
+  try { event = JSON.parse(data); } catch (_) { return; } // a malformed line is skipped
+  $("rows").prepend(row(event, true));
+  liveCount += 1;
+  $("count").textContent = liveCount;
+  while ($("rows").children.length > LIVE_ROWS) $("rows").lastChild.remove();
+  countLive(event);
 }
 
 // Reads the tail's event stream until `abort` fires: `data:` lines are events, an
 // `event: overflow` block says how many the page missed, `:` lines are keepalives.
 async function readTail(abort) {
-  const q = new URLSearchParams({ q: $("q").value }).toString();
+  const q = new URLSearchParams({ q: state.q }).toString();
   const response = await authFetch("/v1/tail?" + q, { signal: abort.signal });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     throw new Error(body.error || response.statusText);
   }
+  document.body.dataset.tail = "open";
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let pending = "", kind = "message", data = [];
   for (;;) {
@@ -174,15 +367,32 @@ async function readTail(abort) {
   }
 }
 
-function setTail(on) {
-  if (tailing) { tailing.abort(); tailing = null; }
-  if (!on) return;
+let ticker = null;
+
+function startTail(mine) {
   const abort = new AbortController();
   tailing = abort;
-  readTail(abort).catch((err) => {
+  // The window moves on with the clock even when no event arrives.
+  ticker = setInterval(() => { advance(Date.now()); scheduleDraw(); }, 5000);
+  readTail(abort).then(() => {
+    if (mine === generation) $("error").textContent = "live tail ended: the router closed the stream";
+  }, (err) => {
     if (!abort.signal.aborted) $("error").textContent = "live tail: " + err.message;
+  }).finally(() => {
+    if (tailing === abort || tailing === null) document.body.dataset.tail = "closed";
   });
 }
+
+function stopTail() {
+  if (ticker) { clearInterval(ticker); ticker = null; }
+  if (tailing) {
+    const t = tailing;
+    tailing = null;
+    t.abort();
+  }
+}
+
+// === alerts ===
 
 async function refreshAlerts() {
   let alerts = [];
@@ -201,11 +411,35 @@ async function refreshAlerts() {
   }));
 }
 
-$("search").addEventListener("submit", (e) => { e.preventDefault(); search(false); if ($("tail").checked) setTail(true); });
-$("since").addEventListener("change", () => search(false));
-$("more").addEventListener("click", () => search(true));
-$("tail").addEventListener("change", (e) => setTail(e.target.checked));
-setInterval(() => { if (!$("tail").checked) drawChart().catch(() => {}); }, 30000);
+// === controls ===
+
+$("search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  navigate({ q: $("q").value });
+});
+$("since").addEventListener("change", (e) => {
+  if (e.target.value !== "range") navigate({ since: e.target.value, from: "", to: "" });
+});
+$("tail").addEventListener("change", (e) => navigate({ q: $("q").value, live: e.target.checked }));
+$("tz").addEventListener("change", (e) => navigate({ tz: e.target.value }, { push: false, rerun: false }));
+$("log").addEventListener("change", (e) => navigate({ log: e.target.checked }, { push: false, rerun: false }));
+$("more").addEventListener("click", more);
+window.addEventListener("resize", () => {
+  if (chart) chart.setSize({ width: Math.max(200, $("chart").clientWidth), height: 180 });
+});
+// A range that follows the present redraws its chart now and then (rows stay as they are).
+setInterval(async () => {
+  if (state.live || state.from || !state.since) return;
+  const mine = generation;
+  try {
+    const h = await getJSON("/v1/histogram", params(histogramParams()));
+    if (mine === generation && !state.live) { setHistogram(h); drawChart(); }
+  } catch (_) { /* the next search says what is wrong */ }
+}, 30000);
 setInterval(refreshAlerts, 5000);
+
+state = stateFromURL();
+history.replaceState(state, "", urlOf(state));
+showState();
 refreshAlerts();
-search(false);
+run();
