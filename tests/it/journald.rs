@@ -41,13 +41,17 @@ struct Entry {
 }
 
 impl Entry {
-    /// An entry with its time and boot.
+    /// An entry with its time, of the boot [`BOOT_ID`].
     fn new(micros: u64) -> Self {
+        Self::of_boot(micros, BOOT_ID)
+    }
+
+    fn of_boot(micros: u64, boot: &str) -> Self {
         Self {
             fields: vec![
                 ("__REALTIME_TIMESTAMP", micros.to_string().into_bytes()),
                 ("__MONOTONIC_TIMESTAMP", micros.to_string().into_bytes()),
-                ("_BOOT_ID", BOOT_ID.as_bytes().to_vec()),
+                ("_BOOT_ID", boot.as_bytes().to_vec()),
             ],
         }
     }
@@ -139,6 +143,10 @@ async fn maps_every_field_and_filters_by_unit_and_match() {
     write_journal(
         &journal,
         &[
+            // A previous boot's: only `current_boot_only = false` reads it.
+            Entry::of_boot(1_699_999_000_000_000, "fedcba9876543210fedcba9876543210")
+                .with("SYSLOG_IDENTIFIER", "kernel")
+                .with("MESSAGE", "last boot"),
             Entry::new(1_700_000_000_123_456)
                 .with("_SYSTEMD_UNIT", "nginx.service")
                 .with("SYSLOG_IDENTIFIER", "nginx")
@@ -208,7 +216,7 @@ path = "{warnings}"
     let router = Router::start(&config).await;
     wait_until("every source's entries", || {
         read_lines(&out("all")).len() == 3
-            && read_lines(&out("every_boot")).len() == 3
+            && read_lines(&out("every_boot")).len() == 4
             && !read_lines(&out("nginx")).is_empty()
             && read_lines(&out("warnings")).len() == 2
     })
@@ -235,7 +243,9 @@ path = "{warnings}"
     assert_eq!(db["message"], "line one\nline two");
     assert_eq!(db["level"], "warn");
     assert!(db.get("host").is_none());
-    assert_eq!(json_lines(&out("every_boot")), all);
+    let every_boot = json_lines(&out("every_boot"));
+    assert_eq!(every_boot[0]["message"], "last boot");
+    assert_eq!(every_boot[1..], all[..]);
 
     let nginx_only = json_lines(&out("nginx"));
     assert_eq!(nginx_only.len(), 1);
@@ -431,4 +441,67 @@ path = "{out}"
     .await;
     router.stop().await;
     assert!(counter("component_errors_total", "flaky", Some("invalid_json")) >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_now_skips_what_was_there_on_a_first_start() {
+    if !have_journal_tools() {
+        return;
+    }
+    let dir = tempdir();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    write_journal(&journal, &numbered(0, 20));
+    let (from_start, from_now) = (dir.path().join("start.json"), dir.path().join("now.json"));
+    let router = Router::start(&format!(
+        r#"
+[sources.from_start]
+type = "journald"
+journal_directory = "{journal}"
+
+[sources.from_now]
+type = "journald"
+journal_directory = "{journal}"
+since_now = true
+
+[sinks.start]
+type = "file"
+inputs = ["from_start"]
+path = "{start}"
+
+[sinks.now]
+type = "file"
+inputs = ["from_now"]
+path = "{now}"
+"#,
+        journal = journal.display(),
+        start = from_start.display(),
+        now = from_now.display(),
+    ))
+    .await;
+    wait_until("the existing entries", || seqs(&from_start).len() == 20).await;
+    // `from_now`'s journalctl gives no sign that it has found the journal's end, and an
+    // entry appended before it did is (rightly) skipped: so append until one arrives.
+    let mut next = 20;
+    let deadline = Instant::now() + TIMEOUT;
+    while seqs(&from_now).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "since_now never read an appended entry"
+        );
+        write_journal(&journal, &numbered(next, next + 5));
+        next += 5;
+        let attempt = Instant::now() + Duration::from_secs(1);
+        while seqs(&from_now).is_empty() && Instant::now() < attempt {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    wait_until("every appended entry", || {
+        seqs(&from_start).len() as u64 == next && seqs(&from_now).last() == Some(&(next - 1))
+    })
+    .await;
+    router.stop().await;
+    let now = seqs(&from_now);
+    assert!(now[0] >= 20, "since_now read the journal's past: {now:?}");
+    assert_eq!(now, (now[0]..next).collect::<Vec<_>>());
 }

@@ -108,6 +108,7 @@ struct Metrics {
     invalid: Counter,
     oversized: Counter,
     restarts: Counter,
+    ack_latency: telemetry::Histogram,
 }
 
 struct Reader {
@@ -142,6 +143,10 @@ impl Reader {
             invalid: counter("component_errors_total", Some("invalid_json")),
             oversized: counter("component_errors_total", Some("oversized")),
             restarts: counter("component_errors_total", Some("journalctl_exited")),
+            ack_latency: telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", id)],
+            ),
         };
         let stored = opened.checkpoint.as_deref().and_then(|p| load(p, id));
         if let Some(cursor) = &stored {
@@ -291,11 +296,7 @@ impl Reader {
         last_cursor: Option<String>,
         received_at: i64,
     ) -> Result<(), crate::channel::Closed> {
-        let ack_latency = telemetry::histogram(
-            "acknowledgement_latency_seconds",
-            &[("component_id", &self.ctx.id)],
-        );
-        let (token, rx) = AckToken::timed(&ack_latency);
+        let (token, rx) = AckToken::timed(&self.metrics.ack_latency);
         self.metrics.received_events.inc(fields.len() as u64);
         let events: Vec<Event> = fields
             .into_iter()
