@@ -171,12 +171,23 @@ impl Reader {
     async fn run(mut self) -> Result<(), SourceError> {
         let mut backoff = MIN_BACKOFF;
         let mut exit_log = LogLimiter::default();
+        let mut started = false;
         loop {
-            let mut child = self.spawn()?;
-            let outcome = self.read_child(&mut child).await;
-            // Killed at shutdown, or reaped after it exited; either way no zombie is left.
-            let _ = child.start_kill();
-            let status = child.wait().await;
+            let (outcome, status) = match self.spawn() {
+                Ok(mut child) => {
+                    started = true;
+                    let outcome = self.read_child(&mut child).await;
+                    // Killed at shutdown, or reaped after it exited; no zombie is left.
+                    let _ = child.start_kill();
+                    (outcome, child.wait().await.map(|s| s.to_string()))
+                }
+                // The first start's failure stops the router's start; a later one (the
+                // program replaced during an upgrade) is retried like an exit.
+                Err(error) if started => {
+                    (Outcome::Exited { read_any: false }, Ok(error.to_string()))
+                }
+                Err(error) => return Err(error),
+            };
             match outcome {
                 Outcome::Stop => break,
                 Outcome::Exited { read_any } => {
@@ -185,7 +196,7 @@ impl Reader {
                         backoff = MIN_BACKOFF;
                     }
                     if let Some(suppressed) = exit_log.check() {
-                        tracing::warn!(component_id = %self.ctx.id, status = ?status.ok(), suppressed, retry_in_ms = backoff.as_millis() as u64, "journalctl exited; starting it again");
+                        tracing::warn!(component_id = %self.ctx.id, status = %status.unwrap_or_else(|e| e.to_string()), suppressed, retry_in_ms = backoff.as_millis() as u64, "journalctl exited; starting it again");
                     }
                     tokio::select! {
                         _ = self.ctx.shutdown.cancelled() => break,
