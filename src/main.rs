@@ -436,6 +436,10 @@ fn init_logging() {
         // Colour codes only for a person at a terminal, never in files or pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        // A failed log write (stderr closed: the reader of a pipe went away) is otherwise
+        // reported with `eprintln!`, which panics on that same stderr: the task that logged
+        // dies. The signal handler was one, so SIGTERM then drained nothing and never exited.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -1,9 +1,11 @@
 """Checks deploy/: every Kubernetes manifest and the compose file parse as YAML, references
 between them resolve, every router whose API listens beyond its pod or container gets its
-API tokens from a Secret, and the pipelines they run are listed for `sluice validate`.
+API tokens from a Secret, the systemd units run files of pipelines/ (journald only in the
+systemd-journal group), and the pipelines they run are listed for `sluice validate`.
 
 Prints one JSON object: {"errors": [...], "pipelines": [{"origin": ..., "toml": ...}],
-"pipeline_files": [...]} (pipeline_files: repo paths the compose file runs).
+"pipeline_files": [...]} (pipeline_files: repo paths the compose file and the systemd units
+run).
 """
 import glob
 import json
@@ -160,5 +162,25 @@ for name, service in compose.get("services", {}).items():
     for dep in service.get("depends_on", []):
         if dep not in compose["services"]:
             errors.append(f"{where(compose_path)}: {name}: depends on unknown service {dep}")
+
+# systemd: each unit runs the pipeline its install comment copies from pipelines/ to the
+# path its ExecStart reads (`install ... pipelines/X.toml /etc/sluice/Y.toml`); a unit that
+# reads the journal is in the group allowed to.
+for path in sorted(glob.glob(os.path.join(root, "deploy/systemd/*.service"))):
+    with open(path) as f:
+        text = f.read()
+    start = re.search(r"^ExecStart=.*--config (\S+)", text, re.M)
+    if not start:
+        errors.append(f"{where(path)}: ExecStart runs no --config")
+        continue
+    target = start.group(1)
+    install = re.search(r"install .*?(pipelines/\S+\.toml) " + re.escape(target) + r"\s*$", text, re.M)
+    if not install or not os.path.exists(os.path.join(root, install.group(1))):
+        errors.append(f"{where(path)}: no install line copies a file of pipelines/ to {target}")
+        continue
+    pipeline_files.append(install.group(1))
+    with open(os.path.join(root, install.group(1))) as f:
+        if 'type = "journald"' in f.read() and not re.search(r"^SupplementaryGroups=.*\bsystemd-journal\b", text, re.M):
+            errors.append(f"{where(path)}: runs a journald source without SupplementaryGroups=systemd-journal")
 
 print(json.dumps({"errors": errors, "pipelines": pipelines, "pipeline_files": sorted(set(pipeline_files))}))

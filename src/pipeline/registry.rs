@@ -28,8 +28,9 @@ use crate::sinks::{
     http::HttpSinkConfig, SinkContext, SinkError,
 };
 use crate::sources::{
-    file::FileSourceConfig, http::HttpConfig, kubernetes::KubernetesLogsConfig, stdin::StdinConfig,
-    tcp::TcpConfig, udp::UdpConfig, SourceContext, SourceError,
+    file::FileSourceConfig, http::HttpConfig, journald::JournaldConfig,
+    kubernetes::KubernetesLogsConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig,
+    SourceContext, SourceError,
 };
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
@@ -53,9 +54,10 @@ pub enum Source {
     Kafka(crate::sources::kafka::KafkaSourceConfig),
     /// Boxed: its options hold the file source's, twice the size of any other source's.
     KubernetesLogs(Box<KubernetesLogsConfig>),
+    Journald(JournaldConfig),
 }
 
-const SOURCE_TYPES: &str = "stdin, file, kubernetes_logs, tcp, udp, http, kafka";
+const SOURCE_TYPES: &str = "stdin, file, kubernetes_logs, journald, tcp, udp, http, kafka";
 
 /// A source after the start's IO.
 pub struct OpenedSource {
@@ -72,6 +74,7 @@ impl Source {
             "kubernetes_logs" => Self::KubernetesLogs(Box::new(
                 deserialize::<KubernetesLogsConfig>(table)?.build()?,
             )),
+            "journald" => Self::Journald(checked(table, JournaldConfig::validate)?),
             "tcp" => Self::Tcp(checked(table, TcpConfig::validate)?),
             "udp" => Self::Udp(checked(table, UdpConfig::validate)?),
             "http" => Self::Http(checked(table, HttpConfig::validate)?),
@@ -95,6 +98,11 @@ impl Source {
             }
             Self::KubernetesLogs(c) => {
                 // Creates the checkpoint directory, resolves the API: errors fail the start.
+                let opened = c.open(&ctx.id)?;
+                (None, Box::pin(c.run(opened, ctx)))
+            }
+            Self::Journald(c) => {
+                // Finds journalctl, creates the checkpoint directory: errors fail the start.
                 let opened = c.open(&ctx.id)?;
                 (None, Box::pin(c.run(opened, ctx)))
             }

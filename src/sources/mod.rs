@@ -10,6 +10,7 @@ pub mod auth;
 pub mod checkpoint;
 pub mod file;
 pub mod http;
+pub mod journald;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kafka")]

@@ -401,3 +401,51 @@ fn errors_are_printed_once_each_with_their_causes() {
         "the line and a caret: {stderr}"
     );
 }
+
+/// A router whose stderr reader went away (a supervisor restarted, a test gave up) still
+/// drains and exits on SIGTERM: the failed log write is dropped, not reported with a panic
+/// that killed the task that logged it (the signal handler).
+#[test]
+fn sigterm_stops_a_router_whose_stderr_was_closed() {
+    use std::io::BufRead as _;
+    let dir = tempdir();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        "[sources.tcp]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"tcp\"]\n",
+    )
+    .unwrap();
+    let mut child = crate::util::sluice_up(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("router started") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "router exited early"
+        );
+    }
+    drop(stderr);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + crate::util::TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a router with a closed stderr ignored SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(exit.success(), "{exit}");
+}

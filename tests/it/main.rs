@@ -22,6 +22,7 @@ mod formats;
 mod hardening;
 mod http;
 mod http_sink;
+mod journald;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod kubernetes_logs;
