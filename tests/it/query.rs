@@ -358,6 +358,8 @@ fn random_queries_agree_with_the_in_memory_matcher() {
         "level:error",
         "level:info",
         "level:warn",
+        "level:>=warn",
+        "level:<info",
         "session",
         "failure",
         "\"authentication failure\"",

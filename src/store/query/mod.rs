@@ -13,7 +13,9 @@
 //! ```
 //!
 //! A bare word or phrase searches the `message` text (tokenised on non-alphanumerics,
-//! lowercased); `field:value` matches a field's whole value exactly.
+//! lowercased); `field:value` matches a field's whole value exactly. On `level`, a
+//! comparison may name a level instead of a number (`level:>=warn`): it becomes the `OR` of
+//! every level name of that severity or more, as conditions rank them.
 
 use std::ops::Bound;
 

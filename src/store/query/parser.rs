@@ -3,6 +3,8 @@
 use std::ops::Bound;
 
 use super::{Query, QueryError, MAX_DEPTH, MAX_QUERY_BYTES};
+use crate::condition::severity_rank;
+use crate::event::fields;
 
 /// Parses a whole query (see [`Query::parse`]).
 pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
@@ -224,6 +226,9 @@ impl<'a> Parser<'a> {
         for (op, kind) in comparisons {
             if self.rest().starts_with(op) {
                 self.pos += op.len();
+                if field == fields::LEVEL && self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+                    return self.parse_level_comparison(field, kind);
+                }
                 let n = self.parse_number()?;
                 let (lower, upper) = match kind {
                     0 => (Bound::Included(n), Bound::Unbounded),
@@ -275,6 +280,39 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `level:>=error`: every level name whose severity compares so (as conditions compare
+    /// levels), as one `OR` of terms, so the index and the tail's matcher need nothing new.
+    /// `kind` is the comparison's index in `parse_value`'s table.
+    fn parse_level_comparison(&mut self, field: String, kind: u8) -> Result<Query, QueryError> {
+        let start = self.pos;
+        let word = self.take_while(|c| c.is_ascii_alphabetic());
+        let Some(rank) = severity_rank(word.as_bytes()) else {
+            self.pos = start;
+            return Err(self.error(
+                "expected a level (trace, debug, info, notice, warn, error, critical, alert, emergency) or a number",
+            ));
+        };
+        let keep = |r: u8| match kind {
+            0 => r >= rank,
+            1 => r <= rank,
+            2 => r > rank,
+            _ => r < rank,
+        };
+        let terms: Vec<Query> = LEVEL_NAMES
+            .iter()
+            .filter(|name| severity_rank(name.as_bytes()).is_some_and(keep))
+            .map(|name| Query::Term {
+                field: Some(field.clone()),
+                value: (*name).to_string(),
+            })
+            .collect();
+        Ok(match terms.len() {
+            // `level:<trace`: nothing is below the lowest level.
+            0 => Query::Not(Box::new(Query::All)),
+            _ => Query::Or(terms),
+        })
+    }
+
     fn parse_bound(&mut self) -> Result<Bound<f64>, QueryError> {
         if self.peek() == Some('*') {
             self.bump();
@@ -309,3 +347,24 @@ fn word_query(field: Option<String>, word: &str) -> Query {
         }
     }
 }
+
+/// Every level name with a severity, as events may carry them (normalised or as sent).
+const LEVEL_NAMES: [&str; 17] = [
+    "trace",
+    "debug",
+    "info",
+    "information",
+    "informational",
+    "notice",
+    "warn",
+    "warning",
+    "error",
+    "err",
+    "critical",
+    "crit",
+    "fatal",
+    "alert",
+    "emerg",
+    "emergency",
+    "panic",
+];

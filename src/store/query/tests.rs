@@ -209,3 +209,45 @@ fn glob_table() {
         assert_eq!(glob_matches(p, t), expected, "{p} {t}");
     }
 }
+
+/// `level:>=error` compares severities as conditions do, for every spelling of a level;
+/// a word that is not a level is an error, and numbers stay numeric ranges.
+#[test]
+fn levels_compare_by_severity() {
+    let with_level = |level: &str| {
+        let mut event = Event::from_message(bytes::Bytes::from_static(b"x"));
+        event.insert("level", level);
+        event
+    };
+    let cases = [
+        ("level:>=error", "error", true),
+        ("level:>=error", "err", true),
+        ("level:>=error", "fatal", true),
+        ("level:>=error", "emergency", true),
+        ("level:>=error", "warn", false),
+        ("level:>=error", "info", false),
+        ("level:>warn", "warning", false),
+        ("level:>warn", "error", true),
+        ("level:<=info", "debug", true),
+        ("level:<=info", "informational", true),
+        ("level:<=info", "notice", false),
+        ("level:<info", "info", false),
+        ("level:<trace", "trace", false),
+        ("-level:>=warn", "info", true),
+        ("-level:>=warn", "warning", false),
+    ];
+    for (q, level, expected) in cases {
+        let query = Query::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(
+            query.matches(&with_level(level)),
+            expected,
+            "{q} on {level}"
+        );
+    }
+    let error = Query::parse("level:>=loud").expect_err("not a level");
+    assert!(error.to_string().contains("expected a level"), "{error}");
+    assert!(matches!(
+        Query::parse("level:>=3").expect("numeric"),
+        Query::Range { .. }
+    ));
+}
