@@ -215,6 +215,14 @@ fn logrotate_copytruncate_loses_only_the_copy_window_and_duplicates_nothing() {
     let writer = spawn_writer(log.clone(), Writing::Keep, stop_writing.clone());
     let rotations = 20;
     rotate(dir.path(), &log, "copytruncate", rotations, &out);
+    // The writer's last line must come after the last truncate: lines written between
+    // logrotate's copy and its truncate are lost by design, and on a busy machine the
+    // writer's last burst could otherwise fall in that window (the wait below would then
+    // look for a line that cannot arrive).
+    let after_rotation = std::fs::metadata(&log).map_or(0, |m| m.len());
+    wait_for("a write after the last rotation", || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() > after_rotation)
+    });
     stop_writing.store(true, Ordering::Relaxed);
     let written = writer.join().unwrap();
     let last = line(written - 1);
