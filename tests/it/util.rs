@@ -228,10 +228,22 @@ impl RouterProcess {
     /// Waits for the router to exit; returns its status and the rest of its log.
     pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("router exits");
-        let mut log = self.seen;
+        let mut log = std::mem::take(&mut self.seen);
         // The reading thread ends at the pipe's EOF, which the exit brings.
         log.extend(self.rest.iter());
         (status, log)
+    }
+}
+
+impl Drop for RouterProcess {
+    /// A router still running when its test lets go of it (a failed assertion unwinding,
+    /// most often) is killed, so failing tests do not leave routers behind holding ports,
+    /// files and CPU for the rest of the suite.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
