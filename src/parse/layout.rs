@@ -109,6 +109,19 @@ fn level(line: &[u8], time: Search, source: &mut Source) -> (Option<Level>, Opti
         // A bracketed word before no level is not known to be a thread.
         source.thread = None;
     }
+    // A time found past the first token that led to no level: read the header as a line
+    // without a time would be read, so a level is never found only when less of the line
+    // is searched for a time (normalising the event again must find the same).
+    let from_header = match (from_header, found) {
+        (Outcome::Nothing, Some(f)) if f.start > 0 => {
+            let again = Header::new(line, 0, false, source).run();
+            if !matches!(again, Outcome::Level(..)) {
+                source.thread = None;
+            }
+            again
+        }
+        (outcome, _) => outcome,
+    };
     match from_header {
         Outcome::Level(level, name) => (Some(level), Some(name)),
         // A PostgreSQL `DETAIL:` line belongs to the message before it and has no level.
