@@ -348,6 +348,28 @@ fn parse_bool(b: &[u8]) -> Option<bool> {
 /// Called for the `level` of nearly every event a condition looks at, so names of up to
 /// 8 bytes are lowercased into one integer and matched against integer constants (a
 /// comparison each, where matching byte strings is a `memcmp` call each).
+/// Every level name [`severity_rank`] knows (its match below, spelled out), for whoever must
+/// list the names of a severity range, as the store's `level:>=warn` does.
+pub const SEVERITY_NAMES: [&str; 17] = [
+    "trace",
+    "debug",
+    "info",
+    "information",
+    "informational",
+    "notice",
+    "warn",
+    "warning",
+    "error",
+    "err",
+    "critical",
+    "crit",
+    "fatal",
+    "alert",
+    "emerg",
+    "emergency",
+    "panic",
+];
+
 pub fn severity_rank(b: &[u8]) -> Option<u8> {
     if b.len() > 8 {
         let is = |name: &[u8]| b.eq_ignore_ascii_case(name);
@@ -426,5 +448,30 @@ pub(crate) fn with_scalar_bytes<R>(value: &Value, f: impl FnOnce(&[u8]) -> R) ->
             Some(f(&buf[..len]))
         }
         Err(_) => Some(f(value.to_text().as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod severity_names_tests {
+    use super::*;
+
+    /// The list and the match say the same: every listed name has a rank, every rank has a
+    /// name, and each name's upper-case spelling ranks the same.
+    #[test]
+    fn every_listed_name_has_a_rank_and_every_rank_a_name() {
+        let mut ranks = std::collections::BTreeSet::new();
+        for name in SEVERITY_NAMES {
+            let rank = severity_rank(name.as_bytes()).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(
+                severity_rank(name.to_uppercase().as_bytes()),
+                Some(rank),
+                "{name}"
+            );
+            ranks.insert(rank);
+        }
+        assert_eq!(
+            ranks.into_iter().collect::<Vec<_>>(),
+            (0..=8).collect::<Vec<u8>>()
+        );
     }
 }

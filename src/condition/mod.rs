@@ -23,8 +23,8 @@ mod set;
 #[cfg(test)]
 mod tests;
 
-pub use eval::severity_rank;
 pub(crate) use eval::with_scalar_bytes;
+pub use eval::{severity_rank, SEVERITY_NAMES};
 pub use path::FieldPath;
 pub use set::{ConditionSet, SetResults};
 

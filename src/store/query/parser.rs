@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use super::{Query, QueryError, MAX_DEPTH, MAX_QUERY_BYTES};
-use crate::condition::severity_rank;
+use crate::condition::{severity_rank, SEVERITY_NAMES};
 use crate::event::fields;
 
 /// Parses a whole query (see [`Query::parse`]).
@@ -298,7 +298,7 @@ impl<'a> Parser<'a> {
             2 => r > rank,
             _ => r < rank,
         };
-        let terms: Vec<Query> = LEVEL_NAMES
+        let terms: Vec<Query> = SEVERITY_NAMES
             .iter()
             .filter(|name| severity_rank(name.as_bytes()).is_some_and(keep))
             .map(|name| Query::Term {
@@ -347,24 +347,3 @@ fn word_query(field: Option<String>, word: &str) -> Query {
         }
     }
 }
-
-/// Every level name with a severity, as events may carry them (normalised or as sent).
-const LEVEL_NAMES: [&str; 17] = [
-    "trace",
-    "debug",
-    "info",
-    "information",
-    "informational",
-    "notice",
-    "warn",
-    "warning",
-    "error",
-    "err",
-    "critical",
-    "crit",
-    "fatal",
-    "alert",
-    "emerg",
-    "emergency",
-    "panic",
-];
