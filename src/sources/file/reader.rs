@@ -352,6 +352,28 @@ mod tests {
     use crate::ack::AckStatus;
     use crate::codec::{FrameLimits, OversizePolicy};
 
+    /// A file source's codec with the given framing, multiline stage and line limit.
+    fn test_codec(
+        framing: FramingConfig,
+        multiline: Option<MultilineRules>,
+        max_line_bytes: usize,
+    ) -> Codec {
+        Codec {
+            id: "t".into(),
+            framing,
+            decoding: DecodingConfig::default(),
+            container: None,
+            multiline,
+            max_line_bytes,
+            host: Value::from("h"),
+            annotate: None,
+            ack_latency: crate::telemetry::histogram(
+                "acknowledgement_latency_seconds",
+                &[("component_id", "reader_test")],
+            ),
+        }
+    }
+
     #[tokio::test]
     async fn never_records_a_resume_offset_inside_an_oversized_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,23 +381,11 @@ mod tests {
         let mut content = b"ok\n".to_vec();
         content.extend(std::iter::repeat_n(b'x', 100));
         std::fs::write(&path, &content).unwrap();
-        let codec = Codec {
-            id: "t".into(),
-            framing: FramingConfig::Newline(FrameLimits {
-                max_frame_bytes: 10,
-                oversize: OversizePolicy::Skip,
-            }),
-            decoding: DecodingConfig::default(),
-            container: None,
-            multiline: None,
-            max_line_bytes: 10,
-            host: Value::from("h"),
-            annotate: None,
-            ack_latency: crate::telemetry::histogram(
-                "acknowledgement_latency_seconds",
-                &[("component_id", "reader_test")],
-            ),
-        };
+        let framing = FramingConfig::Newline(FrameLimits {
+            max_frame_bytes: 10,
+            oversize: OversizePolicy::Skip,
+        });
+        let codec = test_codec(framing, None, 10);
         let file = File::open(&path).unwrap();
         let fingerprint = Fingerprint::of(&file).unwrap();
         let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
@@ -417,20 +427,8 @@ mod tests {
         std::fs::write(&path, content).unwrap();
         let multiline: crate::codec::multiline::MultilineConfig =
             toml::from_str(r#"preset = "java""#).unwrap();
-        let codec = Codec {
-            id: "t".into(),
-            framing: FramingConfig::default(),
-            decoding: DecodingConfig::default(),
-            container: None,
-            multiline: Some(multiline.build().unwrap()),
-            max_line_bytes: 1024,
-            host: Value::from("h"),
-            annotate: None,
-            ack_latency: crate::telemetry::histogram(
-                "acknowledgement_latency_seconds",
-                &[("component_id", "reader_test")],
-            ),
-        };
+        let multiline = Some(multiline.build().unwrap());
+        let codec = test_codec(FramingConfig::default(), multiline, 1024);
         let file = File::open(&path).unwrap();
         let fingerprint = Fingerprint::of(&file).unwrap();
         let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
