@@ -368,12 +368,23 @@ path = "{}"
         })
     };
     let total = |outputs: &[PathBuf]| outputs.iter().map(|o| read_lines(o).len()).sum::<usize>();
-    // Kill one aggregator while the stream flows and it has consumed a share.
+    // Kill one aggregator while the stream flows, once it has written a share and its offset
+    // commits cover that share: duplicates can only be bounded from its last commit, and on a
+    // loaded machine the first commit can come late.
+    let committed = |api: &str| metric(api, "sluice_kafka_committed_messages_total");
     let deadline = Instant::now() + TIMEOUT;
-    while read_lines(&outputs[0]).len() < N / 10 {
-        assert!(Instant::now() < deadline, "aggregator 0 never got events");
+    while read_lines(&outputs[0]).len() < N / 10 || committed(&apis[0]) < (N / 10) as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "aggregator 0 never wrote and committed {} events: wrote {}, committed {}",
+            N / 10,
+            read_lines(&outputs[0]).len(),
+            committed(&apis[0])
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Read before the kill: commits made after this only lower the duplicates.
+    let committed_before_kill = committed(&apis[0]);
     let before_kill = assigned(&apis);
     let killed = routers[0].take().expect("router 0");
     killed.signal("-KILL");
@@ -394,11 +405,19 @@ path = "{}"
         seen
     };
     while union(&outputs).len() < N {
-        assert!(
-            Instant::now() < deadline,
-            "the survivors never caught up: {} of {N}; killed router's log: {killed_log}",
-            union(&outputs).len()
-        );
+        if Instant::now() >= deadline {
+            let seen = union(&outputs);
+            let missing: Vec<u64> = (0..N as u64)
+                .filter(|s| !seen.contains_key(s))
+                .take(20)
+                .collect();
+            panic!(
+                "the survivors never caught up: {} of {N}, first missing {missing:?}; \
+                 assigned {:?}; killed router's log: {killed_log}",
+                seen.len(),
+                assigned(&apis[1..])
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     for router in routers.iter_mut().flatten() {
@@ -417,26 +436,14 @@ path = "{}"
     let duplicates = total(&outputs) - N;
     // The bound. Only the killed router's partitions move (cooperative rebalancing leaves
     // the survivors' partitions where they are, and a revoked partition is committed up to
-    // what was delivered), and their new owners start at the last commit. A partition's
-    // commit trails the file sink's acknowledgements by at most one commit interval plus
-    // the commit's round trip and a write (allowed: 500 ms), so each of those partitions
-    // repeats at most what it carried in that window: one uncommitted batch. The events
-    // are keyed by app, so the killed router's partitions carry exactly the apps in its
-    // output, each at RATE / APPS events per second.
-    const APPS: usize = 12;
-    let killed_apps: BTreeSet<String> = read_lines(&outputs[0])
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
-            v["app"].as_str().unwrap_or_default().to_string()
-        })
-        .collect();
-    let window_ms = COMMIT_INTERVAL_MS + 500;
-    let bound = killed_apps.len() * RATE / APPS * window_ms as usize / 1000;
+    // what was delivered), and their new owners start at its last commit. So the repeats are
+    // at most what it wrote past the commits it had made before the kill.
+    let written_by_killed = read_lines(&outputs[0]).len();
+    let bound = written_by_killed.saturating_sub(committed_before_kill as usize);
     println!(
-        "scale-out: {N} events, {duplicates} duplicates (bound {bound}: {} apps on the killed \
-         router's {} partitions, {window_ms} ms each), outputs {:?}",
-        killed_apps.len(),
+        "scale-out: {N} events, {duplicates} duplicates (bound {bound}: the killed router wrote \
+         {written_by_killed} and had committed {committed_before_kill}, on {} partitions), \
+         outputs {:?}",
         before_kill[0],
         outputs
             .iter()
@@ -445,7 +452,7 @@ path = "{}"
     );
     assert!(
         duplicates <= bound,
-        "{duplicates} duplicates exceed one uncommitted batch per partition ({bound})"
+        "{duplicates} duplicates exceed what the killed router wrote past its commits ({bound})"
     );
 }
 

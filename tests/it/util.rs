@@ -239,10 +239,31 @@ impl Drop for RouterProcess {
     /// A router still running when its test lets go of it (a failed assertion unwinding,
     /// most often) is killed, so failing tests do not leave routers behind holding ports,
     /// files and CPU for the rest of the suite.
+    /// A failing test also prints the router's log, the first thing needed to tell a slow
+    /// machine from a real defect.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            // The reading thread ends at the pipe's EOF, which the exit above brings.
+            let rest: Vec<String> = self.rest.iter().collect();
+            let lines: Vec<&str> = self
+                .startup_log
+                .lines()
+                .chain(self.seen.lines())
+                .chain(rest.iter().map(|l| l.trim_end()))
+                .collect();
+            const KEPT: usize = 200;
+            let skipped = lines.len().saturating_sub(KEPT);
+            eprintln!(
+                "--- router {} log (last {} of {} lines) ---\n{}",
+                self.child.id(),
+                lines.len() - skipped,
+                lines.len(),
+                lines[skipped..].join("\n")
+            );
         }
     }
 }
