@@ -16,7 +16,7 @@
 //! | resource `service.name`, `service.instance.id`, `host.name` | `app`, `instance`, `host` |
 //! | resource `k8s.pod.name`, `k8s.namespace.name`, `k8s.container.name`, `k8s.pod.uid`, `k8s.node.name` | `kubernetes.pod_name`, `pod_namespace`, `container_name`, `pod_uid`, `pod_node_name`; other `k8s.A.B` as `kubernetes.A_B` |
 //! | other resource attributes | `resource.attributes` (keys as sent, dots included) |
-//! | scope `name`, `version`, attributes | `scope.name`, `scope.version`, `scope.attributes` |
+//! | scope `name`, `version`, attributes, dropped attribute count | `scope.name`, `scope.version`, `scope.attributes`, `scope.dropped_attributes_count` |
 //! | log attributes | `attributes` |
 //! | dropped attribute counts (when not 0) | `dropped_attributes_count` |
 //!
@@ -79,6 +79,12 @@ fn events_of(request: ExportLogsServiceRequest) -> Vec<Event> {
                 if !scope.attributes.is_empty() {
                     map.insert("attributes", Value::Object(attributes(scope.attributes)));
                 }
+                if scope.dropped_attributes_count > 0 {
+                    map.insert(
+                        "dropped_attributes_count",
+                        Value::Integer(i64::from(scope.dropped_attributes_count)),
+                    );
+                }
                 if !map.is_empty() {
                     scoped.insert("scope", Value::Object(map));
                 }
@@ -108,9 +114,7 @@ fn record_fields(record: LogRecord, mut map: Map) -> Map {
         }
         None => {}
     }
-    let level = Level::from_word(record.severity_text.as_bytes())
-        .or_else(|| severity_level(record.severity_number));
-    if let Some(level) = level {
+    if let Some(level) = level_of(&record.severity_text, record.severity_number) {
         map.insert(fields::LEVEL, level.to_value());
     }
     if !record.severity_text.is_empty() {
@@ -155,6 +159,12 @@ fn record_fields(record: LogRecord, mut map: Map) -> Map {
         );
     }
     map
+}
+
+/// The level a record's severity gives: its text when that is a level word, else its number.
+/// The `opentelemetry` sink writes severities so that this gives back the event's level.
+pub fn level_of(severity_text: &str, severity_number: i32) -> Option<Level> {
+    Level::from_word(severity_text.as_bytes()).or_else(|| severity_level(severity_number))
 }
 
 /// OTLP's severity number ranges: 1–4 trace, 5–8 debug, 9–12 info, 13–16 warn, 17–20

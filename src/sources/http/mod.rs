@@ -512,7 +512,7 @@ impl State {
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
         let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
-        let (token, ack) = AckToken::timed(&self.ack_latency);
+        let (token, ack, rejections) = AckToken::timed_counting(&self.ack_latency);
         let mut decoded = Decoded::default();
         if let BodyKind::Otlp(encoding) = kind {
             let parsed = match encoding {
@@ -599,20 +599,21 @@ impl State {
             Ok(Err(_)) => return unavailable("the pipeline is shutting down"),
             Err(_) => return unavailable("the pipeline is backed up; retry later"),
         }
-        match tokio::time::timeout_at(deadline.into(), ack).await {
-            Ok(Ok(AckStatus::Delivered | AckStatus::Rejected)) => {}
+        let status = match tokio::time::timeout_at(deadline.into(), ack).await {
+            Ok(Ok(status @ (AckStatus::Delivered | AckStatus::Rejected))) => status,
             Ok(_) => return unavailable("a sink could not deliver the events; retry"),
             Err(_) => return unavailable("acknowledgement timed out; retry later"),
-        }
+        };
         if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
             self.lock_frame_ids().insert(id);
         }
         match kind {
-            // An empty ExportLogsServiceResponse: no partial success to report.
-            BodyKind::Otlp(OtlpEncoding::Protobuf) => {
-                respond(StatusCode::OK, "application/x-protobuf", "")
+            BodyKind::Otlp(encoding) => {
+                // Records a sink gave up on (dead-lettered) are a partial success.
+                let rejected = (status == AckStatus::Rejected)
+                    .then(|| (rejections.get() as usize).clamp(1, events.max(1)));
+                otlp_answer(encoding, rejected, events)
             }
-            BodyKind::Otlp(OtlpEncoding::Json) => respond(StatusCode::OK, "application/json", "{}"),
             _ => accepted(events, false),
         }
     }
@@ -652,6 +653,44 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     crate::api::with_cors(response, origin)
+}
+
+/// An `ExportLogsServiceResponse`: empty, or with a `partial_success` counting the records
+/// rejected downstream.
+fn otlp_answer(encoding: OtlpEncoding, rejected: Option<usize>, records: usize) -> HttpResponse {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    };
+    use prost::Message;
+    let partial = rejected.map(|n| ExportLogsPartialSuccess {
+        rejected_log_records: n as i64,
+        error_message: format!(
+            "{n} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
+        ),
+    });
+    match encoding {
+        OtlpEncoding::Protobuf => {
+            let response = ExportLogsServiceResponse {
+                partial_success: partial,
+            };
+            respond(
+                StatusCode::OK,
+                "application/x-protobuf",
+                response.encode_to_vec(),
+            )
+        }
+        OtlpEncoding::Json => {
+            // OTLP's JSON mapping writes 64-bit integers as strings.
+            let body = match partial {
+                None => serde_json::json!({}),
+                Some(p) => serde_json::json!({ "partialSuccess": {
+                    "rejectedLogRecords": p.rejected_log_records.to_string(),
+                    "errorMessage": p.error_message,
+                }}),
+            };
+            respond(StatusCode::OK, "application/json", body.to_string())
+        }
+    }
 }
 
 fn too_large(max: usize) -> HttpResponse {
