@@ -1,7 +1,7 @@
 //! The `opentelemetry` sink, between two router processes: router A reads OTLP on its http
 //! source and forwards it with its OTLP sink to router B's http source. What B writes must
 //! equal, field for field, what A wrote itself; and records B's pipeline rejects come back
-//! to A as OTLP's `partial_success`.
+//! to A as OTLP's `partial_success`. Retries and dead-letter against a scripted server.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -389,4 +389,79 @@ async fn records_rejected_downstream_come_back_as_a_partial_success() {
     assert_eq!(dead.len(), 6, "every record of a request B rejected whole");
     let reason = dead[0]["dead_letter"]["reason"].as_str().unwrap();
     assert!(reason.contains("the server rejected"), "{reason}");
+}
+
+/// Against a scripted server: a 429 is retried no sooner than its `Retry-After`, a 400 sends
+/// the events to dead-letter with the status in the reason, and requests are OTLP protobuf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_retries_honouring_retry_after_and_dead_letters_a_refusal() {
+    use tokio::io::AsyncWriteExt;
+
+    use crate::recorder::{Recorder, ANY_PATH};
+    use crate::util::{counter, Router};
+
+    let (addr, recorder) =
+        Recorder::start(&[(ANY_PATH, 429, "slow down"), (ANY_PATH, 400, "bad export")]).await;
+    let dir = tempdir();
+    let dead = dir.path().join("dead.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.otlp_retry_in]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.otlp_retry_out]
+type = "opentelemetry"
+inputs = ["otlp_retry_in"]
+uri = "http://{addr}/v1/logs"
+retry = {{ initial_backoff_ms = 1, max_backoff_secs = 1 }}
+
+[sinks.otlp_retry_dead]
+type = "file"
+inputs = ["otlp_retry_out.dead_letter"]
+path = "{}"
+"#,
+        dead.display()
+    ))
+    .await;
+    let input = router.addr("otlp_retry_in");
+    let send = |line: &'static str| async move {
+        let mut stream = tokio::net::TcpStream::connect(input).await.unwrap();
+        stream.write_all(line.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+    };
+    let started = std::time::Instant::now();
+    send("refused\n").await;
+    wait_until("the refused event dead-lettered", || {
+        read_lines(&dead).len() == 1
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "retried after {elapsed:?}, before Retry-After (capped at 1 s)"
+    );
+    let letter: Value = serde_json::from_str(&read_lines(&dead)[0]).unwrap();
+    assert_eq!(letter["message"], "refused");
+    let reason = letter["dead_letter"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("400") && reason.contains("bad export"),
+        "{reason}"
+    );
+    assert_eq!(
+        counter("component_retries_total", "otlp_retry_out", None),
+        1
+    );
+
+    send("accepted\n").await;
+    wait_until("the next event sent", || {
+        counter("component_sent_events_total", "otlp_retry_out", None) == 1
+    })
+    .await;
+    assert_eq!(recorder.requests(), 3);
+    assert!(recorder
+        .content_types()
+        .iter()
+        .all(|t| t == "application/x-protobuf"));
+    router.stop().await;
 }
