@@ -160,10 +160,14 @@ fn corpus(records_per_scope: usize, reject: impl Fn(usize) -> bool) -> ExportLog
 
 /// POSTs an OTLP protobuf body; the status and the answer's body.
 fn post_otlp(address: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    post_typed(address, "application/x-protobuf", body)
+}
+
+fn post_typed(address: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(address).expect("connects");
     stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let head = format!(
-        "POST /v1/logs HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/logs HTTP/1.0\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("writes");
@@ -351,8 +355,21 @@ async fn records_rejected_downstream_come_back_as_a_partial_success() {
         "{}",
         partial.error_message
     );
+    // The same in OTLP's JSON mapping, which writes 64-bit counts as strings.
+    let json = serde_json::to_vec(&corpus(2, |i| i % 3 == 0)).unwrap();
+    let b_post = b_addr.clone();
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || post_typed(&b_post, "application/json", &json))
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&answer).expect("a JSON answer");
+    assert_eq!(
+        answer["partialSuccess"]["rejectedLogRecords"], "4",
+        "{answer}"
+    );
     wait_until("B wrote the accepted records", || {
-        read_lines(&dir.path().join("b.log")).len() == 8
+        read_lines(&dir.path().join("b.log")).len() == 16
     })
     .await;
 
