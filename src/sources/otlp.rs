@@ -20,8 +20,10 @@
 //! | log attributes | `attributes` |
 //! | dropped attribute counts (when not 0) | `dropped_attributes_count` |
 //!
-//! Nothing is dropped silently: a record's every part lands in a field. A request that is
-//! not a valid export request is refused whole, with the decoder's reason.
+//! Nothing is dropped silently: a record's every part lands in a field. A record with a time
+//! an event cannot hold (past the year 2262) is unmappable: the source rejects it in its
+//! answer's `partial_success` and sends it to dead-letter. A request that is not a valid
+//! export request is refused whole, with the decoder's reason.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -42,18 +44,30 @@ pub enum OtlpError {
     Json(#[from] serde_json::Error),
 }
 
+/// The records of a request: those mapped, and those that cannot be (with what of them
+/// could be mapped, and why), which the source rejects in its `partial_success`.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub events: Vec<Event>,
+    pub unmappable: Vec<(Event, &'static str)>,
+}
+
+/// Why a record cannot become an event: a time past what an event holds (year 2262).
+pub const TIME_OUT_OF_RANGE: &str =
+    "time_unix_nano or observed_time_unix_nano is past the year 2262";
+
 /// The events of a protobuf `ExportLogsServiceRequest`.
-pub fn decode_protobuf(body: &[u8]) -> Result<Vec<Event>, OtlpError> {
+pub fn decode_protobuf(body: &[u8]) -> Result<Records, OtlpError> {
     Ok(events_of(ExportLogsServiceRequest::decode(body)?))
 }
 
 /// The events of an `ExportLogsServiceRequest` in OTLP's JSON mapping.
-pub fn decode_json(body: &[u8]) -> Result<Vec<Event>, OtlpError> {
+pub fn decode_json(body: &[u8]) -> Result<Records, OtlpError> {
     Ok(events_of(serde_json::from_slice(body)?))
 }
 
-fn events_of(request: ExportLogsServiceRequest) -> Vec<Event> {
-    let mut events = Vec::new();
+fn events_of(request: ExportLogsServiceRequest) -> Records {
+    let mut records = Records::default();
     for resource_logs in request.resource_logs {
         // What every record of this resource shares, built once.
         let mut shared = Map::new();
@@ -90,11 +104,19 @@ fn events_of(request: ExportLogsServiceRequest) -> Vec<Event> {
                 }
             }
             for record in scope_logs.log_records {
-                events.push(Event::new(record_fields(record, scoped.clone())));
+                let in_range = [record.time_unix_nano, record.observed_time_unix_nano]
+                    .iter()
+                    .all(|&t| i64::try_from(t).is_ok());
+                let event = Event::new(record_fields(record, scoped.clone()));
+                if in_range {
+                    records.events.push(event);
+                } else {
+                    records.unmappable.push((event, TIME_OUT_OF_RANGE));
+                }
             }
         }
     }
-    events
+    records
 }
 
 fn record_fields(record: LogRecord, mut map: Map) -> Map {

@@ -245,6 +245,16 @@ path = "{}"
             "unsupported content-type",
         ),
         ("unknown fields", protobuf, unknown, 200, ""),
+        (
+            "a time past 2262",
+            "Content-Type: application/json\r\n",
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+                {"timeUnixNano":"18446744073709551615","body":{"stringValue":"far future"}},
+                {"body":{"stringValue":"now"}}]}]}]}"#
+                .to_vec(),
+            200,
+            r#""rejectedLogRecords":"1""#,
+        ),
     ];
     for (name, headers, body, status, needle) in cases {
         let (got, text) = tokio::task::spawn_blocking(move || post(addr, headers, &body))
@@ -263,15 +273,26 @@ path = "{}"
     .await
     .unwrap();
     assert_eq!(got, 200);
-    wait_until("the good records written", || read_lines(&out).len() == 2).await;
+    wait_until("the good records written", || read_lines(&out).len() == 3).await;
     let messages: Vec<serde_json::Value> = read_lines(&out)
         .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].clone())
         .collect();
-    assert_eq!(messages, ["with an unknown field", "after the bad ones"]);
+    assert_eq!(
+        messages,
+        ["with an unknown field", "now", "after the bad ones"]
+    );
     let refused = sluice::telemetry::counter_value(
         "component_http_responses_total",
         &[("component_id", "otel_bad"), ("code", "413")],
     );
     assert_eq!(refused, 1, "the refusal is counted");
+    let unmappable = sluice::telemetry::counter_value(
+        "component_errors_total",
+        &[
+            ("component_id", "otel_bad"),
+            ("reason", "unmappable_record"),
+        ],
+    );
+    assert_eq!(unmappable, 1);
 }

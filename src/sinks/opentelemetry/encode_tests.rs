@@ -120,12 +120,14 @@ fn corpus() -> ExportLogsServiceRequest {
 
 fn round_trip(events: &[Event]) -> Vec<Event> {
     let refs: Vec<&Event> = events.iter().collect();
-    decode_protobuf(&request(&refs).encode_to_vec()).expect("the sink's request decodes")
+    decode_protobuf(&request(&refs).encode_to_vec())
+        .expect("the sink's request decodes")
+        .events
 }
 
 #[test]
 fn the_source_reads_back_every_field_of_what_it_made() {
-    let events = decode_protobuf(&corpus().encode_to_vec()).unwrap();
+    let events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
     assert_eq!(events.len(), 20);
     let again = round_trip(&events);
     for (before, after) in events.iter().zip(&again) {
@@ -136,7 +138,7 @@ fn the_source_reads_back_every_field_of_what_it_made() {
 
 #[test]
 fn events_of_one_resource_and_scope_share_one_group_in_order_first_seen() {
-    let mut events = decode_protobuf(&corpus().encode_to_vec()).unwrap();
+    let mut events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
     // Interleave the two resources' events.
     let second = events.split_off(10);
     let mixed: Vec<Event> = events

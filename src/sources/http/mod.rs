@@ -514,13 +514,23 @@ impl State {
         ingest.count_bytes(body.len());
         let (token, ack, rejections) = AckToken::timed_counting(&self.ack_latency);
         let mut decoded = Decoded::default();
+        // OTLP records that cannot become events, rejected in the answer.
+        let mut unmappable = 0;
         if let BodyKind::Otlp(encoding) = kind {
             let parsed = match encoding {
                 OtlpEncoding::Protobuf => super::otlp::decode_protobuf(&body),
                 OtlpEncoding::Json => super::otlp::decode_json(&body),
             };
             match parsed {
-                Ok(events) => ingest.push_with_ack(events, Some(peer), Some(&token), &mut decoded),
+                Ok(records) => {
+                    unmappable = records.unmappable.len();
+                    for (event, reason) in records.unmappable {
+                        let letter =
+                            ingest.rejected_record(event, "unmappable_record", reason, Some(peer));
+                        decoded.dead.push(letter);
+                    }
+                    ingest.push_with_ack(records.events, Some(peer), Some(&token), &mut decoded)
+                }
                 Err(e) => {
                     return error(
                         StatusCode::BAD_REQUEST,
@@ -534,7 +544,7 @@ impl State {
             ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
         }
         drop(token);
-        if kind != BodyKind::Text {
+        if !matches!(kind, BodyKind::Text | BodyKind::Otlp(_)) {
             if let Some(first) = decoded.dead.first() {
                 let reason = first
                     .fields
@@ -609,10 +619,19 @@ impl State {
         }
         match kind {
             BodyKind::Otlp(encoding) => {
-                // Records a sink gave up on (dead-lettered) are a partial success.
-                let rejected = (status == AckStatus::Rejected)
-                    .then(|| (rejections.get() as usize).clamp(1, events.max(1)));
-                otlp_answer(encoding, rejected, events)
+                // Records that could not be mapped, and those a sink gave up on
+                // (dead-lettered), make a partial success.
+                let downstream = match status {
+                    AckStatus::Rejected => (rejections.get() as usize).clamp(1, events.max(1)),
+                    _ => 0,
+                };
+                let rejected = unmappable + downstream;
+                otlp_answer(
+                    encoding,
+                    (rejected > 0).then_some(rejected),
+                    events + unmappable,
+                    unmappable,
+                )
             }
             _ => accepted(events, false),
         }
@@ -657,16 +676,28 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
 
 /// An `ExportLogsServiceResponse`: empty, or with a `partial_success` counting the records
 /// rejected downstream.
-fn otlp_answer(encoding: OtlpEncoding, rejected: Option<usize>, records: usize) -> HttpResponse {
+fn otlp_answer(
+    encoding: OtlpEncoding,
+    rejected: Option<usize>,
+    records: usize,
+    unmappable: usize,
+) -> HttpResponse {
     use opentelemetry_proto::tonic::collector::logs::v1::{
         ExportLogsPartialSuccess, ExportLogsServiceResponse,
     };
     use prost::Message;
     let partial = rejected.map(|n| ExportLogsPartialSuccess {
         rejected_log_records: n as i64,
-        error_message: format!(
-            "{n} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
-        ),
+        error_message: if unmappable > 0 {
+            format!(
+                "{n} of {records} records were rejected ({unmappable} unmappable: {})",
+                super::otlp::TIME_OUT_OF_RANGE
+            )
+        } else {
+            format!(
+                "{n} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
+            )
+        },
     });
     match encoding {
         OtlpEncoding::Protobuf => {
