@@ -13,7 +13,7 @@
 //! hand. An event dropped on purpose (filtered, sampled, `when_full = "drop_newest"`) is
 //! stated delivered by the code that dropped it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +58,9 @@ struct AckShared {
     /// For a token standing for several (an event joined from many, by `multiline`): the
     /// tokens it stands for, each told this token's outcome when it resolves.
     parents: Vec<AckToken>,
+    /// Where a source that answers per record (OTLP's `partial_success`) counts the events
+    /// stated rejected.
+    rejections: Option<RejectedCount>,
 }
 
 impl Drop for AckShared {
@@ -93,6 +96,7 @@ impl AckToken {
             notify: Some(tx),
             latency: None,
             parents: Vec::new(),
+            rejections: None,
         };
         (AckToken(Arc::new(shared)), rx)
     }
@@ -105,8 +109,36 @@ impl AckToken {
             notify: Some(tx),
             latency: Some((Instant::now(), latency.clone())),
             parents: Vec::new(),
+            rejections: None,
         };
         (AckToken(Arc::new(shared)), rx)
+    }
+
+    /// [`AckToken::timed`], also counting the events stated rejected one by one
+    /// ([`AckToken::update_event`]). A fan-out where two sinks reject the same event
+    /// counts it twice: the count is the most that were rejected, not an exact number.
+    pub fn timed_counting(latency: &Histogram) -> (AckToken, AckReceiver, RejectedCount) {
+        let (tx, rx) = oneshot::channel();
+        let rejections = RejectedCount::default();
+        let shared = AckShared {
+            status: AtomicU8::new(UNSTATED),
+            notify: Some(tx),
+            latency: Some((Instant::now(), latency.clone())),
+            parents: Vec::new(),
+            rejections: Some(rejections.clone()),
+        };
+        (AckToken(Arc::new(shared)), rx, rejections)
+    }
+
+    /// [`AckToken::update`] for one event's outcome, counted when the token counts
+    /// rejections.
+    pub fn update_event(&self, status: AckStatus) {
+        if status == AckStatus::Rejected {
+            if let Some(count) = &self.0.rejections {
+                count.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.update(status);
     }
 
     /// Merges `status` into the token: the most severe status wins.
@@ -116,6 +148,16 @@ impl AckToken {
 
     fn same_as(&self, other: &AckToken) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The events of a token stated rejected, readable once the token resolved.
+#[derive(Debug, Clone, Default)]
+pub struct RejectedCount(Arc<AtomicU32>);
+
+impl RejectedCount {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
     }
 }
 
@@ -173,6 +215,7 @@ impl Obligation {
                 notify: None,
                 latency: None,
                 parents: tokens,
+                rejections: None,
             }))),
         }
     }
@@ -231,6 +274,21 @@ mod tests {
         drop(cancelled);
         drop(token);
         assert_eq!(rx.await.unwrap(), AckStatus::Errored);
+    }
+
+    #[tokio::test]
+    async fn a_counting_token_counts_the_events_stated_rejected() {
+        let latency = crate::telemetry::histogram("ack_count_test_seconds", &[]);
+        let (token, rx, rejected) = AckToken::timed_counting(&latency);
+        let copies = [token.clone(), token.clone(), token.clone()];
+        copies[0].update_event(AckStatus::Delivered);
+        copies[1].update_event(AckStatus::Rejected);
+        copies[2].update_event(AckStatus::Rejected);
+        // A whole-token update (a buffer's) says nothing about how many events.
+        token.update(AckStatus::Rejected);
+        drop((token, copies));
+        assert_eq!(rx.await.unwrap(), AckStatus::Rejected);
+        assert_eq!(rejected.get(), 2);
     }
 
     #[tokio::test]

@@ -75,13 +75,29 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Outcome {
+        self.post_for_answer(uri, headers, body, timeout).await.0
+    }
+
+    /// [`HttpClient::post`], also returning the body of a 2xx answer (empty otherwise, and
+    /// when longer than 64 KiB), for protocols that answer with more than a status (OTLP's
+    /// `partial_success`).
+    pub async fn post_for_answer(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> (Outcome, Bytes) {
         let mut request = Request::builder().method(Method::POST).uri(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
-            Err(error) => return Outcome::Fatal(format!("cannot build request: {error}")),
+            Err(error) => {
+                let outcome = Outcome::Fatal(format!("cannot build request: {error}"));
+                return (outcome, Bytes::new());
+            }
         };
         let exchange = async {
             let response = match &self.inner {
@@ -97,12 +113,21 @@ impl HttpClient {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            Ok::<_, hyper_util::client::legacy::Error>(classify(status, retry_after, &body))
+            let outcome = classify(status, retry_after, &body);
+            let answer = if outcome == Outcome::Delivered {
+                body
+            } else {
+                Bytes::new()
+            };
+            Ok::<_, hyper_util::client::legacy::Error>((outcome, answer))
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => Outcome::retryable(format!("request timed out after {}s", timeout.as_secs())),
-            Ok(Err(error)) => Outcome::retryable(error_chain(&error)),
-            Ok(Ok(outcome)) => outcome,
+            Err(_) => (
+                Outcome::retryable(format!("request timed out after {}s", timeout.as_secs())),
+                Bytes::new(),
+            ),
+            Ok(Err(error)) => (Outcome::retryable(error_chain(&error)), Bytes::new()),
+            Ok(Ok(answer)) => answer,
         }
     }
 }

@@ -80,7 +80,7 @@ impl Event {
     /// Records a delivery outcome for this event; the worst outcome over all copies wins.
     pub fn ack(&self, status: AckStatus) {
         if let Some(token) = &self.meta.ack {
-            token.update(status);
+            token.update_event(status);
         }
     }
 

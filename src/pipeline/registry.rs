@@ -202,6 +202,7 @@ pub enum Sink {
     File(FileSink),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
     /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
@@ -210,8 +211,7 @@ pub enum Sink {
     Kafka(crate::sinks::kafka::KafkaSinkConfig),
 }
 
-const SINK_TYPES: &str =
-    "console, file, blackhole, http, store, kafka, alertmanager, webhook, slack, pagerduty";
+const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, store, kafka, alertmanager, webhook, slack, pagerduty";
 
 /// A sink after the start's IO: its task and the API endpoints it serves (the store's
 /// query, histogram, top and tail).
@@ -228,6 +228,10 @@ impl Sink {
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
+            "opentelemetry" => Self::Opentelemetry(checked(
+                table,
+                crate::sinks::opentelemetry::OpentelemetrySinkConfig::validate,
+            )?),
             #[cfg(feature = "store")]
             "store" => Self::Store(checked(table, crate::store::StoreConfig::validate)?),
             "alertmanager" => notify(NotifyConfig::Alertmanager(deserialize(table)?))?,
@@ -259,6 +263,7 @@ impl Sink {
             Self::File(c) => Box::pin(c.run(rx, ctx)),
             Self::Blackhole(c) => Box::pin(c.run(rx, ctx)),
             Self::Http(c) => Box::pin(c.run(rx, ctx)),
+            Self::Opentelemetry(c) => Box::pin(c.run(rx, ctx)),
             #[cfg(feature = "store")]
             Self::Store(c) => {
                 let store = c

@@ -15,6 +15,7 @@ pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod notify;
+pub mod opentelemetry;
 pub mod pagerduty;
 pub mod retry;
 pub mod slack;

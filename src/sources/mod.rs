@@ -347,6 +347,40 @@ impl FrameIngest {
         }));
     }
 
+    /// Counts a record the source decoded but cannot take (`code` is its
+    /// `component_errors_total` reason), logs it (rate-limited) and makes its dead letter:
+    /// the record's fields with the reason. The dead letter carries no acknowledgement
+    /// token: the sender is told of the rejection in the answer, whatever becomes of it.
+    pub(crate) fn rejected_record(
+        &mut self,
+        event: Event,
+        code: &'static str,
+        reason: &str,
+        peer: Option<SocketAddr>,
+    ) -> Event {
+        let source = &self.source;
+        self.bad_frames
+            .entry(code)
+            .or_insert_with(|| {
+                telemetry::counter(
+                    "component_errors_total",
+                    &[("component_id", source), ("reason", code)],
+                )
+            })
+            .inc(1);
+        if let Some(suppressed) = self.limiter.check() {
+            tracing::warn!(component_id = %source, reason = code, detail = reason, peer = ?peer, suppressed, "record rejected");
+        }
+        let mut fields = event.fields;
+        fields.insert(dead_letter::REASON, Value::from(reason));
+        fields.insert(dead_letter::REASON_CODE, Value::from(code));
+        fields.insert(dead_letter::SOURCE, Value::from(&**source));
+        if let Some(peer) = peer {
+            fields.insert(dead_letter::PEER, Value::from(peer.to_string()));
+        }
+        self.stamp(fields, now_nanos(), peer, None)
+    }
+
     /// True while an oversized frame is being dropped: the bytes consumed end inside it.
     pub(crate) fn is_discarding(&self) -> bool {
         self.decoder.is_discarding()

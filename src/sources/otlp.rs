@@ -16,12 +16,14 @@
 //! | resource `service.name`, `service.instance.id`, `host.name` | `app`, `instance`, `host` |
 //! | resource `k8s.pod.name`, `k8s.namespace.name`, `k8s.container.name`, `k8s.pod.uid`, `k8s.node.name` | `kubernetes.pod_name`, `pod_namespace`, `container_name`, `pod_uid`, `pod_node_name`; other `k8s.A.B` as `kubernetes.A_B` |
 //! | other resource attributes | `resource.attributes` (keys as sent, dots included) |
-//! | scope `name`, `version`, attributes | `scope.name`, `scope.version`, `scope.attributes` |
+//! | scope `name`, `version`, attributes, dropped attribute count | `scope.name`, `scope.version`, `scope.attributes`, `scope.dropped_attributes_count` |
 //! | log attributes | `attributes` |
 //! | dropped attribute counts (when not 0) | `dropped_attributes_count` |
 //!
-//! Nothing is dropped silently: a record's every part lands in a field. A request that is
-//! not a valid export request is refused whole, with the decoder's reason.
+//! Nothing is dropped silently: a record's every part lands in a field. A record with a time
+//! an event cannot hold (past the year 2262) is unmappable: the source rejects it in its
+//! answer's `partial_success` and sends it to dead-letter. A request that is not a valid
+//! export request is refused whole, with the decoder's reason.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -42,18 +44,30 @@ pub enum OtlpError {
     Json(#[from] serde_json::Error),
 }
 
+/// The records of a request: those mapped, and those that cannot be (with what of them
+/// could be mapped, and why), which the source rejects in its `partial_success`.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub events: Vec<Event>,
+    pub unmappable: Vec<(Event, &'static str)>,
+}
+
+/// Why a record cannot become an event: a time past what an event holds (year 2262).
+pub const TIME_OUT_OF_RANGE: &str =
+    "time_unix_nano or observed_time_unix_nano is past the year 2262";
+
 /// The events of a protobuf `ExportLogsServiceRequest`.
-pub fn decode_protobuf(body: &[u8]) -> Result<Vec<Event>, OtlpError> {
+pub fn decode_protobuf(body: &[u8]) -> Result<Records, OtlpError> {
     Ok(events_of(ExportLogsServiceRequest::decode(body)?))
 }
 
 /// The events of an `ExportLogsServiceRequest` in OTLP's JSON mapping.
-pub fn decode_json(body: &[u8]) -> Result<Vec<Event>, OtlpError> {
+pub fn decode_json(body: &[u8]) -> Result<Records, OtlpError> {
     Ok(events_of(serde_json::from_slice(body)?))
 }
 
-fn events_of(request: ExportLogsServiceRequest) -> Vec<Event> {
-    let mut events = Vec::new();
+fn events_of(request: ExportLogsServiceRequest) -> Records {
+    let mut records = Records::default();
     for resource_logs in request.resource_logs {
         // What every record of this resource shares, built once.
         let mut shared = Map::new();
@@ -79,16 +93,30 @@ fn events_of(request: ExportLogsServiceRequest) -> Vec<Event> {
                 if !scope.attributes.is_empty() {
                     map.insert("attributes", Value::Object(attributes(scope.attributes)));
                 }
+                if scope.dropped_attributes_count > 0 {
+                    map.insert(
+                        "dropped_attributes_count",
+                        Value::Integer(i64::from(scope.dropped_attributes_count)),
+                    );
+                }
                 if !map.is_empty() {
                     scoped.insert("scope", Value::Object(map));
                 }
             }
             for record in scope_logs.log_records {
-                events.push(Event::new(record_fields(record, scoped.clone())));
+                let in_range = [record.time_unix_nano, record.observed_time_unix_nano]
+                    .iter()
+                    .all(|&t| i64::try_from(t).is_ok());
+                let event = Event::new(record_fields(record, scoped.clone()));
+                if in_range {
+                    records.events.push(event);
+                } else {
+                    records.unmappable.push((event, TIME_OUT_OF_RANGE));
+                }
             }
         }
     }
-    events
+    records
 }
 
 fn record_fields(record: LogRecord, mut map: Map) -> Map {
@@ -108,9 +136,7 @@ fn record_fields(record: LogRecord, mut map: Map) -> Map {
         }
         None => {}
     }
-    let level = Level::from_word(record.severity_text.as_bytes())
-        .or_else(|| severity_level(record.severity_number));
-    if let Some(level) = level {
+    if let Some(level) = level_of(&record.severity_text, record.severity_number) {
         map.insert(fields::LEVEL, level.to_value());
     }
     if !record.severity_text.is_empty() {
@@ -155,6 +181,12 @@ fn record_fields(record: LogRecord, mut map: Map) -> Map {
         );
     }
     map
+}
+
+/// The level a record's severity gives: its text when that is a level word, else its number.
+/// The `opentelemetry` sink writes severities so that this gives back the event's level.
+pub fn level_of(severity_text: &str, severity_number: i32) -> Option<Level> {
+    Level::from_word(severity_text.as_bytes()).or_else(|| severity_level(severity_number))
 }
 
 /// OTLP's severity number ranges: 1–4 trace, 5–8 debug, 9–12 info, 13–16 warn, 17–20

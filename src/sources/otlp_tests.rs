@@ -86,7 +86,7 @@ fn a_record_maps_by_the_semantic_conventions() {
         ..Default::default()
     };
     let body = request(vec![record]).encode_to_vec();
-    let events = decode_protobuf(&body).unwrap();
+    let events = decode_protobuf(&body).unwrap().events;
     assert_eq!(events.len(), 1);
     let e = &events[0];
     let expect = [
@@ -171,7 +171,9 @@ fn bodies_severities_and_times_of_every_shape() {
             ..Default::default()
         },
     ];
-    let events = decode_protobuf(&request(records).encode_to_vec()).unwrap();
+    let events = decode_protobuf(&request(records).encode_to_vec())
+        .unwrap()
+        .events;
     assert_eq!(
         text_of(&events[0], "message").as_deref(),
         Some("slow query")
@@ -208,7 +210,7 @@ fn json_mapping() {
         "spanId":"eee19b7ec3c1b174","body":{"stringValue":"Example log record"},
         "attributes":[{"key":"string.attribute","value":{"stringValue":"some string"}},
                       {"key":"int.attribute","value":{"intValue":"10"}}]}]}]}]}"#;
-    let events = decode_json(body).unwrap();
+    let events = decode_json(body).unwrap().events;
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(text_of(e, "message").as_deref(), Some("Example log record"));
@@ -237,5 +239,27 @@ fn malformed_bodies_are_refused_with_a_reason() {
         .unwrap_err()
         .to_string();
     assert!(error.starts_with("invalid OTLP JSON"), "{error}");
-    assert!(decode_json(b"{}").unwrap().is_empty());
+    assert!(decode_json(b"{}").unwrap().events.is_empty());
+}
+
+#[test]
+fn a_record_with_a_time_past_2262_is_unmappable_not_silently_timeless() {
+    let records = vec![
+        LogRecord {
+            time_unix_nano: u64::MAX,
+            body: text("far future"),
+            ..Default::default()
+        },
+        LogRecord {
+            observed_time_unix_nano: 1,
+            body: text("now"),
+            ..Default::default()
+        },
+    ];
+    let decoded = decode_protobuf(&request(records).encode_to_vec()).unwrap();
+    assert_eq!(decoded.events.len(), 1);
+    assert_eq!(decoded.unmappable.len(), 1);
+    let (event, reason) = &decoded.unmappable[0];
+    assert_eq!(event.get("message"), Some(&Value::from("far future")));
+    assert_eq!(*reason, TIME_OUT_OF_RANGE);
 }

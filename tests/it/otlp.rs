@@ -1,7 +1,8 @@
 //! OpenTelemetry logs into the http source: the OpenTelemetry Python SDK's own OTLP/HTTP
 //! exporter (protobuf) posts to `/v1/logs`, as an instrumented app would, and every record
 //! arrives with its fields mapped by the semantic conventions; the OTLP JSON form is read on
-//! the same path.
+//! the same path; bad requests (malformed protobuf, gzip bombs, other content types) are
+//! refused with their reason. Oversize bodies are the http source's, tested in `http.rs`.
 
 use std::process::Command;
 
@@ -130,4 +131,168 @@ async fn otlp_json_is_read_and_malformed_requests_are_refused() {
         .unwrap();
     assert_eq!(status, 200);
     wait_until("the NDJSON event written", || read_lines(&out).len() == 2).await;
+}
+
+/// POSTs `body` to `/v1/logs` with extra header lines; the status and the answer's body.
+fn post(addr: std::net::SocketAddr, headers: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(crate::util::TIMEOUT))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/logs HTTP/1.0\r\nHost: localhost\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("writes");
+    // The router may answer (413) before reading everything.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_otlp_requests_are_refused_and_counted_and_affect_nothing_else() {
+    use std::io::Write;
+
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+
+    let dir = tempdir();
+    let out = dir.path().join("otel.log");
+    let router = Router::start(&format!(
+        r#"
+[sources.otel_bad]
+type = "http"
+address = "127.0.0.1:0"
+max_body_bytes = 65536
+
+[sinks.otel_out]
+type = "file"
+inputs = ["otel_bad"]
+path = "{}"
+"#,
+        out.display()
+    ))
+    .await;
+    let addr = router.addr("otel_bad");
+    let protobuf = "Content-Type: application/x-protobuf\r\n";
+    let gzip_protobuf = "Content-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\n";
+    let record = |message: &str| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(message.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    // 1 MiB of a repeated string field inflates from about 1 KiB of gzip.
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&record(&"a".repeat(1 << 20)).encode_to_vec())
+        .unwrap();
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 65536);
+    // A field number no OTLP version defines (unknown fields are skipped, as protobuf says).
+    let mut unknown = record("with an unknown field").encode_to_vec();
+    unknown.extend_from_slice(&[0xf8, 0x3e, 0x01]); // field 999, varint 1
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "malformed protobuf",
+            protobuf,
+            b"\x0a\xff\xff\xff".to_vec(),
+            400,
+            "invalid OTLP protobuf",
+        ),
+        (
+            "not gzip",
+            gzip_protobuf,
+            b"plain".to_vec(),
+            400,
+            "invalid gzip body",
+        ),
+        ("gzip bomb", gzip_protobuf, bomb, 413, "max_body_bytes"),
+        (
+            "grpc's content type",
+            "Content-Type: application/grpc\r\n",
+            record("x").encode_to_vec(),
+            415,
+            "unsupported content-type",
+        ),
+        (
+            "protobuf under another name",
+            "Content-Type: application/protobuf\r\n",
+            record("x").encode_to_vec(),
+            415,
+            "unsupported content-type",
+        ),
+        ("unknown fields", protobuf, unknown, 200, ""),
+        (
+            "a time past 2262",
+            "Content-Type: application/json\r\n",
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+                {"timeUnixNano":"18446744073709551615","body":{"stringValue":"far future"}},
+                {"body":{"stringValue":"now"}}]}]}]}"#
+                .to_vec(),
+            200,
+            r#""rejectedLogRecords":"1""#,
+        ),
+    ];
+    for (name, headers, body, status, needle) in cases {
+        let (got, text) = tokio::task::spawn_blocking(move || post(addr, headers, &body))
+            .await
+            .unwrap();
+        assert_eq!(got, status, "{name}: {text}");
+        assert!(text.contains(needle), "{name}: {text}");
+    }
+    let (got, _) = tokio::task::spawn_blocking(move || {
+        post(
+            addr,
+            protobuf,
+            &record("after the bad ones").encode_to_vec(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, 200);
+    wait_until("the good records written", || read_lines(&out).len() == 3).await;
+    let messages: Vec<serde_json::Value> = read_lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        ["with an unknown field", "now", "after the bad ones"]
+    );
+    let refused = sluice::telemetry::counter_value(
+        "component_http_responses_total",
+        &[("component_id", "otel_bad"), ("code", "413")],
+    );
+    assert_eq!(refused, 1, "the refusal is counted");
+    let unmappable = sluice::telemetry::counter_value(
+        "component_errors_total",
+        &[
+            ("component_id", "otel_bad"),
+            ("reason", "unmappable_record"),
+        ],
+    );
+    assert_eq!(unmappable, 1);
 }

@@ -512,15 +512,25 @@ impl State {
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
         let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
-        let (token, ack) = AckToken::timed(&self.ack_latency);
+        let (token, ack, rejections) = AckToken::timed_counting(&self.ack_latency);
         let mut decoded = Decoded::default();
+        // OTLP records that cannot become events, rejected in the answer.
+        let mut unmappable = 0;
         if let BodyKind::Otlp(encoding) = kind {
             let parsed = match encoding {
                 OtlpEncoding::Protobuf => super::otlp::decode_protobuf(&body),
                 OtlpEncoding::Json => super::otlp::decode_json(&body),
             };
             match parsed {
-                Ok(events) => ingest.push_with_ack(events, Some(peer), Some(&token), &mut decoded),
+                Ok(records) => {
+                    unmappable = records.unmappable.len();
+                    for (event, reason) in records.unmappable {
+                        let letter =
+                            ingest.rejected_record(event, "unmappable_record", reason, Some(peer));
+                        decoded.dead.push(letter);
+                    }
+                    ingest.push_with_ack(records.events, Some(peer), Some(&token), &mut decoded)
+                }
                 Err(e) => {
                     return error(
                         StatusCode::BAD_REQUEST,
@@ -534,7 +544,7 @@ impl State {
             ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
         }
         drop(token);
-        if kind != BodyKind::Text {
+        if !matches!(kind, BodyKind::Text | BodyKind::Otlp(_)) {
             if let Some(first) = decoded.dead.first() {
                 let reason = first
                     .fields
@@ -599,20 +609,30 @@ impl State {
             Ok(Err(_)) => return unavailable("the pipeline is shutting down"),
             Err(_) => return unavailable("the pipeline is backed up; retry later"),
         }
-        match tokio::time::timeout_at(deadline.into(), ack).await {
-            Ok(Ok(AckStatus::Delivered | AckStatus::Rejected)) => {}
+        let status = match tokio::time::timeout_at(deadline.into(), ack).await {
+            Ok(Ok(status @ (AckStatus::Delivered | AckStatus::Rejected))) => status,
             Ok(_) => return unavailable("a sink could not deliver the events; retry"),
             Err(_) => return unavailable("acknowledgement timed out; retry later"),
-        }
+        };
         if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
             self.lock_frame_ids().insert(id);
         }
         match kind {
-            // An empty ExportLogsServiceResponse: no partial success to report.
-            BodyKind::Otlp(OtlpEncoding::Protobuf) => {
-                respond(StatusCode::OK, "application/x-protobuf", "")
+            BodyKind::Otlp(encoding) => {
+                // Records that could not be mapped, and those a sink gave up on
+                // (dead-lettered), make a partial success.
+                let downstream = match status {
+                    AckStatus::Rejected => (rejections.get() as usize).clamp(1, events.max(1)),
+                    _ => 0,
+                };
+                let rejected = unmappable + downstream;
+                otlp_answer(
+                    encoding,
+                    (rejected > 0).then_some(rejected),
+                    events + unmappable,
+                    unmappable,
+                )
             }
-            BodyKind::Otlp(OtlpEncoding::Json) => respond(StatusCode::OK, "application/json", "{}"),
             _ => accepted(events, false),
         }
     }
@@ -652,6 +672,56 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     crate::api::with_cors(response, origin)
+}
+
+/// An `ExportLogsServiceResponse`: empty, or with a `partial_success` counting the records
+/// rejected downstream.
+fn otlp_answer(
+    encoding: OtlpEncoding,
+    rejected: Option<usize>,
+    records: usize,
+    unmappable: usize,
+) -> HttpResponse {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    };
+    use prost::Message;
+    let partial = rejected.map(|n| ExportLogsPartialSuccess {
+        rejected_log_records: n as i64,
+        error_message: if unmappable > 0 {
+            format!(
+                "{n} of {records} records were rejected ({unmappable} unmappable: {})",
+                super::otlp::TIME_OUT_OF_RANGE
+            )
+        } else {
+            format!(
+                "{n} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
+            )
+        },
+    });
+    match encoding {
+        OtlpEncoding::Protobuf => {
+            let response = ExportLogsServiceResponse {
+                partial_success: partial,
+            };
+            respond(
+                StatusCode::OK,
+                "application/x-protobuf",
+                response.encode_to_vec(),
+            )
+        }
+        OtlpEncoding::Json => {
+            // OTLP's JSON mapping writes 64-bit integers as strings.
+            let body = match partial {
+                None => serde_json::json!({}),
+                Some(p) => serde_json::json!({ "partialSuccess": {
+                    "rejectedLogRecords": p.rejected_log_records.to_string(),
+                    "errorMessage": p.error_message,
+                }}),
+            };
+            respond(StatusCode::OK, "application/json", body.to_string())
+        }
+    }
 }
 
 fn too_large(max: usize) -> HttpResponse {

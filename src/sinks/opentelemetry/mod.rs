@@ -1,0 +1,307 @@
+//! The `opentelemetry` sink: events as OTLP/HTTP log export requests (protobuf, optionally
+//! gzip) to a collector, a backend or another router's http source.
+//!
+//! The events are mapped back by the semantic conventions (`encode.rs`, the exact reverse
+//! of the source's mapping) and grouped by resource, so that the events of one
+//! app, instance and host share one `ResourceLogs`. Requests go out one after the other on
+//! the shared HTTP delivery client and retry driver, like the `http` sink's: a 2xx
+//! acknowledges the request's events; 408, 429, 5xx, connection errors and timeouts are
+//! retried with backoff (`Retry-After` honoured up to `max_backoff_secs`); any other status
+//! sends the events to `ID.dead_letter`.
+//!
+//! A 2xx answer may carry a `partial_success` (`partial.rs`): records the server rejected
+//! are counted and logged, and when it rejected all of them they go to dead-letter with its
+//! reason. OTLP does not say which records of a partly rejected request were refused, so
+//! those stay acknowledged as delivered.
+
+mod encode;
+mod partial;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::Uri;
+use prost::Message;
+use serde::Deserialize;
+
+use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::{SinkContext, SinkError};
+use crate::ack::AckStatus;
+use crate::channel::BatchReceiver;
+use crate::delivery::http::HttpClient;
+use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
+use crate::event::{Delivery, Event};
+use crate::field_error::FieldError;
+
+pub use encode::request;
+
+/// `[sinks.ID] type = "opentelemetry"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpentelemetrySinkConfig {
+    /// The OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`.
+    pub uri: String,
+    /// `http` (OTLP/HTTP with protobuf bodies); `grpc` is not supported yet.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// `none` or `gzip` (sent with `Content-Encoding: gzip`).
+    #[serde(default)]
+    pub compression: HttpCompression,
+    /// Most log records in one request.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Most bytes of events (their size in memory, close to their encoded size) in one
+    /// request; a single bigger event is sent alone.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// Time allowed for one request, from connecting to reading the answer; a timeout is
+    /// retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Extra request headers, e.g. `headers = { authorization = "Bearer ..." }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Backoff for retryable failures; fatal failures and exhausted retries go to
+    /// `ID.dead_letter`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `protocol = "http" | "grpc"`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    #[default]
+    Http,
+    Grpc,
+}
+
+fn default_batch_max_events() -> usize {
+    1000
+}
+
+fn default_batch_max_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+impl OpentelemetrySinkConfig {
+    /// Checks the config syntactically (no IO).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.protocol == OtlpProtocol::Grpc {
+            return Err(FieldError::new(
+                "protocol",
+                "OTLP/gRPC is not supported yet; use `http` (OTLP/HTTP, port 4318)",
+            ));
+        }
+        parse_uri(&self.uri)?;
+        if self.batch_max_events == 0 {
+            return Err(FieldError::new("batch_max_events", "must be at least 1"));
+        }
+        if self.batch_max_bytes == 0 {
+            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
+        }
+        if self.timeout_secs == 0 {
+            return Err(FieldError::new("timeout_secs", "must be at least 1"));
+        }
+        parse_headers(&self.headers)?;
+        self.retry.validate()
+    }
+
+    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+        let invalid = |e: FieldError| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{}: {}", e.field, e.message),
+            )
+        };
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
+        let mut headers = vec![(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        )];
+        if self.compression == HttpCompression::Gzip {
+            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        }
+        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
+        let mut sink = OtlpSink {
+            uri,
+            headers,
+            client: HttpClient::plain(),
+            timeout: Duration::from_secs(self.timeout_secs),
+            retrier: Retrier::new(
+                self.retry.clone(),
+                Some(&ctx.id),
+                ctx.metrics.write_errors.clone(),
+            ),
+            partial: partial::PartialSuccesses::new(&ctx.id),
+            config: self,
+        };
+        sink.run(rx, ctx).await;
+        Ok(())
+    }
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
+    parse_endpoint(uri, "uri", &["http"], "http://127.0.0.1:4318/v1/logs")
+}
+
+struct OtlpSink {
+    config: OpentelemetrySinkConfig,
+    uri: Uri,
+    /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    client: HttpClient,
+    timeout: Duration,
+    retrier: Retrier,
+    partial: partial::PartialSuccesses,
+}
+
+impl OtlpSink {
+    async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
+        let mut batches: Vec<Delivery> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            // Take what is already queued too, up to one request's worth of events, so small
+            // upstream batches are not sent one request each.
+            let mut queued = first.len();
+            batches.push(first);
+            while queued < self.config.batch_max_events {
+                match rx.try_recv() {
+                    Some(batch) => {
+                        queued += batch.len();
+                        batches.push(batch);
+                    }
+                    None => break,
+                }
+            }
+            let mut chunk: Vec<&Event> = Vec::with_capacity(queued);
+            let mut chunk_bytes = 0;
+            for event in batches.iter().flat_map(|b| b.events.iter()) {
+                let size = event.size_estimate();
+                let full = chunk.len() >= self.config.batch_max_events
+                    || (!chunk.is_empty() && chunk_bytes + size > self.config.batch_max_bytes);
+                if full {
+                    self.send(&chunk, &ctx).await;
+                    chunk.clear();
+                    chunk_bytes = 0;
+                }
+                chunk.push(event);
+                chunk_bytes += size;
+            }
+            if !chunk.is_empty() {
+                self.send(&chunk, &ctx).await;
+            }
+            drop(chunk);
+            // Each event was stated delivered or rejected by `send`.
+            batches.drain(..).for_each(Delivery::settle);
+        }
+    }
+
+    /// Sends one request's events, retrying, then acknowledges them or hands them to
+    /// dead-letter.
+    async fn send(&mut self, events: &[&Event], ctx: &SinkContext) {
+        let payload = match self.payload(events) {
+            Ok(p) => p,
+            Err(error) => {
+                // Compressing into memory does not fail in practice; treat it as fatal.
+                self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
+                    .await;
+                return;
+            }
+        };
+        let answer = Mutex::new(Bytes::new());
+        let delivered = self
+            .retrier
+            .run(&self.uri, || async {
+                let (outcome, body) = self
+                    .client
+                    .post_for_answer(&self.uri, &self.headers, payload.clone(), self.timeout)
+                    .await;
+                if outcome == Outcome::Delivered {
+                    *answer.lock().unwrap_or_else(|e| e.into_inner()) = body;
+                }
+                outcome
+            })
+            .await;
+        let answer = answer.into_inner().unwrap_or_else(|e| e.into_inner());
+        match delivered {
+            Ok(()) => match self.partial.check(&answer, events.len()) {
+                partial::Verdict::Accepted => {
+                    ctx.metrics.sent_events.inc(events.len() as u64);
+                    ctx.metrics.sent_bytes.inc(payload.len() as u64);
+                    for event in events {
+                        event.ack(AckStatus::Delivered);
+                    }
+                }
+                partial::Verdict::AllRejected(reason) => {
+                    self.dead_letter(events, DeliveryError::Fatal(reason), ctx)
+                        .await;
+                }
+            },
+            Err(error) => self.dead_letter(events, error, ctx).await,
+        }
+    }
+
+    async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
+        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "export failed for good; events go to dead-letter");
+        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
+        ctx.reject_async(letters).await;
+    }
+
+    /// The request body: the export request in protobuf, compressed as configured.
+    fn payload(&self, events: &[&Event]) -> std::io::Result<Bytes> {
+        let encoded = request(events).encode_to_vec();
+        Ok(match self.config.compression {
+            HttpCompression::None => Bytes::from(encoded),
+            HttpCompression::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(encoded.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                gz.write_all(&encoded)?;
+                Bytes::from(gz.finish()?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<(), FieldError> {
+        let text = format!("uri = \"http://127.0.0.1:4318/v1/logs\"\n{extra}");
+        let config: OpentelemetrySinkConfig = toml::from_str(&text).expect("parses");
+        config.validate()
+    }
+
+    #[test]
+    fn validates_its_options() {
+        assert!(config("").is_ok());
+        assert!(config("compression = \"gzip\"").is_ok());
+        let grpc = config("protocol = \"grpc\"").unwrap_err();
+        assert_eq!(grpc.field, "protocol");
+        assert!(
+            grpc.message.contains("not supported yet"),
+            "{}",
+            grpc.message
+        );
+        assert_eq!(
+            config("batch_max_events = 0").unwrap_err().field,
+            "batch_max_events"
+        );
+        assert_eq!(
+            parse_uri("https://collector:4318/v1/logs")
+                .unwrap_err()
+                .field,
+            "uri"
+        );
+    }
+}
