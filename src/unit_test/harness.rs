@@ -3,17 +3,19 @@
 //! a transform sends out is handed to the transforms reading that output (in the order it
 //! came out), and transforms that hold events back (`multiline`) are finished once every
 //! input went through, upstream first, as the router finishes them when its input ends.
-//! Sources, sinks and alert rules do not run.
+//! Sources, sinks and alert rules do not run; a line put in at a source is decoded with the
+//! source's `decoding`, as the source decodes one frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::codec::DecodingConfig;
 use crate::config::OutputRef;
 use crate::event::Event;
 use crate::pipeline::{Pipeline, TransformSpec};
 use crate::transforms::Outputs;
 
-use super::spec::UnitTest;
+use super::spec::{InputEvent, UnitTest};
 
 /// What came out of one output, and which expectations it did not meet.
 #[derive(Debug, Default)]
@@ -22,6 +24,8 @@ pub(super) struct Outcome {
     /// On failure, where the test's events went: each output that sent any, in pipeline
     /// order, with its count.
     pub(super) came_out: Vec<(String, usize)>,
+    /// On failure, inputs that never entered the pipeline, and why.
+    pub(super) notes: Vec<String>,
 }
 
 impl Outcome {
@@ -48,22 +52,57 @@ pub(super) enum Failure {
 
 /// Runs `test` on `pipeline`, which must be fresh: transforms keep state between events.
 pub(super) fn run(pipeline: Pipeline, test: &UnitTest) -> Outcome {
+    let decodings: HashMap<String, Option<DecodingConfig>> = pipeline
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), s.source.decoding()))
+        .collect();
     let mut graph = TransformGraph::new(pipeline);
-    for input in &test.inputs {
-        let mut event = Event::new(input.fields.clone());
-        event.meta.received_at = crate::event::now_nanos();
-        match graph.index.get(&input.insert_at) {
-            Some(&at) => graph.queue.push_back((at, event)),
-            None => {
-                // A source: the event leaves it as if the source had read it.
-                event.meta.source = Some(Arc::from(input.insert_at.as_str()));
-                graph.deliver(&input.insert_at, 0, vec![event]);
-            }
+    let mut notes = Vec::new();
+    for (i, input) in test.inputs.iter().enumerate() {
+        let at = &input.insert_at;
+        if let Some(&transform) = graph.index.get(at) {
+            let fields = match &input.event {
+                InputEvent::Line(line) => Event::from_message(line.clone()).fields,
+                InputEvent::Fields(fields) => fields.clone(),
+            };
+            graph.queue.push_back((transform, stamped(fields, None)));
+        } else {
+            // A source: the event leaves it as the source would have made it.
+            let fields = match (&input.event, decodings.get(at).copied().flatten()) {
+                (InputEvent::Line(line), Some(decoding)) => {
+                    match decoding.build().decode(line.clone()) {
+                        Ok(fields) => fields,
+                        Err((error, _)) => {
+                            notes.push(format!(
+                                "inputs[{i}]: source `{at}` cannot decode the line as {} ({error}); it would go to `{at}.dead_letter`",
+                                decoding.name()
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                (InputEvent::Line(line), None) => Event::from_message(line.clone()).fields,
+                (InputEvent::Fields(fields), _) => fields.clone(),
+            };
+            graph.deliver(at, 0, vec![stamped(fields, Some(at))]);
         }
         graph.drain();
     }
     graph.finish_all();
-    check(test, &graph)
+    let mut outcome = check(test, &graph);
+    if !outcome.passed() {
+        outcome.notes = notes;
+    }
+    outcome
+}
+
+/// An event received now, from `source` when it is put in at one.
+fn stamped(fields: crate::event::Map, source: Option<&str>) -> Event {
+    let mut event = Event::new(fields);
+    event.meta.received_at = crate::event::now_nanos();
+    event.meta.source = source.map(Arc::from);
+    event
 }
 
 /// The transforms, who reads which output, and what came out of each output.
@@ -269,5 +308,9 @@ fn check(test: &UnitTest, graph: &TransformGraph) -> Outcome {
     } else {
         graph.outputs_with_events()
     };
-    Outcome { failures, came_out }
+    Outcome {
+        failures,
+        came_out,
+        notes: Vec::new(),
+    }
 }

@@ -61,6 +61,9 @@ pub(super) fn write_outcome(
             }
         }
     }
+    for note in &outcome.notes {
+        writeln!(out, "  {note}")?;
+    }
     if !outcome.passed() {
         if outcome.came_out.is_empty() {
             writeln!(out, "  no event came out of any transform")?;

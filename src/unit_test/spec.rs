@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::TestConfigError;
 use crate::condition::Condition;
 use crate::config::{deserialize, ConfigError, OutputRef};
-use crate::event::{Event, Map, Value};
+use crate::event::{Map, Value};
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +71,15 @@ pub(super) struct TestInput {
     /// A transform (the event enters it) or a source (the event leaves it, to every
     /// component reading it).
     pub(super) insert_at: String,
-    pub(super) fields: Map,
+    pub(super) event: InputEvent,
+}
+
+#[derive(Debug)]
+pub(super) enum InputEvent {
+    /// A raw line: at a source, decoded with the source's `decoding`; at a transform, the
+    /// event `{ "message": LINE }`.
+    Line(Bytes),
+    Fields(Map),
 }
 
 /// What must come out of one output: at least one event, and one that satisfies every
@@ -236,9 +244,9 @@ fn check(config: TestConfig, pipeline: &Pipeline) -> Result<UnitTest, Vec<(Strin
                 });
             problems.push((field("insert_at"), message));
         }
-        let fields = match (input.value, input.log_fields) {
-            (Some(line), None) => Event::from_message(Bytes::from(line)).fields,
-            (None, Some(table)) => table_to_map(table),
+        let event = match (input.value, input.log_fields) {
+            (Some(line), None) => InputEvent::Line(Bytes::from(line)),
+            (None, Some(table)) => InputEvent::Fields(table_to_map(table)),
             _ => {
                 problems.push((
                     field("value"),
@@ -249,7 +257,7 @@ fn check(config: TestConfig, pipeline: &Pipeline) -> Result<UnitTest, Vec<(Strin
         };
         inputs.push(TestInput {
             insert_at: input.insert_at,
-            fields,
+            event,
         });
     }
     let mut outputs = Vec::new();

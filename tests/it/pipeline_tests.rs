@@ -613,3 +613,55 @@ extract_from = "enrich"
         String::from_utf8_lossy(&up.stderr)
     );
 }
+
+#[test]
+fn a_line_put_in_at_a_source_is_decoded_as_the_source_decodes() {
+    let dir = tempdir();
+    let file = dir.path().join("json-source.toml");
+    let pipeline = r#"
+[sources.json_in]
+type = "udp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[transforms.tag]
+type = "enrich"
+inputs = ["json_in"]
+set = { seen = "yes" }
+
+[sinks.out]
+type = "blackhole"
+inputs = ["tag"]
+
+[[tests]]
+name = "decoded"
+[[tests.inputs]]
+insert_at = "json_in"
+value = '{"app":"api","n":7}'
+[[tests.outputs]]
+extract_from = "tag"
+conditions = ['app == "api"', 'n == 7', 'seen == "yes"']
+
+[[tests]]
+name = "not decodable"
+[[tests.inputs]]
+insert_at = "json_in"
+value = "plain words"
+[[tests.outputs]]
+extract_from = "tag"
+"#;
+    std::fs::write(&file, pipeline).unwrap();
+    let run = sluice_test(&[&file]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_lines(
+        &run,
+        &[
+            "test decoded ... passed",
+            "test not decodable ... failed",
+            "  no events came out of `tag`",
+            "  inputs[0]: source `json_in` cannot decode the line as json (invalid json at column 1: expected value); it would go to `json_in.dead_letter`",
+            "  no event came out of any transform",
+            "2 tests: 1 passed, 1 failed",
+        ],
+    );
+}
