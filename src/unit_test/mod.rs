@@ -98,3 +98,6 @@ pub fn run(
     report::write_summary(out, summary)?;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests;
