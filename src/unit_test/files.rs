@@ -3,7 +3,7 @@
 //! against the pipeline its `pipeline = "PATH"` names (relative to the tests file) or,
 //! without that key, against the last pipeline before it on the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::config::{self, ConfigError};
 use crate::pipeline::Pipeline;
@@ -94,7 +94,7 @@ fn load_file(
         )]);
     };
     let pipeline_path = match named_pipeline {
-        Some(toml::Value::String(named)) => path.parent().unwrap_or(Path::new("")).join(named),
+        Some(toml::Value::String(named)) => beside(path, &named),
         Some(_) => {
             return Err(vec![top_level(
                 &file,
@@ -123,6 +123,26 @@ fn load_file(
         pipeline_text,
         tests,
     }))
+}
+
+/// `named`, relative to the directory of `file`, with `dir/..` folded so that reports say
+/// `pipelines/default.toml`, not `pipelines/tests/../default.toml`. Only a `..` after a
+/// plain name is folded, as the kernel would unless that name is a symlink; pipelines are
+/// rarely reached through one, and the name is only what is printed and opened.
+fn beside(file: &Path, named: &str) -> PathBuf {
+    let mut path = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    for part in Path::new(named).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(path.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                path.pop();
+            }
+            other => path.push(other),
+        }
+    }
+    path
 }
 
 fn top_level(file: &str, field: &str, message: &str) -> TestConfigError {

@@ -517,7 +517,15 @@ conditions = ['env == "prod"']
     std::fs::write(&following, tests).unwrap();
     let run = sluice_test(&[&named, &pipeline, &following]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_lines(&run, &["2 tests: 2 passed, 0 failed"]);
+    assert_lines(
+        &run,
+        &[
+            // `tests/../p.toml` is named as the file it is.
+            &format!("{}: 1 test of {}", named.display(), pipeline.display()),
+            &format!("{}: 1 test of {}", following.display(), pipeline.display()),
+            "2 tests: 2 passed, 0 failed",
+        ],
+    );
     // Alone, it has no pipeline to run against: a configuration error.
     let run = sluice_test(&[&following]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
