@@ -31,3 +31,4 @@ pub mod template;
 pub mod tls;
 pub mod topology;
 pub mod transforms;
+pub mod unit_test;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use sluice::config::DEFAULT_PIPELINE_PATH;
 use sluice::pipeline::Pipeline;
+use sluice::unit_test::TestRunError;
 
 /// jemalloc instead of glibc malloc: events are allocated on the runtime's worker threads
 /// and freed on sink threads, a pattern that makes glibc's per-thread arenas fragment
@@ -35,6 +36,14 @@ enum Command {
     },
     /// Check pipeline files without running them; exit non-zero if any is invalid.
     Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the unit tests (`[[tests]]`) of pipeline files, or of files of tests beside
+    /// them, through the pipeline's transforms without sockets or files
+    /// (docs/testing-pipelines.md). Exits 0 when every test passed, 1 when one failed, 2
+    /// when a pipeline or a test is invalid.
+    Test {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -186,7 +195,13 @@ enum BufferCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // A test's transforms warn about the bad input it feeds them on purpose; its report
+    // says what came out.
+    let default_log = match cli.command {
+        Command::Test { .. } => "error",
+        _ => "info",
+    };
+    init_logging(default_log);
     // The one place errors are printed: every subcommand returns them here.
     match run(cli.command) {
         Ok(code) => code,
@@ -195,6 +210,10 @@ fn main() -> ExitCode {
                 "error: {}",
                 sluice::error_chain::error_chain(error.as_ref())
             );
+            // `sluice test` tells an invalid pipeline or test (2) from a failed test (1).
+            if let Some(TestRunError::Config(_)) = error.downcast_ref::<TestRunError>() {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }
@@ -203,6 +222,15 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Test { files } => {
+            let env = |name: &str| std::env::var(name).ok();
+            let summary = sluice::unit_test::run(&files, &env, &mut std::io::stdout().lock())?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         #[cfg(feature = "store")]
         Command::Query {
             look,
@@ -426,10 +454,10 @@ fn log_descriptor_limit() {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_filter: &str) {
     // The router's own log goes to stderr: stdout belongs to the console sink.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -109,6 +109,9 @@ pub(super) fn split(file: &str, mut doc: toml::Table) -> Result<Document, Vec<Co
                 document.shutdown_timeout_secs = secs as u64;
             }
             ("api", toml::Value::Table(table)) => document.api = Some(table),
+            // Unit tests (`sluice test`), checked by the command that runs them; the router
+            // runs no test.
+            ("tests", _) => {}
             ("api", _) => errors.push(ConfigError::TopLevel {
                 file: file.into(),
                 field: key,
@@ -123,7 +126,7 @@ pub(super) fn split(file: &str, mut doc: toml::Table) -> Result<Document, Vec<Co
                 file: file.into(),
                 field: key,
                 message:
-                    "unknown top-level field (expected api, sources, transforms, sinks, alerts, shutdown_timeout_secs)"
+                    "unknown top-level field (expected api, sources, transforms, sinks, alerts, tests, shutdown_timeout_secs)"
                         .into(),
             }),
         }

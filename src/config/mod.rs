@@ -103,6 +103,16 @@ pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Document, Vec<ConfigError>> {
+    document::split(file, parse_table(file, text, env)?)
+}
+
+/// Substitutes `${ENV}` in `text` and parses it as TOML, knowing nothing of its keys: for a
+/// file that may hold only unit tests (`sluice test`).
+pub fn parse_table(
+    file: &str,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<toml::Table, Vec<ConfigError>> {
     let text = interpolate(text, env).map_err(|errs| {
         errs.into_iter()
             .map(|error| ConfigError::Env {
@@ -111,12 +121,11 @@ pub fn parse(
             })
             .collect::<Vec<_>>()
     })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+    toml::from_str(&text).map_err(|e| {
         vec![ConfigError::Syntax {
             file: file.to_string(),
             // toml's own text shows the line with a caret under the problem.
             message: format!("\n{}", e.to_string().trim_end()),
         }]
-    })?;
-    document::split(file, table)
+    })
 }

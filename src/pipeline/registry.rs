@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Endpoint;
 use crate::channel::BatchReceiver;
+use crate::codec::DecodingConfig;
 use crate::config::{deserialize, FieldError};
 use crate::sinks::notify::NotifyConfig;
 use crate::sinks::{
@@ -85,6 +86,22 @@ impl Source {
             )?),
             other => return Err(unknown_type(other, SOURCE_TYPES)),
         })
+    }
+
+    /// How the source turns a frame into fields; `None` for a source whose entries are
+    /// not frames (journald reads journalctl's JSON into fields of its own).
+    pub fn decoding(&self) -> Option<DecodingConfig> {
+        match self {
+            Self::Stdin(c) => Some(c.decoding),
+            Self::File(c) => Some(c.decoding),
+            Self::KubernetesLogs(c) => Some(c.decoding),
+            Self::Journald(_) => None,
+            Self::Tcp(c) => Some(c.decoding),
+            Self::Udp(c) => Some(c.decoding),
+            Self::Http(c) => Some(c.decoding),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(c) => Some(c.decoding),
+        }
     }
 
     /// Binds, reads token and TLS files, creates consumers: an error here fails the start.

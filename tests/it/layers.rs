@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["sinks"],
     &["store", "ship"],
     &["pipeline"],
-    &["topology"],
+    &["topology", "unit_test"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
