@@ -177,7 +177,7 @@ enum Parser {
 impl FunctionTransform for Parse {
     fn transform(&mut self, mut event: Event, out: &mut Outputs) {
         match self.apply(&mut event) {
-            Ok(()) => out.push(event),
+            Ok(_) => out.push(event),
             Err(err) => {
                 self.errors.inc(1);
                 if let Some(suppressed) = self.warn_limiter.check() {
@@ -196,16 +196,28 @@ impl FunctionTransform for Parse {
     }
 }
 
+/// What [`Parse::apply`] made of one event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// What normalisation found (`None` with `normalize = false`).
+    pub normalized: Option<parse::Normalized>,
+    /// With `format = "auto"` and `detected_format = true`: the format or text layout
+    /// recognised, as written to the `detected_format` field.
+    pub detected: Option<&'static str>,
+}
+
 impl Parse {
     /// Parses and merges in place; on error the event is untouched.
-    fn apply(&self, event: &mut Event) -> Result<(), ParseError> {
+    pub fn apply(&self, event: &mut Event) -> Result<Applied, ParseError> {
         let raw: Bytes = match event.fields.get(&self.field) {
             Some(Value::Bytes(b)) => b.clone(),
             // `auto` accepts whatever comes: an event some codec already structured has
             // nothing to parse, but still gets normalised.
             _ if matches!(self.parser, Parser::Auto) => {
-                self.normalize_event(event);
-                return Ok(());
+                return Ok(Applied {
+                    normalized: self.normalize_event(event),
+                    detected: None,
+                });
             }
             Some(_) => {
                 return Err(ParseError::new(format!(
@@ -238,17 +250,20 @@ impl Parse {
         let normalized = self.normalize_event(event);
         // Added after normalisation, which reads a text event's other fields to decide
         // whether its message is a whole log line.
-        if let Some(format) = format {
-            let name = match format {
-                parse::Format::Text => normalized.and_then(|n| n.layout).unwrap_or("text"),
-                other => other.as_str(),
-            };
+        let detected = format.map(|format| match format {
+            parse::Format::Text => normalized.and_then(|n| n.layout).unwrap_or("text"),
+            other => other.as_str(),
+        });
+        if let Some(name) = detected {
             event.fields.insert(
                 DETECTED_FORMAT_FIELD,
                 Value::Bytes(Bytes::from_static(name.as_bytes())),
             );
         }
-        Ok(())
+        Ok(Applied {
+            normalized,
+            detected,
+        })
     }
 
     /// Merges parsed fields into the event; parsed values win. A parsed message (or a

@@ -30,6 +30,7 @@ mod layers;
 mod multiline;
 mod notifiers;
 mod otlp;
+mod parse_check;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
