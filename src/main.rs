@@ -131,6 +131,9 @@ enum Command {
         /// The parse transform's `format`: auto, json, logfmt, syslog or access_log.
         #[arg(long, default_value = "auto")]
         format: String,
+        /// The zone of times written without an offset (the transform's `timezone`).
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
     },
     /// Inspect disk buffers.
     Buffer {
@@ -296,12 +299,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             file,
             lines,
             format,
-        } => parse_check(&file, lines, &format),
+            timezone,
+        } => parse_check(&file, lines, &format, &timezone),
     }
 }
 
 /// `sluice parse-check`: the sample's report on stdout.
-fn parse_check(file: &std::path::Path, lines: usize, format: &str) -> anyhow::Result<ExitCode> {
+fn parse_check(
+    file: &std::path::Path,
+    lines: usize,
+    format: &str,
+    timezone: &str,
+) -> anyhow::Result<ExitCode> {
     use sluice::transforms::parse::ParseFormat;
     use sluice::transforms::parse_check;
     let format: ParseFormat = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
@@ -311,7 +320,7 @@ fn parse_check(file: &std::path::Path, lines: usize, format: &str) -> anyhow::Re
     if format == ParseFormat::Regex {
         anyhow::bail!("--format regex is not supported by parse-check (it needs a pattern)");
     }
-    let config = parse_check::config(format);
+    let config = parse_check::config(format, timezone);
     let now = sluice::event::now_nanos();
     let report = if file.as_os_str() == "-" {
         parse_check::check(std::io::stdin().lock(), &config, lines, now)

@@ -72,11 +72,12 @@ pub struct Report {
     pub cut_lines: usize,
 }
 
-/// The parse settings a check runs with: `format`, the rest as a pipeline's default
-/// `parse` transform, plus `detected_format`.
-pub fn config(format: ParseFormat) -> ParseConfig {
+/// The parse settings a check runs with: `format` and `timezone`, the rest as a
+/// pipeline's default `parse` transform, plus `detected_format`.
+pub fn config(format: ParseFormat, timezone: &str) -> ParseConfig {
     ParseConfig {
         format,
+        timezone: timezone.to_string(),
         detected_format: true,
         ..ParseConfig::default()
     }
@@ -312,7 +313,13 @@ mod tests {
     const NOW: i64 = 1_796_558_400_000_000_000;
 
     fn run(input: &str, max_lines: usize) -> Report {
-        check(input.as_bytes(), &config(ParseFormat::Auto), max_lines, NOW).unwrap()
+        check(
+            input.as_bytes(),
+            &config(ParseFormat::Auto, "UTC"),
+            max_lines,
+            NOW,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -391,7 +398,7 @@ mod tests {
     fn another_format_counts_failures() {
         let report = check(
             "{\"msg\":\"a\"}\nnot json\n".as_bytes(),
-            &config(ParseFormat::Json),
+            &config(ParseFormat::Json, "UTC"),
             100,
             NOW,
         )
