@@ -7,8 +7,9 @@
 //! of the two, as `java.time` and Temporal's "compatible" rule do: the time a clock that
 //! kept running would have shown.
 //!
-//! The zone rules come from jiff: the system's tzdata when present, else the copy of the
-//! IANA database bundled in the binary, so a container without tzdata reads zones too.
+//! The zone rules come from jiff's copy of the IANA database bundled in the binary, never
+//! the host's tzdata: loading a pipeline does no IO, a container without tzdata reads
+//! zones too, and every host places a time the same way.
 
 use jiff::tz::{Offset, TimeZone};
 use jiff::Timestamp;
