@@ -128,6 +128,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what the `parse` transform makes of a sample of a log file: the layouts
+    /// detected and their share of lines, the share of lines with a level and with a
+    /// timestamp, the levels found, and lines that gave no level or no timestamp.
+    ParseCheck {
+        /// The log file; `-` reads stdin.
+        file: PathBuf,
+        /// How many lines (from the start) to sample.
+        #[arg(long, default_value_t = sluice::transforms::parse_check::DEFAULT_LINES)]
+        lines: usize,
+        /// The parse transform's `format`: auto, json, logfmt, syslog or access_log.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// The zone of times written without an offset (the transform's `timezone`).
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
     /// Inspect disk buffers.
     Buffer {
         #[command(subcommand)]
@@ -307,6 +323,49 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             command,
         } => run_local(&config, &app, &ship, &command),
         Command::Up { config } => up(&config),
+        Command::ParseCheck {
+            file,
+            lines,
+            format,
+            timezone,
+        } => parse_check(&file, lines, &format, &timezone),
+    }
+}
+
+/// `sluice parse-check`: the sample's report on stdout.
+fn parse_check(
+    file: &std::path::Path,
+    lines: usize,
+    format: &str,
+    timezone: &str,
+) -> anyhow::Result<ExitCode> {
+    use sluice::transforms::parse::ParseFormat;
+    use sluice::transforms::parse_check;
+    let format: ParseFormat = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+        serde::de::value::Error,
+    >::new(format))
+    .with_context(|| format!("invalid --format {format:?}"))?;
+    if format == ParseFormat::Regex {
+        anyhow::bail!("--format regex is not supported by parse-check (it needs a pattern)");
+    }
+    let config = parse_check::config(format, timezone);
+    let now = sluice::event::now_nanos();
+    let report = if file.as_os_str() == "-" {
+        parse_check::check(std::io::stdin().lock(), &config, lines, now)
+            .context("cannot check stdin")?
+    } else {
+        let opened =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        parse_check::check(std::io::BufReader::new(opened), &config, lines, now)
+            .with_context(|| format!("cannot check {}", file.display()))?
+    };
+    // A reader that stopped early (`| head`) is not an error; `print!` would panic on it.
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, report.to_string().as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write the report")
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

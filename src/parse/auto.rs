@@ -17,6 +17,7 @@
 
 use bytes::Bytes;
 
+use super::zone::{LocalZone, UTC};
 use super::{access_log, json, leading_blanks, logfmt, syslog, trim_line_end_bytes};
 use crate::event::{fields, Map, Value};
 
@@ -49,17 +50,24 @@ pub fn auto(input: Bytes) -> Map {
 
 /// Like [`auto`], and also says which format was recognised.
 pub fn detect(input: Bytes) -> (Format, Map) {
+    detect_in(input, &UTC)
+}
+
+/// [`detect`] with a syslog time (RFC 3164 has no zone) read in `zone`.
+pub fn detect_in(input: Bytes, zone: &LocalZone) -> (Format, Map) {
     let line = trim_line_end_bytes(&input);
     let s = &line[..];
     let first = s.get(leading_blanks(s)).copied();
     let parsed = match first {
         Some(b'{') => json::json(s).ok().map(|m| (Format::Json, m)),
-        Some(b'<') if s.get(1).is_some_and(u8::is_ascii_digit) => {
-            syslog::parse(&line).ok().map(|m| (Format::Syslog, m))
-        }
+        Some(b'<') if s.get(1).is_some_and(u8::is_ascii_digit) => syslog::parse_in(&line, zone)
+            .ok()
+            .map(|m| (Format::Syslog, m)),
         Some(b) if b.is_ascii_alphanumeric() || b == b':' => {
             if starts_with_syslog_date(s) {
-                syslog::parse(&line).ok().map(|m| (Format::Syslog, m))
+                syslog::parse_in(&line, zone)
+                    .ok()
+                    .map(|m| (Format::Syslog, m))
             } else if looks_like_access_log(s) {
                 access_log::parse(&line)
                     .ok()

@@ -1,6 +1,7 @@
 //! Calendar arithmetic and a byte cursor for reading timestamps, shared by the formats in
 //! `timestamp.rs`. Kept apart so that file reads as the list of formats it accepts.
 
+use super::zone::LocalZone;
 use crate::event::now_nanos;
 
 pub(super) const NANOS_PER_SEC: i64 = 1_000_000_000;
@@ -64,9 +65,24 @@ pub(super) struct Civil {
     pub(super) second: u32,
     pub(super) nanos: u32,
     pub(super) offset_secs: i64,
+    /// The text named its zone (`Z`, an offset, `UTC`); otherwise the time is wall-clock
+    /// time, placed by the configured zone.
+    pub(super) zoned: bool,
 }
 
 impl Civil {
+    /// The UTC time: the text's own offset when it named one, else the wall-clock time
+    /// placed in `zone`.
+    pub(super) fn to_utc(self, zone: &LocalZone) -> Option<i64> {
+        let nanos = self.to_nanos()?;
+        if self.zoned || zone.is_utc() {
+            Some(nanos)
+        } else {
+            zone.place(nanos)
+        }
+    }
+
+    /// The time with the text's offset applied, or as if UTC when it named none.
     pub(super) fn to_nanos(self) -> Option<i64> {
         if !(1..=12).contains(&self.month)
             || self.day == 0
@@ -91,12 +107,12 @@ impl Civil {
     /// Fills in the year for formats that omit it: the latest year (going back from the
     /// reference time's) that gives a valid date not more than a day in the future. Going
     /// back up to eight years finds the previous 29 February.
-    pub(super) fn with_inferred_year(mut self, now: i64) -> Option<i64> {
+    pub(super) fn with_inferred_year(mut self, now: i64, zone: &LocalZone) -> Option<i64> {
         let now = if now == 0 { now_nanos() } else { now };
-        let this_year = year_of(now);
+        let this_year = year_of(zone.wall_clock(now));
         for year in (this_year - 8..=this_year).rev() {
             self.year = year;
-            if let Some(t) = self.to_nanos() {
+            if let Some(t) = self.to_utc(zone) {
                 if t <= now.saturating_add(FUTURE_SLACK_NANOS) {
                     return Some(t);
                 }
@@ -224,6 +240,7 @@ impl<'a> Cursor<'a> {
     /// `2015-07-29 17:41:44,747 - INFO` is left alone.
     pub(super) fn zone(&mut self, c: &mut Civil) {
         if self.eat(b'Z') || self.eat(b'z') {
+            c.zoned = true;
             return;
         }
         let save = self.pos;
@@ -244,6 +261,7 @@ impl<'a> Cursor<'a> {
                     if h <= 23 && m <= 59 {
                         let secs = i64::from(h * 3600 + m * 60);
                         c.offset_secs = if sign == b'-' { -secs } else { secs };
+                        c.zoned = true;
                         return;
                     }
                 }
@@ -252,6 +270,7 @@ impl<'a> Cursor<'a> {
                 let word = self.s.get(self.pos..self.pos + 3);
                 if word == Some(b"UTC") || word == Some(b"GMT") {
                     self.pos += 3;
+                    c.zoned = true;
                     return;
                 }
             }

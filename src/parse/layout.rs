@@ -23,6 +23,7 @@ use std::ops::Range;
 
 use super::level::Level;
 use super::timestamp_search::{find_timestamp, Search, SEARCH_BYTES};
+use super::zone::{LocalZone, UTC};
 
 /// A timestamp must start this close to the line's start for the tokens after it to be
 /// read as a header (Redis' `12345:M ` and Ruby's `E, [` are the longest prefixes known).
@@ -61,9 +62,10 @@ pub(crate) struct TextScan {
 
 /// Reads the timestamp, level and source fields of `line`. `now` is the reference time for
 /// layouts without a year or a date (0: the current time); `anywhere` lets the timestamp be
-/// found past the first token (see [`find_timestamp`]).
-pub(crate) fn scan(line: &[u8], now: i64, anywhere: bool) -> TextScan {
-    let time = find_timestamp(line, now, anywhere);
+/// found past the first token (see [`find_timestamp`]); a time without an offset is read in
+/// `zone`.
+pub(crate) fn scan(line: &[u8], now: i64, anywhere: bool, zone: &LocalZone) -> TextScan {
+    let time = find_timestamp(line, now, anywhere, zone);
     let mut source = Source::default();
     let (level, layout) = level(line, time, &mut source);
     TextScan {
@@ -76,7 +78,7 @@ pub(crate) fn scan(line: &[u8], now: i64, anywhere: bool) -> TextScan {
 
 /// The level of a line, read from its position in the layout (see the module docs).
 pub(crate) fn level_of(line: &[u8]) -> Option<Level> {
-    let time = find_timestamp(line, 0, true);
+    let time = find_timestamp(line, 0, true, &UTC);
     level(line, time, &mut Source::default()).0
 }
 

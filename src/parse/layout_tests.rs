@@ -7,7 +7,7 @@ use crate::event::format_timestamp;
 const NOW: i64 = 1_796_558_400_000_000_000;
 
 fn check(line: &str, level: Option<&str>, time: Option<&str>) {
-    let got = scan(line.as_bytes(), NOW, true);
+    let got = scan(line.as_bytes(), NOW, true, &UTC);
     let got_time = match got.time {
         Search::Found(f) => Some(format_timestamp(f.nanos)),
         _ => None,
@@ -315,7 +315,7 @@ fn no_level_from_words_in_the_message() {
     ];
     for line in table {
         assert_eq!(
-            scan(line.as_bytes(), NOW, true).level,
+            scan(line.as_bytes(), NOW, true, &UTC).level,
             None,
             "line: {line:?}"
         );
@@ -325,27 +325,27 @@ fn no_level_from_words_in_the_message() {
 #[test]
 fn source_fields() {
     let line = "12-06 01:29:59.626  1234  5678 I ActivityManager: Start proc";
-    let got = scan(line.as_bytes(), NOW, true).source;
+    let got = scan(line.as_bytes(), NOW, true, &UTC).source;
     let text = |r: &Option<Range<usize>>| r.clone().map(|r| &line[r]);
     assert_eq!(text(&got.pid), Some("1234"));
     assert_eq!(text(&got.tid), Some("5678"));
     assert_eq!(text(&got.component), Some("ActivityManager"));
 
     let line = "W/System.err( 1234): at x";
-    let got = scan(line.as_bytes(), NOW, true).source;
+    let got = scan(line.as_bytes(), NOW, true, &UTC).source;
     let text = |r: &Option<Range<usize>>| r.clone().map(|r| &line[r]);
     assert_eq!(text(&got.component), Some("System.err"));
     assert_eq!(text(&got.pid), Some("1234"));
 
     let line = "I1206 01:29:59.626547    123 controller.go:24] synced";
-    let got = scan(line.as_bytes(), NOW, true).source;
+    let got = scan(line.as_bytes(), NOW, true, &UTC).source;
     let text = |r: &Option<Range<usize>>| r.clone().map(|r| &line[r]);
     assert_eq!(text(&got.tid), Some("123"));
     assert_eq!(text(&got.file), Some("controller.go"));
     assert_eq!(text(&got.line), Some("24"));
 
     let line = "2026-12-06 01:29:59.626 [main] WARN  com.example.Svc - slow";
-    let got = scan(line.as_bytes(), NOW, true).source;
+    let got = scan(line.as_bytes(), NOW, true, &UTC).source;
     let text = |r: &Option<Range<usize>>| r.clone().map(|r| &line[r]);
     assert_eq!(text(&got.thread), Some("main"));
     assert_eq!(text(&got.logger), Some("com.example.Svc"));
@@ -356,7 +356,7 @@ fn source_fields() {
         "[web] 2026-12-06T01:29:59Z started",
     ] {
         assert_eq!(
-            scan(line.as_bytes(), NOW, true).source,
+            scan(line.as_bytes(), NOW, true, &UTC).source,
             Source::default(),
             "{line}"
         );
@@ -402,7 +402,7 @@ fn layout_names() {
     ];
     for (line, name) in table {
         assert_eq!(
-            scan(line.as_bytes(), NOW, true).layout,
+            scan(line.as_bytes(), NOW, true, &UTC).layout,
             *name,
             "line: {line:?}"
         );

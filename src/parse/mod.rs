@@ -29,20 +29,22 @@ mod regex;
 mod syslog;
 mod timestamp;
 mod timestamp_search;
+mod zone;
 
 use bytes::Bytes;
 
 use crate::event::Map;
 
 pub use self::access_log::access_log;
-pub use self::auto::{auto, detect, Format};
+pub use self::auto::{auto, detect, detect_in, Format};
 pub use self::json::{json, json_bytes};
 pub use self::level::{level_in_text, Level};
 pub use self::logfmt::logfmt;
-pub use self::normalize::{normalize, Normalized, TimestampSource, READ_AT};
+pub use self::normalize::{normalize, normalize_in, Normalized, TimestampSource, READ_AT};
 pub use self::regex::RegexParser;
 pub use self::syslog::syslog;
 pub use self::timestamp::{leading_timestamp, parse_timestamp, timestamp_from_value};
+pub use self::zone::LocalZone;
 
 /// [`logfmt`] for a line already held in `Bytes`: string fields are slices of it, no copy.
 pub fn logfmt_bytes(input: &Bytes) -> Result<Map, ParseError> {
@@ -52,6 +54,11 @@ pub fn logfmt_bytes(input: &Bytes) -> Result<Map, ParseError> {
 /// [`syslog`] for a line already held in `Bytes`: string fields are slices of it, no copy.
 pub fn syslog_bytes(input: &Bytes) -> Result<Map, ParseError> {
     syslog::parse(input)
+}
+
+/// [`syslog_bytes`] with an RFC 3164 time (which has no zone) read in `zone`.
+pub fn syslog_bytes_in(input: &Bytes, zone: &LocalZone) -> Result<Map, ParseError> {
+    syslog::parse_in(input, zone)
 }
 
 /// [`access_log`] for a line already held in `Bytes`: string fields are slices of it.

@@ -13,8 +13,9 @@
 
 use super::layout::{self, Source};
 use super::level::Level;
-use super::timestamp::timestamp_from_value;
+use super::timestamp::timestamp_from_value_in;
 use super::timestamp_search::Search;
+use super::zone::{LocalZone, UTC};
 use crate::event::{fields, Event, Map, Value};
 
 /// Fields that may hold the event time, most specific first.
@@ -133,8 +134,13 @@ impl Present {
 
 /// Normalises `event` in place: `msg` → `message`, `timestamp` as a [`Value::Timestamp`]
 /// (from a field, the start of the message, or the receive time), and `level` in our
-/// vocabulary (left absent when nothing says).
+/// vocabulary (left absent when nothing says). A time without an offset is read as UTC.
 pub fn normalize(event: &mut Event) -> Normalized {
+    normalize_in(event, &UTC)
+}
+
+/// [`normalize`] with a time without an offset (in a field or the text) read in `zone`.
+pub fn normalize_in(event: &mut Event, zone: &LocalZone) -> Normalized {
     let received_at = event.meta.received_at;
     let map = &mut event.fields;
     let present = Present::scan(map);
@@ -150,11 +156,12 @@ pub fn normalize(event: &mut Event) -> Normalized {
     // whole text layout: timestamp anywhere in its first bytes, source fields. A message of
     // a structured event is only read at its start.
     let own_level = present.levels & 1 != 0;
-    let field_time = timestamp_from_fields(map, present.timestamps, received_at);
+    let field_time = timestamp_from_fields(map, present.timestamps, received_at, zone);
     let field_level = level_from_fields(map, &present);
     let wants_text = field_time.is_none() || (field_level.is_none() && !own_level);
     let scan = if wants_text {
-        message_bytes(map, has_message).map(|m| layout::scan(m, received_at, !present.structured))
+        message_bytes(map, has_message)
+            .map(|m| layout::scan(m, received_at, !present.structured, zone))
     } else {
         None
     };
@@ -174,7 +181,7 @@ pub fn normalize(event: &mut Event) -> Normalized {
                 rejected_timestamp = matches!(other, Some(Search::Implausible(_)));
                 match map
                     .get(READ_AT)
-                    .and_then(|v| timestamp_from_value(v, received_at))
+                    .and_then(|v| timestamp_from_value_in(v, received_at, &UTC))
                 {
                     Some(nanos) => {
                         set_timestamp(map, nanos);
@@ -237,13 +244,13 @@ fn add_source_fields(map: &mut Map, source: &Source) {
     }
 }
 
-fn timestamp_from_fields(map: &Map, mut present: u32, now: i64) -> Option<i64> {
+fn timestamp_from_fields(map: &Map, mut present: u32, now: i64, zone: &LocalZone) -> Option<i64> {
     while present != 0 {
         let i = present.trailing_zeros() as usize;
         present &= present - 1;
         if let Some(nanos) = map
             .get(TIMESTAMP_FIELDS[i])
-            .and_then(|v| timestamp_from_value(v, now))
+            .and_then(|v| timestamp_from_value_in(v, now, zone))
         {
             return Some(nanos);
         }

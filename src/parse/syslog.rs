@@ -14,7 +14,8 @@
 use bytes::{Bytes, BytesMut};
 use compact_str::CompactString;
 
-use super::timestamp::{leading_timestamp, parse_timestamp};
+use super::timestamp::{leading_timestamp_in, parse_timestamp};
+use super::zone::{LocalZone, UTC};
 use super::{excerpt, trim_line_end_bytes, ParseError};
 use crate::event::{fields, now_nanos, Map, Value};
 
@@ -57,6 +58,11 @@ pub fn syslog(input: &[u8]) -> Result<Map, ParseError> {
 }
 
 pub(super) fn parse(input: &Bytes) -> Result<Map, ParseError> {
+    parse_in(input, &UTC)
+}
+
+/// [`parse`] with an RFC 3164 time (which has no zone) read in `zone`.
+pub(super) fn parse_in(input: &Bytes, zone: &LocalZone) -> Result<Map, ParseError> {
     let line = trim_line_end_bytes(input);
     let mut map = Map::with_capacity(10);
     let mut pos = 0;
@@ -78,7 +84,7 @@ pub(super) fn parse(input: &Bytes) -> Result<Map, ParseError> {
     if is_5424 {
         rfc5424(&line, pos, &mut map)?;
     } else {
-        rfc3164(&line, pos, &mut map)?;
+        rfc3164(&line, pos, &mut map, zone)?;
     }
     Ok(map)
 }
@@ -267,11 +273,11 @@ fn param_value(line: &Bytes, start: usize) -> Option<(Bytes, usize)> {
 
 // === RFC 3164 ===
 
-fn rfc3164(line: &Bytes, pos: usize, map: &mut Map) -> Result<(), ParseError> {
+fn rfc3164(line: &Bytes, pos: usize, map: &mut Map, zone: &LocalZone) -> Result<(), ParseError> {
     let s = &line[..];
     let had_pri = pos > 0;
     let mut at = pos;
-    match leading_timestamp(&s[pos..], now_nanos()) {
+    match leading_timestamp_in(&s[pos..], now_nanos(), zone) {
         Some((nanos, used)) => {
             map.push_unchecked(fields::TIMESTAMP.into(), Value::Timestamp(nanos));
             at = skip_spaces(s, pos + used);

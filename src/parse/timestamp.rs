@@ -3,18 +3,25 @@
 //! Hand-written rather than chrono's `parse_from_str` because the hot path tries several
 //! formats per event, and dispatching on the first bytes then reading fixed-width digits
 //! costs a few nanoseconds where a format-string parser costs hundreds. Times without a zone
-//! are taken as UTC (the router cannot know the sender's zone), and formats without a year
+//! are taken as UTC (the router cannot know the sender's zone) unless a zone is configured
+//! (the `_in` variants, see `zone.rs`), and formats without a year
 //! (syslog, glog) get the latest year that does not put them in the future.
 //!
 //! Every function returns `None` rather than guessing: a value that is out of range (month
 //! 13, hour 24) or overflows the `i64` nanosecond range (after 2262) is not a timestamp.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC};
+use super::zone::{LocalZone, UTC};
 use crate::event::Value;
 
 /// Parses a whole field value as a timestamp (surrounding blanks allowed). `now` is the
 /// reference for year-less formats, in nanoseconds; 0 means the current time.
 pub fn parse_timestamp(text: &[u8], now: i64) -> Option<i64> {
+    parse_timestamp_in(text, now, &UTC)
+}
+
+/// [`parse_timestamp`] with a time without an offset read in `zone`.
+pub(crate) fn parse_timestamp_in(text: &[u8], now: i64, zone: &LocalZone) -> Option<i64> {
     let text = trim_blanks(text);
     if text.is_empty() {
         return None;
@@ -22,7 +29,7 @@ pub fn parse_timestamp(text: &[u8], now: i64) -> Option<i64> {
     if text.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
         return epoch_text(text);
     }
-    let (nanos, used) = prefix(text, now, true)?;
+    let (nanos, used) = prefix(text, now, true, zone)?;
     (used == text.len()).then_some(nanos)
 }
 
@@ -31,14 +38,23 @@ pub fn parse_timestamp(text: &[u8], now: i64) -> Option<i64> {
 /// Bare epoch numbers are not recognised here: a line starting with a number is far more
 /// often a count or an id than a time.
 pub fn leading_timestamp(text: &[u8], now: i64) -> Option<(i64, usize)> {
+    leading_timestamp_in(text, now, &UTC)
+}
+
+/// [`leading_timestamp`] with a time without an offset read in `zone`.
+pub(crate) fn leading_timestamp_in(
+    text: &[u8],
+    now: i64,
+    zone: &LocalZone,
+) -> Option<(i64, usize)> {
     let first = *text.first()?;
     // glog/klog: `E1126 10:00:00.123456 …`, a level letter glued to month and day.
     if matches!(first, b'I' | b'W' | b'E' | b'F') {
-        if let Some(found) = glog(text, now) {
+        if let Some(found) = glog(text, now, zone) {
             return Some(found);
         }
     }
-    let (nanos, used) = prefix(text, now, false)?;
+    let (nanos, used) = prefix(text, now, false, zone)?;
     match text.get(used) {
         None => Some((nanos, used)),
         Some(b) if !b.is_ascii_alphanumeric() => Some((nanos, used)),
@@ -49,11 +65,16 @@ pub fn leading_timestamp(text: &[u8], now: i64) -> Option<(i64, usize)> {
 /// Interprets a field value as a timestamp: an existing timestamp, an epoch number (unit by
 /// magnitude), or text in one of the known formats.
 pub fn timestamp_from_value(value: &Value, now: i64) -> Option<i64> {
+    timestamp_from_value_in(value, now, &UTC)
+}
+
+/// [`timestamp_from_value`] with a text time without an offset read in `zone`.
+pub(crate) fn timestamp_from_value_in(value: &Value, now: i64, zone: &LocalZone) -> Option<i64> {
     match value {
         Value::Timestamp(t) => Some(*t),
         Value::Integer(i) => epoch_int(*i),
         Value::Float(f) => epoch_float(*f),
-        Value::Bytes(b) => parse_timestamp(b, now),
+        Value::Bytes(b) => parse_timestamp_in(b, now, zone),
         _ => None,
     }
 }
@@ -134,7 +155,7 @@ pub(super) fn epoch_text(text: &[u8]) -> Option<i64> {
 
 /// Tries every format that can start with the first byte of `s`; returns the time and the
 /// number of bytes read. `whole` allows forms only safe for a dedicated field (a bare date).
-pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
+pub(super) fn prefix(s: &[u8], now: i64, whole: bool, zone: &LocalZone) -> Option<(i64, usize)> {
     let first = *s.first()?;
     if first == b'[' {
         // Apache `[Sun Dec 04 04:47:44 2005]`, nginx `[23/Nov/2026:10:00:00 +0000]`. One
@@ -142,7 +163,7 @@ pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
         if s.get(1) == Some(&b'[') {
             return None;
         }
-        let (nanos, used) = prefix(&s[1..], now, false)?;
+        let (nanos, used) = prefix(&s[1..], now, false, zone)?;
         return (s.get(1 + used) == Some(&b']')).then_some((nanos, used + 2));
     }
     let mut cur = Cursor::new(s);
@@ -150,11 +171,11 @@ pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
         match (s.get(2), s.get(4), s.get(6)) {
             (_, Some(b'-' | b'/' | b'.'), _) => iso(&mut cur, whole)?,
             (Some(b'/'), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => nginx(&mut cur)?,
-            (Some(b'/'), _, _) => return short_slashed(&mut cur),
+            (Some(b'/'), _, _) => return short_slashed(&mut cur, zone),
             (Some(b' '), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => {
                 day_month_year(&mut cur)?
             }
-            (_, _, Some(b' ')) => return hdfs(&mut cur),
+            (_, _, Some(b' ')) => return hdfs(&mut cur, zone),
             _ if s.get(8).is_some_and(|b| matches!(b, b'-' | b' ')) => compact(&mut cur)?,
             _ => return None,
         }
@@ -162,7 +183,7 @@ pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
         match s.get(3) {
             Some(b' ') if cur.month().is_some() => {
                 cur.pos = 0;
-                return syslog_style(&mut cur, now);
+                return syslog_style(&mut cur, now, zone);
             }
             Some(b' ') if cur.weekday() => {
                 cur.pos = 0;
@@ -174,7 +195,7 @@ pub(super) fn prefix(s: &[u8], now: i64, whole: bool) -> Option<(i64, usize)> {
     } else {
         return None;
     };
-    Some((civil.to_nanos()?, cur.pos))
+    Some((civil.to_utc(zone)?, cur.pos))
 }
 
 /// RFC 3339 and its relatives: `2026-11-23T10:00:00.123+01:00`, `2026-11-23 10:00:00`,
@@ -256,7 +277,7 @@ fn nginx(cur: &mut Cursor<'_>) -> Option<Civil> {
 }
 
 /// Spark / log4j `yy/MM/dd HH:mm:ss`: `17/06/09 20:10:40`.
-fn short_slashed(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
+fn short_slashed(cur: &mut Cursor<'_>, zone: &LocalZone) -> Option<(i64, usize)> {
     let mut c = Civil {
         year: 2000 + i64::from(cur.digits(2)?),
         ..Civil::default()
@@ -267,7 +288,7 @@ fn short_slashed(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
     c.day = cur.digits(2)?;
     cur.eat(b' ').then_some(())?;
     cur.clock(&mut c)?;
-    Some((c.to_nanos()?, cur.pos))
+    Some((c.to_utc(zone)?, cur.pos))
 }
 
 /// Redis `06 Dec 2026 01:29:59.626` (`dd Mmm yyyy HH:mm:ss`).
@@ -317,7 +338,7 @@ fn compact(cur: &mut Cursor<'_>) -> Option<Civil> {
 }
 
 /// HDFS `yyMMdd HHmmss`: `081109 203615`.
-fn hdfs(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
+fn hdfs(cur: &mut Cursor<'_>, zone: &LocalZone) -> Option<(i64, usize)> {
     let date = cur.digits(6)?;
     cur.eat(b' ').then_some(())?;
     let time = cur.digits(6)?;
@@ -330,12 +351,12 @@ fn hdfs(cur: &mut Cursor<'_>) -> Option<(i64, usize)> {
         second: time % 100,
         ..Civil::default()
     };
-    Some((c.to_nanos()?, cur.pos))
+    Some((c.to_utc(zone)?, cur.pos))
 }
 
 /// BSD syslog `Dec 10 06:55:46` (year inferred), also `Dec  4 06:55:46.123` and with a
 /// year before the clock as some devices send it: `Dec 10 2024 06:55:46`.
-fn syslog_style(cur: &mut Cursor<'_>, now: i64) -> Option<(i64, usize)> {
+fn syslog_style(cur: &mut Cursor<'_>, now: i64, zone: &LocalZone) -> Option<(i64, usize)> {
     let mut c = Civil {
         month: cur.month()?,
         ..Civil::default()
@@ -343,21 +364,21 @@ fn syslog_style(cur: &mut Cursor<'_>, now: i64) -> Option<(i64, usize)> {
     cur.spaces().then_some(())?;
     c.day = cur.digits_1_2()?;
     if cur.eat(b',') {
-        return java_util_logging(cur, c);
+        return java_util_logging(cur, c, zone);
     }
     cur.eat(b' ').then_some(())?;
     if cur.peek_at(4) == Some(b' ') {
         c.year = i64::from(cur.digits(4)?);
         cur.eat(b' ').then_some(())?;
         cur.clock(&mut c)?;
-        return Some((c.to_nanos()?, cur.pos));
+        return Some((c.to_utc(zone)?, cur.pos));
     }
     cur.clock(&mut c)?;
-    Some((c.with_inferred_year(now)?, cur.pos))
+    Some((c.with_inferred_year(now, zone)?, cur.pos))
 }
 
 /// java.util.logging's SimpleFormatter, after `Mmm dd,`: ` 2026 1:29:59 AM`.
-fn java_util_logging(cur: &mut Cursor<'_>, mut c: Civil) -> Option<(i64, usize)> {
+fn java_util_logging(cur: &mut Cursor<'_>, mut c: Civil, zone: &LocalZone) -> Option<(i64, usize)> {
     cur.eat(b' ').then_some(())?;
     c.year = i64::from(cur.digits(4)?);
     cur.eat(b' ').then_some(())?;
@@ -377,7 +398,7 @@ fn java_util_logging(cur: &mut Cursor<'_>, mut c: Civil) -> Option<(i64, usize)>
         return None;
     }
     c.hour = hour % 12 + if pm { 12 } else { 0 };
-    Some((c.to_nanos()?, cur.pos))
+    Some((c.to_utc(zone)?, cur.pos))
 }
 
 /// ctime / Apache error log: `Sun Dec 04 04:47:44 2005`, `Sun Dec  4 04:47:44.123456 2005`.
@@ -417,7 +438,7 @@ fn rfc2822(cur: &mut Cursor<'_>) -> Option<Civil> {
 }
 
 /// glog/klog header: `E1126 10:00:00.123456`, level letter then MMDD (year inferred).
-pub(super) fn glog(s: &[u8], now: i64) -> Option<(i64, usize)> {
+pub(super) fn glog(s: &[u8], now: i64, zone: &LocalZone) -> Option<(i64, usize)> {
     let mut cur = Cursor::new(s);
     cur.pos = 1;
     let mmdd = cur.digits(4)?;
@@ -428,7 +449,7 @@ pub(super) fn glog(s: &[u8], now: i64) -> Option<(i64, usize)> {
         ..Civil::default()
     };
     cur.clock(&mut c)?;
-    let nanos = c.with_inferred_year(now)?;
+    let nanos = c.with_inferred_year(now, zone)?;
     match cur.peek() {
         None | Some(b' ') => Some((nanos, cur.pos)),
         Some(_) => None,

@@ -18,6 +18,7 @@
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
 use super::timestamp::{epoch_text, glog, prefix};
+use super::zone::LocalZone;
 use crate::event::now_nanos;
 
 /// How far into a line a timestamp may lie; it must end within these bytes.
@@ -54,15 +55,15 @@ pub(crate) enum Search {
 /// Searches the first [`SEARCH_BYTES`] of `line` for a timestamp. `now` is the reference
 /// for year-less and date-less layouts (0: the current time). With `anywhere` false only
 /// the start of the line is tried (a message from a structured format, whose time is not
-/// ours to guess from its prose).
-pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
+/// ours to guess from its prose). A time without an offset is read in `zone`.
+pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool, zone: &LocalZone) -> Search {
     let window = &line[..line.len().min(SEARCH_BYTES)];
     let Some(&first) = window.first() else {
         return Search::None;
     };
     // Weak layouts at the start (or just inside a leading bracket).
     let weak_at = if first == b'[' { 1 } else { 0 };
-    if let Some((nanos, used)) = weak(&window[weak_at..], now, anywhere) {
+    if let Some((nanos, used)) = weak(&window[weak_at..], now, anywhere, zone) {
         if let Some(found) = accept(line, nanos, weak_at, weak_at + used) {
             return judge(found, now);
         }
@@ -78,7 +79,7 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool) -> Search {
         if start > 0 && !is_boundary(window[start - 1]) {
             continue;
         }
-        if let Some((nanos, used)) = prefix(&window[start..], now, false) {
+        if let Some((nanos, used)) = prefix(&window[start..], now, false, zone) {
             if let Some(found) = accept(line, nanos, start, start + used) {
                 return judge(found, now);
             }
@@ -115,27 +116,28 @@ fn is_boundary(b: u8) -> bool {
 
 /// The layouts only believed at the start of a line. A bare number is believed to be an
 /// epoch time only when the text is a whole log line, not a structured event's message.
-fn weak(s: &[u8], now: i64, whole_line: bool) -> Option<(i64, usize)> {
+fn weak(s: &[u8], now: i64, whole_line: bool, zone: &LocalZone) -> Option<(i64, usize)> {
     let first = *s.first()?;
     if matches!(first, b'I' | b'W' | b'E' | b'F') {
-        return glog(s, now);
+        return glog(s, now, zone);
     }
     if !first.is_ascii_digit() {
         return None;
     }
     match (s.get(2), s.get(5)) {
-        (Some(b':'), Some(b':')) => clock_only(s, now),
-        (Some(b'-'), Some(b' ')) => month_day(s, b'-', now),
-        (Some(b'.'), Some(b' ')) => month_day(s, b'.', now),
-        (Some(b'-'), Some(b'-')) => two_digit_year(s),
+        (Some(b':'), Some(b':')) => clock_only(s, now, zone),
+        (Some(b'-'), Some(b' ')) => month_day(s, b'-', now, zone),
+        (Some(b'.'), Some(b' ')) => month_day(s, b'.', now, zone),
+        (Some(b'-'), Some(b'-')) => two_digit_year(s, zone),
         _ if whole_line => epoch(s),
         _ => None,
     }
 }
 
 /// `HH:mm:ss[.SSS]` alone (log4j `%d{HH:mm:ss.SSS}`, Serilog, Elixir): the date is the
-/// arrival's, or the day before when that puts the time nearer and not too far ahead.
-fn clock_only(s: &[u8], now: i64) -> Option<(i64, usize)> {
+/// arrival's (in `zone`), or the day before or after when that puts the time nearer to
+/// arrival and not too far ahead.
+fn clock_only(s: &[u8], now: i64, zone: &LocalZone) -> Option<(i64, usize)> {
     let now = if now == 0 { now_nanos() } else { now };
     let mut cur = Cursor::new(s);
     let mut c = Civil::default();
@@ -147,16 +149,17 @@ fn clock_only(s: &[u8], now: i64) -> Option<(i64, usize)> {
     let of_day = (i64::from(c.hour) * 3600 + i64::from(c.minute) * 60 + i64::from(c.second))
         * NANOS_PER_SEC
         + i64::from(c.nanos);
-    let today = now.div_euclid(day) * day + of_day;
+    let today = zone.wall_clock(now).div_euclid(day) * day + of_day;
     let nanos = [today - day, today, today + day]
         .into_iter()
+        .filter_map(|wall| zone.place(wall))
         .filter(|t| *t <= now.saturating_add(CLOCK_ONLY_AHEAD_NANOS))
         .min_by_key(|t| (t - now).abs())?;
     Some((nanos, cur.pos))
 }
 
 /// logcat's `MM-dd HH:mm:ss.SSS` and `[MM.dd HH:mm:ss]`: the year is inferred.
-fn month_day(s: &[u8], sep: u8, now: i64) -> Option<(i64, usize)> {
+fn month_day(s: &[u8], sep: u8, now: i64, zone: &LocalZone) -> Option<(i64, usize)> {
     let mut cur = Cursor::new(s);
     let mut c = Civil {
         month: cur.digits(2)?,
@@ -166,11 +169,11 @@ fn month_day(s: &[u8], sep: u8, now: i64) -> Option<(i64, usize)> {
     c.day = cur.digits(2)?;
     cur.eat(b' ').then_some(())?;
     cur.clock(&mut c)?;
-    Some((c.with_inferred_year(now)?, cur.pos))
+    Some((c.with_inferred_year(now, zone)?, cur.pos))
 }
 
 /// `yy-MM-dd HH:mm:ss`, years 2000–2099.
-fn two_digit_year(s: &[u8]) -> Option<(i64, usize)> {
+fn two_digit_year(s: &[u8], zone: &LocalZone) -> Option<(i64, usize)> {
     let mut cur = Cursor::new(s);
     let mut c = Civil {
         year: 2000 + i64::from(cur.digits(2)?),
@@ -182,7 +185,7 @@ fn two_digit_year(s: &[u8]) -> Option<(i64, usize)> {
     c.day = cur.digits(2)?;
     cur.eat(b' ').then_some(())?;
     cur.clock(&mut c)?;
-    Some((c.to_nanos()?, cur.pos))
+    Some((c.to_utc(zone)?, cur.pos))
 }
 
 /// Epoch numbers of 10 (seconds, with an optional fraction), 13 (ms), 16 (µs) or 19 (ns)

@@ -2,13 +2,14 @@
 
 use super::*;
 use crate::event::format_timestamp;
+use crate::parse::zone::{LocalZone, UTC};
 use proptest::prelude::*;
 
 /// 2026-12-06T12:00:00Z.
 const NOW: i64 = 1_796_558_400_000_000_000;
 
 fn found(line: &str) -> Option<(String, usize)> {
-    match find_timestamp(line.as_bytes(), NOW, true) {
+    match find_timestamp(line.as_bytes(), NOW, true, &UTC) {
         Search::Found(f) => Some((format_timestamp(f.nanos), f.start)),
         _ => None,
     }
@@ -108,10 +109,33 @@ fn catalogue() {
 fn clock_only_just_after_midnight_is_yesterday() {
     // Arrival 00:00:30, line 23:59:50: ten seconds before arrival, not 24 hours after.
     let now = NOW - 12 * 3600 * NANOS_PER_SEC + 30 * NANOS_PER_SEC;
-    let Search::Found(f) = find_timestamp(b"23:59:50 x", now, true) else {
+    let Search::Found(f) = find_timestamp(b"23:59:50 x", now, true, &UTC) else {
         panic!("not found");
     };
     assert_eq!(format_timestamp(f.nanos), "2026-12-05T23:59:50.000000Z");
+}
+
+#[test]
+fn layouts_without_a_date_or_year_take_them_from_arrival_in_the_zone() {
+    let berlin = LocalZone::parse("Europe/Berlin").unwrap();
+    let at = |line: &[u8], now: i64| match find_timestamp(line, now, true, &berlin) {
+        Search::Found(f) => format_timestamp(f.nanos),
+        other => format!("{other:?}"),
+    };
+    // Arrival 23:30 UTC is 00:30 on 7 December in Berlin: `00:20:00` is ten minutes ago,
+    // on Berlin's date, not 7 December 00:20 UTC.
+    let late = NOW + 11 * 3600 * NANOS_PER_SEC + 1800 * NANOS_PER_SEC;
+    assert_eq!(at(b"00:20:00 x", late), "2026-12-06T23:20:00.000000Z");
+    assert_eq!(at(b"13:30:00 x", NOW), "2026-12-06T12:30:00.000000Z");
+    // Year-less layouts (logcat, glog) are placed in the zone too, DST included.
+    assert_eq!(
+        at(b"07-01 12:00:00.000  1  2 I Tag: x", NOW),
+        "2026-07-01T10:00:00.000000Z"
+    );
+    assert_eq!(
+        at(b"I1206 13:00:00.000000    1 main.go:1] x", NOW),
+        "2026-12-06T12:00:00.000000Z"
+    );
 }
 
 #[test]
@@ -136,14 +160,14 @@ fn implausible_times_are_rejected() {
         "0000000001 tiny epoch",
     ];
     for line in table {
-        let got = find_timestamp(line.as_bytes(), NOW, true);
+        let got = find_timestamp(line.as_bytes(), NOW, true, &UTC);
         assert!(
             matches!(got, Search::Implausible(_) | Search::None),
             "line: {line:?}: {got:?}"
         );
     }
     assert!(matches!(
-        find_timestamp(b"2031-01-01 00:00:00 far future", NOW, true),
+        find_timestamp(b"2031-01-01 00:00:00 far future", NOW, true, &UTC),
         Search::Implausible(_)
     ));
 }
@@ -168,18 +192,18 @@ fn not_a_timestamp() {
 #[test]
 fn only_the_start_when_not_anywhere() {
     let line = b"web-1 | 2026-12-06T01:29:59Z x";
-    assert_eq!(find_timestamp(line, NOW, false), Search::None);
+    assert_eq!(find_timestamp(line, NOW, false, &UTC), Search::None);
     assert!(matches!(
-        find_timestamp(b"2026-12-06T01:29:59Z x", NOW, false),
+        find_timestamp(b"2026-12-06T01:29:59Z x", NOW, false, &UTC),
         Search::Found(_)
     ));
     // A structured event's message starting with a number is not an epoch time.
     assert_eq!(
-        find_timestamp(b"1796558399 rows copied", NOW, false),
+        find_timestamp(b"1796558399 rows copied", NOW, false, &UTC),
         Search::None
     );
     assert!(matches!(
-        find_timestamp(b"1796558399 rows copied", NOW, true),
+        find_timestamp(b"1796558399 rows copied", NOW, true, &UTC),
         Search::Found(_)
     ));
 }
@@ -201,10 +225,10 @@ proptest! {
     /// Never panics, and whatever it finds lies within the first SEARCH_BYTES bytes.
     #[test]
     fn never_beyond_the_window(line in proptest::collection::vec(any::<u8>(), 0..400)) {
-        if let Search::Found(f) | Search::Implausible(f) = find_timestamp(&line, NOW, true) {
+        if let Search::Found(f) | Search::Implausible(f) = find_timestamp(&line, NOW, true, &UTC) {
             prop_assert!(f.start < f.end && f.end <= SEARCH_BYTES && f.end <= line.len());
         }
-        let _ = crate::parse::layout::scan(&line, NOW, true);
+        let _ = crate::parse::layout::scan(&line, NOW, true, &UTC);
     }
 
     /// A timestamp placed past the window in text built from timestamp-like pieces is not
@@ -223,9 +247,9 @@ proptest! {
     ) {
         let tail: String = pieces.concat();
         let line = format!("{}{tail}", "a".repeat(pad));
-        prop_assert_eq!(find_timestamp(line.as_bytes(), NOW, true), Search::None);
+        prop_assert_eq!(find_timestamp(line.as_bytes(), NOW, true, &UTC), Search::None);
         let line = format!("{tail}{}", "a".repeat(pad));
-        if let Search::Found(f) | Search::Implausible(f) = find_timestamp(line.as_bytes(), NOW, true) {
+        if let Search::Found(f) | Search::Implausible(f) = find_timestamp(line.as_bytes(), NOW, true, &UTC) {
             prop_assert!(f.end <= SEARCH_BYTES);
         }
     }

@@ -88,6 +88,7 @@ pub mod enrich;
 pub mod filter;
 pub mod multiline;
 pub mod parse;
+pub mod parse_check;
 pub mod redact;
 pub mod route;
 pub mod sample;

@@ -6,6 +6,7 @@
 //! inputs = ["stdin"]
 //! format = "auto"          # or json, logfmt, syslog, access_log, regex
 //! reroute_failed = true    # unparsable events go to `app_logs.failed`
+//! timezone = "Europe/Berlin" # times written without an offset are local (default UTC)
 //! ```
 //!
 //! A parse failure never drops an event: it keeps its raw text, gains a `parse_error` field
@@ -18,7 +19,7 @@ use serde::Deserialize;
 
 use crate::event::{fields, Event, Map, Value};
 use crate::field_error::FieldError;
-use crate::parse::{self, ParseError, RegexParser};
+use crate::parse::{self, LocalZone, ParseError, RegexParser};
 use crate::telemetry::{self, Counter, LogLimiter};
 use crate::transforms::{FunctionTransform, Outputs, TransformContext};
 
@@ -61,6 +62,10 @@ pub struct ParseConfig {
     /// `timestamp_level`, or `text`). See docs/parsing.md.
     #[serde(default)]
     pub detected_format: bool,
+    /// The zone a time written without an offset is in: an IANA name (`Europe/Berlin`),
+    /// a fixed offset (`+02:00`) or `UTC` (the default). Times with an offset keep theirs.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
 }
 
 /// The formats the `parse` transform understands.
@@ -84,6 +89,10 @@ fn default_true() -> bool {
     true
 }
 
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
 impl Default for ParseConfig {
     fn default() -> Self {
         Self {
@@ -93,6 +102,7 @@ impl Default for ParseConfig {
             normalize: true,
             reroute_failed: false,
             detected_format: false,
+            timezone: default_timezone(),
         }
     }
 }
@@ -130,8 +140,10 @@ impl ParseConfig {
             (ParseFormat::Syslog, None) => Parser::Syslog,
             (ParseFormat::AccessLog, None) => Parser::AccessLog,
         };
+        let zone = LocalZone::parse(&self.timezone).map_err(|m| FieldError::new("timezone", m))?;
         Ok(Parse {
             parser,
+            zone,
             field: self.field.clone(),
             normalize: self.normalize,
             reroute_failed: self.reroute_failed,
@@ -154,6 +166,7 @@ impl ParseConfig {
 #[derive(Debug)]
 pub struct Parse {
     parser: Parser,
+    zone: LocalZone,
     field: String,
     normalize: bool,
     reroute_failed: bool,
@@ -177,7 +190,7 @@ enum Parser {
 impl FunctionTransform for Parse {
     fn transform(&mut self, mut event: Event, out: &mut Outputs) {
         match self.apply(&mut event) {
-            Ok(()) => out.push(event),
+            Ok(_) => out.push(event),
             Err(err) => {
                 self.errors.inc(1);
                 if let Some(suppressed) = self.warn_limiter.check() {
@@ -196,16 +209,28 @@ impl FunctionTransform for Parse {
     }
 }
 
+/// What [`Parse::apply`] made of one event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// What normalisation found (`None` with `normalize = false`).
+    pub normalized: Option<parse::Normalized>,
+    /// With `format = "auto"` and `detected_format = true`: the format or text layout
+    /// recognised, as written to the `detected_format` field.
+    pub detected: Option<&'static str>,
+}
+
 impl Parse {
     /// Parses and merges in place; on error the event is untouched.
-    fn apply(&self, event: &mut Event) -> Result<(), ParseError> {
+    pub fn apply(&self, event: &mut Event) -> Result<Applied, ParseError> {
         let raw: Bytes = match event.fields.get(&self.field) {
             Some(Value::Bytes(b)) => b.clone(),
             // `auto` accepts whatever comes: an event some codec already structured has
             // nothing to parse, but still gets normalised.
             _ if matches!(self.parser, Parser::Auto) => {
-                self.normalize_event(event);
-                return Ok(());
+                return Ok(Applied {
+                    normalized: self.normalize_event(event),
+                    detected: None,
+                });
             }
             Some(_) => {
                 return Err(ParseError::new(format!(
@@ -223,14 +248,14 @@ impl Parse {
         let mut format = None;
         let parsed = match &self.parser {
             Parser::Auto if self.detected_format => {
-                let (detected, map) = parse::detect(raw);
+                let (detected, map) = parse::detect_in(raw, &self.zone);
                 format = Some(detected);
                 map
             }
-            Parser::Auto => parse::auto(raw),
+            Parser::Auto => parse::detect_in(raw, &self.zone).1,
             Parser::Json => parse::json_bytes(&raw)?,
             Parser::Logfmt => parse::logfmt_bytes(&raw)?,
-            Parser::Syslog => parse::syslog_bytes(&raw)?,
+            Parser::Syslog => parse::syslog_bytes_in(&raw, &self.zone)?,
             Parser::AccessLog => parse::access_log_bytes(&raw)?,
             Parser::Regex(regex) => regex.parse(&raw)?,
         };
@@ -238,17 +263,20 @@ impl Parse {
         let normalized = self.normalize_event(event);
         // Added after normalisation, which reads a text event's other fields to decide
         // whether its message is a whole log line.
-        if let Some(format) = format {
-            let name = match format {
-                parse::Format::Text => normalized.and_then(|n| n.layout).unwrap_or("text"),
-                other => other.as_str(),
-            };
+        let detected = format.map(|format| match format {
+            parse::Format::Text => normalized.and_then(|n| n.layout).unwrap_or("text"),
+            other => other.as_str(),
+        });
+        if let Some(name) = detected {
             event.fields.insert(
                 DETECTED_FORMAT_FIELD,
                 Value::Bytes(Bytes::from_static(name.as_bytes())),
             );
         }
-        Ok(())
+        Ok(Applied {
+            normalized,
+            detected,
+        })
     }
 
     /// Merges parsed fields into the event; parsed values win. A parsed message (or a
@@ -278,7 +306,9 @@ impl Parse {
     }
 
     fn normalize_event(&self, event: &mut Event) -> Option<parse::Normalized> {
-        let normalized = self.normalize.then(|| parse::normalize(event))?;
+        let normalized = self
+            .normalize
+            .then(|| parse::normalize_in(event, &self.zone))?;
         if normalized.rejected_timestamp {
             self.implausible_timestamps.inc(1);
         }
@@ -571,6 +601,81 @@ mod tests {
     }
 
     #[test]
+    fn times_without_an_offset_are_read_in_the_configured_zone() {
+        // (line, timestamp with `timezone = "Europe/Berlin"`)
+        let table = [
+            // Winter (CET, +1) and summer (CEST, +2).
+            (
+                "2026-12-06 12:00:00,000 ERROR [main] c.e.App - boom",
+                "2026-12-06T11:00:00.000000Z",
+            ),
+            (
+                "2026-07-01 12:00:00 WARN slow",
+                "2026-07-01T10:00:00.000000Z",
+            ),
+            // 29 March 2026, 02:00 CET → 03:00 CEST: the skipped 02:30 is read as 03:30 CEST.
+            (
+                "2026-03-29 01:30:00 INFO before",
+                "2026-03-29T00:30:00.000000Z",
+            ),
+            (
+                "2026-03-29 02:30:00 INFO in the gap",
+                "2026-03-29T01:30:00.000000Z",
+            ),
+            (
+                "2026-03-29 03:30:00 INFO after",
+                "2026-03-29T01:30:00.000000Z",
+            ),
+            // 25 October 2026, 03:00 CEST → 02:00 CET: the repeated 02:30 is the first one.
+            (
+                "2026-10-25 02:30:00 INFO twice",
+                "2026-10-25T00:30:00.000000Z",
+            ),
+            (
+                "2026-10-25 03:30:00 INFO after",
+                "2026-10-25T02:30:00.000000Z",
+            ),
+            // A year-less syslog time and a JSON field without an offset too.
+            (
+                "Jul  1 12:00:00 host app[1]: x",
+                "2026-07-01T10:00:00.000000Z",
+            ),
+            (
+                r#"{"time":"2026-07-01 12:00:00","msg":"x"}"#,
+                "2026-07-01T10:00:00.000000Z",
+            ),
+            // An offset in the line wins.
+            (
+                "2026-07-01T12:00:00Z INFO utc",
+                "2026-07-01T12:00:00.000000Z",
+            ),
+            (
+                "2026-07-01T12:00:00+05:00 INFO east",
+                "2026-07-01T07:00:00.000000Z",
+            ),
+        ];
+        let berlin = build("timezone = \"Europe/Berlin\"", "t_zone");
+        let utc = build("", "t_zone_utc");
+        let fixed = build("timezone = \"+02:00\"", "t_zone_fixed");
+        let timestamp_of = |parse: &Parse, line: &str| {
+            let mut event = Event::from_message(Bytes::copy_from_slice(line.as_bytes()));
+            event.meta.received_at = 1_796_558_400_000_000_000;
+            parse.apply(&mut event).unwrap();
+            match event.get("timestamp") {
+                Some(Value::Timestamp(t)) => format_timestamp(*t),
+                other => format!("{other:?}"),
+            }
+        };
+        for (line, want) in table {
+            assert_eq!(timestamp_of(&berlin, line), want, "{line}");
+        }
+        // Summer in Berlin is +02:00; UTC reads the wall clock as it is.
+        let summer = "2026-07-01 12:00:00 WARN slow";
+        assert_eq!(timestamp_of(&fixed, summer), "2026-07-01T10:00:00.000000Z");
+        assert_eq!(timestamp_of(&utc, summer), "2026-07-01T12:00:00.000000Z");
+    }
+
+    #[test]
     fn config_errors() {
         let table: &[(&str, &str, &str)] = &[
             (
@@ -594,6 +699,16 @@ mod tests {
                 "pattern has no named capture groups like `(?P<name>…)`",
             ),
             ("field = \"\"", "field", "must name a field"),
+            (
+                "timezone = \"Europe/Nowhere\"",
+                "timezone",
+                "unknown time zone \"Europe/Nowhere\": expected an IANA name such as \"Europe/Berlin\", an offset such as \"+02:00\", or \"UTC\"",
+            ),
+            (
+                "timezone = \"+25:00\"",
+                "timezone",
+                "invalid offset \"+25:00\": expected ±HH:MM, ±HHMM or ±HH, at most 23:59",
+            ),
         ];
         for (config, field, message) in table {
             let config: ParseConfig = toml::from_str(config).unwrap();

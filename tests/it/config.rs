@@ -75,6 +75,12 @@ fn broken_configs_name_file_component_and_field() {
             &["broken.toml", "sink `out`", "field `inputs`", "nope"],
         ),
         (
+            "unknown time zone",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"parse\"\ninputs = [\"in\"]\ntimezone = \"Europe/Atlantis\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p\"]\n"
+                .to_string(),
+            &["broken.toml", "transform `p`", "field `timezone`", "unknown time zone \"Europe/Atlantis\""],
+        ),
+        (
             "unknown named output",
             "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"parse\"\ninputs = [\"in\"]\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"p.nope\"]\n"
                 .to_string(),

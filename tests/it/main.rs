@@ -31,6 +31,7 @@ mod multiline;
 mod notifiers;
 mod otlp;
 mod otlp_sink;
+mod parse_check;
 mod pipeline_tests;
 #[cfg(feature = "store")]
 mod query;
