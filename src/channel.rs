@@ -182,11 +182,28 @@ impl BatchReceiver {
 #[derive(Clone, Default)]
 pub struct Fanout {
     senders: Vec<BatchSender>,
+    /// Sees every batch this output sends (a live tap), before the consumers do.
+    observer: Option<Arc<dyn BatchObserver>>,
+}
+
+/// Watches the batches leaving one output. `observe` runs on the sender's path for every
+/// batch, so it must never wait, and it should cost one atomic load while nobody watches.
+pub trait BatchObserver: Send + Sync {
+    fn observe(&self, batch: &SharedBatch);
 }
 
 impl Fanout {
     pub fn new(senders: Vec<BatchSender>) -> Self {
-        Self { senders }
+        Self {
+            senders,
+            observer: None,
+        }
+    }
+
+    /// This fan-out, with `observer` shown every batch it sends.
+    pub fn observed_by(mut self, observer: Arc<dyn BatchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,6 +224,9 @@ impl Fanout {
         // Until then it stands for every consumer not yet reached: a send cancelled half-way
         // drops it unsettled, which reports the events not delivered.
         let mut rest = Some(Delivery::new(Arc::new(batch)));
+        if let (Some(observer), Some(delivery)) = (&self.observer, &rest) {
+            observer.observe(delivery.shared());
+        }
         let mut delivered = false;
         let mut i = 0;
         while i < self.senders.len() {
@@ -251,6 +271,28 @@ mod tests {
                 .map(|_| Event::from_message(Bytes::from(vec![b'x'; line_len])))
                 .collect(),
         )
+    }
+
+    #[tokio::test]
+    async fn an_observer_sees_every_batch_sent_before_the_consumers() {
+        struct Seen(std::sync::Mutex<Vec<usize>>);
+        impl BatchObserver for Seen {
+            fn observe(&self, batch: &SharedBatch) {
+                self.0.lock().unwrap().push(batch.len());
+            }
+        }
+        let seen = Arc::new(Seen(std::sync::Mutex::new(Vec::new())));
+        let (tx, mut rx) = channel(1 << 20, Counter::default());
+        let mut out = Fanout::new(vec![tx]).observed_by(seen.clone());
+        out.send(batch_of(3, 10)).await.unwrap();
+        out.send(batch_of(0, 10)).await.unwrap();
+        out.send(batch_of(2, 10)).await.unwrap();
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            vec![3, 2],
+            "empty batches are not sent"
+        );
+        assert_eq!(rx.recv().await.expect("first").shared().len(), 3);
     }
 
     #[tokio::test]

@@ -26,6 +26,8 @@ pub mod sinks;
 pub mod sources;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod tap;
 pub mod telemetry;
 pub mod template;
 pub mod tls;

@@ -116,6 +116,26 @@ enum Command {
         #[arg(default_value = "", allow_hyphen_values = true)]
         query: String,
     },
+    /// Follow the events leaving components of a running router, live: each OUTPUT is a
+    /// component id (its default output) or ID.NAME (a named output), with an optional
+    /// QUERY (after `--`, or with `-q`). Reconnects like `sluice tail`.
+    #[cfg(feature = "store")]
+    Tap {
+        #[command(flatten)]
+        look: LookArgs,
+        /// Exit when the router ends the stream instead of reconnecting.
+        #[arg(long)]
+        no_retry: bool,
+        /// Follow what these components read (their inputs), rather than what they send.
+        #[arg(long, value_name = "COMPONENT")]
+        inputs_of: Vec<String>,
+        /// Only events matching this query (the store's query language).
+        #[arg(short, long, default_value = "", allow_hyphen_values = true)]
+        query: String,
+        /// Outputs to follow: ID or ID.OUTPUT.
+        #[arg(value_name = "OUTPUT")]
+        outputs: Vec<String>,
+    },
     /// List a router's pending and firing alerts (`GET /v1/alerts` on its API listener).
     Alerts {
         /// The router's API address.
@@ -281,6 +301,32 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 json: look.json,
                 no_retry,
                 token: look.token.filter(|t| !t.is_empty()),
+                ..Default::default()
+            };
+            sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "store")]
+        Command::Tap {
+            look,
+            no_retry,
+            inputs_of,
+            query,
+            outputs,
+        } => {
+            if outputs.is_empty() && inputs_of.is_empty() {
+                anyhow::bail!(
+                    "name an OUTPUT to tap (a component id, or ID.OUTPUT) or --inputs-of COMPONENT"
+                );
+            }
+            let args = sluice::store::client::TailArgs {
+                url: look.url,
+                query,
+                json: look.json,
+                no_retry,
+                token: look.token.filter(|t| !t.is_empty()),
+                taps: outputs,
+                inputs_of,
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)

@@ -122,6 +122,18 @@ impl Graph {
         Ok(Graph { named })
     }
 
+    /// The name of output `index` of `id`: `ID` for the default output, `ID.NAME` for a
+    /// named one.
+    pub fn output_name(&self, id: &str, index: usize) -> String {
+        match index
+            .checked_sub(1)
+            .and_then(|i| self.named.get(id).and_then(|named| named.get(i)))
+        {
+            Some(name) => format!("{id}.{name}"),
+            None => id.to_string(),
+        }
+    }
+
     /// The output index `input` reads: 0 for the default output, 1.. for named outputs.
     pub fn output_index(&self, input: &OutputRef) -> usize {
         let Some(name) = &input.output else { return 0 };

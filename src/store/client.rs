@@ -239,6 +239,25 @@ pub struct TailArgs {
     pub no_retry: bool,
     /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
     pub token: Option<String>,
+    /// `sluice tap`: the outputs (`ID[.OUTPUT]`) to follow instead of the store...
+    pub taps: Vec<String>,
+    /// ...and the components whose inputs to follow.
+    pub inputs_of: Vec<String>,
+}
+
+impl TailArgs {
+    fn is_tap(&self) -> bool {
+        !self.taps.is_empty() || !self.inputs_of.is_empty()
+    }
+
+    /// The command, as its messages on stderr name it.
+    fn command(&self) -> &'static str {
+        if self.is_tap() {
+            "sluice tap"
+        } else {
+            "sluice tail"
+        }
+    }
 }
 
 /// Waits between reconnection attempts: the first, doubled after each failure up to the
@@ -256,22 +275,30 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(3 * super::tail::KEEPALIVE.a
 /// out); later, a router that cannot be reached or answers 5xx is retried, and only a
 /// refusal that no retry can change (4xx) ends the tail.
 pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError> {
-    let uri = endpoint(&args.url, "/v1/tail", &[("q", &args.query)])?;
+    let uri = if args.is_tap() {
+        let mut params = vec![("q", args.query.as_str())];
+        params.extend(args.taps.iter().map(|t| ("component", t.as_str())));
+        params.extend(args.inputs_of.iter().map(|t| ("inputs_of", t.as_str())));
+        endpoint(&args.url, "/v1/tap", &params)?
+    } else {
+        endpoint(&args.url, "/v1/tail", &[("q", &args.query)])?
+    };
+    let command = args.command();
     runtime()?.block_on(async {
         let token = args.token.as_deref();
         let mut response = get(uri.clone(), token).await?;
         loop {
-            match follow(response, args.json, out).await? {
-                StreamEnd::Closed => eprintln!("sluice tail: router closed the stream"),
+            match follow(response, args.json, command, out).await? {
+                StreamEnd::Closed => eprintln!("{command}: router closed the stream"),
                 StreamEnd::Lost(reason) => {
-                    eprintln!("sluice tail: lost the connection to the router: {reason}")
+                    eprintln!("{command}: lost the connection to the router: {reason}")
                 }
             }
             if args.no_retry {
                 return Ok(());
             }
-            response = reconnect(&uri, token).await?;
-            eprintln!("sluice tail: reconnected to {}", args.url);
+            response = reconnect(&uri, token, command).await?;
+            eprintln!("{command}: reconnected to {}", args.url);
         }
     })
 }
@@ -280,10 +307,11 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
 async fn reconnect(
     uri: &Uri,
     token: Option<&str>,
+    command: &str,
 ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
     let mut backoff = FIRST_BACKOFF;
     eprintln!(
-        "sluice tail: reconnecting in {} s (--no-retry exits instead)",
+        "{command}: reconnecting in {} s (--no-retry exits instead)",
         backoff.as_secs()
     );
     loop {
@@ -292,7 +320,7 @@ async fn reconnect(
             Ok(response) => return Ok(response),
             Err(error) if worth_retrying(&error) => {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                eprintln!("sluice tail: {error}; retrying in {} s", backoff.as_secs());
+                eprintln!("{command}: {error}; retrying in {} s", backoff.as_secs());
             }
             Err(error) => return Err(error),
         }
@@ -325,6 +353,7 @@ enum StreamEnd {
 async fn follow(
     response: hyper::Response<hyper::body::Incoming>,
     json: bool,
+    command: &str,
     out: &mut dyn Write,
 ) -> Result<StreamEnd, ClientError> {
     let mut body = response.into_body();
@@ -354,7 +383,7 @@ async fn follow(
                     serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
                 if event_kind == "overflow" {
                     eprintln!(
-                        "sluice tail: {} events dropped (this client fell behind)",
+                        "{command}: {} events dropped (this client fell behind)",
                         value["dropped"]
                     );
                 } else if json {

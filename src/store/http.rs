@@ -197,7 +197,7 @@ async fn answer(
 
 /// `query` limited to the scope's apps: the one place a token's scope reaches the store,
 /// before any search, chart, top-values list or tail sees the query.
-fn scoped(query: Query, scope: &Scope) -> Query {
+pub fn scoped(query: Query, scope: &Scope) -> Query {
     match scope {
         Scope::All => query,
         Scope::Apps(apps) => {
@@ -244,10 +244,11 @@ pub fn auto_interval(span: i64) -> i64 {
 
 // === query-string parameters ===
 
-struct Params(Vec<(String, String)>);
+/// A request's query string, percent-decoded, in order (a key may repeat).
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(query: &str) -> Params {
+    pub fn parse(query: &str) -> Params {
         Params(
             query
                 .split('&')
@@ -260,11 +261,21 @@ impl Params {
         )
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     fn number(&self, key: &str, default: usize) -> Result<usize, StoreError> {

@@ -68,15 +68,20 @@ struct Subscriber {
 
 impl TailHub {
     pub fn new(id: &str, buffer_events: usize) -> Self {
+        Self::counting(
+            telemetry::counter("store_tail_dropped_events_total", &[("component_id", id)]),
+            buffer_events,
+        )
+    }
+
+    /// A hub counting the events its clients miss in `dropped`.
+    pub fn counting(dropped: Counter, buffer_events: usize) -> Self {
         Self {
             clients: Arc::new(Clients {
                 subscribers: Mutex::new(Vec::new()),
                 active: AtomicUsize::new(0),
                 missed: AtomicU64::new(0),
-                dropped: telemetry::counter(
-                    "store_tail_dropped_events_total",
-                    &[("component_id", id)],
-                ),
+                dropped,
             }),
             matcher: Mutex::new(None),
             buffer_events: buffer_events.max(1),
@@ -86,22 +91,47 @@ impl TailHub {
     /// A new client for events matching `query`, whose stream ends when `stop` fires;
     /// `None` when too many are tailing.
     pub fn subscribe(&self, query: Query, stop: CancellationToken) -> Option<TailBody> {
-        let mut subscribers = self.clients.lock();
-        self.clients.forget_closed(&mut subscribers);
-        if subscribers.len() >= MAX_SUBSCRIBERS {
-            return None;
-        }
-        self.start_matcher()?;
-        let (tx, rx) = mpsc::channel(self.buffer_events);
+        Self::subscribe_to(&[self], query, stop)
+    }
+
+    /// One client for the events of every hub in `hubs` matching `query`, in one stream
+    /// (a tap on several outputs); `None` when one of them has too many clients. Its queue
+    /// is the first hub's size.
+    pub fn subscribe_to(
+        hubs: &[&TailHub],
+        query: Query,
+        stop: CancellationToken,
+    ) -> Option<TailBody> {
+        let first = hubs.first()?;
+        let (tx, rx) = mpsc::channel(first.buffer_events);
         let dropped = Arc::new(AtomicU64::new(0));
-        subscribers.push(Subscriber {
-            query,
-            tx,
-            dropped: dropped.clone(),
-        });
-        self.clients
-            .active
-            .store(subscribers.len(), Ordering::Release);
+        // Each hub once: its lock is held until the client is on every list.
+        let mut unique: Vec<&TailHub> = Vec::with_capacity(hubs.len());
+        for hub in hubs {
+            if !unique.iter().any(|u| std::ptr::eq(*u, *hub)) {
+                unique.push(hub);
+            }
+        }
+        let mut locked = Vec::with_capacity(unique.len());
+        for hub in unique {
+            let mut subscribers = hub.clients.lock();
+            hub.clients.forget_closed(&mut subscribers);
+            if subscribers.len() >= MAX_SUBSCRIBERS {
+                return None;
+            }
+            hub.start_matcher()?;
+            locked.push((hub, subscribers));
+        }
+        for (hub, mut subscribers) in locked {
+            subscribers.push(Subscriber {
+                query: query.clone(),
+                tx: tx.clone(),
+                dropped: dropped.clone(),
+            });
+            hub.clients
+                .active
+                .store(subscribers.len(), Ordering::Release);
+        }
         Some(TailBody {
             rx,
             dropped,
@@ -172,6 +202,13 @@ impl TailHub {
     /// does with each batch published).
     pub fn offer(&self, events: &[Event]) {
         self.clients.offer(events);
+    }
+}
+
+/// A hub watching a component's output is a live tap on it.
+impl crate::channel::BatchObserver for TailHub {
+    fn observe(&self, batch: &SharedBatch) {
+        self.publish(batch);
     }
 }
 
@@ -351,6 +388,22 @@ mod tests {
         drop(other);
         hub.offer(&[event("keep going")]);
         assert_eq!(hub.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_client_on_several_hubs_gets_each_hubs_events_once() {
+        let (a, b) = (TailHub::new("tail_test", 16), TailHub::new("tail_test", 16));
+        // `a` twice: a hub named twice (a tap on an output and on the inputs it feeds) is
+        // subscribed once, and its lock is not taken twice.
+        let mut body = TailHub::subscribe_to(&[&a, &b, &a], Query::All, CancellationToken::new())
+            .expect("subscribes");
+        assert_eq!((a.subscribers(), b.subscribers()), (1, 1));
+        a.offer(&[event("from a")]);
+        b.offer(&[event("from b")]);
+        assert_eq!(next_text(&mut body).await, ": tailing\n\n");
+        let data = next_text(&mut body).await;
+        assert_eq!(data.matches("from a").count(), 1, "{data}");
+        assert_eq!(data.matches("from b").count(), 1, "{data}");
     }
 
     fn batch(messages: &[&str]) -> SharedBatch {

@@ -85,22 +85,48 @@ impl RunningTopology {
 /// The key under which [`RunningTopology::bound`] reports the API listener's address.
 pub const API_ID: &str = "api";
 
-/// Queue senders per producer output: (component id, output index; 0 = default output).
-#[derive(Default)]
-struct Consumers(HashMap<(String, usize), Vec<BatchSender>>);
+/// Queue senders per producer output: (component id, output index; 0 = default output),
+/// and the live taps on those outputs.
+struct Consumers {
+    queues: HashMap<(String, usize), Vec<BatchSender>>,
+    graph: Graph,
+    #[cfg(feature = "store")]
+    taps: crate::tap::Taps,
+}
 
 impl Consumers {
-    /// Registers `queue` as a consumer of each of `inputs`.
-    fn subscribe(&mut self, graph: &Graph, inputs: &[OutputRef], queue: &BatchSender) {
-        for input in inputs {
-            let key = (input.component.clone(), graph.output_index(input));
-            self.0.entry(key).or_default().push(queue.clone());
+    fn new(graph: &Graph) -> Self {
+        Self {
+            queues: HashMap::new(),
+            graph: graph.clone(),
+            #[cfg(feature = "store")]
+            taps: crate::tap::Taps::default(),
         }
     }
 
-    /// The fan-out of output `index` of `id` (empty when nothing reads it).
+    /// Registers `queue`, component `id`'s input, as a consumer of each of `inputs`.
+    fn subscribe(&mut self, id: &str, inputs: &[OutputRef], queue: &BatchSender) {
+        for input in inputs {
+            let key = (input.component.clone(), self.graph.output_index(input));
+            self.queues.entry(key).or_default().push(queue.clone());
+        }
+        #[cfg(feature = "store")]
+        self.taps
+            .reads(id, inputs.iter().map(|i| i.to_string()).collect());
+        #[cfg(not(feature = "store"))]
+        let _ = id;
+    }
+
+    /// The fan-out of output `index` of `id` (empty when nothing reads it), tappable.
     fn take(&mut self, id: &str, index: usize) -> Fanout {
-        Fanout::new(self.0.remove(&(id.to_string(), index)).unwrap_or_default())
+        let fanout = Fanout::new(
+            self.queues
+                .remove(&(id.to_string(), index))
+                .unwrap_or_default(),
+        );
+        #[cfg(feature = "store")]
+        let fanout = self.taps.observe(self.graph.output_name(id, index), fanout);
+        fanout
     }
 }
 
@@ -120,22 +146,22 @@ pub async fn start(
         graph,
         ..
     } = pipeline;
-    let mut consumers = Consumers::default();
+    let mut consumers = Consumers::new(&graph);
 
     // Every queue exists before any task starts, so nothing can send into a missing one.
     let sink_queues: Vec<_> = sinks
         .iter()
-        .map(|sink| sink_queue(sink, &graph, &mut consumers))
+        .map(|sink| sink_queue(sink, &mut consumers))
         .collect();
     let transform_queues: Vec<_> = transforms
         .iter()
-        .map(|t| memory_queue(&t.id, &graph, &t.inputs, &mut consumers, true))
+        .map(|t| memory_queue(&t.id, &t.inputs, &mut consumers, true))
         .collect();
     let alert_sets = alert_sets(alerts);
     // A rule set's queue is named after its first rule.
     let alert_queues: Vec<_> = alert_sets
         .iter()
-        .map(|set| memory_queue(&set[0].id, &graph, &set[0].inputs, &mut consumers, false))
+        .map(|set| memory_queue(&set[0].id, &set[0].inputs, &mut consumers, false))
         .collect();
 
     // IO that can fail on what another process holds: every listener is bound before
@@ -286,6 +312,11 @@ pub async fn start(
             .instrument(span),
         );
     }
+    #[cfg(feature = "store")]
+    endpoints.push(Arc::new(crate::tap::TapEndpoint::new(
+        std::mem::take(&mut consumers.taps),
+        streams_stop.clone(),
+    )));
     let api_task = api_listener.map(|(listener, guard, limits)| {
         let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
@@ -319,7 +350,7 @@ pub async fn start(
 }
 
 /// A sink's input queue, sized and behaving as its `buffer` says.
-fn sink_queue(sink: &SinkSpec, graph: &Graph, consumers: &mut Consumers) -> BatchReceiver {
+fn sink_queue(sink: &SinkSpec, consumers: &mut Consumers) -> BatchReceiver {
     let capacity = sink.buffer.memory_bytes();
     let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
     let (tx, rx) = channel(capacity, queued);
@@ -332,14 +363,13 @@ fn sink_queue(sink: &SinkSpec, graph: &Graph, consumers: &mut Consumers) -> Batc
             &[("component_id", &sink.id), ("reason", "buffer_full")],
         )),
     };
-    consumers.subscribe(graph, &sink.inputs, &tx);
+    consumers.subscribe(&sink.id, &sink.inputs, &tx);
     rx
 }
 
 /// A default-sized memory queue reading `inputs`, for a transform or a rule set.
 fn memory_queue(
     id: &str,
-    graph: &Graph,
     inputs: &[OutputRef],
     consumers: &mut Consumers,
     gauges: bool,
@@ -349,7 +379,7 @@ fn memory_queue(
     if gauges {
         register_queue_gauges(id, &tx, DEFAULT_MEMORY_BYTES as usize);
     }
-    consumers.subscribe(graph, inputs, &tx);
+    consumers.subscribe(id, inputs, &tx);
     rx
 }
 

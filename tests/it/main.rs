@@ -45,6 +45,8 @@ mod syslog;
 mod tail;
 #[cfg(feature = "kafka")]
 mod tansu;
+#[cfg(feature = "store")]
+mod tap;
 mod tcp_auth;
 mod tls;
 mod util;
