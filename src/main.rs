@@ -537,7 +537,7 @@ fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
-/// to reopen their files (after logrotate).
+/// to reopen their files (after logrotate) and enrichment tables to reload theirs.
 fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -559,8 +559,9 @@ fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     });
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            tracing::info!("sighup: reopening files");
+            tracing::info!("sighup: reopening files, reloading enrichment tables");
             sluice::sinks::file::request_reopen();
+            sluice::enrichment::request_reload();
         }
     });
     Ok(())
