@@ -267,6 +267,7 @@ impl MetricConfig {
             max_series: self.max_series,
             max_set_values: self.max_set_values,
             index: HashMap::default(),
+            cells: Vec::new(),
             overflow: None,
             key: String::new(),
             ends: Vec::new(),
@@ -338,10 +339,13 @@ struct Metric {
     tags: Vec<(String, Template)>,
     max_series: usize,
     max_set_values: usize,
-    /// Rendered tag values (each ended by NUL) → the series' cells.
-    index: HashMap<Box<str>, Arc<Cells>, foldhash::fast::RandomState>,
+    /// Rendered tag values (each ended by NUL) → the series' place in `cells`.
+    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// Every series' cells (shared with `/metrics`), indexed, so that an update touches
+    /// no reference count.
+    cells: Vec<Arc<Cells>>,
     /// The series of tag sets beyond `max_series`, created when first needed.
-    overflow: Option<Arc<Cells>>,
+    overflow: Option<usize>,
     /// Reused buffer for the rendered tag values, and where each one ends.
     key: String,
     ends: Vec<usize>,
@@ -389,7 +393,8 @@ impl Metric {
                 _ => return Err(InvalidValue("not a finite number")),
             },
         };
-        let cells = self.series(event);
+        let at = self.series(event);
+        let cells = &self.cells[at];
         match update {
             Update::Count => cells.count(),
             Update::Number(n) => match self.exposed.kind {
@@ -407,7 +412,7 @@ impl Metric {
     }
 
     /// The cells of the event's tag set, created if new and within `max_series`.
-    fn series(&mut self, event: &Event) -> Arc<Cells> {
+    fn series(&mut self, event: &Event) -> usize {
         self.key.clear();
         self.ends.clear();
         for (_, template) in &self.tags {
@@ -429,14 +434,13 @@ impl Metric {
             self.key.push('\0');
             self.ends.push(self.key.len() - 1);
         }
-        if let Some(cells) = self.index.get(self.key.as_str()) {
-            return cells.clone();
+        if let Some(&at) = self.index.get(self.key.as_str()) {
+            return at;
         }
         if self.index.len() >= self.max_series {
             self.overflow_series.inc(1);
             return self.overflow_cells();
         }
-        let cells = Arc::new(Cells::new(self.exposed.kind, self.exposed.bounds.len()));
         let mut start = 0;
         let mut labels = Vec::with_capacity(self.tags.len() + 1);
         labels.push(("component_id".to_string(), self.component_id.clone()));
@@ -444,25 +448,31 @@ impl Metric {
             labels.push((label.clone(), self.key[start..*end].to_string()));
             start = end + 1;
         }
-        self.exposed.add_series(labels, cells.clone());
-        self.index.insert(self.key.as_str().into(), cells.clone());
-        cells
+        let at = self.add_series(labels);
+        self.index.insert(self.key.as_str().into(), at);
+        at
     }
 
-    fn overflow_cells(&mut self) -> Arc<Cells> {
-        if let Some(cells) = &self.overflow {
-            return cells.clone();
+    fn overflow_cells(&mut self) -> usize {
+        if let Some(at) = self.overflow {
+            return at;
         }
-        let cells = Arc::new(Cells::new(self.exposed.kind, self.exposed.bounds.len()));
         let mut labels = vec![("component_id".to_string(), self.component_id.clone())];
         labels.extend(
             self.tags
                 .iter()
                 .map(|(label, _)| (label.clone(), OTHER_LABEL.to_string())),
         );
+        let at = self.add_series(labels);
+        self.overflow = Some(at);
+        at
+    }
+
+    fn add_series(&mut self, labels: Vec<(String, String)>) -> usize {
+        let cells = Arc::new(Cells::new(self.exposed.kind, self.exposed.bounds.len()));
         self.exposed.add_series(labels, cells.clone());
-        self.overflow = Some(cells.clone());
-        cells
+        self.cells.push(cells);
+        self.cells.len() - 1
     }
 }
 
