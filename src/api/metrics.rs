@@ -325,6 +325,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn families_of_one_name_share_a_header_and_one_type() {
+        use telemetry::{Family, FamilyKind, Reading};
+        let family = |kind, component: &str, reading| Family {
+            name: "metrics_test_family".into(),
+            help: "Two\nlines.".into(),
+            kind,
+            series: vec![(vec![("component_id".into(), component.into())], reading)],
+        };
+        let families = [
+            family(FamilyKind::Counter, "a", Reading::Number(1.0)),
+            family(FamilyKind::Counter, "b", Reading::Number(2.5)),
+            family(FamilyKind::Gauge, "c", Reading::Number(3.0)),
+        ];
+        let mut out = String::new();
+        render_families(&mut out, &families);
+        assert_eq!(
+            out,
+            "# HELP sluice_metrics_test_family Two\\nlines.\n\
+             # TYPE sluice_metrics_test_family counter\n\
+             sluice_metrics_test_family{component_id=\"a\"} 1\n\
+             sluice_metrics_test_family{component_id=\"b\"} 2.5\n"
+        );
+        let mut out = String::new();
+        let histogram = Reading::Histogram {
+            buckets: vec![(0.5, 1), (1.0, 1)],
+            count: 2,
+            sum: f64::INFINITY,
+        };
+        render_families(&mut out, &[family(FamilyKind::Histogram, "h", histogram)]);
+        for line in [
+            "sluice_metrics_test_family_bucket{component_id=\"h\",le=\"0.5\"} 1\n",
+            "sluice_metrics_test_family_bucket{component_id=\"h\",le=\"+Inf\"} 2\n",
+            "sluice_metrics_test_family_sum{component_id=\"h\"} +Inf\n",
+            "sluice_metrics_test_family_count{component_id=\"h\"} 2\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+    }
+
     /// Every metric name the code registers (the first string after a `counter(`,
     /// `gauge(`, `histogram(` or `register_gauge(` call) has a help line of its own.
     #[test]
