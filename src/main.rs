@@ -448,14 +448,20 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
         match load_pipeline(file) {
-            Ok(p) => println!(
-                "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules)",
-                file.display(),
-                p.sources.len(),
-                p.transforms.len(),
-                p.sinks.len(),
-                p.alerts.len()
-            ),
+            Ok(p) => {
+                let tables = match p.enrichment_tables.len() {
+                    0 => String::new(),
+                    n => format!(", {n} enrichment tables"),
+                };
+                println!(
+                    "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules{tables})",
+                    file.display(),
+                    p.sources.len(),
+                    p.transforms.len(),
+                    p.sinks.len(),
+                    p.alerts.len()
+                )
+            }
             Err(errors) => {
                 ok = false;
                 eprintln!("error: {errors}");
