@@ -12,6 +12,7 @@ pub mod codec;
 pub mod condition;
 pub mod config;
 pub mod delivery;
+pub mod enrichment;
 pub mod error_chain;
 pub mod event;
 pub mod field_error;

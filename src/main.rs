@@ -581,14 +581,20 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
         match load_pipeline(file) {
-            Ok(p) => println!(
-                "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules)",
-                file.display(),
-                p.sources.len(),
-                p.transforms.len(),
-                p.sinks.len(),
-                p.alerts.len()
-            ),
+            Ok(p) => {
+                let tables = match p.enrichment_tables.len() {
+                    0 => String::new(),
+                    n => format!(", {n} enrichment tables"),
+                };
+                println!(
+                    "{}: ok ({} sources, {} transforms, {} sinks, {} alert rules{tables})",
+                    file.display(),
+                    p.sources.len(),
+                    p.transforms.len(),
+                    p.sinks.len(),
+                    p.alerts.len()
+                )
+            }
             Err(errors) => {
                 ok = false;
                 eprintln!("error: {errors}");
@@ -670,7 +676,7 @@ fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
-/// to reopen their files (after logrotate).
+/// to reopen their files (after logrotate) and enrichment tables to reload theirs.
 fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -692,8 +698,9 @@ fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
     });
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            tracing::info!("sighup: reopening files");
+            tracing::info!("sighup: reopening files, reloading enrichment tables");
             sluice::sinks::file::request_reopen();
+            sluice::enrichment::request_reload();
         }
     });
     Ok(())

@@ -269,3 +269,62 @@ impl BoundedLabels {
         OTHER_LABEL
     }
 }
+
+/// What a metric family is, for its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FamilyKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One series' reading in a [`Family`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    Number(f64),
+    /// Cumulative counts per upper bound (ascending, +Inf left implicit: it is `count`).
+    Histogram {
+        buckets: Vec<(f64, u64)>,
+        count: u64,
+        sum: f64,
+    },
+}
+
+/// A metric family whose name and labels are chosen by configuration rather than by the
+/// code (the `log_to_metric` transform's): rendered after the built-in metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The name after the `sluice_` prefix.
+    pub name: String,
+    pub help: String,
+    pub kind: FamilyKind,
+    pub series: Vec<(Vec<(String, String)>, Reading)>,
+}
+
+/// Appends the families it reads; `false` once what it reads is gone (it is then dropped).
+pub type FamilyProbe = Box<dyn Fn(&mut Vec<Family>) -> bool + Send + Sync>;
+
+fn family_probes() -> &'static Mutex<Vec<FamilyProbe>> {
+    static PROBES: OnceLock<Mutex<Vec<FamilyProbe>>> = OnceLock::new();
+    PROBES.get_or_init(Default::default)
+}
+
+/// Registers a probe read at every scrape.
+pub fn register_families(probe: FamilyProbe) {
+    family_probes()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(probe);
+}
+
+/// Every live probe's families, sorted by name (stable for families of one name). Probes
+/// whose subject is gone are removed.
+pub fn family_snapshot() -> Vec<Family> {
+    let mut out = Vec::new();
+    family_probes()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|probe| probe(&mut out));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

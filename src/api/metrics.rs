@@ -6,7 +6,7 @@ use crate::telemetry;
 
 /// Every registered metric as `sluice_<name>{labels} value`, grouped by name with one
 /// `# HELP` and `# TYPE` line each, names and label sets in a stable order: counters, then
-/// gauges, then histograms.
+/// gauges, then histograms, then the families configuration names (`log_to_metric`).
 pub fn render_prometheus() -> String {
     let mut counters = telemetry::snapshot();
     counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -46,7 +46,77 @@ pub fn render_prometheus() -> String {
         sample(&mut out, name, "_sum", labels, None, &sum.to_string());
         sample(&mut out, name, "_count", labels, None, &total);
     }
+    render_families(&mut out, &telemetry::family_snapshot());
     out
+}
+
+/// Families named by configuration. Families sharing a name (one metric declared by two
+/// transforms, told apart by their `component_id` label) share one header; one whose type
+/// differs from the first of its name is left out, as the format allows one type per name.
+fn render_families(out: &mut String, families: &[telemetry::Family]) {
+    let mut current: Option<(&str, telemetry::FamilyKind)> = None;
+    for family in families {
+        match current {
+            Some((name, kind)) if name == family.name => {
+                if kind != family.kind {
+                    continue;
+                }
+            }
+            _ => {
+                let kind = match family.kind {
+                    telemetry::FamilyKind::Counter => "counter",
+                    telemetry::FamilyKind::Gauge => "gauge",
+                    telemetry::FamilyKind::Histogram => "histogram",
+                };
+                let _ = writeln!(
+                    out,
+                    "# HELP sluice_{} {}",
+                    family.name,
+                    one_line(&family.help)
+                );
+                let _ = writeln!(out, "# TYPE sluice_{} {kind}", family.name);
+                current = Some((&family.name, family.kind));
+            }
+        }
+        for (labels, reading) in &family.series {
+            match reading {
+                telemetry::Reading::Number(value) => {
+                    sample(out, &family.name, "", labels, None, &number(*value));
+                }
+                telemetry::Reading::Histogram {
+                    buckets,
+                    count,
+                    sum,
+                } => {
+                    for (bound, cumulative) in buckets {
+                        let le = number(*bound);
+                        let count = cumulative.to_string();
+                        sample(out, &family.name, "_bucket", labels, Some(&le), &count);
+                    }
+                    let count = count.to_string();
+                    sample(out, &family.name, "_bucket", labels, Some("+Inf"), &count);
+                    sample(out, &family.name, "_sum", labels, None, &number(*sum));
+                    sample(out, &family.name, "_count", labels, None, &count);
+                }
+            }
+        }
+    }
+}
+
+/// A sample value as the format spells it (`+Inf`, `-Inf`, `NaN` for the non-finite).
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Help text is one line: a newline or backslash in a configured description is escaped.
+fn one_line(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str) {
@@ -55,11 +125,11 @@ fn header(out: &mut String, name: &str, kind: &str) {
 }
 
 /// One sample line; `le` is a histogram bucket's bound.
-fn sample(
+fn sample<K: AsRef<str>>(
     out: &mut String,
     name: &str,
     suffix: &str,
-    labels: &telemetry::Labels,
+    labels: &[(K, String)],
     le: Option<&str>,
     value: &str,
 ) {
@@ -67,7 +137,10 @@ fn sample(
     if !labels.is_empty() || le.is_some() {
         out.push('{');
         let le = le.map(|bound| ("le", bound));
-        let pairs = labels.iter().map(|(k, v)| (*k, v.as_str())).chain(le);
+        let pairs = labels
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
+            .chain(le);
         for (i, (key, val)) in pairs.enumerate() {
             if i > 0 {
                 out.push(',');
@@ -96,6 +169,12 @@ fn help(name: &str) -> &'static str {
         }
         "store_commits_total" => "Commits of the store: each makes the events appended before it durable, searchable and acknowledged.",
         "store_implausible_timestamps_total" => "Events whose own time lay outside 1970-2100, stored under their arrival time (the original kept as original_timestamp).",
+        "component_metric_overflow_events_total" => {
+            "Events a log_to_metric metric counted in its overflow series (reason=series: more tag sets than max_series) or whose set value it could not remember (reason=set_values)."
+        }
+        "enrichment_table_reloads_total" => {
+            "Reloads of an enrichment table's file, by result (ok; failed: the previous table stays in use)."
+        }
         "component_redactions_total" => "Values replaced by the redact transform, by detector.",
         "component_discarded_events_total" => "Events dropped on purpose or by policy, by reason.",
         "component_dead_lettered_events_total" => {
@@ -244,6 +323,46 @@ mod tests {
             text.contains("sluice_metrics_test_events_total{component_id=\"a\\\"b\\\\c\\nd\"} 7\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn families_of_one_name_share_a_header_and_one_type() {
+        use telemetry::{Family, FamilyKind, Reading};
+        let family = |kind, component: &str, reading| Family {
+            name: "metrics_test_family".into(),
+            help: "Two\nlines.".into(),
+            kind,
+            series: vec![(vec![("component_id".into(), component.into())], reading)],
+        };
+        let families = [
+            family(FamilyKind::Counter, "a", Reading::Number(1.0)),
+            family(FamilyKind::Counter, "b", Reading::Number(2.5)),
+            family(FamilyKind::Gauge, "c", Reading::Number(3.0)),
+        ];
+        let mut out = String::new();
+        render_families(&mut out, &families);
+        assert_eq!(
+            out,
+            "# HELP sluice_metrics_test_family Two\\nlines.\n\
+             # TYPE sluice_metrics_test_family counter\n\
+             sluice_metrics_test_family{component_id=\"a\"} 1\n\
+             sluice_metrics_test_family{component_id=\"b\"} 2.5\n"
+        );
+        let mut out = String::new();
+        let histogram = Reading::Histogram {
+            buckets: vec![(0.5, 1), (1.0, 1)],
+            count: 2,
+            sum: f64::INFINITY,
+        };
+        render_families(&mut out, &[family(FamilyKind::Histogram, "h", histogram)]);
+        for line in [
+            "sluice_metrics_test_family_bucket{component_id=\"h\",le=\"0.5\"} 1\n",
+            "sluice_metrics_test_family_bucket{component_id=\"h\",le=\"+Inf\"} 2\n",
+            "sluice_metrics_test_family_sum{component_id=\"h\"} +Inf\n",
+            "sluice_metrics_test_family_count{component_id=\"h\"} 2\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
     }
 
     /// Every metric name the code registers (the first string after a `counter(`,

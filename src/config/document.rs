@@ -12,7 +12,8 @@ pub struct Document {
     pub shutdown_timeout_secs: u64,
     /// The `[api]` table, if any.
     pub api: Option<toml::Table>,
-    /// Components in document order: sources, transforms, sinks, alert rules.
+    /// Components in document order: enrichment tables (built first: transforms look
+    /// them up), sources, transforms, sinks, alert rules.
     pub components: Vec<ComponentTable>,
 }
 
@@ -30,7 +31,8 @@ pub struct ComponentTable {
     pub table: toml::Table,
 }
 
-const SECTIONS: [(ComponentKind, &str); 4] = [
+const SECTIONS: [(ComponentKind, &str); 5] = [
+    (ComponentKind::EnrichmentTable, "enrichment_tables"),
     (ComponentKind::Source, "sources"),
     (ComponentKind::Transform, "transforms"),
     (ComponentKind::Sink, "sinks"),
@@ -126,7 +128,7 @@ pub(super) fn split(file: &str, mut doc: toml::Table) -> Result<Document, Vec<Co
                 file: file.into(),
                 field: key,
                 message:
-                    "unknown top-level field (expected api, sources, transforms, sinks, alerts, tests, shutdown_timeout_secs)"
+                    "unknown top-level field (expected api, enrichment_tables, sources, transforms, sinks, alerts, tests, shutdown_timeout_secs)"
                         .into(),
             }),
         }
@@ -165,9 +167,9 @@ fn take_component(kind: ComponentKind, table: &mut toml::Table) -> Result<Shared
             Some(_) => return Err(FieldError::new("type", "expected a string")),
             None => return Err(FieldError::new("type", "missing field `type`")),
         };
-    let inputs = if kind == ComponentKind::Source {
+    let inputs = if matches!(kind, ComponentKind::Source | ComponentKind::EnrichmentTable) {
         if table.contains_key("inputs") {
-            return Err(FieldError::new("inputs", "sources take no inputs"));
+            return Err(FieldError::new("inputs", format!("{kind}s take no inputs")));
         }
         Vec::new()
     } else {

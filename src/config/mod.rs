@@ -63,6 +63,9 @@ pub enum ComponentKind {
     Sink,
     /// An alert rule (`[alerts.ID]`): consumes inputs, outputs alert events.
     Alert,
+    /// An enrichment table (`[enrichment_tables.ID]`): no inputs or outputs; transforms
+    /// look events up in it.
+    EnrichmentTable,
 }
 
 impl std::fmt::Display for ComponentKind {
@@ -72,6 +75,7 @@ impl std::fmt::Display for ComponentKind {
             ComponentKind::Transform => "transform",
             ComponentKind::Sink => "sink",
             ComponentKind::Alert => "alert",
+            ComponentKind::EnrichmentTable => "enrichment table",
         })
     }
 }

@@ -9,7 +9,7 @@ mod registry;
 
 use std::path::Path;
 
-pub use registry::{OpenedSink, OpenedSource, Sink, Source, Task, Transform};
+pub use registry::{EnrichmentTable, OpenedSink, OpenedSource, Sink, Source, Task, Transform};
 
 use crate::alert::RuleSpec;
 use crate::api::ApiConfig;
@@ -18,6 +18,13 @@ use crate::config::{
     self, deserialize, ComponentKind, ComponentTable, ConfigError, FieldError, Graph, Node,
     OutputRef,
 };
+
+/// An enrichment table: its options and the handle transforms that look it up hold.
+pub struct EnrichmentTableSpec {
+    pub id: String,
+    pub table: EnrichmentTable,
+    pub handle: crate::enrichment::TableHandle,
+}
 
 pub struct SourceSpec {
     pub id: String,
@@ -59,6 +66,10 @@ pub struct Pipeline {
     pub sinks: Vec<SinkSpec>,
     /// Alert rules (`[alerts.ID]`); each one's output (`ID`) carries its alert events.
     pub alerts: Vec<AlertSpec>,
+    /// Enrichment tables (`[enrichment_tables.ID]`), loaded at start.
+    pub enrichment_tables: Vec<EnrichmentTableSpec>,
+    /// The same tables by id, as transforms look them up.
+    pub tables: crate::enrichment::Tables,
     /// Which output each input reads.
     pub graph: Graph,
 }
@@ -106,6 +117,8 @@ impl Pipeline {
             transforms: Vec::new(),
             sinks: Vec::new(),
             alerts: Vec::new(),
+            enrichment_tables: Vec::new(),
+            tables: Default::default(),
             graph: Graph::default(),
         };
         if let Some(table) = document.api {
@@ -126,8 +139,10 @@ impl Pipeline {
                 inputs: component.inputs.clone(),
                 outputs: Vec::new(),
             };
+            let in_graph = node.kind != ComponentKind::EnrichmentTable;
             match pipeline.add(component) {
-                Ok(outputs) => nodes.push(Node { outputs, ..node }),
+                Ok(outputs) if in_graph => nodes.push(Node { outputs, ..node }),
+                Ok(_) => {}
                 Err(e) => errors.push(ConfigError::Component {
                     file: file.into(),
                     kind: node.kind,
@@ -160,7 +175,7 @@ impl Pipeline {
                     .collect()
             }
             ComponentKind::Transform => {
-                let transform = Transform::build(&c.type_name, table, &id)?;
+                let transform = Transform::build(&c.type_name, table, &id, &self.tables)?;
                 let outputs = transform.outputs.clone();
                 self.transforms.push(TransformSpec {
                     id,
@@ -187,6 +202,14 @@ impl Pipeline {
                     .iter()
                     .map(|s| s.to_string())
                     .collect()
+            }
+            ComponentKind::EnrichmentTable => {
+                let table = EnrichmentTable::build(&c.type_name, table)?;
+                let handle = crate::enrichment::TableHandle::new(&id);
+                self.tables.insert(handle.clone());
+                self.enrichment_tables
+                    .push(EnrichmentTableSpec { id, table, handle });
+                Vec::new()
             }
             ComponentKind::Alert => {
                 let rule = deserialize::<crate::alert::AlertConfig>(table)?.build(&id)?;

@@ -23,6 +23,9 @@ use crate::api::Endpoint;
 use crate::channel::BatchReceiver;
 use crate::codec::DecodingConfig;
 use crate::config::{deserialize, FieldError};
+use crate::enrichment::{
+    csv::CsvTableConfig, geoip::GeoipTableConfig, LoadError, Loader, TableHandle, Tables,
+};
 use crate::sinks::notify::NotifyConfig;
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
@@ -35,9 +38,9 @@ use crate::sources::{
 };
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
-    multiline::MultilineTransformConfig, parse::ParseConfig, redact::RedactConfig,
-    route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform,
-    TransformContext,
+    log_to_metric::LogToMetricConfig, multiline::MultilineTransformConfig, parse::ParseConfig,
+    redact::RedactConfig, route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig,
+    FunctionTransform, TransformContext,
 };
 
 /// A component's task, ready to spawn.
@@ -160,10 +163,15 @@ pub struct Transform {
 }
 
 const TRANSFORM_TYPES: &str =
-    "parse, enrich, filter, route, sample, throttle, dedupe, redact, multiline";
+    "parse, enrich, filter, route, sample, throttle, dedupe, redact, multiline, log_to_metric";
 
 impl Transform {
-    pub(super) fn build(type_name: &str, table: toml::Table, id: &str) -> Result<Self, FieldError> {
+    pub(super) fn build(
+        type_name: &str,
+        table: toml::Table,
+        id: &str,
+        tables: &Tables,
+    ) -> Result<Self, FieldError> {
         let ctx = TransformContext { id: id.to_string() };
         fn boxed<T: FunctionTransform>(t: T) -> Box<dyn FunctionTransform> {
             Box::new(t)
@@ -182,8 +190,12 @@ impl Transform {
                 boxed(deserialize::<DedupeConfig>(table)?.build(&ctx)?),
                 vec![],
             ),
+            "log_to_metric" => (
+                boxed(deserialize::<LogToMetricConfig>(table)?.build(&ctx)?),
+                vec![],
+            ),
             "enrich" => (
-                boxed(deserialize::<EnrichConfig>(table)?.build(&ctx)?),
+                boxed(deserialize::<EnrichConfig>(table)?.build_with_tables(&ctx, tables)?),
                 vec![],
             ),
             "filter" => (
@@ -209,6 +221,36 @@ impl Transform {
             other => return Err(unknown_type(other, TRANSFORM_TYPES)),
         };
         Ok(Transform { function, outputs })
+    }
+}
+
+/// A built enrichment table: its options, checked; the file is read at start.
+#[derive(Debug, Clone)]
+pub enum EnrichmentTable {
+    Csv(CsvTableConfig),
+    Geoip(GeoipTableConfig),
+}
+
+const ENRICHMENT_TABLE_TYPES: &str = "csv, geoip";
+
+impl EnrichmentTable {
+    pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
+        Ok(match type_name {
+            "csv" => Self::Csv(checked(table, CsvTableConfig::validate)?),
+            "geoip" => Self::Geoip(checked(table, GeoipTableConfig::validate)?),
+            other => return Err(unknown_type(other, ENRICHMENT_TABLE_TYPES)),
+        })
+    }
+
+    /// Reads the file into `handle` (an error fails the start); returns the loader that
+    /// reloads it.
+    pub fn open(self, handle: &TableHandle) -> Result<Arc<dyn Loader>, LoadError> {
+        let loader: Arc<dyn Loader> = match self {
+            Self::Csv(c) => Arc::new(c),
+            Self::Geoip(c) => Arc::new(c),
+        };
+        handle.open(&*loader)?;
+        Ok(loader)
     }
 }
 

@@ -42,6 +42,8 @@ pub enum TopologyError {
     Buffer { id: String, message: String },
     #[error("sink `{id}`: {message}")]
     Sink { id: String, message: String },
+    #[error("enrichment table `{id}`: {message}")]
+    EnrichmentTable { id: String, message: String },
 }
 
 /// Runs `pipeline` until every source has ended (EOF, or `shutdown` fired) and every event
@@ -144,6 +146,7 @@ pub async fn start(
         sinks,
         alerts,
         graph,
+        enrichment_tables,
         ..
     } = pipeline;
     let mut consumers = Consumers::new(&graph);
@@ -212,9 +215,27 @@ pub async fn start(
         }
     };
 
+    // Tables are read before any transform runs: one that cannot be loaded fails the start.
+    let mut table_watchers = Vec::new();
+    for spec in enrichment_tables {
+        let loader = spec
+            .table
+            .open(&spec.handle)
+            .map_err(|e| TopologyError::EnrichmentTable {
+                id: spec.id.clone(),
+                message: e.to_string(),
+            })?;
+        table_watchers.push((spec.handle, loader));
+    }
+
     let mut tasks = JoinSet::new();
     let api_stop = CancellationToken::new();
     let streams_stop = shutdown.child_token();
+    // Watchers reload changed files until the pipeline has drained or shutdown starts.
+    for (handle, loader) in table_watchers {
+        let span = tracing::info_span!("component", component_kind = "enrichment_table", component_id = %handle.id());
+        tokio::spawn(handle.watch(loader, streams_stop.clone()).instrument(span));
+    }
     // Endpoints components add to the API listener (query, tail, alerts).
     let mut endpoints: Vec<Arc<dyn crate::api::Endpoint>> = Vec::new();
 

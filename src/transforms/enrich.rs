@@ -9,10 +9,17 @@
 //! remove = ["password", "headers.authorization"]
 //! add_host = true
 //! overwrite = true
+//! lookups = [{ table = "owners", key = "{{ app }}", into = "owner" }]
 //! ```
 //!
 //! Steps run in this order, each seeing the result of the one before: `set` (entries in
-//! config order, then `add_host`), `rename` (in config order), `remove`.
+//! config order, then `add_host`), `lookups` (in config order), `rename` (in config
+//! order), `remove`.
+//!
+//! A lookup renders `key` and sets `into` to the record an enrichment table
+//! (`[enrichment_tables.ID]`, docs/enrichment.md) holds for it, as an object; a miss or an
+//! empty key sets nothing. Each lookup remembers up to `cache_size` keys' answers (misses
+//! too), forgotten whenever the table is reloaded.
 //!
 //! Field names are paths as in conditions (`http.status`, `labels."app.kubernetes.io/name"`).
 //! A dotted name addresses a top-level key spelled exactly that way if the event has one,
@@ -23,9 +30,14 @@
 
 use serde::Deserialize;
 
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
 use super::route::OrderedTable;
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::FieldPath;
+use crate::enrichment::{Record, TableHandle, Tables};
 use crate::event::{fields, Event, Map, Value};
 use crate::field_error::FieldError;
 use crate::template::Template;
@@ -52,16 +64,51 @@ pub struct EnrichConfig {
     /// in absent fields. `rename` always replaces its target.
     #[serde(default = "default_overwrite")]
     pub overwrite: bool,
+    /// Records looked up in enrichment tables.
+    #[serde(default)]
+    pub lookups: Vec<LookupConfig>,
 }
 
 fn default_overwrite() -> bool {
     true
 }
 
+/// One lookup of `enrich`: `{ table = "owners", key = "{{ app }}", into = "owner" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// The enrichment table's id.
+    pub table: String,
+    /// Template of the key: a CSV table's key column value, a GeoIP table's IP address.
+    pub key: String,
+    /// The field the record is set to.
+    pub into: String,
+    /// How many keys' answers are remembered.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_cache_size() -> usize {
+    10_000
+}
+
+const MAX_CACHE_SIZE: usize = 1_000_000;
+/// Longer keys are looked up every time rather than remembered.
+const MAX_CACHED_KEY_BYTES: usize = 256;
+
 impl EnrichConfig {
-    /// Parses every path and template, and reads the host name when `add_host` is set
-    /// (a system call, not IO).
-    pub fn build(&self, _ctx: &TransformContext) -> Result<Enrich, FieldError> {
+    /// [`EnrichConfig::build_with_tables`] for a pipeline without enrichment tables.
+    pub fn build(&self, ctx: &TransformContext) -> Result<Enrich, FieldError> {
+        self.build_with_tables(ctx, &Tables::default())
+    }
+
+    /// Parses every path and template, resolves lookups' tables in `tables`, and reads the
+    /// host name when `add_host` is set (a system call, not IO).
+    pub fn build_with_tables(
+        &self,
+        _ctx: &TransformContext,
+        tables: &Tables,
+    ) -> Result<Enrich, FieldError> {
         let mut set = Vec::with_capacity(self.set.0.len());
         for (name, template) in self.set.iter() {
             let field = || format!("set.{name}");
@@ -101,8 +148,18 @@ impl EnrichConfig {
                 FieldPath::parse(name).map_err(|m| FieldError::new(format!("remove[{i}]"), m))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let lookups = self
+            .lookups
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                l.build(tables)
+                    .map_err(|e| FieldError::new(format!("lookups[{i}].{}", e.field), e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Enrich {
             set,
+            lookups,
             rename,
             remove,
             overwrite: self.overwrite,
@@ -111,10 +168,83 @@ impl EnrichConfig {
     }
 }
 
+impl LookupConfig {
+    fn build(&self, tables: &Tables) -> Result<Lookup, FieldError> {
+        let handle = tables.get(&self.table).cloned().ok_or_else(|| {
+            let ids = tables.ids();
+            let known = if ids.is_empty() {
+                "none is defined; add [enrichment_tables.ID]".to_string()
+            } else {
+                format!("expected one of: {}", ids.join(", "))
+            };
+            FieldError::new(
+                "table",
+                format!("no enrichment table `{}` ({known})", self.table),
+            )
+        })?;
+        let key = Template::parse(&self.key).map_err(|e| FieldError::new("key", e.to_string()))?;
+        let into = FieldPath::parse(&self.into).map_err(|m| FieldError::new("into", m))?;
+        let cache_size = NonZeroUsize::new(self.cache_size)
+            .filter(|n| n.get() <= MAX_CACHE_SIZE)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "cache_size",
+                    format!("must be between 1 and {MAX_CACHE_SIZE}"),
+                )
+            })?;
+        Ok(Lookup {
+            generation: handle.generation(),
+            handle,
+            key,
+            into,
+            cache: LruCache::new(cache_size),
+        })
+    }
+}
+
+/// One lookup, with its cache of answers for the table's current generation.
+struct Lookup {
+    handle: TableHandle,
+    key: Template,
+    into: FieldPath,
+    cache: LruCache<Box<str>, Option<Record>>,
+    generation: u64,
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup")
+            .field("table", &self.handle.id())
+            .field("key", &self.key.source())
+            .field("into", &self.into.as_str())
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Lookup {
+    fn find(&mut self, key: &str) -> Option<Record> {
+        let generation = self.handle.generation();
+        if generation != self.generation {
+            self.cache.clear();
+            self.generation = generation;
+        }
+        if let Some(answer) = self.cache.get(key) {
+            return answer.clone();
+        }
+        let answer = self.handle.get(key);
+        if key.len() <= MAX_CACHED_KEY_BYTES {
+            self.cache.put(key.into(), answer.clone());
+        }
+        answer
+    }
+}
+
 /// The running `enrich` transform.
 #[derive(Debug)]
 pub struct Enrich {
     set: Vec<(FieldPath, SetValue)>,
+    lookups: Vec<Lookup>,
     rename: Vec<(FieldPath, FieldPath)>,
     remove: Vec<FieldPath>,
     overwrite: bool,
@@ -153,6 +283,17 @@ impl FunctionTransform for Enrich {
                 }
             };
             insert_path(&mut event.fields, path, value, overwrite);
+        }
+        for lookup in &mut self.lookups {
+            self.scratch.clear();
+            lookup.key.render(&event, &mut self.scratch);
+            if self.scratch.is_empty() {
+                continue;
+            }
+            if let Some(record) = lookup.find(&self.scratch) {
+                let value = Value::Object(Map::clone(&record));
+                insert_path(&mut event.fields, &lookup.into, value, self.overwrite);
+            }
         }
         for (from, to) in &self.rename {
             if let Some(value) = remove_path(&mut event.fields, from) {
@@ -443,3 +584,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "enrich_lookup_tests.rs"]
+mod lookup_tests;

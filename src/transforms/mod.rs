@@ -86,6 +86,7 @@ impl Outputs {
 pub mod dedupe;
 pub mod enrich;
 pub mod filter;
+pub mod log_to_metric;
 pub mod multiline;
 pub mod parse;
 pub mod parse_check;

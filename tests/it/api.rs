@@ -130,7 +130,7 @@ buffer = {{ type = "memory", max_bytes = 1048576 }}
 }
 
 /// Runs `program args` with `input` on stdin; returns (success, stdout + stderr).
-fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
+pub(crate) fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
     let mut child = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::piped())

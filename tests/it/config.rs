@@ -168,6 +168,31 @@ fn broken_configs_name_file_component_and_field() {
                 "use key = \"{{ app }}\" for a template, or key_field = \"app\" for a field",
             ],
         ),
+        (
+            "unknown enrichment table type",
+            format!("[enrichment_tables.t]\ntype = \"xml\"\nfile = \"x\"\n[sources.in]\ntype = \"stdin\"\n{GOOD_TAIL}"),
+            &["broken.toml", "enrichment table `t`", "field `type`", "csv, geoip"],
+        ),
+        (
+            "an enrichment table with inputs",
+            format!("[enrichment_tables.t]\ntype = \"csv\"\nfile = \"x\"\nkey = \"k\"\ninputs = [\"in\"]\n[sources.in]\ntype = \"stdin\"\n{GOOD_TAIL}"),
+            &["broken.toml", "enrichment table `t`", "field `inputs`", "enrichment tables take no inputs"],
+        ),
+        (
+            "a csv table without its key",
+            format!("[enrichment_tables.t]\ntype = \"csv\"\nfile = \"x\"\n[sources.in]\ntype = \"stdin\"\n{GOOD_TAIL}"),
+            &["broken.toml", "enrichment table `t`", "field `key`"],
+        ),
+        (
+            "an enrich lookup in a table that is not there",
+            "[enrichment_tables.owners]\ntype = \"csv\"\nfile = \"x\"\nkey = \"k\"\n[sources.in]\ntype = \"stdin\"\n[transforms.e]\ntype = \"enrich\"\ninputs = [\"in\"]\nlookups = [{ table = \"owner\", key = \"{{ app }}\", into = \"o\" }]\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"e\"]\n".to_string(),
+            &["broken.toml", "transform `e`", "field `lookups[0].table`", "expected one of: owners"],
+        ),
+        (
+            "a log_to_metric metric without its field",
+            "[sources.in]\ntype = \"stdin\"\n[transforms.m]\ntype = \"log_to_metric\"\ninputs = [\"in\"]\nmetrics = [{ type = \"histogram\", name = \"d\" }]\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"m\"]\n".to_string(),
+            &["broken.toml", "transform `m`", "field `metrics[0].field`"],
+        ),
     ];
     for (what, toml, expected) in cases {
         let errors = errors_of(toml);

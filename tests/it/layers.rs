@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "delivery",
         "listen",
     ],
-    &["template", "codec", "api", "kafka"],
+    &["template", "codec", "api", "kafka", "enrichment"],
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],
     &["store", "ship"],
