@@ -35,8 +35,8 @@ use crate::sources::{
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
     multiline::MultilineTransformConfig, parse::ParseConfig, redact::RedactConfig,
-    route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig, FunctionTransform,
-    TransformContext,
+    remap::RemapConfig, route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig,
+    FunctionTransform, TransformContext,
 };
 
 /// A component's task, ready to spawn.
@@ -143,7 +143,7 @@ pub struct Transform {
 }
 
 const TRANSFORM_TYPES: &str =
-    "parse, enrich, filter, route, sample, throttle, dedupe, redact, multiline";
+    "parse, remap, enrich, filter, route, sample, throttle, dedupe, redact, multiline";
 
 impl Transform {
     pub(super) fn build(type_name: &str, table: toml::Table, id: &str) -> Result<Self, FieldError> {
@@ -155,6 +155,11 @@ impl Transform {
             "parse" => {
                 let outputs = ParseConfig::outputs().iter().map(|s| s.to_string());
                 let c: ParseConfig = deserialize(table)?;
+                (boxed(c.build(&ctx)?), outputs.collect())
+            }
+            "remap" => {
+                let outputs = RemapConfig::outputs().iter().map(|s| s.to_string());
+                let c: RemapConfig = deserialize(table)?;
                 (boxed(c.build(&ctx)?), outputs.collect())
             }
             "redact" => (

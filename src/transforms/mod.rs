@@ -89,6 +89,7 @@ pub mod filter;
 pub mod multiline;
 pub mod parse;
 pub mod redact;
+pub mod remap;
 pub mod route;
 pub mod sample;
 pub mod throttle;

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "delivery",
         "listen",
     ],
-    &["template", "codec", "api", "kafka"],
+    &["template", "codec", "api", "kafka", "remap"],
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],
     &["store", "ship"],
