@@ -33,6 +33,7 @@ mod otlp;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
+mod remap;
 mod ship;
 mod shutdown;
 #[cfg(feature = "store")]
