@@ -101,4 +101,11 @@ fn size_and_depth_are_bounded() {
     );
     let negations = format!(".a = {}true", "!".repeat(MAX_DEPTH + 1));
     assert!(error(&negations).contains("nests too deeply"));
+    // A long chain is a deep tree too: evaluating it must not overflow the stack.
+    for op in ["+", "*", "&&", "||", "??"] {
+        let chain = format!(".a = 1{}", format!(" {op} 1").repeat(MAX_DEPTH + 1));
+        assert!(error(&chain).contains("nests too deeply"), "{op}");
+    }
+    let fits = format!(".a = 1{}", " + 1".repeat(MAX_DEPTH / 2));
+    assert!(Program::compile(&fits).is_ok());
 }

@@ -43,8 +43,9 @@ use crate::event::{Map, Value};
 /// The largest program accepted, in bytes of source.
 pub const MAX_PROGRAM_BYTES: usize = 64 * 1024;
 
-/// Deepest nesting of blocks, parentheses, calls and literals accepted.
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting of blocks, parentheses, calls, literals and operator chains (`a + b +
+/// c` nests as deep as it has operands) accepted: evaluation recurses this deep.
+pub const MAX_DEPTH: usize = 128;
 
 /// How many bytes of values one run may copy or build (fields read whole, strings
 /// concatenated or produced by functions) before it fails: without loops a program cannot

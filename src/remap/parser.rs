@@ -170,6 +170,14 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// Each further operand of a chain (`a + b + c`) nests the tree one level deeper,
+    /// and evaluating it recurses that deep, so chains count against the depth limit too.
+    fn enter_operand(&mut self, operands: &mut usize) -> Result<()> {
+        self.enter()?;
+        *operands += 1;
+        Ok(())
+    }
+
     fn leave(&mut self) {
         self.depth -= 1;
     }
@@ -340,38 +348,47 @@ impl<'a> Parser<'a> {
     pub(super) fn expr(&mut self) -> Result<Node> {
         self.enter()?;
         let mut left = self.or()?;
+        let mut operands = 0;
         while self.peek() == Some(&Token::Coalesce) {
             let offset = self.here();
             self.pos += 1;
+            self.enter_operand(&mut operands)?;
             self.skip_newlines();
             let right = self.or()?;
             left = binary(offset, left, right, Expr::Coalesce);
         }
+        self.depth -= operands;
         self.leave();
         Ok(left)
     }
 
     fn or(&mut self) -> Result<Node> {
         let mut left = self.and()?;
+        let mut operands = 0;
         while self.peek() == Some(&Token::Or) {
             let offset = self.here();
             self.pos += 1;
+            self.enter_operand(&mut operands)?;
             self.skip_newlines();
             let right = self.and()?;
             left = binary(offset, left, right, Expr::Or);
         }
+        self.depth -= operands;
         Ok(left)
     }
 
     fn and(&mut self) -> Result<Node> {
         let mut left = self.comparison()?;
+        let mut operands = 0;
         while self.peek() == Some(&Token::And) {
             let offset = self.here();
             self.pos += 1;
+            self.enter_operand(&mut operands)?;
             self.skip_newlines();
             let right = self.comparison()?;
             left = binary(offset, left, right, Expr::And);
         }
+        self.depth -= operands;
         Ok(left)
     }
 
@@ -417,14 +434,19 @@ impl<'a> Parser<'a> {
 
     fn sum(&mut self) -> Result<Node> {
         let mut left = self.product()?;
+        let mut operands = 0;
         loop {
             let op = match self.peek() {
                 Some(Token::Plus) => ArithmeticOp::Add,
                 Some(Token::Minus) => ArithmeticOp::Subtract,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= operands;
+                    return Ok(left);
+                }
             };
             let offset = self.here();
             self.pos += 1;
+            self.enter_operand(&mut operands)?;
             self.skip_newlines();
             let right = self.product()?;
             left = binary(offset, left, right, |l, r| Expr::Arithmetic(op, l, r));
@@ -433,15 +455,20 @@ impl<'a> Parser<'a> {
 
     fn product(&mut self) -> Result<Node> {
         let mut left = self.unary()?;
+        let mut operands = 0;
         loop {
             let op = match self.peek() {
                 Some(Token::Star) => ArithmeticOp::Multiply,
                 Some(Token::Slash) => ArithmeticOp::Divide,
                 Some(Token::Percent) => ArithmeticOp::Remainder,
-                _ => return Ok(left),
+                _ => {
+                    self.depth -= operands;
+                    return Ok(left);
+                }
             };
             let offset = self.here();
             self.pos += 1;
+            self.enter_operand(&mut operands)?;
             self.skip_newlines();
             let right = self.unary()?;
             left = binary(offset, left, right, |l, r| Expr::Arithmetic(op, l, r));
