@@ -252,6 +252,7 @@ impl Run<'_> {
             } => {
                 let l = self.eval(left)?;
                 let r = self.eval(right)?;
+                let (l, r) = timestamps_compared_with_text(l, r);
                 Ok(Value::Bool(compare_values(*op, &l, &r, *severity)))
             }
             Expr::And(left, right) => Ok(Value::Bool(
@@ -301,6 +302,21 @@ impl Run<'_> {
                 self.paths[*index as usize].get(self.fields).is_some(),
             )),
         }
+    }
+}
+
+/// A timestamp compared with text reads the text as a time, as a condition reads an
+/// RFC 3339 literal (`.timestamp >= "2024-05-01T00:00:00Z"`); text that is no time stays
+/// text, unequal to the timestamp.
+fn timestamps_compared_with_text(l: Value, r: Value) -> (Value, Value) {
+    let as_time = |v: Value| match &v {
+        Value::Bytes(b) => crate::parse::parse_timestamp(b, 0).map_or(v, Value::Timestamp),
+        _ => v,
+    };
+    match (&l, &r) {
+        (Value::Timestamp(_), Value::Bytes(_)) => (l, as_time(r)),
+        (Value::Bytes(_), Value::Timestamp(_)) => (as_time(l), r),
+        _ => (l, r),
     }
 }
 

@@ -36,6 +36,8 @@ mod tree;
 mod compile_tests;
 #[cfg(test)]
 mod eval_tests;
+#[cfg(test)]
+mod parser_proptests;
 
 use crate::condition::FieldPath;
 use crate::event::{Map, Value};
