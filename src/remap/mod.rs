@@ -22,9 +22,9 @@
 //! were: every change is recorded in an undo log and rolled back.
 //!
 //! Module map: `lexer` (text → tokens, reusing the condition language's scanners),
-//! `parser` (tokens → tree, names resolved and fallible calls checked), `tree` (the
-//! compiled form), `eval` (running it), `functions/` (the functions, one file per
-//! family). Users' documentation: docs/remap.md.
+//! `parser` (tokens → tree, names resolved and fallible calls checked; expressions in
+//! `parser/expression.rs`), `tree` (the compiled form), `eval` (running it),
+//! `functions/` (the functions, one file per family). Users' documentation: docs/remap.md.
 
 mod eval;
 mod functions;
