@@ -36,12 +36,13 @@ pub(super) fn slice(args: &mut [Value]) -> CallResult {
     let end = int_arg(args, 2)?;
     match std::mem::take(&mut args[0]) {
         Value::Bytes(b) => {
+            let valid = std::str::from_utf8(&b).is_ok();
             let s = String::from_utf8_lossy(&b);
             let count = s.chars().count();
             let (from, to) = bounds(start, end, count);
             let byte_at = |n: usize| s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
-            if s.len() == b.len() {
-                // Valid UTF-8: the result shares the input.
+            if valid {
+                // The text is the input's bytes: the result shares them.
                 Ok(Value::Bytes(b.slice(byte_at(from)..byte_at(to))))
             } else {
                 Ok(Value::from(&s[byte_at(from)..byte_at(to)]))
