@@ -1,5 +1,5 @@
 //! Cost per event of a parse → enrich → route chain, the transforms of a typical pipeline,
-//! and of `dedupe`, `redact` and `log_to_metric`, driven the way the topology drives them (one owned event at a time into `Outputs`).
+//! and of `dedupe`, `redact`, `log_to_metric` and `remap`, driven the way the topology drives them (one owned event at a time into `Outputs`).
 //!
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 3`
 
@@ -176,5 +176,64 @@ fn log_to_metric(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chain, dedupe, redact, log_to_metric);
+/// `remap` running a 10-statement program of the kind that replaces `enrich` (set,
+/// compute, convert, branch, delete) over events already parsed into fields.
+fn remap(c: &mut Criterion) {
+    use sluice::event::{Event, Map, Value};
+    use sluice::transforms::{remap::RemapConfig, FunctionTransform, Outputs, TransformContext};
+    const PROGRAM: &str = r#"
+.service = downcase(.app) + "-" + .env
+.duration_s = (to_float(.duration_ms) ?? 0.0) / 1000
+.slow = .duration_ms > 500
+.status_class = (to_int(.status) ?? 0) / 100 >= 5
+if .level == "debug" { .sampled = true } else { .sampled = false }
+.http.method = "GET"
+.http.path = .path
+del(.trace_id)
+.region = "eu-west-1"
+.host_id = upcase(.host)
+"#;
+    let config: RemapConfig = toml::from_str(&format!("source = '''{PROGRAM}'''")).expect("config");
+    let mut remap = config
+        .build(&TransformContext {
+            id: "bench_remap".into(),
+        })
+        .expect("valid");
+    let levels = ["info", "info", "debug", "warn", "error"];
+    let apps = ["Checkout", "orders", "Users", "gateway"];
+    let input: Vec<Map> = (0..1000)
+        .map(|i| {
+            let mut map = Map::with_capacity(16);
+            map.insert("timestamp", Value::Timestamp(1_795_000_000_000_000_000 + i));
+            map.insert("level", Value::from(levels[i as usize % levels.len()]));
+            map.insert("app", Value::from(apps[i as usize % apps.len()]));
+            map.insert("env", Value::from("prod"));
+            map.insert("host", Value::from("node-7"));
+            map.insert("message", Value::from("request completed"));
+            map.insert("duration_ms", Value::Integer((i * 37) % 900));
+            map.insert("status", Value::from(["200", "404", "503"][i as usize % 3]));
+            map.insert("path", Value::from(format!("/api/orders/{i}")));
+            map.insert("trace_id", Value::from(format!("{:016x}", i * 7919)));
+            map
+        })
+        .collect();
+    let mut group = c.benchmark_group("transforms");
+    group.throughput(Throughput::Elements(input.len() as u64));
+    group.bench_function("remap_10_statements", |b| {
+        b.iter_batched(
+            || input.iter().cloned().map(Event::new).collect::<Vec<_>>(),
+            |batch| {
+                let mut out = Outputs::new(RemapConfig::outputs().len());
+                for event in batch {
+                    remap.transform(event, &mut out);
+                }
+                out.default_output().len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, chain, dedupe, redact, log_to_metric, remap);
 criterion_main!(benches);

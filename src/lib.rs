@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod listen;
 pub mod parse;
 pub mod pipeline;
+pub mod remap;
 pub mod router_url;
 pub mod ship;
 pub mod sinks;

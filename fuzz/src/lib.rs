@@ -11,6 +11,7 @@ pub mod condition;
 pub mod decode;
 pub mod framing;
 pub mod pipeline;
+pub mod remap;
 pub mod template;
 
 /// Every target body, by the name of its binary in `fuzz_targets/`.
@@ -25,6 +26,7 @@ pub mod targets {
         framing_octet_counting,
     };
     pub use crate::pipeline::pipeline_config;
+    pub use crate::remap::remap;
     pub use crate::template::template;
 }
 
@@ -53,4 +55,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pipeline_config", targets::pipeline_config),
     ("condition", targets::condition),
     ("template", targets::template),
+    ("remap", targets::remap),
 ];

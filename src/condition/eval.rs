@@ -245,6 +245,13 @@ pub(super) fn compare_with_literal(
     apply(op, relation(Side::of_value(value), b, severity))
 }
 
+/// `a op b` for two present values, by the condition language's rules (numbers against
+/// numeric strings, severity order when `severity`, ...). The remap language compares
+/// with this, so both languages agree on what `==` and `<` mean.
+pub(crate) fn compare_values(op: CmpOp, a: &Value, b: &Value, severity: bool) -> bool {
+    apply(op, relation(Side::of_value(a), Side::of_value(b), severity))
+}
+
 fn apply(op: CmpOp, rel: Relation) -> bool {
     use Ordering::{Equal, Greater, Less};
     match (op, rel) {

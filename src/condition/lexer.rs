@@ -32,7 +32,7 @@ pub(super) enum Token {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CmpOp {
+pub(crate) enum CmpOp {
     Eq,
     Ne,
     Lt,
@@ -42,7 +42,7 @@ pub(super) enum CmpOp {
 }
 
 impl CmpOp {
-    pub(super) fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             CmpOp::Eq => "==",
             CmpOp::Ne => "!=",
@@ -106,7 +106,10 @@ pub(super) fn lex(src: &str) -> Result<Vec<Spanned>, ConditionError> {
                 })?;
                 (Token::Regex(pattern), used)
             }
-            '-' | '0'..='9' => scan_number(rest).map_err(|m| err(pos, m))?,
+            '-' | '0'..='9' => match scan_number(rest).map_err(|m| err(pos, m))? {
+                (NumberToken::Int(i), used) => (Token::Int(i), used),
+                (NumberToken::Float(f), used) => (Token::Float(f), used),
+            },
             '.' => {
                 let (p, used) = path::scan(rest).map_err(|e| err(pos + e.offset, e.message))?;
                 (Token::Path(p), used)
@@ -183,9 +186,18 @@ fn scan_regex(src: &str) -> Option<(String, usize)> {
     None
 }
 
-/// Scans an integer or a float. A number running straight into letters (`5xx`) is an error
-/// rather than two tokens, because it is almost always a typo for a string.
-fn scan_number(src: &str) -> Result<(Token, usize), String> {
+/// A number literal as [`scan_number`] read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum NumberToken {
+    Int(i64),
+    Float(f64),
+}
+
+/// Scans an integer or a float (with an optional leading `-`) and returns it with the bytes
+/// it used. A number running straight into letters (`5xx`) is an error rather than two
+/// tokens, because it is almost always a typo for a string. The remap language reads its
+/// numbers with this too.
+pub(crate) fn scan_number(src: &str) -> Result<(NumberToken, usize), String> {
     let bytes = src.as_bytes();
     let mut end = usize::from(bytes.first() == Some(&b'-'));
     let digits_start = end;
@@ -231,11 +243,11 @@ fn scan_number(src: &str) -> Result<(Token, usize), String> {
     if !is_float {
         // Integers beyond i64 fall back to a float rather than failing the config.
         if let Ok(i) = text.parse::<i64>() {
-            return Ok((Token::Int(i), end));
+            return Ok((NumberToken::Int(i), end));
         }
     }
     match text.parse::<f64>() {
-        Ok(f) if f.is_finite() => Ok((Token::Float(f), end)),
+        Ok(f) if f.is_finite() => Ok((NumberToken::Float(f), end)),
         _ => Err(format!("number `{text}` is out of range")),
     }
 }

@@ -23,9 +23,12 @@ mod set;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use eval::with_scalar_bytes;
+pub(crate) use eval::{compare_values, with_scalar_bytes};
 pub use eval::{severity_rank, SEVERITY_NAMES};
+pub(crate) use lexer::{scan_number, CmpOp, NumberToken};
+pub(crate) use parser::regex_error_text;
 pub use path::FieldPath;
+pub(crate) use path::{scan as scan_path, scan_quoted};
 pub use set::{ConditionSet, SetResults};
 
 use crate::event::{Event, Map};

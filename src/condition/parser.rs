@@ -358,7 +358,7 @@ impl<'a> Parser<'a> {
 
 /// The regex crate's syntax errors span several lines with a caret diagram; the last line,
 /// `error: ...`, says what is wrong.
-fn regex_error_text(e: &regex::Error) -> String {
+pub(crate) fn regex_error_text(e: &regex::Error) -> String {
     match e {
         regex::Error::Syntax(text) => text
             .lines()

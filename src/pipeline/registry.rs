@@ -39,8 +39,8 @@ use crate::sources::{
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
     log_to_metric::LogToMetricConfig, multiline::MultilineTransformConfig, parse::ParseConfig,
-    redact::RedactConfig, route::RouteConfig, sample::SampleConfig, throttle::ThrottleConfig,
-    FunctionTransform, TransformContext,
+    redact::RedactConfig, remap::RemapConfig, route::RouteConfig, sample::SampleConfig,
+    throttle::ThrottleConfig, FunctionTransform, TransformContext,
 };
 
 /// A component's task, ready to spawn.
@@ -163,7 +163,7 @@ pub struct Transform {
 }
 
 const TRANSFORM_TYPES: &str =
-    "parse, enrich, filter, route, sample, throttle, dedupe, redact, multiline, log_to_metric";
+    "parse, remap, enrich, filter, route, sample, throttle, dedupe, redact, multiline, log_to_metric";
 
 impl Transform {
     pub(super) fn build(
@@ -180,6 +180,11 @@ impl Transform {
             "parse" => {
                 let outputs = ParseConfig::outputs().iter().map(|s| s.to_string());
                 let c: ParseConfig = deserialize(table)?;
+                (boxed(c.build(&ctx)?), outputs.collect())
+            }
+            "remap" => {
+                let outputs = RemapConfig::outputs().iter().map(|s| s.to_string());
+                let c: RemapConfig = deserialize(table)?;
                 (boxed(c.build(&ctx)?), outputs.collect())
             }
             "redact" => (

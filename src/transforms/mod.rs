@@ -91,6 +91,7 @@ pub mod multiline;
 pub mod parse;
 pub mod parse_check;
 pub mod redact;
+pub mod remap;
 pub mod route;
 pub mod sample;
 pub mod throttle;

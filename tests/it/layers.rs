@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "delivery",
         "listen",
     ],
-    &["template", "codec", "api", "kafka", "enrichment"],
+    &["template", "codec", "api", "kafka", "enrichment", "remap"],
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],
     &["store", "ship"],

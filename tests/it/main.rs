@@ -38,6 +38,7 @@ mod pipeline_tests;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
+mod remap;
 mod ship;
 mod shutdown;
 #[cfg(feature = "store")]
