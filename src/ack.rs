@@ -278,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_counting_token_counts_the_events_stated_rejected() {
-        let latency = crate::telemetry::histogram("ack_count_test_seconds", &[]);
+        let latency = crate::telemetry::histogram("metrics_test_ack_count_seconds", &[]);
         let (token, rx, rejected) = AckToken::timed_counting(&latency);
         let copies = [token.clone(), token.clone(), token.clone()];
         copies[0].update_event(AckStatus::Delivered);

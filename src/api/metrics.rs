@@ -253,6 +253,9 @@ fn help(name: &str) -> &'static str {
         "store_tail_dropped_events_total" => {
             "Live-tail events dropped for clients that fell behind (reported to them in-band)."
         }
+        "tap_dropped_events_total" => {
+            "Live-tap events dropped for clients that fell behind (reported to them in-band)."
+        }
         _ => UNDOCUMENTED,
     }
 }
