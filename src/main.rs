@@ -175,6 +175,10 @@ struct LookArgs {
     /// The API token (a `read` token), when the router's API asks for one.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// For an https:// URL: a PEM CA certificate that signed the router's, trusted besides
+    /// the system's.
+    #[arg(long, env = "SLUICE_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +225,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 limit,
                 json: look.json,
                 token: look.token.filter(|t| !t.is_empty()),
+                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
             };
             sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -237,6 +242,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 json: look.json,
                 no_retry,
                 token: look.token.filter(|t| !t.is_empty()),
+                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)

@@ -22,6 +22,8 @@ mod formats;
 mod hardening;
 mod http;
 mod http_sink;
+#[cfg(feature = "store")]
+mod https;
 mod journald;
 #[cfg(feature = "kafka")]
 mod kafka;
