@@ -5,6 +5,8 @@ mod alerts;
 mod api;
 #[cfg(feature = "store")]
 mod api_auth;
+#[cfg(feature = "store")]
+mod api_limits;
 mod bad_input;
 #[cfg(feature = "store")]
 mod browser;
