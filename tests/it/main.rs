@@ -22,6 +22,8 @@ mod file_sink;
 mod file_source;
 mod formats;
 mod hardening;
+#[cfg(feature = "store")]
+mod hardening_memory;
 mod http;
 mod http_sink;
 #[cfg(feature = "store")]
