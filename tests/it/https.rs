@@ -302,3 +302,40 @@ commit_interval_ms = 20
     .expect("cli");
     router.stop().await;
 }
+
+/// An API beyond loopback with tokens but without TLS starts, and says at start that its
+/// tokens cross the network in clear text; with `tls` it says nothing of the kind.
+#[test]
+fn a_non_loopback_api_with_tokens_and_no_tls_warns_at_start() {
+    let dir = tempdir();
+    let pki = pki(dir.path());
+    let tokens = dir.path().join("api-tokens");
+    std::fs::write(&tokens, "warn-token-aaaaaaaaaaaa read\n").expect("tokens");
+    let start = |tls: &str| {
+        let config = dir.path().join("warn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[api]\naddress = \"0.0.0.0:0\"\nauth = {{ tokens_file = \"{}\" }}\n{tls}\n\n\
+                 [sources.warn_in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n\
+                 [sinks.warn_out]\ntype = \"blackhole\"\ninputs = [\"warn_in\"]\n",
+                tokens.display()
+            ),
+        )
+        .expect("config");
+        crate::util::spawn_router(crate::util::sluice_up(&config))
+            .startup_log
+            .clone()
+    };
+    let plain = start("");
+    assert!(
+        plain.contains("clear text") && plain.contains("tls"),
+        "{plain}"
+    );
+    let with_tls = start(&format!(
+        "tls = {{ crt_file = \"{}\", key_file = \"{}\" }}",
+        pki.server_crt.display(),
+        pki.server_key.display()
+    ));
+    assert!(!with_tls.contains("clear text"), "{with_tls}");
+}
