@@ -115,6 +115,10 @@ enum Command {
         /// The API token (a `read` token), when the router's API asks for one.
         #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// For an https:// URL: a PEM CA certificate that signed the router's, trusted
+        /// besides the system's.
+        #[arg(long, env = "SLUICE_CA_FILE")]
+        ca_file: Option<PathBuf>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -259,9 +263,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Alerts { url, token, json } => {
+        Command::Alerts {
+            url,
+            token,
+            ca_file,
+            json,
+        } => {
             let token = token.filter(|t| !t.is_empty());
-            let answer = sluice::alert::cli::fetch(&url, token.as_deref())?;
+            let ca_file = ca_file.filter(|p| !p.as_os_str().is_empty());
+            let answer = sluice::alert::cli::fetch(&url, token.as_deref(), ca_file.as_deref())?;
             if json {
                 println!("{answer}");
             } else {

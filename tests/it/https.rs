@@ -232,8 +232,8 @@ async fn http_sink_tls_file_errors_name_the_field() {
 }
 
 /// The API over TLS: `sluice query --url https://...` with `--ca-file` (or
-/// `SLUICE_CA_FILE`) gets the stored events; without the CA it refuses the certificate, and
-/// a plain-HTTP request to the TLS port gets no answer.
+/// `SLUICE_CA_FILE`) gets the stored events, `sluice alerts` its list; without the CA the
+/// certificate is refused, and a plain-HTTP request to the TLS port gets no answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_over_tls_answers_sluice_query() {
     let dir = tempdir();
@@ -295,6 +295,16 @@ commit_interval_ms = 20
         let (ok, _, stderr) = query(&[], None);
         assert!(!ok, "an untrusted certificate is refused");
         assert!(stderr.contains("certificate"), "{stderr}");
+        let alerts = std::process::Command::new(sluice_bin())
+            .args(["alerts", "--json", "--url", &url, "--ca-file", &ca_text])
+            .env_remove("SLUICE_TOKEN")
+            .output()
+            .expect("runs");
+        assert!(
+            alerts.status.success(),
+            "{}",
+            String::from_utf8_lossy(&alerts.stderr)
+        );
         let plain = crate::api_auth::send(api, "GET", "/health", &[], "", false);
         assert_ne!(plain.status, 200, "plain http on the tls port");
     })
