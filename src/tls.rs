@@ -50,6 +50,26 @@ pub enum TlsError {
     NoTrustedCa,
 }
 
+impl TlsError {
+    /// The same error naming `field` instead (a CA file given by another option, such as
+    /// `api.ca_file` or the CLI's `--ca-file`).
+    pub fn for_field(self, field: &'static str) -> TlsError {
+        match self {
+            TlsError::Read { path, source, .. } => TlsError::Read {
+                field,
+                path,
+                source,
+            },
+            TlsError::Pem { path, message, .. } => TlsError::Pem {
+                field,
+                path,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 impl TlsConfig {
     /// Syntactic checks only (no IO: the files are read when the source starts).
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -299,5 +319,10 @@ mod tests {
             .expect_err("no such file")
             .to_string();
         assert!(error.starts_with("tls.ca_file: cannot read"), "{error}");
+        let error = client_config(Some(&missing), false)
+            .map_err(|e| e.for_field("--ca-file"))
+            .expect_err("no such file")
+            .to_string();
+        assert!(error.starts_with("--ca-file: cannot read"), "{error}");
     }
 }

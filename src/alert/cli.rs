@@ -50,7 +50,9 @@ pub fn fetch(
         return Err(AlertsCliError::Url(base.into()));
     }
     let client = if https {
-        HttpClient::with_tls(crate::tls::client_config(ca_file, true)?)
+        HttpClient::with_tls(
+            crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?,
+        )
     } else {
         HttpClient::plain()
     };

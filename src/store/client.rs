@@ -91,9 +91,8 @@ fn client(uri: &Uri, ca_file: Option<&std::path::Path>) -> Result<HttpClient, Cl
     if uri.scheme_str() != Some("https") {
         return Ok(HttpClient::plain());
     }
-    Ok(HttpClient::with_tls(crate::tls::client_config(
-        ca_file, true,
-    )?))
+    let tls = crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?;
+    Ok(HttpClient::with_tls(tls))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
