@@ -144,6 +144,10 @@ enum Command {
         /// The API token (a `read` token), when the router's API asks for one.
         #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// For an https:// URL: a PEM CA certificate that signed the router's, trusted
+        /// besides the system's.
+        #[arg(long, env = "SLUICE_CA_FILE")]
+        ca_file: Option<PathBuf>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -220,6 +224,10 @@ struct LookArgs {
     /// The API token (a `read` token), when the router's API asks for one.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// For an https:// URL: a PEM CA certificate that signed the router's, trusted besides
+    /// the system's.
+    #[arg(long, env = "SLUICE_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -285,6 +293,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 limit,
                 json: look.json,
                 token: look.token.filter(|t| !t.is_empty()),
+                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
             };
             sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -301,6 +310,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 json: look.json,
                 no_retry,
                 token: look.token.filter(|t| !t.is_empty()),
+                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
                 ..Default::default()
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
@@ -327,6 +337,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 token: look.token.filter(|t| !t.is_empty()),
                 taps: outputs,
                 inputs_of,
+                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -343,9 +354,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Alerts { url, token, json } => {
+        Command::Alerts {
+            url,
+            token,
+            ca_file,
+            json,
+        } => {
             let token = token.filter(|t| !t.is_empty());
-            let answer = sluice::alert::cli::fetch(&url, token.as_deref())?;
+            let ca_file = ca_file.filter(|p| !p.as_os_str().is_empty());
+            let answer = sluice::alert::cli::fetch(&url, token.as_deref(), ca_file.as_deref())?;
             if json {
                 println!("{answer}");
             } else {

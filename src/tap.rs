@@ -145,10 +145,15 @@ impl Endpoint for TapEndpoint {
                 Ok(hubs) => hubs,
                 Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
+            // A tap is a live stream like a tail, and counts against the same caps.
+            let permit = match crate::api::tail_permit(&request) {
+                Ok(permit) => permit,
+                Err(refusal) => return refusal.into_response(),
+            };
             let Some(body) = TailHub::subscribe_to(&hubs, query, stop) else {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "too many tap clients");
             };
-            let mut response = Response::new(body.boxed());
+            let mut response = Response::new(body.holding(permit).boxed());
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -73,7 +73,7 @@ fn map(entries: Vec<(&str, Value)>) -> Map {
     map
 }
 
-fn events() -> Vec<Event> {
+pub(crate) fn events() -> Vec<Event> {
     let s = Value::from;
     let http = map(vec![
         ("status", Value::Integer(503)),

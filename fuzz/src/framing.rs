@@ -309,7 +309,7 @@ fn octet_header(s: &[u8]) -> Option<(usize, u64)> {
     Some((digits + 1, len))
 }
 
-fn model_octet(input: &[u8], limits: FrameLimits, out: &mut Vec<Frame>) {
+pub(crate) fn model_octet(input: &[u8], limits: FrameLimits, out: &mut Vec<Frame>) {
     let mut pos = 0;
     let mut after_octet_frame = false;
     loop {

@@ -8,15 +8,19 @@
 
 pub mod check;
 pub mod condition;
+pub mod config_env;
 pub mod decode;
 pub mod framing;
+pub mod logplex;
 pub mod pipeline;
 pub mod remap;
+pub mod query;
 pub mod template;
 
 /// Every target body, by the name of its binary in `fuzz_targets/`.
 pub mod targets {
     pub use crate::condition::condition;
+    pub use crate::config_env::config_env;
     pub use crate::decode::{
         decode_access_log, decode_auto, decode_json, decode_logfmt, decode_syslog,
         logfmt_roundtrip, timestamp,
@@ -25,8 +29,10 @@ pub mod targets {
         framing_character_delimited, framing_length_delimited, framing_newline,
         framing_octet_counting,
     };
+    pub use crate::logplex::logplex;
     pub use crate::pipeline::pipeline_config;
     pub use crate::remap::remap;
+    pub use crate::query::query;
     pub use crate::template::template;
 }
 
@@ -56,4 +62,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("condition", targets::condition),
     ("template", targets::template),
     ("remap", targets::remap),
+    ("query", targets::query),
+    ("logplex", targets::logplex),
+    ("config_env", targets::config_env),
 ];

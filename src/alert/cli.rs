@@ -1,13 +1,12 @@
 //! `sluice alerts`: fetches `GET /v1/alerts` from a router and renders it.
 
+use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION};
 
-use crate::error_chain::error_chain;
+use crate::delivery::http::HttpClient;
 
 /// Default router API address.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8686";
@@ -29,40 +28,53 @@ pub enum AlertsCliError {
     Status { status: u16, body: String },
     #[error("the router's answer is not the expected JSON: {0}")]
     Json(String),
+    #[error("cannot set up tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`),
-/// with `token` as a bearer token when the API asks for one.
-pub fn fetch(base: &str, token: Option<&str>) -> Result<serde_json::Value, AlertsCliError> {
+/// with `token` as a bearer token when the API asks for one; an `https://` base trusts the
+/// system's CAs and `ca_file`.
+pub fn fetch(
+    base: &str,
+    token: Option<&str>,
+    ca_file: Option<&Path>,
+) -> Result<serde_json::Value, AlertsCliError> {
     let url = format!(
         "{}/v1/alerts",
         crate::router_url::with_scheme(base).trim_end_matches('/')
     );
     let uri: hyper::Uri = url.parse().map_err(|_| AlertsCliError::Url(base.into()))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    let https = uri.scheme_str() == Some("https");
+    if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
         return Err(AlertsCliError::Url(base.into()));
     }
+    let client = if https {
+        HttpClient::with_tls(
+            crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?,
+        )
+    } else {
+        HttpClient::plain()
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AlertsCliError::Runtime(e.to_string()))?;
     runtime.block_on(async {
-        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let unreachable = |message: String| AlertsCliError::Unreachable {
-            url: url.clone(),
-            message,
-        };
-        let mut request = hyper::Request::get(uri);
+        let mut headers = Vec::new();
         if let Some(token) = token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                AlertsCliError::Runtime("the token holds characters a header cannot carry".into())
+            })?;
+            headers.push((AUTHORIZATION, value));
         }
-        let request = request
-            .body(Empty::new())
-            .map_err(|_| AlertsCliError::Url(base.into()))?;
-        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        let response = client
+            .get(&uri, &headers, Duration::from_secs(10))
             .await
-            .map_err(|_| unreachable("timed out after 10s".into()))?
-            .map_err(|e| unreachable(error_chain(&e)))?;
+            .map_err(|message| AlertsCliError::Unreachable {
+                url: url.clone(),
+                message,
+            })?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()

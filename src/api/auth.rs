@@ -228,6 +228,17 @@ impl ApiTokens {
 
     /// The scope of a request's bearer token for a route needing `access`.
     pub fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<Scope, Denied> {
+        self.authorize_token(headers, access)
+            .map(|(scope, _)| scope)
+    }
+
+    /// [`ApiTokens::authorize`], with which token it was (its entry's position), so that
+    /// per-token caps (live tails) can count by it.
+    pub fn authorize_token(
+        &self,
+        headers: &HeaderMap,
+        access: Access,
+    ) -> Result<(Scope, usize), Denied> {
         let Some(presented) = bearer(headers) else {
             return Err(Denied::Unauthenticated(
                 "a bearer token is required (Authorization: Bearer TOKEN)",
@@ -235,17 +246,17 @@ impl ApiTokens {
         };
         // Every entry is compared, matched or not: no early exit to time.
         let digest = ring::digest::digest(&ring::digest::SHA256, presented.as_bytes());
-        let mut found: Option<&Entry> = None;
-        for entry in &self.entries {
+        let mut found: Option<(usize, &Entry)> = None;
+        for (index, entry) in self.entries.iter().enumerate() {
             let same = match &entry.secret {
                 Secret::Plain(token) => constant_time_eq(token, presented.as_bytes()),
                 Secret::Sha256(hash) => hash.ct_eq(digest.as_ref()),
             };
             if bool::from(same) {
-                found = Some(entry);
+                found = Some((index, entry));
             }
         }
-        let Some(entry) = found else {
+        let Some((index, entry)) = found else {
             return Err(Denied::Unauthenticated("unknown token"));
         };
         if !entry.roles.grants(access) {
@@ -255,7 +266,7 @@ impl ApiTokens {
                 access.name()
             )));
         }
-        Ok(entry.scope.clone())
+        Ok((entry.scope.clone(), index))
     }
 }
 

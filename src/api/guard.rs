@@ -20,7 +20,8 @@ use super::auth::{Access, ApiTokens, Denied, Scope};
 use super::{error, ApiConfig, HttpResponse};
 use crate::telemetry;
 
-/// Why the guard refused a request; [`Refusal::into_response`] is its answer.
+/// Why the guard (or a cap, `limits.rs`) refused a request; [`Refusal::into_response`] is
+/// its answer.
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
@@ -28,7 +29,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: message.into(),
@@ -143,18 +144,23 @@ impl Guard {
         with_cors(response, Some(origin))
     }
 
-    /// The scope of a request for a route needing `access`, or its refusal: 401 with
+    /// The scope of a request for a route needing `access` and the token it came with
+    /// (`None` without auth or on an open route), or its refusal: 401 with
     /// `WWW-Authenticate` for a missing or unknown token, 403 for a role that does not
     /// cover the route.
-    pub fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<Scope, Refusal> {
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        access: Access,
+    ) -> Result<(Scope, Option<usize>), Refusal> {
         let Some(tokens) = &self.tokens else {
-            return Ok(Scope::All);
+            return Ok((Scope::All, None));
         };
         if access == Access::Open {
-            return Ok(Scope::All);
+            return Ok((Scope::All, None));
         }
-        match tokens.authorize(headers, access) {
-            Ok(scope) => Ok(scope),
+        match tokens.authorize_token(headers, access) {
+            Ok((scope, token)) => Ok((scope, Some(token))),
             Err(Denied::Unauthenticated(message)) => {
                 refused("token");
                 Err(Refusal::new(StatusCode::UNAUTHORIZED, message))

@@ -13,6 +13,7 @@
 
 mod auth;
 mod guard;
+mod limits;
 mod metrics;
 
 use std::convert::Infallible;
@@ -39,10 +40,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::{Access, ApiTokens, AuthConfig, Scope};
 pub use guard::{with_cors, Guard, Refusal};
+pub use limits::{
+    query_limits, tail_permit, QueryLimits, TailAdmission, TailPermit, TailSlots,
+    DEFAULT_MAX_SCANNED_EVENTS, DEFAULT_MAX_TAIL_CLIENTS, DEFAULT_MAX_TAIL_CLIENTS_PER_TOKEN,
+    DEFAULT_QUERY_TIMEOUT_MS,
+};
 pub use metrics::render_prometheus;
 
 use crate::field_error::FieldError;
 use crate::listen::{Acceptor, Admission, ConnectionLimits, HttpLimits};
+use crate::tls::TlsConfig;
 
 /// `[api]` in a pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +83,38 @@ pub struct ApiConfig {
     /// connection is kept.
     #[serde(default = "default_header_timeout_secs")]
     pub header_timeout_secs: u64,
+    /// Serve HTTPS: `tls = { crt_file, key_file, ca_file }` as on the sources (`ca_file`
+    /// makes clients present a certificate signed by it).
+    pub tls: Option<TlsConfig>,
+    /// Live tails open at once on this listener; more get 429.
+    #[serde(default = "default_max_tail_clients")]
+    pub max_tail_clients: usize,
+    /// Live tails open at once with one token; more get 429.
+    #[serde(default = "default_max_tail_clients_per_token")]
+    pub max_tail_clients_per_token: usize,
+    /// Time one search, histogram or top-values request may take; past it, a 503 that
+    /// says so.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// Matching events one such request may examine; past it, a 503 that says so.
+    #[serde(default = "default_max_scanned_events")]
+    pub max_scanned_events: u64,
+}
+
+fn default_max_tail_clients() -> usize {
+    DEFAULT_MAX_TAIL_CLIENTS
+}
+
+fn default_max_tail_clients_per_token() -> usize {
+    DEFAULT_MAX_TAIL_CLIENTS_PER_TOKEN
+}
+
+fn default_query_timeout_ms() -> u64 {
+    DEFAULT_QUERY_TIMEOUT_MS
+}
+
+fn default_max_scanned_events() -> u64 {
+    DEFAULT_MAX_SCANNED_EVENTS
 }
 
 pub fn default_max_connections() -> usize {
@@ -102,8 +141,35 @@ impl ApiConfig {
         }
     }
 
+    /// The per-request bounds [`handle`] hands the endpoints.
+    pub fn request_caps(&self) -> RequestCaps {
+        RequestCaps {
+            tails: TailSlots::new(self.max_tail_clients, self.max_tail_clients_per_token),
+            query: QueryLimits {
+                timeout: Duration::from_millis(self.query_timeout_ms),
+                max_scanned_events: self.max_scanned_events,
+            },
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         self.limits().validate()?;
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        }
+        for (field, value) in [
+            ("max_tail_clients", self.max_tail_clients as u64),
+            (
+                "max_tail_clients_per_token",
+                self.max_tail_clients_per_token as u64,
+            ),
+            ("query_timeout_ms", self.query_timeout_ms),
+            ("max_scanned_events", self.max_scanned_events),
+        ] {
+            if value == 0 {
+                return Err(FieldError::new(field, "must be at least 1"));
+            }
+        }
         let address = self.address.parse::<SocketAddr>().map_err(|_| {
             FieldError::new(
                 "address",
@@ -221,11 +287,29 @@ pub fn scope_of<B>(request: &Request<B>) -> Scope {
         .unwrap_or_else(|| Scope::Apps(Vec::new().into()))
 }
 
+/// What [`handle`] puts in each request it passes on: the live-tail slots (shared by every
+/// request) and the query limits.
+#[derive(Clone)]
+pub struct RequestCaps {
+    pub tails: Arc<TailSlots>,
+    pub query: QueryLimits,
+}
+
+impl Default for RequestCaps {
+    fn default() -> Self {
+        RequestCaps {
+            tails: TailSlots::new(DEFAULT_MAX_TAIL_CLIENTS, DEFAULT_MAX_TAIL_CLIENTS_PER_TOKEN),
+            query: QueryLimits::default(),
+        }
+    }
+}
+
 /// The API's routes, behind the guard: built-in first, then the components' endpoints.
 pub async fn handle(
     mut request: Request<Incoming>,
     endpoints: &Endpoints,
     guard: &Guard,
+    caps: &RequestCaps,
 ) -> HttpResponse {
     let path = request.uri().path().to_string();
     // Probes (Kubernetes, load balancers) reach /health by any name, with no token: it
@@ -247,11 +331,14 @@ pub async fn handle(
         "/metrics" => Access::Metrics,
         _ => endpoint.map_or(Access::Open, |e| e.access(&path)),
     };
-    let scope = match guard.authorize(request.headers(), access) {
-        Ok(scope) => scope,
+    let (scope, token) = match guard.authorize(request.headers(), access) {
+        Ok(granted) => granted,
         Err(refusal) => return with_cors(refusal.into_response(), origin),
     };
-    request.extensions_mut().insert(scope);
+    let extensions = request.extensions_mut();
+    extensions.insert(scope);
+    extensions.insert(TailAdmission::new(caps.tails.clone(), token));
+    extensions.insert(caps.query);
     let response = match (route(request.method(), &path), endpoint) {
         (Some(response), _) => response,
         (None, Some(endpoint)) => endpoint.handle(request).await,
@@ -459,6 +546,21 @@ mod tests {
                 "address = \"127.0.0.1:1\"\nheader_timeout_secs = 0",
                 Err("header_timeout_secs"),
             ),
+            (
+                "address = \"127.0.0.1:1\"\ntls = { crt_file = \"/c\", key_file = \"/k\" }",
+                Ok(()),
+            ),
+            (
+                "address = \"127.0.0.1:1\"\ntls = { crt_file = \"\", key_file = \"/k\" }",
+                Err("tls.crt_file"),
+            ),
+            ("address = \"127.0.0.1:1\"\nmax_tail_clients = 0", Err("max_tail_clients")),
+            (
+                "address = \"127.0.0.1:1\"\nmax_tail_clients_per_token = 0",
+                Err("max_tail_clients_per_token"),
+            ),
+            ("address = \"127.0.0.1:1\"\nquery_timeout_ms = 0", Err("query_timeout_ms")),
+            ("address = \"127.0.0.1:1\"\nmax_scanned_events = 0", Err("max_scanned_events")),
         ];
         for (toml, expected) in cases {
             let got = config(toml).validate().map_err(|e| e.field);

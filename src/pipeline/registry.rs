@@ -326,7 +326,10 @@ impl Sink {
             Self::Console(c) => Box::pin(c.run(rx, ctx)),
             Self::File(c) => Box::pin(c.run(rx, ctx)),
             Self::Blackhole(c) => Box::pin(c.run(rx, ctx)),
-            Self::Http(c) => Box::pin(c.run(rx, ctx)),
+            Self::Http(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
             Self::Opentelemetry(c) => Box::pin(c.run(rx, ctx)),
             #[cfg(feature = "store")]
             Self::Store(c) => {

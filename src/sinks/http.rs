@@ -12,6 +12,12 @@
 //! with backoff (a `Retry-After` in seconds is honoured, capped by `max_backoff_secs`); any
 //! other status is fatal and the events go to `ID.dead_letter` with the status and the start
 //! of the response body in the reason.
+//!
+//! `https://` URIs are verified against the system's CAs and `tls.ca_file`; with
+//! `tls.crt_file` and `tls.key_file` the sink presents a client certificate (mutual TLS).
+//! The files are read once, when the sink opens. A server whose certificate is not trusted
+//! fails the handshake, which is retried like any connection error: the events stay
+//! unacknowledged, each attempt is counted and logged with the reason.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,14 +35,18 @@ use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
 use crate::event::{Delivery, Event};
 use crate::field_error::FieldError;
+use crate::tls::ClientTlsConfig;
 
 /// `[sinks.ID] type = "http"`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
-    /// Where to POST, e.g. `http://10.0.0.2:8080/v1/logs` (another router's http source).
-    /// Only `http://` for now.
+    /// Where to POST, e.g. `http://10.0.0.2:8080/v1/logs` (another router's http source)
+    /// or `https://...`.
     pub uri: String,
+    /// For `https://`: CAs trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
     /// Request body format: `ndjson` (one JSON object per line, `application/x-ndjson`,
     /// what a Sluice http source reads) or `json_array` (one JSON array,
     /// `application/json`).
@@ -108,16 +118,31 @@ impl HttpSinkConfig {
             return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
         parse_headers(&self.headers)?;
+        self.tls.validate()?;
         self.retry.validate()
     }
 
-    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
-        let invalid = |e: FieldError| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{}: {}", e.field, e.message),
-            )
-        };
+    /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
+    /// the start, naming the field).
+    pub fn client(&self) -> Result<HttpClient, SinkError> {
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
+        let https = uri.scheme_str() == Some("https");
+        if !https {
+            return Ok(HttpClient::plain());
+        }
+        let tls = self
+            .tls
+            .client_config(https)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        Ok(HttpClient::with_tls(tls))
+    }
+
+    pub async fn run(
+        self,
+        client: HttpClient,
+        rx: BatchReceiver,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
         let content_type = match self.encoding {
             HttpEncoding::Ndjson => "application/x-ndjson",
@@ -131,7 +156,7 @@ impl HttpSinkConfig {
         let mut sink = HttpSink {
             uri,
             headers,
-            client: HttpClient::plain(),
+            client,
             timeout: Duration::from_secs(self.timeout_secs),
             retrier: Retrier::new(
                 self.retry.clone(),
@@ -145,8 +170,20 @@ impl HttpSinkConfig {
     }
 }
 
+fn invalid(e: FieldError) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{}: {}", e.field, e.message),
+    )
+}
+
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    parse_endpoint(uri, "uri", &["http"], "http://127.0.0.1:8080/v1/logs")
+    parse_endpoint(
+        uri,
+        "uri",
+        &["http", "https"],
+        "http://127.0.0.1:8080/v1/logs",
+    )
 }
 
 /// Parses the URL in config field `field`: one of `schemes`, with a host. Shared by the
@@ -338,7 +375,8 @@ mod tests {
         for (uri, ok) in [
             ("http://127.0.0.1:8080/v1/logs", true),
             ("http://logs.example.com", true),
-            ("https://logs.example.com", false),
+            ("https://logs.example.com", true),
+            ("ftp://logs.example.com", false),
             ("127.0.0.1:8080", false),
             ("not a uri", false),
             ("", false),

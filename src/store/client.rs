@@ -2,15 +2,14 @@
 //! (time, level, app, message) or, with `--json`, one event per line.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use hyper::{StatusCode, Uri};
 
-use crate::error_chain::error_chain;
+use crate::delivery::http::HttpClient;
 
 /// Where the CLI looks for a router unless told otherwise (the default `[api] address`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
@@ -27,7 +26,13 @@ pub enum ClientError {
     Output(#[from] std::io::Error),
     #[error("cannot start: {0}")]
     Runtime(String),
+    #[error("cannot set up tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
+
+/// How long the router has to answer a request's head (a search's whole answer is bounded
+/// by the same time again).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `sluice query` asks for.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +46,9 @@ pub struct QueryArgs {
     pub json: bool,
     /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
     pub token: Option<String>,
+    /// For `https://`: a PEM CA that signed the router's certificate, trusted besides the
+    /// system's (`--ca-file` or `SLUICE_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
 }
 
 fn encode(text: &str) -> String {
@@ -71,10 +79,20 @@ fn endpoint(base: &str, path: &str, params: &[(&str, &str)]) -> Result<Uri, Clie
         reason,
     };
     let uri: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(bad("expected http://HOST:PORT".into()));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(bad("expected http://HOST:PORT or https://HOST:PORT".into()));
     }
     Ok(uri)
+}
+
+/// The client for `uri`: plain for `http://`; for `https://`, trusting the system's CAs and
+/// `ca_file`.
+fn client(uri: &Uri, ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
+    if uri.scheme_str() != Some("https") {
+        return Ok(HttpClient::plain());
+    }
+    let tls = crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?;
+    Ok(HttpClient::with_tls(tls))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
@@ -84,28 +102,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
         .map_err(|e| ClientError::Runtime(e.to_string()))
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
 async fn get(
+    client: &HttpClient,
     uri: Uri,
     token: Option<&str>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = uri.to_string();
-    let mut request = Request::get(uri);
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
     if let Some(token) = token {
-        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ClientError::Runtime("the token holds characters a header cannot carry".into())
+        })?;
+        headers.push((AUTHORIZATION, value));
     }
-    let request = request.body(Empty::new()).map_err(|e| ClientError::Url {
-        url: url.clone(),
-        reason: e.to_string(),
-    })?;
     let response = client
-        .request(request)
+        .get(&uri, &headers, ANSWER_TIMEOUT)
         .await
-        .map_err(|e| ClientError::Connect {
+        .map_err(|reason| ClientError::Connect {
             url: url.clone(),
-            reason: error_chain(&e),
+            reason,
         })?;
     if response.status() != StatusCode::OK {
         let status = response.status();
@@ -145,14 +160,11 @@ pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientErro
         ],
     )?;
     let body = runtime()?.block_on(async {
-        let response =
-            tokio::time::timeout(Duration::from_secs(60), get(uri, args.token.as_deref()))
-                .await
-                .map_err(|_| ClientError::Runtime("no answer within 60 s".into()))??;
-        response
-            .into_body()
-            .collect()
+        let client = client(&uri, args.ca_file.as_deref())?;
+        let response = get(&client, uri, args.token.as_deref()).await?;
+        tokio::time::timeout(ANSWER_TIMEOUT, response.into_body().collect())
             .await
+            .map_err(|_| ClientError::Runtime("the answer did not arrive within 60 s".into()))?
             .map(|b| b.to_bytes())
             .map_err(|e| ClientError::Runtime(e.to_string()))
     })?;
@@ -239,6 +251,8 @@ pub struct TailArgs {
     pub no_retry: bool,
     /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
     pub token: Option<String>,
+    /// For `https://`: a PEM CA trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// `sluice tap`: the outputs (`ID[.OUTPUT]`) to follow instead of the store...
     pub taps: Vec<String>,
     /// ...and the components whose inputs to follow.
@@ -286,7 +300,8 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
     let command = args.command();
     runtime()?.block_on(async {
         let token = args.token.as_deref();
-        let mut response = get(uri.clone(), token).await?;
+        let client = client(&uri, args.ca_file.as_deref())?;
+        let mut response = get(&client, uri.clone(), token).await?;
         loop {
             match follow(response, args.json, command, out).await? {
                 StreamEnd::Closed => eprintln!("{command}: router closed the stream"),
@@ -297,7 +312,7 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
             if args.no_retry {
                 return Ok(());
             }
-            response = reconnect(&uri, token, command).await?;
+            response = reconnect(&client, &uri, token, command).await?;
             eprintln!("{command}: reconnected to {}", args.url);
         }
     })
@@ -305,6 +320,7 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
 
 /// Connects again, waiting [`FIRST_BACKOFF`] first and doubling the wait after each failure.
 async fn reconnect(
+    client: &HttpClient,
     uri: &Uri,
     token: Option<&str>,
     command: &str,
@@ -316,7 +332,7 @@ async fn reconnect(
     );
     loop {
         tokio::time::sleep(backoff).await;
-        match get(uri.clone(), token).await {
+        match get(client, uri.clone(), token).await {
             Ok(response) => return Ok(response),
             Err(error) if worth_retrying(&error) => {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -421,7 +437,8 @@ mod tests {
                 .to_string(),
             "http://127.0.0.1:8686/v1/tail?"
         );
-        assert!(endpoint("https://x", "/v1/query", &[]).is_err());
+        assert!(endpoint("https://x", "/v1/query", &[]).is_ok());
+        assert!(endpoint("ftp://x", "/v1/query", &[]).is_err());
         assert!(endpoint("no host", "/v1/query", &[]).is_err());
     }
 

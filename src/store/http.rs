@@ -14,12 +14,15 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::search::{HistogramRequest, SearchRequest, TopRequest};
+use super::search::{Budget, HistogramRequest, SearchRequest, TopRequest};
 // Times asked for lie in the range the store believes event times in (1970–2100), so no
 // arithmetic on them (spans, bucket counts) can overflow.
 use super::index::MAX_EVENT_TIME_NANOS;
 use super::{parse_duration, Query, Store, StoreError};
-use crate::api::{error, respond, Access, Endpoint, HttpResponse, ResponseFuture, Scope};
+use crate::api::{
+    error, respond, Access, Endpoint, HttpResponse, QueryLimits, Refusal, ResponseFuture, Scope,
+    TailPermit,
+};
 use crate::event::now_nanos;
 
 /// Events per page unless `limit` says otherwise.
@@ -77,25 +80,53 @@ impl Endpoint for StoreEndpoint {
                 return response;
             }
             let scope = crate::api::scope_of(&request);
-            match answer(store, &path, params, &scope, streams_stop).await {
+            let asked = Asked {
+                path: &path,
+                params,
+                scope: &scope,
+                limits: crate::api::query_limits(&request),
+            };
+            let tail_permit = || crate::api::tail_permit(&request);
+            match answer(store, asked, tail_permit, streams_stop).await {
                 Ok(response) => response,
                 Err(StoreError::Index(e)) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &format!("index error: {e}"),
                 ),
+                Err(StoreError::CostLimit(message)) => {
+                    crate::telemetry::counter(
+                        "api_refused_requests_total",
+                        &[("reason", "query_cost")],
+                    )
+                    .inc(1);
+                    error(StatusCode::SERVICE_UNAVAILABLE, &message)
+                }
                 Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
             }
         })
     }
 }
 
+/// One request to answer: its route, parameters, scope and cost limits.
+struct Asked<'a> {
+    path: &'a str,
+    params: Params,
+    scope: &'a Scope,
+    limits: QueryLimits,
+}
+
 async fn answer(
     store: Arc<Store>,
-    path: &str,
-    params: Params,
-    scope: &Scope,
+    asked: Asked<'_>,
+    tail_permit: impl FnOnce() -> Result<TailPermit, Refusal>,
     streams_stop: CancellationToken,
 ) -> Result<HttpResponse, StoreError> {
+    let Asked {
+        path,
+        params,
+        scope,
+        limits,
+    } = asked;
     let query = scoped(Query::parse(params.get("q").unwrap_or(""))?, scope);
     let now = now_nanos();
     match path {
@@ -106,13 +137,17 @@ async fn answer(
                     "the router is shutting down",
                 ));
             }
+            let permit = match tail_permit() {
+                Ok(permit) => permit,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
             let Some(body) = store.tail.subscribe(query, streams_stop) else {
                 return Ok(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many tail clients",
                 ));
             };
-            let mut response = Response::new(body.boxed());
+            let mut response = Response::new(body.holding(permit).boxed());
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -127,7 +162,8 @@ async fn answer(
                 limit: params.number("limit", DEFAULT_LIMIT)?,
                 cursor: params.get("cursor").map(str::to_string),
             };
-            let page = blocking(move || store.search(&request)).await?;
+            let page =
+                blocking(move || store.search_within(&request, &Budget::new(limits))).await?;
             Ok(json(&page))
         }
         "/v1/histogram" => {
@@ -173,7 +209,8 @@ async fn answer(
                     .map(str::to_string),
                 split_limit: params.number("split_limit", 10)?,
             };
-            let histogram = blocking(move || store.histogram(&request)).await?;
+            let histogram =
+                blocking(move || store.histogram_within(&request, &Budget::new(limits))).await?;
             Ok(json(&histogram))
         }
         "/v1/top" => {
@@ -188,7 +225,7 @@ async fn answer(
                 to,
                 limit: params.number("limit", 10)?,
             };
-            let top = blocking(move || store.top(&request)).await?;
+            let top = blocking(move || store.top_within(&request, &Budget::new(limits))).await?;
             Ok(json(&top))
         }
         _ => Ok(error(StatusCode::NOT_FOUND, "no such endpoint")),

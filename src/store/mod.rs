@@ -225,6 +225,9 @@ pub enum StoreError {
     Query(#[from] QueryError),
     #[error("{0}")]
     BadRequest(String),
+    /// A request reached its cost bound (`search::Budget`).
+    #[error("{0}")]
+    CostLimit(String),
 }
 
 /// An open store: the partitions (shared with queries) and the live-tail hub.

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::query::Query;
+use crate::api::TailPermit;
 use crate::event::{Event, SharedBatch};
 use crate::telemetry::{self, Counter};
 
@@ -139,6 +140,7 @@ impl TailHub {
             stopping: false,
             hello: true,
             keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
+            permit: None,
         })
     }
 
@@ -283,6 +285,17 @@ pub struct TailBody {
     stopping: bool,
     hello: bool,
     keepalive: tokio::time::Interval,
+    /// The API's slot for this stream, given back when the body is dropped (the client
+    /// went away, or the stream ended).
+    permit: Option<TailPermit>,
+}
+
+impl TailBody {
+    /// Holds `permit` for as long as the stream lives.
+    pub fn holding(mut self, permit: TailPermit) -> TailBody {
+        self.permit = Some(permit);
+        self
+    }
 }
 
 /// Events coalesced into one body frame when several are waiting.

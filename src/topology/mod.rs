@@ -38,6 +38,8 @@ pub enum TopologyError {
     },
     #[error("api: {message}")]
     ApiAuth { message: String },
+    #[error("api: {0}")]
+    ApiTls(#[from] crate::tls::TlsError),
     #[error("sink `{id}`: cannot open disk buffer: {message}")]
     Buffer { id: String, message: String },
     #[error("sink `{id}`: {message}")]
@@ -211,7 +213,24 @@ pub async fn start(
             // The tokens file is read once, here: a missing or malformed one stops the start.
             let guard = crate::api::Guard::open(api, addr)
                 .map_err(|message| TopologyError::ApiAuth { message })?;
-            Some((listener, Arc::new(guard), api.limits()))
+            // The certificate and key are read once, here, like the tokens file.
+            let tls = crate::tls::optional_acceptor(api.tls.as_ref())?;
+            let authenticated = api.auth.as_ref().is_some_and(|a| a.is_enabled());
+            if authenticated && tls.is_none() && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    address = %addr,
+                    "the api listens beyond loopback with tokens but without tls: tokens and logs \
+                     cross the network in clear text; set [api] tls = {{ crt_file, key_file }} \
+                     or put a TLS proxy in front (docs/security.md)"
+                );
+            }
+            Some((
+                listener,
+                Arc::new(guard),
+                api.limits(),
+                tls,
+                api.request_caps(),
+            ))
         }
     };
 
@@ -338,7 +357,7 @@ pub async fn start(
         std::mem::take(&mut consumers.taps),
         streams_stop.clone(),
     )));
-    let api_task = api_listener.map(|(listener, guard, limits)| {
+    let api_task = api_listener.map(|(listener, guard, limits, tls, caps)| {
         let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);
         // The API answers (health, metrics) while the pipeline drains, and stops after it.
@@ -347,12 +366,13 @@ pub async fn start(
                 listener,
                 limits,
                 API_ID,
-                None,
+                tls,
                 api_stop.clone(),
                 move |request, _peer| {
                     let endpoints = endpoints.clone();
                     let guard = guard.clone();
-                    async move { crate::api::handle(request, &endpoints, &guard).await }
+                    let caps = caps.clone();
+                    async move { crate::api::handle(request, &endpoints, &guard, &caps).await }
                 },
             )
             .instrument(span),

@@ -5,6 +5,8 @@ mod alerts;
 mod api;
 #[cfg(feature = "store")]
 mod api_auth;
+#[cfg(feature = "store")]
+mod api_limits;
 mod bad_input;
 #[cfg(feature = "store")]
 mod browser;
@@ -21,8 +23,12 @@ mod file_sink;
 mod file_source;
 mod formats;
 mod hardening;
+#[cfg(feature = "store")]
+mod hardening_memory;
 mod http;
 mod http_sink;
+#[cfg(feature = "store")]
+mod https;
 mod journald;
 #[cfg(feature = "kafka")]
 mod kafka;

@@ -84,7 +84,10 @@ impl KubernetesLogsConfig {
                 let path = account.join("ca.crt");
                 path.exists().then_some(path)
             });
-            HttpClient::with_tls(crate::tls::client_config(ca_file.as_deref(), true)?)
+            HttpClient::with_tls(
+                crate::tls::client_config(ca_file.as_deref(), true)
+                    .map_err(|e| e.for_field("api.ca_file"))?,
+            )
         } else {
             HttpClient::plain()
         };

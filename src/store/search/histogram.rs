@@ -7,7 +7,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::translate::{overlaps, time_bounds, translate, with_time};
-use super::MAX_BUCKETS;
+use super::{Bounded, Budget, MAX_BUCKETS};
 use crate::event::fields;
 use crate::store::index::Fields;
 use crate::store::query::Query;
@@ -293,6 +293,15 @@ impl SegmentCollector for HistogramSegment {
 
 impl Store {
     pub fn histogram(&self, request: &HistogramRequest) -> Result<Histogram, StoreError> {
+        self.histogram_within(request, &Budget::unlimited())
+    }
+
+    /// [`Store::histogram`] within `budget`: past it, [`StoreError::CostLimit`].
+    pub fn histogram_within(
+        &self,
+        request: &HistogramRequest,
+        budget: &Budget,
+    ) -> Result<Histogram, StoreError> {
         if request.interval <= 0 || request.to <= request.from {
             return Err(StoreError::BadRequest(
                 "histogram needs an interval above 0 and a time range".into(),
@@ -315,11 +324,14 @@ impl Store {
             .transpose()?;
         let base = translate(&self.fields, &request.query)?;
         let query = with_time(&self.fields, base, Some(request.from), Some(request.to));
-        let collector = HistogramCollector {
-            from: request.from,
-            interval: request.interval,
-            buckets,
-            split,
+        let collector = Bounded {
+            inner: HistogramCollector {
+                from: request.from,
+                interval: request.interval,
+                buckets,
+                split,
+            },
+            budget,
         };
         let mut fruits = Vec::new();
         for partition in self.partitions() {
@@ -330,6 +342,7 @@ impl Store {
             ) {
                 continue;
             }
+            budget.check()?;
             fruits.push(
                 partition
                     .reader
@@ -337,6 +350,7 @@ impl Store {
                     .search(query.as_ref(), &collector)?,
             );
         }
+        budget.check()?;
         let mut series = merge_series(fruits, buckets);
         series.retain(|_, counts| counts.iter().any(|&n| n > 0));
         if request.split.is_some() {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use base64::Engine;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::Query as TantivyQuery;
 use tantivy::schema::Value as _;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
@@ -18,9 +17,13 @@ use super::query::Query;
 use super::{Store, StoreError};
 use crate::event::fields;
 
+mod budget;
 mod histogram;
 mod top;
 mod translate;
+
+use budget::Bounded;
+pub use budget::Budget;
 
 pub use histogram::{Histogram, HistogramRequest};
 pub use top::{TopRequest, TopValue, TopValues};
@@ -166,6 +169,15 @@ impl SegmentCollector for NewestFirstSegment {
 
 impl Store {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        self.search_within(request, &Budget::unlimited())
+    }
+
+    /// [`Store::search`] within `budget`: past it, [`StoreError::CostLimit`].
+    pub fn search_within(
+        &self,
+        request: &SearchRequest,
+        budget: &Budget,
+    ) -> Result<SearchPage, StoreError> {
         let limit = request.limit.min(MAX_LIMIT);
         let before = request.cursor.as_deref().map(decode_cursor).transpose()?;
         let base = translate(&self.fields, &request.query)?;
@@ -185,19 +197,26 @@ impl Store {
         let mut total = 0u64;
         let mut hits: Vec<(Key, Arc<Partition>, tantivy::Searcher, DocAddress)> = Vec::new();
         for (partition, bounds) in partitions {
+            budget.check()?;
             let searcher = partition.reader.searcher();
             let floor = (hits.len() >= limit)
                 .then(|| hits.last().map(|h| h.0))
                 .flatten();
             let newest_here = bounds.map_or(i64::MIN, |(_, hi)| hi);
             if floor.is_some_and(|f| (newest_here, partition.start_secs, u64::MAX) < f) {
+                // Only counted: tantivy's count answers many queries from posting-list
+                // lengths without visiting a document, so it is not charged to the budget
+                // (its time is, at the next partition).
                 total += query.count(&searcher)? as u64;
                 continue;
             }
-            let collector = NewestFirst {
-                limit,
-                partition: partition.start_secs,
-                before,
+            let collector = Bounded {
+                inner: NewestFirst {
+                    limit,
+                    partition: partition.start_secs,
+                    before,
+                },
+                budget,
             };
             let (found, count) = searcher.search(query.as_ref(), &collector)?;
             total += count;
@@ -209,6 +228,7 @@ impl Store {
             hits.sort_by_key(|h| std::cmp::Reverse(h.0));
             hits.truncate(limit);
         }
+        budget.check()?;
         let next_cursor = if hits.len() == limit && limit > 0 {
             hits.last().map(|h| encode_cursor(h.0))
         } else {

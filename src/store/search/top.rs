@@ -8,7 +8,7 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::histogram::FieldColumn;
 use super::translate::{overlaps, time_bounds, translate, with_time};
-use super::MAX_LIMIT;
+use super::{Bounded, Budget, MAX_LIMIT};
 use crate::store::query::Query;
 use crate::store::{Store, StoreError};
 
@@ -123,16 +123,29 @@ impl SegmentCollector for TopSegment {
 
 impl Store {
     pub fn top(&self, request: &TopRequest) -> Result<TopValues, StoreError> {
+        self.top_within(request, &Budget::unlimited())
+    }
+
+    /// [`Store::top`] within `budget`: past it, [`StoreError::CostLimit`].
+    pub fn top_within(
+        &self,
+        request: &TopRequest,
+        budget: &Budget,
+    ) -> Result<TopValues, StoreError> {
         let field = FieldColumn::for_field(&self.fields, &request.field)?;
         let base = translate(&self.fields, &request.query)?;
         let query = with_time(&self.fields, base, request.from, request.to);
-        let collector = TopCollector { field };
+        let collector = Bounded {
+            inner: TopCollector { field },
+            budget,
+        };
         let mut merged: HashMap<String, u64> = HashMap::new();
         let mut total = 0;
         for partition in self.partitions() {
             if !overlaps(time_bounds(&partition), request.from, request.to) {
                 continue;
             }
+            budget.check()?;
             let (counts, n) = partition
                 .reader
                 .searcher()
@@ -142,6 +155,7 @@ impl Store {
                 *merged.entry(k).or_insert(0) += v;
             }
         }
+        budget.check()?;
         let mut values: Vec<TopValue> = merged
             .into_iter()
             .map(|(value, count)| TopValue { value, count })
