@@ -2,11 +2,16 @@
 
 /// A problem with one field of one component's config. The config loader adds the file
 /// name and the component id, so every error a user sees names all three.
+///
+/// An error found inside a field's text (a line of a remap program) carries its line and
+/// column in that text, `at`; the loader shows it at its place in the pipeline file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
+#[error("field `{field}`: {}", self.located_in_value())]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// Line and column (from 1) inside the field's value.
+    pub at: Option<(usize, usize)>,
 }
 
 impl FieldError {
@@ -14,6 +19,21 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            at: None,
+        }
+    }
+
+    /// This error, found at `line` and `column` (from 1) of the field's value.
+    pub fn at(mut self, line: usize, column: usize) -> Self {
+        self.at = Some((line, column));
+        self
+    }
+
+    /// The message, preceded by its position inside the value when it has one.
+    pub fn located_in_value(&self) -> String {
+        match self.at {
+            Some((line, column)) => format!("at line {line}, column {column}: {}", self.message),
+            None => self.message.clone(),
         }
     }
 }

@@ -39,6 +39,11 @@ const SECTIONS: [(ComponentKind, &str); 5] = [
     (ComponentKind::Alert, "alerts"),
 ];
 
+/// The top-level table components of `kind` are written under (`transforms`…).
+pub(super) fn section_of(kind: ComponentKind) -> Option<&'static str> {
+    SECTIONS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)
+}
+
 /// Splits the TOML document into top-level settings and component tables.
 pub(super) fn split(file: &str, mut doc: toml::Table) -> Result<Document, Vec<ConfigError>> {
     let mut errors = Vec::new();

@@ -10,6 +10,7 @@ mod deserialize;
 mod document;
 mod env;
 mod graph;
+pub mod position;
 
 use std::path::Path;
 

@@ -143,13 +143,25 @@ impl Pipeline {
             match pipeline.add(component) {
                 Ok(outputs) if in_graph => nodes.push(Node { outputs, ..node }),
                 Ok(_) => {}
-                Err(e) => errors.push(ConfigError::Component {
-                    file: file.into(),
-                    kind: node.kind,
-                    id: node.id,
-                    field: e.field,
-                    message: e.message,
-                }),
+                Err(e) => {
+                    let message = match e.at.and_then(|at| {
+                        let start =
+                            config::position::value_start(text, node.kind, &node.id, &e.field)?;
+                        Some(config::position::within(start, at))
+                    }) {
+                        Some((line, column)) => {
+                            format!("line {line}, column {column}: {}", e.message)
+                        }
+                        None => e.located_in_value(),
+                    };
+                    errors.push(ConfigError::Component {
+                        file: file.into(),
+                        kind: node.kind,
+                        id: node.id,
+                        field: e.field,
+                        message,
+                    })
+                }
             }
         }
         errors.extend(pipeline.check_state_paths());

@@ -71,7 +71,7 @@ impl RemapConfig {
                     ))
                 }
                 (Some(source), None) => Program::compile(source)
-                    .map_err(|e| FieldError::new("source", e.to_string()))?,
+                    .map_err(|e| FieldError::new("source", e.message).at(e.line, e.column))?,
                 (None, Some(path)) => {
                     let source = read_program(path)?;
                     Program::compile(&source)

@@ -131,7 +131,7 @@ fn config_errors_name_the_field() {
     for (toml_src, field, message) in cases {
         let error = build(toml_src, "remap_config").expect_err(toml_src);
         assert_eq!(
-            (error.field.as_str(), error.message.as_str()),
+            (error.field.as_str(), error.located_in_value().as_str()),
             (field, message)
         );
     }

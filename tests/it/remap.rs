@@ -189,7 +189,7 @@ inputs = ["shape"]
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "{}: transform `shape`: field `source`: at line 2, column 6: unhandled error: `parse_json` can fail",
+            "{}: transform `shape`: field `source`: line 10, column 6: unhandled error: `parse_json` can fail",
             config.display()
         )),
         "{stderr}"
