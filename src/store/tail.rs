@@ -246,6 +246,14 @@ impl Clients {
                 if !subscriber.query.matches(event) {
                     continue;
                 }
+                // A client whose queue is full misses this event: told without encoding it,
+                // so a stalled client costs the matcher (and the cores the pipeline shares
+                // with it) a count per event, not a JSON encoding.
+                if subscriber.tx.capacity() == 0 {
+                    subscriber.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.dropped.inc(1);
+                    continue;
+                }
                 let line = json.get_or_insert_with(|| event_json(event)).clone();
                 match subscriber.tx.try_send(line) {
                     Ok(()) => {}
