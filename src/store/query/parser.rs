@@ -126,11 +126,13 @@ impl<'a> Parser<'a> {
             self.pos += 3;
             return self.negated();
         }
+        // A `-` negates what touches it; alone (before a space, a `)` or the end) it is a
+        // word, the same inside parentheses as outside.
         if self.peek() == Some('-')
             && self.rest()[1..]
                 .chars()
                 .next()
-                .is_some_and(|c| !c.is_whitespace())
+                .is_some_and(|c| !c.is_whitespace() && c != ')')
         {
             self.pos += 1;
             return self.negated();

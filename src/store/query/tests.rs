@@ -37,6 +37,10 @@ fn parses_table() {
         ),
         ("NOT a", not(term(None, "a"))),
         ("-level:debug", not(term(Some("level"), "debug"))),
+        // A lone `-` is a word, inside parentheses as outside (the fuzzer found `(a -)`
+        // refused while `a -` parsed).
+        ("a -", Query::And(vec![term(None, "a"), term(None, "-")])),
+        ("(a -)", Query::And(vec![term(None, "a"), term(None, "-")])),
         (
             "msg:\"connection refused\"",
             Query::Phrase {
