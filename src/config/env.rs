@@ -130,13 +130,16 @@ fn is_one_scalar(value: &str) -> bool {
     if bare_key(value) {
         return true;
     }
-    let Ok(table) = format!("v = {value}").parse::<toml::Table>() else {
+    // Followed by more on its line, so that a comment in the value (`"" # x`, `5 # x`)
+    // swallows the rest and fails to parse, while a `#` inside a quoted string does not.
+    let Ok(table) = format!("v = [{value}, 1]").parse::<toml::Table>() else {
         return false;
     };
     match table.get("v") {
-        Some(toml::Value::String(_)) => table.len() == 1,
-        Some(toml::Value::Table(_) | toml::Value::Array(_)) | None => false,
-        Some(_) => table.len() == 1 && !value.contains('#'),
+        Some(toml::Value::Array(items)) if table.len() == 1 && items.len() == 2 => {
+            !matches!(items[0], toml::Value::Table(_) | toml::Value::Array(_))
+        }
+        _ => false,
     }
 }
 
@@ -267,6 +270,7 @@ mod tests {
                     "TABLE" => "{ a = 1 }",
                     "TEXT" => "\"quoted # text\"",
                     "APOS" => "it's",
+                    "EMPTY_HASH" => "\"\"#",
                     _ => return None,
                 }
                 .to_string(),
@@ -292,6 +296,9 @@ mod tests {
         assert_eq!(t["m"].as_str(), Some("x a\", when_full = \"drop_newest"));
         assert!(parsed("n = ${HASH}").is_err());
         assert!(parsed("n = ${TABLE}").is_err());
+        // A string followed by a comment (the fuzzer's `""#`) would comment out the rest
+        // of the line: in `[${X}, ${X}]`, the second element.
+        assert!(parsed("n = [${EMPTY_HASH}, ${EMPTY_HASH}\n]").is_err());
         assert!(parsed("s = 'x${APOS}'")
             .unwrap_err()
             .contains("literal string"));
