@@ -367,3 +367,51 @@ encoding = "json"
     );
     assert!(trace.lines().count() > 5, "a real trace: {trace}");
 }
+
+#[test]
+fn stdin_multiline_sends_a_group_idle_for_its_timeout_while_stdin_stays_open() {
+    let dir = tempdir();
+    let out = dir.path().join("out.json");
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sources.in]
+type = "stdin"
+multiline = {{ preset = "java", timeout_ms = 200 }}
+
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "{}"
+encoding = "json"
+"#,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["up", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"failed\njava.lang.IllegalStateException: boom\n\tat A.b(A.java:1)\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    // Nothing more comes and stdin stays open: the timeout alone sends the group.
+    wait_for("the idle group", || !read_lines(&out).is_empty());
+    let event: serde_json::Value = serde_json::from_str(&read_lines(&out)[0]).unwrap();
+    assert_eq!(
+        event["message"],
+        "failed\njava.lang.IllegalStateException: boom\n\tat A.b(A.java:1)"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read_lines(&out).len(), 1);
+}
