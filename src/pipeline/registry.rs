@@ -73,7 +73,7 @@ pub struct OpenedSource {
 impl Source {
     pub(super) fn build(type_name: &str, table: toml::Table) -> Result<Self, FieldError> {
         Ok(match type_name {
-            "stdin" => Self::Stdin(checked(table, StdinConfig::validate)?),
+            "stdin" => Self::Stdin(deserialize::<StdinConfig>(table)?.build()?),
             "file" => Self::File(deserialize::<FileSourceConfig>(table)?.build()?),
             "kubernetes_logs" => Self::KubernetesLogs(Box::new(
                 deserialize::<KubernetesLogsConfig>(table)?.build()?,

@@ -7,6 +7,10 @@
 //! then acknowledges end to end. It records, in the checkpoint, the offset up to which every
 //! event has been delivered, durably buffered or dead-lettered by every sink, and after a
 //! crash resumes from there. A pipe cannot be rewound, so it cannot be checkpointed.
+//!
+//! With `multiline`, the lines of one message (a stack trace) are joined before decoding,
+//! by the stages the file source runs its lines through; a checkpoint then stays before
+//! the lines held, and a group idle for `timeout_ms` is sent while stdin is quiet.
 
 use std::io::SeekFrom;
 use std::os::fd::AsFd;
@@ -19,8 +23,11 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::checkpoint::{self, Checkpoint, PendingAcks};
+use super::file::stages::{compile_multiline, Stages};
 use super::{read_stream, Decoded, FrameIngest, SourceContext, SourceError, READ_CHUNK_BYTES};
-use crate::ack::AckToken;
+use crate::ack::{AckStatus, AckToken};
+use crate::channel::Closed;
+use crate::codec::multiline::{MultilineConfig, MultilineRules};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::field_error::FieldError;
 
@@ -42,6 +49,12 @@ pub struct StdinConfig {
     /// Enables end-to-end acknowledgements: the file that records how far stdin (a regular
     /// file) has been read and acknowledged.
     pub checkpoint_path: Option<PathBuf>,
+    /// Joins the lines of one message (stack traces) before decoding: the `multiline`
+    /// transform's options but `group_by`, as on the file source.
+    pub multiline: Option<MultilineConfig>,
+    /// `multiline` compiled when the pipeline was built.
+    #[serde(skip)]
+    multiline_rules: Option<MultilineRules>,
 }
 
 impl StdinConfig {
@@ -56,11 +69,71 @@ impl StdinConfig {
         self.framing.validate()
     }
 
+    /// Checks the options and compiles `multiline`'s patterns, kept for the run. Does no IO.
+    pub fn build(mut self) -> Result<Self, FieldError> {
+        self.validate()?;
+        self.multiline_rules = compile_multiline(self.multiline.as_ref())?;
+        Ok(self)
+    }
+
     pub async fn run(self, mut ctx: SourceContext) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
-        match &self.checkpoint_path {
-            None => read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None, None).await,
-            Some(path) => run_acknowledged(path.clone(), ingest, ctx).await,
+        // No container stage here, so its line limit is never used.
+        let stages = Stages::new(&ctx.id, None, self.multiline_rules.as_ref(), usize::MAX);
+        match (&self.checkpoint_path, stages) {
+            (None, None) => {
+                read_stream(tokio::io::stdin(), &mut ingest, &mut ctx, None, None).await
+            }
+            (None, Some(stages)) => read_joined(ingest, stages, ctx).await,
+            (Some(path), stages) => run_acknowledged(path.clone(), ingest, stages, ctx).await,
+        }
+    }
+}
+
+/// Reads stdin to its end (or until shutdown) through the `multiline` stages, sending one
+/// batch per read and the groups whose timeout ended while stdin was quiet.
+async fn read_joined(
+    mut ingest: FrameIngest,
+    mut stages: Stages,
+    mut ctx: SourceContext,
+) -> Result<(), SourceError> {
+    let mut input = tokio::io::stdin();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut read_to = 0u64;
+    loop {
+        buf.reserve(READ_CHUNK_BYTES);
+        let deadline = stages.next_deadline();
+        let idle = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (n, eof) = tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => (0, true),
+            n = input.read_buf(&mut buf) => { let n = n?; (n, n == 0) }
+            _ = idle => (0, false),
+        };
+        ingest.count_bytes(n);
+        read_to += n as u64;
+        let mut decoded = Decoded::default();
+        let offset = |held: usize| read_to - held as u64;
+        stages.decode(
+            &mut ingest,
+            &mut buf,
+            &offset,
+            eof,
+            Instant::now(),
+            Vec::new(),
+            None,
+            &mut decoded,
+        );
+        if decoded.send(&mut ctx).await.is_err() {
+            return Err(SourceError::Io(std::io::Error::other(Closed)));
+        }
+        if eof {
+            return Ok(());
         }
     }
 }
@@ -68,6 +141,7 @@ impl StdinConfig {
 async fn run_acknowledged(
     path: PathBuf,
     mut ingest: FrameIngest,
+    mut stages: Option<Stages>,
     mut ctx: SourceContext,
 ) -> Result<(), SourceError> {
     let file = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
@@ -116,14 +190,40 @@ async fn run_acknowledged(
         let eof = n == 0;
         let (token, rx) = AckToken::timed(&ack_latency);
         let mut decoded = Decoded::default();
-        ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded);
+        match &mut stages {
+            None => ingest.decode_with_ack(&mut buf, eof, None, Some(&token), &mut decoded),
+            Some(stages) => {
+                let offset = |held: usize| read_to - held as u64;
+                let now = Instant::now();
+                let carried = Vec::new();
+                stages.decode(
+                    &mut ingest,
+                    &mut buf,
+                    &offset,
+                    eof,
+                    now,
+                    carried,
+                    Some(&token),
+                    &mut decoded,
+                );
+                if decoded.events.is_empty() && decoded.dead.is_empty() {
+                    token.update(AckStatus::Delivered); // lines held, or half a line
+                }
+            }
+        }
         // The events hold clones; with no events the receiver resolves (delivered) at once.
         drop(token);
         // Inside an oversized frame being dropped, the checkpoint waits before it: a
-        // restart in its middle would read its tail as a frame.
+        // restart in its middle would read its tail as a frame. So it does before the
+        // lines `multiline` holds.
+        let mut complete = resume_at;
         if !ingest.is_discarding() {
-            resume_at = read_to - buf.len() as u64;
+            complete = read_to - buf.len() as u64;
         }
+        if let Some(held) = stages.as_ref().and_then(Stages::pending_start) {
+            complete = complete.min(held);
+        }
+        resume_at = resume_at.max(complete);
         pending.push(resume_at, rx);
         if decoded.send(&mut ctx).await.is_err() {
             break;

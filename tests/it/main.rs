@@ -21,6 +21,7 @@ mod e2e;
 mod enrichment;
 mod file_sink;
 mod file_source;
+mod file_source_formats;
 mod formats;
 mod hardening;
 #[cfg(feature = "store")]

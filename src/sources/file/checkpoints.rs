@@ -37,6 +37,9 @@ struct Entry {
     /// Where the file was last seen: for people reading the store, not for matching.
     path: PathBuf,
     offset: u64,
+    /// A compressed file read to its end and acknowledged: never read again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    done: bool,
     /// Unix seconds of the last update.
     updated: u64,
 }
@@ -99,6 +102,7 @@ impl Checkpoints {
             fingerprint,
             path: path.to_path_buf(),
             offset,
+            done: false,
             updated: now_secs(),
         };
         self.entries.insert(fingerprint, entry);
@@ -114,6 +118,24 @@ impl Checkpoints {
             .is_none_or(|e| e.offset < offset)
         {
             self.set(fingerprint, path, offset);
+        }
+    }
+
+    /// True when the compressed file known as `fingerprint` was read to its end and
+    /// acknowledged.
+    pub(super) fn is_done(&self, fingerprint: &Fingerprint) -> bool {
+        self.entries.get(fingerprint).is_some_and(|e| e.done)
+    }
+
+    /// Records that the compressed file known as `fingerprint` was read to its end (at
+    /// `offset` in its decompressed stream) and acknowledged.
+    pub(super) fn mark_done(&mut self, fingerprint: Fingerprint, path: &Path, offset: u64) {
+        if !self.is_done(&fingerprint) {
+            self.advance(fingerprint, path, offset);
+            if let Some(entry) = self.entries.get_mut(&fingerprint) {
+                entry.done = true;
+                self.dirty = true;
+            }
         }
     }
 
@@ -196,6 +218,17 @@ mod tests {
         let store = Checkpoints::load(Some(dir.path()), "src");
         assert_eq!(store.offset(&long, 100), Some(90));
         assert_eq!(store.offset(&short, 100), None);
+
+        // A compressed file read to its end stays done across a save and a load.
+        let gz = Fingerprint::Checksum { crc: 8 };
+        assert!(!store.is_done(&gz));
+        let mut store = store;
+        store.mark_done(gz, Path::new("/a.log.1.gz"), 500);
+        store.save(true, "src");
+        let store = Checkpoints::load(Some(dir.path()), "src");
+        assert!(store.is_done(&gz));
+        assert_eq!(store.offset(&gz, u64::MAX), Some(500));
+        assert!(!store.is_done(&long));
 
         let file = dir.path().join("src/checkpoints.json");
         std::fs::write(&file, b"{\"version\":1,\"files\":[{").unwrap();

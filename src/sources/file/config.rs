@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::stages::compile_multiline;
 use crate::codec::container::ContainerFormat;
 use crate::codec::multiline::{MultilineConfig, MultilineRules};
 use crate::codec::{
@@ -49,6 +50,16 @@ pub struct FileSourceConfig {
     /// `container`, the container's line is decoded, not the runtime's wrapping.
     #[serde(default)]
     pub decoding: DecodingConfig,
+    /// The files' character encoding, by its WHATWG label (`utf-16le`, `utf-16be`, `latin1`
+    /// (windows-1252, as browsers read it), `shift_jis`, `gbk`…; default `utf-8`, passed on
+    /// as it is): the bytes are turned into UTF-8 before framing, a byte-order mark is
+    /// honoured, and sequences that cannot be decoded are replaced by U+FFFD and counted
+    /// (`component_errors_total{reason = "invalid_encoding"}`). Checkpoints stay offsets in
+    /// the file's own bytes. Needs the newline framing.
+    pub encoding: Option<String>,
+    /// `encoding` resolved when the pipeline was built (`None`: UTF-8).
+    #[serde(skip)]
+    pub(super) transcode: Option<&'static encoding_rs::Encoding>,
     /// The files are a container runtime's logs (`docker` json-file, `cri` as under
     /// `/var/log/pods`, or `auto`): each line is unwrapped, partial lines are joined per
     /// stream, and the event gets `stream` and the runtime's `timestamp`.
@@ -91,6 +102,8 @@ impl FileSourceConfig {
             max_line_bytes: None,
             framing: FramingConfig::default(),
             decoding: DecodingConfig::default(),
+            encoding: None,
+            transcode: None,
             container: None,
             multiline: None,
             multiline_rules: None,
@@ -137,10 +150,16 @@ impl FileSourceConfig {
             .as_ref()
             .is_some_and(|m| m.group_by.is_some())
         {
-            return Err(FieldError::new(
-                "multiline.group_by",
-                "is not an option of a source, which joins the lines of each file (and stream) apart",
-            ));
+            compile_multiline(self.multiline.as_ref())?;
+        }
+        if let Some(label) = &self.encoding {
+            super::encoding::for_label(label).map_err(|e| FieldError::new("encoding", e))?;
+            if !matches!(self.framing, FramingConfig::Newline(_)) {
+                return Err(FieldError::new(
+                    "encoding",
+                    "needs the newline framing (checkpoints are kept at line ends in the file's own bytes)",
+                ));
+            }
         }
         self.framing.validate()
     }
@@ -148,13 +167,13 @@ impl FileSourceConfig {
     /// Checks the options and compiles `multiline`'s patterns, kept for the run. Does no IO.
     pub fn build(mut self) -> Result<Self, FieldError> {
         self.validate()?;
-        self.multiline_rules = match &self.multiline {
-            Some(m) => Some(
-                m.build()
-                    .map_err(|e| FieldError::new(format!("multiline.{}", e.field), e.message))?,
-            ),
+        self.transcode = match &self.encoding {
+            Some(label) => {
+                super::encoding::for_label(label).map_err(|e| FieldError::new("encoding", e))?
+            }
             None => None,
         };
+        self.multiline_rules = compile_multiline(self.multiline.as_ref())?;
         Ok(self)
     }
 
@@ -279,6 +298,31 @@ multiline = { preset = "go" }"#,
 container = "podman""#
         )
         .is_err());
+        let utf16 = parse(
+            r#"include = ["/a"]
+encoding = "UTF-16LE""#,
+        )
+        .unwrap();
+        assert_eq!(utf16.transcode, Some(encoding_rs::UTF_16LE));
+        assert_eq!(
+            parse(
+                r#"include = ["/a"]
+encoding = "utf8""#
+            )
+            .unwrap()
+            .transcode,
+            None,
+            "UTF-8 is passed on as it is"
+        );
+        for toml in [
+            r#"include = ["/a"]
+encoding = "klingon""#,
+            r#"include = ["/a"]
+encoding = "latin1"
+framing = { method = "octet_counting" }"#,
+        ] {
+            assert_eq!(parse(toml).unwrap_err().field, "encoding", "{toml}");
+        }
     }
 
     #[test]

@@ -26,11 +26,13 @@
 
 mod annotate;
 mod checkpoints;
+mod compressed;
 mod config;
 mod discovery;
+mod encoding;
 mod fingerprint;
 mod reader;
-mod stages;
+pub(super) mod stages;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -45,7 +47,7 @@ pub use config::{FileSourceConfig, ReadFrom};
 use checkpoints::Checkpoints;
 use discovery::Discovery;
 use fingerprint::{Fingerprint, FINGERPRINT_BYTES};
-use reader::{Codec, FileReader, Retired};
+use reader::{Codec, FileReader, GzipInput, Retired};
 
 use super::{SourceContext, SourceError};
 use crate::event::Value;
@@ -104,6 +106,8 @@ struct Server {
     /// New files found shorter than a fingerprint, not opened yet: their length at the
     /// last scan.
     short_files: HashMap<(u64, u64), u64>,
+    /// Compressed files seen, handled or waiting for their length to hold.
+    compressed: compressed::Seen,
     first_scan: bool,
     limiter: LogLimiter,
 }
@@ -150,6 +154,15 @@ impl Server {
             max_line_bytes: config.line_limit(),
             host: Value::from(host),
             annotate,
+            encoding: config.transcode,
+            invalid_encoding: crate::telemetry::counter(
+                "component_errors_total",
+                &[("component_id", &ctx.id), ("reason", "invalid_encoding")],
+            ),
+            corrupt_gzip: crate::telemetry::counter(
+                "component_errors_total",
+                &[("component_id", &ctx.id), ("reason", "corrupt_gzip")],
+            ),
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
                 &[("component_id", &ctx.id)],
@@ -166,6 +179,7 @@ impl Server {
             next_seq: 0,
             retired: Retiring::default(),
             short_files: HashMap::new(),
+            compressed: compressed::Seen::default(),
             first_scan: true,
             limiter: LogLimiter::default(),
         }
@@ -239,10 +253,12 @@ impl Server {
             if reader.awaiting_scan {
                 continue;
             }
+            // A compressed file is never written to: its end is its end.
             let closing = reader.at_eof
-                && reader
-                    .gone_since
-                    .is_some_and(|t| t.elapsed() >= rotate_wait);
+                && (reader.is_compressed()
+                    || reader
+                        .gone_since
+                        .is_some_and(|t| t.elapsed() >= rotate_wait));
             let decoded = match reader.read(&self.codec, closing) {
                 Ok(decoded) => decoded,
                 Err(error) => {
@@ -296,6 +312,7 @@ impl Server {
             }
         }
         let mut seen = HashSet::new();
+        let mut compressed_listed = Vec::new();
         for path in self.discovery.scan(&id) {
             // `metadata` follows symlinks: a link is read as the file it points to.
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -308,6 +325,10 @@ impl Server {
             if !seen.insert(key) {
                 continue; // the same file through another path
             }
+            let is_compressed = compressed::is_compressed(&path);
+            if is_compressed {
+                compressed_listed.push(key);
+            }
             if let Some(reader) = self
                 .by_inode
                 .get(&key)
@@ -317,6 +338,13 @@ impl Server {
                 continue;
             }
             if self.too_old(&meta) {
+                continue;
+            }
+            if is_compressed {
+                let verdict = self.compressed.verdict(key, &meta, self.first_scan);
+                if verdict == compressed::Verdict::Open {
+                    self.open_compressed(path, key, &meta);
+                }
                 continue;
             }
             if !self.first_scan && meta.len() < FINGERPRINT_BYTES {
@@ -353,8 +381,13 @@ impl Server {
         for reader in self.readers.values_mut() {
             reader.awaiting_scan = false;
         }
-        self.checkpoints
-            .touch(self.readers.values().map(|r| &r.fingerprint));
+        let compressed = self.compressed.end_scan(&compressed_listed);
+        self.checkpoints.touch(
+            self.readers
+                .values()
+                .map(|r| &r.fingerprint)
+                .chain(&compressed),
+        );
         self.first_scan = false;
     }
 
@@ -404,12 +437,78 @@ impl Server {
         tracing::info!(component_id = %self.ctx.id, path = %path.display(), offset = start, from = why, "watching file");
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut reader = FileReader::new(path, file, fingerprint, start, &self.codec);
+        let mut reader = FileReader::new(path, file, fingerprint, start, &self.codec, None);
         // The rest of the copied content comes before what its original holds now.
         reader.blocks = copied.map(|(_, original)| original);
         self.readers.insert(seq, reader);
         self.by_inode.insert(key, seq);
         Ok(Some(key))
+    }
+
+    /// Opens a compressed file the globs found (see [`compressed`]), unless it was read
+    /// before or the plain file it was made from is still being read.
+    fn open_compressed(&mut self, path: PathBuf, key: (u64, u64), meta: &std::fs::Metadata) {
+        let id = self.ctx.id.clone();
+        let opened = File::open(&path).and_then(|file| {
+            let fingerprint = compressed::fingerprint(&file)?;
+            Ok((file, fingerprint))
+        });
+        let (file, fingerprint) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    self.codec.corrupt_gzip.inc(1);
+                    tracing::warn!(component_id = %id, path = %path.display(), %error, "cannot read compressed file; skipped until it changes");
+                    self.compressed.handled(key, meta, None);
+                }
+                return;
+            }
+        };
+        let original_pending = self.readers.values().any(|r| r.fingerprint == fingerprint)
+            || self
+                .retired
+                .list
+                .iter()
+                .any(|r| r.fingerprint == fingerprint);
+        if original_pending {
+            // Its plain original is still read, or its last lines await acknowledgement:
+            // the checkpoint will say where the compressed copy starts.
+            return;
+        }
+        if self.checkpoints.is_done(&fingerprint) {
+            tracing::debug!(component_id = %id, path = %path.display(), "compressed file read before; skipped");
+            self.compressed.handled(key, meta, Some(fingerprint));
+            return;
+        }
+        let copied = self
+            .retired
+            .read_contents
+            .remove(&fingerprint)
+            .map(|(o, _)| o);
+        let start = match (copied, self.checkpoints.offset(&fingerprint, u64::MAX)) {
+            (Some(a), b) => a.max(b.unwrap_or(0)),
+            (None, Some(b)) => b,
+            (None, None) if self.first_scan && self.config.read_from == ReadFrom::End => {
+                tracing::info!(component_id = %id, path = %path.display(), "compressed file present at start with read_from = \"end\"; left unread");
+                self.compressed.handled(key, meta, Some(fingerprint));
+                return;
+            }
+            (None, None) => 0,
+        };
+        let gzip = match GzipInput::new(&file, start) {
+            Ok(gzip) => gzip,
+            Err(error) => {
+                tracing::warn!(component_id = %id, path = %path.display(), %error, "cannot open file");
+                return;
+            }
+        };
+        tracing::info!(component_id = %id, path = %path.display(), offset = start, "reading compressed file once");
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let reader = FileReader::new(path, file, fingerprint, start, &self.codec, Some(gzip));
+        self.readers.insert(seq, reader);
+        self.by_inode.insert(key, seq);
+        self.compressed.handled(key, meta, Some(fingerprint));
     }
 
     /// Moves each file's checkpoint over its acknowledged batches; with `wait`, waits for
@@ -433,6 +532,11 @@ impl Server {
                     &retired.path,
                     retired.pending.acked(),
                 );
+            }
+            if retired.compressed && retired.pending.acked() >= retired.read_to {
+                self.checkpoints
+                    .mark_done(retired.fingerprint, &retired.path, retired.read_to);
+                retired.compressed = false;
             }
         }
         self.retired.list.retain(|r| !r.pending.is_empty());

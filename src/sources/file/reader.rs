@@ -6,6 +6,7 @@
 //! source reads every file once per round: a busy file cannot starve a quiet one.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,16 +15,18 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::annotate::{Annotate, FileAnnotator};
+use super::compressed::FromStart;
+use super::encoding::Transcoder;
 use super::fingerprint::Fingerprint;
 use super::stages::{Message, Stages};
 use crate::ack::{AckStatus, AckToken};
 use crate::codec::container::ContainerFormat;
 use crate::codec::multiline::MultilineRules;
-use crate::codec::{BadFrame, DecodingConfig, Frame, FramingConfig};
-use crate::event::{fields, now_nanos, Value};
+use crate::codec::{BadFrame, DecodingConfig, FramingConfig};
+use crate::event::{fields, Value};
 use crate::sources::checkpoint::PendingAcks;
 use crate::sources::{Decoded, FrameIngest, READ_CHUNK_BYTES};
-use crate::telemetry::Histogram;
+use crate::telemetry::{Counter, Histogram};
 
 /// The field holding the path a line was read from.
 pub(super) const PATH: &str = "path";
@@ -41,9 +44,20 @@ pub(super) struct Codec {
     pub(super) max_line_bytes: usize,
     /// What a source built on this one adds to each file's events.
     pub(super) annotate: Option<Arc<dyn Annotate>>,
+    /// The files' `encoding`, unless UTF-8 (passed on as it is).
+    pub(super) encoding: Option<&'static encoding_rs::Encoding>,
+    /// Sequences `encoding` could not decode (replaced).
+    pub(super) invalid_encoding: Counter,
+    /// Compressed files that could not be read to their end.
+    pub(super) corrupt_gzip: Counter,
 }
 
 impl Codec {
+    fn transcoder(&self, file: &File, start: u64) -> Option<Transcoder> {
+        self.encoding
+            .map(|e| Transcoder::resume(e, file, start, self.invalid_encoding.clone()))
+    }
+
     fn ingest(&self) -> FrameIngest {
         FrameIngest::new(self.id.clone(), &self.framing, self.decoding)
     }
@@ -63,6 +77,14 @@ pub(super) struct FileReader {
     pub(super) path: PathBuf,
     path_value: Value,
     file: File,
+    /// A compressed file (`.gz`): read once through its decompressed stream, whose offsets
+    /// are those of `read_to` and the checkpoint; never tailed.
+    gzip: Option<GzipInput>,
+    /// The file's `encoding` turned into UTF-8 before framing: `buf` then holds text, and
+    /// offsets in the file come from the transcoder.
+    transcoder: Option<Transcoder>,
+    /// Raw bytes read before transcoding.
+    raw: Vec<u8>,
     pub(super) fingerprint: Fingerprint,
     /// Bytes of the file read so far (the unfinished line included).
     read_to: u64,
@@ -101,7 +123,44 @@ pub(super) struct Retired {
     /// Where the last complete line read from it ended: a copy of this content found later
     /// (logrotate's `copytruncate` copy, if the globs match it) is read from there.
     pub(super) read_to: u64,
+    /// A compressed file read to its end: once `read_to` is acknowledged it is done, never
+    /// read again.
+    pub(super) compressed: bool,
 }
+
+/// A compressed file's decompressed stream, and how much of it a checkpoint says was read
+/// already (skipped a chunk per round, so a long skip does not stall the other files).
+pub(super) struct GzipInput {
+    stream: flate2::read::MultiGzDecoder<FromStart>,
+    skip: u64,
+}
+
+impl GzipInput {
+    /// The stream of `file` (a second descriptor of it), `skip` bytes in.
+    pub(super) fn new(file: &File, skip: u64) -> std::io::Result<Self> {
+        Ok(Self {
+            stream: flate2::read::MultiGzDecoder::new(FromStart::new(file)?),
+            skip,
+        })
+    }
+}
+
+/// Reads at offset `at` of `file`, or the next bytes of its decompressed stream.
+fn read_some(
+    file: &File,
+    gzip: Option<&mut GzipInput>,
+    at: u64,
+    dst: &mut [u8],
+) -> std::io::Result<usize> {
+    match (gzip, dst.len()) {
+        (_, 0) => Ok(0),
+        (Some(gzip), _) => gzip.stream.read(dst),
+        (None, _) => file.read_at(dst, at),
+    }
+}
+
+/// How much of a skip is done per read: decompressing it costs about as much as reading.
+const SKIP_PER_READ: u64 = 16 * READ_CHUNK_BYTES as u64;
 
 impl FileReader {
     pub(super) fn new(
@@ -110,13 +169,17 @@ impl FileReader {
         fingerprint: Fingerprint,
         start: u64,
         codec: &Codec,
+        gzip: Option<GzipInput>,
     ) -> Self {
         let path_value = Value::from(path.to_string_lossy().into_owned());
         let annotator = codec.annotate.as_ref().map(|a| a.file(&path));
         Self {
             path,
             path_value,
+            transcoder: codec.transcoder(&file, start),
+            raw: Vec::new(),
             file,
+            gzip,
             fingerprint,
             read_to: start,
             resume_at: start,
@@ -137,28 +200,10 @@ impl FileReader {
     /// unfinished last line too: the file is being closed). The events carry one
     /// acknowledgement token, recorded in `pending` with the offset just past them.
     pub(super) fn read(&mut self, codec: &Codec, flush: bool) -> std::io::Result<Decoded> {
-        // Only what the file holds beyond what was read is asked for (a file at its end
-        // costs one fstat per round, not a read into a zeroed chunk).
-        let len = self.file.metadata()?.len();
-        let want = len
-            .saturating_sub(self.read_to)
-            .min(READ_CHUNK_BYTES as u64) as usize;
-        let start = self.buf.len();
-        self.buf.resize(start + want, 0);
-        let read = match want {
-            0 => Ok(0),
-            _ => self.file.read_at(&mut self.buf[start..], self.read_to),
+        let Some(n) = self.fill(codec, flush)? else {
+            return Ok(Decoded::default()); // a compressed file's skip goes on
         };
-        let n = match read {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(start);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(start + n);
         self.at_eof = n == 0;
-        self.read_to += n as u64;
         self.ingest.count_bytes(n);
         let mut decoded = Decoded::default();
         let now = Instant::now();
@@ -203,7 +248,69 @@ impl FileReader {
         }
         self.resume_at = self.resume_at.max(resume_at);
         self.pending.push(self.resume_at, rx);
+        if let Some(t) = &mut self.transcoder {
+            t.forget_before(t.fed() - self.buf.len() as u64);
+        }
         Ok(decoded)
+    }
+
+    /// Reads the next chunk onto `buf` (as text, with an `encoding`); the raw bytes read,
+    /// or `None` while a compressed file's skip is still under way.
+    fn fill(&mut self, codec: &Codec, flush: bool) -> std::io::Result<Option<usize>> {
+        if let Some(gzip) = &mut self.gzip {
+            if gzip.skip > 0 {
+                let step = gzip.skip.min(SKIP_PER_READ);
+                let skipped =
+                    std::io::copy(&mut (&mut gzip.stream).take(step), &mut std::io::sink())
+                        .map_err(|e| {
+                            codec.corrupt_gzip.inc(1);
+                            std::io::Error::new(e.kind(), format!("corrupt or truncated gzip: {e}"))
+                        })?;
+                // `read_to` is already past what is skipped; a stream shorter than that has
+                // nothing left to read.
+                gzip.skip = if skipped < step { 0 } else { gzip.skip - step };
+                if gzip.skip > 0 {
+                    return Ok(None);
+                }
+            }
+        }
+        // Only what the file holds beyond what was read is asked for (a file at its end
+        // costs one fstat per round, not a read into a zeroed chunk).
+        let want = match self.gzip {
+            Some(_) => READ_CHUNK_BYTES,
+            None => {
+                let len = self.file.metadata()?.len();
+                len.saturating_sub(self.read_to)
+                    .min(READ_CHUNK_BYTES as u64) as usize
+            }
+        };
+        let want = match &self.transcoder {
+            Some(t) => t.align(want),
+            None => want,
+        };
+        let at = self.read_to;
+        let n = if self.transcoder.is_some() {
+            self.raw.resize(want, 0);
+            read_some(&self.file, self.gzip.as_mut(), at, &mut self.raw)
+        } else {
+            let start = self.buf.len();
+            self.buf.resize(start + want, 0);
+            let read = read_some(&self.file, self.gzip.as_mut(), at, &mut self.buf[start..]);
+            self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            read
+        };
+        let n = n.map_err(|e| match self.gzip {
+            Some(_) => {
+                codec.corrupt_gzip.inc(1);
+                std::io::Error::new(e.kind(), format!("corrupt or truncated gzip: {e}"))
+            }
+            None => e,
+        })?;
+        self.read_to += n as u64;
+        if let Some(t) = &mut self.transcoder {
+            t.decode(&self.raw[..n], at, flush && n == 0, &mut self.buf);
+        }
+        Ok(Some(n))
     }
 
     /// Frames the buffer and passes each frame through the stages (with the offset where it
@@ -218,57 +325,19 @@ impl FileReader {
         let Some(stages) = &mut self.stages else {
             return;
         };
-        let received_at = now_nanos();
-        let mut messages = std::mem::take(&mut self.carried);
-        let mut frame_start = self.read_to - self.buf.len() as u64;
-        while let Some(frame) = self.ingest.next_frame(&mut self.buf, closing) {
-            let frame_end = self.read_to - self.buf.len() as u64;
-            match frame {
-                Frame::Complete(bytes) => {
-                    stages.push(bytes, false, frame_start, now, &mut messages)
-                }
-                Frame::Truncated(bytes) => {
-                    stages.push(bytes, true, frame_start, now, &mut messages)
-                }
-                Frame::Bad(bad) => {
-                    let dead = self.ingest.bad_frame(bad, received_at, None, Some(token));
-                    decoded.dead.push(dead);
-                }
-            }
-            frame_start = frame_end;
-        }
-        stages.flush_idle(now, &mut messages);
-        if closing {
-            stages.flush_all(now, &mut messages);
-        }
-        for message in messages {
-            let decoded_message = match message {
-                Ok(message) => self
-                    .ingest
-                    .decode_message(message.bytes, message.truncated, received_at, Some(token))
-                    .map(|mut event| {
-                        // The runtime's stream and time, unless the message has its own.
-                        if let Some(stream) = message.stream {
-                            if event.fields.get(fields::STREAM).is_none() {
-                                event.fields.insert(fields::STREAM, Value::from(stream));
-                            }
-                        }
-                        if let Some(nanos) = message.time_nanos {
-                            if event.fields.get(fields::TIMESTAMP).is_none() {
-                                event
-                                    .fields
-                                    .insert(fields::TIMESTAMP, Value::Timestamp(nanos));
-                            }
-                        }
-                        event
-                    }),
-                Err(bad) => Err(self.ingest.bad_frame(bad, received_at, None, Some(token))),
-            };
-            match decoded_message {
-                Ok(event) => decoded.events.push(event),
-                Err(dead) => decoded.dead.push(dead),
-            }
-        }
+        let messages = std::mem::take(&mut self.carried);
+        let (read_to, transcoder) = (self.read_to, self.transcoder.as_ref());
+        let offset = |held: usize| offset_of(read_to, held, transcoder);
+        stages.decode(
+            &mut self.ingest,
+            &mut self.buf,
+            &offset,
+            closing,
+            now,
+            messages,
+            Some(token),
+            decoded,
+        );
         if decoded.events.is_empty() && decoded.dead.is_empty() {
             // Nothing to deliver from this read (lines held, or half a line): the offset
             // recorded with it stops before what is held.
@@ -283,6 +352,9 @@ impl FileReader {
     /// Checked before every read of new bytes, so no byte of new content is read at an
     /// old content's offset.
     pub(super) fn check_replaced(&mut self, codec: &Codec) -> Option<Retired> {
+        if self.gzip.is_some() {
+            return None; // its offsets are the decompressed stream's
+        }
         let len = self.file.metadata().ok()?.len();
         let shrank = len < self.read_to;
         let rewritten = len > self.read_to
@@ -299,6 +371,7 @@ impl FileReader {
             fingerprint: std::mem::replace(&mut self.fingerprint, fingerprint),
             path: self.path.clone(),
             pending: std::mem::replace(&mut self.pending, PendingAcks::new(0)),
+            compressed: false,
         };
         self.read_to = 0;
         self.resume_at = 0;
@@ -310,13 +383,14 @@ impl FileReader {
             stages.flush_all(Instant::now(), &mut self.carried);
         }
         self.stages = codec.stages();
+        self.transcoder = codec.transcoder(&self.file, 0);
         Some(retired)
     }
 
     /// A file known by device and inode that has grown long enough gets its checksum
     /// identity: returns the old and the new one.
     pub(super) fn upgrade_fingerprint(&mut self) -> Option<(Fingerprint, Fingerprint)> {
-        if self.fingerprint.is_checksum() {
+        if self.fingerprint.is_checksum() || self.gzip.is_some() {
             return None;
         }
         let new = Fingerprint::of(&self.file)
@@ -335,6 +409,7 @@ impl FileReader {
             read_to: self.complete_to(),
             fingerprint: self.fingerprint,
             path: self.path,
+            compressed: self.gzip.is_some() && self.at_eof,
             pending: self.pending,
             checkpoint: true,
         }
@@ -342,7 +417,21 @@ impl FileReader {
 
     /// The offset just past the last line decoded (the unfinished one not included).
     fn complete_to(&self) -> u64 {
-        self.read_to - self.buf.len() as u64
+        offset_of(self.read_to, self.buf.len(), self.transcoder.as_ref())
+    }
+
+    /// A compressed file, read once.
+    pub(super) fn is_compressed(&self) -> bool {
+        self.gzip.is_some()
+    }
+}
+
+/// The offset in the file of the first byte of a buffer holding `held` bytes, read up to
+/// `read_to` (text bytes, with a transcoder).
+fn offset_of(read_to: u64, held: usize, transcoder: Option<&Transcoder>) -> u64 {
+    match transcoder {
+        None => read_to - held as u64,
+        Some(t) => t.raw_offset(t.fed() - held as u64),
     }
 }
 
@@ -367,6 +456,9 @@ mod tests {
             max_line_bytes,
             host: Value::from("h"),
             annotate: None,
+            encoding: None,
+            invalid_encoding: Counter::default(),
+            corrupt_gzip: Counter::default(),
             ack_latency: crate::telemetry::histogram(
                 "acknowledgement_latency_seconds",
                 &[("component_id", "reader_test")],
@@ -388,7 +480,7 @@ mod tests {
         let codec = test_codec(framing, None, 10);
         let file = File::open(&path).unwrap();
         let fingerprint = Fingerprint::of(&file).unwrap();
-        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
+        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec, None);
         let decoded = reader.read(&codec, false).unwrap();
         assert_eq!(decoded.events.len(), 1);
         for event in &decoded.events {
@@ -431,7 +523,7 @@ mod tests {
         let codec = test_codec(FramingConfig::default(), multiline, 1024);
         let file = File::open(&path).unwrap();
         let fingerprint = Fingerprint::of(&file).unwrap();
-        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec);
+        let mut reader = FileReader::new(path.clone(), file, fingerprint, 0, &codec, None);
         let messages = |decoded: &Decoded| -> Vec<String> {
             decoded
                 .events
