@@ -108,6 +108,8 @@ impl Seaweed {
             .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            // The wrapper's own "Killed" when the server is killed is noise.
+            .stderr(Stdio::null())
             .spawn()
             .expect("sh runs");
         let mut line = String::new();
