@@ -146,7 +146,8 @@ impl AckToken {
         self.0.status.fetch_max(status as u8, Ordering::AcqRel);
     }
 
-    fn same_as(&self, other: &AckToken) -> bool {
+    /// Whether both are copies of one token (the same source batch).
+    pub fn same_as(&self, other: &AckToken) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }

@@ -222,6 +222,10 @@ fn help(name: &str) -> &'static str {
         "kafka_committed_messages_total" => {
             "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
         }
+        "s3_objects_total" => {
+            "Objects an s3 sink stored, by what closed them (max_bytes, timeout, max_open_objects, shutdown)."
+        }
+        "s3_multipart_uploads_total" => "Objects an s3 sink stored as multipart uploads.",
         "component_retries_total" => "Deliveries a sink attempted again after a retryable failure.",
         "component_rate_limited_events_total" => {
             "Events a tcp source read more slowly because their app was over its rate limit."

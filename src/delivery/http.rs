@@ -88,15 +88,30 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> (Outcome, Bytes) {
-        let mut request = Request::builder().method(Method::POST).uri(uri.clone());
+        let answer = self
+            .request(Method::POST, uri, headers, body, timeout)
+            .await;
+        (answer.outcome, answer.body)
+    }
+
+    /// [`HttpClient::post`] with any method, also returning the headers and body (up to
+    /// 64 KiB) of a 2xx answer, for protocols that answer in both (S3's `ETag` and XML).
+    pub async fn request(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
             Err(error) => {
-                let outcome = Outcome::Fatal(format!("cannot build request: {error}"));
-                return (outcome, Bytes::new());
+                return Answer::failed(Outcome::Fatal(format!("cannot build request: {error}")))
             }
         };
         let exchange = async {
@@ -107,27 +122,48 @@ impl HttpClient {
             .await?;
             let status = response.status();
             let retry_after = retry_after(response.headers());
+            let (parts, body) = response.into_parts();
             // A body that fails to read or is too long only shortens what a failure quotes.
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
             let outcome = classify(status, retry_after, &body);
-            let answer = if outcome == Outcome::Delivered {
-                body
+            Ok::<_, hyper_util::client::legacy::Error>(if outcome == Outcome::Delivered {
+                Answer {
+                    outcome,
+                    headers: parts.headers,
+                    body,
+                }
             } else {
-                Bytes::new()
-            };
-            Ok::<_, hyper_util::client::legacy::Error>((outcome, answer))
+                Answer::failed(outcome)
+            })
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => (
-                Outcome::retryable(format!("request timed out after {}s", timeout.as_secs())),
-                Bytes::new(),
-            ),
-            Ok(Err(error)) => (Outcome::retryable(error_chain(&error)), Bytes::new()),
+            Err(_) => Answer::failed(Outcome::retryable(format!(
+                "request timed out after {}s",
+                timeout.as_secs()
+            ))),
+            Ok(Err(error)) => Answer::failed(Outcome::retryable(error_chain(&error))),
             Ok(Ok(answer)) => answer,
+        }
+    }
+}
+
+/// What [`HttpClient::request`] got: headers and body only for a 2xx answer.
+pub struct Answer {
+    pub outcome: Outcome,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    fn failed(outcome: Outcome) -> Answer {
+        Answer {
+            outcome,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
         }
     }
 }

@@ -273,9 +273,11 @@ pub enum Sink {
     Notify(NotifyConfig),
     #[cfg(feature = "kafka")]
     Kafka(crate::sinks::kafka::KafkaSinkConfig),
+    /// Boxed: its compiled key template makes it the largest variant by far.
+    S3(Box<crate::sinks::s3::S3Sink>),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, store, kafka, alertmanager, webhook, slack, pagerduty";
+const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, store, kafka, s3, alertmanager, webhook, slack, pagerduty";
 
 /// A sink after the start's IO: its task and the API endpoints it serves (the store's
 /// query, histogram, top and tail).
@@ -307,6 +309,9 @@ impl Sink {
                 table,
                 crate::sinks::kafka::KafkaSinkConfig::validate,
             )?),
+            "s3" => Self::S3(Box::new(
+                deserialize::<crate::sinks::s3::S3SinkConfig>(table)?.build()?,
+            )),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
     }
@@ -345,6 +350,7 @@ impl Sink {
             Self::Notify(c) => Box::pin(c.run(rx, ctx)),
             #[cfg(feature = "kafka")]
             Self::Kafka(c) => Box::pin(c.run(rx, ctx)),
+            Self::S3(c) => Box::pin(c.open()?.run(rx, ctx)),
         };
         #[cfg(not(feature = "store"))]
         let _ = streams_stop;

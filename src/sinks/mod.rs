@@ -18,6 +18,7 @@ pub mod notify;
 pub mod opentelemetry;
 pub mod pagerduty;
 pub mod retry;
+pub mod s3;
 pub mod slack;
 pub mod webhook;
 

@@ -46,6 +46,8 @@ mod pipeline_tests;
 mod query;
 mod recorder;
 mod remap;
+mod s3_sink;
+mod seaweedfs;
 mod ship;
 mod shutdown;
 #[cfg(feature = "store")]
