@@ -44,6 +44,7 @@ mod pipeline_tests;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
+mod reload;
 mod remap;
 mod ship;
 mod shutdown;
