@@ -499,3 +499,62 @@ inputs = ["errors"]
     drop(tcp);
     router.stop().await;
 }
+
+/// With tokens, reloading and reopening take an admin token: a read token is refused, and
+/// `sluice reload --token` passes one.
+#[test]
+fn reload_and_reopen_need_an_admin_token() {
+    let dir = tempdir();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        "reader-token-0123456789 read\nadmin-token-01234567890 admin\n",
+    )
+    .unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\naddress = \"127.0.0.1:0\"\nauth = {{ tokens_file = \"{}\" }}\n\n[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let router = spawn_router(sluice_up(&config));
+    let api = router.address_of("api").unwrap();
+    let post = |path: &str, token: &str| {
+        let mut stream = std::net::TcpStream::connect(&api).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    };
+    for path in ["/v1/reload", "/v1/reopen"] {
+        assert!(
+            post(path, "reader-token-0123456789").contains(" 403 "),
+            "{path}"
+        );
+        assert!(
+            post(path, "admin-token-01234567890").contains(" 200 "),
+            "{path}"
+        );
+    }
+    let (ok, _, stderr) = sluice_reload(&api);
+    assert!(!ok && stderr.contains("401"), "no token: {stderr}");
+    let out = Command::new(sluice_bin())
+        .args([
+            "reload",
+            "--url",
+            &api,
+            "--token",
+            "admin-token-01234567890",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"status\":\"applied\""));
+}
