@@ -664,6 +664,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 fn up(config: &std::path::Path, watch_config: bool) -> anyhow::Result<ExitCode> {
+    let started_from = std::fs::read(config).ok();
     let pipeline = load_pipeline(config)?;
     log_descriptor_limit();
     let runtime = router_runtime()?;
@@ -685,6 +686,7 @@ fn up(config: &std::path::Path, watch_config: bool) -> anyhow::Result<ExitCode> 
         if watch_config {
             tokio::spawn(sluice::topology::watch::watch_config(
                 config.to_path_buf(),
+                started_from,
                 running.reloader(),
                 shutdown.clone(),
             ));

@@ -13,14 +13,21 @@ use super::Reloader;
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// Polls `path` until `stop` fires, reloading through `reloader` on a settled change.
-pub async fn watch_config(path: PathBuf, reloader: Reloader, stop: CancellationToken) {
+/// `started_from` is the content read before the running pipeline was loaded, so that a
+/// change made while the router started is not taken for the starting point.
+pub async fn watch_config(
+    path: PathBuf,
+    started_from: Option<Vec<u8>>,
+    reloader: Reloader,
+    stop: CancellationToken,
+) {
     let read = |path: PathBuf| async move {
         tokio::task::spawn_blocking(move || std::fs::read(path).ok())
             .await
             .ok()
             .flatten()
     };
-    let mut applied = read(path.clone()).await;
+    let mut applied = started_from;
     let mut seen = applied.clone();
     loop {
         tokio::select! {

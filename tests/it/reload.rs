@@ -558,3 +558,58 @@ fn reload_and_reopen_need_an_admin_token() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"status\":\"applied\""));
 }
+
+/// Sources by reload, with `--watch-config`: an added source binds and feeds its sinks; a
+/// changed source that keeps its address is refused (the new instance cannot bind what the
+/// old one holds) and the old one keeps serving; a removed source stops listening while
+/// the other keeps its connection.
+#[test]
+fn watched_config_adds_and_removes_sources_and_refuses_a_change_that_keeps_an_address() {
+    let dir = tempdir();
+    let out = dir.path().join("out.log");
+    let config = dir.path().join("pipeline.toml");
+    let (a, b) = (crate::util::free_port(), crate::util::free_port());
+    let write = |sources: &[(&str, u16, &str)]| {
+        let mut text = String::new();
+        for (id, port, decoding) in sources {
+            text.push_str(&format!(
+                "[sources.{id}]\ntype = \"tcp\"\naddress = \"127.0.0.1:{port}\"\ndecoding = \"{decoding}\"\n\n"
+            ));
+        }
+        let inputs: Vec<String> = sources.iter().map(|s| format!("\"{}\"", s.0)).collect();
+        text.push_str(&format!(
+            "[sinks.out]\ntype = \"file\"\ninputs = [{}]\npath = \"{}\"\n",
+            inputs.join(", "),
+            out.display()
+        ));
+        std::fs::write(&config, text).unwrap();
+    };
+    write(&[("a", a, "bytes")]);
+    let mut command = sluice_up(&config);
+    command.arg("--watch-config");
+    let mut router = spawn_router(command);
+    let mut to_a = std::net::TcpStream::connect(("127.0.0.1", a)).unwrap();
+    let lines = || read_lines(&out).join("\n");
+
+    write(&[("a", a, "bytes"), ("b", b, "bytes")]);
+    assert!(router.wait_for_log(&["reload applied", "added=[\"b\"]"]));
+    let mut to_b = std::net::TcpStream::connect(("127.0.0.1", b)).unwrap();
+    writeln!(to_b, "via b").unwrap();
+    writeln!(to_a, "via a, kept").unwrap();
+    wait_blocking("both lines", || {
+        lines().contains("via b") && lines().contains("via a, kept")
+    });
+
+    write(&[("a", a, "json"), ("b", b, "bytes")]);
+    assert!(router.wait_for_log(&["reload refused", "source `a`"]));
+    writeln!(to_a, "via a, still").unwrap();
+    wait_blocking("a still serving", || lines().contains("via a, still"));
+
+    write(&[("b", b, "bytes")]);
+    assert!(router.wait_for_log(&["reload applied", "removed=[\"a\"]"]));
+    wait_blocking("a no longer listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", a)).is_err()
+    });
+    writeln!(to_b, "via b, kept").unwrap();
+    wait_blocking("b kept its connection", || lines().contains("via b, kept"));
+}
