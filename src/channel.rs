@@ -179,11 +179,108 @@ impl BatchReceiver {
 /// Sending shares one `Arc<Batch>` between all consumers, so fan-out never deep-copies an
 /// event. Sends go to consumers in turn; a full consumer queue holds up the rest, which is
 /// what makes a slow sink slow its source instead of dropping events.
+///
+/// The consumer list is shared by every clone (a TCP source's connections each hold one)
+/// and can be replaced while the producer runs ([`FanoutHandle::set`], a configuration
+/// reload). Each send takes a snapshot of the list, so a batch goes either to the old
+/// consumers or to the new ones, never half to each; the producer's next batch sees the new
+/// list. Only the list (and a send in progress) holds the consumers' senders, so a consumer
+/// taken out of every list sees its queue close once the sends in progress are done.
 #[derive(Clone, Default)]
 pub struct Fanout {
-    senders: Vec<BatchSender>,
+    consumers: Arc<Consumers>,
     /// Sees every batch this output sends (a live tap), before the consumers do.
     observer: Option<Arc<dyn BatchObserver>>,
+}
+
+#[derive(Default)]
+struct Consumers {
+    list: std::sync::Mutex<Arc<Vec<BatchSender>>>,
+}
+
+impl Consumers {
+    fn snapshot(&self) -> Arc<Vec<BatchSender>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, senders: Vec<BatchSender>) {
+        *self.list.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(senders);
+    }
+
+    /// Takes a consumer whose queue is gone out of the list, so later sends skip it.
+    fn forget(&self, closed: &BatchSender) {
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if list.iter().any(|s| s.same_queue(closed)) {
+            let kept = list
+                .iter()
+                .filter(|s| !s.same_queue(closed))
+                .cloned()
+                .collect();
+            *list = Arc::new(kept);
+        }
+    }
+}
+
+/// A weak hold on a [`Fanout`]'s consumer list: it replaces the list while the producer
+/// runs, and keeps nothing alive once the producer has ended (so queues still close).
+#[derive(Clone)]
+pub struct FanoutHandle(std::sync::Weak<Consumers>);
+
+impl FanoutHandle {
+    /// Replaces the consumers; false when the producer has ended.
+    pub fn set(&self, senders: Vec<BatchSender>) -> bool {
+        match self.0.upgrade() {
+            Some(consumers) => {
+                consumers.set(senders);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
+/// A weak hold on a queue's sending side: it makes a sender again while some producer
+/// still feeds the queue, and does not keep the queue open by itself.
+#[derive(Clone)]
+pub struct WeakBatchSender {
+    tx: mpsc::WeakSender<Queued>,
+    bytes: Arc<Semaphore>,
+    max_bytes: u32,
+    queued_bytes: Counter,
+    drop_when_full: Option<Counter>,
+}
+
+impl WeakBatchSender {
+    pub fn upgrade(&self) -> Option<BatchSender> {
+        Some(BatchSender {
+            tx: self.tx.upgrade()?,
+            bytes: self.bytes.clone(),
+            max_bytes: self.max_bytes,
+            queued_bytes: self.queued_bytes.clone(),
+            drop_when_full: self.drop_when_full.clone(),
+        })
+    }
+}
+
+impl BatchSender {
+    pub fn downgrade(&self) -> WeakBatchSender {
+        WeakBatchSender {
+            tx: self.tx.downgrade(),
+            bytes: self.bytes.clone(),
+            max_bytes: self.max_bytes,
+            queued_bytes: self.queued_bytes.clone(),
+            drop_when_full: self.drop_when_full.clone(),
+        }
+    }
+
+    /// Whether both send into the same queue.
+    pub fn same_queue(&self, other: &BatchSender) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
 }
 
 /// Watches the batches leaving one output. `observe` runs on the sender's path for every
@@ -194,10 +291,9 @@ pub trait BatchObserver: Send + Sync {
 
 impl Fanout {
     pub fn new(senders: Vec<BatchSender>) -> Self {
-        Self {
-            senders,
-            observer: None,
-        }
+        let fanout = Self::default();
+        fanout.consumers.set(senders);
+        fanout
     }
 
     /// This fan-out, with `observer` shown every batch it sends.
@@ -206,8 +302,19 @@ impl Fanout {
         self
     }
 
+    /// The observer this fan-out shows its batches to, if any (a reload hands a replaced
+    /// component's tap to its successor).
+    pub fn observer(&self) -> Option<Arc<dyn BatchObserver>> {
+        self.observer.clone()
+    }
+
+    /// A handle that replaces this fan-out's consumers (and its clones') at run time.
+    pub fn handle(&self) -> FanoutHandle {
+        FanoutHandle(Arc::downgrade(&self.consumers))
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.senders.is_empty()
+        self.consumers.snapshot().is_empty()
     }
 
     /// Sends to every consumer. Fails only if every consumer has stopped; callers check
@@ -216,7 +323,8 @@ impl Fanout {
         if batch.is_empty() {
             return Ok(());
         }
-        if self.senders.is_empty() {
+        let senders = self.consumers.snapshot();
+        if senders.is_empty() {
             return Err(Closed);
         }
         let size = batch.size_estimate();
@@ -228,9 +336,8 @@ impl Fanout {
             observer.observe(delivery.shared());
         }
         let mut delivered = false;
-        let mut i = 0;
-        while i < self.senders.len() {
-            let delivery = if i + 1 == self.senders.len() {
+        for (i, sender) in senders.iter().enumerate() {
+            let delivery = if i + 1 == senders.len() {
                 rest.take().expect("taken only for the last consumer")
             } else {
                 let shared = rest
@@ -239,16 +346,11 @@ impl Fanout {
                     .shared();
                 Delivery::new(shared.clone())
             };
-            match self.senders[i].send_sized(delivery, size).await {
-                Ok(()) => {
-                    delivered = true;
-                    i += 1;
-                }
+            match sender.send_sized(delivery, size).await {
+                Ok(()) => delivered = true,
                 // A consumer that stopped (its task ended on a fatal error) is dropped from
                 // the fan-out so that the others keep flowing.
-                Err(Closed) => {
-                    self.senders.swap_remove(i);
-                }
+                Err(Closed) => self.consumers.forget(sender),
             }
         }
         if delivered {
@@ -293,6 +395,32 @@ mod tests {
             "empty batches are not sent"
         );
         assert_eq!(rx.recv().await.expect("first").shared().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn consumers_replaced_at_run_time_take_the_next_batch_and_a_dropped_one_closes() {
+        let (a_tx, mut a_rx) = channel(1 << 20, Counter::default());
+        let (b_tx, mut b_rx) = channel(1 << 20, Counter::default());
+        let weak_b = b_tx.downgrade();
+        let mut out = Fanout::new(vec![a_tx]);
+        let clone = out.clone();
+        let handle = clone.handle();
+        out.send(batch_of(1, 10)).await.unwrap();
+        // Every clone sees the new list; the old consumer's queue closes once no list
+        // holds its sender.
+        assert!(handle.set(vec![b_tx]));
+        out.send(batch_of(2, 10)).await.unwrap();
+        assert_eq!(a_rx.recv().await.expect("before").shared().len(), 1);
+        assert!(
+            a_rx.recv().await.is_none(),
+            "a consumer taken out sees its queue close"
+        );
+        assert_eq!(b_rx.recv().await.expect("after").shared().len(), 2);
+        assert!(weak_b.upgrade().is_some(), "the list keeps the queue open");
+        drop((out, clone));
+        assert!(!handle.is_alive(), "the handle keeps nothing alive");
+        assert!(weak_b.upgrade().is_none());
+        assert!(b_rx.recv().await.is_none());
     }
 
     #[tokio::test]

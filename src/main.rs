@@ -28,11 +28,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the router on a pipeline until SIGINT/SIGTERM or until every source has ended.
+    /// SIGHUP reloads the pipeline file (docs/reload.md); SIGUSR1 reopens files.
     Up {
         /// Pipeline file (TOML). The default falls back to the embedded default pipeline
         /// when the file does not exist.
         #[arg(long, short, default_value = DEFAULT_PIPELINE_PATH)]
         config: PathBuf,
+        /// Reload the pipeline file when it changes (polled once a second).
+        #[arg(long)]
+        watch_config: bool,
+    },
+    /// Ask a running router to reload its pipeline file (`POST /v1/reload`). Exits non-zero
+    /// when the router refused the new pipeline (it keeps running the old one) or cannot be
+    /// reached.
+    Reload {
+        /// The router's API address.
+        #[arg(long, default_value = sluice::alert::cli::DEFAULT_API_URL)]
+        url: String,
+        /// The API token (an `admin` token), when the router's API asks for one.
+        #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// For an https:// URL: a PEM CA certificate that signed the router's.
+        #[arg(long, env = "SLUICE_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Check pipeline files without running them; exit non-zero if any is invalid.
     Validate {
@@ -385,7 +403,27 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             ship,
             command,
         } => run_local(&config, &app, &ship, &command),
-        Command::Up { config } => up(&config),
+        Command::Up {
+            config,
+            watch_config,
+        } => up(&config, watch_config),
+        Command::Reload {
+            url,
+            token,
+            ca_file,
+        } => {
+            let token = token.filter(|t| !t.is_empty());
+            let ca_file = ca_file.filter(|p| !p.as_os_str().is_empty());
+            let answer = sluice::topology::client::post(
+                &url,
+                sluice::api::admin::RELOAD_PATH,
+                token.as_deref(),
+                ca_file.as_deref(),
+            )
+            .context("reload refused")?;
+            println!("{answer}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ParseCheck {
             file,
             lines,
@@ -625,13 +663,15 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn up(config: &std::path::Path, watch_config: bool) -> anyhow::Result<ExitCode> {
+    let started_from = std::fs::read(config).ok();
     let pipeline = load_pipeline(config)?;
     log_descriptor_limit();
     let runtime = router_runtime()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        spawn_signal_handlers(shutdown.clone())?;
+        // Watched before the start, so a signal during it is not fatal (their default).
+        let reloads = spawn_signal_handlers(shutdown.clone())?;
         let deadline = std::time::Duration::from_secs(pipeline.shutdown_timeout_secs);
         let file = pipeline.file.clone();
         let counts = (
@@ -642,6 +682,15 @@ fn up(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         let running = sluice::topology::start(pipeline, shutdown.clone())
             .await
             .with_context(|| format!("cannot start pipeline {file}"))?;
+        let _ = reloads.send(running.reloader());
+        if watch_config {
+            tokio::spawn(sluice::topology::watch::watch_config(
+                config.to_path_buf(),
+                started_from,
+                running.reloader(),
+                shutdown.clone(),
+            ));
+        }
         let mut bound: Vec<_> = running.bound.iter().collect();
         bound.sort();
         for (id, address) in bound {
@@ -692,13 +741,18 @@ fn router_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     builder.build().context("cannot start the async runtime")
 }
 
-/// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP asks file sinks
-/// to reopen their files (after logrotate) and enrichment tables to reload theirs.
-fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
+/// SIGINT/SIGTERM start a graceful drain; a second one exits at once. SIGHUP reloads the
+/// pipeline file (the controller logs and counts the outcome); SIGUSR1 asks file sinks to
+/// reopen their files (after logrotate) and enrichment tables to reload theirs.
+/// SIGHUP waits for the reloader sent on the channel returned (the pipeline has started).
+fn spawn_signal_handlers(
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::sync::oneshot::Sender<sluice::topology::Reloader>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -713,12 +767,19 @@ fn spawn_signal_handlers(shutdown: CancellationToken) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    let (reloads, reloader) = tokio::sync::oneshot::channel::<sluice::topology::Reloader>();
     tokio::spawn(async move {
+        let Ok(reloader) = reloader.await else { return };
         while hangup.recv().await.is_some() {
-            tracing::info!("sighup: reopening files, reloading enrichment tables");
-            sluice::sinks::file::request_reopen();
-            sluice::enrichment::request_reload();
+            tracing::info!("sighup: reloading the pipeline file");
+            let _ = reloader.reload().await;
         }
     });
-    Ok(())
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("sigusr1: reopening files, reloading enrichment tables");
+            sluice::topology::reopen();
+        }
+    });
+    Ok(reloads)
 }

@@ -15,7 +15,7 @@
 //! `printf %s "$TOKEN" | sha256sum`), so that the file holds nothing a reader could present.
 //!
 //! Roles (comma-separated to give several): `read` (query, histogram, top, tail, alerts),
-//! `metrics` (`/metrics`), `admin` (everything, and the administrative routes to come). An
+//! `metrics` (`/metrics`), `admin` (everything, and the administrative routes `POST /v1/reload` and `/v1/reopen`). An
 //! `apps=` scope limits every search, chart, top-values list, tail and alert list the token
 //! sees to events whose `app` is one of those: the server adds the filter, so a scoped
 //! token cannot see another app's events whatever query it sends.

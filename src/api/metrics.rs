@@ -257,6 +257,10 @@ fn help(name: &str) -> &'static str {
         "store_tail_dropped_events_total" => {
             "Live-tail events dropped for clients that fell behind (reported to them in-band)."
         }
+        "config_reloads_total" => "Configuration reloads applied.",
+        "config_reload_failures_total" => {
+            "Configuration reloads refused (invalid pipeline or a change reload cannot apply); the old pipeline kept running."
+        }
         "tap_dropped_events_total" => {
             "Live-tap events dropped for clients that fell behind (reported to them in-band)."
         }

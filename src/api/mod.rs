@@ -11,6 +11,7 @@
 //! Every request but `/health` passes the [`Guard`] first (Host, CORS, bearer token and
 //! role; docs/security.md), which hands the endpoint the token's [`Scope`] of apps.
 
+pub mod admin;
 mod auth;
 mod guard;
 mod limits;

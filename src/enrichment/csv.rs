@@ -6,7 +6,7 @@
 //! file = "/etc/sluice/owners.csv"
 //! key = "app"                    # the column `enrich` lookups match
 //! delimiter = ","
-//! reload_interval_secs = 10      # 0: reload only on SIGHUP
+//! reload_interval_secs = 10      # 0: reload only on SIGUSR1
 //! max_bytes = 67108864
 //! ```
 //!

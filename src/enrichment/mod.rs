@@ -5,7 +5,7 @@
 //! A table is built at load (no IO) as an empty [`TableHandle`] that transforms keep; the
 //! topology fills it at start (a file that cannot be loaded fails the start) and then runs
 //! [`TableHandle::watch`], which reloads the file when its modification time or size
-//! changes (checked every `reload_interval_secs`) or on SIGHUP ([`request_reload`]). A
+//! changes (checked every `reload_interval_secs`) or on SIGUSR1 ([`request_reload`]). A
 //! reload that fails keeps the table in use, is logged and counted in
 //! `enrichment_table_reloads_total{result="failed"}`. Each successful load bumps the
 //! handle's generation, which tells lookup caches to forget what they hold.
@@ -64,15 +64,15 @@ pub enum LoadError {
 /// How a table's file is read: its path, how often to check it, and the parser.
 pub trait Loader: Send + Sync + std::fmt::Debug {
     fn path(&self) -> &Path;
-    /// How often the file's modification time is checked; zero: only on SIGHUP.
+    /// How often the file's modification time is checked; zero: only on SIGUSR1.
     fn reload_interval(&self) -> Duration;
     fn load(&self) -> Result<Box<dyn Table>, LoadError>;
 }
 
-/// Bumped by SIGHUP: every table reloads its file.
+/// Bumped by SIGUSR1 (and `POST /v1/reopen`): every table reloads its file.
 static RELOAD_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Asks every enrichment table to reload its file now (SIGHUP).
+/// Asks every enrichment table to reload its file now (SIGUSR1).
 pub fn request_reload() {
     RELOAD_GENERATION.fetch_add(1, Ordering::Relaxed);
 }

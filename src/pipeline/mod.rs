@@ -72,6 +72,11 @@ pub struct Pipeline {
     pub tables: crate::enrichment::Tables,
     /// Which output each input reads.
     pub graph: Graph,
+    /// Each component's settings as written (type, table, buffer; not its inputs), by id:
+    /// a reload compares them to tell unchanged components from changed ones.
+    pub fingerprints: std::collections::HashMap<String, String>,
+    /// The `[api]` table as written, compared the same way.
+    pub api_fingerprint: String,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -120,6 +125,8 @@ impl Pipeline {
             enrichment_tables: Vec::new(),
             tables: Default::default(),
             graph: Graph::default(),
+            fingerprints: Default::default(),
+            api_fingerprint: format!("{:?}", document.api),
         };
         if let Some(table) = document.api {
             match deserialize::<ApiConfig>(table).and_then(|api| api.validate().map(|()| api)) {
@@ -140,6 +147,13 @@ impl Pipeline {
                 outputs: Vec::new(),
             };
             let in_graph = node.kind != ComponentKind::EnrichmentTable;
+            pipeline.fingerprints.insert(
+                component.id.clone(),
+                format!(
+                    "{:?} {} {:?} {:?}",
+                    component.kind, component.type_name, component.buffer, component.table
+                ),
+            );
             match pipeline.add(component) {
                 Ok(outputs) if in_graph => nodes.push(Node { outputs, ..node }),
                 Ok(_) => {}

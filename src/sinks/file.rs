@@ -7,7 +7,7 @@
 //!
 //! Log rotation: tools like logrotate rename or delete the file; every second (checked when
 //! writing) the sink compares the path's inode with the open file's and reopens on a
-//! difference. SIGHUP makes it reopen every file at the next write.
+//! difference. SIGUSR1 (or `POST /v1/reopen`) makes it reopen every file at the next write.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -30,10 +30,10 @@ use crate::template::Template;
 /// How often an open file's path is checked for rotation.
 const ROTATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Bumped on SIGHUP; file sinks reopen every file when they see it change.
+/// Bumped on SIGUSR1 and `POST /v1/reopen`; file sinks reopen every file when they see it change.
 static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Asks every file sink to reopen its files (called by the SIGHUP handler).
+/// Asks every file sink to reopen its files (called on SIGUSR1 and `POST /v1/reopen`).
 pub fn request_reopen() {
     REOPEN_GENERATION.fetch_add(1, Ordering::Relaxed);
 }

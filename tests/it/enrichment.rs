@@ -1,5 +1,5 @@
 //! Enrichment tables in a router process: a CSV table and a GeoIP database (written here
-//! by `mmdb-writer`) looked up by `enrich`; SIGHUP reloads, and a broken file keeps the
+//! by `mmdb-writer`) looked up by `enrich`; SIGUSR1 reloads, and a broken file keeps the
 //! table in use.
 
 use std::io::Write;
@@ -33,7 +33,7 @@ fn replace(path: &std::path::Path, text: &str) {
 }
 
 #[test]
-fn enrich_looks_up_csv_and_geoip_tables_and_sighup_reloads() {
+fn enrich_looks_up_csv_and_geoip_tables_and_sigusr1_reloads() {
     let dir = tempdir();
     let owners = dir.path().join("owners.csv");
     let geo = dir.path().join("city.mmdb");
@@ -113,12 +113,12 @@ path = "{out}"
 
     // A broken file: the reload fails, the old table stays.
     replace(&owners, "team\nfront\n");
-    router.signal("-HUP");
+    router.signal("-USR1");
     assert!(router.wait_for_log(&["enrichment table reload failed", "table=owners"]));
     assert_eq!(send(r#"{"app":"web"}"#)["owner"]["team"], "front");
 
     replace(&owners, "app,team\nweb,platform\n");
-    router.signal("-HUP");
+    router.signal("-USR1");
     assert!(router.wait_for_log(&["enrichment table reloaded", "table=owners"]));
     assert_eq!(send(r#"{"app":"web"}"#)["owner"]["team"], "platform");
     assert!(send(r#"{"app":"api"}"#).get("owner").is_none());

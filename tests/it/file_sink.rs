@@ -1,4 +1,4 @@
-//! The file sink: backpressure, rotation on SIGHUP, dead-lettering on fatal errors, and
+//! The file sink: backpressure, rotation on SIGUSR1, dead-lettering on fatal errors, and
 //! delivery through a disk buffer.
 
 use std::io::Write as _;
@@ -79,11 +79,11 @@ buffer = {{ max_bytes = 65536 }}
     );
 }
 
-/// SIGHUP makes the file sink reopen: after logrotate renames the file, new events go to a
+/// SIGUSR1 makes the file sink reopen: after logrotate renames the file, new events go to a
 /// fresh file at the configured path. A real signal to a real router process (reopening is
 /// process-wide, so it must not run inside the shared test process).
 #[test]
-fn file_sink_reopens_after_rotation_on_sighup() {
+fn file_sink_reopens_after_rotation_on_sigusr1() {
     let dir = tempdir();
     let out = dir.path().join("app.log");
     let rotated = dir.path().join("app.log.1");
@@ -117,10 +117,10 @@ fn file_sink_reopens_after_rotation_on_sighup() {
     send(b"before rotation\n");
     wait_for(&out, &["before rotation"]);
     std::fs::rename(&out, &rotated).unwrap();
-    router.signal("-HUP");
+    router.signal("-USR1");
     // The signal is handled asynchronously: a line sent before the handler ran would still
     // go to the renamed file (the inode check runs once a second, and only when writing).
-    assert!(router.wait_for_log(&["sighup: reopening files"]));
+    assert!(router.wait_for_log(&["sigusr1: reopening files"]));
     send(b"after rotation\n");
     wait_for(&out, &["after rotation"]);
     router.signal("-TERM");

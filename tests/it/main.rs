@@ -45,6 +45,7 @@ mod pipeline_tests;
 #[cfg(feature = "store")]
 mod query;
 mod recorder;
+mod reload;
 mod remap;
 mod s3_sink;
 mod seaweedfs;
