@@ -88,6 +88,21 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> (Outcome, Bytes) {
+        self.post_for_long_answer(uri, headers, body, timeout, MAX_RESPONSE_BYTES)
+            .await
+    }
+
+    /// [`HttpClient::post_for_answer`] reading up to `max_answer_bytes` of the answer, for
+    /// protocols whose answer grows with the request (Elasticsearch's `_bulk` has an item
+    /// per document); a longer 2xx answer comes back empty.
+    pub async fn post_for_long_answer(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+        max_answer_bytes: usize,
+    ) -> (Outcome, Bytes) {
         let mut request = Request::builder().method(Method::POST).uri(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);
@@ -108,7 +123,7 @@ impl HttpClient {
             let status = response.status();
             let retry_after = retry_after(response.headers());
             // A body that fails to read or is too long only shortens what a failure quotes.
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            let body = Limited::new(response.into_body(), max_answer_bytes)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())

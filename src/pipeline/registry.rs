@@ -266,6 +266,9 @@ pub enum Sink {
     File(FileSink),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    Clickhouse(crate::sinks::clickhouse::ClickhouseSinkConfig),
+    Elasticsearch(crate::sinks::elasticsearch::ElasticsearchSinkConfig),
+    Loki(crate::sinks::loki::LokiSinkConfig),
     Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
@@ -275,7 +278,7 @@ pub enum Sink {
     Kafka(crate::sinks::kafka::KafkaSinkConfig),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, store, kafka, alertmanager, webhook, slack, pagerduty";
+const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, clickhouse, elasticsearch, loki, store, kafka, alertmanager, webhook, slack, pagerduty";
 
 /// A sink after the start's IO: its task and the API endpoints it serves (the store's
 /// query, histogram, top and tail).
@@ -292,6 +295,18 @@ impl Sink {
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
+            "clickhouse" => Self::Clickhouse(checked(
+                table,
+                crate::sinks::clickhouse::ClickhouseSinkConfig::validate,
+            )?),
+            "elasticsearch" => Self::Elasticsearch(checked(
+                table,
+                crate::sinks::elasticsearch::ElasticsearchSinkConfig::validate,
+            )?),
+            "loki" => Self::Loki(checked(
+                table,
+                crate::sinks::loki::LokiSinkConfig::validate,
+            )?),
             "opentelemetry" => Self::Opentelemetry(checked(
                 table,
                 crate::sinks::opentelemetry::OpentelemetrySinkConfig::validate,
@@ -327,6 +342,18 @@ impl Sink {
             Self::File(c) => Box::pin(c.run(rx, ctx)),
             Self::Blackhole(c) => Box::pin(c.run(rx, ctx)),
             Self::Http(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Clickhouse(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Elasticsearch(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Loki(c) => {
                 let client = c.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
