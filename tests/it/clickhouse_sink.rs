@@ -467,4 +467,39 @@ buffer = {{ type = "memory", max_bytes = 67108864 }}
         (n * (n - 1) / 2).to_string()
     );
     assert!(rate > 10_000.0, "{rate:.0} events/s");
+
+    // The same input into a blackhole sink: what the source and the machine allow, the
+    // ceiling the rate above is to be read against.
+    let router = Router::start(
+        r#"
+[sources.ch_ceiling_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.ch_ceiling]
+type = "blackhole"
+inputs = ["ch_ceiling_in"]
+buffer = { type = "memory", max_bytes = 67108864 }
+"#,
+    )
+    .await;
+    let started = Instant::now();
+    send_lines(
+        router.addr("ch_ceiling_in"),
+        (0..n).map(|i| {
+            format!(
+                r#"{{"app":"shop-{}","level":"info","message":"GET /cart/{i} 200 in 12ms","n":{i}}}"#,
+                i % 7
+            )
+        }),
+    )
+    .await;
+    wait_until("every event through the blackhole", || {
+        counter("component_sent_events_total", "ch_ceiling", None) == n
+    })
+    .await;
+    let ceiling = n as f64 / started.elapsed().as_secs_f64();
+    router.stop().await;
+    println!("same input into a blackhole sink: {ceiling:.0} events/s");
 }
