@@ -486,3 +486,70 @@ path = "{}"
     assert_eq!(counter("component_retries_total", "es_auth", None), 0);
     assert!(cluster.documents().is_empty());
 }
+
+/// Over `https://` with `tls.ca_file`: the elasticsearch, loki and clickhouse sinks (one
+/// client path, `sinks::batch::client`) deliver to a server whose certificate a test CA
+/// signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_sinks_post_over_https_to_a_server_signed_by_their_ca() {
+    let dir = tempdir();
+    let (ca, ca_cert, ca_key) = crate::certs::issue(&["store sinks test ca"], None);
+    let (server, _, _) = crate::certs::issue(&["127.0.0.1"], Some((&ca_cert, &ca_key)));
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_file = write("ca.pem", &ca.cert_pem);
+    let acceptor = sluice::tls::TlsConfig {
+        crt_file: write("server.pem", &server.cert_pem),
+        key_file: write("server.key", &server.key_pem),
+        ca_file: None,
+    }
+    .acceptor()
+    .unwrap();
+    let (addr, recorder) = crate::recorder::Recorder::start_with(&[], Some(acceptor)).await;
+    let router = Router::start(&format!(
+        r#"
+[sources.tls_in]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.tls_es]
+type = "elasticsearch"
+inputs = ["tls_in"]
+endpoint = "https://{addr}"
+index = "tls"
+batch_timeout_ms = 0
+tls = {{ ca_file = "{ca}" }}
+
+[sinks.tls_loki]
+type = "loki"
+inputs = ["tls_in"]
+endpoint = "https://{addr}"
+batch_timeout_ms = 0
+tls = {{ ca_file = "{ca}" }}
+
+[sinks.tls_ch]
+type = "clickhouse"
+inputs = ["tls_in"]
+endpoint = "https://{addr}"
+table = "logs"
+batch_timeout_ms = 0
+tls = {{ ca_file = "{ca}" }}
+"#,
+        ca = ca_file.display()
+    ))
+    .await;
+    send_lines(router.addr("tls_in"), (0..3).map(|i| format!("line {i}"))).await;
+    wait_until("every sink delivered", || {
+        ["tls_es", "tls_loki", "tls_ch"]
+            .iter()
+            .all(|id| counter("component_sent_events_total", id, None) == 3)
+    })
+    .await;
+    router.stop().await;
+    assert!(recorder.attempts("/_bulk") >= 1);
+    assert!(recorder.attempts("/loki/api/v1/push") >= 1);
+    assert!(recorder.attempts("/") >= 1);
+}
