@@ -223,7 +223,11 @@ async fn rows_arrive_mapped_and_refused_rows_go_to_dead_letter() {
         "CREATE TABLE rows (ts DateTime, service String, level String, body String, status UInt16) \
          ENGINE = MergeTree ORDER BY ts",
     );
+    server.query(
+        "CREATE TABLE budget (ts DateTime, body String, status UInt16) ENGINE = MergeTree ORDER BY ts",
+    );
     let dead = dir.path().join("dead.log");
+    let budget_dead = dir.path().join("budget_dead.log");
     let router = Router::start(&format!(
         r#"
 [sources.ch_rows_in]
@@ -238,7 +242,7 @@ format = "json"
 [sinks.ch_rows]
 type = "clickhouse"
 inputs = ["ch_rows_parse"]
-endpoint = "{}"
+endpoint = "{endpoint}"
 database = "default"
 table = "rows"
 user = "writer"
@@ -246,15 +250,34 @@ password = "s3cret"
 timestamp_format = "datetime"
 columns = {{ ts = "timestamp", service = "app", level = "level", body = "message", status = "http.status" }}
 batch_timeout_ms = 200
-max_isolation_inserts = 64
 
 [sinks.ch_rows_dead]
 type = "file"
 inputs = ["ch_rows.dead_letter"]
 path = "{}"
+
+# The same rows with a budget of 2 further inserts: isolation stops early, and the rows
+# still in doubt go to dead-letter saying so.
+[sinks.ch_budget]
+type = "clickhouse"
+inputs = ["ch_rows_parse"]
+endpoint = "{endpoint}"
+table = "budget"
+user = "writer"
+password = "s3cret"
+timestamp_format = "datetime"
+columns = {{ ts = "timestamp", body = "message", status = "http.status" }}
+batch_timeout_ms = 200
+max_isolation_inserts = 2
+
+[sinks.ch_budget_dead]
+type = "file"
+inputs = ["ch_budget.dead_letter"]
+path = "{}"
 "#,
-        server.endpoint(),
-        dead.display()
+        dead.display(),
+        budget_dead.display(),
+        endpoint = server.endpoint(),
     ))
     .await;
     let n = 300;
@@ -277,9 +300,11 @@ path = "{}"
     };
     send_lines(router.addr("ch_rows_in"), (0..n).map(line)).await;
     wait_until("every event inserted or dead-lettered", || {
-        counter("component_sent_events_total", "ch_rows", None)
-            + counter("component_dead_lettered_events_total", "ch_rows", None)
-            == n as u64
+        ["ch_rows", "ch_budget"].iter().all(|id| {
+            counter("component_sent_events_total", id, None)
+                + counter("component_dead_lettered_events_total", id, None)
+                == n as u64
+        })
     })
     .await;
     router.stop().await;
@@ -325,6 +350,37 @@ path = "{}"
         counter("component_sent_events_total", "ch_rows", None),
         (n - 3) as u64
     );
+
+    // With a budget of 2: every bad row and some good ones in dead-letter, the good ones
+    // saying isolation stopped; every row either in the table or in dead-letter.
+    let budget_letters: Vec<Value> = read_lines(&budget_dead)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let inserted = server.count("budget");
+    assert_eq!(inserted + budget_letters.len(), n);
+    assert!(
+        budget_letters.len() > 3,
+        "{} dead letters",
+        budget_letters.len()
+    );
+    for letter in &budget_letters {
+        let message = letter["message"].as_str().unwrap();
+        let i: usize = message[6..].parse().unwrap();
+        let reason = letter["dead_letter"]["reason"].as_str().unwrap();
+        assert!(reason.contains("Code: 27"), "{reason}");
+        if !bad(i) {
+            assert!(
+                reason.contains("isolation stopped after 2 inserts"),
+                "{reason}"
+            );
+        }
+    }
+    let bad_letters = budget_letters
+        .iter()
+        .filter(|l| bad(l["message"].as_str().unwrap()[6..].parse().unwrap()))
+        .count();
+    assert_eq!(bad_letters, 3);
 }
 
 /// The server is down when events come: the sink retries, the http source's client gets
