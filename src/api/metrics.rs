@@ -177,6 +177,9 @@ fn help(name: &str) -> &'static str {
         }
         "component_redactions_total" => "Values replaced by the redact transform, by detector.",
         "component_discarded_events_total" => "Events dropped on purpose or by policy, by reason.",
+        "component_label_overflow_events_total" => {
+            "Events a loki sink sent under its fallback label set because their labels would have made more than max_label_sets streams."
+        }
         "component_dead_lettered_events_total" => {
             "Events a sink gave up on and sent to its dead_letter output."
         }

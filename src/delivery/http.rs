@@ -94,6 +94,23 @@ impl HttpClient {
         (answer.outcome, answer.body)
     }
 
+    /// [`HttpClient::post_for_answer`] reading up to `max_answer_bytes` of the answer, for
+    /// protocols whose answer grows with the request (Elasticsearch's `_bulk` has an item
+    /// per document); a longer 2xx answer comes back empty.
+    pub async fn post_for_long_answer(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+        max_answer_bytes: usize,
+    ) -> (Outcome, Bytes) {
+        let answer = self
+            .request_limited(Method::POST, uri, headers, body, timeout, max_answer_bytes)
+            .await;
+        (answer.outcome, answer.body)
+    }
+
     /// [`HttpClient::post`] with any method, also returning the headers and body (up to
     /// 64 KiB) of a 2xx answer, for protocols that answer in both (S3's `ETag` and XML).
     pub async fn request(
@@ -103,6 +120,19 @@ impl HttpClient {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
         timeout: Duration,
+    ) -> Answer {
+        self.request_limited(method, uri, headers, body, timeout, MAX_RESPONSE_BYTES)
+            .await
+    }
+
+    async fn request_limited(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+        max_answer_bytes: usize,
     ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri.clone());
         for (name, value) in headers {
@@ -124,7 +154,7 @@ impl HttpClient {
             let retry_after = retry_after(response.headers());
             let (parts, body) = response.into_parts();
             // A body that fails to read or is too long only shortens what a failure quotes.
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            let body = Limited::new(body, max_answer_bytes)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())

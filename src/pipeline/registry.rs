@@ -266,6 +266,9 @@ pub enum Sink {
     File(FileSink),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
+    Clickhouse(crate::sinks::clickhouse::ClickhouseSinkConfig),
+    Elasticsearch(crate::sinks::elasticsearch::ElasticsearchSinkConfig),
+    Loki(crate::sinks::loki::LokiSinkConfig),
     Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
@@ -277,7 +280,7 @@ pub enum Sink {
     S3(Box<crate::sinks::s3::S3Sink>),
 }
 
-const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, store, kafka, s3, alertmanager, webhook, slack, pagerduty";
+const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, clickhouse, elasticsearch, loki, store, kafka, s3, alertmanager, webhook, slack, pagerduty";
 
 /// A sink after the start's IO: its task and the API endpoints it serves (the store's
 /// query, histogram, top and tail).
@@ -294,6 +297,18 @@ impl Sink {
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
+            "clickhouse" => Self::Clickhouse(checked(
+                table,
+                crate::sinks::clickhouse::ClickhouseSinkConfig::validate,
+            )?),
+            "elasticsearch" => Self::Elasticsearch(checked(
+                table,
+                crate::sinks::elasticsearch::ElasticsearchSinkConfig::validate,
+            )?),
+            "loki" => Self::Loki(checked(
+                table,
+                crate::sinks::loki::LokiSinkConfig::validate,
+            )?),
             "opentelemetry" => Self::Opentelemetry(checked(
                 table,
                 crate::sinks::opentelemetry::OpentelemetrySinkConfig::validate,
@@ -332,6 +347,18 @@ impl Sink {
             Self::File(c) => Box::pin(c.run(rx, ctx)),
             Self::Blackhole(c) => Box::pin(c.run(rx, ctx)),
             Self::Http(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Clickhouse(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Elasticsearch(c) => {
+                let client = c.client()?;
+                Box::pin(c.run(client, rx, ctx))
+            }
+            Self::Loki(c) => {
                 let client = c.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }

@@ -7,13 +7,17 @@
 //! async task.
 
 pub mod alertmanager;
+pub(crate) mod batch;
 pub mod blackhole;
+pub mod clickhouse;
 pub mod console;
+pub mod elasticsearch;
 pub mod encoding;
 pub mod file;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod loki;
 pub mod notify;
 pub mod opentelemetry;
 pub mod pagerduty;

@@ -1,0 +1,398 @@
+//! The `elasticsearch` sink: events as documents, written in batches with the `_bulk` API
+//! of Elasticsearch or OpenSearch (NDJSON: an action line, then the document).
+//!
+//! Each event's index is rendered from the `index` template (`logs-%Y.%m.%d` from the
+//! event's time, `{{ field }}` placeholders), its `_id` from `id_field` if set; `bulk.rs`
+//! writes the items and reads the answer's per-item statuses, `send.rs` sends a request and
+//! then again only its retryable items (429, 5xx), sending rejected ones (a
+//! `mapper_parsing_exception`) to `ID.dead_letter` with their reason. Requests go out one
+//! after the other on the shared HTTP delivery client and retry driver; events are
+//! acknowledged once their item was stored. Index templates and mappings are the
+//! operator's (docs/elasticsearch.md recommends one).
+
+mod bulk;
+mod send;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::Uri;
+use serde::Deserialize;
+
+use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::{batch, SinkContext, SinkError};
+use crate::channel::BatchReceiver;
+use crate::condition::FieldPath;
+use crate::delivery::http::HttpClient;
+use crate::delivery::retry::{Retrier, RetryConfig};
+use crate::event::{Delivery, Event};
+use crate::field_error::FieldError;
+use crate::template::Template;
+use crate::tls::ClientTlsConfig;
+
+/// The answer to a request of more items might not fit what `send.rs` reads of it.
+const MAX_BATCH_EVENTS: usize = 10_000;
+
+/// Characters an index name may not hold (Elasticsearch's list), replaced by `_` where a
+/// field's value brings them in.
+const INDEX_FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+
+/// `[sinks.ID] type = "elasticsearch"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchSinkConfig {
+    /// The cluster, e.g. `http://127.0.0.1:9200` (`/_bulk` is added).
+    pub endpoint: String,
+    /// The index (or data stream) of each event: a template with `{{ field }}`
+    /// placeholders and `%Y`, `%m`, `%d`, `%H` from the event's `timestamp` (UTC).
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// `create` (default; what data streams accept, and an existing `_id` is not
+    /// overwritten) or `index` (a document with an existing `_id` is replaced).
+    #[serde(default)]
+    pub action: BulkAction,
+    /// A field whose value is the document's `_id` (retries then cannot store an event
+    /// twice); unset: the cluster picks ids.
+    pub id_field: Option<String>,
+    /// The name the event's `timestamp` gets in the document (`@timestamp`, what data
+    /// streams require); `""` keeps `timestamp`.
+    #[serde(default = "default_timestamp_field")]
+    pub timestamp_field: String,
+    /// An ingest pipeline to run the documents through.
+    pub pipeline: Option<String>,
+    /// Basic authentication.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `Authorization: ApiKey ...` (the base64 form the cluster gave).
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
+    #[serde(default)]
+    pub compression: HttpCompression,
+    /// Most documents in one request (at most 10,000).
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Most encoded (uncompressed) bytes in one request; a single bigger document is sent
+    /// alone. Keep it below the cluster's `http.max_content_length` (100 MB).
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// How long to wait for more events before sending fewer than `batch_max_events`.
+    #[serde(default = "default_batch_timeout_ms")]
+    pub batch_timeout_ms: u64,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `action = "create" | "index"`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    #[default]
+    Create,
+    Index,
+}
+
+fn default_index() -> String {
+    "logs-%Y.%m.%d".into()
+}
+
+fn default_timestamp_field() -> String {
+    "@timestamp".into()
+}
+
+fn default_batch_max_events() -> usize {
+    1000
+}
+
+fn default_batch_max_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_batch_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_timeout_secs() -> u64 {
+    60
+}
+
+impl ElasticsearchSinkConfig {
+    /// Checks the config syntactically (no IO).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        parse_uri(&self.endpoint)?;
+        self.index_template()?;
+        if let Some(field) = &self.id_field {
+            FieldPath::parse(field).map_err(|e| FieldError::new("id_field", e))?;
+        }
+        if !(1..=MAX_BATCH_EVENTS).contains(&self.batch_max_events) {
+            return Err(FieldError::new(
+                "batch_max_events",
+                format!("must be between 1 and {MAX_BATCH_EVENTS}"),
+            ));
+        }
+        if self.batch_max_bytes == 0 {
+            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
+        }
+        if self.timeout_secs == 0 {
+            return Err(FieldError::new("timeout_secs", "must be at least 1"));
+        }
+        self.credentials()?;
+        parse_headers(&self.headers)?;
+        self.tls.validate()?;
+        self.retry.validate()
+    }
+
+    fn index_template(&self) -> Result<Template, FieldError> {
+        let template =
+            Template::parse(&self.index).map_err(|e| FieldError::new("index", e.to_string()))?;
+        // The literal parts must already be a valid name: lowercase, none of the forbidden
+        // characters, not starting with `-`, `_` or `+`. Rendered for an empty event, dates
+        // become digits and placeholders `_`, leaving the literal parts to check.
+        let literal: String = {
+            let mut out = String::new();
+            template.render_path(&Event::default(), &mut out);
+            out
+        };
+        if self.index.is_empty() {
+            return Err(FieldError::new("index", "must not be empty"));
+        }
+        if let Some(c) = literal
+            .chars()
+            .find(|c| c.is_uppercase() || INDEX_FORBIDDEN.contains(c))
+        {
+            return Err(FieldError::new(
+                "index",
+                format!("`{}` holds {c:?}, which an index name may not (names are lowercase, without \\ / * ? \" < > | , # : or spaces)", self.index),
+            ));
+        }
+        if self.index.starts_with(['-', '_', '+']) {
+            return Err(FieldError::new(
+                "index",
+                "an index name may not start with `-`, `_` or `+`",
+            ));
+        }
+        Ok(template)
+    }
+
+    fn credentials(&self) -> Result<Option<HeaderValue>, FieldError> {
+        let value = match (&self.user, &self.password, &self.api_key) {
+            (None, None, None) => return Ok(None),
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "api_key",
+                    "set either api_key or user and password",
+                ))
+            }
+            (Some(user), password, None) => {
+                let pair = format!("{user}:{}", password.as_deref().unwrap_or(""));
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            (None, Some(_), None) => {
+                return Err(FieldError::new("user", "password needs a user"));
+            }
+            (None, None, Some(key)) => format!("ApiKey {key}"),
+        };
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| FieldError::new("password", "must be visible ASCII"))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    /// `ENDPOINT/_bulk`, with the answer trimmed to what is read of it (`filter_path`).
+    fn bulk_uri(&self) -> Result<Uri, FieldError> {
+        let mut text = self.endpoint.trim_end_matches('/').to_string();
+        text.push_str("/_bulk?filter_path=errors,items.*.status,items.*.error");
+        if let Some(pipeline) = &self.pipeline {
+            text.push_str("&pipeline=");
+            batch::percent_encode(pipeline, &mut text);
+        }
+        text.parse()
+            .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
+    }
+
+    /// The delivery client, its TLS files read (the start's IO).
+    pub fn client(&self) -> Result<HttpClient, SinkError> {
+        batch::client(&parse_uri(&self.endpoint).map_err(invalid)?, &self.tls)
+    }
+
+    pub async fn run(
+        self,
+        client: HttpClient,
+        mut rx: BatchReceiver,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )];
+        if let Some(credentials) = self.credentials().map_err(invalid)? {
+            headers.push((AUTHORIZATION, credentials));
+        }
+        if self.compression == HttpCompression::Gzip {
+            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        }
+        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
+        let index = self.index_template().map_err(invalid)?;
+        let id_field = match &self.id_field {
+            Some(field) => {
+                Some(FieldPath::parse(field).map_err(|e| invalid(FieldError::new("id_field", e)))?)
+            }
+            None => None,
+        };
+        let action = match self.action {
+            BulkAction::Create => "create",
+            BulkAction::Index => "index",
+        };
+        let mut sender = send::BulkSender {
+            uri: self.bulk_uri().map_err(invalid)?,
+            headers,
+            client,
+            timeout: Duration::from_secs(self.timeout_secs),
+            retrier: Retrier::new(
+                self.retry.clone(),
+                Some(&ctx.id),
+                ctx.metrics.write_errors.clone(),
+            ),
+            compression: self.compression,
+        };
+        let linger = Duration::from_millis(self.batch_timeout_ms);
+        let mut body = Vec::new();
+        let mut items = Vec::new();
+        let mut item = Vec::new();
+        let mut name = String::new();
+        let mut id = String::new();
+        while let Some(mut batches) = batch::gather(&mut rx, self.batch_max_events, linger).await {
+            let mut chunk: Vec<&Event> = Vec::new();
+            for event in batches.iter().flat_map(|b| b.events.iter()) {
+                name.clear();
+                index_name(&index, event, &mut name);
+                let id = id_field.as_ref().and_then(|path| {
+                    id.clear();
+                    path.get(&event.fields)?.write_text(&mut id);
+                    Some(id.as_str())
+                });
+                item.clear();
+                bulk::write_item(event, action, &name, id, &self.timestamp_field, &mut item);
+                let full = chunk.len() >= self.batch_max_events
+                    || (!chunk.is_empty() && body.len() + item.len() > self.batch_max_bytes);
+                if full {
+                    sender.send(&chunk, &body, &items, &ctx).await;
+                    chunk.clear();
+                    body.clear();
+                    items.clear();
+                }
+                let start = body.len();
+                body.extend_from_slice(&item);
+                items.push(start..body.len());
+                chunk.push(event);
+            }
+            if !chunk.is_empty() {
+                sender.send(&chunk, &body, &items, &ctx).await;
+            }
+            drop(chunk);
+            body.clear();
+            items.clear();
+            // Each event was stated delivered or rejected by `send`.
+            batches.drain(..).for_each(Delivery::settle);
+        }
+        Ok(())
+    }
+}
+
+/// Renders the index of `event`: placeholders' values sanitised (no `/`, `..`) and lowered,
+/// characters an index name may not hold replaced by `_`.
+fn index_name(template: &Template, event: &Event, out: &mut String) {
+    let mut raw = String::new();
+    template.render_path(event, &mut raw);
+    out.extend(raw.chars().flat_map(char::to_lowercase).map(|c| {
+        if INDEX_FORBIDDEN.contains(&c) {
+            '_'
+        } else {
+            c
+        }
+    }));
+}
+
+fn invalid(e: FieldError) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{}: {}", e.field, e.message),
+    )
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
+    let parsed = parse_endpoint(uri, "endpoint", &["http", "https"], "http://127.0.0.1:9200")?;
+    if parsed.query().is_some() {
+        return Err(FieldError::new("endpoint", "must not have a query string"));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Value;
+
+    fn config(extra: &str) -> Result<ElasticsearchSinkConfig, FieldError> {
+        let text = format!("endpoint = \"http://127.0.0.1:9200\"\n{extra}");
+        let config: ElasticsearchSinkConfig = toml::from_str(&text).expect("parses");
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn validates_its_options() {
+        assert!(config("").is_ok());
+        assert!(
+            config("index = \"logs-{{ app }}-%Y.%m\"\naction = \"index\"\nid_field = \"id\"")
+                .is_ok()
+        );
+        for (extra, field) in [
+            ("index = \"Logs\"", "index"),
+            ("index = \"_logs\"", "index"),
+            ("index = \"logs {{ app }}\"", "index"),
+            ("index = \"logs-{{ \"", "index"),
+            ("batch_max_events = 20000", "batch_max_events"),
+            ("user = \"u\"\napi_key = \"k\"", "api_key"),
+            ("password = \"p\"", "user"),
+            ("id_field = \"\"", "id_field"),
+        ] {
+            assert_eq!(config(extra).unwrap_err().field, field, "{extra}");
+        }
+    }
+
+    #[test]
+    fn renders_index_names() {
+        let template = Template::parse("logs-{{ app }}-%Y.%m.%d").unwrap();
+        let mut event = Event::default();
+        event.fields.insert("app", Value::from("Web Shop/#1"));
+        event
+            .fields
+            .insert("timestamp", Value::Timestamp(1_796_551_872_000_000_000));
+        let mut out = String::new();
+        index_name(&template, &event, &mut out);
+        assert_eq!(out, "logs-web_shop__1-2026.12.06");
+    }
+
+    #[test]
+    fn builds_the_bulk_url_and_credentials() {
+        let c =
+            config("pipeline = \"geo ip\"\nuser = \"elastic\"\npassword = \"changeme\"").unwrap();
+        assert_eq!(
+            c.bulk_uri().unwrap().to_string(),
+            "http://127.0.0.1:9200/_bulk?filter_path=errors,items.*.status,items.*.error&pipeline=geo%20ip"
+        );
+        assert_eq!(
+            c.credentials().unwrap().unwrap(),
+            "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
+        );
+    }
+}
