@@ -38,6 +38,7 @@ mod log_to_metric;
 mod multiline;
 mod notifiers;
 mod otlp;
+mod otlp_grpc;
 mod otlp_sink;
 mod parse_check;
 mod pipeline_tests;
