@@ -196,6 +196,9 @@ fn help(name: &str) -> &'static str {
             "Events of new keys put in a throttle's shared overflow bucket."
         }
         "component_http_responses_total" => "HTTP responses of an http source, by status code.",
+        "component_grpc_responses_total" => {
+            "OTLP/gRPC answers of an http source's grpc_address, by gRPC status code."
+        }
         "component_rate_limited_requests_total" => {
             "Requests refused with 429 because their app was over its rate limit."
         }

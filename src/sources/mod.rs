@@ -17,6 +17,7 @@ pub mod kafka;
 mod kafka_offsets;
 pub mod kubernetes;
 pub mod otlp;
+pub mod otlp_status;
 pub mod stdin;
 mod stream_auth;
 pub mod tcp;

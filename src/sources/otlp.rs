@@ -27,7 +27,9 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
@@ -64,6 +66,29 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Records, OtlpError> {
 /// The events of an `ExportLogsServiceRequest` in OTLP's JSON mapping.
 pub fn decode_json(body: &[u8]) -> Result<Records, OtlpError> {
     Ok(events_of(serde_json::from_slice(body)?))
+}
+
+/// The `partial_success` of the answer to a request of `records` records: `None` when none
+/// was rejected, else the count of those unmappable plus those a sink rejected
+/// (`downstream`, counted on the request's token), at most all of them.
+pub fn partial_success(
+    records: usize,
+    unmappable: usize,
+    downstream: usize,
+) -> Option<ExportLogsPartialSuccess> {
+    let rejected = (unmappable + downstream).min(records.max(1));
+    (rejected > 0).then(|| ExportLogsPartialSuccess {
+        rejected_log_records: rejected as i64,
+        error_message: if unmappable > 0 {
+            format!(
+                "{rejected} of {records} records were rejected ({unmappable} unmappable: {TIME_OUT_OF_RANGE})"
+            )
+        } else {
+            format!(
+                "{rejected} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
+            )
+        },
+    })
 }
 
 fn events_of(request: ExportLogsServiceRequest) -> Records {

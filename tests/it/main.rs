@@ -42,6 +42,7 @@ mod loki_sink;
 mod multiline;
 mod notifiers;
 mod otlp;
+mod otlp_grpc;
 mod otlp_sink;
 mod parse_check;
 mod pipeline_tests;

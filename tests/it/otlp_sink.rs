@@ -1,7 +1,10 @@
 //! The `opentelemetry` sink, between two router processes: router A reads OTLP on its http
-//! source and forwards it with its OTLP sink to router B's http source. What B writes must
-//! equal, field for field, what A wrote itself; and records B's pipeline rejects come back
-//! to A as OTLP's `partial_success`. Retries and dead-letter against a scripted server.
+//! source and forwards it with its OTLP sink to router B's http source, over OTLP/HTTP and
+//! over OTLP/gRPC (B's `grpc_address`). What B writes must equal, field for field, what A
+//! wrote itself; and records B's pipeline rejects come back to A as OTLP's
+//! `partial_success`. Retries and dead-letter against a scripted server (HTTP) and against
+//! B's own refusals (gRPC: a rate limit's RESOURCE_EXHAUSTED with its RetryInfo, a missing
+//! token's UNAUTHENTICATED).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -18,7 +21,7 @@ use prost::Message;
 use serde_json::Value;
 
 use crate::util::{
-    read_lines, sluice_up, spawn_router, tempdir, wait_until, RouterProcess, TIMEOUT,
+    free_port, read_lines, sluice_up, spawn_router, tempdir, wait_until, RouterProcess, TIMEOUT,
 };
 
 fn any(value: any_value::Value) -> Option<AnyValue> {
@@ -200,13 +203,14 @@ fn events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Router B: OTLP in, records marked `reject` to a sink that can never deliver (a closed
-/// port, one attempt), the rest to a file.
-fn router_b(dir: &Path) -> RouterProcess {
+/// Router B: OTLP in (HTTP, and gRPC on the address returned), records marked `reject` to
+/// a sink that can never deliver (a closed port, one attempt), the rest to a file.
+fn router_b(dir: &Path) -> (RouterProcess, String) {
+    let grpc = format!("127.0.0.1:{}", free_port());
     let unreachable = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = unreachable.local_addr().unwrap();
     drop(unreachable);
-    start(
+    let router = start(
         dir,
         "b",
         &format!(
@@ -214,6 +218,7 @@ fn router_b(dir: &Path) -> RouterProcess {
 [sources.b_in]
 type = "http"
 address = "127.0.0.1:0"
+grpc_address = "{grpc}"
 
 [transforms.b_route]
 type = "route"
@@ -233,12 +238,13 @@ retry = {{ max_attempts = 1 }}
 "#,
             dir.join("b.log").display()
         ),
-    )
+    );
+    (router, grpc)
 }
 
-/// Router A: OTLP in, written to a file and forwarded by the OTLP sink to `b`; what the
+/// Router A: OTLP in, written to a file and forwarded by the OTLP sink to `uri`; what the
 /// sink gives up on goes to its own file.
-fn router_a(dir: &Path, b: &str, extra: &str) -> RouterProcess {
+fn router_a(dir: &Path, uri: &str, extra: &str) -> RouterProcess {
     start(
         dir,
         "a",
@@ -259,7 +265,7 @@ path = "{}"
 [sinks.a_otlp]
 type = "opentelemetry"
 inputs = ["a_in"]
-uri = "http://{b}/v1/logs"
+uri = "{uri}"
 compression = "gzip"
 batch_max_events = 25
 {extra}
@@ -277,10 +283,27 @@ path = "{}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_trip_through_the_otlp_sink_keeps_every_field() {
+    round_trip(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_trip_over_grpc_keeps_every_field() {
+    round_trip(true).await;
+}
+
+async fn round_trip(grpc: bool) {
     let dir = tempdir();
-    let b = router_b(dir.path());
+    let (b, b_grpc) = router_b(dir.path());
     let b_addr = b.address_of("b_in").expect("b listens");
-    let a = router_a(dir.path(), &b_addr, "");
+    let a = if grpc {
+        router_a(
+            dir.path(),
+            &format!("http://{b_grpc}"),
+            "protocol = \"grpc\"",
+        )
+    } else {
+        router_a(dir.path(), &format!("http://{b_addr}/v1/logs"), "")
+    };
     let a_addr = a.address_of("a_in").expect("a listens");
     let body = corpus(10, |_| false).encode_to_vec();
     let (status, answer) = tokio::task::spawn_blocking(move || post_otlp(&a_addr, &body))
@@ -337,7 +360,7 @@ fn metric(api: &str, name: &str, labels: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_rejected_downstream_come_back_as_a_partial_success() {
     let dir = tempdir();
-    let b = router_b(dir.path());
+    let (b, _) = router_b(dir.path());
     let b_addr = b.address_of("b_in").expect("b listens");
 
     // B itself answers a partial success counting the records it rejected.
@@ -374,7 +397,7 @@ async fn records_rejected_downstream_come_back_as_a_partial_success() {
     .await;
 
     // A's OTLP sink reads it: a partial rejection is counted, a whole one dead-lettered.
-    let a = router_a(dir.path(), &b_addr, "");
+    let a = router_a(dir.path(), &format!("http://{b_addr}/v1/logs"), "");
     let a_addr = a.address_of("a_in").expect("a listens");
     let api = a.address_of("api").expect("the api listens");
     let body = corpus(2, |i| i % 3 == 0).encode_to_vec();

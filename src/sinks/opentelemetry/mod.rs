@@ -1,10 +1,12 @@
-//! The `opentelemetry` sink: events as OTLP/HTTP log export requests (protobuf, optionally
-//! gzip) to a collector, a backend or another router's http source.
+//! The `opentelemetry` sink: events as OTLP log export requests (protobuf, optionally gzip)
+//! over OTLP/HTTP or OTLP/gRPC (`grpc.rs`) to a collector, a backend or another router's
+//! http source.
 //!
 //! The events are mapped back by the semantic conventions (`encode.rs`, the exact reverse
 //! of the source's mapping) and grouped by resource, so that the events of one
-//! app, instance and host share one `ResourceLogs`. Requests go out one after the other on
-//! the shared HTTP delivery client and retry driver, like the `http` sink's: a 2xx
+//! app, instance and host share one `ResourceLogs`. Requests go out one after the other
+//! through the shared retry driver; over HTTP on the shared delivery client, like the
+//! `http` sink's (over gRPC, the statuses are classified in `grpc.rs`): a 2xx
 //! acknowledges the request's events; 408, 429, 5xx, connection errors and timeouts are
 //! retried with backoff (`Retry-After` honoured up to `max_backoff_secs`); any other status
 //! sends the events to `ID.dead_letter`.
@@ -15,6 +17,7 @@
 //! those stay acknowledged as delivered.
 
 mod encode;
+mod grpc;
 mod partial;
 
 use std::collections::BTreeMap;
@@ -43,12 +46,13 @@ pub use encode::request;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpentelemetrySinkConfig {
-    /// The OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`.
+    /// The OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`, or with
+    /// `protocol = "grpc"` the OTLP/gRPC server, e.g. `http://collector:4317`.
     pub uri: String,
-    /// `http` (OTLP/HTTP with protobuf bodies); `grpc` is not supported yet.
+    /// `http` (OTLP/HTTP with protobuf bodies) or `grpc` (OTLP/gRPC, `LogsService/Export`).
     #[serde(default)]
     pub protocol: OtlpProtocol,
-    /// `none` or `gzip` (sent with `Content-Encoding: gzip`).
+    /// `none` or `gzip` (`Content-Encoding: gzip`, or gRPC's gzip message encoding).
     #[serde(default)]
     pub compression: HttpCompression,
     /// Most log records in one request.
@@ -62,7 +66,7 @@ pub struct OpentelemetrySinkConfig {
     /// retried.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
-    /// Extra request headers, e.g. `headers = { authorization = "Bearer ..." }`.
+    /// Extra request headers (gRPC metadata), e.g. `headers = { authorization = "Bearer ..." }`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Backoff for retryable failures; fatal failures and exhausted retries go to
@@ -95,13 +99,17 @@ fn default_timeout_secs() -> u64 {
 impl OpentelemetrySinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.protocol == OtlpProtocol::Grpc {
+        let uri = parse_uri(&self.uri)?;
+        if self.protocol == OtlpProtocol::Grpc && !matches!(uri.path(), "" | "/") {
             return Err(FieldError::new(
-                "protocol",
-                "OTLP/gRPC is not supported yet; use `http` (OTLP/HTTP, port 4318)",
+                "uri",
+                format!(
+                    "an OTLP/gRPC uri has no path (the method is always {}): use e.g. http://{}:4317",
+                    "LogsService/Export",
+                    uri.host().unwrap_or("collector")
+                ),
             ));
         }
-        parse_uri(&self.uri)?;
         if self.batch_max_events == 0 {
             return Err(FieldError::new("batch_max_events", "must be at least 1"));
         }
@@ -112,6 +120,9 @@ impl OpentelemetrySinkConfig {
             return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
         parse_headers(&self.headers)?;
+        if self.protocol == OtlpProtocol::Grpc {
+            grpc::metadata(&self.headers)?;
+        }
         self.retry.validate()
     }
 
@@ -131,11 +142,26 @@ impl OpentelemetrySinkConfig {
             headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
         }
         headers.extend(parse_headers(&self.headers).map_err(invalid)?);
+        let timeout = Duration::from_secs(self.timeout_secs);
+        let transport = match self.protocol {
+            OtlpProtocol::Http => Transport::Http {
+                client: HttpClient::plain(),
+                headers,
+            },
+            OtlpProtocol::Grpc => Transport::Grpc(
+                grpc::GrpcExporter::new(
+                    &uri,
+                    self.compression == HttpCompression::Gzip,
+                    &self.headers,
+                    timeout,
+                )
+                .map_err(invalid)?,
+            ),
+        };
         let mut sink = OtlpSink {
             uri,
-            headers,
-            client: HttpClient::plain(),
-            timeout: Duration::from_secs(self.timeout_secs),
+            transport,
+            timeout,
             retrier: Retrier::new(
                 self.retry.clone(),
                 Some(&ctx.id),
@@ -156,12 +182,19 @@ fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
 struct OtlpSink {
     config: OpentelemetrySinkConfig,
     uri: Uri,
-    /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    client: HttpClient,
+    transport: Transport,
     timeout: Duration,
     retrier: Retrier,
     partial: partial::PartialSuccesses,
+}
+
+enum Transport {
+    Http {
+        client: HttpClient,
+        /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    Grpc(grpc::GrpcExporter),
 }
 
 impl OtlpSink {
@@ -217,13 +250,18 @@ impl OtlpSink {
             }
         };
         let answer = Mutex::new(Bytes::new());
+        let (transport, uri, timeout) = (&self.transport, &self.uri, self.timeout);
         let delivered = self
             .retrier
-            .run(&self.uri, || async {
-                let (outcome, body) = self
-                    .client
-                    .post_for_answer(&self.uri, &self.headers, payload.clone(), self.timeout)
-                    .await;
+            .run(uri, || async {
+                let (outcome, body) = match transport {
+                    Transport::Http { client, headers } => {
+                        client
+                            .post_for_answer(uri, headers, payload.clone(), timeout)
+                            .await
+                    }
+                    Transport::Grpc(exporter) => exporter.export(payload.clone()).await,
+                };
                 if outcome == Outcome::Delivered {
                     *answer.lock().unwrap_or_else(|e| e.into_inner()) = body;
                 }
@@ -255,10 +293,13 @@ impl OtlpSink {
         ctx.reject_async(letters).await;
     }
 
-    /// The request body: the export request in protobuf, compressed as configured.
+    /// The request body: the export request in protobuf, compressed as configured (over
+    /// gRPC, tonic compresses the message).
     fn payload(&self, events: &[&Event]) -> std::io::Result<Bytes> {
         let encoded = request(events).encode_to_vec();
+        let grpc = matches!(self.transport, Transport::Grpc(_));
         Ok(match self.config.compression {
+            _ if grpc => Bytes::from(encoded),
             HttpCompression::None => Bytes::from(encoded),
             HttpCompression::Gzip => {
                 let mut gz = flate2::write::GzEncoder::new(
@@ -286,13 +327,13 @@ mod tests {
     fn validates_its_options() {
         assert!(config("").is_ok());
         assert!(config("compression = \"gzip\"").is_ok());
+        // OTLP/gRPC has no path: the method is fixed.
         let grpc = config("protocol = \"grpc\"").unwrap_err();
-        assert_eq!(grpc.field, "protocol");
-        assert!(
-            grpc.message.contains("not supported yet"),
-            "{}",
-            grpc.message
-        );
+        assert_eq!(grpc.field, "uri");
+        assert!(grpc.message.contains("no path"), "{}", grpc.message);
+        let text = "uri = \"http://127.0.0.1:4317\"\nprotocol = \"grpc\"";
+        let grpc: OpentelemetrySinkConfig = toml::from_str(text).expect("parses");
+        assert!(grpc.validate().is_ok());
         assert_eq!(
             config("batch_max_events = 0").unwrap_err().field,
             "batch_max_events"

@@ -40,6 +40,8 @@ use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
 mod body;
+mod export;
+mod grpc;
 
 use body::{
     body_kind, decompress, essence, is_otlp_json, BodyKind, Compression, DecompressError,
@@ -48,7 +50,7 @@ use body::{
 
 use super::auth::{validate_tokens, RateLimitConfig, RateLimiter, Tokens};
 use super::{BoundListener, Decoded, FrameIngest, SourceContext, SourceError};
-use crate::ack::{AckStatus, AckToken};
+use crate::ack::{AckReceiver, AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::field_error::FieldError;
@@ -67,6 +69,9 @@ const FRAME_IDS_REMEMBERED: usize = 10_000;
 pub struct HttpConfig {
     /// Address to listen on, e.g. `0.0.0.0:8080`.
     pub address: String,
+    /// A second address on which to serve OTLP/gRPC (`LogsService/Export`), e.g.
+    /// `0.0.0.0:4317`, under the same tokens, TLS, limits and acknowledgement.
+    pub grpc_address: Option<String>,
     /// Largest request body accepted, before and after decompression.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -191,6 +196,12 @@ impl HttpConfig {
 
     pub fn validate(&self) -> Result<(), FieldError> {
         super::tcp::parse_address(&self.address)?;
+        if let Some(address) = &self.grpc_address {
+            super::tcp::parse_address(address).map_err(|e| FieldError {
+                field: "grpc_address".into(),
+                ..e
+            })?;
+        }
         self.limits().validate()?;
         self.min_body_rate().validate()?;
         if self.max_body_bytes_in_flight < self.max_body_bytes {
@@ -234,20 +245,35 @@ impl HttpConfig {
         self.framing.validate()
     }
 
-    /// Does the start's IO once: reads the tokens and TLS files and binds the listener.
-    pub async fn bind(&self) -> Result<BoundListener, SourceError> {
-        BoundListener::bind(
+    /// Does the start's IO once: reads the tokens and TLS files and binds the listeners.
+    pub async fn bind(&self) -> Result<HttpListeners, SourceError> {
+        let BoundListener {
+            listener,
+            tls,
+            tokens,
+        } = BoundListener::bind(
             &self.address,
             &self.tokens,
             self.tokens_file.as_ref(),
             self.tls.as_ref(),
         )
-        .await
+        .await?;
+        let grpc = match &self.grpc_address {
+            None => None,
+            Some(address) => Some(grpc::bind(address).await?),
+        };
+        Ok(HttpListeners {
+            listener,
+            grpc,
+            tls,
+            tokens,
+        })
     }
 
-    pub async fn run(self, bound: BoundListener, ctx: SourceContext) -> Result<(), SourceError> {
-        let BoundListener {
+    pub async fn run(self, bound: HttpListeners, ctx: SourceContext) -> Result<(), SourceError> {
+        let HttpListeners {
             listener,
+            grpc,
             tls,
             tokens,
         } = bound;
@@ -270,7 +296,9 @@ impl HttpConfig {
             config: self,
             ctx,
         });
-        crate::api::serve(
+        let grpc = grpc
+            .map(|listener| grpc::serve(listener, tls.clone(), state.clone(), shutdown.clone()));
+        let http = crate::api::serve(
             listener,
             limits,
             &id,
@@ -280,10 +308,32 @@ impl HttpConfig {
                 let state = state.clone();
                 async move { state.handle(request, peer).await }
             },
-        )
-        .await;
+        );
+        match grpc {
+            None => http.await,
+            Some(grpc) => {
+                tokio::join!(http, grpc);
+            }
+        }
         Ok(())
     }
+}
+
+/// The http source's listeners after the start's IO: HTTP, and OTLP/gRPC if configured,
+/// sharing one TLS acceptor and one set of tokens.
+pub struct HttpListeners {
+    pub listener: tokio::net::TcpListener,
+    grpc: Option<tokio::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tokens: Tokens,
+}
+
+/// Why a decoded request was not taken; each protocol answers it its own way.
+enum NotTaken {
+    /// The app is over its rate limit for `wait_secs`.
+    RateLimited { app: Arc<str>, wait_secs: u64 },
+    /// The pipeline did not take or acknowledge the events in time: retry later.
+    Unavailable(&'static str),
 }
 
 struct State {
@@ -496,10 +546,27 @@ impl State {
             BodyKind::Ndjson if is_otlp_json(&body) => BodyKind::Otlp(OtlpEncoding::Json),
             kind => kind,
         };
+        if let BodyKind::Otlp(encoding) = kind {
+            let parsed = match encoding {
+                OtlpEncoding::Protobuf => super::otlp::decode_protobuf(&body),
+                OtlpEncoding::Json => super::otlp::decode_json(&body),
+            };
+            return match parsed {
+                Ok(records) => match self.take_otlp(records, app, peer, body.len()).await {
+                    Ok(partial) => export::answer(encoding, partial),
+                    Err(not_taken) => self.not_taken(not_taken),
+                },
+                Err(e) => error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("malformed body, nothing accepted: {e}"),
+                ),
+            };
+        }
         let limits = self.config.framing.limits();
         let (framing, decoding) = match kind {
-            BodyKind::Otlp(_) => (FramingConfig::Newline(limits), DecodingConfig::Json),
-            BodyKind::Ndjson => (FramingConfig::Newline(limits), DecodingConfig::Json),
+            BodyKind::Ndjson | BodyKind::Otlp(_) => {
+                (FramingConfig::Newline(limits), DecodingConfig::Json)
+            }
             BodyKind::Text => (self.config.framing.clone(), self.config.decoding),
             BodyKind::Logplex => (
                 FramingConfig::OctetCounting(FrameLimits {
@@ -512,39 +579,13 @@ impl State {
         let mut ingest = FrameIngest::new(self.ctx.id.clone(), &framing, decoding);
         let body_bytes = body.len() as u64;
         ingest.count_bytes(body.len());
-        let (token, ack, rejections) = AckToken::timed_counting(&self.ack_latency);
+        let (token, ack) = AckToken::timed(&self.ack_latency);
         let mut decoded = Decoded::default();
-        // OTLP records that cannot become events, rejected in the answer.
-        let mut unmappable = 0;
-        if let BodyKind::Otlp(encoding) = kind {
-            let parsed = match encoding {
-                OtlpEncoding::Protobuf => super::otlp::decode_protobuf(&body),
-                OtlpEncoding::Json => super::otlp::decode_json(&body),
-            };
-            match parsed {
-                Ok(records) => {
-                    unmappable = records.unmappable.len();
-                    for (event, reason) in records.unmappable {
-                        let letter =
-                            ingest.rejected_record(event, "unmappable_record", reason, Some(peer));
-                        decoded.dead.push(letter);
-                    }
-                    ingest.push_with_ack(records.events, Some(peer), Some(&token), &mut decoded)
-                }
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("malformed body, nothing accepted: {e}"),
-                    )
-                }
-            }
-        } else {
-            // Zero-copy when the body is not shared (the common case), a copy otherwise.
-            let mut buf = BytesMut::from(body);
-            ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
-        }
+        // Zero-copy when the body is not shared (the common case), a copy otherwise.
+        let mut buf = BytesMut::from(body);
+        ingest.decode_with_ack(&mut buf, true, Some(peer), Some(&token), &mut decoded);
         drop(token);
-        if !matches!(kind, BodyKind::Text | BodyKind::Otlp(_)) {
+        if kind != BodyKind::Text {
             if let Some(first) = decoded.dead.first() {
                 let reason = first
                     .fields
@@ -569,6 +610,27 @@ impl State {
             }
         }
         let events = decoded.events.len();
+        if let Err(not_taken) = self.deliver(decoded, app, body_bytes, ack).await {
+            return self.not_taken(not_taken);
+        }
+        if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
+            self.lock_frame_ids().insert(id);
+        }
+        accepted(events, false)
+    }
+
+    /// What every request shares once decoded: the app's rate limit, its `app` stamped
+    /// on the events, their count, their sending, and the wait for their acknowledgement,
+    /// all within `ack_timeout_secs`. The status is delivered or rejected (some events
+    /// dead-lettered); anything else is not taken.
+    async fn deliver(
+        &self,
+        mut decoded: Decoded,
+        app: Option<Arc<str>>,
+        body_bytes: u64,
+        ack: AckReceiver,
+    ) -> Result<AckStatus, NotTaken> {
+        let events = decoded.events.len();
         let key = app.as_ref().unwrap_or(&self.anonymous);
         if let Some(limiter) = &self.limiter {
             if let Err(wait_secs) = limiter.check(key, events as u64, body_bytes, Instant::now()) {
@@ -577,14 +639,10 @@ impl State {
                     &[("component_id", &self.ctx.id), ("app", key)],
                 )
                 .inc(1);
-                let mut response = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!("app `{key}` is over its rate limit; retry in {wait_secs} s"),
-                );
-                if let Ok(value) = HeaderValue::from_str(&wait_secs.to_string()) {
-                    response.headers_mut().insert(RETRY_AFTER, value);
-                }
-                return response;
+                return Err(NotTaken::RateLimited {
+                    app: key.clone(),
+                    wait_secs,
+                });
             }
         }
         if let Some(app) = &app {
@@ -606,34 +664,38 @@ impl State {
         };
         match tokio::time::timeout_at(deadline.into(), decoded.send(&mut ctx)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return unavailable("the pipeline is shutting down"),
-            Err(_) => return unavailable("the pipeline is backed up; retry later"),
-        }
-        let status = match tokio::time::timeout_at(deadline.into(), ack).await {
-            Ok(Ok(status @ (AckStatus::Delivered | AckStatus::Rejected))) => status,
-            Ok(_) => return unavailable("a sink could not deliver the events; retry"),
-            Err(_) => return unavailable("acknowledgement timed out; retry later"),
-        };
-        if let (Some(id), BodyKind::Logplex) = (frame_id, kind) {
-            self.lock_frame_ids().insert(id);
-        }
-        match kind {
-            BodyKind::Otlp(encoding) => {
-                // Records that could not be mapped, and those a sink gave up on
-                // (dead-lettered), make a partial success.
-                let downstream = match status {
-                    AckStatus::Rejected => (rejections.get() as usize).clamp(1, events.max(1)),
-                    _ => 0,
-                };
-                let rejected = unmappable + downstream;
-                otlp_answer(
-                    encoding,
-                    (rejected > 0).then_some(rejected),
-                    events + unmappable,
-                    unmappable,
-                )
+            Ok(Err(_)) => return Err(NotTaken::Unavailable("the pipeline is shutting down")),
+            Err(_) => {
+                return Err(NotTaken::Unavailable(
+                    "the pipeline is backed up; retry later",
+                ))
             }
-            _ => accepted(events, false),
+        }
+        match tokio::time::timeout_at(deadline.into(), ack).await {
+            Ok(Ok(status @ (AckStatus::Delivered | AckStatus::Rejected))) => Ok(status),
+            Ok(_) => Err(NotTaken::Unavailable(
+                "a sink could not deliver the events; retry",
+            )),
+            Err(_) => Err(NotTaken::Unavailable(
+                "acknowledgement timed out; retry later",
+            )),
+        }
+    }
+
+    /// The HTTP answer to a request not taken: 429 with `Retry-After`, or 503.
+    fn not_taken(&self, not_taken: NotTaken) -> HttpResponse {
+        match not_taken {
+            NotTaken::RateLimited { app, wait_secs } => {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("app `{app}` is over its rate limit; retry in {wait_secs} s"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&wait_secs.to_string()) {
+                    response.headers_mut().insert(RETRY_AFTER, value);
+                }
+                response
+            }
+            NotTaken::Unavailable(message) => unavailable(message),
         }
     }
 
@@ -672,56 +734,6 @@ fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     crate::api::with_cors(response, origin)
-}
-
-/// An `ExportLogsServiceResponse`: empty, or with a `partial_success` counting the records
-/// rejected downstream.
-fn otlp_answer(
-    encoding: OtlpEncoding,
-    rejected: Option<usize>,
-    records: usize,
-    unmappable: usize,
-) -> HttpResponse {
-    use opentelemetry_proto::tonic::collector::logs::v1::{
-        ExportLogsPartialSuccess, ExportLogsServiceResponse,
-    };
-    use prost::Message;
-    let partial = rejected.map(|n| ExportLogsPartialSuccess {
-        rejected_log_records: n as i64,
-        error_message: if unmappable > 0 {
-            format!(
-                "{n} of {records} records were rejected ({unmappable} unmappable: {})",
-                super::otlp::TIME_OUT_OF_RANGE
-            )
-        } else {
-            format!(
-                "{n} of {records} records were rejected by a sink of the pipeline (sent to its dead-letter output)"
-            )
-        },
-    });
-    match encoding {
-        OtlpEncoding::Protobuf => {
-            let response = ExportLogsServiceResponse {
-                partial_success: partial,
-            };
-            respond(
-                StatusCode::OK,
-                "application/x-protobuf",
-                response.encode_to_vec(),
-            )
-        }
-        OtlpEncoding::Json => {
-            // OTLP's JSON mapping writes 64-bit integers as strings.
-            let body = match partial {
-                None => serde_json::json!({}),
-                Some(p) => serde_json::json!({ "partialSuccess": {
-                    "rejectedLogRecords": p.rejected_log_records.to_string(),
-                    "errorMessage": p.error_message,
-                }}),
-            };
-            respond(StatusCode::OK, "application/json", body.to_string())
-        }
-    }
 }
 
 fn too_large(max: usize) -> HttpResponse {
