@@ -185,7 +185,7 @@ impl Transform {
             "remap" => {
                 let outputs = RemapConfig::outputs().iter().map(|s| s.to_string());
                 let c: RemapConfig = deserialize(table)?;
-                (boxed(c.build(&ctx)?), outputs.collect())
+                (boxed(c.build_with_tables(&ctx, tables)?), outputs.collect())
             }
             "redact" => (
                 boxed(deserialize::<RedactConfig>(table)?.build(&ctx)?),

@@ -7,6 +7,7 @@
 
 use compact_str::CompactString;
 
+use super::functions::enrichment::{table_record, TABLE_RECORD};
 use super::functions::{type_name, MAX_ARGS};
 use super::tree::{ArithmeticOp, Expr, Node, Statement, Target};
 use super::{Outcome, Program, Scratch, MAX_WORK_BYTES};
@@ -281,6 +282,13 @@ impl Run<'_> {
                     self.charge(b.len(), offset)?;
                 }
                 Ok(value)
+            }
+            Expr::TableRecord(lookup) => {
+                let conditions = self.eval(&lookup.conditions)?;
+                let record = table_record(&lookup.table, &conditions)
+                    .map_err(|m| fail(offset, format!("`{TABLE_RECORD}` failed: {m}")))?;
+                self.charge_copy(&record, offset)?;
+                Ok(record)
             }
             Expr::Delete(index) => {
                 let path = &self.paths[*index as usize];

@@ -35,11 +35,14 @@ mod tree;
 #[cfg(test)]
 mod compile_tests;
 #[cfg(test)]
+mod enrichment_tests;
+#[cfg(test)]
 mod eval_tests;
 #[cfg(test)]
 mod parser_proptests;
 
 use crate::condition::FieldPath;
+use crate::enrichment::Tables;
 use crate::event::{Map, Value};
 
 /// The largest program accepted, in bytes of source.
@@ -56,7 +59,10 @@ pub const MAX_WORK_BYTES: usize = 16 * 1024 * 1024;
 
 /// The names of every function, `del` and `exists` included (docs are checked against it).
 pub fn function_names() -> impl Iterator<Item = &'static str> {
-    functions::NAMES.iter().copied().chain(["del", "exists"])
+    functions::NAMES
+        .iter()
+        .copied()
+        .chain(["del", "exists", functions::enrichment::TABLE_RECORD])
 }
 
 /// A compiled program.
@@ -124,9 +130,15 @@ fn line_column(src: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Program {
-    /// Compiles `src`: parses it, resolves fields, variables and functions, compiles
-    /// regexes, and checks that every fallible call is handled.
+    /// [`Program::compile_with_tables`] for a pipeline without enrichment tables.
     pub fn compile(src: &str) -> Result<Program, CompileError> {
+        Self::compile_with_tables(src, &Tables::default())
+    }
+
+    /// Compiles `src`: parses it, resolves fields, variables, functions and the
+    /// enrichment tables it names (in `tables`), compiles regexes, and checks that every
+    /// fallible call is handled.
+    pub fn compile_with_tables(src: &str, tables: &Tables) -> Result<Program, CompileError> {
         if src.len() > MAX_PROGRAM_BYTES {
             return Err(CompileError {
                 line: 1,
@@ -138,7 +150,7 @@ impl Program {
             });
         }
         let tokens = lexer::lex(src)?;
-        let parsed = parser::Parser::new(src, tokens).parse()?;
+        let parsed = parser::Parser::new(src, tokens, tables).parse()?;
         Ok(Program {
             source: src.to_string(),
             statements: parsed.statements,

@@ -26,13 +26,21 @@
 //! call is handled by being (inside) the left side of `??` or the value of an assignment
 //! with an error target.
 
+use super::functions::enrichment::TABLE_RECORD;
 use super::functions::Function;
 use super::lexer::{Spanned, Token};
 use super::tree::{Expr, Node, Statement, Target};
 use super::{CompileError, MAX_DEPTH};
 use crate::condition::FieldPath;
+use crate::enrichment::Tables;
 
+mod enrichment;
 mod expression;
+
+/// Whether `name` is a function (of [`Function`] or one the parser handles itself).
+pub(super) fn is_function(name: &str) -> bool {
+    Function::by_name(name).is_some() || matches!(name, "del" | "exists" | TABLE_RECORD)
+}
 
 pub(super) struct Parsed {
     pub(super) statements: Box<[Statement]>,
@@ -47,12 +55,14 @@ pub(super) struct Parser<'a> {
     depth: usize,
     paths: Vec<FieldPath>,
     variables: Vec<String>,
+    /// The pipeline's enrichment tables, for `get_enrichment_table_record`.
+    tables: &'a Tables,
 }
 
 type Result<T> = std::result::Result<T, CompileError>;
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(src: &'a str, tokens: Vec<Spanned>) -> Self {
+    pub(super) fn new(src: &'a str, tokens: Vec<Spanned>, tables: &'a Tables) -> Self {
         Self {
             src,
             tokens,
@@ -60,6 +70,7 @@ impl<'a> Parser<'a> {
             depth: 0,
             paths: Vec::new(),
             variables: Vec::new(),
+            tables,
         }
     }
 
@@ -238,7 +249,7 @@ impl<'a> Parser<'a> {
         let target = match tok.token {
             Token::Path(path) => PendingTarget::Field(self.path_index(path)),
             Token::Name(name) if name == "_" => PendingTarget::Discard,
-            Token::Name(name) if Function::by_name(&name).is_some() => {
+            Token::Name(name) if is_function(&name) => {
                 return Err(self.error_at(
                     tok.offset,
                     format!("`{name}` is a function and cannot be assigned to"),
@@ -367,6 +378,8 @@ fn first_unhandled(node: &Node) -> Option<(usize, &'static str)> {
             first_unhandled(left).or_else(|| first_unhandled(right))
         }
         Expr::Coalesce(_, right) => first_unhandled(right),
+        // Always fallible (no record may match), so what its conditions do is handled too.
+        Expr::TableRecord(_) => Some((node.offset, TABLE_RECORD)),
         Expr::Call(call) => {
             if call.function.is_fallible() {
                 Some((node.offset, call.function.name()))

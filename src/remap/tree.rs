@@ -6,6 +6,7 @@ use compact_str::CompactString;
 
 use super::functions::Function;
 use crate::condition::{CmpOp, FieldPath};
+use crate::enrichment::TableHandle;
 use crate::event::Value;
 
 /// An expression and the byte offset in the program it starts at, for run-time errors.
@@ -40,6 +41,8 @@ pub(super) enum Expr {
     /// `left ?? right`: `right` when `left` fails.
     Coalesce(Box<Node>, Box<Node>),
     Call(Box<Call>),
+    /// `get_enrichment_table_record("table", conditions)`.
+    TableRecord(Box<TableRecord>),
     Delete(u32),
     Exists(u32),
 }
@@ -71,6 +74,15 @@ pub(super) struct Call {
     pub(super) args: Box<[Node]>,
     /// A regex literal argument, compiled at load; its slot in `args` is a `null`.
     pub(super) regex: Option<regex::bytes::Regex>,
+}
+
+/// A lookup in an enrichment table, resolved when the program compiled. The handle is
+/// read at each call, so a table reloaded since is seen by the next event.
+#[derive(Debug, Clone)]
+pub(super) struct TableRecord {
+    pub(super) table: TableHandle,
+    /// Evaluates to an object of `field: value` conditions.
+    pub(super) conditions: Node,
 }
 
 #[derive(Debug, Clone)]

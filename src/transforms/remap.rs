@@ -20,7 +20,8 @@
 //! output left unconnected counts its events as discarded (`unconsumed_output`).
 //!
 //! The program is compiled when the pipeline is loaded, so `sluice validate` reports its
-//! mistakes with their line and column. `file` is read then too: it is the program itself,
+//! mistakes with their line and column (and names an enrichment table that
+//! `get_enrichment_table_record` asks for and the pipeline does not define). `file` is read then too: it is the program itself,
 //! the one thing a transform reads at build.
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{FunctionTransform, Outputs, TransformContext};
+use crate::enrichment::Tables;
 use crate::event::{Event, Value};
 use crate::field_error::FieldError;
 use crate::remap::{Outcome, Program, Scratch, MAX_PROGRAM_BYTES};
@@ -55,9 +57,19 @@ impl RemapConfig {
         &["dropped", "failed"]
     }
 
-    /// Compiles the program (reading `file` when given). Errors name `source` or `file`
-    /// and the line and column in the program.
+    /// [`RemapConfig::build_with_tables`] for a pipeline without enrichment tables.
     pub fn build(&self, ctx: &TransformContext) -> Result<Remap, FieldError> {
+        self.build_with_tables(ctx, &Tables::default())
+    }
+
+    /// Compiles the program (reading `file` when given) against the pipeline's enrichment
+    /// tables, which `get_enrichment_table_record` names. Errors name `source` or `file`
+    /// and the line and column in the program.
+    pub fn build_with_tables(
+        &self,
+        ctx: &TransformContext,
+        tables: &Tables,
+    ) -> Result<Remap, FieldError> {
         let program =
             match (&self.source, &self.file) {
                 (Some(_), Some(_)) => return Err(FieldError::new(
@@ -70,11 +82,11 @@ impl RemapConfig {
                         "is required: the program (or give `file`)",
                     ))
                 }
-                (Some(source), None) => Program::compile(source)
+                (Some(source), None) => Program::compile_with_tables(source, tables)
                     .map_err(|e| FieldError::new("source", e.message).at(e.line, e.column))?,
                 (None, Some(path)) => {
                     let source = read_program(path)?;
-                    Program::compile(&source)
+                    Program::compile_with_tables(&source, tables)
                         .map_err(|e| FieldError::new("file", format!("{}: {e}", path.display())))?
                 }
             };

@@ -14,6 +14,7 @@
 mod codec;
 mod collection;
 mod convert;
+pub(super) mod enrichment;
 mod hash;
 mod string;
 mod time;

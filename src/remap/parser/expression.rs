@@ -7,6 +7,7 @@ use regex::bytes::Regex;
 use super::{Parser, Result};
 use crate::condition::regex_error_text;
 use crate::event::{fields, Value};
+use crate::remap::functions::enrichment::TABLE_RECORD;
 use crate::remap::functions::{Function, MAX_ARGS};
 use crate::remap::lexer::{Spanned, Token};
 use crate::remap::tree::{ArithmeticOp, Call, Expr, Node};
@@ -228,7 +229,7 @@ impl Parser<'_> {
             return self.call(name, offset);
         }
         let Some(slot) = self.variable(&name) else {
-            let hint = if Function::by_name(&name).is_some() || name == "del" || name == "exists" {
+            let hint = if super::is_function(&name) {
                 format!(" (`{name}` is a function: call it as `{name}(...)`)")
             } else {
                 format!(" (a field is written `.{name}`)")
@@ -335,6 +336,11 @@ impl Parser<'_> {
                 Expr::Exists(index)
             };
             return Ok(Node { expr, offset });
+        }
+        if name == TABLE_RECORD {
+            let node = self.table_record(offset)?;
+            self.leave();
+            return Ok(node);
         }
         let Some(function) = Function::by_name(&name) else {
             return Err(self.error_at(offset, format!("unknown function `{name}`")));
