@@ -19,6 +19,8 @@ mod deploy;
 mod durability;
 mod e2e;
 mod enrichment;
+#[cfg(feature = "store")]
+mod federation;
 mod file_sink;
 mod file_source;
 mod formats;
