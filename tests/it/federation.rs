@@ -381,7 +381,7 @@ async fn three_peers_answer_as_one_store_and_say_when_one_is_missing() {
     );
     let chart = get_ok(
         apis[1],
-        "/v1/histogram?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z",
+        "/v1/histogram?from=2026-11-01T00:00:00Z&to=2026-11-30T00:00:00Z",
     )
     .await;
     assert_eq!(chart["partial"], true);
