@@ -262,6 +262,16 @@ function retimeRows() {
   }
 }
 
+// A federating router (docs/federation.md) says which peers did not answer; the page says
+// so rather than passing a partial count off as the whole.
+function showPartial(...answers) {
+  const missing = answers.flatMap((a) => (a && a.missing) || []);
+  const peers = [...new Set(missing.map((m) => m.peer + " (" + m.reason + ")"))];
+  $("partial").textContent = peers.length
+    ? "Partial result: no answer from " + peers.join(", ")
+    : "";
+}
+
 function setCount(n, label) {
   $("count").textContent = n;
   $("count-label").textContent = label;
@@ -282,6 +292,7 @@ async function run() {
       getJSON("/v1/histogram", params(histogramParams())),
     ]);
     if (mine !== generation) return;
+    showPartial(page, h);
     $("rows").replaceChildren(...page.events.map((e) => row(e, false)));
     cursor = page.next_cursor || null;
     $("more").hidden = !cursor || state.live;
@@ -304,6 +315,7 @@ async function more() {
     const p = params({ limit: 100 });
     if (cursor) p.set("cursor", cursor);
     const page = await getJSON("/v1/query", p);
+    showPartial(page);
     $("rows").append(...page.events.map((e) => row(e, false)));
     cursor = page.next_cursor || null;
     $("more").hidden = !cursor;
@@ -351,7 +363,9 @@ async function readTail(abort) {
       const line = pending.slice(0, end);
       pending = pending.slice(end + 1);
       if (line === "") {
-        if (data.length && kind === "overflow") {
+        if (data.length && kind === "partial") {
+          showPartial(JSON.parse(data.join("\n")));
+        } else if (data.length && kind === "overflow") {
           const n = JSON.parse(data.join("\n")).dropped;
           $("error").textContent = n + " live events skipped (the page fell behind)";
         } else if (data.length) {

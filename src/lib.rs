@@ -15,6 +15,8 @@ pub mod delivery;
 pub mod enrichment;
 pub mod error_chain;
 pub mod event;
+#[cfg(feature = "store")]
+pub mod federation;
 pub mod field_error;
 #[cfg(feature = "kafka")]
 pub mod kafka;

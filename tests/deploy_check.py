@@ -1,6 +1,8 @@
 """Checks deploy/: every Kubernetes manifest and the compose file parse as YAML, references
 between them resolve, every router whose API listens beyond its pod or container gets its
-API tokens from a Secret, the systemd units run files of pipelines/ (journald only in the
+API tokens from a Secret, aggregators are StatefulSets with a claim per pod, a headless
+Service for their peers and a PodDisruptionBudget (in compose: named volumes and every
+aggregator as a peer), the systemd units run files of pipelines/ (journald only in the
 systemd-journal group), and the pipelines they run are listed for `sluice validate`.
 
 Prints one JSON object: {"errors": [...], "pipelines": [{"origin": ..., "toml": ...}],
@@ -47,7 +49,18 @@ for name, (path, doc) in by_kind.get("ConfigMap", {}).items():
         if key.endswith(".toml"):
             pipelines.append({"origin": f"{where(path)}:{name}/{key}", "key": key, "toml": value})
 
-workloads = {**by_kind.get("Deployment", {}), **by_kind.get("DaemonSet", {})}
+workloads = {**by_kind.get("Deployment", {}), **by_kind.get("DaemonSet", {}),
+             **by_kind.get("StatefulSet", {})}
+
+
+def claim_templates(doc):
+    return {c["metadata"]["name"]: {"persistentVolumeClaim": c} for c in doc["spec"].get("volumeClaimTemplates", [])}
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
 for name, (path, doc) in workloads.items():
     pod = doc["spec"]["template"]
     selector = doc["spec"]["selector"]["matchLabels"]
@@ -55,6 +68,7 @@ for name, (path, doc) in workloads.items():
     if any(labels.get(k) != v for k, v in selector.items()):
         errors.append(f"{where(path)}: {name}: selector does not match the pod labels")
     volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+    volumes.update(claim_templates(doc))
     for volume in volumes.values():
         cm = volume.get("configMap", {}).get("name")
         if cm and cm not in by_kind.get("ConfigMap", {}):
@@ -127,6 +141,43 @@ for name, (path, doc) in by_kind.get("DaemonSet", {}).items():
         if "memory" not in container.get("resources", {}).get("limits", {}):
             errors.append(f"{where(path)}: {name}: no memory limit")
 
+# An aggregator keeps a store: it is a StatefulSet whose store and buffers are on a claim
+# per pod, found by its peers through a headless Service (peers_dns), and disrupted one pod
+# at a time (a PodDisruptionBudget selects it).
+for name, (path, doc) in workloads.items():
+    spec = doc["spec"]["template"]["spec"]
+    runs_aggregator = any("/etc/sluice/aggregator.toml" in c.get("args", []) for c in spec["containers"])
+    if not runs_aggregator:
+        continue
+    if doc["kind"] != "StatefulSet":
+        errors.append(f"{where(path)}: {name}: an aggregator is a {doc['kind']}, not a StatefulSet (its store would not outlive the pod)")
+        continue
+    labels = doc["spec"]["template"]["metadata"]["labels"]
+    claims = claim_templates(doc)
+    headless = by_kind.get("Service", {}).get(doc["spec"].get("serviceName"), (None, {}))[1]
+    if headless.get("spec", {}).get("clusterIP") != "None" or not selects(headless["spec"].get("selector"), labels):
+        errors.append(f"{where(path)}: {name}: serviceName is not a headless Service selecting its pods")
+    for container in spec["containers"]:
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        data = env.get("SLUICE_DATA_DIR")
+        if data not in mounts or mounts[data]["name"] not in claims:
+            errors.append(f"{where(path)}: {name}: SLUICE_DATA_DIR {data} is not on a volumeClaimTemplate")
+        dns = env.get("SLUICE_PEERS_DNS") or ""
+        host, _, port = dns.rpartition(":")
+        service = by_kind.get("Service", {}).get(host.split(".")[0], (None, {}))[1]
+        ports = [str(p.get("port")) for p in service.get("spec", {}).get("ports", [])]
+        if service is not headless or port not in ports:
+            errors.append(f"{where(path)}: {name}: SLUICE_PEERS_DNS {dns!r} is not its headless Service's name and port")
+    if not any(selects(pdb["spec"].get("selector", {}).get("matchLabels"), labels)
+               for _, pdb in by_kind.get("PodDisruptionBudget", {}).values()):
+        errors.append(f"{where(path)}: {name}: no PodDisruptionBudget selects it")
+
+for name, (path, doc) in by_kind.get("PodDisruptionBudget", {}).items():
+    selector = doc["spec"].get("selector", {}).get("matchLabels")
+    if not any(selects(selector, w[1]["spec"]["template"]["metadata"]["labels"]) for w in workloads.values()):
+        errors.append(f"{where(path)}: PodDisruptionBudget {name} selects no workload")
+
 for kind in ("Service",):
     for name, (path, doc) in by_kind.get(kind, {}).items():
         selector = doc["spec"].get("selector", {})
@@ -162,6 +213,21 @@ for name, service in compose.get("services", {}).items():
     for dep in service.get("depends_on", []):
         if dep not in compose["services"]:
             errors.append(f"{where(compose_path)}: {name}: depends on unknown service {dep}")
+
+# Compose aggregators: each keeps its store on a named volume and lists every aggregator
+# (itself included) in SLUICE_PEERS, so a query on any answers for all.
+aggregators = [name for name, service in compose.get("services", {}).items()
+               if "/etc/sluice/pipelines/aggregator.toml" in (service.get("command") or [])]
+for name in aggregators:
+    service = compose["services"][name]
+    peers = (service.get("environment") or {}).get("SLUICE_PEERS") or ""
+    listed = sorted(p.strip() for p in peers.split(",") if p.strip())
+    expected = sorted(f"http://{a}:8686" for a in aggregators)
+    if listed != expected:
+        errors.append(f"{where(compose_path)}: {name}: SLUICE_PEERS {peers!r} is not every aggregator {expected}")
+    data = [v.split(":")[0] for v in service.get("volumes", []) if isinstance(v, str) and v.split(":")[1:2] == ["/data"]]
+    if not data or data[0] not in (compose.get("volumes") or {}):
+        errors.append(f"{where(compose_path)}: {name}: /data is not on a named volume")
 
 # systemd: each unit runs the pipeline its install comment copies from pipelines/ to the
 # path its ExecStart reads (`install ... pipelines/X.toml /etc/sluice/Y.toml`); a unit that

@@ -209,6 +209,15 @@ fn help(name: &str) -> &'static str {
         "api_refused_requests_total" => {
             "API requests refused, by reason: host (not allowed), origin, token (401), role (403)."
         }
+        "federation_peer_failures_total" => {
+            "Peers that gave no answer to a federated request, by reason (connect, timeout, status, body, tail)."
+        }
+        "federation_partial_answers_total" => {
+            "Federated answers sent partial: some peer did not answer."
+        }
+        "federation_dns_failures_total" => {
+            "Failed resolutions of `[api] peers_dns` (the last list is kept)."
+        }
         "buffer_queued_bytes_total" => {
             "Estimated bytes of events ever queued in front of a component."
         }

@@ -16,6 +16,7 @@ mod auth;
 mod guard;
 mod limits;
 mod metrics;
+mod peers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -47,6 +48,8 @@ pub use limits::{
     DEFAULT_QUERY_TIMEOUT_MS,
 };
 pub use metrics::render_prometheus;
+pub use peers::PeerSource;
+use peers::{default_peer_timeout_ms, default_peers_refresh_secs, peer_list};
 
 use crate::field_error::FieldError;
 use crate::listen::{Acceptor, Admission, ConnectionLimits, HttpLimits};
@@ -100,6 +103,23 @@ pub struct ApiConfig {
     /// Matching events one such request may examine; past it, a 503 that says so.
     #[serde(default = "default_max_scanned_events")]
     pub max_scanned_events: u64,
+    /// The routers a query, chart, top-values list or tail is answered from
+    /// (docs/federation.md): every router whose store it should see, this one included if
+    /// it has one, as `http://HOST:PORT`. A list, or one string of comma-separated URLs (so
+    /// that an environment variable can hold it).
+    #[serde(default, deserialize_with = "peer_list")]
+    pub peers: Vec<String>,
+    /// Instead of `peers`: `[http[s]://]NAME:PORT`, one peer per address NAME resolves to
+    /// (a Kubernetes headless Service has one per pod), resolved again every
+    /// `peers_refresh_secs`. Empty: none.
+    #[serde(default)]
+    pub peers_dns: Option<String>,
+    /// Time one peer has to answer; past it the answer is partial and says so.
+    #[serde(default = "default_peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
+    /// How often `peers_dns` is resolved again.
+    #[serde(default = "default_peers_refresh_secs")]
+    pub peers_refresh_secs: u64,
 }
 
 fn default_max_tail_clients() -> usize {
@@ -155,6 +175,7 @@ impl ApiConfig {
 
     pub fn validate(&self) -> Result<(), FieldError> {
         self.limits().validate()?;
+        self.validate_peers()?;
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
@@ -417,6 +438,10 @@ pub async fn serve<H, F>(
             _ = shutdown.cancelled() => break,
             accepted = acceptor.accept() => accepted,
         };
+        // Answers are written whole: without this, Nagle's algorithm holds an answer's last
+        // partial segment until the client acknowledges the earlier ones, which a client
+        // on a kept-alive connection (a federating router) delays by up to 40 ms.
+        let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
@@ -562,6 +587,25 @@ mod tests {
             ),
             ("address = \"127.0.0.1:1\"\nquery_timeout_ms = 0", Err("query_timeout_ms")),
             ("address = \"127.0.0.1:1\"\nmax_scanned_events = 0", Err("max_scanned_events")),
+            (
+                "address = \"127.0.0.1:1\"\npeers = [\"http://a:8686\", \"https://b:8686/\"]",
+                Ok(()),
+            ),
+            ("address = \"127.0.0.1:1\"\npeers = \"\"", Ok(())),
+            ("address = \"127.0.0.1:1\"\npeers = [\"a:8686\"]", Err("peers[0]")),
+            (
+                "address = \"127.0.0.1:1\"\npeers = \"http://a:1,http://b:1/x\"",
+                Err("peers[1]"),
+            ),
+            ("address = \"127.0.0.1:1\"\npeers_dns = \"aggs.ns.svc:8686\"", Ok(())),
+            ("address = \"127.0.0.1:1\"\npeers_dns = \"\"", Ok(())),
+            ("address = \"127.0.0.1:1\"\npeers_dns = \"aggs\"", Err("peers_dns")),
+            ("address = \"127.0.0.1:1\"\npeers_dns = \"ftp://aggs:1\"", Err("peers_dns")),
+            (
+                "address = \"127.0.0.1:1\"\npeers_dns = \"a:1\"\npeers = [\"http://a:1\"]",
+                Err("peers_dns"),
+            ),
+            ("address = \"127.0.0.1:1\"\npeer_timeout_ms = 0", Err("peer_timeout_ms")),
         ];
         for (toml, expected) in cases {
             let got = config(toml).validate().map_err(|e| e.field);

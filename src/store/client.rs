@@ -51,7 +51,8 @@ pub struct QueryArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-fn encode(text: &str) -> String {
+/// `text` percent-encoded for a query string.
+pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -171,6 +172,9 @@ pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientErro
     let page: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ClientError::Runtime(e.to_string()))?;
     let events = page["events"].as_array().cloned().unwrap_or_default();
+    if let Some(line) = partial_line(&page) {
+        eprintln!("sluice query: {line}");
+    }
     if args.json {
         for event in &events {
             writeln!(out, "{event}")?;
@@ -188,6 +192,29 @@ pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientErro
     let total = page["total"].as_u64().unwrap_or(0);
     writeln!(out, "-- {} of {total} matching events", events.len())?;
     Ok(())
+}
+
+/// What a federated answer that lacks some peers says on stderr (docs/federation.md):
+/// `partial result: http://agg-2:8686 (no answer within 5000 ms), ...`; `None` for a whole
+/// answer.
+pub fn partial_line(answer: &serde_json::Value) -> Option<String> {
+    let missing = answer["missing"].as_array().filter(|m| !m.is_empty())?;
+    let peers: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m["peer"].as_str().unwrap_or("?"),
+                m["reason"].as_str().unwrap_or("no reason given")
+            )
+        })
+        .collect();
+    Some(format!(
+        "partial result: {} of {} peers missing: {}",
+        missing.len(),
+        missing.len() + answer["answered"].as_array().map_or(0, Vec::len),
+        peers.join(", ")
+    ))
 }
 
 fn table_row(event: &serde_json::Value) -> String {
@@ -397,7 +424,12 @@ async fn follow(
             } else if let Some(data) = line.strip_prefix("data: ") {
                 let value: serde_json::Value =
                     serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
-                if event_kind == "overflow" {
+                if event_kind == "partial" {
+                    match partial_line(&value) {
+                        Some(line) => eprintln!("{command}: {line}"),
+                        None => eprintln!("{command}: every peer answers again"),
+                    }
+                } else if event_kind == "overflow" {
                     eprintln!(
                         "{command}: {} events dropped (this client fell behind)",
                         value["dropped"]

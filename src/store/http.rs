@@ -14,7 +14,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::search::{Budget, HistogramRequest, SearchRequest, TopRequest};
+use super::search::{encode_cursor, Budget, HistogramRequest, SearchRequest, TopRequest};
 // Times asked for lie in the range the store believes event times in (1970–2100), so no
 // arithmetic on them (spans, bucket counts) can overflow.
 use super::index::MAX_EVENT_TIME_NANOS;
@@ -164,40 +164,31 @@ async fn answer(
             };
             let page =
                 blocking(move || store.search_within(&request, &Budget::new(limits))).await?;
-            Ok(json(&page))
+            if !is_local(&params) {
+                return Ok(json(&page));
+            }
+            // For the federating router: each event's cursor, by which it merges pages.
+            let cursors: Vec<String> = page.keys.iter().map(|k| encode_cursor(*k)).collect();
+            Ok(json(&LocalPage {
+                page: &page,
+                cursors,
+            }))
         }
         "/v1/histogram" => {
             let (from, to) = params.time_range(now)?;
-            let (from, to) = match (from, to) {
-                (Some(f), t) => (f, t.unwrap_or(now)),
-                (None, t) => {
+            // The span, and whether it says anything about the data (an empty store asked
+            // without a range charts the last hour, which is no span of its events).
+            let ((from, to), known) = match from {
+                Some(f) => ((f, to.unwrap_or(now)), true),
+                None => {
                     // No range: the whole store (what the page shows first).
                     let s = store.clone();
-                    match blocking(move || Ok(s.time_range())).await? {
-                        Some((lo, hi)) => (
-                            lo.clamp(0, MAX_EVENT_TIME_NANOS),
-                            t.unwrap_or(hi.clamp(0, MAX_EVENT_TIME_NANOS - 1) + 1),
-                        ),
-                        None => (now - 3_600_000_000_000, now),
-                    }
+                    let data = blocking(move || Ok(s.time_range())).await?;
+                    (whole_span(data, to, now), data.is_some())
                 }
             };
-            if to <= from {
-                return Err(StoreError::BadRequest("`to` must be after `from`".into()));
-            }
-            let interval = match params.get("interval") {
-                Some(text) => parse_duration(text)
-                    .and_then(|d| i64::try_from(d.as_nanos()).ok())
-                    .filter(|n| *n > 0 && *n <= MAX_EVENT_TIME_NANOS)
-                    .ok_or_else(|| {
-                        StoreError::BadRequest(format!(
-                            "interval `{text}` is not a duration between 1ms and 100 years (e.g. 1m, 5m, 1h)"
-                        ))
-                    })?,
-                None => auto_interval(to.saturating_sub(from)),
-            };
-            // Buckets start on interval boundaries, so charts line up across refreshes.
-            let from = from.div_euclid(interval) * interval;
+            let span = known.then_some((from, to));
+            let (from, interval) = bucket_layout(&params, from, to)?;
             let request = HistogramRequest {
                 query,
                 from,
@@ -211,7 +202,15 @@ async fn answer(
             };
             let histogram =
                 blocking(move || store.histogram_within(&request, &Budget::new(limits))).await?;
-            Ok(json(&histogram))
+            if !is_local(&params) {
+                return Ok(json(&histogram));
+            }
+            // For the federating router: the span this node's data covers, from which it
+            // lays out the buckets of all nodes' data.
+            Ok(json(&LocalHistogram {
+                histogram: &histogram,
+                span_ns: span,
+            }))
         }
         "/v1/top" => {
             let Some(field) = params.get("field").filter(|f| !f.is_empty()) else {
@@ -279,6 +278,64 @@ pub fn auto_interval(span: i64) -> i64 {
         .unwrap_or(604_800_000_000_000)
 }
 
+/// The query parameter that marks a request a federating router forwarded
+/// (`crate::federation`): this node answers from its own store, never scatters it again,
+/// and adds what the federating router merges by.
+pub const LOCAL_PARAM: &str = "local";
+
+/// Whether a request asks this node alone ([`LOCAL_PARAM`]`=1`).
+pub fn is_local(params: &Params) -> bool {
+    params.get(LOCAL_PARAM) == Some("1")
+}
+
+#[derive(serde::Serialize)]
+struct LocalPage<'a> {
+    #[serde(flatten)]
+    page: &'a super::search::SearchPage,
+    cursors: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct LocalHistogram<'a> {
+    #[serde(flatten)]
+    histogram: &'a super::search::Histogram,
+    span_ns: Option<(i64, i64)>,
+}
+
+/// The span of a histogram asked without `from` or `since`: the stored events' (`data`,
+/// their oldest and newest times) up to `to`, or the last hour of an empty store.
+pub fn whole_span(data: Option<(i64, i64)>, to: Option<i64>, now: i64) -> (i64, i64) {
+    match data {
+        Some((lo, hi)) => (
+            lo.clamp(0, MAX_EVENT_TIME_NANOS),
+            to.unwrap_or(hi.clamp(0, MAX_EVENT_TIME_NANOS - 1) + 1),
+        ),
+        None => (now - 3_600_000_000_000, now),
+    }
+}
+
+/// The buckets of a histogram over `[from, to)`: `from` moved back to a multiple of the
+/// width, and the width (`interval`, else about [`TARGET_BUCKETS`] buckets).
+pub fn bucket_layout(params: &Params, from: i64, to: i64) -> Result<(i64, i64), StoreError> {
+    if to <= from {
+        return Err(StoreError::BadRequest("`to` must be after `from`".into()));
+    }
+    let interval = match params.get("interval") {
+        Some(text) => parse_duration(text)
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .filter(|n| *n > 0 && *n <= MAX_EVENT_TIME_NANOS)
+            .ok_or_else(|| {
+                StoreError::BadRequest(format!(
+                    "interval `{text}` is not a duration between 1ms and 100 years (e.g. 1m, 5m, 1h)"
+                ))
+            })?,
+        None => auto_interval(to.saturating_sub(from)),
+    };
+    // Buckets start on interval boundaries, so charts line up across refreshes (and the
+    // buckets of several nodes line up with each other).
+    Ok((from.div_euclid(interval) * interval, interval))
+}
+
 // === query-string parameters ===
 
 /// A request's query string, percent-decoded, in order (a key may repeat).
@@ -315,7 +372,7 @@ impl Params {
             .collect()
     }
 
-    fn number(&self, key: &str, default: usize) -> Result<usize, StoreError> {
+    pub fn number(&self, key: &str, default: usize) -> Result<usize, StoreError> {
         match self.get(key) {
             None | Some("") => Ok(default),
             Some(text) => text.parse().map_err(|_| {
@@ -325,7 +382,7 @@ impl Params {
     }
 
     /// `since` (a duration back from now) or `from`/`to` (RFC 3339), in nanoseconds.
-    fn time_range(&self, now: i64) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    pub fn time_range(&self, now: i64) -> Result<(Option<i64>, Option<i64>), StoreError> {
         let time = |key: &str| -> Result<Option<i64>, StoreError> {
             match self.get(key).filter(|t| !t.is_empty()) {
                 None => Ok(None),

@@ -315,6 +315,13 @@ pub async fn start(
             streams_stop.clone(),
         )));
     }
+    // With peers, a federating endpoint answers the store's routes for every peer.
+    #[cfg(feature = "store")]
+    let endpoints = match &api {
+        Some(api) => crate::federation::wrap(api, endpoints, &streams_stop)
+            .map_err(|crate::federation::FederationError::Tls(e)| TopologyError::ApiTls(e))?,
+        None => endpoints,
+    };
     let api_task = api_listener.map(|(listener, guard, limits, tls, caps)| {
         let endpoints = crate::api::Endpoints::new(endpoints);
         let span = tracing::info_span!("component", component_kind = "api", component_id = API_ID);

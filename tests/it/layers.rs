@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["buffer", "transforms", "sources", "alert"],
     &["sinks"],
     &["store", "ship"],
-    &["pipeline", "tap"],
+    &["pipeline", "tap", "federation"],
     &["topology", "unit_test"],
 ];
 

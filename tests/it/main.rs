@@ -21,6 +21,8 @@ mod durability;
 mod e2e;
 mod elasticsearch_sink;
 mod enrichment;
+#[cfg(feature = "store")]
+mod federation;
 mod file_sink;
 mod file_source;
 mod file_source_formats;

@@ -66,12 +66,12 @@ pub struct HistogramRequest {
 /// The series that sums a split's values beyond `split_limit`.
 const OTHER_SERIES: &str = "_other";
 /// The most series a split may ask for.
-const MAX_SPLIT_SERIES: usize = 100;
+pub const MAX_SPLIT_SERIES: usize = 100;
 
 /// Keeps the `limit` series with the largest totals and sums the others into
 /// [`OTHER_SERIES`], so a field with many values (a request id) cannot make a chart of
 /// thousands of series.
-fn keep_top_series(series: &mut SeriesFruit, limit: usize, buckets: usize) {
+pub fn keep_top_series(series: &mut SeriesFruit, limit: usize, buckets: usize) {
     if series.len() <= limit {
         return;
     }

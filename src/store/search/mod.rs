@@ -25,7 +25,7 @@ mod translate;
 use budget::Bounded;
 pub use budget::Budget;
 
-pub use histogram::{Histogram, HistogramRequest};
+pub use histogram::{keep_top_series, Histogram, HistogramRequest, MAX_SPLIT_SERIES};
 pub use top::{TopRequest, TopValue, TopValues};
 pub use translate::{max_seq, translate};
 use translate::{overlaps, time_bounds, with_time, TimeBounds};
@@ -36,7 +36,7 @@ pub const MAX_LIMIT: usize = 10_000;
 pub const MAX_BUCKETS: i64 = 10_000;
 
 /// The sort key: event time, then partition, then arrival order; all descending.
-type Key = (i64, i64, u64);
+pub type Key = (i64, i64, u64);
 
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
@@ -56,6 +56,10 @@ pub struct SearchPage {
     pub total: u64,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// Each event's sort key, in the order of `events`: a federating router merges pages
+    /// of several nodes by them (`crate::federation`).
+    #[serde(skip)]
+    pub keys: Vec<Key>,
 }
 
 pub fn encode_cursor(key: Key) -> String {
@@ -247,6 +251,7 @@ impl Store {
             events,
             total,
             next_cursor,
+            keys: hits.iter().map(|h| h.0).collect(),
         })
     }
 
