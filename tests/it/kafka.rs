@@ -8,6 +8,7 @@
 //! its own topics and groups); the restart test starts its own. The broker and the client
 //! are in tansu.rs.
 
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -620,9 +621,12 @@ path = "{}"
     );
 }
 
-/// A broker down for longer than `message.timeout.ms`: librdkafka gives the messages up
-/// with a timeout, and the sink produces them again (with backoff) until the broker is
-/// back. Nothing is acknowledged while down, nothing is lost or dead-lettered.
+/// A broker refusing every produce for longer than `message.timeout.ms`: librdkafka gives
+/// the messages up with a timeout, and the sink produces them again (with backoff) until
+/// the broker takes them. Nothing is acknowledged meanwhile, nothing is lost or
+/// dead-lettered. (The outage is a retriable error on every Produce request rather than
+/// `broker_down`: bringing a mock broker back up rebinds its old port, which another test's
+/// socket may have taken meanwhile, and librdkafka then aborts the whole test process.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_cluster_outage_past_the_message_timeout_is_retried() {
     let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
@@ -651,7 +655,10 @@ retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
         counter("component_sent_events_total", "outage_k", None) >= 10
     })
     .await;
-    cluster.broker_down(1).expect("broker down");
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 100_000],
+    );
     send_lines(addr, (10..110).map(|i| event_line(i, 2))).await;
     wait_until("deliveries timed out and were retried", || {
         counter("component_retries_total", "outage_k", None) > 0
@@ -662,7 +669,7 @@ retry = {{ initial_backoff_ms = 50, max_backoff_secs = 1 }}
         10,
         "nothing acknowledged while the broker is down"
     );
-    cluster.broker_up(1).expect("broker up");
+    cluster.clear_request_errors(RDKafkaApiKey::Produce);
     let deadline = Instant::now() + TIMEOUT;
     while counter("component_sent_events_total", "outage_k", None) < 110 {
         assert!(
