@@ -1,15 +1,20 @@
 //! What the batching sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share:
-//! gathering queued batches into one request's worth, and the delivery client for their
-//! endpoint.
+//! gathering queued batches into one request's worth, their endpoint and its delivery
+//! client, and the request body's compression.
 
+use std::borrow::Cow;
+use std::io::Write;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::Uri;
 
+use super::http::{parse_endpoint, HttpCompression};
 use super::SinkError;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::event::Delivery;
+use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
 
 /// Waits for a batch, then takes more until `max_events` are in hand or `linger` has passed
@@ -54,6 +59,46 @@ pub(crate) fn client(uri: &Uri, tls: &ClientTlsConfig) -> Result<HttpClient, Sin
         .client_config(https)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     Ok(HttpClient::with_tls(config))
+}
+
+/// The `endpoint` option: http:// or https:// with a host, and no query string, since the
+/// sink writes its own (`example` shows a good value in the error; `note` says why).
+pub(crate) fn endpoint_uri(uri: &str, example: &str, note: &str) -> Result<Uri, FieldError> {
+    let parsed = parse_endpoint(uri, "endpoint", &["http", "https"], example)?;
+    if parsed.query().is_some() {
+        return Err(FieldError::new(
+            "endpoint",
+            format!("must not have a query string{note}"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A config error found when the sink opens, as the error its task ends with.
+pub(crate) fn invalid(e: FieldError) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{}: {}", e.field, e.message),
+    )
+}
+
+/// The request body, gzip'd when asked (fast level: these bodies are sent once and thrown
+/// away); an owned body is not copied when sent as it is.
+pub(crate) fn compress(raw: Cow<'_, [u8]>, compression: HttpCompression) -> std::io::Result<Bytes> {
+    Ok(match compression {
+        HttpCompression::None => match raw {
+            Cow::Owned(raw) => Bytes::from(raw),
+            Cow::Borrowed(raw) => Bytes::copy_from_slice(raw),
+        },
+        HttpCompression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(raw.len() / 4),
+                flate2::Compression::fast(),
+            );
+            gz.write_all(&raw)?;
+            Bytes::from(gz.finish()?)
+        }
+    })
 }
 
 /// Appends `text` to `out` percent-encoded for a URL's query string (everything but RFC

@@ -23,12 +23,10 @@
 //! default), which is why `batch_max_events` may not exceed 1,000,000.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 
@@ -164,11 +162,13 @@ impl Inserter {
 
     /// One insert of `rows`, retried while the failure is worth retrying.
     async fn attempt(&mut self, rows: &[u8]) -> Answer {
-        let payload = match compress(rows, self.compression) {
-            Ok(payload) => payload,
-            // Compressing into memory does not fail in practice; treat it as fatal.
-            Err(error) => return Answer::Failed(DeliveryError::Fatal(error.to_string())),
-        };
+        let payload =
+            match super::super::batch::compress(std::borrow::Cow::Borrowed(rows), self.compression)
+            {
+                Ok(payload) => payload,
+                // Compressing into memory does not fail in practice; treat it as fatal.
+                Err(error) => return Answer::Failed(DeliveryError::Fatal(error.to_string())),
+            };
         let refused = AtomicBool::new(false);
         let result = self
             .retrier
@@ -253,20 +253,6 @@ fn classify(outcome: Outcome) -> Outcome {
         },
         _ => outcome,
     }
-}
-
-fn compress(rows: &[u8], compression: HttpCompression) -> std::io::Result<Bytes> {
-    Ok(match compression {
-        HttpCompression::None => Bytes::copy_from_slice(rows),
-        HttpCompression::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(rows.len() / 4),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(rows)?;
-            Bytes::from(gz.finish()?)
-        }
-    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::batch::invalid;
+use super::http::{parse_headers, HttpCompression};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
@@ -296,24 +297,6 @@ impl ClickhouseSinkConfig {
     }
 }
 
-fn invalid(e: FieldError) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{}: {}", e.field, e.message),
-    )
-}
-
-fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    let parsed = parse_endpoint(uri, "endpoint", &["http", "https"], "http://127.0.0.1:8123")?;
-    if parsed.query().is_some() {
-        return Err(FieldError::new(
-            "endpoint",
-            "must not have a query string (database and settings are options)",
-        ));
-    }
-    Ok(parsed)
-}
-
 /// A table or database name, quoted with backquotes in the query: it may hold anything but
 /// a backquote, a backslash or a control character.
 fn identifier(field: &str, name: &str) -> Result<(), FieldError> {
@@ -330,6 +313,14 @@ fn identifier(field: &str, name: &str) -> Result<(), FieldError> {
         ));
     }
     Ok(())
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
+    batch::endpoint_uri(
+        uri,
+        "http://127.0.0.1:8123",
+        " (database and settings are options)",
+    )
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CO
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::batch::invalid;
+use super::http::{parse_headers, HttpCompression};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
@@ -322,19 +323,8 @@ fn index_name(template: &Template, event: &Event, out: &mut String) {
     }));
 }
 
-fn invalid(e: FieldError) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{}: {}", e.field, e.message),
-    )
-}
-
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    let parsed = parse_endpoint(uri, "endpoint", &["http", "https"], "http://127.0.0.1:9200")?;
-    if parsed.query().is_some() {
-        return Err(FieldError::new("endpoint", "must not have a query string"));
-    }
-    Ok(parsed)
+    batch::endpoint_uri(uri, "http://127.0.0.1:9200", "")
 }
 
 #[cfg(test)]

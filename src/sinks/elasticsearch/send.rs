@@ -6,12 +6,10 @@
 //! and the retryable ones alone make up the next attempt's body, after the retry driver's
 //! backoff, until none is left or the attempts run out.
 
-use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 
@@ -74,7 +72,8 @@ impl BulkSender {
                     (raw, progress.pending.len())
                 };
                 let bytes = payload.len();
-                let payload = match compress(payload, self.compression) {
+                let payload = match super::super::batch::compress(payload.into(), self.compression)
+                {
                     Ok(payload) => payload,
                     Err(error) => return Outcome::Fatal(error.to_string()),
                 };
@@ -153,18 +152,4 @@ impl BulkSender {
             ctx.reject_async(letters).await;
         }
     }
-}
-
-fn compress(raw: Vec<u8>, compression: HttpCompression) -> std::io::Result<Bytes> {
-    Ok(match compression {
-        HttpCompression::None => Bytes::from(raw),
-        HttpCompression::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(&raw)?;
-            Bytes::from(gz.finish()?)
-        }
-    })
 }

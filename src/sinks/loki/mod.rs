@@ -13,15 +13,14 @@
 mod streams;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::batch::invalid;
+use super::http::{parse_headers, HttpCompression};
 use super::{batch, Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
@@ -253,7 +252,7 @@ struct LokiSink {
 impl LokiSink {
     async fn send(&mut self, events: &[(&Event, String)], ctx: &SinkContext) {
         let body = streams::push_body(events, self.encoding);
-        let payload = match compress(body, self.compression) {
+        let payload = match batch::compress(body.into(), self.compression) {
             Ok(payload) => payload,
             Err(error) => {
                 self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
@@ -292,33 +291,8 @@ impl LokiSink {
     }
 }
 
-fn compress(raw: Vec<u8>, compression: HttpCompression) -> std::io::Result<Bytes> {
-    Ok(match compression {
-        HttpCompression::None => Bytes::from(raw),
-        HttpCompression::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(&raw)?;
-            Bytes::from(gz.finish()?)
-        }
-    })
-}
-
-fn invalid(e: FieldError) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{}: {}", e.field, e.message),
-    )
-}
-
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    let parsed = parse_endpoint(uri, "endpoint", &["http", "https"], "http://127.0.0.1:3100")?;
-    if parsed.query().is_some() {
-        return Err(FieldError::new("endpoint", "must not have a query string"));
-    }
-    Ok(parsed)
+    batch::endpoint_uri(uri, "http://127.0.0.1:3100", "")
 }
 
 #[cfg(test)]
