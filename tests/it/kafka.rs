@@ -412,11 +412,15 @@ path = "{}"
                 .filter(|s| !seen.contains_key(s))
                 .take(20)
                 .collect();
+            let assigned_now = assigned(&apis[1..]);
+            // Kept for a post-mortem: which router wrote what, around the missing events.
+            let kept = dir.keep();
             panic!(
                 "the survivors never caught up: {} of {N}, first missing {missing:?}; \
-                 assigned {:?}; killed router's log: {killed_log}",
+                 assigned {assigned_now:?}; outputs kept in {}; killed router's log: \
+                 {killed_log}",
                 seen.len(),
-                assigned(&apis[1..])
+                kept.display()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
