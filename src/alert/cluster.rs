@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
+use super::evaluate::{evaluate, wanted, Check, Counts, UNSEEN};
 use super::state::{PersistedAlert, StateFile, STATE_VERSION};
 use super::transition::{message, render, template_context, Active, Status, Transition};
 use super::window::{Buckets, Windows};
@@ -89,10 +90,6 @@ struct Slot {
     /// False once the group was forgotten; the slot waits on the free list.
     live: bool,
 }
-
-/// An absence member's last match for a group it has not seen yet (the group was restored
-/// for another member): it neither fires nor keeps the group until the group speaks.
-const UNSEEN: i64 = i64::MIN;
 
 /// One rule of the cluster.
 #[derive(Debug)]
@@ -613,84 +610,6 @@ impl Cluster {
 /// The detail at `idx`, created if missing.
 fn detail(details: &mut [Option<Box<Detail>>], idx: usize) -> &mut Detail {
     details[idx].get_or_insert_with(Box::default)
-}
-
-// === evaluation ===
-
-/// What a member counts for a group.
-#[derive(Debug, Clone, Copy)]
-enum Counts {
-    /// Matching events in the window (threshold and ratio rules).
-    Matched(u64),
-    /// When the last matching event came (absence rules).
-    LastMatch(i64),
-}
-
-/// [`holds`] for one rule without reaching into its spec.
-#[derive(Debug, Clone, Copy)]
-struct Check {
-    ratio: bool,
-    threshold: f64,
-    min_events: u64,
-}
-
-impl Check {
-    fn new(spec: &RuleSpec) -> Self {
-        Self {
-            ratio: spec.kind == AlertKind::Ratio,
-            threshold: spec.threshold,
-            min_events: spec.min_events,
-        }
-    }
-
-    fn holds(&self, matched: u64, total: u64) -> bool {
-        if self.ratio {
-            total >= self.min_events && total > 0 && matched as f64 / total as f64 > self.threshold
-        } else {
-            matched as f64 > self.threshold
-        }
-    }
-}
-
-/// Whether a threshold or ratio rule's condition holds for these counts.
-fn holds(spec: &RuleSpec, matched: u64, total: u64) -> bool {
-    spec.kind != AlertKind::Absence && Check::new(spec).holds(matched, total)
-}
-
-/// Whether the rule's condition holds for a group now, and the value it is judged on.
-fn evaluate(spec: &RuleSpec, counts: Counts, total: u64, last_seen: i64, now: i64) -> (bool, f64) {
-    match counts {
-        Counts::Matched(matched) if spec.kind == AlertKind::Ratio => {
-            let ratio = if total == 0 {
-                0.0
-            } else {
-                matched as f64 / total as f64
-            };
-            (holds(spec, matched, total), ratio)
-        }
-        Counts::Matched(matched) => (holds(spec, matched, total), matched as f64),
-        Counts::LastMatch(UNSEEN) => (false, 0.0),
-        Counts::LastMatch(last_match) => {
-            // Silent for the window, but seen within forget_after: a group gone for longer
-            // is forgotten (and its alert resolved).
-            let silent = now.saturating_sub(last_match);
-            let seen = now.saturating_sub(last_seen) <= spec.forget_nanos;
-            (
-                silent >= spec.window_nanos && seen,
-                (silent / 1_000_000_000) as f64,
-            )
-        }
-    }
-}
-
-/// Whether an inactive group is still worth its memory to a rule.
-fn wanted(spec: &RuleSpec, counts: Counts, total: u64, last_seen: i64, now: i64) -> bool {
-    match counts {
-        Counts::Matched(_) if spec.kind == AlertKind::Ratio => total > 0,
-        Counts::Matched(matched) => matched > 0,
-        Counts::LastMatch(UNSEEN) => false,
-        Counts::LastMatch(_) => now.saturating_sub(last_seen) <= spec.forget_nanos,
-    }
 }
 
 // === transitions ===

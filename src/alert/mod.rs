@@ -32,6 +32,7 @@
 mod api;
 pub mod cli;
 mod cluster;
+mod evaluate;
 mod fingerprint;
 mod set;
 mod state;
