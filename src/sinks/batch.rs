@@ -1,6 +1,6 @@
 //! What the batching sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share:
 //! gathering queued batches into one request's worth, their endpoint and its delivery
-//! client, and the request body's compression.
+//! client, and the request body's compression (which the `opentelemetry` sink uses too).
 
 use std::borrow::Cow;
 use std::io::Write;

@@ -21,7 +21,6 @@ mod grpc;
 mod partial;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -297,19 +296,11 @@ impl OtlpSink {
     /// gRPC, tonic compresses the message).
     fn payload(&self, events: &[&Event]) -> std::io::Result<Bytes> {
         let encoded = request(events).encode_to_vec();
-        let grpc = matches!(self.transport, Transport::Grpc(_));
-        Ok(match self.config.compression {
-            _ if grpc => Bytes::from(encoded),
-            HttpCompression::None => Bytes::from(encoded),
-            HttpCompression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(encoded.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                gz.write_all(&encoded)?;
-                Bytes::from(gz.finish()?)
-            }
-        })
+        let compression = match self.transport {
+            Transport::Grpc(_) => HttpCompression::None,
+            _ => self.config.compression,
+        };
+        super::batch::compress(encoded.into(), compression)
     }
 }
 
