@@ -100,6 +100,16 @@ def consume(args):
     return 0
 
 
+def committed(args):
+    """Prints the group's committed offset of each partition, one JSON line each."""
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group})
+    wanted = [TopicPartition(args.topic, p) for p in partitions(consumer, args.topic)]
+    for tp in consumer.committed(wanted, timeout=10):
+        print(json.dumps({"partition": tp.partition, "offset": tp.offset}))
+    consumer.close()
+    return 0
+
+
 def count_partitions(args):
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "sluice-test-meta"})
     try:
@@ -127,6 +137,11 @@ def main():
     c.add_argument("count", type=int)
     c.add_argument("--timeout", type=float, default=10)
     c.set_defaults(run=consume)
+    o = sub.add_parser("committed")
+    o.add_argument("bootstrap")
+    o.add_argument("topic")
+    o.add_argument("group")
+    o.set_defaults(run=committed)
     m = sub.add_parser("partitions")
     m.add_argument("bootstrap")
     m.add_argument("topic")

@@ -299,7 +299,7 @@ impl ConsumerContext for SourceConsumerContext {
             }
             self.metrics.assigned.set(tracker.assigned_count() as i64);
         }
-        tracing::info!(component_id = %self.id, partitions = revoked.count(), committing = commits.count(), "partitions revoked");
+        tracing::info!(component_id = %self.id, partitions = %partition_list(revoked), committing = %partition_list(&commits), "partitions revoked");
         if commits.count() > 0 {
             match consumer.commit(&commits, CommitMode::Sync) {
                 Ok(()) => {
@@ -322,7 +322,7 @@ impl ConsumerContext for SourceConsumerContext {
             }
             self.metrics.assigned.set(tracker.assigned_count() as i64);
             drop(tracker);
-            tracing::info!(component_id = %self.id, partitions = assigned.count(), "partitions assigned");
+            tracing::info!(component_id = %self.id, partitions = %partition_list(assigned), "partitions assigned");
         }
     }
 
@@ -344,6 +344,23 @@ impl ConsumerContext for SourceConsumerContext {
             }
         }
     }
+}
+
+/// `topic/partition[@offset]` for each element, for the rebalance log lines: which
+/// partitions moved, and from which offset the next owner starts, is what a post-mortem of a
+/// rebalance needs. A group's partition count is small (the list stays short).
+fn partition_list(list: &TopicPartitionList) -> String {
+    let mut text = String::new();
+    for element in list.elements() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("{}/{}", element.topic(), element.partition()));
+        if let Offset::Offset(offset) = element.offset() {
+            text.push_str(&format!("@{offset}"));
+        }
+    }
+    text
 }
 
 type AckFuture = BoxFuture<'static, (ChunkId, AckStatus)>;
@@ -564,6 +581,7 @@ async fn commit(consumer: &Arc<KafkaStream>, source: &str) {
         covered += messages;
         let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
+    tracing::debug!(component_id = %source, offsets = %partition_list(&list), "committing");
     let metrics = &consumer.context().metrics;
     let committer = consumer.clone();
     let result = match tokio::task::spawn_blocking(move || {

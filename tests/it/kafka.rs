@@ -17,7 +17,8 @@ use crate::tansu::{
     client, consume, kafka_available, metric, produce, shared_broker, unique, Broker, Read,
 };
 use crate::util::{
-    counter, read_lines, sluice_up, spawn_router, tempdir, wait_until, Router, TIMEOUT,
+    counter, read_lines, sluice_up, spawn_router, tempdir, wait_until, Router, RouterProcess,
+    TIMEOUT,
 };
 
 /// The `seq` field of a JSON event line.
@@ -322,7 +323,10 @@ path = "{}"
                 ),
             )
             .unwrap();
-            Some(spawn_router(sluice_up(&config)))
+            // Commits at debug: a post-mortem of a loss needs each router's commits.
+            let mut command = sluice_up(&config);
+            command.env("SLUICE_LOG", "info,sluice::sources::kafka=debug");
+            Some(spawn_router(command))
         })
         .collect();
     let apis: Vec<String> = routers
@@ -413,12 +417,19 @@ path = "{}"
                 .take(20)
                 .collect();
             let assigned_now = assigned(&apis[1..]);
-            // Kept for a post-mortem: which router wrote what, around the missing events.
             let kept = dir.keep();
+            let placed = post_mortem(
+                &kept,
+                &bootstrap,
+                &topic,
+                &group,
+                &missing,
+                routers.drain(..).flatten().collect(),
+                &killed_log,
+            );
             panic!(
                 "the survivors never caught up: {} of {N}, first missing {missing:?}; \
-                 assigned {assigned_now:?}; outputs kept in {}; killed router's log: \
-                 {killed_log}",
+                 assigned {assigned_now:?}; {placed}; outputs and logs kept in {}",
                 seen.len(),
                 kept.display()
             );
@@ -459,6 +470,58 @@ path = "{}"
         duplicates <= bound,
         "{duplicates} duplicates exceed what the killed router wrote past its commits ({bound})"
     );
+}
+
+/// Places the events a scale-out run lost: stops the survivors (their full logs, with every
+/// rebalance and commit, go to `dir`), reads the whole topic back with an independent client
+/// to say in which partition and at which offset each missing event sits (or that the broker
+/// does not have it), and records the group's committed offsets.
+fn post_mortem(
+    dir: &Path,
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    missing: &[u64],
+    survivors: Vec<RouterProcess>,
+    killed_log: &str,
+) -> String {
+    std::fs::write(dir.join("router0.log"), killed_log).unwrap();
+    for router in &survivors {
+        router.signal("-TERM");
+    }
+    for (i, router) in survivors.into_iter().enumerate() {
+        let (_, log) = router.finish();
+        std::fs::write(dir.join(format!("router{}.log", i + 1)), log).unwrap();
+    }
+    let topic_dump = client(&["consume", bootstrap, topic, "1000000", "--timeout", "5"]);
+    std::fs::write(dir.join("topic.jsonl"), &topic_dump).unwrap();
+    let committed = client(&["committed", bootstrap, topic, group]);
+    std::fs::write(dir.join("committed.jsonl"), &committed).unwrap();
+    let mut places = Vec::new();
+    for seq in missing {
+        let place = topic_dump
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|m| {
+                m["value"]
+                    .as_str()
+                    .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                    .is_some_and(|v| v["seq"].as_u64() == Some(*seq))
+            })
+            .map(|m| {
+                format!(
+                    "seq {seq} at partition {} offset {}",
+                    m["partition"], m["offset"]
+                )
+            })
+            .unwrap_or_else(|| format!("seq {seq} is not in the topic"));
+        places.push(place);
+    }
+    format!(
+        "{}; committed offsets {}",
+        places.join(", "),
+        committed.trim().replace('\n', " ")
+    )
 }
 
 #[test]
