@@ -237,6 +237,9 @@ fn help(name: &str) -> &'static str {
         "kafka_committed_messages_total" => {
             "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
         }
+        "kafka_revoked_unacknowledged_messages_total" => {
+            "Messages a kafka source had read but not seen acknowledged when their partition was revoked; the next owner reads them again, so they may be delivered twice."
+        }
         "s3_objects_total" => {
             "Objects an s3 sink stored, by what closed them (max_bytes, timeout, max_open_objects, shutdown)."
         }

@@ -202,6 +202,8 @@ struct CommitMetrics {
     ok: Counter,
     failed: Counter,
     committed_messages: Counter,
+    /// Messages read but not acknowledged when their partition was revoked.
+    reread: Counter,
     assigned: telemetry::Gauge,
 }
 
@@ -218,6 +220,10 @@ impl CommitMetrics {
             failed: commits("failed"),
             committed_messages: telemetry::counter(
                 "kafka_committed_messages_total",
+                &[("component_id", id)],
+            ),
+            reread: telemetry::counter(
+                "kafka_revoked_unacknowledged_messages_total",
                 &[("component_id", id)],
             ),
             assigned: telemetry::gauge("kafka_assigned_partitions", &[("component_id", id)]),
@@ -283,12 +289,14 @@ impl ConsumerContext for SourceConsumerContext {
         // owner (duplicates, bounded by what one router has in flight).
         let mut commits = TopicPartitionList::new();
         let mut covered = 0;
+        let mut unacknowledged = 0;
         {
             let mut tracker = self.tracker();
             for element in revoked.elements() {
                 let key: PartitionKey = (Arc::from(element.topic()), element.partition());
                 let done = tracker.revoke(&key);
-                if let Some((offset, messages)) = done {
+                unacknowledged += done.unacknowledged;
+                if let Some((offset, messages)) = done.commit {
                     covered += messages;
                     let _ = commits.add_partition_offset(
                         element.topic(),
@@ -299,7 +307,8 @@ impl ConsumerContext for SourceConsumerContext {
             }
             self.metrics.assigned.set(tracker.assigned_count() as i64);
         }
-        tracing::info!(component_id = %self.id, partitions = %partition_list(revoked), committing = %partition_list(&commits), "partitions revoked");
+        self.metrics.reread.inc(unacknowledged);
+        tracing::info!(component_id = %self.id, partitions = %partition_list(revoked), committing = %partition_list(&commits), unacknowledged, "partitions revoked");
         if commits.count() > 0 {
             match consumer.commit(&commits, CommitMode::Sync) {
                 Ok(()) => {

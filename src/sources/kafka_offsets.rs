@@ -50,6 +50,16 @@ struct PartitionOffsets {
     counted: i64,
 }
 
+/// What revoking a partition leaves.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Revoked {
+    /// The position to commit and the messages it covers, if it moved since the last commit.
+    pub(crate) commit: Option<(i64, u64)>,
+    /// Messages read after the acknowledged prefix (in flight, or acknowledged behind one
+    /// that is not): the next owner reads them again, so they may arrive twice.
+    pub(crate) unacknowledged: u64,
+}
+
 /// What the source must do after an acknowledgement.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AckOutcome {
@@ -182,12 +192,22 @@ impl OffsetTracker {
     }
 
     /// Stops tracking `partition` (revoked in a rebalance); returns its uncommitted commit
-    /// position, to commit before letting go. Acknowledgements of its chunks in flight are
-    /// ignored from now on: the partition's next owner reads them again.
-    pub(crate) fn revoke(&mut self, partition: &PartitionKey) -> Option<(i64, u64)> {
+    /// position, to commit before letting go, and how many messages it read past that
+    /// position. Acknowledgements of its chunks in flight are ignored from now on: the
+    /// partition's next owner reads them again.
+    pub(crate) fn revoke(&mut self, partition: &PartitionKey) -> Revoked {
         self.assigned.remove(partition);
-        let mut offsets = self.partitions.remove(partition)?;
-        Self::take(&mut offsets)
+        let Some(mut offsets) = self.partitions.remove(partition) else {
+            return Revoked::default();
+        };
+        Revoked {
+            commit: Self::take(&mut offsets),
+            unacknowledged: offsets
+                .chunks
+                .iter()
+                .map(|c| (c.end_offset - c.first_offset).max(0) as u64)
+                .sum(),
+        }
     }
 
     /// Chunks read and not yet acknowledged, over every partition.
@@ -257,10 +277,16 @@ mod tests {
         let a = t.read(key(3), 0, 4);
         let b = t.read(key(3), 5, 9);
         t.acked(&a, AckStatus::Delivered);
-        assert_eq!(t.revoke(&key(3)), Some((5, 5)));
+        assert_eq!(
+            t.revoke(&key(3)),
+            Revoked {
+                commit: Some((5, 5)),
+                unacknowledged: 5
+            }
+        );
         assert_eq!(t.acked(&b, AckStatus::Delivered), AckOutcome::Recorded);
         assert_eq!(t.take_commits(), vec![]);
-        assert_eq!(t.revoke(&key(3)), None);
+        assert_eq!(t.revoke(&key(3)), Revoked::default());
         // Reassigned later: a fresh epoch, old acknowledgements stay ignored.
         let c = t.read(key(3), 5, 9);
         assert_eq!(t.acked(&b, AckStatus::Delivered), AckOutcome::Recorded);
