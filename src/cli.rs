@@ -36,9 +36,8 @@ pub(crate) enum Command {
         /// The API token (an `admin` token), when the router's API asks for one.
         #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// For an https:// URL: a PEM CA certificate that signed the router's.
-        #[arg(long, env = "SLUICE_CA_FILE")]
-        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
     },
     /// Check pipeline files without running them; exit non-zero if any is invalid.
     Validate {
@@ -150,10 +149,8 @@ pub(crate) enum Command {
         /// The API token (a `read` token), when the router's API asks for one.
         #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// For an https:// URL: a PEM CA certificate that signed the router's, trusted
-        /// besides the system's.
-        #[arg(long, env = "SLUICE_CA_FILE")]
-        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -230,10 +227,37 @@ pub(crate) struct LookArgs {
     /// The API token (a `read` token), when the router's API asks for one.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    #[command(flatten)]
+    pub(crate) tls: ClientTlsArgs,
+}
+
+/// How the CLI talks to a router API on https:// (`sluice query`, `tail`, `tap`, `alerts`,
+/// `reload`).
+#[derive(clap::Args)]
+pub(crate) struct ClientTlsArgs {
     /// For an https:// URL: a PEM CA certificate that signed the router's, trusted besides
     /// the system's.
     #[arg(long, env = "SLUICE_CA_FILE")]
-    pub(crate) ca_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    /// For an API that requires client certificates: the PEM certificate to present, with
+    /// --key-file.
+    #[arg(long, env = "SLUICE_CERT_FILE")]
+    cert_file: Option<PathBuf>,
+    /// The PEM private key of --cert-file.
+    #[arg(long, env = "SLUICE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// The flags, an empty value (an exported but empty variable) counting as unset.
+    pub(crate) fn config(self) -> sluice::tls::CliTls {
+        let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        sluice::tls::CliTls {
+            ca_file: set(self.ca_file),
+            cert_file: set(self.cert_file),
+            key_file: set(self.key_file),
+        }
+    }
 }
 
 #[derive(Subcommand)]

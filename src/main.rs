@@ -77,7 +77,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 limit,
                 json: look.json,
                 token: look.token.filter(|t| !t.is_empty()),
-                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
+                tls: look.tls.config(),
             };
             sluice::store::client::run_query(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -94,7 +94,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 json: look.json,
                 no_retry,
                 token: look.token.filter(|t| !t.is_empty()),
-                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
+                tls: look.tls.config(),
                 ..Default::default()
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
@@ -121,7 +121,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 token: look.token.filter(|t| !t.is_empty()),
                 taps: outputs,
                 inputs_of,
-                ca_file: look.ca_file.filter(|p| !p.as_os_str().is_empty()),
+                tls: look.tls.config(),
             };
             sluice::store::client::run_tail(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -141,12 +141,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts {
             url,
             token,
-            ca_file,
+            tls,
             json,
         } => {
             let token = token.filter(|t| !t.is_empty());
-            let ca_file = ca_file.filter(|p| !p.as_os_str().is_empty());
-            let answer = sluice::alert::cli::fetch(&url, token.as_deref(), ca_file.as_deref())?;
+            let answer = sluice::alert::cli::fetch(&url, token.as_deref(), &tls.config())?;
             if json {
                 println!("{answer}");
             } else {
@@ -173,18 +172,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             watch_config,
         } => up(&config, watch_config),
-        Command::Reload {
-            url,
-            token,
-            ca_file,
-        } => {
+        Command::Reload { url, token, tls } => {
             let token = token.filter(|t| !t.is_empty());
-            let ca_file = ca_file.filter(|p| !p.as_os_str().is_empty());
             let answer = sluice::topology::client::post(
                 &url,
                 sluice::api::admin::RELOAD_PATH,
                 token.as_deref(),
-                ca_file.as_deref(),
+                &tls.config(),
             )
             .context("reload refused")?;
             println!("{answer}");

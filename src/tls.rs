@@ -48,6 +48,8 @@ pub enum TlsError {
     Rustls(String),
     #[error("no trusted CA certificates: install the system's (Debian: ca-certificates) or set tls.ca_file")]
     NoTrustedCa,
+    #[error("{0}")]
+    Usage(&'static str),
 }
 
 impl TlsError {
@@ -97,7 +99,7 @@ impl TlsConfig {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
-                add_roots(&mut roots, ca)?;
+                add_roots(&mut roots, ca, "tls.ca_file")?;
                 let verifier = WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
@@ -202,6 +204,65 @@ pub fn client_config_with_identity(
     identity: Option<(&Path, &Path)>,
     https: bool,
 ) -> Result<ClientConfig, TlsError> {
+    build_client_config(ca_file, identity, https, CONFIG_FIELDS)
+}
+
+/// The names file errors carry: the config's fields, or the CLI's flags.
+struct FileNames {
+    ca: &'static str,
+    crt: &'static str,
+    key: &'static str,
+}
+
+const CONFIG_FIELDS: FileNames = FileNames {
+    ca: "tls.ca_file",
+    crt: "tls.crt_file",
+    key: "tls.key_file",
+};
+
+const CLI_FLAGS: FileNames = FileNames {
+    ca: "--ca-file",
+    crt: "--cert-file",
+    key: "--key-file",
+};
+
+/// The CLI's `--ca-file`, `--cert-file` and `--key-file`, for a router API on https: the CAs
+/// trusted besides the system's, and the certificate presented when the API requires
+/// client certificates (`[api] tls.ca_file`).
+#[derive(Debug, Clone, Default)]
+pub struct CliTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl CliTls {
+    /// Reads the files and builds the client config; errors name the flag.
+    pub fn client_config(&self) -> Result<ClientConfig, TlsError> {
+        let identity = match (&self.cert_file, &self.key_file) {
+            (Some(crt), Some(key)) => Some((crt.as_path(), key.as_path())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(TlsError::Usage(
+                    "--cert-file needs --key-file (the certificate's private key)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(TlsError::Usage(
+                    "--key-file needs --cert-file (the certificate it belongs to)",
+                ))
+            }
+        };
+        build_client_config(self.ca_file.as_deref(), identity, true, CLI_FLAGS)
+    }
+}
+
+fn build_client_config(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+    https: bool,
+    names: FileNames,
+) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     if https {
         // Unreadable entries of the system store are skipped; an empty store is an error
@@ -209,7 +270,7 @@ pub fn client_config_with_identity(
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     }
     if let Some(path) = ca_file {
-        add_roots(&mut roots, path)?;
+        add_roots(&mut roots, path, names.ca)?;
     }
     if https && roots.is_empty() {
         return Err(TlsError::NoTrustedCa);
@@ -223,19 +284,16 @@ pub fn client_config_with_identity(
     match identity {
         None => Ok(builder.with_no_client_auth()),
         Some((crt, key)) => builder
-            .with_client_auth_cert(
-                read_certs(crt, "tls.crt_file")?,
-                read_key(key, "tls.key_file")?,
-            )
+            .with_client_auth_cert(read_certs(crt, names.crt)?, read_key(key, names.key)?)
             .map_err(|e| TlsError::Rustls(e.to_string().to_lowercase())),
     }
 }
 
-/// Adds the CA certificates of `ca_file` (field `tls.ca_file`) to `roots`.
-fn add_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
-    for cert in read_certs(path, "tls.ca_file")? {
+/// Adds the CA certificates of `ca_file` (named `field` in errors) to `roots`.
+fn add_roots(roots: &mut RootCertStore, path: &Path, field: &'static str) -> Result<(), TlsError> {
+    for cert in read_certs(path, field)? {
         roots.add(cert).map_err(|e| TlsError::Pem {
-            field: "tls.ca_file",
+            field,
             path: path.to_path_buf(),
             message: e.to_string().to_lowercase(),
         })?;

@@ -1,6 +1,5 @@
 //! `sluice alerts`: fetches `GET /v1/alerts` from a router and renders it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -34,11 +33,11 @@ pub enum AlertsCliError {
 
 /// Fetches the active alerts from the router API at `base` (e.g. `http://127.0.0.1:8686`),
 /// with `token` as a bearer token when the API asks for one; an `https://` base trusts the
-/// system's CAs and `ca_file`.
+/// system's CAs and `--ca-file`, presenting `--cert-file` when given.
 pub fn fetch(
     base: &str,
     token: Option<&str>,
-    ca_file: Option<&Path>,
+    tls: &crate::tls::CliTls,
 ) -> Result<serde_json::Value, AlertsCliError> {
     let url = format!(
         "{}/v1/alerts",
@@ -50,9 +49,7 @@ pub fn fetch(
         return Err(AlertsCliError::Url(base.into()));
     }
     let client = if https {
-        HttpClient::with_tls(
-            crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?,
-        )
+        HttpClient::with_tls(tls.client_config()?)
     } else {
         HttpClient::plain()
     };

@@ -2,7 +2,6 @@
 //! (time, level, app, message) or, with `--json`, one event per line.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -46,9 +45,9 @@ pub struct QueryArgs {
     pub json: bool,
     /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
     pub token: Option<String>,
-    /// For `https://`: a PEM CA that signed the router's certificate, trusted besides the
-    /// system's (`--ca-file` or `SLUICE_CA_FILE`).
-    pub ca_file: Option<PathBuf>,
+    /// For `https://`: the CA trusted besides the system's, and the client certificate to
+    /// present (`--ca-file`, `--cert-file`, `--key-file`).
+    pub tls: crate::tls::CliTls,
 }
 
 /// `text` percent-encoded for a query string.
@@ -87,13 +86,12 @@ fn endpoint(base: &str, path: &str, params: &[(&str, &str)]) -> Result<Uri, Clie
 }
 
 /// The client for `uri`: plain for `http://`; for `https://`, trusting the system's CAs and
-/// `ca_file`.
-fn client(uri: &Uri, ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
+/// `--ca-file`, presenting `--cert-file` when given.
+fn client(uri: &Uri, tls: &crate::tls::CliTls) -> Result<HttpClient, ClientError> {
     if uri.scheme_str() != Some("https") {
         return Ok(HttpClient::plain());
     }
-    let tls = crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?;
-    Ok(HttpClient::with_tls(tls))
+    Ok(HttpClient::with_tls(tls.client_config()?))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
@@ -161,7 +159,7 @@ pub fn run_query(args: &QueryArgs, out: &mut dyn Write) -> Result<(), ClientErro
         ],
     )?;
     let body = runtime()?.block_on(async {
-        let client = client(&uri, args.ca_file.as_deref())?;
+        let client = client(&uri, &args.tls)?;
         let response = get(&client, uri, args.token.as_deref()).await?;
         tokio::time::timeout(ANSWER_TIMEOUT, response.into_body().collect())
             .await
@@ -278,8 +276,8 @@ pub struct TailArgs {
     pub no_retry: bool,
     /// The API token (`--token` or `SLUICE_TOKEN`), sent as `Authorization: Bearer`.
     pub token: Option<String>,
-    /// For `https://`: a PEM CA trusted besides the system's.
-    pub ca_file: Option<PathBuf>,
+    /// For `https://`: the CA trusted besides the system's and the client certificate.
+    pub tls: crate::tls::CliTls,
     /// `sluice tap`: the outputs (`ID[.OUTPUT]`) to follow instead of the store...
     pub taps: Vec<String>,
     /// ...and the components whose inputs to follow.
@@ -327,7 +325,7 @@ pub fn run_tail(args: &TailArgs, out: &mut dyn Write) -> Result<(), ClientError>
     let command = args.command();
     runtime()?.block_on(async {
         let token = args.token.as_deref();
-        let client = client(&uri, args.ca_file.as_deref())?;
+        let client = client(&uri, &args.tls)?;
         let mut response = get(&client, uri.clone(), token).await?;
         loop {
             match follow(response, args.json, command, out).await? {

@@ -1,7 +1,6 @@
 //! `sluice reload` (and the same call for `/v1/reopen`): asks a running router's API to
 //! reload its pipeline file, and says what it changed or why it refused.
 
-use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +29,7 @@ pub fn post(
     base: &str,
     path: &str,
     token: Option<&str>,
-    ca_file: Option<&Path>,
+    tls: &crate::tls::CliTls,
 ) -> Result<serde_json::Value, AdminCliError> {
     let url = format!(
         "{}{path}",
@@ -42,9 +41,7 @@ pub fn post(
         return Err(AdminCliError::Url(base.into()));
     }
     let client = if https {
-        HttpClient::with_tls(
-            crate::tls::client_config(ca_file, true).map_err(|e| e.for_field("--ca-file"))?,
-        )
+        HttpClient::with_tls(tls.client_config()?)
     } else {
         HttpClient::plain()
     };

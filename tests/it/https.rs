@@ -313,6 +313,92 @@ commit_interval_ms = 20
     router.stop().await;
 }
 
+/// An API requiring client certificates (`tls.ca_file`): `sluice query` and `alerts` (and
+/// `tail`, `tap`, `reload`, which build their client the same way) present `--cert-file`/`--key-file` (or `SLUICE_CERT_FILE`/`SLUICE_KEY_FILE`) and
+/// are answered; without a certificate the handshake fails, and a certificate without its
+/// key is refused before any connection, naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_presents_a_client_certificate_to_a_mutual_tls_api() {
+    let dir = tempdir();
+    let pki = pki(dir.path());
+    let router = Router::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+tls = {{ crt_file = "{crt}", key_file = "{key}", ca_file = "{ca}" }}
+
+[sources.mt_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.mt_store]
+type = "store"
+inputs = ["mt_in"]
+path = "{store}"
+commit_interval_ms = 20
+"#,
+        crt = pki.server_crt.display(),
+        key = pki.server_key.display(),
+        ca = pki.ca.display(),
+        store = dir.path().join("store").display(),
+    ))
+    .await;
+    feed(router.addr("mt_in"), "mutual", 3);
+    wait_until("three events committed", || {
+        counter("component_sent_events_total", "mt_store", None) == 3
+    })
+    .await;
+    let api = router.addr("api");
+    let (ca, crt, key) = (
+        pki.ca.display().to_string(),
+        pki.client_crt.display().to_string(),
+        pki.client_key.display().to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let url = format!("https://{api}");
+        let run = |args: &[&str], env: &[(&str, &str)]| {
+            let mut cmd = std::process::Command::new(sluice_bin());
+            cmd.args(args)
+                .args(["--url", &url, "--ca-file", &ca])
+                .env_remove("SLUICE_CERT_FILE")
+                .env_remove("SLUICE_KEY_FILE")
+                .env_remove("SLUICE_TOKEN");
+            for (name, value) in env {
+                cmd.env(name, value);
+            }
+            let output = cmd.output().expect("runs");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        let identity = ["--cert-file", crt.as_str(), "--key-file", key.as_str()];
+        let query = |extra: &[&str], env: &[(&str, &str)]| {
+            run(&[&["query", "--json"][..], extra].concat(), env)
+        };
+        let (ok, stdout, stderr) = query(&identity, &[]);
+        assert!(ok, "{stderr}");
+        assert_eq!(stdout.lines().count(), 3, "{stdout}");
+        let (ok, stdout, stderr) = query(
+            &[],
+            &[("SLUICE_CERT_FILE", &crt), ("SLUICE_KEY_FILE", &key)],
+        );
+        assert!(ok && stdout.lines().count() == 3, "{stderr}");
+        let (ok, _, _) = query(&[], &[]);
+        assert!(!ok, "no client certificate, no answer");
+        let (ok, _, stderr_half) = query(&["--cert-file", &crt], &[]);
+        assert!(!ok);
+        assert!(stderr_half.contains("--key-file"), "{stderr_half}");
+        let (ok, _, stderr_alerts) = run(&[&["alerts", "--json"][..], &identity].concat(), &[]);
+        assert!(ok, "{stderr_alerts}");
+    })
+    .await
+    .expect("cli");
+    router.stop().await;
+}
+
 /// An API beyond loopback with tokens but without TLS starts, and says at start that its
 /// tokens cross the network in clear text; with `tls` it says nothing of the kind.
 #[test]
