@@ -15,7 +15,7 @@ use crate::channel::{channel, BatchReceiver, BatchSender, Fanout};
 use crate::config::{Graph, OutputRef};
 use crate::pipeline::{AlertSpec, OpenedSource, SinkSpec, SourceSpec, TransformSpec};
 use crate::sinks::{SinkContext, SinkMetrics};
-use crate::sources::sockets::Sockets;
+use crate::sources::sockets::{Socket, Sockets};
 use crate::sources::SourceContext;
 use crate::telemetry;
 
@@ -121,6 +121,17 @@ pub(super) async fn open_source(
             id: source.id.clone(),
             source: error,
         })
+}
+
+/// Whether a new source instance starts only once the one it replaces has ended: when it
+/// took that instance's datagram socket, which one instance at a time reads, so that
+/// datagrams keep their order. A listener is accepted on at once (the old instance's
+/// connections come over as it stops).
+pub(super) fn starts_after_predecessor(opened: &OpenedSource) -> bool {
+    opened
+        .sockets
+        .iter()
+        .any(|b| b.inherited && matches!(b.socket, Socket::Datagram(_)))
 }
 
 /// Opens `sink` on `rx` (its disk buffer, if any, spawned in between); returns its task and

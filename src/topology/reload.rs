@@ -26,7 +26,7 @@ use super::wiring::Wiring;
 use super::TopologyError;
 use crate::config::{ComponentKind, OutputRef};
 use crate::pipeline::{Pipeline, Sink};
-use crate::sources::sockets::{Socket, Sockets};
+use crate::sources::sockets::Sockets;
 use crate::telemetry;
 
 /// What a reload changed.
@@ -486,14 +486,10 @@ impl Controller {
             if let Some(address) = opened.address {
                 tracing::info!(component_id = %id, %address, "listening");
             }
-            // A datagram socket is read by one instance at a time, so that datagrams keep
-            // their order: the new one starts once the old one has ended. A listener is
-            // accepted on at once (the old instance's connections come over as it stops).
-            let reads_after = opened
-                .sockets
-                .iter()
-                .any(|b| b.inherited && matches!(b.socket, Socket::Datagram(_)));
-            let waits = if reads_after { after(&id) } else { Vec::new() };
+            let waits = match components::starts_after_predecessor(&opened) {
+                true => after(&id),
+                false => Vec::new(),
+            };
             sockets.set(&id, opened.sockets);
             new_sources.push((id, stop, waits, opened.task));
         }
