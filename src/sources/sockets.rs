@@ -209,3 +209,48 @@ fn bind_error(address: &str, source: std::io::Error) -> SourceError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_passes_on_only_at_the_same_address_kind_and_source() {
+        let mut sockets = Sockets::default();
+        let (listener, _, tcp) = stream(&sockets, "in", "address", "127.0.0.1:0")
+            .await
+            .unwrap();
+        let (udp_socket, udp) = datagram(&sockets, "udp_in", "127.0.0.1:0").await.unwrap();
+        assert!(!tcp.inherited && !udp.inherited);
+        sockets.set("in", vec![tcp]);
+        sockets.set("udp_in", vec![udp]);
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+        // The same source, address and kind: the very socket, not a new one.
+        let (again, _, bound) = stream(&sockets, "in", "address", "127.0.0.1:0")
+            .await
+            .unwrap();
+        assert!(bound.inherited && Arc::ptr_eq(&again, &listener));
+        let (same_udp, bound) = datagram(&sockets, "udp_in", "127.0.0.1:0").await.unwrap();
+        assert!(bound.inherited && Arc::ptr_eq(&same_udp, &udp_socket));
+        // Another kind, role, source or address: none.
+        assert!(sockets.inherit("in", "address", any, true).is_none());
+        assert!(sockets.inherit("in", "grpc_address", any, false).is_none());
+        assert!(sockets.inherit("other", "address", any, false).is_none());
+        let elsewhere: SocketAddr = "127.0.0.2:0".parse().unwrap();
+        assert!(sockets.inherit("in", "address", elsewhere, false).is_none());
+    }
+
+    #[test]
+    fn a_dropped_successor_is_seen_closed_and_cleared() {
+        let handover = Handover::default();
+        let rx = handover.succeed();
+        drop(rx);
+        // Nothing to pass to: the caller keeps the connection and closes it itself.
+        assert!(lock(&handover.successor)
+            .as_ref()
+            .is_some_and(|tx| tx.is_closed()));
+        handover.clear();
+        assert!(lock(&handover.successor).is_none());
+    }
+}

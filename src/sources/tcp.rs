@@ -297,6 +297,10 @@ impl Connections {
             Ok(StreamEnd::Eof) => Ok(()),
             Ok(StreamEnd::Stopped(stream, rest)) => {
                 // Everything decoded so far is sent: the successor's events come after.
+                // (A framer in the middle of skipping an oversized frame passes without
+                // that state: the successor reads the frame's tail as a frame of its own.
+                // It takes a reload during such a frame, and none of the sender's other
+                // events is lost.)
                 let passed = Passed {
                     stream: pass(stream),
                     peer,
