@@ -13,10 +13,11 @@ use serde_json::Value;
 use super::{http_post_as, metric, sluice_reload, spawn_sender, wait_blocking};
 use crate::util::{free_port, read_lines, sluice_up, spawn_router, tempdir, RouterProcess};
 
-/// One source `in` of `kind` at `address` reading `decoding`, into the file `out`.
-fn pipeline(kind: &str, address: &str, decoding: &str, out: &Path) -> String {
+/// One source `in` of `kind` at `address` reading `decoding` (and `options`, TOML lines),
+/// into the file `out`.
+fn pipeline(kind: &str, address: &str, options: &str, decoding: &str, out: &Path) -> String {
     format!(
-        "[api]\naddress = \"127.0.0.1:0\"\n\n[sources.in]\ntype = \"{kind}\"\naddress = \"{address}\"\ndecoding = \"{decoding}\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\n",
+        "[api]\naddress = \"127.0.0.1:0\"\n\n[sources.in]\ntype = \"{kind}\"\naddress = \"{address}\"\ndecoding = \"{decoding}\"\n{options}\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\n",
         out.display()
     )
 }
@@ -64,12 +65,12 @@ fn check(events: &[(String, u64, bool)], sent: &[(String, u64)]) {
     assert!(events.iter().any(|e| e.2), "events read after the reload");
 }
 
-/// Starts the router on `pipeline(kind, address, "json")`; returns it and its API address.
-fn start(kind: &str, address: &str, dir: &Path) -> (RouterProcess, String) {
+/// Starts the router on `pipeline(kind, address, options, "json")`; returns it and its API address.
+fn start(kind: &str, address: &str, options: &str, dir: &Path) -> (RouterProcess, String) {
     let config = dir.join("pipeline.toml");
     std::fs::write(
         &config,
-        pipeline(kind, address, "json", &dir.join("out.log")),
+        pipeline(kind, address, options, "json", &dir.join("out.log")),
     )
     .unwrap();
     let router = spawn_router(sluice_up(&config));
@@ -79,12 +80,12 @@ fn start(kind: &str, address: &str, dir: &Path) -> (RouterProcess, String) {
 
 /// Lets events flow, changes `in`'s decoding to `bytes` by `sluice reload` (which must be
 /// applied, as a change of `in` only), and lets events flow the new way.
-fn reload_decoding(kind: &str, address: &str, dir: &Path, api: &str) {
+fn reload_decoding(kind: &str, address: &str, options: &str, dir: &Path, api: &str) {
     let out = dir.join("out.log");
     wait_blocking("events before the reload", || read_lines(&out).len() > 500);
     std::fs::write(
         dir.join("pipeline.toml"),
-        pipeline(kind, address, "bytes", &out),
+        pipeline(kind, address, options, "bytes", &out),
     )
     .unwrap();
     let (ok, stdout, stderr) = sluice_reload(api);
@@ -116,7 +117,7 @@ fn finish(router: RouterProcess, dir: &Path, total: u64) -> Vec<(String, u64, bo
 fn a_tcp_source_changed_at_its_address_keeps_its_listener_and_connections() {
     let dir = tempdir();
     let address = format!("127.0.0.1:{}", free_port());
-    let (router, api) = start("tcp", &address, dir.path());
+    let (router, api) = start("tcp", &address, "", dir.path());
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
@@ -147,7 +148,7 @@ fn a_tcp_source_changed_at_its_address_keeps_its_listener_and_connections() {
         })
     };
 
-    reload_decoding("tcp", &address, dir.path(), &api);
+    reload_decoding("tcp", &address, "", dir.path(), &api);
     stop.store(true, Ordering::Relaxed);
     let mut sent: Vec<(String, u64)> = senders
         .into_iter()
@@ -199,7 +200,7 @@ fn a_udp_source_changed_at_its_address_keeps_its_socket() {
         }
     };
     let address = format!("127.0.0.1:{port}");
-    let (router, api) = start("udp", &address, dir.path());
+    let (router, api) = start("udp", &address, "", dir.path());
 
     let stop = Arc::new(AtomicBool::new(false));
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -210,7 +211,7 @@ fn a_udp_source_changed_at_its_address_keeps_its_socket() {
             socket.send(line).expect("udp send");
         }
     });
-    reload_decoding("udp", &address, dir.path(), &api);
+    reload_decoding("udp", &address, "", dir.path(), &api);
     stop.store(true, Ordering::Relaxed);
     let sent = vec![("udp".to_string(), sender.join().unwrap())];
     let total = sent[0].1;
@@ -238,7 +239,9 @@ fn a_udp_source_changed_at_its_address_keeps_its_socket() {
 fn an_http_source_changed_at_its_address_keeps_its_listener() {
     let dir = tempdir();
     let address = format!("127.0.0.1:{}", free_port());
-    let (router, api) = start("http", &address, dir.path());
+    // Its OTLP/gRPC listener passes on too (binding it again would refuse the reload).
+    let grpc = format!("grpc_address = \"127.0.0.1:{}\"\n", free_port());
+    let (router, api) = start("http", &address, &grpc, dir.path());
 
     let stop = Arc::new(AtomicBool::new(false));
     // A request per 5 events, each on a new connection, answered 200 once delivered;
@@ -251,7 +254,7 @@ fn an_http_source_changed_at_its_address_keeps_its_listener() {
             })
         })
         .collect();
-    reload_decoding("http", &address, dir.path(), &api);
+    reload_decoding("http", &address, &grpc, dir.path(), &api);
     stop.store(true, Ordering::Relaxed);
     let sent: Vec<(String, u64)> = senders
         .into_iter()
