@@ -123,7 +123,9 @@ fn lock(held: &Mutex<Held>) -> std::sync::MutexGuard<'_, Held> {
 
 /// Accepts connections on a listener under [`ConnectionLimits`].
 pub struct Acceptor {
-    listener: TcpListener,
+    /// Shared: a source replaced by a reload passes its listener on to its new instance
+    /// (`sources::sockets`).
+    listener: Arc<TcpListener>,
     limits: ConnectionLimits,
     held: Arc<Mutex<Held>>,
     component_id: String,
@@ -136,7 +138,11 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// `component_id` labels the metrics and logs (`api` for the API listener).
-    pub fn new(listener: TcpListener, limits: ConnectionLimits, component_id: &str) -> Self {
+    pub fn new(
+        listener: impl Into<Arc<TcpListener>>,
+        limits: ConnectionLimits,
+        component_id: &str,
+    ) -> Self {
         let refused = |reason| {
             telemetry::counter(
                 "component_connections_refused_total",
@@ -144,7 +150,7 @@ impl Acceptor {
             )
         };
         Self {
-            listener,
+            listener: listener.into(),
             limits,
             held: Arc::default(),
             component_id: component_id.to_string(),
@@ -194,6 +200,19 @@ impl Acceptor {
                     tracing::debug!(component_id = %self.component_id, %peer, reason, "connection refused");
                 }
             }
+        }
+    }
+
+    /// Counts a connection accepted elsewhere (by the instance this one replaces) under
+    /// the caps, without refusing it: it is already open, and closing it would lose what
+    /// its sender has in flight.
+    pub fn adopt(&self, ip: IpAddr) -> Admission {
+        let mut held = lock(&self.held);
+        *held.per_ip.entry(ip).or_insert(0) += 1;
+        held.total += 1;
+        Admission {
+            held: self.held.clone(),
+            ip,
         }
     }
 
@@ -371,6 +390,13 @@ impl<S> IdleTimeout<S> {
             deadline: None,
             closed,
         }
+    }
+}
+
+impl<S> IdleTimeout<S> {
+    /// The stream, without its timeout (to be wrapped again under other settings).
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 

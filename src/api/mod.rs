@@ -421,7 +421,7 @@ fn route(method: &Method, path: &str) -> Option<HttpResponse> {
 /// then stops accepting, lets requests in progress finish (their answers may depend on
 /// acknowledgements), and returns. `component_id` labels the listener's metrics.
 pub async fn serve<H, F>(
-    listener: TcpListener,
+    listener: impl Into<Arc<TcpListener>>,
     limits: HttpLimits,
     component_id: &str,
     tls: Option<TlsAcceptor>,
@@ -446,13 +446,17 @@ pub async fn serve<H, F>(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         connections.spawn(async move {
+            let requested = CancellationToken::new();
+            let first = requested.clone();
             let service = service_fn(move |request| {
+                first.cancel();
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(request, peer).await) }
             });
             let connection = Connection {
                 peer,
                 header_timeout: limits.header_timeout,
+                requested,
                 _admission: admission,
             };
             match tls {
@@ -471,13 +475,19 @@ pub async fn serve<H, F>(
     while connections.join_next().await.is_some() {}
 }
 
-/// One accepted connection: its peer, its header timeout, and its place under the caps
-/// (given back when the connection ends).
+/// One accepted connection: its peer, its header timeout, whether a request came, and its
+/// place under the caps (given back when the connection ends).
 struct Connection {
     peer: SocketAddr,
     header_timeout: Duration,
+    /// Fires when the first request's headers have been read.
+    requested: CancellationToken,
     _admission: Admission,
 }
+
+/// How long a connection with no request yet may still send its first one once the
+/// listener stops (at most its header timeout).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 async fn serve_connection<IO, S>(
     io: IO,
@@ -505,6 +515,21 @@ async fn serve_connection<IO, S>(
             }
         }
         _ = shutdown.cancelled() => {
+            // hyper closes a connection that has not sent a request yet at once; one
+            // accepted just before the stop (a reload passing the listener on) usually has
+            // its request on the way, and its client would see the connection closed
+            // unanswered. So it gets a short while to send it.
+            let grace = FIRST_REQUEST_GRACE.min(connection.header_timeout);
+            let first = tokio::time::timeout(grace, connection.requested.cancelled());
+            tokio::select! {
+                result = served.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "http connection ended");
+                    }
+                    return;
+                }
+                _ = first => {}
+            }
             served.as_mut().graceful_shutdown();
             let _ = served.await;
         }

@@ -33,8 +33,8 @@ use crate::sinks::{
 };
 use crate::sources::{
     file::FileSourceConfig, http::HttpConfig, journald::JournaldConfig,
-    kubernetes::KubernetesLogsConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig,
-    SourceContext, SourceError,
+    kubernetes::KubernetesLogsConfig, sockets::Bound, sockets::Sockets, stdin::StdinConfig,
+    tcp::TcpConfig, udp::UdpConfig, SourceContext, SourceError,
 };
 use crate::transforms::{
     dedupe::DedupeConfig, enrich::EnrichConfig, filter::FilterConfig,
@@ -68,6 +68,8 @@ pub struct OpenedSource {
     /// The address a listening source bound (useful with port 0).
     pub address: Option<SocketAddr>,
     pub task: Task<SourceError>,
+    /// The sockets it listens on, for the topology to keep across reloads.
+    pub sockets: Vec<Bound>,
 }
 
 impl Source {
@@ -107,8 +109,15 @@ impl Source {
         }
     }
 
-    /// Binds, reads token and TLS files, creates consumers: an error here fails the start.
-    pub async fn open(self, ctx: SourceContext) -> Result<OpenedSource, SourceError> {
+    /// Binds (or takes what the instance it replaces holds at the same address from
+    /// `sockets`), reads token and TLS files, creates consumers: an error here fails the
+    /// start.
+    pub async fn open(
+        self,
+        ctx: SourceContext,
+        sockets: &Sockets,
+    ) -> Result<OpenedSource, SourceError> {
+        let mut bound = Vec::new();
         let (address, task): (_, Task<SourceError>) = match self {
             Self::Stdin(c) => (None, Box::pin(c.run(ctx))),
             Self::File(c) => {
@@ -127,21 +136,24 @@ impl Source {
                 (None, Box::pin(c.run(opened, ctx)))
             }
             Self::Tcp(c) => {
-                let bound = c.bind().await?;
+                let listener = c.bind(sockets, &ctx.id).await?;
+                bound.push(listener.listener.bound.clone());
                 (
-                    bound.listener.local_addr().ok(),
-                    Box::pin(c.run(bound, ctx)),
+                    listener.listener.listener.local_addr().ok(),
+                    Box::pin(c.run(listener, ctx)),
                 )
             }
             Self::Udp(c) => {
-                let socket = c.bind().await?;
+                let (socket, socket_bound) = c.bind(sockets, &ctx.id).await?;
+                bound.push(socket_bound);
                 (socket.local_addr().ok(), Box::pin(c.run(socket, ctx)))
             }
             Self::Http(c) => {
-                let bound = c.bind().await?;
+                let listeners = c.bind(sockets, &ctx.id).await?;
+                bound.extend(listeners.bound.iter().cloned());
                 (
-                    bound.listener.local_addr().ok(),
-                    Box::pin(c.run(bound, ctx)),
+                    listeners.listener.local_addr().ok(),
+                    Box::pin(c.run(listeners, ctx)),
                 )
             }
             #[cfg(feature = "kafka")]
@@ -151,7 +163,11 @@ impl Source {
                 (None, Box::pin(c.run(consumer, ctx)))
             }
         };
-        Ok(OpenedSource { address, task })
+        Ok(OpenedSource {
+            address,
+            task,
+            sockets: bound,
+        })
     }
 }
 

@@ -18,6 +18,7 @@ mod kafka_offsets;
 pub mod kubernetes;
 pub mod otlp;
 pub mod otlp_status;
+pub mod sockets;
 pub mod stdin;
 mod stream_auth;
 pub mod tcp;
@@ -57,17 +58,25 @@ pub mod dead_letter {
 }
 
 /// A listening source after the start's IO: its socket, its TLS acceptor and its tokens,
-/// each read once.
+/// each read once per instance (a reload's new instance reads the files again, and takes
+/// its predecessor's socket when the address is the same: `sockets.rs`).
 pub struct BoundListener {
-    pub listener: tokio::net::TcpListener,
+    pub listener: Arc<tokio::net::TcpListener>,
+    /// Where a stopped `tcp` source passes its connections.
+    pub(crate) handover: Arc<sockets::Handover>,
+    /// The socket as the topology keeps it.
+    pub bound: sockets::Bound,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) tokens: auth::Tokens,
 }
 
 impl BoundListener {
-    /// Reads the tokens and TLS files and binds `address`, once, at start: an error here (a
-    /// port conflict, a missing or malformed file) stops the router from starting.
+    /// Reads the tokens and TLS files, then takes the socket `source` holds at `address` or
+    /// binds it: an error here (a port conflict, a missing or malformed file) stops the
+    /// router from starting, or refuses the reload.
     pub(crate) async fn bind(
+        sockets: &sockets::Sockets,
+        source: &str,
         address: &str,
         tokens: &std::collections::BTreeMap<String, String>,
         tokens_file: Option<&std::path::PathBuf>,
@@ -75,21 +84,12 @@ impl BoundListener {
     ) -> Result<Self, SourceError> {
         let tokens = auth::load_tokens(tokens, tokens_file)?;
         let tls = crate::tls::optional_acceptor(tls)?;
-        let bind_error = |source| SourceError::Bind {
-            address: address.to_string(),
-            source,
-        };
-        let parsed = tcp::parse_address(address).map_err(|e| {
-            bind_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                e.message,
-            ))
-        })?;
-        let listener = tokio::net::TcpListener::bind(parsed)
-            .await
-            .map_err(bind_error)?;
+        let (listener, handover, bound) =
+            sockets::stream(sockets, source, "address", address).await?;
         Ok(Self {
             listener,
+            handover,
+            bound,
             tls,
             tokens,
         })
@@ -394,34 +394,83 @@ impl FrameIngest {
 
 /// Reads `reader` to its end (or until shutdown), sending one batch per read.
 pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
-    mut reader: R,
+    reader: R,
     ingest: &mut FrameIngest,
     ctx: &mut SourceContext,
     peer: Option<SocketAddr>,
     auth: Option<&stream_auth::StreamAuth>,
 ) -> Result<(), SourceError> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    match read_until_stopped(reader, buf, ingest, ctx, peer, auth).await? {
+        StreamEnd::Eof => Ok(()),
+        StreamEnd::Stopped(_, rest) => finish_stream(rest, ingest, ctx, peer, auth).await,
+    }
+}
+
+/// How reading a stream ended.
+pub(crate) enum StreamEnd<R> {
+    Eof,
+    /// Stopped: the reader, and the bytes read but not yet decoded (an unfinished frame).
+    Stopped(R, BytesMut),
+}
+
+/// Reads `reader`, starting with the bytes in `buf`, until its end or until the source is
+/// stopped; every complete frame read is sent before this returns.
+pub(crate) async fn read_until_stopped<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut buf: BytesMut,
+    ingest: &mut FrameIngest,
+    ctx: &mut SourceContext,
+    peer: Option<SocketAddr>,
+    auth: Option<&stream_auth::StreamAuth>,
+) -> Result<StreamEnd<R>, SourceError> {
     let mut auth_log = LogLimiter::default();
     loop {
         buf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
             biased;
-            _ = ctx.shutdown.cancelled() => 0,
+            _ = ctx.shutdown.cancelled() => return Ok(StreamEnd::Stopped(reader, buf)),
             n = reader.read_buf(&mut buf) => n?,
         };
         ingest.count_bytes(n);
         let eof = n == 0;
-        let mut decoded = Decoded::default();
-        ingest.decode(&mut buf, eof, peer, &mut decoded);
-        if let Some(auth) = auth {
-            auth.admit(&mut decoded, &mut auth_log, &ctx.shutdown).await;
-        }
-        if decoded.send(ctx).await.is_err() {
-            // Every consumer stopped: nothing downstream can take events any more.
-            return Err(SourceError::Io(std::io::Error::other(Closed)));
-        }
+        decode_and_send(&mut buf, eof, ingest, ctx, peer, auth, &mut auth_log).await?;
         if eof {
-            return Ok(());
+            return Ok(StreamEnd::Eof);
         }
     }
+}
+
+/// Decodes and sends what is left of a stream that will not be read further, its last
+/// frame taken as ended.
+pub(crate) async fn finish_stream(
+    mut rest: BytesMut,
+    ingest: &mut FrameIngest,
+    ctx: &mut SourceContext,
+    peer: Option<SocketAddr>,
+    auth: Option<&stream_auth::StreamAuth>,
+) -> Result<(), SourceError> {
+    let mut auth_log = LogLimiter::default();
+    decode_and_send(&mut rest, true, ingest, ctx, peer, auth, &mut auth_log).await
+}
+
+async fn decode_and_send(
+    buf: &mut BytesMut,
+    eof: bool,
+    ingest: &mut FrameIngest,
+    ctx: &mut SourceContext,
+    peer: Option<SocketAddr>,
+    auth: Option<&stream_auth::StreamAuth>,
+    auth_log: &mut LogLimiter,
+) -> Result<(), SourceError> {
+    let mut decoded = Decoded::default();
+    ingest.decode(buf, eof, peer, &mut decoded);
+    if let Some(auth) = auth {
+        auth.admit(&mut decoded, auth_log, &ctx.shutdown).await;
+    }
+    if decoded.send(ctx).await.is_err() {
+        // Every consumer stopped: nothing downstream can take events any more.
+        return Err(SourceError::Io(std::io::Error::other(Closed)));
+    }
+    Ok(())
 }

@@ -5,10 +5,16 @@
 //! flood of small datagrams still moves as few, large batches. UDP has no flow control: when
 //! the pipeline is slower than the senders the kernel drops datagrams, which shows up in the
 //! host's `RcvbufErrors`, not here.
+//!
+//! An instance replaced by a reload (its address the same) stops reading, and the new one
+//! reads the same socket once it has ended: datagrams wait in the socket's buffer meanwhile.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::net::UdpSocket;
 
+use super::sockets::{Bound, Sockets};
 use super::{FrameIngest, SourceContext, SourceError};
 use crate::codec::{DecodingConfig, FramingConfig};
 use crate::field_error::FieldError;
@@ -36,16 +42,21 @@ impl UdpConfig {
         self.framing.validate()
     }
 
-    pub async fn bind(&self) -> Result<UdpSocket, SourceError> {
-        UdpSocket::bind(&self.address)
-            .await
-            .map_err(|source| SourceError::Bind {
-                address: self.address.clone(),
-                source,
-            })
+    /// Binds the socket, or takes the one the instance this one replaces holds at the same
+    /// address (that instance stops reading before this one starts: `sockets.rs`).
+    pub async fn bind(
+        &self,
+        sockets: &Sockets,
+        source: &str,
+    ) -> Result<(Arc<UdpSocket>, Bound), SourceError> {
+        super::sockets::datagram(sockets, source, &self.address).await
     }
 
-    pub async fn run(self, socket: UdpSocket, mut ctx: SourceContext) -> Result<(), SourceError> {
+    pub async fn run(
+        self,
+        socket: Arc<UdpSocket>,
+        mut ctx: SourceContext,
+    ) -> Result<(), SourceError> {
         let mut ingest = FrameIngest::new(ctx.id.clone(), &self.framing, self.decoding);
         let mut datagram = vec![0u8; MAX_DATAGRAM_BYTES];
         loop {

@@ -2,7 +2,6 @@
 //! start and reload share.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -14,8 +13,9 @@ use super::TopologyError;
 use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
 use crate::channel::{channel, BatchReceiver, BatchSender, Fanout};
 use crate::config::{Graph, OutputRef};
-use crate::pipeline::{AlertSpec, SinkSpec, SourceSpec, TransformSpec};
+use crate::pipeline::{AlertSpec, OpenedSource, SinkSpec, SourceSpec, TransformSpec};
 use crate::sinks::{SinkContext, SinkMetrics};
+use crate::sources::sockets::{Socket, Sockets};
 use crate::sources::SourceContext;
 use crate::telemetry;
 
@@ -97,35 +97,41 @@ fn output(wiring: &mut Wiring, graph: &Graph, id: &str, index: usize) -> Fanout 
     wiring.stage_output((id.to_string(), index), graph.output_name(id, index))
 }
 
-/// Binds `source` (the IO that can fail on what another process holds); its task stops
-/// when `stop` fires.
+/// Binds `source` (the IO that can fail on what another process holds), or takes from
+/// `sockets` what the instance it replaces holds at the same address; its task stops when
+/// `stop` fires.
 pub(super) async fn open_source(
     source: SourceSpec,
     graph: &Graph,
     wiring: &mut Wiring,
     stop: CancellationToken,
-) -> Result<
-    (
-        Option<SocketAddr>,
-        crate::pipeline::Task<crate::sources::SourceError>,
-    ),
-    TopologyError,
-> {
+    sockets: &Sockets,
+) -> Result<OpenedSource, TopologyError> {
     let ctx = SourceContext {
         id: Arc::from(source.id.as_str()),
         out: output(wiring, graph, &source.id, 0),
         dead_letter: output(wiring, graph, &source.id, 1),
         shutdown: stop,
     };
-    let opened = source
+    source
         .source
-        .open(ctx)
+        .open(ctx, sockets)
         .await
         .map_err(|error| TopologyError::Source {
             id: source.id.clone(),
             source: error,
-        })?;
-    Ok((opened.address, opened.task))
+        })
+}
+
+/// Whether a new source instance starts only once the one it replaces has ended: when it
+/// took that instance's datagram socket, which one instance at a time reads, so that
+/// datagrams keep their order. A listener is accepted on at once (the old instance's
+/// connections come over as it stops).
+pub(super) fn starts_after_predecessor(opened: &OpenedSource) -> bool {
+    opened
+        .sockets
+        .iter()
+        .any(|b| b.inherited && matches!(b.socket, Socket::Datagram(_)))
 }
 
 /// Opens `sink` on `rx` (its disk buffer, if any, spawned in between); returns its task and

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::pipeline::Pipeline;
+use crate::sources::sockets::Sockets;
 use crate::sources::SourceError;
 
 pub use reload::{Applied, ReloadError, Reloader};
@@ -158,18 +159,20 @@ pub async fn start(
     // anything creates files or starts.
     let mut bound = HashMap::new();
     let mut source_tasks = Vec::new();
+    let mut sockets = Sockets::default();
     for source in sources {
         if !consumed.contains(&source.id) {
             tracing::warn!(component_id = %source.id, "source has no consumers; its events are discarded");
         }
         let id = source.id.clone();
         let stop = shutdown.child_token();
-        let (address, task) =
-            components::open_source(source, &graph, &mut wiring, stop.clone()).await?;
-        if let Some(address) = address {
+        let opened =
+            components::open_source(source, &graph, &mut wiring, stop.clone(), &sockets).await?;
+        if let Some(address) = opened.address {
             bound.insert(id.clone(), address);
         }
-        source_tasks.push((id, stop, task));
+        sockets.set(&id, opened.sockets);
+        source_tasks.push((id, stop, opened.task));
     }
     let api_listener = match &api {
         None => None,
@@ -351,6 +354,7 @@ pub async fn start(
         shutdown,
         streams_stop: streams_stop.clone(),
         registry,
+        sockets,
     };
     let controller = tokio::spawn(controller.run(requests));
     Ok(RunningTopology {

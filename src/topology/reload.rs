@@ -26,6 +26,7 @@ use super::wiring::Wiring;
 use super::TopologyError;
 use crate::config::{ComponentKind, OutputRef};
 use crate::pipeline::{Pipeline, Sink};
+use crate::sources::sockets::Sockets;
 use crate::telemetry;
 
 /// What a reload changed.
@@ -195,6 +196,9 @@ pub(super) struct Controller {
     pub(super) shutdown: CancellationToken,
     pub(super) streams_stop: CancellationToken,
     pub(super) registry: crate::alert::Registry,
+    /// The sockets the running sources listen on, so that a source replaced at the same
+    /// address passes its socket on instead of binding again (`sources::sockets`).
+    pub(super) sockets: Sockets,
 }
 
 impl Controller {
@@ -459,22 +463,35 @@ impl Controller {
         }
 
         // The IO that can fail, before anything running changes: bind new sources (a
-        // changed source's new address is bound while the old one still listens), open
-        // new sinks.
+        // changed source's new address is bound while the old one still listens; at the
+        // same address, the new instance takes the old one's socket), open new sinks.
+        let mut sockets = Sockets::default();
         for source in sources {
             let status = cur.status(&source.id, &fingerprints);
             note(&source.id, status, &mut applied, &mut changed);
             if status == Status::Unchanged {
+                sockets.set(&source.id, self.sockets.get(&source.id).to_vec());
                 continue;
             }
             let stop = self.shutdown.child_token();
             let id = source.id.clone();
-            let (address, task) =
-                components::open_source(source, &graph, &mut self.wiring, stop.clone()).await?;
-            if let Some(address) = address {
+            let opened = components::open_source(
+                source,
+                &graph,
+                &mut self.wiring,
+                stop.clone(),
+                &self.sockets,
+            )
+            .await?;
+            if let Some(address) = opened.address {
                 tracing::info!(component_id = %id, %address, "listening");
             }
-            new_sources.push((id, stop, task));
+            let waits = match components::starts_after_predecessor(&opened) {
+                true => after(&id),
+                false => Vec::new(),
+            };
+            sockets.set(&id, opened.sockets);
+            new_sources.push((id, stop, waits, opened.task));
         }
         for (sink, rx, _) in sink_rxs {
             let id = sink.id.clone();
@@ -555,9 +572,9 @@ impl Controller {
             let done = components::spawn(&mut self.tasks, kind, &id, waits, task);
             instances.insert(id, Instance { done, stop: None });
         }
-        for (id, stop, task) in new_sources {
+        for (id, stop, waits, task) in new_sources {
             let name = id.clone();
-            let done = components::spawn(&mut self.tasks, "source", &id, Vec::new(), async move {
+            let done = components::spawn(&mut self.tasks, "source", &id, waits, async move {
                 if let Err(error) = task.await {
                     tracing::error!(component_id = %name, %error, "source stopped");
                 }
@@ -582,6 +599,9 @@ impl Controller {
         });
         next.instances = instances;
         self.current = next;
+        // Sockets of removed sources, and old addresses of changed ones, close once their
+        // last instance has ended.
+        self.sockets = sockets;
         Ok(applied)
     }
 }

@@ -49,7 +49,7 @@ use tonic::{Code, Status};
 
 use super::{NotTaken, State};
 use crate::listen::{Acceptor, MinRateBody};
-use crate::sources::{otlp, otlp_status, SourceError};
+use crate::sources::{otlp, otlp_status};
 use crate::telemetry;
 
 /// The one method served.
@@ -63,27 +63,9 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 type GrpcResponse = Response<tonic::body::Body>;
 
-pub(super) async fn bind(address: &str) -> Result<TcpListener, SourceError> {
-    let bind_error = |source| SourceError::Bind {
-        address: address.to_string(),
-        source,
-    };
-    let parsed = crate::sources::tcp::parse_address(address).map_err(|e| {
-        bind_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            e.message,
-        ))
-    })?;
-    let listener = TcpListener::bind(parsed).await.map_err(bind_error)?;
-    if let Ok(local) = listener.local_addr() {
-        tracing::info!(address = %local, "serving OTLP/gRPC");
-    }
-    Ok(listener)
-}
-
 /// Serves `listener` until `shutdown`, then lets the requests in progress finish.
 pub(super) async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     tls: Option<TlsAcceptor>,
     state: Arc<State>,
     shutdown: CancellationToken,

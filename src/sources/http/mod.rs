@@ -51,6 +51,7 @@ use body::{
 };
 
 use super::auth::{RateLimiter, Tokens};
+use super::sockets::{Bound, Sockets};
 use super::{BoundListener, Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckReceiver, AckStatus, AckToken};
 use crate::api::{error, respond, HttpResponse};
@@ -62,28 +63,48 @@ use crate::telemetry;
 const FRAME_IDS_REMEMBERED: usize = 10_000;
 
 impl HttpConfig {
-    /// Does the start's IO once: reads the tokens and TLS files and binds the listeners.
-    pub async fn bind(&self) -> Result<HttpListeners, SourceError> {
+    /// Does the start's IO once: reads the tokens and TLS files and binds the listeners
+    /// (or takes those the instance this one replaces holds at the same addresses; its
+    /// connections finish their requests, and clients' next ones come on new connections).
+    pub async fn bind(
+        &self,
+        sockets: &Sockets,
+        source: &str,
+    ) -> Result<HttpListeners, SourceError> {
         let BoundListener {
             listener,
+            bound,
             tls,
             tokens,
+            ..
         } = BoundListener::bind(
+            sockets,
+            source,
             &self.address,
             &self.tokens,
             self.tokens_file.as_ref(),
             self.tls.as_ref(),
         )
         .await?;
+        let mut sockets_bound = vec![bound];
         let grpc = match &self.grpc_address {
             None => None,
-            Some(address) => Some(grpc::bind(address).await?),
+            Some(address) => {
+                let (listener, _, bound) =
+                    super::sockets::stream(sockets, source, "grpc_address", address).await?;
+                if let Ok(local) = listener.local_addr() {
+                    tracing::info!(address = %local, "serving OTLP/gRPC");
+                }
+                sockets_bound.push(bound);
+                Some(listener)
+            }
         };
         Ok(HttpListeners {
             listener,
             grpc,
             tls,
             tokens,
+            bound: sockets_bound,
         })
     }
 
@@ -93,6 +114,7 @@ impl HttpConfig {
             grpc,
             tls,
             tokens,
+            ..
         } = bound;
         let shutdown = ctx.shutdown.clone();
         let limits = self.limits();
@@ -139,10 +161,12 @@ impl HttpConfig {
 /// The http source's listeners after the start's IO: HTTP, and OTLP/gRPC if configured,
 /// sharing one TLS acceptor and one set of tokens.
 pub struct HttpListeners {
-    pub listener: tokio::net::TcpListener,
-    grpc: Option<tokio::net::TcpListener>,
+    pub listener: Arc<tokio::net::TcpListener>,
+    grpc: Option<Arc<tokio::net::TcpListener>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     tokens: Tokens,
+    /// The sockets as the topology keeps them.
+    pub bound: Vec<Bound>,
 }
 
 /// Why a decoded request was not taken; each protocol answers it its own way.

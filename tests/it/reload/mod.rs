@@ -2,7 +2,10 @@
 //! HTTP at a steady rate is reloaded 20 times (a transform changed each time, a sink added
 //! and removed, a route changed, one invalid file refused in the middle); every event must
 //! arrive once, where the configuration it went through says, in order per sender. Also
-//! SIGUSR1 reopening files, and the time a 50-component reload takes.
+//! SIGUSR1 reopening files, and the time a 50-component reload takes. `handoff.rs`: a
+//! changed source keeps its socket.
+
+mod handoff;
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
@@ -133,11 +136,16 @@ fn spawn_sender(
 }
 
 fn http_post(address: &str, body: &[u8]) {
+    http_post_as(address, "application/x-ndjson", body)
+}
+
+/// Posts `body` as `content_type` on a new connection; panics unless answered 200.
+fn http_post_as(address: &str, content_type: &str, body: &[u8]) {
     let mut stream = std::net::TcpStream::connect(address).expect("http connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     write!(
         stream,
-        "POST /v1/logs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /v1/logs HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -560,15 +568,20 @@ fn reload_and_reopen_need_an_admin_token() {
 }
 
 /// Sources by reload, with `--watch-config`: an added source binds and feeds its sinks; a
-/// changed source that keeps its address is refused (the new instance cannot bind what the
-/// old one holds) and the old one keeps serving; a removed source stops listening while
-/// the other keeps its connection.
+/// changed source that keeps its address keeps its socket and its connections; one whose
+/// address changes binds the new one before it lets the old one go (an address in use
+/// refuses the reload, and the old one keeps serving); a removed source stops listening
+/// while the other keeps its connection.
 #[test]
-fn watched_config_adds_and_removes_sources_and_refuses_a_change_that_keeps_an_address() {
+fn watched_config_adds_changes_and_removes_sources() {
     let dir = tempdir();
     let out = dir.path().join("out.log");
     let config = dir.path().join("pipeline.toml");
-    let (a, b) = (crate::util::free_port(), crate::util::free_port());
+    let (a, b, c) = (
+        crate::util::free_port(),
+        crate::util::free_port(),
+        crate::util::free_port(),
+    );
     let write = |sources: &[(&str, u16, &str)]| {
         let mut text = String::new();
         for (id, port, decoding) in sources {
@@ -600,15 +613,42 @@ fn watched_config_adds_and_removes_sources_and_refuses_a_change_that_keeps_an_ad
         lines().contains("via b") && lines().contains("via a, kept")
     });
 
+    // Same address, new decoding: the connection is kept and read the new way.
     write(&[("a", a, "json"), ("b", b, "bytes")]);
+    assert!(router.wait_for_log(&["reload applied", "changed=[\"a\"]"]));
+    writeln!(to_a, r#"{{"said":"via a, read as json"}}"#).unwrap();
+    wait_blocking("a read the new way", || {
+        lines().contains(r#""said":"via a, read as json""#)
+    });
+    let mut again = std::net::TcpStream::connect(("127.0.0.1", a)).unwrap();
+    writeln!(again, r#"{{"said":"a new connection to a"}}"#).unwrap();
+    wait_blocking("a new connection", || {
+        lines().contains("a new connection to a")
+    });
+
+    // A new address held by another process: refused before the old one is touched.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let taken = held.local_addr().unwrap().port();
+    write(&[("a", taken, "json"), ("b", b, "bytes")]);
     assert!(router.wait_for_log(&["reload refused", "source `a`"]));
-    writeln!(to_a, "via a, still").unwrap();
+    writeln!(to_a, r#"{{"said":"via a, still"}}"#).unwrap();
     wait_blocking("a still serving", || lines().contains("via a, still"));
+    drop(held);
+
+    // A new address: bound, then the old one let go.
+    write(&[("a", c, "json"), ("b", b, "bytes")]);
+    assert!(router.wait_for_log(&["reload applied", "changed=[\"a\"]"]));
+    let mut to_c = std::net::TcpStream::connect(("127.0.0.1", c)).unwrap();
+    writeln!(to_c, r#"{{"said":"via c"}}"#).unwrap();
+    wait_blocking("a at its new address", || lines().contains("via c"));
+    wait_blocking("a's old address no longer listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", a)).is_err()
+    });
 
     write(&[("b", b, "bytes")]);
     assert!(router.wait_for_log(&["reload applied", "removed=[\"a\"]"]));
     wait_blocking("a no longer listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", a)).is_err()
+        std::net::TcpStream::connect(("127.0.0.1", c)).is_err()
     });
     writeln!(to_b, "via b, kept").unwrap();
     wait_blocking("b kept its connection", || lines().contains("via b, kept"));
