@@ -7,6 +7,8 @@
 //! stay well under 2.5 µs per line.
 //!
 //! `text_layouts/auto_normalize` runs the lines of `tests/corpus/formats` (plain-text layouts).
+//! `layout_stream/<layout>` runs one of those files as one stream, through `auto` alone and
+//! through the parse transform: what a file or container repeating that layout costs a line.
 //!
 //! `cargo bench --bench decoders -- --warm-up-time 1 --measurement-time 3`
 
