@@ -7,6 +7,8 @@
 //! stay well under 2.5 µs per line.
 //!
 //! `text_layouts/auto_normalize` runs the lines of `tests/corpus/formats` (plain-text layouts).
+//! `layout_stream/<layout>` runs one of those files as one stream, through `auto` alone and
+//! through the parse transform: what a file or container repeating that layout costs a line.
 //!
 //! `cargo bench --bench decoders -- --warm-up-time 1 --measurement-time 3`
 
@@ -14,6 +16,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice::event::Event;
 use sluice::parse;
+use sluice::transforms::parse::ParseConfig;
+use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
 
 const LINES: usize = 1_000;
 
@@ -221,10 +225,81 @@ fn decoders(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // One stream of one layout through the `parse` transform (auto + normalisation), as a
+    // file or container of that program reaches it; `auto` alone for comparison.
+    for layout in STREAM_LAYOUTS {
+        let lines = corpus_file_lines(layout);
+        let events: Vec<Event> = lines
+            .iter()
+            .map(|line| {
+                let mut event = Event::from_message(line.clone());
+                event.meta.received_at = RECEIVED_AT;
+                event.meta.source = Some("app_logs".into());
+                event
+            })
+            .collect();
+        let mut group = c.benchmark_group(format!("layout_stream/{layout}"));
+        group.throughput(Throughput::Elements(lines.len() as u64));
+        group.bench_function("auto", |b| {
+            b.iter(|| {
+                for line in &lines {
+                    std::hint::black_box(parse::detect(line.clone()));
+                }
+            })
+        });
+        let mut transform = parse_transform("");
+        group.bench_function("transform", |b| {
+            b.iter_batched(
+                || (events.clone(), Outputs::new(ParseConfig::outputs().len())),
+                |(events, mut out)| {
+                    for event in events {
+                        transform.transform(event, &mut out);
+                    }
+                    out
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        group.finish();
+    }
+}
+
+/// Layouts benched as a single stream: a few common text layouts of different shapes.
+const STREAM_LAYOUTS: [&str; 5] = [
+    "nginx_error",
+    "glog",
+    "log4j",
+    "postgresql",
+    "python_default",
+];
+
+fn parse_transform(config: &str) -> sluice::transforms::parse::Parse {
+    toml::from_str::<ParseConfig>(config)
+        .expect("bench config parses")
+        .build(&TransformContext {
+            id: "app_logs".to_string(),
+        })
+        .expect("bench config builds")
 }
 
 /// 2026-12-06T12:00:00Z.
 const RECEIVED_AT: i64 = 1_796_558_400_000_000_000;
+
+/// The lines of `tests/corpus/formats/<layout>.tsv` (third column).
+fn corpus_file_lines(layout: &str) -> Vec<Bytes> {
+    let path = format!(
+        "{}/tests/corpus/formats/{layout}.tsv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path)
+        .expect("corpus file is readable")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.splitn(3, '\t').nth(2))
+        .map(|l| Bytes::from(l.to_string()))
+        .collect()
+}
 
 /// The lines of every `tests/corpus/formats/*.tsv` (third column), taken round-robin so
 /// that each layout is spread over the run.
