@@ -27,10 +27,12 @@ use crate::enrichment::{
     csv::CsvTableConfig, geoip::GeoipTableConfig, LoadError, Loader, TableHandle, Tables,
 };
 use crate::sinks::notify::NotifyConfig;
+use crate::sinks::options::{StoreDefaults, StoreOptions};
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
     http::HttpSinkConfig, SinkContext, SinkError,
 };
+use crate::sinks::{clickhouse, elasticsearch, loki};
 use crate::sources::{
     file::FileSourceConfig, http::HttpConfig, journald::JournaldConfig,
     kubernetes::KubernetesLogsConfig, stdin::StdinConfig, tcp::TcpConfig, udp::UdpConfig,
@@ -266,9 +268,9 @@ pub enum Sink {
     File(FileSink),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
-    Clickhouse(crate::sinks::clickhouse::ClickhouseSinkConfig),
-    Elasticsearch(crate::sinks::elasticsearch::ElasticsearchSinkConfig),
-    Loki(crate::sinks::loki::LokiSinkConfig),
+    Clickhouse(clickhouse::ClickhouseSinkConfig),
+    Elasticsearch(elasticsearch::ElasticsearchSinkConfig),
+    Loki(loki::LokiSinkConfig),
     Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
@@ -297,17 +299,19 @@ impl Sink {
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
-            "clickhouse" => Self::Clickhouse(checked(
+            "clickhouse" => Self::Clickhouse(store_checked::<clickhouse::Clickhouse, _>(
                 table,
-                crate::sinks::clickhouse::ClickhouseSinkConfig::validate,
+                clickhouse::ClickhouseSinkConfig::validate,
             )?),
-            "elasticsearch" => Self::Elasticsearch(checked(
+            "elasticsearch" => {
+                Self::Elasticsearch(store_checked::<elasticsearch::Elasticsearch, _>(
+                    table,
+                    elasticsearch::ElasticsearchSinkConfig::validate,
+                )?)
+            }
+            "loki" => Self::Loki(store_checked::<loki::Loki, _>(
                 table,
-                crate::sinks::elasticsearch::ElasticsearchSinkConfig::validate,
-            )?),
-            "loki" => Self::Loki(checked(
-                table,
-                crate::sinks::loki::LokiSinkConfig::validate,
+                loki::LokiSinkConfig::validate,
             )?),
             "opentelemetry" => Self::Opentelemetry(checked(
                 table,
@@ -393,6 +397,17 @@ fn checked<T: DeserializeOwned>(
     let config = deserialize(table)?;
     check(&config)?;
     Ok(config)
+}
+
+/// `checked` for a log-store sink, whose config flattens the shared `StoreOptions`: serde
+/// reports an error inside a flattened struct without naming its field, so the shared
+/// options are read on their own first (the sink's other fields are ignored there).
+fn store_checked<D: StoreDefaults, T: DeserializeOwned>(
+    table: toml::Table,
+    check: impl FnOnce(&T) -> Result<(), FieldError>,
+) -> Result<T, FieldError> {
+    deserialize::<StoreOptions<D>>(table.clone())?;
+    checked(table, check)
 }
 
 fn unknown_type(kind: &str, known: &str) -> FieldError {

@@ -1,21 +1,44 @@
 //! What the batching sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share:
 //! gathering queued batches into one request's worth, their endpoint and its delivery
-//! client, and the request body's compression (which the `opentelemetry` sink uses too).
+//! client, the request body's compression (which the `opentelemetry` sink uses too), and
+//! one request sent with retries then acknowledged or dead-lettered (the `http` sink's
+//! too).
 
 use std::borrow::Cow;
 use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 
 use super::http::{parse_endpoint, HttpCompression};
-use super::SinkError;
-use crate::channel::BatchReceiver;
+use super::{SinkContext, SinkError};
+use crate::ack::AckStatus;
+use crate::channel::{BatchReceiver, Held};
 use crate::delivery::http::HttpClient;
-use crate::event::Delivery;
+use crate::delivery::retry::{DeliveryError, Retrier};
+use crate::event::{Delivery, Event};
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
+
+/// Queued batches gathered into one request's worth; their room in the queue stays taken
+/// until this is dropped, so requests in flight count against the queue's byte bound.
+pub(crate) struct Gathered {
+    pub(crate) batches: Vec<Delivery>,
+    _held: Held,
+}
+
+impl Gathered {
+    /// Settles the batches, every event's outcome having been stated.
+    pub(crate) fn settle(self) {
+        self.batches.into_iter().for_each(Delivery::settle);
+    }
+
+    pub(crate) fn events(&self) -> impl Iterator<Item = &Event> {
+        self.batches.iter().flat_map(|b| b.events.iter())
+    }
+}
 
 /// Waits for a batch, then takes more until `max_events` are in hand or `linger` has passed
 /// since the first: stores want few large writes (ClickHouse makes a part per insert), and
@@ -25,26 +48,107 @@ pub(crate) async fn gather(
     rx: &mut BatchReceiver,
     max_events: usize,
     linger: Duration,
-) -> Option<Vec<Delivery>> {
-    let first = rx.recv().await?;
+) -> Option<Gathered> {
+    let (first, mut held) = rx.recv_held().await?;
     let mut queued = first.len();
     let mut batches = vec![first];
     let deadline = tokio::time::Instant::now() + linger;
     while queued < max_events {
-        let next = match rx.try_recv() {
+        let next = match rx.try_recv_held() {
             Some(batch) => Some(batch),
             None if linger.is_zero() => None,
             // `recv` is cancel-safe: a batch is either taken or left queued.
-            None => tokio::time::timeout_at(deadline, rx.recv())
+            None => tokio::time::timeout_at(deadline, rx.recv_held())
                 .await
                 .ok()
                 .flatten(),
         };
-        let Some(batch) = next else { break };
+        let Some((batch, room)) = next else { break };
         queued += batch.len();
         batches.push(batch);
+        held.join(room);
     }
-    Some(batches)
+    Some(Gathered {
+        batches,
+        _held: held,
+    })
+}
+
+/// An item of a request, for the step after it: the event to acknowledge or dead-letter.
+pub(crate) trait Letter {
+    fn event(&self) -> &Event;
+}
+
+impl Letter for &Event {
+    fn event(&self) -> &Event {
+        self
+    }
+}
+
+impl<T> Letter for (&Event, T) {
+    fn event(&self) -> &Event {
+        self.0
+    }
+}
+
+/// One store's requests: where to, with which headers, retried how.
+pub(crate) struct Poster {
+    pub(crate) uri: Uri,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) client: HttpClient,
+    pub(crate) timeout: Duration,
+    pub(crate) retrier: Retrier,
+    pub(crate) compression: HttpCompression,
+}
+
+impl Poster {
+    /// Sends `body` (compressed as configured), retrying; then acknowledges `items` as
+    /// delivered, or hands them to dead-letter (`what` says what refused them, in the log).
+    pub(crate) async fn send<T: Letter>(
+        &self,
+        items: &[T],
+        body: Cow<'_, [u8]>,
+        ctx: &SinkContext,
+        what: &str,
+    ) {
+        let payload = match compress(body, self.compression) {
+            Ok(payload) => payload,
+            // Compressing into memory does not fail in practice; treat it as fatal.
+            Err(error) => {
+                let error = DeliveryError::Fatal(error.to_string());
+                return self.dead_letter(items, error, ctx, what).await;
+            }
+        };
+        let delivered = self
+            .retrier
+            .run(&self.uri, || {
+                self.client
+                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
+            })
+            .await;
+        match delivered {
+            Ok(()) => {
+                ctx.metrics.sent_events.inc(items.len() as u64);
+                ctx.metrics.sent_bytes.inc(payload.len() as u64);
+                for item in items {
+                    item.event().ack(AckStatus::Delivered);
+                }
+            }
+            Err(error) => self.dead_letter(items, error, ctx, what).await,
+        }
+    }
+
+    pub(crate) async fn dead_letter<T: Letter>(
+        &self,
+        items: &[T],
+        error: DeliveryError,
+        ctx: &SinkContext,
+        what: &str,
+    ) {
+        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = items.len(), "{what}; events go to dead-letter");
+        let letters = super::dead_letters(items.iter().map(Letter::event), &ctx.id, &error);
+        ctx.reject_async(letters).await;
+    }
 }
 
 /// The delivery client for `uri`: plain for `http://`; for `https://` trusting the system's

@@ -20,19 +20,17 @@
 //! unacknowledged, each attempt is counted and logged with the reason.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
+use super::batch::{self, invalid, Poster};
 use super::{SinkContext, SinkError};
-use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
+use crate::delivery::retry::{Retrier, RetryConfig};
 use crate::event::{Delivery, Event};
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
@@ -125,16 +123,7 @@ impl HttpSinkConfig {
     /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
     /// the start, naming the field).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
-        let uri = parse_uri(&self.uri).map_err(invalid)?;
-        let https = uri.scheme_str() == Some("https");
-        if !https {
-            return Ok(HttpClient::plain());
-        }
-        let tls = self
-            .tls
-            .client_config(https)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        Ok(HttpClient::with_tls(tls))
+        batch::client(&parse_uri(&self.uri).map_err(invalid)?, &self.tls)
     }
 
     pub async fn run(
@@ -153,28 +142,24 @@ impl HttpSinkConfig {
             headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
         }
         headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        let mut sink = HttpSink {
-            uri,
-            headers,
-            client,
-            timeout: Duration::from_secs(self.timeout_secs),
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
+        let sink = HttpSink {
+            poster: Poster {
+                uri,
+                headers,
+                client,
+                timeout: Duration::from_secs(self.timeout_secs),
+                retrier: Retrier::new(
+                    self.retry.clone(),
+                    Some(&ctx.id),
+                    ctx.metrics.write_errors.clone(),
+                ),
+                compression: self.compression,
+            },
             config: self,
         };
         sink.run(rx, ctx).await;
         Ok(())
     }
-}
-
-fn invalid(e: FieldError) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{}: {}", e.field, e.message),
-    )
 }
 
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
@@ -241,16 +226,12 @@ pub(crate) fn parse_headers(
 
 struct HttpSink {
     config: HttpSinkConfig,
-    uri: Uri,
-    /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    client: HttpClient,
-    timeout: Duration,
-    retrier: Retrier,
+    /// Its headers: `Content-Type`, `Content-Encoding` if compressed, the configured ones.
+    poster: Poster,
 }
 
 impl HttpSink {
-    async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
+    async fn run(&self, mut rx: BatchReceiver, ctx: SinkContext) {
         let mut batches: Vec<Delivery> = Vec::new();
         let mut body = Vec::new();
         let mut line = Vec::new();
@@ -277,7 +258,7 @@ impl HttpSink {
                     || (!chunk.is_empty()
                         && body.len() + line.len() + 2 > self.config.batch_max_bytes);
                 if full {
-                    self.send(&chunk, &body, &ctx).await;
+                    self.send(&chunk, &mut body, &ctx).await;
                     chunk.clear();
                     body.clear();
                 }
@@ -294,7 +275,7 @@ impl HttpSink {
                 chunk.push(event);
             }
             if !chunk.is_empty() {
-                self.send(&chunk, &body, &ctx).await;
+                self.send(&chunk, &mut body, &ctx).await;
             }
             drop(chunk);
             body.clear();
@@ -303,66 +284,14 @@ impl HttpSink {
         }
     }
 
-    /// Sends one request's events (encoded in `body`), retrying, then acknowledges them or
-    /// hands them to dead-letter.
-    async fn send(&mut self, events: &[&Event], body: &[u8], ctx: &SinkContext) {
-        let payload = match self.payload(body) {
-            Ok(p) => p,
-            Err(error) => {
-                // Compressing into memory does not fail in practice; treat it as fatal.
-                self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
-                    .await;
-                return;
-            }
-        };
-        let delivered = self
-            .retrier
-            .run(&self.uri, || {
-                self.client
-                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
-            })
-            .await;
-        match delivered {
-            Ok(()) => {
-                ctx.metrics.sent_events.inc(events.len() as u64);
-                ctx.metrics.sent_bytes.inc(payload.len() as u64);
-                for event in events {
-                    event.ack(AckStatus::Delivered);
-                }
-            }
-            Err(error) => self.dead_letter(events, error, ctx).await,
+    /// Sends one request's events (encoded in `body`, which is closed here), retrying,
+    /// then acknowledges them or hands them to dead-letter.
+    async fn send(&self, events: &[&Event], body: &mut Vec<u8>, ctx: &SinkContext) {
+        if self.config.encoding == HttpEncoding::JsonArray {
+            body.push(b']');
         }
-    }
-
-    async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
-        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "request failed for good; events go to dead-letter");
-        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
-        ctx.reject_async(letters).await;
-    }
-
-    /// The request body: the encoded events, closed and compressed as configured.
-    fn payload(&self, body: &[u8]) -> std::io::Result<Bytes> {
-        let closing: &[u8] = match self.config.encoding {
-            HttpEncoding::Ndjson => b"",
-            HttpEncoding::JsonArray => b"]",
-        };
-        Ok(match self.config.compression {
-            HttpCompression::None => {
-                let mut out = Vec::with_capacity(body.len() + closing.len());
-                out.extend_from_slice(body);
-                out.extend_from_slice(closing);
-                Bytes::from(out)
-            }
-            HttpCompression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                gz.write_all(body)?;
-                gz.write_all(closing)?;
-                Bytes::from(gz.finish()?)
-            }
-        })
+        let what = "request failed for good";
+        self.poster.send(events, body[..].into(), ctx, what).await;
     }
 }
 

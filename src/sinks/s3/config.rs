@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::key::KeyTemplate;
 use crate::delivery::retry::RetryConfig;
 use crate::field_error::FieldError;
+use crate::sinks::options::RequestConfig;
 use crate::sinks::Encoding;
 use crate::tls::ClientTlsConfig;
 
@@ -71,6 +72,9 @@ pub struct S3SinkConfig {
     /// events to `ID.dead_letter`.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// `request = { concurrency = N }`: objects being stored at once.
+    #[serde(default)]
+    pub request: RequestConfig,
 }
 
 /// `batch = { max_bytes, timeout_secs }`: when an open object is stored.
@@ -207,6 +211,7 @@ impl S3SinkConfig {
         if self.timeout_secs == 0 {
             return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
+        self.request.validate(usize::MAX)?;
         self.tls.validate()?;
         self.retry.validate()?;
         Ok(super::S3Sink { config: self, key })

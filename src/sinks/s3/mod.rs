@@ -5,9 +5,11 @@
 //! when its encoded bytes reach `batch.max_bytes`, when it has been open
 //! `batch.timeout_secs`, when a new prefix needs its place among `max_open_objects`, or
 //! when the input ends. Storing is a PUT, or a multipart upload for a large object
-//! (`upload.rs`), retried with backoff. One object is stored at a time, in the order the
-//! objects closed: while the store is slow or down the sink stops taking batches, and the
-//! queue (or disk buffer) in front of it fills, as with every sink.
+//! (`upload.rs`), retried with backoff. Up to `request.concurrency` objects are stored at
+//! once, each on its own: one that fails touches no other's events. With that many in
+//! flight the sink stops taking batches, so while the store is slow or down the queue (or
+//! disk buffer) in front of it fills, as with every sink; memory stays bounded by
+//! `max_open_objects` objects being filled plus `request.concurrency` being stored.
 //!
 //! Acknowledgement waits for the store: an open object holds its events' tokens, and they
 //! are stated delivered only after the PUT or CompleteMultipartUpload succeeded. An object
@@ -25,6 +27,7 @@ mod upload;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use self::batch::{Batcher, Closed, Sealed};
 use self::credentials::ProcessEnvironment;
@@ -35,7 +38,7 @@ use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Retrier};
-use crate::telemetry::{self, Counter};
+use crate::telemetry::{self, Counter, Gauge};
 
 pub use self::config::{BatchConfig, Compression, S3SinkConfig};
 pub use self::credentials::CredentialsError;
@@ -134,7 +137,7 @@ impl OpenedS3Sink {
             Encoding::Json => ".ndjson",
             Encoding::Text => ".log",
         };
-        let mut sink = Storer {
+        let sink = Storer {
             uploader: Uploader {
                 client: self.client,
                 bucket: self.bucket,
@@ -166,25 +169,45 @@ impl OpenedS3Sink {
             config.max_open_objects,
             Duration::from_secs(config.batch.timeout_secs),
         )?;
+        let in_flight = telemetry::gauge(
+            "component_requests_in_flight",
+            &[("component_id", &sink.ctx.id)],
+        );
+        let mut storing = Storing {
+            running: FuturesUnordered::new(),
+            concurrency: config.request.concurrency,
+            in_flight: &in_flight,
+        };
+        let sink = &sink;
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
             let deadline = batcher.next_deadline();
             // Far enough to never fire; only polled when an object is open.
             let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
-                // Timed-out objects first, so a steady input cannot hold them back.
+            let room = storing.running.len() < storing.concurrency;
+            let step = tokio::select! {
+                // Stores that completed first, then timed-out objects, so a steady input
+                // cannot hold them back.
                 biased;
-                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() => {
+                Some(()) = storing.running.next(), if !storing.running.is_empty() => Step::Stored,
+                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && room => Step::Expired,
+                delivery = rx.recv(), if room => match delivery {
+                    Some(delivery) => Step::Batch(delivery),
+                    None => break,
+                },
+            };
+            match step {
+                Step::Stored => {}
+                Step::Expired => {
                     for sealed in batcher.expired(Instant::now()) {
-                        sink.store(sealed).await;
+                        storing.push(sink.store(sealed)).await;
                     }
                 }
-                delivery = rx.recv() => {
-                    let Some(delivery) = delivery else { break };
+                Step::Batch(delivery) => {
                     for event in delivery.events.iter() {
                         batcher.add(event, &mut ready);
                         for sealed in ready.drain(..) {
-                            sink.store(sealed).await;
+                            storing.push(sink.store(sealed)).await;
                         }
                     }
                     // The events' tokens are held by their open objects, which state
@@ -192,12 +215,45 @@ impl OpenedS3Sink {
                     delivery.settle();
                 }
             }
+            storing.show();
         }
         tracing::debug!(component_id = %sink.ctx.id, open = batcher.open_objects(), "input ended; storing the open objects");
         for sealed in batcher.drain() {
-            sink.store(sealed).await;
+            storing.push(sink.store(sealed)).await;
         }
+        while storing.running.next().await.is_some() {
+            storing.show();
+        }
+        in_flight.set(0);
         Ok(())
+    }
+}
+
+enum Step {
+    Stored,
+    Expired,
+    Batch(crate::event::Delivery),
+}
+
+/// The objects being stored, at most `concurrency`.
+struct Storing<'a, F> {
+    running: FuturesUnordered<F>,
+    concurrency: usize,
+    in_flight: &'a Gauge,
+}
+
+impl<F: std::future::Future<Output = ()>> Storing<'_, F> {
+    /// Starts storing an object once there is room (the ones in flight go on meanwhile).
+    async fn push(&mut self, store: F) {
+        while self.running.len() >= self.concurrency {
+            self.running.next().await;
+        }
+        self.running.push(store);
+        self.show();
+    }
+
+    fn show(&self) {
+        self.in_flight.set(self.running.len() as i64);
     }
 }
 
@@ -213,7 +269,7 @@ struct Storer {
 }
 
 impl Storer {
-    async fn store(&mut self, mut sealed: Sealed) {
+    async fn store(&self, mut sealed: Sealed) {
         let key = key::object_key(&sealed.prefix, &self.extension);
         let body = Bytes::from(std::mem::take(&mut sealed.body));
         let result = match sealed.failed.take() {

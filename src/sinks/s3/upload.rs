@@ -105,7 +105,7 @@ impl Uploader {
     }
 
     /// Stores `body` under `key`, retrying as configured.
-    pub(super) async fn store(&mut self, key: &str, body: Bytes) -> Result<(), DeliveryError> {
+    pub(super) async fn store(&self, key: &str, body: Bytes) -> Result<(), DeliveryError> {
         if body.len() <= self.part_bytes {
             let action = PutObject::new(&self.bucket, Some(&self.credentials), key);
             let headers = &self.content_headers;
@@ -138,7 +138,7 @@ impl Uploader {
         result
     }
 
-    async fn create(&mut self, key: &str) -> Result<String, DeliveryError> {
+    async fn create(&self, key: &str) -> Result<String, DeliveryError> {
         let action = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), key);
         let headers = &self.content_headers;
         let (client, timeout) = (&self.client, self.timeout);
@@ -176,7 +176,7 @@ impl Uploader {
     }
 
     async fn upload_parts(
-        &mut self,
+        &self,
         key: &str,
         upload_id: &str,
         body: Bytes,
