@@ -355,15 +355,15 @@ impl Sink {
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Clickhouse(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Elasticsearch(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Loki(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Opentelemetry(c) => Box::pin(c.run(rx, ctx)),

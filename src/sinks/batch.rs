@@ -74,6 +74,78 @@ pub(crate) async fn gather(
     })
 }
 
+/// A request's worth of encoded events: their encodings back to back in `body`, event
+/// `i`'s ending at `ends[i]`.
+pub(crate) struct Chunk<'a> {
+    pub(crate) events: Vec<&'a Event>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) ends: Vec<usize>,
+}
+
+/// Cuts `events` into requests of at most `max_events` events and `max_bytes` encoded
+/// bytes (a single bigger event goes alone), encoding each event with `encode`.
+pub(crate) fn chunks<'a>(
+    mut events: impl Iterator<Item = &'a Event>,
+    (max_events, max_bytes): (usize, usize),
+    mut encode: impl FnMut(&Event, &mut Vec<u8>),
+) -> impl Iterator<Item = Chunk<'a>> {
+    // The event that did not fit the last chunk, already encoded in `row`.
+    let mut carried: Option<&'a Event> = None;
+    let mut row = Vec::new();
+    std::iter::from_fn(move || {
+        let mut chunk = Chunk {
+            events: Vec::new(),
+            body: Vec::new(),
+            ends: Vec::new(),
+        };
+        loop {
+            let event = match carried.take() {
+                Some(event) => event,
+                None => match events.next() {
+                    Some(event) => {
+                        row.clear();
+                        encode(event, &mut row);
+                        event
+                    }
+                    None => return (!chunk.events.is_empty()).then_some(chunk),
+                },
+            };
+            let full = chunk.events.len() >= max_events
+                || (!chunk.events.is_empty() && chunk.body.len() + row.len() > max_bytes);
+            if full {
+                carried = Some(event);
+                return Some(chunk);
+            }
+            chunk.body.extend_from_slice(&row);
+            chunk.ends.push(chunk.body.len());
+            chunk.events.push(event);
+        }
+    })
+}
+
+/// Cuts `events` into requests of at most `max_events` events and `max_bytes` of events in
+/// memory (close to their encoded size; a single bigger event goes alone), for sinks that
+/// encode a request as a whole.
+pub(crate) fn sized_chunks<'a>(
+    mut events: impl Iterator<Item = &'a Event>,
+    (max_events, max_bytes): (usize, usize),
+) -> impl Iterator<Item = Vec<&'a Event>> {
+    let mut carried = None;
+    std::iter::from_fn(move || {
+        let (mut chunk, mut bytes) = (Vec::new(), 0);
+        while let Some(event) = carried.take().or_else(|| events.next()) {
+            let size = event.size_estimate();
+            if chunk.len() >= max_events || (!chunk.is_empty() && bytes + size > max_bytes) {
+                carried = Some(event);
+                break;
+            }
+            chunk.push(event);
+            bytes += size;
+        }
+        (!chunk.is_empty()).then_some(chunk)
+    })
+}
+
 /// An item of a request, for the step after it: the event to acknowledge or dead-letter.
 pub(crate) trait Letter {
     fn event(&self) -> &Event;
@@ -151,11 +223,10 @@ impl Poster {
     }
 }
 
-/// The delivery client for `uri`: plain for `http://`; for `https://` trusting the system's
-/// CAs and `tls.ca_file`, presenting `tls.crt_file` if set. The files are read here, once,
-/// when the sink opens.
-pub(crate) fn client(uri: &Uri, tls: &ClientTlsConfig) -> Result<HttpClient, SinkError> {
-    let https = uri.scheme_str() == Some("https");
+/// The delivery client: plain for `http://`; for `https://` trusting the system's CAs and
+/// `tls.ca_file`, presenting `tls.crt_file` if set. The files are read here, once, when the
+/// sink opens.
+pub(crate) fn client(https: bool, tls: &ClientTlsConfig) -> Result<HttpClient, SinkError> {
     if !https {
         return Ok(HttpClient::plain());
     }
@@ -176,6 +247,14 @@ pub(crate) fn endpoint_uri(uri: &str, example: &str, note: &str) -> Result<Uri, 
         ));
     }
     Ok(parsed)
+}
+
+/// Each of the `(field, value)` counts and durations is at least 1.
+pub(crate) fn at_least_one(fields: &[(&str, u64)]) -> Result<(), FieldError> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((field, _)) => Err(FieldError::new(*field, "must be at least 1")),
+        None => Ok(()),
+    }
 }
 
 /// A config error found when the sink opens, as the error its task ends with.

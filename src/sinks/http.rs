@@ -31,7 +31,7 @@ use super::{SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::event::Event;
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
 
@@ -106,15 +106,11 @@ impl HttpSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
         parse_uri(&self.uri)?;
-        if self.batch_max_events == 0 {
-            return Err(FieldError::new("batch_max_events", "must be at least 1"));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        batch::at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         parse_headers(&self.headers)?;
         self.tls.validate()?;
         self.retry.validate()
@@ -123,7 +119,8 @@ impl HttpSinkConfig {
     /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
     /// the start, naming the field).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
-        batch::client(&parse_uri(&self.uri).map_err(invalid)?, &self.tls)
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
+        batch::client(uri.scheme_str() == Some("https"), &self.tls)
     }
 
     pub async fn run(
@@ -232,55 +229,28 @@ struct HttpSink {
 
 impl HttpSink {
     async fn run(&self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let mut batches: Vec<Delivery> = Vec::new();
-        let mut body = Vec::new();
-        let mut line = Vec::new();
-        while let Some(first) = rx.recv().await {
-            // Take what is already queued too, up to one request's worth of events, so small
-            // upstream batches are not sent one request each.
-            let mut queued = first.len();
-            batches.push(first);
-            while queued < self.config.batch_max_events {
-                match rx.try_recv() {
-                    Some(batch) => {
-                        queued += batch.len();
-                        batches.push(batch);
-                    }
-                    None => break,
+        let config = &self.config;
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let max_events = config.batch_max_events;
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            let encode = |event: &Event, row: &mut Vec<u8>| {
+                if config.encoding == HttpEncoding::JsonArray {
+                    row.push(b',');
                 }
-            }
-            let mut chunk: Vec<&Event> = Vec::with_capacity(queued);
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
-                line.clear();
                 // Serialising our own value type cannot fail (see `Encoding::encode`).
-                let _ = serde_json::to_writer(&mut line, &event.fields);
-                let full = chunk.len() >= self.config.batch_max_events
-                    || (!chunk.is_empty()
-                        && body.len() + line.len() + 2 > self.config.batch_max_bytes);
-                if full {
-                    self.send(&chunk, &mut body, &ctx).await;
-                    chunk.clear();
-                    body.clear();
+                let _ = serde_json::to_writer(&mut *row, &event.fields);
+                if config.encoding == HttpEncoding::Ndjson {
+                    row.push(b'\n');
                 }
-                match self.config.encoding {
-                    HttpEncoding::Ndjson => {
-                        body.extend_from_slice(&line);
-                        body.push(b'\n');
-                    }
-                    HttpEncoding::JsonArray => {
-                        body.push(if chunk.is_empty() { b'[' } else { b',' });
-                        body.extend_from_slice(&line);
-                    }
-                }
-                chunk.push(event);
+            };
+            // One byte kept for the closing `]` of `json_array`.
+            let limits = (max_events, config.batch_max_bytes - 1);
+            for mut chunk in batch::chunks(gathered.events(), limits, encode) {
+                self.send(&chunk.events, &mut chunk.body, &ctx).await;
             }
-            if !chunk.is_empty() {
-                self.send(&chunk, &mut body, &ctx).await;
-            }
-            drop(chunk);
-            body.clear();
             // Each event was stated delivered or rejected by `send`.
-            batches.drain(..).for_each(Delivery::settle);
+            gathered.settle();
         }
     }
 
@@ -288,6 +258,7 @@ impl HttpSink {
     /// then acknowledges them or hands them to dead-letter.
     async fn send(&self, events: &[&Event], body: &mut Vec<u8>, ctx: &SinkContext) {
         if self.config.encoding == HttpEncoding::JsonArray {
+            body[0] = b'[';
             body.push(b']');
         }
         let what = "request failed for good";

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::batch::{self, invalid, Poster};
 use super::http::{parse_headers, HttpCompression};
+use super::in_flight::Requests;
 use super::{SinkContext, SinkError};
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{Retrier, RetryConfig};
@@ -168,12 +169,10 @@ impl<D: StoreDefaults> StoreOptions<D> {
             };
             return Err(FieldError::new("batch_max_events", message));
         }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        batch::at_least_one(&[
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         let (max, why) = D::MAX_CONCURRENCY;
         if self.request.validate(max).is_err() {
             return Err(FieldError::new(
@@ -193,7 +192,8 @@ impl<D: StoreDefaults> StoreOptions<D> {
     /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
     /// the start, naming the field).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
-        batch::client(&self.uri().map_err(invalid)?, &self.tls)
+        let https = self.uri().map_err(invalid)?.scheme_str() == Some("https");
+        batch::client(https, &self.tls)
     }
 
     /// `user` and `password` as `Authorization: Basic`, if set.
@@ -238,8 +238,20 @@ impl<D: StoreDefaults> StoreOptions<D> {
         })
     }
 
-    /// How long to wait for more events before a request.
-    pub fn linger(&self) -> Duration {
-        Duration::from_millis(self.batch_timeout_ms)
+    /// Most events and bytes in one request.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.batch_max_events, self.batch_max_bytes)
+    }
+
+    /// The bound on requests in flight.
+    pub(crate) fn requests(&self, ctx: &SinkContext) -> Requests {
+        Requests::new(self.request.concurrency, &ctx.id)
+    }
+
+    /// Most events in a gathered request's worth, how long to wait for more, and how many
+    /// are sent at once.
+    pub fn gathering(&self) -> (usize, Duration, usize) {
+        let linger = Duration::from_millis(self.batch_timeout_ms);
+        (self.batch_max_events, linger, self.request.concurrency)
     }
 }

@@ -19,7 +19,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::batch::invalid;
+use super::batch::{invalid, Gathered};
 use super::http::HttpCompression;
 use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, in_flight, SinkContext, SinkError};
@@ -28,7 +28,6 @@ use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
 use crate::event::Event;
 use crate::field_error::FieldError;
-use crate::telemetry;
 
 pub use encode::TimestampFormat;
 
@@ -181,12 +180,6 @@ impl ClickhouseSinkConfig {
             .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
     }
 
-    /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
-    /// the start, naming the field).
-    pub fn client(&self) -> Result<HttpClient, SinkError> {
-        self.options.client()
-    }
-
     pub async fn run(
         self,
         client: HttpClient,
@@ -205,45 +198,22 @@ impl ClickhouseSinkConfig {
             poster: options.poster(uri, headers, client, &ctx)?,
             max_isolation_inserts: self.max_isolation_inserts,
         };
-        let (max_events, max_bytes) = (options.batch_max_events, options.batch_max_bytes);
-        let in_flight =
-            telemetry::gauge("component_requests_in_flight", &[("component_id", &ctx.id)]);
-        let (inserter, encoder, ctx) = (&inserter, &encoder, &ctx);
-        in_flight::run(
-            &mut rx,
-            max_events,
-            options.linger(),
-            options.request.concurrency,
-            &in_flight,
-            |gathered| async move {
-                let mut body = Vec::new();
-                let mut ends = Vec::new();
-                let mut row = Vec::new();
-                let mut chunk: Vec<&Event> = Vec::new();
-                for event in gathered.events() {
-                    row.clear();
-                    encoder.encode(event, &mut row);
-                    let full = chunk.len() >= max_events
-                        || (!chunk.is_empty() && body.len() + row.len() > max_bytes);
-                    if full {
-                        inserter.insert(&chunk, &body, &ends, ctx).await;
-                        chunk.clear();
-                        body.clear();
-                        ends.clear();
-                    }
-                    body.extend_from_slice(&row);
-                    ends.push(body.len());
-                    chunk.push(event);
-                }
-                if !chunk.is_empty() {
-                    inserter.insert(&chunk, &body, &ends, ctx).await;
-                }
-                drop(chunk);
-                // Each event was stated delivered or rejected by `insert`.
-                gathered.settle();
-            },
-        )
-        .await;
+        let requests = options.requests(&ctx);
+        let (inserter, encoder, ctx, requests) = (&inserter, &encoder, &ctx, &requests);
+        let send = |gathered: Gathered| async move {
+            let encode = |event: &Event, row: &mut Vec<u8>| encoder.encode(event, row);
+            let chunks: Vec<_> =
+                batch::chunks(gathered.events(), options.limits(), encode).collect();
+            let inserts: Vec<_> = chunks
+                .iter()
+                .map(|c| inserter.insert(&c.events, &c.body, &c.ends, ctx))
+                .collect();
+            requests.send_all(inserts).await;
+            drop(chunks);
+            // Each event was stated delivered or rejected by `insert`.
+            gathered.settle();
+        };
+        in_flight::run(&mut rx, options.gathering(), send).await;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::batch::invalid;
+use super::batch::{invalid, Gathered};
 use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, in_flight, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
@@ -25,7 +25,6 @@ use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
 use crate::event::Event;
 use crate::field_error::FieldError;
-use crate::telemetry;
 use crate::template::Template;
 
 /// Characters an index name may not hold (Elasticsearch's list), replaced by `_` where a
@@ -167,11 +166,6 @@ impl ElasticsearchSinkConfig {
             .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
     }
 
-    /// The delivery client, its TLS files read (the start's IO).
-    pub fn client(&self) -> Result<HttpClient, SinkError> {
-        self.options.client()
-    }
-
     pub async fn run(
         self,
         client: HttpClient,
@@ -199,53 +193,33 @@ impl ElasticsearchSinkConfig {
         };
         let uri = self.bulk_uri().map_err(invalid)?;
         let sender = &send::BulkSender(options.poster(uri, headers, client, &ctx)?);
-        let (max_events, max_bytes) = (options.batch_max_events, options.batch_max_bytes);
         let timestamp_field = self.timestamp_field.as_str();
-        let in_flight =
-            telemetry::gauge("component_requests_in_flight", &[("component_id", &ctx.id)]);
-        let ctx = &ctx;
-        in_flight::run(
-            &mut rx,
-            max_events,
-            options.linger(),
-            options.request.concurrency,
-            &in_flight,
-            |gathered| async move {
-                let (mut body, mut items, mut item) = (Vec::new(), Vec::new(), Vec::new());
-                let (mut name, mut id) = (String::new(), String::new());
-                let mut chunk: Vec<&Event> = Vec::new();
-                for event in gathered.events() {
-                    name.clear();
-                    index_name(index, event, &mut name);
-                    let id = id_field.as_ref().and_then(|path| {
-                        id.clear();
-                        path.get(&event.fields)?.write_text(&mut id);
-                        Some(id.as_str())
-                    });
-                    item.clear();
-                    bulk::write_item(event, action, &name, id, timestamp_field, &mut item);
-                    let full = chunk.len() >= max_events
-                        || (!chunk.is_empty() && body.len() + item.len() > max_bytes);
-                    if full {
-                        sender.send(&chunk, &body, &items, ctx).await;
-                        chunk.clear();
-                        body.clear();
-                        items.clear();
-                    }
-                    let start = body.len();
-                    body.extend_from_slice(&item);
-                    items.push(start..body.len());
-                    chunk.push(event);
-                }
-                if !chunk.is_empty() {
-                    sender.send(&chunk, &body, &items, ctx).await;
-                }
-                drop(chunk);
-                // Each event was stated delivered or rejected by `send`.
-                gathered.settle();
-            },
-        )
-        .await;
+        let requests = options.requests(&ctx);
+        let (ctx, requests) = (&ctx, &requests);
+        let send = |gathered: Gathered| async move {
+            let (mut name, mut id) = (String::new(), String::new());
+            let encode = |event: &Event, item: &mut Vec<u8>| {
+                name.clear();
+                index_name(index, event, &mut name);
+                let id = id_field.as_ref().and_then(|path| {
+                    id.clear();
+                    path.get(&event.fields)?.write_text(&mut id);
+                    Some(id.as_str())
+                });
+                bulk::write_item(event, action, &name, id, timestamp_field, item);
+            };
+            let chunks: Vec<_> =
+                batch::chunks(gathered.events(), options.limits(), encode).collect();
+            let bulks: Vec<_> = chunks
+                .iter()
+                .map(|c| sender.send(&c.events, &c.body, &c.ends, ctx))
+                .collect();
+            requests.send_all(bulks).await;
+            drop(chunks);
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
+        };
+        in_flight::run(&mut rx, options.gathering(), send).await;
         Ok(())
     }
 }

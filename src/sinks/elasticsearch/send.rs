@@ -6,7 +6,6 @@
 //! and the retryable ones alone make up the next attempt's body, after the retry driver's
 //! backoff, until none is left or the attempts run out.
 
-use std::ops::Range;
 use std::sync::Mutex;
 
 use super::super::batch::{self, Poster};
@@ -36,13 +35,13 @@ struct Progress {
 }
 
 impl BulkSender {
-    /// Sends `events`, whose items are `body` with item `i` at `items[i]`; every event is
-    /// then acknowledged delivered or handed to dead-letter.
+    /// Sends `events`, whose items are `body` with item `i` ending at `ends[i]`; every event
+    /// is then acknowledged delivered or handed to dead-letter.
     pub(super) async fn send(
         &self,
         events: &[&Event],
         body: &[u8],
-        items: &[Range<usize>],
+        ends: &[usize],
         ctx: &SinkContext,
     ) {
         let progress = Mutex::new(Progress {
@@ -58,7 +57,7 @@ impl BulkSender {
                     let progress = lock();
                     let mut raw = Vec::with_capacity(body.len());
                     for &i in &progress.pending {
-                        raw.extend_from_slice(&body[items[i].clone()]);
+                        raw.extend_from_slice(&body[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]);
                     }
                     (raw, progress.pending.len())
                 };

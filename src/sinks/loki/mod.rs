@@ -23,7 +23,6 @@ use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{Encoding, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::event::Event;
 use crate::field_error::FieldError;
 use crate::telemetry;
 use crate::template::Template;
@@ -130,11 +129,6 @@ impl LokiSinkConfig {
         Ok(headers)
     }
 
-    /// The delivery client, its TLS files read (the start's IO).
-    pub fn client(&self) -> Result<HttpClient, SinkError> {
-        self.options.client()
-    }
-
     pub async fn run(
         self,
         client: HttpClient,
@@ -159,28 +153,18 @@ impl LokiSinkConfig {
             self.max_label_sets,
             overflow,
         );
-        let (max_events, max_bytes) = (options.batch_max_events, options.batch_max_bytes);
         let what = "loki refused the push";
         // One push at a time: see `StoreDefaults::MAX_CONCURRENCY` for `Loki`.
-        while let Some(gathered) = batch::gather(&mut rx, max_events, options.linger()).await {
-            let mut chunk: Vec<(&Event, String)> = Vec::new();
-            let mut bytes = 0;
-            for event in gathered.events() {
-                let size = event.size_estimate();
-                if chunk.len() >= max_events || (!chunk.is_empty() && bytes + size > max_bytes) {
-                    let body = streams::push_body(&chunk, self.encoding);
-                    poster.send(&chunk, body.into(), &ctx, what).await;
-                    chunk.clear();
-                    bytes = 0;
-                }
-                chunk.push((event, labeler.label_set(event)));
-                bytes += size;
-            }
-            if !chunk.is_empty() {
+        let (max_events, linger, _) = options.gathering();
+        while let Some(gathered) = batch::gather(&mut rx, max_events, linger).await {
+            for chunk in batch::sized_chunks(gathered.events(), options.limits()) {
+                let chunk: Vec<_> = chunk
+                    .into_iter()
+                    .map(|e| (e, labeler.label_set(e)))
+                    .collect();
                 let body = streams::push_body(&chunk, self.encoding);
                 poster.send(&chunk, body.into(), &ctx, what).await;
             }
-            drop(chunk);
             // Each event was stated delivered or rejected by `send`.
             gathered.settle();
         }

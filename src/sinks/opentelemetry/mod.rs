@@ -30,13 +30,14 @@ use hyper::Uri;
 use prost::Message;
 use serde::Deserialize;
 
+use super::batch::{self, invalid};
 use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::event::Event;
 use crate::field_error::FieldError;
 
 pub use encode::request;
@@ -109,15 +110,11 @@ impl OpentelemetrySinkConfig {
                 ),
             ));
         }
-        if self.batch_max_events == 0 {
-            return Err(FieldError::new("batch_max_events", "must be at least 1"));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        batch::at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         parse_headers(&self.headers)?;
         if self.protocol == OtlpProtocol::Grpc {
             grpc::metadata(&self.headers)?;
@@ -126,12 +123,6 @@ impl OpentelemetrySinkConfig {
     }
 
     pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
-        let invalid = |e: FieldError| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{}: {}", e.field, e.message),
-            )
-        };
         let uri = parse_uri(&self.uri).map_err(invalid)?;
         let mut headers = vec![(
             CONTENT_TYPE,
@@ -198,41 +189,15 @@ enum Transport {
 
 impl OtlpSink {
     async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let mut batches: Vec<Delivery> = Vec::new();
-        while let Some(first) = rx.recv().await {
-            // Take what is already queued too, up to one request's worth of events, so small
-            // upstream batches are not sent one request each.
-            let mut queued = first.len();
-            batches.push(first);
-            while queued < self.config.batch_max_events {
-                match rx.try_recv() {
-                    Some(batch) => {
-                        queued += batch.len();
-                        batches.push(batch);
-                    }
-                    None => break,
-                }
-            }
-            let mut chunk: Vec<&Event> = Vec::with_capacity(queued);
-            let mut chunk_bytes = 0;
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
-                let size = event.size_estimate();
-                let full = chunk.len() >= self.config.batch_max_events
-                    || (!chunk.is_empty() && chunk_bytes + size > self.config.batch_max_bytes);
-                if full {
-                    self.send(&chunk, &ctx).await;
-                    chunk.clear();
-                    chunk_bytes = 0;
-                }
-                chunk.push(event);
-                chunk_bytes += size;
-            }
-            if !chunk.is_empty() {
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let (max_events, max_bytes) = (self.config.batch_max_events, self.config.batch_max_bytes);
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            for chunk in batch::sized_chunks(gathered.events(), (max_events, max_bytes)) {
                 self.send(&chunk, &ctx).await;
             }
-            drop(chunk);
             // Each event was stated delivered or rejected by `send`.
-            batches.drain(..).for_each(Delivery::settle);
+            gathered.settle();
         }
     }
 
@@ -300,7 +265,7 @@ impl OtlpSink {
             Transport::Grpc(_) => HttpCompression::None,
             _ => self.config.compression,
         };
-        super::batch::compress(encoded.into(), compression)
+        batch::compress(encoded.into(), compression)
     }
 }
 

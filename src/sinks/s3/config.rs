@@ -172,15 +172,12 @@ impl S3SinkConfig {
         if let Some(endpoint) = &self.endpoint {
             super::upload::parse_endpoint(endpoint)?;
         }
-        if self.batch.max_bytes == 0 {
-            return Err(FieldError::new("batch.max_bytes", "must be at least 1"));
-        }
-        if self.batch.timeout_secs == 0 {
-            return Err(FieldError::new("batch.timeout_secs", "must be at least 1"));
-        }
-        if self.max_open_objects == 0 {
-            return Err(FieldError::new("max_open_objects", "must be at least 1"));
-        }
+        crate::sinks::batch::at_least_one(&[
+            ("batch.max_bytes", self.batch.max_bytes as u64),
+            ("batch.timeout_secs", self.batch.timeout_secs),
+            ("max_open_objects", self.max_open_objects as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&self.multipart_part_bytes) {
             return Err(FieldError::new(
                 "multipart_part_bytes",
@@ -207,9 +204,6 @@ impl S3SinkConfig {
                 "session_token",
                 "goes with access_key_id and secret_access_key",
             ));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
         }
         self.request.validate(usize::MAX)?;
         self.tls.validate()?;

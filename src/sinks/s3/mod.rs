@@ -27,18 +27,18 @@ mod upload;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use self::batch::{Batcher, Closed, Sealed};
 use self::credentials::ProcessEnvironment;
 use self::key::KeyTemplate;
 use self::upload::Uploader;
+use super::in_flight::InFlight;
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Retrier};
-use crate::telemetry::{self, Counter, Gauge};
+use crate::telemetry::{self, Counter};
 
 pub use self::config::{BatchConfig, Compression, S3SinkConfig};
 pub use self::credentials::CredentialsError;
@@ -81,16 +81,8 @@ impl S3Sink {
             &region,
         )
         .map_err(|e| start_error(format!("{}: {}", e.field, e.message)))?;
-        let client = if bucket.base_url().scheme() == "https" {
-            let tls = self
-                .config
-                .tls
-                .client_config(true)
-                .map_err(|e| start_error(e.to_string()))?;
-            HttpClient::with_tls(tls)
-        } else {
-            HttpClient::plain()
-        };
+        let https = bucket.base_url().scheme() == "https";
+        let client = super::batch::client(https, &self.config.tls)?;
         Ok(OpenedS3Sink {
             config: self.config,
             key: self.key,
@@ -169,91 +161,46 @@ impl OpenedS3Sink {
             config.max_open_objects,
             Duration::from_secs(config.batch.timeout_secs),
         )?;
-        let in_flight = telemetry::gauge(
-            "component_requests_in_flight",
-            &[("component_id", &sink.ctx.id)],
-        );
-        let mut storing = Storing {
-            running: FuturesUnordered::new(),
-            concurrency: config.request.concurrency,
-            in_flight: &in_flight,
-        };
+        let mut storing = InFlight::new(config.request.concurrency, Some(&sink.ctx.id));
         let sink = &sink;
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
             let deadline = batcher.next_deadline();
             // Far enough to never fire; only polled when an object is open.
             let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            let room = storing.running.len() < storing.concurrency;
-            let step = tokio::select! {
+            let room = storing.has_room();
+            let mut expired = false;
+            tokio::select! {
                 // Stores that completed first, then timed-out objects, so a steady input
                 // cannot hold them back.
                 biased;
-                Some(()) = storing.running.next(), if !storing.running.is_empty() => Step::Stored,
-                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && room => Step::Expired,
-                delivery = rx.recv(), if room => match delivery {
-                    Some(delivery) => Step::Batch(delivery),
-                    None => break,
-                },
-            };
-            match step {
-                Step::Stored => {}
-                Step::Expired => {
-                    for sealed in batcher.expired(Instant::now()) {
-                        storing.push(sink.store(sealed)).await;
-                    }
+                () = storing.next(), if !storing.running.is_empty() => {}
+                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && room => {
+                    expired = true;
                 }
-                Step::Batch(delivery) => {
+                delivery = rx.recv(), if room => {
+                    let Some(delivery) = delivery else { break };
                     for event in delivery.events.iter() {
                         batcher.add(event, &mut ready);
-                        for sealed in ready.drain(..) {
-                            storing.push(sink.store(sealed)).await;
-                        }
                     }
                     // The events' tokens are held by their open objects, which state
                     // their outcome once stored.
                     delivery.settle();
                 }
             }
-            storing.show();
+            if expired {
+                ready.extend(batcher.expired(Instant::now()));
+            }
+            for sealed in ready.drain(..) {
+                storing.push(sink.store(sealed)).await;
+            }
         }
         tracing::debug!(component_id = %sink.ctx.id, open = batcher.open_objects(), "input ended; storing the open objects");
         for sealed in batcher.drain() {
             storing.push(sink.store(sealed)).await;
         }
-        while storing.running.next().await.is_some() {
-            storing.show();
-        }
-        in_flight.set(0);
+        storing.finish().await;
         Ok(())
-    }
-}
-
-enum Step {
-    Stored,
-    Expired,
-    Batch(crate::event::Delivery),
-}
-
-/// The objects being stored, at most `concurrency`.
-struct Storing<'a, F> {
-    running: FuturesUnordered<F>,
-    concurrency: usize,
-    in_flight: &'a Gauge,
-}
-
-impl<F: std::future::Future<Output = ()>> Storing<'_, F> {
-    /// Starts storing an object once there is room (the ones in flight go on meanwhile).
-    async fn push(&mut self, store: F) {
-        while self.running.len() >= self.concurrency {
-            self.running.next().await;
-        }
-        self.running.push(store);
-        self.show();
-    }
-
-    fn show(&self) {
-        self.in_flight.set(self.running.len() as i64);
     }
 }
 
