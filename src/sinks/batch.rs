@@ -5,19 +5,20 @@
 //! too).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
 use hyper::Uri;
 
-use super::http::{parse_endpoint, HttpCompression};
+use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::{BatchReceiver, Held};
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Retrier};
+use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
 use crate::event::{Delivery, Event};
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
@@ -173,7 +174,33 @@ pub(crate) struct Poster {
     pub(crate) compression: HttpCompression,
 }
 
+/// A sink's request options: compression, the configured headers, `timeout_secs`, retries.
+pub(crate) type RequestOptions<'a> = (HttpCompression, &'a BTreeMap<String, String>, u64);
+
 impl Poster {
+    /// Posts to `uri` with the sink's own `headers` (content type, credentials), then
+    /// `Content-Encoding` if compressed and the configured headers.
+    pub(crate) fn new(
+        (uri, mut headers, client): (Uri, Vec<(HeaderName, HeaderValue)>, HttpClient),
+        (compression, configured, timeout_secs): RequestOptions<'_>,
+        retry: &RetryConfig,
+        ctx: &SinkContext,
+    ) -> Result<Self, SinkError> {
+        if compression == HttpCompression::Gzip {
+            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        }
+        headers.extend(parse_headers(configured).map_err(invalid)?);
+        let errors = ctx.metrics.write_errors.clone();
+        Ok(Poster {
+            uri,
+            headers,
+            client,
+            timeout: Duration::from_secs(timeout_secs),
+            retrier: Retrier::new(retry.clone(), Some(&ctx.id), errors),
+            compression,
+        })
+    }
+
     /// Sends `body` (compressed as configured), retrying; then acknowledges `items` as
     /// delivered, or hands them to dead-letter (`what` says what refused them, in the log).
     pub(crate) async fn send<T: Letter>(

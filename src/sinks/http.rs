@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
@@ -30,7 +30,7 @@ use super::batch::{self, invalid, Poster};
 use super::{SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{Retrier, RetryConfig};
+use crate::delivery::retry::RetryConfig;
 use crate::event::Event;
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
@@ -134,24 +134,11 @@ impl HttpSinkConfig {
             HttpEncoding::Ndjson => "application/x-ndjson",
             HttpEncoding::JsonArray => "application/json",
         };
-        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
+        let headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
+        let request = (self.compression, &self.headers, self.timeout_secs);
+        let poster = Poster::new((uri, headers, client), request, &self.retry, &ctx)?;
         let sink = HttpSink {
-            poster: Poster {
-                uri,
-                headers,
-                client,
-                timeout: Duration::from_secs(self.timeout_secs),
-                retrier: Retrier::new(
-                    self.retry.clone(),
-                    Some(&ctx.id),
-                    ctx.metrics.write_errors.clone(),
-                ),
-                compression: self.compression,
-            },
+            poster,
             config: self,
         };
         sink.run(rx, ctx).await;

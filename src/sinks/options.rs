@@ -11,16 +11,15 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 use serde::Deserialize;
 
 use super::batch::{self, invalid, Poster};
 use super::http::{parse_headers, HttpCompression};
-use super::in_flight::Requests;
 use super::{SinkContext, SinkError};
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{Retrier, RetryConfig};
+use crate::delivery::retry::RetryConfig;
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
 
@@ -103,14 +102,12 @@ impl Default for RequestConfig {
 }
 
 impl RequestConfig {
-    /// `concurrency` is at least 1 and at most `max` (or `MAX_CONCURRENCY`).
-    pub fn validate(&self, max: usize) -> Result<(), FieldError> {
+    /// `concurrency` is at least 1 and at most `max` (and `MAX_CONCURRENCY`), for `why`.
+    pub fn validate(&self, (max, why): (usize, &str)) -> Result<(), FieldError> {
         let max = max.min(MAX_CONCURRENCY);
         if !(1..=max).contains(&self.concurrency) {
-            return Err(FieldError::new(
-                "request.concurrency",
-                format!("must be between 1 and {max}"),
-            ));
+            let message = format!("must be between 1 and {max}{why}");
+            return Err(FieldError::new("request.concurrency", message));
         }
         Ok(())
     }
@@ -173,13 +170,7 @@ impl<D: StoreDefaults> StoreOptions<D> {
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),
         ])?;
-        let (max, why) = D::MAX_CONCURRENCY;
-        if self.request.validate(max).is_err() {
-            return Err(FieldError::new(
-                "request.concurrency",
-                format!("must be between 1 and {max}{why}"),
-            ));
-        }
+        self.request.validate(D::MAX_CONCURRENCY)?;
         parse_headers(&self.headers)?;
         self.tls.validate()?;
         self.retry.validate()
@@ -211,41 +202,22 @@ impl<D: StoreDefaults> StoreOptions<D> {
         Ok(Some(value))
     }
 
-    /// What a sink's task sends with: `uri`, the store's own `headers` (content type,
-    /// credentials), then `Content-Encoding` and the configured headers; the retry driver.
+    /// What a sink's task sends with: to `uri`, with the store's own `headers` (content
+    /// type, credentials), retried.
     pub(crate) fn poster(
         &self,
         uri: Uri,
-        mut headers: Vec<(HeaderName, HeaderValue)>,
+        headers: Vec<(HeaderName, HeaderValue)>,
         client: HttpClient,
         ctx: &SinkContext,
     ) -> Result<Poster, SinkError> {
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        Ok(Poster {
-            uri,
-            headers,
-            client,
-            timeout: Duration::from_secs(self.timeout_secs),
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
-            compression: self.compression,
-        })
+        let request = (self.compression, &self.headers, self.timeout_secs);
+        Poster::new((uri, headers, client), request, &self.retry, ctx)
     }
 
     /// Most events and bytes in one request.
     pub fn limits(&self) -> (usize, usize) {
         (self.batch_max_events, self.batch_max_bytes)
-    }
-
-    /// The bound on requests in flight.
-    pub(crate) fn requests(&self, ctx: &SinkContext) -> Requests {
-        Requests::new(self.request.concurrency, &ctx.id)
     }
 
     /// Most events in a gathered request's worth, how long to wait for more, and how many

@@ -4,7 +4,7 @@
 //!
 //! Rows are encoded by `encode.rs` (which fields become which columns, how timestamps are
 //! written) and inserted by `insert.rs` on the shared HTTP delivery client and retry driver,
-//! one insert after the other so rows keep their order. Queued batches are gathered for
+//! up to `request.concurrency` inserts in flight at once (`in_flight.rs`). Queued batches are gathered for
 //! up to `batch_timeout_ms` into inserts of at most `batch_max_events` rows and
 //! `batch_max_bytes` bytes: ClickHouse makes a part per insert and wants few large ones.
 //! Events are acknowledged once the insert that holds them was answered 200; rows the server
@@ -21,8 +21,9 @@ use serde::Deserialize;
 
 use super::batch::{invalid, Gathered};
 use super::http::HttpCompression;
+use super::in_flight::{self, Requests};
 use super::options::{StoreDefaults, StoreOptions, Unknown};
-use super::{batch, in_flight, SinkContext, SinkError};
+use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
@@ -198,7 +199,7 @@ impl ClickhouseSinkConfig {
             poster: options.poster(uri, headers, client, &ctx)?,
             max_isolation_inserts: self.max_isolation_inserts,
         };
-        let requests = options.requests(&ctx);
+        let requests = Requests::new(options.request.concurrency, &ctx.id);
         let (inserter, encoder, ctx, requests) = (&inserter, &encoder, &ctx, &requests);
         let send = |gathered: Gathered| async move {
             let encode = |event: &Event, row: &mut Vec<u8>| encoder.encode(event, row);

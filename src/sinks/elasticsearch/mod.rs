@@ -5,8 +5,9 @@
 //! event's time, `{{ field }}` placeholders), its `_id` from `id_field` if set; `bulk.rs`
 //! writes the items and reads the answer's per-item statuses, `send.rs` sends a request and
 //! then again only its retryable items (429, 5xx), sending rejected ones (a
-//! `mapper_parsing_exception`) to `ID.dead_letter` with their reason. Requests go out one
-//! after the other on the shared HTTP delivery client and retry driver; events are
+//! `mapper_parsing_exception`) to `ID.dead_letter` with their reason. Up to
+//! `request.concurrency` requests are in flight at once on the shared HTTP delivery client
+//! and retry driver (`in_flight.rs`); events are
 //! acknowledged once their item was stored. Index templates and mappings are the
 //! operator's (docs/elasticsearch.md recommends one).
 
@@ -18,8 +19,9 @@ use hyper::Uri;
 use serde::Deserialize;
 
 use super::batch::{invalid, Gathered};
+use super::in_flight::{self, Requests};
 use super::options::{StoreDefaults, StoreOptions, Unknown};
-use super::{batch, in_flight, SinkContext, SinkError};
+use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
@@ -194,7 +196,7 @@ impl ElasticsearchSinkConfig {
         let uri = self.bulk_uri().map_err(invalid)?;
         let sender = &send::BulkSender(options.poster(uri, headers, client, &ctx)?);
         let timestamp_field = self.timestamp_field.as_str();
-        let requests = options.requests(&ctx);
+        let requests = Requests::new(options.request.concurrency, &ctx.id);
         let (ctx, requests) = (&ctx, &requests);
         let send = |gathered: Gathered| async move {
             let (mut name, mut id) = (String::new(), String::new());

@@ -25,18 +25,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use prost::Message;
 use serde::Deserialize;
 
-use super::batch::{self, invalid};
+use super::batch::{self, invalid, Poster};
 use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
+use crate::delivery::retry::{DeliveryError, Outcome, RetryConfig};
 use crate::event::Event;
 use crate::field_error::FieldError;
 
@@ -124,39 +124,29 @@ impl OpentelemetrySinkConfig {
 
     pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
-        let mut headers = vec![(
+        let headers = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         )];
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        let timeout = Duration::from_secs(self.timeout_secs);
-        let transport = match self.protocol {
-            OtlpProtocol::Http => Transport::Http {
-                client: HttpClient::plain(),
-                headers,
-            },
-            OtlpProtocol::Grpc => Transport::Grpc(
-                grpc::GrpcExporter::new(
-                    &uri,
-                    self.compression == HttpCompression::Gzip,
-                    &self.headers,
-                    timeout,
-                )
-                .map_err(invalid)?,
-            ),
+        let gzip = self.compression == HttpCompression::Gzip;
+        let grpc = match self.protocol {
+            OtlpProtocol::Http => None,
+            OtlpProtocol::Grpc => {
+                let timeout = Duration::from_secs(self.timeout_secs);
+                Some(grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout).map_err(invalid)?)
+            }
         };
+        // Over gRPC, tonic compresses the message.
+        let compression = if grpc.is_some() {
+            HttpCompression::None
+        } else {
+            self.compression
+        };
+        let request = (compression, &self.headers, self.timeout_secs);
+        let client = HttpClient::plain();
         let mut sink = OtlpSink {
-            uri,
-            transport,
-            timeout,
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
+            poster: Poster::new((uri, headers, client), request, &self.retry, &ctx)?,
+            grpc,
             partial: partial::PartialSuccesses::new(&ctx.id),
             config: self,
         };
@@ -171,20 +161,10 @@ fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
 
 struct OtlpSink {
     config: OpentelemetrySinkConfig,
-    uri: Uri,
-    transport: Transport,
-    timeout: Duration,
-    retrier: Retrier,
+    /// For OTLP/HTTP, or only its retry driver and dead letters with `grpc`.
+    poster: Poster,
+    grpc: Option<grpc::GrpcExporter>,
     partial: partial::PartialSuccesses,
-}
-
-enum Transport {
-    Http {
-        client: HttpClient,
-        /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
-        headers: Vec<(HeaderName, HeaderValue)>,
-    },
-    Grpc(grpc::GrpcExporter),
 }
 
 impl OtlpSink {
@@ -204,27 +184,28 @@ impl OtlpSink {
     /// Sends one request's events, retrying, then acknowledges them or hands them to
     /// dead-letter.
     async fn send(&mut self, events: &[&Event], ctx: &SinkContext) {
-        let payload = match self.payload(events) {
-            Ok(p) => p,
+        let what = "export failed for good";
+        let p = &self.poster;
+        let encoded = request(events).encode_to_vec();
+        let payload = match batch::compress(encoded.into(), p.compression) {
+            Ok(payload) => payload,
+            // Compressing into memory does not fail in practice; treat it as fatal.
             Err(error) => {
-                // Compressing into memory does not fail in practice; treat it as fatal.
-                self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
-                    .await;
-                return;
+                let error = DeliveryError::Fatal(error.to_string());
+                return p.dead_letter(events, error, ctx, what).await;
             }
         };
         let answer = Mutex::new(Bytes::new());
-        let (transport, uri, timeout) = (&self.transport, &self.uri, self.timeout);
-        let delivered = self
+        let delivered = p
             .retrier
-            .run(uri, || async {
-                let (outcome, body) = match transport {
-                    Transport::Http { client, headers } => {
-                        client
-                            .post_for_answer(uri, headers, payload.clone(), timeout)
+            .run(&p.uri, || async {
+                let (outcome, body) = match &self.grpc {
+                    None => {
+                        p.client
+                            .post_for_answer(&p.uri, &p.headers, payload.clone(), p.timeout)
                             .await
                     }
-                    Transport::Grpc(exporter) => exporter.export(payload.clone()).await,
+                    Some(exporter) => exporter.export(payload.clone()).await,
                 };
                 if outcome == Outcome::Delivered {
                     *answer.lock().unwrap_or_else(|e| e.into_inner()) = body;
@@ -243,29 +224,12 @@ impl OtlpSink {
                     }
                 }
                 partial::Verdict::AllRejected(reason) => {
-                    self.dead_letter(events, DeliveryError::Fatal(reason), ctx)
-                        .await;
+                    let error = DeliveryError::Fatal(reason);
+                    p.dead_letter(events, error, ctx, what).await;
                 }
             },
-            Err(error) => self.dead_letter(events, error, ctx).await,
+            Err(error) => p.dead_letter(events, error, ctx, what).await,
         }
-    }
-
-    async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
-        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "export failed for good; events go to dead-letter");
-        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
-        ctx.reject_async(letters).await;
-    }
-
-    /// The request body: the export request in protobuf, compressed as configured (over
-    /// gRPC, tonic compresses the message).
-    fn payload(&self, events: &[&Event]) -> std::io::Result<Bytes> {
-        let encoded = request(events).encode_to_vec();
-        let compression = match self.transport {
-            Transport::Grpc(_) => HttpCompression::None,
-            _ => self.config.compression,
-        };
-        batch::compress(encoded.into(), compression)
     }
 }
 

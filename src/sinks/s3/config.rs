@@ -205,7 +205,7 @@ impl S3SinkConfig {
                 "goes with access_key_id and secret_access_key",
             ));
         }
-        self.request.validate(usize::MAX)?;
+        self.request.validate((usize::MAX, ""))?;
         self.tls.validate()?;
         self.retry.validate()?;
         Ok(super::S3Sink { config: self, key })

@@ -27,12 +27,13 @@ mod upload;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use self::batch::{Batcher, Closed, Sealed};
 use self::credentials::ProcessEnvironment;
 use self::key::KeyTemplate;
 use self::upload::Uploader;
-use super::in_flight::InFlight;
+use super::in_flight::Requests;
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
@@ -161,22 +162,24 @@ impl OpenedS3Sink {
             config.max_open_objects,
             Duration::from_secs(config.batch.timeout_secs),
         )?;
-        let mut storing = InFlight::new(config.request.concurrency, Some(&sink.ctx.id));
-        let sink = &sink;
+        let requests = Requests::new(config.request.concurrency, &sink.ctx.id);
+        let (sink, requests) = (&sink, &requests);
+        // Objects being stored; at most `request.concurrency`, so that a slow store stops
+        // the sink taking events.
+        let mut storing = FuturesUnordered::new();
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
             let deadline = batcher.next_deadline();
             // Far enough to never fire; only polled when an object is open.
             let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            let room = storing.has_room();
-            let mut expired = false;
+            let room = storing.len() < config.request.concurrency;
             tokio::select! {
                 // Stores that completed first, then timed-out objects, so a steady input
                 // cannot hold them back.
                 biased;
-                () = storing.next(), if !storing.running.is_empty() => {}
+                Some(()) = storing.next(), if !storing.is_empty() => {}
                 () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && room => {
-                    expired = true;
+                    ready.extend(batcher.expired(Instant::now()));
                 }
                 delivery = rx.recv(), if room => {
                     let Some(delivery) = delivery else { break };
@@ -188,18 +191,20 @@ impl OpenedS3Sink {
                     delivery.settle();
                 }
             }
-            if expired {
-                ready.extend(batcher.expired(Instant::now()));
-            }
-            for sealed in ready.drain(..) {
-                storing.push(sink.store(sealed)).await;
-            }
+            storing.extend(
+                ready
+                    .drain(..)
+                    .map(|sealed| requests.send(sink.store(sealed))),
+            );
         }
         tracing::debug!(component_id = %sink.ctx.id, open = batcher.open_objects(), "input ended; storing the open objects");
-        for sealed in batcher.drain() {
-            storing.push(sink.store(sealed)).await;
-        }
-        storing.finish().await;
+        storing.extend(
+            batcher
+                .drain()
+                .into_iter()
+                .map(|sealed| requests.send(sink.store(sealed))),
+        );
+        while storing.next().await.is_some() {}
         Ok(())
     }
 }
