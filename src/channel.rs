@@ -151,8 +151,7 @@ impl BatchReceiver {
         Some(self.take(queued, 0).0)
     }
 
-    /// [`BatchReceiver::recv`] keeping the batch's room in the queue until the [`Held`] is
-    /// dropped: a sink with several requests in flight keeps them inside the byte bound.
+    /// `recv`, keeping the batch's room in the queue until the [`Held`] is dropped.
     pub async fn recv_held(&mut self) -> Option<(Delivery, Held)> {
         let queued = self.rx.recv().await?;
         Some(self.take(queued, u32::MAX))

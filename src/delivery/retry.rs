@@ -162,8 +162,7 @@ pub struct Retrier {
     component_id: Option<Arc<str>>,
     errors: Counter,
     retries: Counter,
-    /// Shared by the requests a sink has in flight at once, so their retries are logged at
-    /// the same limited rate as one request's.
+    /// Shared by a sink's requests in flight, so their retries are logged at one rate.
     limiter: std::sync::Mutex<LogLimiter>,
 }
 

@@ -399,9 +399,8 @@ fn checked<T: DeserializeOwned>(
     Ok(config)
 }
 
-/// `checked` for a log-store sink, whose config flattens the shared `StoreOptions`: serde
-/// reports an error inside a flattened struct without naming its field, so the shared
-/// options are read on their own first (the sink's other fields are ignored there).
+/// `checked` for a sink flattening `StoreOptions`: serde names no field for an error inside
+/// a flattened struct, so the shared options are read alone first (ignoring the rest).
 fn store_checked<D: StoreDefaults, T: DeserializeOwned>(
     table: toml::Table,
     check: impl FnOnce(&T) -> Result<(), FieldError>,

@@ -1,8 +1,7 @@
 //! What the batching sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share:
 //! gathering queued batches into one request's worth, their endpoint and its delivery
-//! client, the request body's compression (which the `opentelemetry` sink uses too), and
-//! one request sent with retries then acknowledged or dead-lettered (the `http` sink's
-//! too).
+//! client, the request body's compression, and one request sent with retries then
+//! acknowledged or dead-lettered (`Poster`; the `http` and `opentelemetry` sinks' too).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -124,9 +123,8 @@ pub(crate) fn chunks<'a>(
     })
 }
 
-/// Cuts `events` into requests of at most `max_events` events and `max_bytes` of events in
-/// memory (close to their encoded size; a single bigger event goes alone), for sinks that
-/// encode a request as a whole.
+/// `chunks` by events' size in memory (close to their encoded size), for sinks that encode
+/// a request as a whole.
 pub(crate) fn sized_chunks<'a>(
     mut events: impl Iterator<Item = &'a Event>,
     (max_events, max_bytes): (usize, usize),
@@ -178,8 +176,7 @@ pub(crate) struct Poster {
 pub(crate) type RequestOptions<'a> = (HttpCompression, &'a BTreeMap<String, String>, u64);
 
 impl Poster {
-    /// Posts to `uri` with the sink's own `headers` (content type, credentials), then
-    /// `Content-Encoding` if compressed and the configured headers.
+    /// Posts to `uri` with the sink's own `headers`, `Content-Encoding`, configured ones.
     pub(crate) fn new(
         (uri, mut headers, client): (Uri, Vec<(HeaderName, HeaderValue)>, HttpClient),
         (compression, configured, timeout_secs): RequestOptions<'_>,

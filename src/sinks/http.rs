@@ -126,7 +126,7 @@ impl HttpSinkConfig {
     pub async fn run(
         self,
         client: HttpClient,
-        rx: BatchReceiver,
+        mut rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
@@ -137,11 +137,35 @@ impl HttpSinkConfig {
         let headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
         let request = (self.compression, &self.headers, self.timeout_secs);
         let poster = Poster::new((uri, headers, client), request, &self.retry, &ctx)?;
-        let sink = HttpSink {
-            poster,
-            config: self,
-        };
-        sink.run(rx, ctx).await;
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let max_events = self.batch_max_events;
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            let encode = |event: &Event, row: &mut Vec<u8>| {
+                if self.encoding == HttpEncoding::JsonArray {
+                    row.push(b',');
+                }
+                // Serialising our own value type cannot fail (see `Encoding::encode`).
+                let _ = serde_json::to_writer(&mut *row, &event.fields);
+                if self.encoding == HttpEncoding::Ndjson {
+                    row.push(b'\n');
+                }
+            };
+            // One byte kept for the closing `]` of `json_array`.
+            let limits = (max_events, self.batch_max_bytes - 1);
+            for mut chunk in batch::chunks(gathered.events(), limits, encode) {
+                if self.encoding == HttpEncoding::JsonArray {
+                    chunk.body[0] = b'[';
+                    chunk.body.push(b']');
+                }
+                let what = "request failed for good";
+                poster
+                    .send(&chunk.events, chunk.body.into(), &ctx, what)
+                    .await;
+            }
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
+        }
         Ok(())
     }
 }
@@ -206,51 +230,6 @@ pub(crate) fn parse_headers(
             Ok((name, value))
         })
         .collect()
-}
-
-struct HttpSink {
-    config: HttpSinkConfig,
-    /// Its headers: `Content-Type`, `Content-Encoding` if compressed, the configured ones.
-    poster: Poster,
-}
-
-impl HttpSink {
-    async fn run(&self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let config = &self.config;
-        // What is already queued is taken too, up to one request's worth, so small upstream
-        // batches are not sent one request each; nothing is waited for.
-        let max_events = config.batch_max_events;
-        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
-            let encode = |event: &Event, row: &mut Vec<u8>| {
-                if config.encoding == HttpEncoding::JsonArray {
-                    row.push(b',');
-                }
-                // Serialising our own value type cannot fail (see `Encoding::encode`).
-                let _ = serde_json::to_writer(&mut *row, &event.fields);
-                if config.encoding == HttpEncoding::Ndjson {
-                    row.push(b'\n');
-                }
-            };
-            // One byte kept for the closing `]` of `json_array`.
-            let limits = (max_events, config.batch_max_bytes - 1);
-            for mut chunk in batch::chunks(gathered.events(), limits, encode) {
-                self.send(&chunk.events, &mut chunk.body, &ctx).await;
-            }
-            // Each event was stated delivered or rejected by `send`.
-            gathered.settle();
-        }
-    }
-
-    /// Sends one request's events (encoded in `body`, which is closed here), retrying,
-    /// then acknowledges them or hands them to dead-letter.
-    async fn send(&self, events: &[&Event], body: &mut Vec<u8>, ctx: &SinkContext) {
-        if self.config.encoding == HttpEncoding::JsonArray {
-            body[0] = b'[';
-            body.push(b']');
-        }
-        let what = "request failed for good";
-        self.poster.send(events, body[..].into(), ctx, what).await;
-    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,9 @@
-//! Requests in flight at once (`request.concurrency`): while up to `concurrency` requests
-//! wait for the store's answer, the next ones are gathered and sent, so a slow round trip
-//! no longer caps the rate at one request's worth per round trip.
-//!
-//! Each request is acknowledged or dead-lettered on its own, whatever became of the others,
-//! and only once the store answered for its events. Requests may complete out of order;
-//! sources acknowledge in their own order (`PendingAcks`), so that only decides which answer
-//! comes first. A store that needs order (Loki's streams) sends one at a time. Memory stays
-//! bounded: a request's worth keeps its room in the sink's queue (`Gathered`) until it is
-//! settled, and at most `concurrency` requests' worth are taken at once.
+//! Requests in flight at once (`request.concurrency`): while some wait for the store, the
+//! next are gathered and sent, so a round trip no longer caps the rate. Each is acknowledged
+//! or dead-lettered on its own, once the store answered for its events; they may complete
+//! out of order (sources acknowledge in their own order), so a store that needs order
+//! (Loki's streams) sends one at a time. Memory stays bounded: a request's worth keeps its
+//! room in the sink's queue (`Gathered`) until settled.
 
 use std::future::Future;
 use std::time::Duration;
@@ -59,9 +55,8 @@ impl Requests {
     }
 }
 
-/// Gathers requests' worth from `rx` and runs `send` on each, up to `concurrency` at once
-/// (`send` bounds the requests themselves with `Requests`), until the queue is closed and
-/// every one has completed.
+/// Gathers requests' worth from `rx` and runs `send` on each (which bounds its requests by
+/// `Requests`), up to `concurrency` at once, until the queue is closed and all are done.
 pub(crate) async fn run<F, Fut>(
     rx: &mut BatchReceiver,
     (max_events, linger, concurrency): (usize, Duration, usize),

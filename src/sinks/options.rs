@@ -1,11 +1,9 @@
-//! The options the sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share, one
-//! struct each of them flattens into its own (`#[serde(flatten)]`), with the defaults that
-//! differ per store given by a marker type; and what the sink builds from them when it
-//! starts: the delivery client, the request headers and the retry driver (`Poster`).
+//! The options the sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share, which
+//! each flattens into its own (`#[serde(flatten)]`), defaults per store by a marker type;
+//! and what a sink builds from them when it starts (the client, `Poster`).
 //!
-//! serde ignores `deny_unknown_fields` on a struct that flattens another, so an unknown
-//! option would be accepted silently; the sink's own struct therefore keeps the leftovers
-//! (`Unknown`) and `validate` refuses the first, naming it.
+//! serde ignores `deny_unknown_fields` on a struct that flattens another, so each sink's
+//! struct keeps the leftovers (`Unknown`) and `validate` refuses the first by name.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -59,22 +57,19 @@ pub struct StoreOptions<D> {
     /// Most events in one request.
     #[serde(default = "batch_max_events::<D>")]
     pub batch_max_events: usize,
-    /// Most encoded (uncompressed) bytes in one request; a single bigger event is sent
-    /// alone.
+    /// Most encoded (uncompressed) bytes in one request; a bigger event goes alone.
     #[serde(default = "batch_max_bytes::<D>")]
     pub batch_max_bytes: usize,
     /// How long to wait for more events before sending fewer than `batch_max_events`.
     #[serde(default = "batch_timeout_ms")]
     pub batch_timeout_ms: u64,
-    /// Time allowed for one request, from connecting to reading the answer; a timeout is
-    /// retried.
+    /// One request, from connecting to reading the answer; a timeout is retried.
     #[serde(default = "timeout_secs::<D>")]
     pub timeout_secs: u64,
     /// Extra request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Backoff for retryable failures; fatal failures and exhausted retries go to
-    /// `ID.dead_letter`.
+    /// Backoff; fatal failures and exhausted retries go to `ID.dead_letter`.
     #[serde(default)]
     pub retry: RetryConfig,
     /// `request = { concurrency = N }`: requests in flight at once (Vector's name).
@@ -143,13 +138,11 @@ fn timeout_secs<D: StoreDefaults>() -> u64 {
     D::TIMEOUT_SECS
 }
 
-/// The options a sink's struct did not know: serde's `flatten` hands them over instead of
-/// refusing them.
+/// The options a sink's struct did not know, which `flatten` hands over instead of refusing.
 pub(crate) type Unknown = BTreeMap<String, toml::Value>;
 
 impl<D: StoreDefaults> StoreOptions<D> {
-    /// Checks the shared options syntactically (no IO); `unknown` are the options neither
-    /// struct took.
+    /// Checks the shared options syntactically (no IO); `unknown`: those nobody took.
     pub fn validate(&self, unknown: &Unknown) -> Result<(), FieldError> {
         if let Some(name) = unknown.keys().next() {
             return Err(FieldError::new(
@@ -180,8 +173,7 @@ impl<D: StoreDefaults> StoreOptions<D> {
         batch::endpoint_uri(&self.endpoint, D::EXAMPLE, D::QUERY_NOTE)
     }
 
-    /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
-    /// the start, naming the field).
+    /// The delivery client, its TLS files read (the start's IO).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
         let https = self.uri().map_err(invalid)?.scheme_str() == Some("https");
         batch::client(https, &self.tls)
@@ -202,8 +194,7 @@ impl<D: StoreDefaults> StoreOptions<D> {
         Ok(Some(value))
     }
 
-    /// What a sink's task sends with: to `uri`, with the store's own `headers` (content
-    /// type, credentials), retried.
+    /// What a sink sends with: to `uri`, the store's own `headers` first, retried.
     pub(crate) fn poster(
         &self,
         uri: Uri,
@@ -220,8 +211,7 @@ impl<D: StoreDefaults> StoreOptions<D> {
         (self.batch_max_events, self.batch_max_bytes)
     }
 
-    /// Most events in a gathered request's worth, how long to wait for more, and how many
-    /// are sent at once.
+    /// Most events gathered at once, how long to wait for more, requests at once.
     pub fn gathering(&self) -> (usize, Duration, usize) {
         let linger = Duration::from_millis(self.batch_timeout_ms);
         (self.batch_max_events, linger, self.request.concurrency)

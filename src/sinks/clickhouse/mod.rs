@@ -35,9 +35,7 @@ pub use encode::TimestampFormat;
 /// `[sinks.ID] type = "clickhouse"`
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClickhouseSinkConfig {
-    /// `endpoint` (the HTTP interface, e.g. `http://127.0.0.1:8123`), `user` and
-    /// `password` (sent as `X-ClickHouse-User` and `X-ClickHouse-Key`), batches, TLS,
-    /// compression (gzip by default), timeouts, headers, retries, `request.concurrency`.
+    /// `endpoint`, `user` and `password` (as `X-ClickHouse-User` and `X-ClickHouse-Key`)...
     #[serde(flatten)]
     pub options: StoreOptions<Clickhouse>,
     /// The database (default: the user's default database).

@@ -36,10 +36,7 @@ const INDEX_FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ',
 /// `[sinks.ID] type = "elasticsearch"`
 #[derive(Debug, Clone, Deserialize)]
 pub struct ElasticsearchSinkConfig {
-    /// `endpoint` (the cluster, e.g. `http://127.0.0.1:9200`; `/_bulk` is added), `user`
-    /// and `password` (basic authentication), batches (keep `batch_max_bytes` below the
-    /// cluster's `http.max_content_length`, 100 MB), TLS, compression, timeouts, headers,
-    /// retries, `request.concurrency`.
+    /// `endpoint` (`/_bulk` is added), `user` and `password` (basic authentication)...
     #[serde(flatten)]
     pub options: StoreOptions<Elasticsearch>,
     /// The index (or data stream) of each event: a template with `{{ field }}`

@@ -20,9 +20,8 @@ use crate::event::Event;
 /// (`batch_max_events` is capped at 10,000) failing throughout.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
-/// Sends `_bulk` requests; the poster's headers are `Content-Type`, credentials,
-/// `Content-Encoding` if compressed, then the configured ones. Its retry driver is used
-/// here, not its `send`: a retry sends again only the items that asked for it.
+/// Sends `_bulk` requests with the poster's client and retry driver, not its `send`: a retry
+/// sends again only the items that asked for it.
 pub(super) struct BulkSender(pub(super) Poster);
 
 /// Items still in play during one request's attempts.

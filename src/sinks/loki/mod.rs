@@ -30,11 +30,8 @@ use crate::template::Template;
 /// `[sinks.ID] type = "loki"`
 #[derive(Debug, Clone, Deserialize)]
 pub struct LokiSinkConfig {
-    /// `endpoint` (Loki's base URL, e.g. `http://loki:3100`; `/loki/api/v1/push` is
-    /// added), `user` and `password` (basic authentication; Grafana Cloud: the instance id
-    /// and a token), batches, TLS, compression, timeouts, headers, retries.
-    /// `request.concurrency` is 1: pushes go one after the other, so each stream's entries
-    /// reach Loki in order.
+    /// `endpoint` (`/loki/api/v1/push` is added), `user` and `password` (basic
+    /// authentication), ...; `request.concurrency` is 1 (see `Loki`).
     #[serde(flatten)]
     pub options: StoreOptions<Loki>,
     /// `label = "template"`: each event's stream labels (an empty value leaves the label

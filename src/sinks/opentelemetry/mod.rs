@@ -122,7 +122,7 @@ impl OpentelemetrySinkConfig {
         self.retry.validate()
     }
 
-    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
+    pub async fn run(self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
         let headers = vec![(
             CONTENT_TYPE,
@@ -137,10 +137,9 @@ impl OpentelemetrySinkConfig {
             }
         };
         // Over gRPC, tonic compresses the message.
-        let compression = if grpc.is_some() {
-            HttpCompression::None
-        } else {
-            self.compression
+        let compression = match grpc {
+            Some(_) => HttpCompression::None,
+            None => self.compression,
         };
         let request = (compression, &self.headers, self.timeout_secs);
         let client = HttpClient::plain();
@@ -148,9 +147,17 @@ impl OpentelemetrySinkConfig {
             poster: Poster::new((uri, headers, client), request, &self.retry, &ctx)?,
             grpc,
             partial: partial::PartialSuccesses::new(&ctx.id),
-            config: self,
         };
-        sink.run(rx, ctx).await;
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let (max_events, max_bytes) = (self.batch_max_events, self.batch_max_bytes);
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            for chunk in batch::sized_chunks(gathered.events(), (max_events, max_bytes)) {
+                sink.send(&chunk, &ctx).await;
+            }
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
+        }
         Ok(())
     }
 }
@@ -160,7 +167,6 @@ fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
 }
 
 struct OtlpSink {
-    config: OpentelemetrySinkConfig,
     /// For OTLP/HTTP, or only its retry driver and dead letters with `grpc`.
     poster: Poster,
     grpc: Option<grpc::GrpcExporter>,
@@ -168,19 +174,6 @@ struct OtlpSink {
 }
 
 impl OtlpSink {
-    async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
-        // What is already queued is taken too, up to one request's worth, so small upstream
-        // batches are not sent one request each; nothing is waited for.
-        let (max_events, max_bytes) = (self.config.batch_max_events, self.config.batch_max_bytes);
-        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
-            for chunk in batch::sized_chunks(gathered.events(), (max_events, max_bytes)) {
-                self.send(&chunk, &ctx).await;
-            }
-            // Each event was stated delivered or rejected by `send`.
-            gathered.settle();
-        }
-    }
-
     /// Sends one request's events, retrying, then acknowledges them or hands them to
     /// dead-letter.
     async fn send(&mut self, events: &[&Event], ctx: &SinkContext) {

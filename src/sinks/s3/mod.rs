@@ -6,10 +6,9 @@
 //! `batch.timeout_secs`, when a new prefix needs its place among `max_open_objects`, or
 //! when the input ends. Storing is a PUT, or a multipart upload for a large object
 //! (`upload.rs`), retried with backoff. Up to `request.concurrency` objects are stored at
-//! once, each on its own: one that fails touches no other's events. With that many in
-//! flight the sink stops taking batches, so while the store is slow or down the queue (or
-//! disk buffer) in front of it fills, as with every sink; memory stays bounded by
-//! `max_open_objects` objects being filled plus `request.concurrency` being stored.
+//! once, each on its own; with that many in flight the sink takes no more batches, so while
+//! the store is slow or down the queue (or disk buffer) in front of it fills. Memory: at
+//! most `max_open_objects` objects being filled plus `request.concurrency` being stored.
 //!
 //! Acknowledgement waits for the store: an open object holds its events' tokens, and they
 //! are stated delivered only after the PUT or CompleteMultipartUpload succeeded. An object
