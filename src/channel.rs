@@ -142,25 +142,43 @@ impl BatchReceiver {
     /// outcomes are stated.
     pub async fn recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.recv().await?;
-        self.bytes.add_permits(queued.permits as usize);
-        self.released += u64::from(queued.permits);
-        Some(queued.delivery)
+        Some(self.take(queued, 0).0)
     }
 
     /// Takes a queued batch if there is one, without waiting.
     pub fn try_recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.try_recv().ok()?;
-        self.bytes.add_permits(queued.permits as usize);
+        Some(self.take(queued, 0).0)
+    }
+
+    /// `recv`, keeping the batch's room in the queue until the [`Held`] is dropped.
+    pub async fn recv_held(&mut self) -> Option<(Delivery, Held)> {
+        let queued = self.rx.recv().await?;
+        Some(self.take(queued, u32::MAX))
+    }
+
+    /// [`BatchReceiver::try_recv`] keeping the batch's room, as `recv_held`.
+    pub fn try_recv_held(&mut self) -> Option<(Delivery, Held)> {
+        let queued = self.rx.try_recv().ok()?;
+        Some(self.take(queued, u32::MAX))
+    }
+
+    /// Counts the batch out of the queue, giving back all but `hold` of its permits.
+    fn take(&mut self, queued: Queued, hold: u32) -> (Delivery, Held) {
+        let held = queued.permits.min(hold);
+        self.bytes.add_permits((queued.permits - held) as usize);
         self.released += u64::from(queued.permits);
-        Some(queued.delivery)
+        let held = Held {
+            bytes: self.bytes.clone(),
+            permits: held as usize,
+        };
+        (queued.delivery, held)
     }
 
     /// Blocking receive for sinks that run on their own thread (file writes block).
     pub fn blocking_recv(&mut self) -> Option<Delivery> {
         let queued = self.rx.blocking_recv()?;
-        self.bytes.add_permits(queued.permits as usize);
-        self.released += u64::from(queued.permits);
-        Some(queued.delivery)
+        Some(self.take(queued, 0).0)
     }
 
     /// Whether no batch is waiting right now (a sink can commit while its input is idle).
@@ -171,6 +189,26 @@ impl BatchReceiver {
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes.get().saturating_sub(self.released)
+    }
+}
+
+/// The queue room taken batches still hold, given back when dropped.
+#[must_use = "dropping it gives the room back at once"]
+pub struct Held {
+    bytes: Arc<Semaphore>,
+    permits: usize,
+}
+
+impl Held {
+    /// Holds `other`'s room too, until this one is dropped.
+    pub fn join(&mut self, mut other: Held) {
+        self.permits += std::mem::take(&mut other.permits);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.bytes.add_permits(self.permits);
     }
 }
 

@@ -180,6 +180,9 @@ fn help(name: &str) -> &'static str {
         "component_label_overflow_events_total" => {
             "Events a loki sink sent under its fallback label set because their labels would have made more than max_label_sets streams."
         }
+        "component_requests_in_flight" => {
+            "Requests a clickhouse, elasticsearch or s3 sink has sent and awaits the answer to (at most request.concurrency)."
+        }
         "component_dead_lettered_events_total" => {
             "Events a sink gave up on and sent to its dead_letter output."
         }

@@ -162,7 +162,8 @@ pub struct Retrier {
     component_id: Option<Arc<str>>,
     errors: Counter,
     retries: Counter,
-    limiter: LogLimiter,
+    /// Shared by a sink's requests in flight, so their retries are logged at one rate.
+    limiter: std::sync::Mutex<LogLimiter>,
 }
 
 impl Retrier {
@@ -177,14 +178,14 @@ impl Retrier {
             component_id: component_id.cloned(),
             errors,
             retries,
-            limiter: LogLimiter::default(),
+            limiter: std::sync::Mutex::new(LogLimiter::default()),
         }
     }
 
     /// Attempts until delivered, fatal, or out of attempts (`DeliveryError::Exhausted`).
     /// `destination` names where to in the log.
     pub async fn run<F, Fut>(
-        &mut self,
+        &self,
         destination: &(dyn Display + Sync),
         mut attempt: F,
     ) -> Result<(), DeliveryError>
@@ -203,7 +204,7 @@ impl Retrier {
 
     /// [`Retrier::run`] for blocking attempts, on a thread of their own.
     pub fn run_blocking(
-        &mut self,
+        &self,
         destination: &(dyn Display + Sync),
         mut attempt: impl FnMut() -> Outcome,
     ) -> Result<(), DeliveryError> {
@@ -219,7 +220,7 @@ impl Retrier {
 
     /// After an attempt: the result, or how long to wait before the next attempt.
     fn next(
-        &mut self,
+        &self,
         backoff: &mut Backoff,
         destination: &(dyn Display + Sync),
         outcome: Outcome,
@@ -246,7 +247,11 @@ impl Retrier {
         let delay = retry_after.map_or(delay, |after| delay.max(after.min(cap)));
         self.retries.inc(1);
         if let Some(component_id) = &self.component_id {
-            if let Some(suppressed) = self.limiter.check() {
+            let suppressed = self
+                .limiter
+                .lock()
+                .map_or(None, |mut limiter| limiter.check());
+            if let Some(suppressed) = suppressed {
                 tracing::warn!(%component_id, %destination, error = %message, attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, suppressed, "delivery failed; retrying");
             }
         }
@@ -317,7 +322,7 @@ mod tests {
         config: RetryConfig,
         script: Vec<Outcome>,
     ) -> (Result<(), DeliveryError>, usize, Duration) {
-        let mut retrier = Retrier::new(config, None, Counter::default());
+        let retrier = Retrier::new(config, None, Counter::default());
         let mut script = script.into_iter();
         let mut attempts = 0;
         let started = std::time::Instant::now();
@@ -375,7 +380,7 @@ mod tests {
     fn counts_failed_attempts_and_retries() {
         let errors = Counter::default();
         let id: Arc<str> = "retry_counting_test".into();
-        let mut retrier = Retrier::new(config(1, 1, Some(3)), Some(&id), errors.clone());
+        let retrier = Retrier::new(config(1, 1, Some(3)), Some(&id), errors.clone());
         let result = retrier.run_blocking(&"test", || Outcome::retryable("down"));
         assert!(matches!(result, Err(DeliveryError::Exhausted(_))));
         assert_eq!(errors.get(), 3);

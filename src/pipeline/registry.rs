@@ -27,10 +27,12 @@ use crate::enrichment::{
     csv::CsvTableConfig, geoip::GeoipTableConfig, LoadError, Loader, TableHandle, Tables,
 };
 use crate::sinks::notify::NotifyConfig;
+use crate::sinks::options::{StoreDefaults, StoreOptions};
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
     http::HttpSinkConfig, SinkContext, SinkError,
 };
+use crate::sinks::{clickhouse, elasticsearch, loki};
 use crate::sources::{
     file::FileSourceConfig, http::HttpConfig, journald::JournaldConfig,
     kubernetes::KubernetesLogsConfig, sockets::Bound, sockets::Sockets, stdin::StdinConfig,
@@ -282,9 +284,9 @@ pub enum Sink {
     File(FileSink),
     Blackhole(BlackholeConfig),
     Http(HttpSinkConfig),
-    Clickhouse(crate::sinks::clickhouse::ClickhouseSinkConfig),
-    Elasticsearch(crate::sinks::elasticsearch::ElasticsearchSinkConfig),
-    Loki(crate::sinks::loki::LokiSinkConfig),
+    Clickhouse(clickhouse::ClickhouseSinkConfig),
+    Elasticsearch(elasticsearch::ElasticsearchSinkConfig),
+    Loki(loki::LokiSinkConfig),
     Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
@@ -313,17 +315,19 @@ impl Sink {
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
             "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
-            "clickhouse" => Self::Clickhouse(checked(
+            "clickhouse" => Self::Clickhouse(store_checked::<clickhouse::Clickhouse, _>(
                 table,
-                crate::sinks::clickhouse::ClickhouseSinkConfig::validate,
+                clickhouse::ClickhouseSinkConfig::validate,
             )?),
-            "elasticsearch" => Self::Elasticsearch(checked(
+            "elasticsearch" => {
+                Self::Elasticsearch(store_checked::<elasticsearch::Elasticsearch, _>(
+                    table,
+                    elasticsearch::ElasticsearchSinkConfig::validate,
+                )?)
+            }
+            "loki" => Self::Loki(store_checked::<loki::Loki, _>(
                 table,
-                crate::sinks::elasticsearch::ElasticsearchSinkConfig::validate,
-            )?),
-            "loki" => Self::Loki(checked(
-                table,
-                crate::sinks::loki::LokiSinkConfig::validate,
+                loki::LokiSinkConfig::validate,
             )?),
             "opentelemetry" => Self::Opentelemetry(checked(
                 table,
@@ -367,15 +371,15 @@ impl Sink {
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Clickhouse(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Elasticsearch(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Loki(c) => {
-                let client = c.client()?;
+                let client = c.options.client()?;
                 Box::pin(c.run(client, rx, ctx))
             }
             Self::Opentelemetry(c) => Box::pin(c.run(rx, ctx)),
@@ -409,6 +413,16 @@ fn checked<T: DeserializeOwned>(
     let config = deserialize(table)?;
     check(&config)?;
     Ok(config)
+}
+
+/// `checked` for a sink flattening `StoreOptions`: serde names no field for an error inside
+/// a flattened struct, so the shared options are read alone first (ignoring the rest).
+fn store_checked<D: StoreDefaults, T: DeserializeOwned>(
+    table: toml::Table,
+    check: impl FnOnce(&T) -> Result<(), FieldError>,
+) -> Result<T, FieldError> {
+    deserialize::<StoreOptions<D>>(table.clone())?;
+    checked(table, check)
 }
 
 fn unknown_type(kind: &str, known: &str) -> FieldError {

@@ -78,7 +78,7 @@ async fn send_loop(target: Target, spool: Arc<Spool>, config: ShipConfig) {
         HeaderValue::from_static("application/x-ndjson"),
     )];
     // An outage is reported below, once when it starts and once when it ends.
-    let mut retrier = Retrier::new(config.retry.clone(), None, Counter::default());
+    let retrier = Retrier::new(config.retry.clone(), None, Counter::default());
     let down = Cell::new(false);
     loop {
         let entry = spool.front().await;

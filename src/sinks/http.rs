@@ -20,20 +20,18 @@
 //! unacknowledged, each attempt is counted and logged with the reason.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
+use super::batch::{self, invalid, Poster};
 use super::{SinkContext, SinkError};
-use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::delivery::retry::RetryConfig;
+use crate::event::Event;
 use crate::field_error::FieldError;
 use crate::tls::ClientTlsConfig;
 
@@ -108,15 +106,11 @@ impl HttpSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
         parse_uri(&self.uri)?;
-        if self.batch_max_events == 0 {
-            return Err(FieldError::new("batch_max_events", "must be at least 1"));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        batch::at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         parse_headers(&self.headers)?;
         self.tls.validate()?;
         self.retry.validate()
@@ -126,21 +120,13 @@ impl HttpSinkConfig {
     /// the start, naming the field).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
-        let https = uri.scheme_str() == Some("https");
-        if !https {
-            return Ok(HttpClient::plain());
-        }
-        let tls = self
-            .tls
-            .client_config(https)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        Ok(HttpClient::with_tls(tls))
+        batch::client(uri.scheme_str() == Some("https"), &self.tls)
     }
 
     pub async fn run(
         self,
         client: HttpClient,
-        rx: BatchReceiver,
+        mut rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
@@ -148,33 +134,40 @@ impl HttpSinkConfig {
             HttpEncoding::Ndjson => "application/x-ndjson",
             HttpEncoding::JsonArray => "application/json",
         };
-        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        let headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
+        let request = (self.compression, &self.headers, self.timeout_secs);
+        let poster = Poster::new((uri, headers, client), request, &self.retry, &ctx)?;
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let max_events = self.batch_max_events;
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            let encode = |event: &Event, row: &mut Vec<u8>| {
+                if self.encoding == HttpEncoding::JsonArray {
+                    row.push(b',');
+                }
+                // Serialising our own value type cannot fail (see `Encoding::encode`).
+                let _ = serde_json::to_writer(&mut *row, &event.fields);
+                if self.encoding == HttpEncoding::Ndjson {
+                    row.push(b'\n');
+                }
+            };
+            // One byte kept for the closing `]` of `json_array`.
+            let limits = (max_events, self.batch_max_bytes - 1);
+            for mut chunk in batch::chunks(gathered.events(), limits, encode) {
+                if self.encoding == HttpEncoding::JsonArray {
+                    chunk.body[0] = b'[';
+                    chunk.body.push(b']');
+                }
+                let what = "request failed for good";
+                poster
+                    .send(&chunk.events, chunk.body.into(), &ctx, what)
+                    .await;
+            }
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
         }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        let mut sink = HttpSink {
-            uri,
-            headers,
-            client,
-            timeout: Duration::from_secs(self.timeout_secs),
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
-            config: self,
-        };
-        sink.run(rx, ctx).await;
         Ok(())
     }
-}
-
-fn invalid(e: FieldError) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{}: {}", e.field, e.message),
-    )
 }
 
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
@@ -237,133 +230,6 @@ pub(crate) fn parse_headers(
             Ok((name, value))
         })
         .collect()
-}
-
-struct HttpSink {
-    config: HttpSinkConfig,
-    uri: Uri,
-    /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    client: HttpClient,
-    timeout: Duration,
-    retrier: Retrier,
-}
-
-impl HttpSink {
-    async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let mut batches: Vec<Delivery> = Vec::new();
-        let mut body = Vec::new();
-        let mut line = Vec::new();
-        while let Some(first) = rx.recv().await {
-            // Take what is already queued too, up to one request's worth of events, so small
-            // upstream batches are not sent one request each.
-            let mut queued = first.len();
-            batches.push(first);
-            while queued < self.config.batch_max_events {
-                match rx.try_recv() {
-                    Some(batch) => {
-                        queued += batch.len();
-                        batches.push(batch);
-                    }
-                    None => break,
-                }
-            }
-            let mut chunk: Vec<&Event> = Vec::with_capacity(queued);
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
-                line.clear();
-                // Serialising our own value type cannot fail (see `Encoding::encode`).
-                let _ = serde_json::to_writer(&mut line, &event.fields);
-                let full = chunk.len() >= self.config.batch_max_events
-                    || (!chunk.is_empty()
-                        && body.len() + line.len() + 2 > self.config.batch_max_bytes);
-                if full {
-                    self.send(&chunk, &body, &ctx).await;
-                    chunk.clear();
-                    body.clear();
-                }
-                match self.config.encoding {
-                    HttpEncoding::Ndjson => {
-                        body.extend_from_slice(&line);
-                        body.push(b'\n');
-                    }
-                    HttpEncoding::JsonArray => {
-                        body.push(if chunk.is_empty() { b'[' } else { b',' });
-                        body.extend_from_slice(&line);
-                    }
-                }
-                chunk.push(event);
-            }
-            if !chunk.is_empty() {
-                self.send(&chunk, &body, &ctx).await;
-            }
-            drop(chunk);
-            body.clear();
-            // Each event was stated delivered or rejected by `send`.
-            batches.drain(..).for_each(Delivery::settle);
-        }
-    }
-
-    /// Sends one request's events (encoded in `body`), retrying, then acknowledges them or
-    /// hands them to dead-letter.
-    async fn send(&mut self, events: &[&Event], body: &[u8], ctx: &SinkContext) {
-        let payload = match self.payload(body) {
-            Ok(p) => p,
-            Err(error) => {
-                // Compressing into memory does not fail in practice; treat it as fatal.
-                self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
-                    .await;
-                return;
-            }
-        };
-        let delivered = self
-            .retrier
-            .run(&self.uri, || {
-                self.client
-                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
-            })
-            .await;
-        match delivered {
-            Ok(()) => {
-                ctx.metrics.sent_events.inc(events.len() as u64);
-                ctx.metrics.sent_bytes.inc(payload.len() as u64);
-                for event in events {
-                    event.ack(AckStatus::Delivered);
-                }
-            }
-            Err(error) => self.dead_letter(events, error, ctx).await,
-        }
-    }
-
-    async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
-        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "request failed for good; events go to dead-letter");
-        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
-        ctx.reject_async(letters).await;
-    }
-
-    /// The request body: the encoded events, closed and compressed as configured.
-    fn payload(&self, body: &[u8]) -> std::io::Result<Bytes> {
-        let closing: &[u8] = match self.config.encoding {
-            HttpEncoding::Ndjson => b"",
-            HttpEncoding::JsonArray => b"]",
-        };
-        Ok(match self.config.compression {
-            HttpCompression::None => {
-                let mut out = Vec::with_capacity(body.len() + closing.len());
-                out.extend_from_slice(body);
-                out.extend_from_slice(closing);
-                Bytes::from(out)
-            }
-            HttpCompression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                gz.write_all(body)?;
-                gz.write_all(closing)?;
-                Bytes::from(gz.finish()?)
-            }
-        })
-    }
 }
 
 #[cfg(test)]

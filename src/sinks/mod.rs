@@ -15,11 +15,13 @@ pub mod elasticsearch;
 pub mod encoding;
 pub mod file;
 pub mod http;
+pub(crate) mod in_flight;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod loki;
 pub mod notify;
 pub mod opentelemetry;
+pub mod options;
 pub mod pagerduty;
 pub mod retry;
 pub mod s3;

@@ -207,6 +207,62 @@ fn broken_configs_name_file_component_and_field() {
     }
 }
 
+/// The log-store sinks flatten their shared options into their own, which serde's
+/// `deny_unknown_fields` cannot check: an unknown or mistyped option is still refused,
+/// naming it, and `request.concurrency` is checked (Loki's pushes stay one at a time).
+#[test]
+fn log_store_sinks_name_unknown_and_bad_fields() {
+    let sink = |kind: &str, extra: &str| {
+        let table = if kind == "clickhouse" {
+            "table = \"logs\"\n"
+        } else {
+            ""
+        };
+        format!(
+            "[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n[sinks.out]\ntype = \"{kind}\"\ninputs = [\"in\"]\nendpoint = \"http://127.0.0.1:1\"\n{table}{extra}\n"
+        )
+    };
+    for kind in ["clickhouse", "elasticsearch", "loki"] {
+        assert_eq!(errors_of(&sink(kind, "")), Vec::<String>::new(), "{kind}");
+        assert_eq!(
+            errors_of(&sink(kind, "request = { concurrency = 1 }")),
+            Vec::<String>::new(),
+            "{kind}"
+        );
+        for (extra, needles) in [
+            (
+                "batch_max_event = 10",
+                &["field `batch_max_event`", "unknown field `batch_max_event`"][..],
+            ),
+            (
+                "batch_max_events = \"many\"",
+                &["batch_max_events", "invalid type"][..],
+            ),
+            (
+                "request = { concurency = 2 }",
+                &["request.concurency", "unknown field `concurency`"][..],
+            ),
+            (
+                "request = { concurrency = 0 }",
+                &["field `request.concurrency`", "must be between 1 and"][..],
+            ),
+        ] {
+            let text = errors_of(&sink(kind, extra)).join("\n");
+            for needle in needles.iter().chain(&["broken.toml", "sink `out`"]) {
+                assert!(
+                    text.contains(needle),
+                    "{kind} with {extra}: {text:?} lacks {needle:?}"
+                );
+            }
+        }
+    }
+    let loki = errors_of(&sink("loki", "request = { concurrency = 2 }")).join("\n");
+    assert!(
+        loki.contains("field `request.concurrency`") && loki.contains("one at a time"),
+        "{loki}"
+    );
+}
+
 #[test]
 fn environment_defaults_and_values_are_substituted() {
     let toml = "[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:${SET}\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n[sinks.f]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"${DIR:-/tmp/x}/out.log\"\n";

@@ -57,6 +57,7 @@ mod s3_sink;
 mod seaweedfs;
 mod ship;
 mod shutdown;
+mod sink_concurrency;
 #[cfg(feature = "store")]
 mod store;
 mod syslog;

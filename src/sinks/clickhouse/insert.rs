@@ -25,16 +25,11 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::Uri;
-
-use super::super::http::HttpCompression;
+use super::super::batch::{self, Poster};
 use super::super::SinkContext;
 use crate::ack::AckStatus;
-use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Outcome, Retrier};
+use crate::delivery::retry::{DeliveryError, Outcome};
 use crate::event::Event;
 
 /// Exception codes about the rows' data: parse and type errors.
@@ -99,13 +94,8 @@ enum Answer {
 }
 
 pub(super) struct Inserter {
-    pub(super) uri: Uri,
     /// Credentials, `Content-Encoding` if compressed, then the configured headers.
-    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(super) client: HttpClient,
-    pub(super) timeout: Duration,
-    pub(super) retrier: Retrier,
-    pub(super) compression: HttpCompression,
+    pub(super) poster: Poster,
     pub(super) max_isolation_inserts: usize,
 }
 
@@ -113,7 +103,7 @@ impl Inserter {
     /// Inserts `events`, whose rows are `body` with row `i` ending at `ends[i]`; every event
     /// is then acknowledged delivered or handed to dead-letter.
     pub(super) async fn insert(
-        &mut self,
+        &self,
         events: &[&Event],
         body: &[u8],
         ends: &[usize],
@@ -161,21 +151,20 @@ impl Inserter {
     }
 
     /// One insert of `rows`, retried while the failure is worth retrying.
-    async fn attempt(&mut self, rows: &[u8]) -> Answer {
-        let payload =
-            match super::super::batch::compress(std::borrow::Cow::Borrowed(rows), self.compression)
-            {
-                Ok(payload) => payload,
-                // Compressing into memory does not fail in practice; treat it as fatal.
-                Err(error) => return Answer::Failed(DeliveryError::Fatal(error.to_string())),
-            };
+    async fn attempt(&self, rows: &[u8]) -> Answer {
+        let p = &self.poster;
+        let payload = match batch::compress(rows.into(), p.compression) {
+            Ok(payload) => payload,
+            // Compressing into memory does not fail in practice; treat it as fatal.
+            Err(error) => return Answer::Failed(DeliveryError::Fatal(error.to_string())),
+        };
         let refused = AtomicBool::new(false);
-        let result = self
+        let result = p
             .retrier
-            .run(&self.uri, || async {
-                let outcome = self
+            .run(&p.uri, || async {
+                let outcome = p
                     .client
-                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
+                    .post(&p.uri, &p.headers, payload.clone(), p.timeout)
                     .await;
                 let outcome = classify(outcome);
                 refused.store(
@@ -195,9 +184,8 @@ impl Inserter {
     }
 
     async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
-        tracing::error!(component_id = %ctx.id, %error, rows = events.len(), "clickhouse refused rows; they go to dead-letter");
-        let letters = super::super::dead_letters(events.iter().copied(), &ctx.id, &error);
-        ctx.reject_async(letters).await;
+        let what = "clickhouse refused rows";
+        self.poster.dead_letter(events, error, ctx, what).await;
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Rows are encoded by `encode.rs` (which fields become which columns, how timestamps are
 //! written) and inserted by `insert.rs` on the shared HTTP delivery client and retry driver,
-//! one insert after the other so rows keep their order. Queued batches are gathered for
+//! up to `request.concurrency` inserts in flight at once (`in_flight.rs`). Queued batches are gathered for
 //! up to `batch_timeout_ms` into inserts of at most `batch_max_events` rows and
 //! `batch_max_bytes` bytes: ClickHouse makes a part per insert and wants few large ones.
 //! Events are acknowledged once the insert that holds them was answered 200; rows the server
@@ -14,43 +14,34 @@ mod encode;
 mod insert;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::batch::invalid;
-use super::http::{parse_headers, HttpCompression};
+use super::batch::{invalid, Gathered};
+use super::http::HttpCompression;
+use super::in_flight::{self, Requests};
+use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::event::Event;
 use crate::field_error::FieldError;
-use crate::tls::ClientTlsConfig;
 
 pub use encode::TimestampFormat;
 
-/// ClickHouse inserts atomically up to `max_insert_block_size` rows (1,048,576 by default);
-/// a larger insert could be half taken when it fails.
-const MAX_BATCH_EVENTS: usize = 1_000_000;
-
 /// `[sinks.ID] type = "clickhouse"`
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClickhouseSinkConfig {
-    /// The HTTP interface, e.g. `http://127.0.0.1:8123` or `https://ch.example.com:8443`.
-    pub endpoint: String,
+    /// `endpoint`, `user` and `password` (as `X-ClickHouse-User` and `X-ClickHouse-Key`)...
+    #[serde(flatten)]
+    pub options: StoreOptions<Clickhouse>,
     /// The database (default: the user's default database).
     pub database: Option<String>,
     /// The table to insert into; it must exist.
     pub table: String,
-    /// Sent as `X-ClickHouse-User`.
-    pub user: Option<String>,
-    /// Sent as `X-ClickHouse-Key` (use `${ENV}` to keep it out of the file).
-    pub password: Option<String>,
     /// `column = "field.path"`: the columns of a row and the fields they are read from.
     /// Unset: every top-level field, under its own name.
     #[serde(default)]
@@ -69,59 +60,33 @@ pub struct ClickhouseSinkConfig {
     /// parameters.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
-    /// For `https://`: CAs trusted besides the system's, and a client certificate.
-    #[serde(default)]
-    pub tls: ClientTlsConfig,
-    /// `none` or `gzip` (the request body, sent with `Content-Encoding: gzip`).
-    #[serde(default = "default_compression")]
-    pub compression: HttpCompression,
-    /// Most rows in one insert (at most 1,000,000).
-    #[serde(default = "default_batch_max_events")]
-    pub batch_max_events: usize,
-    /// Most encoded (uncompressed) bytes in one insert; a single bigger row is sent alone.
-    #[serde(default = "default_batch_max_bytes")]
-    pub batch_max_bytes: usize,
-    /// How long to wait for more events before inserting fewer than `batch_max_events`.
-    #[serde(default = "default_batch_timeout_ms")]
-    pub batch_timeout_ms: u64,
-    /// Time allowed for one insert, from connecting to reading the answer; a timeout is
-    /// retried.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
     /// Further inserts allowed per refused insert to find the rows the server refuses.
     #[serde(default = "default_max_isolation_inserts")]
     pub max_isolation_inserts: usize,
-    /// Extra request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Backoff for retryable failures; fatal failures and exhausted retries go to
-    /// `ID.dead_letter`.
-    #[serde(default)]
-    pub retry: RetryConfig,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The defaults of ClickHouse's shared options.
+#[derive(Debug, Clone)]
+pub struct Clickhouse;
+
+impl StoreDefaults for Clickhouse {
+    const EXAMPLE: &'static str = "http://127.0.0.1:8123";
+    const QUERY_NOTE: &'static str = " (database and settings are options)";
+    const COMPRESSION: HttpCompression = HttpCompression::Gzip;
+    const BATCH_MAX_EVENTS: usize = 10_000;
+    /// ClickHouse inserts atomically up to `max_insert_block_size` rows (1,048,576 by
+    /// default); a larger insert could be half taken when it fails.
+    const MAX_BATCH_EVENTS: (usize, &'static str) = (
+        1_000_000,
+        " (an insert is atomic only up to the server's max_insert_block_size)",
+    );
+    const BATCH_MAX_BYTES: usize = 10 * 1024 * 1024;
 }
 
 fn default_true() -> bool {
     true
-}
-
-fn default_compression() -> HttpCompression {
-    HttpCompression::Gzip
-}
-
-fn default_batch_max_events() -> usize {
-    10_000
-}
-
-fn default_batch_max_bytes() -> usize {
-    10 * 1024 * 1024
-}
-
-fn default_batch_timeout_ms() -> u64 {
-    1000
-}
-
-fn default_timeout_secs() -> u64 {
-    30
 }
 
 /// Halving finds one refused row among 10,000 in about 28 inserts (two per level), so this
@@ -133,7 +98,7 @@ fn default_max_isolation_inserts() -> usize {
 impl ClickhouseSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
-        parse_uri(&self.endpoint)?;
+        self.options.validate(&self.unknown)?;
         identifier("table", &self.table)?;
         if let Some(database) = &self.database {
             identifier("database", database)?;
@@ -153,22 +118,8 @@ impl ClickhouseSinkConfig {
                 ));
             }
         }
-        if !(1..=MAX_BATCH_EVENTS).contains(&self.batch_max_events) {
-            return Err(FieldError::new(
-                "batch_max_events",
-                format!("must be between 1 and {MAX_BATCH_EVENTS} (an insert is atomic only up to the server's max_insert_block_size)"),
-            ));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
         self.credentials()?;
-        parse_headers(&self.headers)?;
-        self.tls.validate()?;
-        self.retry.validate()
+        Ok(())
     }
 
     fn columns(&self) -> Result<Vec<(String, FieldPath)>, FieldError> {
@@ -185,8 +136,8 @@ impl ClickhouseSinkConfig {
     fn credentials(&self) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
         let mut headers = Vec::new();
         for (field, header, value) in [
-            ("user", "x-clickhouse-user", &self.user),
-            ("password", "x-clickhouse-key", &self.password),
+            ("user", "x-clickhouse-user", &self.options.user),
+            ("password", "x-clickhouse-key", &self.options.password),
         ] {
             if let Some(value) = value {
                 let mut value = HeaderValue::from_str(value)
@@ -200,13 +151,13 @@ impl ClickhouseSinkConfig {
 
     /// The insert's URL: the endpoint with the query and settings as parameters.
     fn insert_uri(&self) -> Result<Uri, FieldError> {
-        let endpoint = parse_uri(&self.endpoint)?;
+        let endpoint = self.options.uri()?;
         let mut query = String::from("INSERT INTO ");
         if let Some(database) = &self.database {
             query.push_str(&format!("`{database}`."));
         }
         query.push_str(&format!("`{}` FORMAT JSONEachRow", self.table));
-        let mut text = self.endpoint.trim_end_matches('/').to_string();
+        let mut text = self.options.endpoint.trim_end_matches('/').to_string();
         if endpoint.path() == "/" {
             text.push('/');
         }
@@ -228,71 +179,40 @@ impl ClickhouseSinkConfig {
             .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
     }
 
-    /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
-    /// the start, naming the field).
-    pub fn client(&self) -> Result<HttpClient, SinkError> {
-        batch::client(&parse_uri(&self.endpoint).map_err(invalid)?, &self.tls)
-    }
-
     pub async fn run(
         self,
         client: HttpClient,
         mut rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        let mut headers = self.credentials().map_err(invalid)?;
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
+        let options = &self.options;
+        let headers = self.credentials().map_err(invalid)?;
+        let uri = self.insert_uri().map_err(invalid)?;
         let encoder = encode::RowEncoder::new(
             self.columns().map_err(invalid)?,
             self.other_fields_column.as_deref(),
             self.timestamp_format,
         );
-        let mut inserter = insert::Inserter {
-            uri: self.insert_uri().map_err(invalid)?,
-            headers,
-            client,
-            timeout: Duration::from_secs(self.timeout_secs),
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
-            compression: self.compression,
+        let inserter = insert::Inserter {
+            poster: options.poster(uri, headers, client, &ctx)?,
             max_isolation_inserts: self.max_isolation_inserts,
         };
-        let linger = Duration::from_millis(self.batch_timeout_ms);
-        let mut body = Vec::new();
-        let mut ends = Vec::new();
-        let mut row = Vec::new();
-        while let Some(mut batches) = batch::gather(&mut rx, self.batch_max_events, linger).await {
-            let mut chunk: Vec<&Event> = Vec::new();
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
-                row.clear();
-                encoder.encode(event, &mut row);
-                let full = chunk.len() >= self.batch_max_events
-                    || (!chunk.is_empty() && body.len() + row.len() > self.batch_max_bytes);
-                if full {
-                    inserter.insert(&chunk, &body, &ends, &ctx).await;
-                    chunk.clear();
-                    body.clear();
-                    ends.clear();
-                }
-                body.extend_from_slice(&row);
-                ends.push(body.len());
-                chunk.push(event);
-            }
-            if !chunk.is_empty() {
-                inserter.insert(&chunk, &body, &ends, &ctx).await;
-            }
-            drop(chunk);
-            body.clear();
-            ends.clear();
+        let requests = Requests::new(options.request.concurrency, &ctx.id);
+        let (inserter, encoder, ctx, requests) = (&inserter, &encoder, &ctx, &requests);
+        let send = |gathered: Gathered| async move {
+            let encode = |event: &Event, row: &mut Vec<u8>| encoder.encode(event, row);
+            let chunks: Vec<_> =
+                batch::chunks(gathered.events(), options.limits(), encode).collect();
+            let inserts: Vec<_> = chunks
+                .iter()
+                .map(|c| inserter.insert(&c.events, &c.body, &c.ends, ctx))
+                .collect();
+            requests.send_all(inserts).await;
+            drop(chunks);
             // Each event was stated delivered or rejected by `insert`.
-            batches.drain(..).for_each(Delivery::settle);
-        }
+            gathered.settle();
+        };
+        in_flight::run(&mut rx, options.gathering(), send).await;
         Ok(())
     }
 }
@@ -313,14 +233,6 @@ fn identifier(field: &str, name: &str) -> Result<(), FieldError> {
         ));
     }
     Ok(())
-}
-
-fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    batch::endpoint_uri(
-        uri,
-        "http://127.0.0.1:8123",
-        " (database and settings are options)",
-    )
 }
 
 #[cfg(test)]
@@ -371,7 +283,7 @@ mod tests {
             "http://127.0.0.1:8123/?query=INSERT%20INTO%20%60web%20logs%60.%60logs%60%20FORMAT%20JSONEachRow&async_insert=1&input_format_skip_unknown_fields=1"
         );
         let mut c = config("skip_unknown_fields = false").unwrap();
-        c.endpoint = "https://proxy.example.com/clickhouse/".into();
+        c.options.endpoint = "https://proxy.example.com/clickhouse/".into();
         assert_eq!(
             c.insert_uri().unwrap().to_string(),
             "https://proxy.example.com/clickhouse?query=INSERT%20INTO%20%60logs%60%20FORMAT%20JSONEachRow"

@@ -5,36 +5,29 @@
 //! event's time, `{{ field }}` placeholders), its `_id` from `id_field` if set; `bulk.rs`
 //! writes the items and reads the answer's per-item statuses, `send.rs` sends a request and
 //! then again only its retryable items (429, 5xx), sending rejected ones (a
-//! `mapper_parsing_exception`) to `ID.dead_letter` with their reason. Requests go out one
-//! after the other on the shared HTTP delivery client and retry driver; events are
+//! `mapper_parsing_exception`) to `ID.dead_letter` with their reason. Up to
+//! `request.concurrency` requests are in flight at once on the shared HTTP delivery client
+//! and retry driver (`in_flight.rs`); events are
 //! acknowledged once their item was stored. Index templates and mappings are the
 //! operator's (docs/elasticsearch.md recommends one).
 
 mod bulk;
 mod send;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use base64::Engine;
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::batch::invalid;
-use super::http::{parse_headers, HttpCompression};
+use super::batch::{invalid, Gathered};
+use super::in_flight::{self, Requests};
+use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::event::Event;
 use crate::field_error::FieldError;
 use crate::template::Template;
-use crate::tls::ClientTlsConfig;
-
-/// The answer to a request of more items might not fit what `send.rs` reads of it.
-const MAX_BATCH_EVENTS: usize = 10_000;
 
 /// Characters an index name may not hold (Elasticsearch's list), replaced by `_` where a
 /// field's value brings them in.
@@ -42,10 +35,10 @@ const INDEX_FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ',
 
 /// `[sinks.ID] type = "elasticsearch"`
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ElasticsearchSinkConfig {
-    /// The cluster, e.g. `http://127.0.0.1:9200` (`/_bulk` is added).
-    pub endpoint: String,
+    /// `endpoint` (`/_bulk` is added), `user` and `password` (basic authentication)...
+    #[serde(flatten)]
+    pub options: StoreOptions<Elasticsearch>,
     /// The index (or data stream) of each event: a template with `{{ field }}`
     /// placeholders and `%Y`, `%m`, `%d`, `%H` from the event's `timestamp` (UTC).
     #[serde(default = "default_index")]
@@ -63,31 +56,23 @@ pub struct ElasticsearchSinkConfig {
     pub timestamp_field: String,
     /// An ingest pipeline to run the documents through.
     pub pipeline: Option<String>,
-    /// Basic authentication.
-    pub user: Option<String>,
-    pub password: Option<String>,
     /// `Authorization: ApiKey ...` (the base64 form the cluster gave).
     pub api_key: Option<String>,
-    #[serde(default)]
-    pub tls: ClientTlsConfig,
-    #[serde(default)]
-    pub compression: HttpCompression,
-    /// Most documents in one request (at most 10,000).
-    #[serde(default = "default_batch_max_events")]
-    pub batch_max_events: usize,
-    /// Most encoded (uncompressed) bytes in one request; a single bigger document is sent
-    /// alone. Keep it below the cluster's `http.max_content_length` (100 MB).
-    #[serde(default = "default_batch_max_bytes")]
-    pub batch_max_bytes: usize,
-    /// How long to wait for more events before sending fewer than `batch_max_events`.
-    #[serde(default = "default_batch_timeout_ms")]
-    pub batch_timeout_ms: u64,
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub retry: RetryConfig,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The defaults of Elasticsearch's shared options.
+#[derive(Debug, Clone)]
+pub struct Elasticsearch;
+
+impl StoreDefaults for Elasticsearch {
+    const EXAMPLE: &'static str = "http://127.0.0.1:9200";
+    const BATCH_MAX_EVENTS: usize = 1000;
+    /// The answer to a request of more items might not fit what `send.rs` reads of it.
+    const MAX_BATCH_EVENTS: (usize, &'static str) = (10_000, "");
+    const BATCH_MAX_BYTES: usize = 10 * 1024 * 1024;
+    const TIMEOUT_SECS: u64 = 60;
 }
 
 /// `action = "create" | "index"`
@@ -107,46 +92,16 @@ fn default_timestamp_field() -> String {
     "@timestamp".into()
 }
 
-fn default_batch_max_events() -> usize {
-    1000
-}
-
-fn default_batch_max_bytes() -> usize {
-    10 * 1024 * 1024
-}
-
-fn default_batch_timeout_ms() -> u64 {
-    1000
-}
-
-fn default_timeout_secs() -> u64 {
-    60
-}
-
 impl ElasticsearchSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
-        parse_uri(&self.endpoint)?;
+        self.options.validate(&self.unknown)?;
         self.index_template()?;
         if let Some(field) = &self.id_field {
             FieldPath::parse(field).map_err(|e| FieldError::new("id_field", e))?;
         }
-        if !(1..=MAX_BATCH_EVENTS).contains(&self.batch_max_events) {
-            return Err(FieldError::new(
-                "batch_max_events",
-                format!("must be between 1 and {MAX_BATCH_EVENTS}"),
-            ));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
         self.credentials()?;
-        parse_headers(&self.headers)?;
-        self.tls.validate()?;
-        self.retry.validate()
+        Ok(())
     }
 
     fn index_template(&self) -> Result<Template, FieldError> {
@@ -181,36 +136,26 @@ impl ElasticsearchSinkConfig {
         Ok(template)
     }
 
+    /// `Authorization`: basic from `user` and `password`, or `ApiKey`, not both.
     fn credentials(&self) -> Result<Option<HeaderValue>, FieldError> {
-        let value = match (&self.user, &self.password, &self.api_key) {
-            (None, None, None) => return Ok(None),
-            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-                return Err(FieldError::new(
-                    "api_key",
-                    "set either api_key or user and password",
-                ))
-            }
-            (Some(user), password, None) => {
-                let pair = format!("{user}:{}", password.as_deref().unwrap_or(""));
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )
-            }
-            (None, Some(_), None) => {
-                return Err(FieldError::new("user", "password needs a user"));
-            }
-            (None, None, Some(key)) => format!("ApiKey {key}"),
+        let Some(key) = &self.api_key else {
+            return self.options.basic_auth();
         };
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| FieldError::new("password", "must be visible ASCII"))?;
+        if self.options.user.is_some() || self.options.password.is_some() {
+            return Err(FieldError::new(
+                "api_key",
+                "set either api_key or user and password",
+            ));
+        }
+        let mut value = HeaderValue::from_str(&format!("ApiKey {key}"))
+            .map_err(|_| FieldError::new("api_key", "must be visible ASCII"))?;
         value.set_sensitive(true);
         Ok(Some(value))
     }
 
     /// `ENDPOINT/_bulk`, with the answer trimmed to what is read of it (`filter_path`).
     fn bulk_uri(&self) -> Result<Uri, FieldError> {
-        let mut text = self.endpoint.trim_end_matches('/').to_string();
+        let mut text = self.options.endpoint.trim_end_matches('/').to_string();
         text.push_str("/_bulk?filter_path=errors,items.*.status,items.*.error");
         if let Some(pipeline) = &self.pipeline {
             text.push_str("&pipeline=");
@@ -220,17 +165,13 @@ impl ElasticsearchSinkConfig {
             .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
     }
 
-    /// The delivery client, its TLS files read (the start's IO).
-    pub fn client(&self) -> Result<HttpClient, SinkError> {
-        batch::client(&parse_uri(&self.endpoint).map_err(invalid)?, &self.tls)
-    }
-
     pub async fn run(
         self,
         client: HttpClient,
         mut rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
+        let options = &self.options;
         let mut headers: Vec<(HeaderName, HeaderValue)> = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-ndjson"),
@@ -238,12 +179,8 @@ impl ElasticsearchSinkConfig {
         if let Some(credentials) = self.credentials().map_err(invalid)? {
             headers.push((AUTHORIZATION, credentials));
         }
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        let index = self.index_template().map_err(invalid)?;
-        let id_field = match &self.id_field {
+        let index = &self.index_template().map_err(invalid)?;
+        let id_field = &match &self.id_field {
             Some(field) => {
                 Some(FieldPath::parse(field).map_err(|e| invalid(FieldError::new("id_field", e)))?)
             }
@@ -253,58 +190,35 @@ impl ElasticsearchSinkConfig {
             BulkAction::Create => "create",
             BulkAction::Index => "index",
         };
-        let mut sender = send::BulkSender {
-            uri: self.bulk_uri().map_err(invalid)?,
-            headers,
-            client,
-            timeout: Duration::from_secs(self.timeout_secs),
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
-            compression: self.compression,
-        };
-        let linger = Duration::from_millis(self.batch_timeout_ms);
-        let mut body = Vec::new();
-        let mut items = Vec::new();
-        let mut item = Vec::new();
-        let mut name = String::new();
-        let mut id = String::new();
-        while let Some(mut batches) = batch::gather(&mut rx, self.batch_max_events, linger).await {
-            let mut chunk: Vec<&Event> = Vec::new();
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
+        let uri = self.bulk_uri().map_err(invalid)?;
+        let sender = &send::BulkSender(options.poster(uri, headers, client, &ctx)?);
+        let timestamp_field = self.timestamp_field.as_str();
+        let requests = Requests::new(options.request.concurrency, &ctx.id);
+        let (ctx, requests) = (&ctx, &requests);
+        let send = |gathered: Gathered| async move {
+            let (mut name, mut id) = (String::new(), String::new());
+            let encode = |event: &Event, item: &mut Vec<u8>| {
                 name.clear();
-                index_name(&index, event, &mut name);
+                index_name(index, event, &mut name);
                 let id = id_field.as_ref().and_then(|path| {
                     id.clear();
                     path.get(&event.fields)?.write_text(&mut id);
                     Some(id.as_str())
                 });
-                item.clear();
-                bulk::write_item(event, action, &name, id, &self.timestamp_field, &mut item);
-                let full = chunk.len() >= self.batch_max_events
-                    || (!chunk.is_empty() && body.len() + item.len() > self.batch_max_bytes);
-                if full {
-                    sender.send(&chunk, &body, &items, &ctx).await;
-                    chunk.clear();
-                    body.clear();
-                    items.clear();
-                }
-                let start = body.len();
-                body.extend_from_slice(&item);
-                items.push(start..body.len());
-                chunk.push(event);
-            }
-            if !chunk.is_empty() {
-                sender.send(&chunk, &body, &items, &ctx).await;
-            }
-            drop(chunk);
-            body.clear();
-            items.clear();
+                bulk::write_item(event, action, &name, id, timestamp_field, item);
+            };
+            let chunks: Vec<_> =
+                batch::chunks(gathered.events(), options.limits(), encode).collect();
+            let bulks: Vec<_> = chunks
+                .iter()
+                .map(|c| sender.send(&c.events, &c.body, &c.ends, ctx))
+                .collect();
+            requests.send_all(bulks).await;
+            drop(chunks);
             // Each event was stated delivered or rejected by `send`.
-            batches.drain(..).for_each(Delivery::settle);
-        }
+            gathered.settle();
+        };
+        in_flight::run(&mut rx, options.gathering(), send).await;
         Ok(())
     }
 }
@@ -321,10 +235,6 @@ fn index_name(template: &Template, event: &Event, out: &mut String) {
             c
         }
     }));
-}
-
-fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    batch::endpoint_uri(uri, "http://127.0.0.1:9200", "")
 }
 
 #[cfg(test)]

@@ -6,19 +6,13 @@
 //! and the retryable ones alone make up the next attempt's body, after the retry driver's
 //! backoff, until none is left or the attempts run out.
 
-use std::ops::Range;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::Uri;
-
-use super::super::http::HttpCompression;
+use super::super::batch::{self, Poster};
 use super::super::SinkContext;
 use super::bulk::{read_answer, ItemOutcome};
 use crate::ack::AckStatus;
-use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{Outcome, Retrier};
+use crate::delivery::retry::Outcome;
 use crate::event::Event;
 
 /// A bulk answer is read up to this size: with `filter_path` an item that succeeded costs
@@ -26,15 +20,9 @@ use crate::event::Event;
 /// (`batch_max_events` is capped at 10,000) failing throughout.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
-pub(super) struct BulkSender {
-    pub(super) uri: Uri,
-    /// `Content-Type`, credentials, `Content-Encoding` if compressed, configured headers.
-    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(super) client: HttpClient,
-    pub(super) timeout: Duration,
-    pub(super) retrier: Retrier,
-    pub(super) compression: HttpCompression,
-}
+/// Sends `_bulk` requests with the poster's client and retry driver, not its `send`: a retry
+/// sends again only the items that asked for it.
+pub(super) struct BulkSender(pub(super) Poster);
 
 /// Items still in play during one request's attempts.
 #[derive(Default)]
@@ -46,13 +34,13 @@ struct Progress {
 }
 
 impl BulkSender {
-    /// Sends `events`, whose items are `body` with item `i` at `items[i]`; every event is
-    /// then acknowledged delivered or handed to dead-letter.
+    /// Sends `events`, whose items are `body` with item `i` ending at `ends[i]`; every event
+    /// is then acknowledged delivered or handed to dead-letter.
     pub(super) async fn send(
-        &mut self,
+        &self,
         events: &[&Event],
         body: &[u8],
-        items: &[Range<usize>],
+        ends: &[usize],
         ctx: &SinkContext,
     ) {
         let progress = Mutex::new(Progress {
@@ -60,32 +48,26 @@ impl BulkSender {
             ..Progress::default()
         });
         let lock = || progress.lock().unwrap_or_else(|e| e.into_inner());
-        let result = self
+        let p = &self.0;
+        let result = p
             .retrier
-            .run(&self.uri, || async {
+            .run(&p.uri, || async {
                 let (payload, sent) = {
                     let progress = lock();
                     let mut raw = Vec::with_capacity(body.len());
                     for &i in &progress.pending {
-                        raw.extend_from_slice(&body[items[i].clone()]);
+                        raw.extend_from_slice(&body[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]);
                     }
                     (raw, progress.pending.len())
                 };
                 let bytes = payload.len();
-                let payload = match super::super::batch::compress(payload.into(), self.compression)
-                {
+                let payload = match batch::compress(payload.into(), p.compression) {
                     Ok(payload) => payload,
                     Err(error) => return Outcome::Fatal(error.to_string()),
                 };
-                let (outcome, answer) = self
+                let (outcome, answer) = p
                     .client
-                    .post_for_long_answer(
-                        &self.uri,
-                        &self.headers,
-                        payload,
-                        self.timeout,
-                        MAX_ANSWER_BYTES,
-                    )
+                    .post_for_long_answer(&p.uri, &p.headers, payload, p.timeout, MAX_ANSWER_BYTES)
                     .await;
                 if outcome != Outcome::Delivered {
                     return outcome;
@@ -148,7 +130,7 @@ impl BulkSender {
                 .map(|(_, reason)| reason.clone())
                 .or_else(|| result.as_ref().err().map(|e| e.to_string()))
                 .unwrap_or_default();
-            tracing::error!(component_id = %ctx.id, uri = %self.uri, events = letters.len(), %reason, "elasticsearch refused documents; they go to dead-letter");
+            tracing::error!(component_id = %ctx.id, uri = %p.uri, events = letters.len(), %reason, "elasticsearch refused documents; they go to dead-letter");
             ctx.reject_async(letters).await;
         }
     }

@@ -25,18 +25,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use prost::Message;
 use serde::Deserialize;
 
+use super::batch::{self, invalid, Poster};
 use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
-use crate::event::{Delivery, Event};
+use crate::delivery::retry::{DeliveryError, Outcome, RetryConfig};
+use crate::event::Event;
 use crate::field_error::FieldError;
 
 pub use encode::request;
@@ -109,15 +110,11 @@ impl OpentelemetrySinkConfig {
                 ),
             ));
         }
-        if self.batch_max_events == 0 {
-            return Err(FieldError::new("batch_max_events", "must be at least 1"));
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(FieldError::new("batch_max_bytes", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        batch::at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         parse_headers(&self.headers)?;
         if self.protocol == OtlpProtocol::Grpc {
             grpc::metadata(&self.headers)?;
@@ -125,51 +122,42 @@ impl OpentelemetrySinkConfig {
         self.retry.validate()
     }
 
-    pub async fn run(self, rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
-        let invalid = |e: FieldError| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{}: {}", e.field, e.message),
-            )
-        };
+    pub async fn run(self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
         let uri = parse_uri(&self.uri).map_err(invalid)?;
-        let mut headers = vec![(
+        let headers = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         )];
-        if self.compression == HttpCompression::Gzip {
-            headers.push((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-        }
-        headers.extend(parse_headers(&self.headers).map_err(invalid)?);
-        let timeout = Duration::from_secs(self.timeout_secs);
-        let transport = match self.protocol {
-            OtlpProtocol::Http => Transport::Http {
-                client: HttpClient::plain(),
-                headers,
-            },
-            OtlpProtocol::Grpc => Transport::Grpc(
-                grpc::GrpcExporter::new(
-                    &uri,
-                    self.compression == HttpCompression::Gzip,
-                    &self.headers,
-                    timeout,
-                )
-                .map_err(invalid)?,
-            ),
+        let gzip = self.compression == HttpCompression::Gzip;
+        let grpc = match self.protocol {
+            OtlpProtocol::Http => None,
+            OtlpProtocol::Grpc => {
+                let timeout = Duration::from_secs(self.timeout_secs);
+                Some(grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout).map_err(invalid)?)
+            }
         };
+        // Over gRPC, tonic compresses the message.
+        let compression = match grpc {
+            Some(_) => HttpCompression::None,
+            None => self.compression,
+        };
+        let request = (compression, &self.headers, self.timeout_secs);
+        let client = HttpClient::plain();
         let mut sink = OtlpSink {
-            uri,
-            transport,
-            timeout,
-            retrier: Retrier::new(
-                self.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
+            poster: Poster::new((uri, headers, client), request, &self.retry, &ctx)?,
+            grpc,
             partial: partial::PartialSuccesses::new(&ctx.id),
-            config: self,
         };
-        sink.run(rx, ctx).await;
+        // What is already queued is taken too, up to one request's worth, so small upstream
+        // batches are not sent one request each; nothing is waited for.
+        let (max_events, max_bytes) = (self.batch_max_events, self.batch_max_bytes);
+        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
+            for chunk in batch::sized_chunks(gathered.events(), (max_events, max_bytes)) {
+                sink.send(&chunk, &ctx).await;
+            }
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
+        }
         Ok(())
     }
 }
@@ -179,87 +167,38 @@ fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
 }
 
 struct OtlpSink {
-    config: OpentelemetrySinkConfig,
-    uri: Uri,
-    transport: Transport,
-    timeout: Duration,
-    retrier: Retrier,
+    /// For OTLP/HTTP, or only its retry driver and dead letters with `grpc`.
+    poster: Poster,
+    grpc: Option<grpc::GrpcExporter>,
     partial: partial::PartialSuccesses,
 }
 
-enum Transport {
-    Http {
-        client: HttpClient,
-        /// `Content-Type`, `Content-Encoding` if compressed, then the configured headers.
-        headers: Vec<(HeaderName, HeaderValue)>,
-    },
-    Grpc(grpc::GrpcExporter),
-}
-
 impl OtlpSink {
-    async fn run(&mut self, mut rx: BatchReceiver, ctx: SinkContext) {
-        let mut batches: Vec<Delivery> = Vec::new();
-        while let Some(first) = rx.recv().await {
-            // Take what is already queued too, up to one request's worth of events, so small
-            // upstream batches are not sent one request each.
-            let mut queued = first.len();
-            batches.push(first);
-            while queued < self.config.batch_max_events {
-                match rx.try_recv() {
-                    Some(batch) => {
-                        queued += batch.len();
-                        batches.push(batch);
-                    }
-                    None => break,
-                }
-            }
-            let mut chunk: Vec<&Event> = Vec::with_capacity(queued);
-            let mut chunk_bytes = 0;
-            for event in batches.iter().flat_map(|b| b.events.iter()) {
-                let size = event.size_estimate();
-                let full = chunk.len() >= self.config.batch_max_events
-                    || (!chunk.is_empty() && chunk_bytes + size > self.config.batch_max_bytes);
-                if full {
-                    self.send(&chunk, &ctx).await;
-                    chunk.clear();
-                    chunk_bytes = 0;
-                }
-                chunk.push(event);
-                chunk_bytes += size;
-            }
-            if !chunk.is_empty() {
-                self.send(&chunk, &ctx).await;
-            }
-            drop(chunk);
-            // Each event was stated delivered or rejected by `send`.
-            batches.drain(..).for_each(Delivery::settle);
-        }
-    }
-
     /// Sends one request's events, retrying, then acknowledges them or hands them to
     /// dead-letter.
     async fn send(&mut self, events: &[&Event], ctx: &SinkContext) {
-        let payload = match self.payload(events) {
-            Ok(p) => p,
+        let what = "export failed for good";
+        let p = &self.poster;
+        let encoded = request(events).encode_to_vec();
+        let payload = match batch::compress(encoded.into(), p.compression) {
+            Ok(payload) => payload,
+            // Compressing into memory does not fail in practice; treat it as fatal.
             Err(error) => {
-                // Compressing into memory does not fail in practice; treat it as fatal.
-                self.dead_letter(events, DeliveryError::Fatal(error.to_string()), ctx)
-                    .await;
-                return;
+                let error = DeliveryError::Fatal(error.to_string());
+                return p.dead_letter(events, error, ctx, what).await;
             }
         };
         let answer = Mutex::new(Bytes::new());
-        let (transport, uri, timeout) = (&self.transport, &self.uri, self.timeout);
-        let delivered = self
+        let delivered = p
             .retrier
-            .run(uri, || async {
-                let (outcome, body) = match transport {
-                    Transport::Http { client, headers } => {
-                        client
-                            .post_for_answer(uri, headers, payload.clone(), timeout)
+            .run(&p.uri, || async {
+                let (outcome, body) = match &self.grpc {
+                    None => {
+                        p.client
+                            .post_for_answer(&p.uri, &p.headers, payload.clone(), p.timeout)
                             .await
                     }
-                    Transport::Grpc(exporter) => exporter.export(payload.clone()).await,
+                    Some(exporter) => exporter.export(payload.clone()).await,
                 };
                 if outcome == Outcome::Delivered {
                     *answer.lock().unwrap_or_else(|e| e.into_inner()) = body;
@@ -278,29 +217,12 @@ impl OtlpSink {
                     }
                 }
                 partial::Verdict::AllRejected(reason) => {
-                    self.dead_letter(events, DeliveryError::Fatal(reason), ctx)
-                        .await;
+                    let error = DeliveryError::Fatal(reason);
+                    p.dead_letter(events, error, ctx, what).await;
                 }
             },
-            Err(error) => self.dead_letter(events, error, ctx).await,
+            Err(error) => p.dead_letter(events, error, ctx, what).await,
         }
-    }
-
-    async fn dead_letter(&self, events: &[&Event], error: DeliveryError, ctx: &SinkContext) {
-        tracing::error!(component_id = %ctx.id, uri = %self.uri, %error, events = events.len(), "export failed for good; events go to dead-letter");
-        let letters = super::dead_letters(events.iter().copied(), &ctx.id, &error);
-        ctx.reject_async(letters).await;
-    }
-
-    /// The request body: the export request in protobuf, compressed as configured (over
-    /// gRPC, tonic compresses the message).
-    fn payload(&self, events: &[&Event]) -> std::io::Result<Bytes> {
-        let encoded = request(events).encode_to_vec();
-        let compression = match self.transport {
-            Transport::Grpc(_) => HttpCompression::None,
-            _ => self.config.compression,
-        };
-        super::batch::compress(encoded.into(), compression)
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::key::KeyTemplate;
 use crate::delivery::retry::RetryConfig;
 use crate::field_error::FieldError;
+use crate::sinks::options::RequestConfig;
 use crate::sinks::Encoding;
 use crate::tls::ClientTlsConfig;
 
@@ -71,6 +72,9 @@ pub struct S3SinkConfig {
     /// events to `ID.dead_letter`.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// `request = { concurrency = N }`: objects being stored at once.
+    #[serde(default)]
+    pub request: RequestConfig,
 }
 
 /// `batch = { max_bytes, timeout_secs }`: when an open object is stored.
@@ -168,15 +172,12 @@ impl S3SinkConfig {
         if let Some(endpoint) = &self.endpoint {
             super::upload::parse_endpoint(endpoint)?;
         }
-        if self.batch.max_bytes == 0 {
-            return Err(FieldError::new("batch.max_bytes", "must be at least 1"));
-        }
-        if self.batch.timeout_secs == 0 {
-            return Err(FieldError::new("batch.timeout_secs", "must be at least 1"));
-        }
-        if self.max_open_objects == 0 {
-            return Err(FieldError::new("max_open_objects", "must be at least 1"));
-        }
+        crate::sinks::batch::at_least_one(&[
+            ("batch.max_bytes", self.batch.max_bytes as u64),
+            ("batch.timeout_secs", self.batch.timeout_secs),
+            ("max_open_objects", self.max_open_objects as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
         if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&self.multipart_part_bytes) {
             return Err(FieldError::new(
                 "multipart_part_bytes",
@@ -204,9 +205,7 @@ impl S3SinkConfig {
                 "goes with access_key_id and secret_access_key",
             ));
         }
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        self.request.validate((usize::MAX, ""))?;
         self.tls.validate()?;
         self.retry.validate()?;
         Ok(super::S3Sink { config: self, key })

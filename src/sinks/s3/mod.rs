@@ -5,9 +5,10 @@
 //! when its encoded bytes reach `batch.max_bytes`, when it has been open
 //! `batch.timeout_secs`, when a new prefix needs its place among `max_open_objects`, or
 //! when the input ends. Storing is a PUT, or a multipart upload for a large object
-//! (`upload.rs`), retried with backoff. One object is stored at a time, in the order the
-//! objects closed: while the store is slow or down the sink stops taking batches, and the
-//! queue (or disk buffer) in front of it fills, as with every sink.
+//! (`upload.rs`), retried with backoff. Up to `request.concurrency` objects are stored at
+//! once, each on its own; with that many in flight the sink takes no more batches, so while
+//! the store is slow or down the queue (or disk buffer) in front of it fills. Memory: at
+//! most `max_open_objects` objects being filled plus `request.concurrency` being stored.
 //!
 //! Acknowledgement waits for the store: an open object holds its events' tokens, and they
 //! are stated delivered only after the PUT or CompleteMultipartUpload succeeded. An object
@@ -25,11 +26,13 @@ mod upload;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use self::batch::{Batcher, Closed, Sealed};
 use self::credentials::ProcessEnvironment;
 use self::key::KeyTemplate;
 use self::upload::Uploader;
+use super::in_flight::Requests;
 use super::{Encoding, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
@@ -78,16 +81,8 @@ impl S3Sink {
             &region,
         )
         .map_err(|e| start_error(format!("{}: {}", e.field, e.message)))?;
-        let client = if bucket.base_url().scheme() == "https" {
-            let tls = self
-                .config
-                .tls
-                .client_config(true)
-                .map_err(|e| start_error(e.to_string()))?;
-            HttpClient::with_tls(tls)
-        } else {
-            HttpClient::plain()
-        };
+        let https = bucket.base_url().scheme() == "https";
+        let client = super::batch::client(https, &self.config.tls)?;
         Ok(OpenedS3Sink {
             config: self.config,
             key: self.key,
@@ -134,7 +129,7 @@ impl OpenedS3Sink {
             Encoding::Json => ".ndjson",
             Encoding::Text => ".log",
         };
-        let mut sink = Storer {
+        let sink = Storer {
             uploader: Uploader {
                 client: self.client,
                 bucket: self.bucket,
@@ -166,37 +161,49 @@ impl OpenedS3Sink {
             config.max_open_objects,
             Duration::from_secs(config.batch.timeout_secs),
         )?;
+        let requests = Requests::new(config.request.concurrency, &sink.ctx.id);
+        let (sink, requests) = (&sink, &requests);
+        // Objects being stored; at most `request.concurrency`, so that a slow store stops
+        // the sink taking events.
+        let mut storing = FuturesUnordered::new();
         let mut ready: Vec<Sealed> = Vec::new();
         loop {
             let deadline = batcher.next_deadline();
             // Far enough to never fire; only polled when an object is open.
             let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let room = storing.len() < config.request.concurrency;
             tokio::select! {
-                // Timed-out objects first, so a steady input cannot hold them back.
+                // Stores that completed first, then timed-out objects, so a steady input
+                // cannot hold them back.
                 biased;
-                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() => {
-                    for sealed in batcher.expired(Instant::now()) {
-                        sink.store(sealed).await;
-                    }
+                Some(()) = storing.next(), if !storing.is_empty() => {}
+                () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && room => {
+                    ready.extend(batcher.expired(Instant::now()));
                 }
-                delivery = rx.recv() => {
+                delivery = rx.recv(), if room => {
                     let Some(delivery) = delivery else { break };
                     for event in delivery.events.iter() {
                         batcher.add(event, &mut ready);
-                        for sealed in ready.drain(..) {
-                            sink.store(sealed).await;
-                        }
                     }
                     // The events' tokens are held by their open objects, which state
                     // their outcome once stored.
                     delivery.settle();
                 }
             }
+            storing.extend(
+                ready
+                    .drain(..)
+                    .map(|sealed| requests.send(sink.store(sealed))),
+            );
         }
         tracing::debug!(component_id = %sink.ctx.id, open = batcher.open_objects(), "input ended; storing the open objects");
-        for sealed in batcher.drain() {
-            sink.store(sealed).await;
-        }
+        storing.extend(
+            batcher
+                .drain()
+                .into_iter()
+                .map(|sealed| requests.send(sink.store(sealed))),
+        );
+        while storing.next().await.is_some() {}
         Ok(())
     }
 }
@@ -213,7 +220,7 @@ struct Storer {
 }
 
 impl Storer {
-    async fn store(&mut self, mut sealed: Sealed) {
+    async fn store(&self, mut sealed: Sealed) {
         let key = key::object_key(&sealed.prefix, &self.extension);
         let body = Bytes::from(std::mem::take(&mut sealed.body));
         let result = match sealed.failed.take() {

@@ -105,28 +105,13 @@ impl Uploader {
     }
 
     /// Stores `body` under `key`, retrying as configured.
-    pub(super) async fn store(&mut self, key: &str, body: Bytes) -> Result<(), DeliveryError> {
+    pub(super) async fn store(&self, key: &str, body: Bytes) -> Result<(), DeliveryError> {
         if body.len() <= self.part_bytes {
             let action = PutObject::new(&self.bucket, Some(&self.credentials), key);
             let headers = &self.content_headers;
-            let (client, timeout) = (&self.client, self.timeout);
+            let put = |answer: Answer| s3_outcome(answer.outcome);
             return self
-                .retrier
-                .run(&key, || {
-                    let signed = presign(&action, timeout);
-                    let body = body.clone();
-                    async move {
-                        match signed {
-                            Ok(uri) => {
-                                let answer = client
-                                    .request(Method::PUT, &uri, headers, body, timeout)
-                                    .await;
-                                s3_outcome(answer.outcome)
-                            }
-                            Err(outcome) => outcome,
-                        }
-                    }
-                })
+                .retried(key, &action, Method::PUT, headers, body, put)
                 .await;
         }
         self.multipart_uploads.inc(1);
@@ -138,45 +123,60 @@ impl Uploader {
         result
     }
 
-    async fn create(&mut self, key: &str) -> Result<String, DeliveryError> {
-        let action = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), key);
-        let headers = &self.content_headers;
-        let (client, timeout) = (&self.client, self.timeout);
-        // Set by the attempt that succeeds (`Sync`, unlike a `RefCell`: the task must be `Send`).
-        let upload_id = OnceLock::new();
-        let id = &upload_id;
+    /// One request of `action`, signed anew for each attempt and retried as configured
+    /// while `judge` finds its answer worth retrying.
+    async fn retried<'a>(
+        &self,
+        key: &str,
+        action: &impl S3Action<'a>,
+        method: Method,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        judge: impl Fn(Answer) -> Outcome,
+    ) -> Result<(), DeliveryError> {
+        let (client, timeout, judge) = (&self.client, self.timeout, &judge);
         self.retrier
             .run(&key, || {
-                let signed = presign(&action, timeout);
+                let signed = presign(action, timeout);
+                let (method, body) = (method.clone(), body.clone());
                 async move {
-                    let answer = match signed {
+                    match signed {
                         Ok(uri) => {
-                            client
-                                .request(Method::POST, &uri, headers, Bytes::new(), timeout)
-                                .await
+                            judge(client.request(method, &uri, headers, body, timeout).await)
                         }
-                        Err(outcome) => return outcome,
-                    };
-                    if answer.outcome != Outcome::Delivered {
-                        return s3_outcome(answer.outcome);
-                    }
-                    match CreateMultipartUpload::parse_response(&answer.body) {
-                        Ok(response) => {
-                            let _ = id.set(response.upload_id().to_string());
-                            Outcome::Delivered
-                        }
-                        Err(error) => Outcome::retryable(format!(
-                            "cannot read the answer to CreateMultipartUpload: {error}"
-                        )),
+                        Err(outcome) => outcome,
                     }
                 }
             })
+            .await
+    }
+
+    async fn create(&self, key: &str) -> Result<String, DeliveryError> {
+        let action = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), key);
+        // Set by the attempt that succeeds (`Sync`, unlike a `RefCell`: the task must be `Send`).
+        let upload_id = OnceLock::new();
+        let read = |answer: Answer| {
+            if answer.outcome != Outcome::Delivered {
+                return s3_outcome(answer.outcome);
+            }
+            match CreateMultipartUpload::parse_response(&answer.body) {
+                Ok(response) => {
+                    let _ = upload_id.set(response.upload_id().to_string());
+                    Outcome::Delivered
+                }
+                Err(error) => Outcome::retryable(format!(
+                    "cannot read the answer to CreateMultipartUpload: {error}"
+                )),
+            }
+        };
+        let headers = &self.content_headers;
+        self.retried(key, &action, Method::POST, headers, Bytes::new(), read)
             .await?;
         Ok(upload_id.into_inner().unwrap_or_default())
     }
 
     async fn upload_parts(
-        &mut self,
+        &self,
         key: &str,
         upload_id: &str,
         body: Bytes,
@@ -188,72 +188,31 @@ impl Uploader {
             let part = body.slice(start..(start + part_bytes).min(body.len()));
             // `index < MAX_PARTS`, so the part number fits.
             let number = u16::try_from(index + 1).unwrap_or(u16::MAX);
-            let action = UploadPart::new(
-                &self.bucket,
-                Some(&self.credentials),
-                key,
-                number,
-                upload_id,
-            );
-            let (client, timeout) = (&self.client, self.timeout);
+            let credentials = Some(&self.credentials);
+            let action = UploadPart::new(&self.bucket, credentials, key, number, upload_id);
             let etag = OnceLock::new();
-            let tag = &etag;
-            self.retrier
-                .run(&key, || {
-                    let signed = presign(&action, timeout);
-                    let part = part.clone();
-                    async move {
-                        let answer = match signed {
-                            Ok(uri) => client.request(Method::PUT, &uri, &[], part, timeout).await,
-                            Err(outcome) => return outcome,
-                        };
-                        if answer.outcome != Outcome::Delivered {
-                            return s3_outcome(answer.outcome);
-                        }
-                        match answer.headers.get(ETAG).and_then(|v| v.to_str().ok()) {
-                            Some(value) => {
-                                let _ = tag.set(value.to_string());
-                                Outcome::Delivered
-                            }
-                            None => {
-                                Outcome::Fatal(format!("part {number} answered without an ETag"))
-                            }
-                        }
+            let read = |answer: Answer| {
+                if answer.outcome != Outcome::Delivered {
+                    return s3_outcome(answer.outcome);
+                }
+                match answer.headers.get(ETAG).and_then(|v| v.to_str().ok()) {
+                    Some(value) => {
+                        let _ = etag.set(value.to_string());
+                        Outcome::Delivered
                     }
-                })
+                    None => Outcome::Fatal(format!("part {number} answered without an ETag")),
+                }
+            };
+            self.retried(key, &action, Method::PUT, &[], part, read)
                 .await?;
             etags.push(etag.into_inner().unwrap_or_default());
         }
-        let complete = CompleteMultipartUpload::new(
-            &self.bucket,
-            Some(&self.credentials),
-            key,
-            upload_id,
-            etags.iter().map(String::as_str),
-        );
-        let xml = Bytes::from(
-            CompleteMultipartUpload::new(
-                &self.bucket,
-                Some(&self.credentials),
-                key,
-                upload_id,
-                etags.iter().map(String::as_str),
-            )
-            .body(),
-        );
-        let (client, timeout) = (&self.client, self.timeout);
-        self.retrier
-            .run(&key, || {
-                let signed = presign(&complete, timeout);
-                let xml = xml.clone();
-                async move {
-                    let answer = match signed {
-                        Ok(uri) => client.request(Method::POST, &uri, &[], xml, timeout).await,
-                        Err(outcome) => return outcome,
-                    };
-                    complete_outcome(answer)
-                }
-            })
+        let etags = || etags.iter().map(String::as_str);
+        let (bucket, credentials) = (&self.bucket, Some(&self.credentials));
+        let complete = CompleteMultipartUpload::new(bucket, credentials, key, upload_id, etags());
+        let xml = CompleteMultipartUpload::new(bucket, credentials, key, upload_id, etags());
+        let xml = Bytes::from(xml.body());
+        self.retried(key, &complete, Method::POST, &[], xml, complete_outcome)
             .await
     }
 
