@@ -126,6 +126,15 @@ impl Run<'_> {
                 self.block(otherwise)
             }
             Statement::Abort => Ok(Flow::Abort),
+            // `del(.x)` as a statement: its value (the removed one) is not wanted, so it is
+            // moved into the undo log rather than copied out as well.
+            Statement::Expression(Node {
+                expr: Expr::Delete(index),
+                ..
+            }) => {
+                self.delete(*index);
+                Ok(Flow::Continue)
+            }
             Statement::Expression(node) => {
                 self.eval(node)?;
                 Ok(Flow::Continue)
@@ -175,6 +184,29 @@ impl Run<'_> {
         match value {
             Value::Array(_) | Value::Object(_) => self.charge(value.size_estimate(), offset),
             _ => Ok(()),
+        }
+    }
+
+    /// The value of a field or a literal, without copying it; `None` for anything else.
+    fn peek<'s>(&'s self, node: &'s Node) -> Option<&'s Value> {
+        const NULL: &Value = &Value::Null;
+        match &node.expr {
+            Expr::Literal(v) => Some(v),
+            Expr::Field(index) => {
+                Some(self.paths[*index as usize].get(self.fields).unwrap_or(NULL))
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes a field, keeping what it held in the undo log.
+    fn delete(&mut self, index: u32) {
+        if let Some((depth, old)) = delete_field(self.fields, &self.paths[index as usize]) {
+            self.undo.push(Undo {
+                path: index,
+                depth,
+                old: Some(old),
+            });
         }
     }
 
@@ -251,6 +283,13 @@ impl Run<'_> {
                 left,
                 right,
             } => {
+                // Fields and literals are compared where they are, not copied (a copy of a
+                // string is a reference count taken and given back).
+                if let (Some(l), Some(r)) = (self.peek(left), self.peek(right)) {
+                    if !timestamp_and_text(l, r) {
+                        return Ok(Value::Bool(compare_values(*op, l, r, *severity)));
+                    }
+                }
                 let l = self.eval(left)?;
                 let r = self.eval(right)?;
                 let (l, r) = timestamps_compared_with_text(l, r);
@@ -311,6 +350,14 @@ impl Run<'_> {
             )),
         }
     }
+}
+
+/// Whether [`timestamps_compared_with_text`] would change anything.
+fn timestamp_and_text(l: &Value, r: &Value) -> bool {
+    matches!(
+        (l, r),
+        (Value::Timestamp(_), Value::Bytes(_)) | (Value::Bytes(_), Value::Timestamp(_))
+    )
 }
 
 /// A timestamp compared with text reads the text as a time, as a condition reads an
