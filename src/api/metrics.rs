@@ -240,6 +240,9 @@ fn help(name: &str) -> &'static str {
         "kafka_committed_messages_total" => {
             "Messages whose offsets a kafka source committed (all sinks acknowledged them)."
         }
+        "file_source_waiting_files" => {
+            "Files a file source's globs found that wait to be opened because max_open_files are open."
+        }
         "kafka_revoked_unacknowledged_messages_total" => {
             "Messages a kafka source had read but not seen acknowledged when their partition was revoked; the next owner reads them again, so they may be delivered twice."
         }

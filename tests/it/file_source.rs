@@ -571,3 +571,48 @@ fn files_older_than_ignore_older_secs_wait_until_written() {
     stop(router);
     assert_eq!(read_lines(&out), ["new 1", "new 2", "old 1", "old 2"]);
 }
+
+/// `max_open_files` with a glob matching 2,000 files and a bound of 500: the rest wait,
+/// counted in `file_source_waiting_files` and reported; files read to their end are closed
+/// after a second idle so the waiting ones get their turn; every line arrives once, and a
+/// file closed that way is opened again when it grows, from where it was left.
+#[test]
+fn files_beyond_max_open_files_wait_their_turn_and_every_line_arrives_once() {
+    const FILES: usize = 2_000;
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for f in 0..FILES {
+        std::fs::write(logs.join(format!("f{f:04}.log")), format!("f{f:04}-0\n")).unwrap();
+    }
+    let out = dir.path().join("out.log");
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        "max_open_files = 500",
+        &out,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[api]\naddress = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut router = spawn_router(sluice_up(&config));
+    let api = router.address.clone().expect("api address");
+    let waiting = |api: &str| crate::tansu::metric(api, "sluice_file_source_waiting_files");
+    assert!(logged(&mut router, &["max_open_files", "waiting=1500"]));
+    wait_for("every file read", || read_lines(&out).len() >= FILES);
+    wait_for("no file waits", || waiting(&api) == 0);
+    // A file closed while idle is opened again when it grows, from its checkpoint.
+    let mut first = std::fs::OpenOptions::new()
+        .append(true)
+        .open(logs.join("f0000.log"))
+        .unwrap();
+    writeln!(first, "f0000-1").unwrap();
+    wait_for("the appended line", || read_lines(&out).len() > FILES);
+    stop(router);
+    let mut lines = read_lines(&out);
+    lines.sort();
+    let mut expected: Vec<String> = (0..FILES).map(|f| format!("f{f:04}-0")).collect();
+    expected.push("f0000-1".into());
+    expected.sort();
+    assert_eq!(lines, expected, "every line once");
+}

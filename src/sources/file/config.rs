@@ -80,6 +80,15 @@ pub struct FileSourceConfig {
     /// The directory where checkpoints are kept (`ID/checkpoints.json` inside it). Without
     /// it nothing is remembered: every start is a first sight of every file.
     pub data_dir: Option<PathBuf>,
+    /// Files open at once, at most. Files the globs find beyond it wait, counted in
+    /// `file_source_waiting_files`, and are opened as open ones are closed (read to their end
+    /// after a rotation or deletion), oldest found first.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+}
+
+fn default_max_open_files() -> usize {
+    1024
 }
 
 fn default_glob_interval_ms() -> u64 {
@@ -109,6 +118,7 @@ impl FileSourceConfig {
             multiline_rules: None,
             ignore_older_secs: None,
             rotate_wait_ms: default_rotate_wait_ms(),
+            max_open_files: default_max_open_files(),
             data_dir: None,
         }
     }
@@ -129,6 +139,9 @@ impl FileSourceConfig {
         }
         if self.glob_interval_ms == 0 {
             return Err(FieldError::new("glob_interval_ms", "must be at least 1"));
+        }
+        if self.max_open_files == 0 {
+            return Err(FieldError::new("max_open_files", "must be at least 1"));
         }
         if let Some(max) = self.max_line_bytes {
             if max == 0 || max > MAX_FRAME_BYTES_LIMIT {

@@ -110,7 +110,17 @@ struct Server {
     compressed: compressed::Seen,
     first_scan: bool,
     limiter: LogLimiter,
+    /// Files found but not opened at the last scan: `max_open_files` were open.
+    waiting_files: crate::telemetry::Gauge,
+    /// Files closed while idle to let waiting ones open: their length and identity then.
+    /// Opened again once they grow; bounded by the files the globs match.
+    idle_closed: HashMap<(u64, u64), (u64, Fingerprint)>,
+    waiting_limiter: LogLimiter,
 }
+
+/// How long a file must have had nothing new before it is closed for one waiting on
+/// `max_open_files`.
+const IDLE_CLOSE: Duration = Duration::from_secs(1);
 
 /// At most this many earlier contents are remembered in [`Retiring::read_contents`].
 const READ_CONTENTS_MAX: usize = 1024;
@@ -168,6 +178,8 @@ impl Server {
                 &[("component_id", &ctx.id)],
             ),
         };
+        let waiting_files =
+            crate::telemetry::gauge("file_source_waiting_files", &[("component_id", &ctx.id)]);
         Self {
             discovery: Discovery::new(&config.include, &config.exclude),
             checkpoints: Checkpoints::load(config.data_dir.as_deref(), &ctx.id),
@@ -182,6 +194,9 @@ impl Server {
             compressed: compressed::Seen::default(),
             first_scan: true,
             limiter: LogLimiter::default(),
+            waiting_files,
+            waiting_limiter: LogLimiter::default(),
+            idle_closed: HashMap::new(),
         }
     }
 
@@ -313,6 +328,7 @@ impl Server {
         }
         let mut seen = HashSet::new();
         let mut compressed_listed = Vec::new();
+        let mut waiting = 0usize;
         for path in self.discovery.scan(&id) {
             // `metadata` follows symlinks: a link is read as the file it points to.
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -337,7 +353,19 @@ impl Server {
                 reader.gone_since = None; // back (renamed back, or a rename seen late)
                 continue;
             }
+            if let Some((len, _)) = self.idle_closed.get(&key) {
+                if meta.len() == *len {
+                    continue; // closed while idle, and nothing new since
+                }
+                self.idle_closed.remove(&key);
+            }
             if self.too_old(&meta) {
+                continue;
+            }
+            if self.readers.len() >= self.config.max_open_files {
+                // Opened at a later scan, once an open file is closed: the bound on file
+                // descriptors and readers holds however many files the globs match.
+                waiting += 1;
                 continue;
             }
             if is_compressed {
@@ -370,6 +398,16 @@ impl Server {
             }
         }
         self.short_files = short_files;
+        self.waiting_files.set(waiting as i64);
+        self.idle_closed.retain(|key, _| seen.contains(key));
+        if waiting > 0 {
+            self.close_idle(waiting);
+        }
+        if waiting > 0 {
+            if let Some(suppressed) = self.waiting_limiter.check() {
+                tracing::warn!(component_id = %id, waiting, max_open_files = self.config.max_open_files, suppressed, "files wait for an open file to close (max_open_files)");
+            }
+        }
         let now = Instant::now();
         for (key, seq) in &self.by_inode {
             if !seen.contains(key) {
@@ -386,9 +424,37 @@ impl Server {
             self.readers
                 .values()
                 .map(|r| &r.fingerprint)
+                .chain(self.idle_closed.values().map(|(_, f)| f))
                 .chain(&compressed),
         );
         self.first_scan = false;
+    }
+
+    /// Closes up to `wanted` files idle for [`IDLE_CLOSE`] whose lines are all
+    /// acknowledged, so that files waiting for `max_open_files` get their turn; the next
+    /// scans open the waiting ones, and these again once they grow.
+    fn close_idle(&mut self, wanted: usize) {
+        let idle: Vec<u64> = self
+            .readers
+            .iter()
+            .filter(|(_, r)| r.idle_for(IDLE_CLOSE))
+            .map(|(seq, _)| *seq)
+            .take(wanted)
+            .collect();
+        for seq in idle {
+            let Some(reader) = self.readers.remove(&seq) else {
+                continue;
+            };
+            self.by_inode.retain(|_, s| *s != seq);
+            // Reopened from here: what was read (or skipped by `read_from = "end"`) is not
+            // read again.
+            self.checkpoints
+                .set(reader.fingerprint, &reader.path, reader.pending.acked());
+            if let Some(key) = reader.dev_inode() {
+                self.idle_closed
+                    .insert(key, (reader.read_to(), reader.fingerprint));
+            }
+        }
     }
 
     fn too_old(&self, meta: &std::fs::Metadata) -> bool {

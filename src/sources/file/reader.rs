@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -102,6 +102,8 @@ pub(super) struct FileReader {
     pub(super) gone_since: Option<Instant>,
     /// The last read found nothing new.
     pub(super) at_eof: bool,
+    /// Since when reads have found nothing new.
+    eof_since: Option<Instant>,
     /// For a copy of earlier content (logrotate's `copytruncate` copy): the path of its
     /// original, whose new lines wait until this one is read to its end.
     pub(super) blocks: Option<PathBuf>,
@@ -191,6 +193,7 @@ impl FileReader {
             pending: PendingAcks::new(start),
             gone_since: None,
             at_eof: false,
+            eof_since: None,
             blocks: None,
             awaiting_scan: false,
         }
@@ -204,6 +207,11 @@ impl FileReader {
             return Ok(Decoded::default()); // a compressed file's skip goes on
         };
         self.at_eof = n == 0;
+        if self.at_eof {
+            self.eof_since.get_or_insert_with(Instant::now);
+        } else {
+            self.eof_since = None;
+        }
         self.ingest.count_bytes(n);
         let mut decoded = Decoded::default();
         let now = Instant::now();
@@ -402,6 +410,25 @@ impl FileReader {
     /// Device and inode of the open file (the same after a rename).
     pub(super) fn dev_inode(&self) -> Option<(u64, u64)> {
         self.file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+
+    /// Nothing read for `idle` and nothing owed: every line sent was acknowledged (the
+    /// checkpoint is where reading would go on), no earlier content or rotation is pending.
+    /// Such a file can be closed and opened again from its checkpoint.
+    pub(super) fn idle_for(&self, idle: Duration) -> bool {
+        self.at_eof
+            && self.eof_since.is_some_and(|t| t.elapsed() >= idle)
+            && self.pending.is_empty()
+            && self.gone_since.is_none()
+            && self.blocks.is_none()
+            && !self.awaiting_scan
+            && self.gzip.is_none()
+            && self.carried.is_empty()
+    }
+
+    /// Bytes of the file read so far: its length when the last read found nothing new.
+    pub(super) fn read_to(&self) -> u64 {
+        self.read_to
     }
 
     pub(super) fn into_retired(self) -> Retired {
