@@ -14,7 +14,7 @@ use crate::util::{read_lines, sluice_up, spawn_router, tempdir, RouterProcess, T
 
 /// A pipeline: a file source reading `include` (plus `extra` source options) into a text
 /// file sink at `out`, and its dead letters into `out.dead`.
-fn write_config(dir: &Path, include: &str, extra: &str, out: &Path) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, include: &str, extra: &str, out: &Path) -> PathBuf {
     let config = dir.join("pipeline.toml");
     std::fs::write(
         &config,
@@ -48,7 +48,7 @@ path = "{out}.dead"
 }
 
 /// Waits until `condition` holds; panics after [`TIMEOUT`] with `what`.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -56,11 +56,11 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn line(seq: u64) -> String {
+pub(crate) fn line(seq: u64) -> String {
     format!("seq={seq:08} the quick brown fox")
 }
 
-fn seq_of(line: &str) -> u64 {
+pub(crate) fn seq_of(line: &str) -> u64 {
     line.strip_prefix("seq=")
         .and_then(|rest| rest.get(..8))
         .and_then(|n| n.parse().ok())
@@ -69,7 +69,7 @@ fn seq_of(line: &str) -> u64 {
 
 /// How the writer reaches its file.
 #[derive(Clone, Copy)]
-enum Writing {
+pub(crate) enum Writing {
     /// Opens the file for each burst of lines (never creating it), as a program that
     /// reopens its log does: after logrotate's `create`, lines go to the new file.
     Reopen,
@@ -79,7 +79,7 @@ enum Writing {
 }
 
 /// Appends numbered lines to `path` in bursts until `stop`; returns how many it wrote.
-fn spawn_writer(
+pub(crate) fn spawn_writer(
     path: PathBuf,
     writing: Writing,
     stop: Arc<AtomicBool>,
@@ -117,7 +117,7 @@ fn spawn_writer(
 /// each time once the file holds at least a few KiB and its first line reached `out`: a
 /// file renamed away before any scan found it at its path is never seen (as with any
 /// poller; real rotations are minutes apart, not milliseconds).
-fn rotate(dir: &Path, log: &Path, mode: &str, rotations: usize, out: &Path) {
+pub(crate) fn rotate(dir: &Path, log: &Path, mode: &str, rotations: usize, out: &Path) {
     let conf = dir.join("logrotate.conf");
     std::fs::write(
         &conf,
@@ -152,7 +152,7 @@ fn rotate(dir: &Path, log: &Path, mode: &str, rotations: usize, out: &Path) {
 
 /// Whether the router logged a line containing every one of `needles`, before or after
 /// its "router started" line (sources start as the topology logs it).
-fn logged(router: &mut RouterProcess, needles: &[&str]) -> bool {
+pub(crate) fn logged(router: &mut RouterProcess, needles: &[&str]) -> bool {
     router
         .startup_log
         .lines()
@@ -160,7 +160,7 @@ fn logged(router: &mut RouterProcess, needles: &[&str]) -> bool {
         || router.wait_for_log(needles)
 }
 
-fn stop(router: RouterProcess) -> String {
+pub(crate) fn stop(router: RouterProcess) -> String {
     router.signal("-TERM");
     let (status, log) = router.finish();
     assert!(status.success(), "router failed: {log}");

@@ -26,6 +26,7 @@ mod federation;
 mod file_sink;
 mod file_source;
 mod file_source_formats;
+mod file_source_hard;
 mod formats;
 mod hardening;
 #[cfg(feature = "store")]

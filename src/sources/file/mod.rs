@@ -116,6 +116,9 @@ struct Server {
     /// Opened again once they grow; bounded by the files the globs match.
     idle_closed: HashMap<(u64, u64), (u64, Fingerprint)>,
     waiting_limiter: LogLimiter,
+    /// Attempts to open a file the globs found that failed (permission, a race with its
+    /// deletion); each scan tries again.
+    open_failed: crate::telemetry::Counter,
 }
 
 /// How long a file must have had nothing new before it is closed for one waiting on
@@ -180,6 +183,10 @@ impl Server {
         };
         let waiting_files =
             crate::telemetry::gauge("file_source_waiting_files", &[("component_id", &ctx.id)]);
+        let open_failed = crate::telemetry::counter(
+            "component_errors_total",
+            &[("component_id", &ctx.id), ("reason", "open_failed")],
+        );
         Self {
             discovery: Discovery::new(&config.include, &config.exclude),
             checkpoints: Checkpoints::load(config.data_dir.as_deref(), &ctx.id),
@@ -197,6 +204,7 @@ impl Server {
             waiting_files,
             waiting_limiter: LogLimiter::default(),
             idle_closed: HashMap::new(),
+            open_failed,
         }
     }
 
@@ -391,6 +399,7 @@ impl Server {
                 }
                 Ok(None) => {}
                 Err((path, error)) => {
+                    self.open_failed.inc(1);
                     if let Some(suppressed) = self.limiter.check() {
                         tracing::warn!(component_id = %id, path = %path.display(), %error, suppressed, "cannot open file");
                     }
