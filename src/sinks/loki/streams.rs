@@ -90,10 +90,11 @@ fn entry_time(event: &Event) -> i64 {
     }
 }
 
-/// The push body for `events` with their label sets: `{"streams":[{"stream":{...},
-/// "values":[["NANOS","LINE"],...]},...]}`, streams in order of first appearance, each
-/// stream's entries sorted by time (stable: equal times keep their order).
-pub(super) fn push_body(events: &[(&Event, String)], encoding: Encoding) -> Vec<u8> {
+/// `events` grouped by label set: streams in order of first appearance, each stream's
+/// entries sorted by time (stable: equal times keep their order).
+pub(super) fn grouped<'a>(
+    events: &'a [(&'a Event, String)],
+) -> Vec<(&'a str, Vec<(i64, &'a Event)>)> {
     let mut order: Vec<&str> = Vec::new();
     let mut streams: HashMap<&str, Vec<(i64, &Event)>> = HashMap::new();
     for (event, set) in events {
@@ -103,26 +104,41 @@ pub(super) fn push_body(events: &[(&Event, String)], encoding: Encoding) -> Vec<
         });
         entries.push((entry_time(event), event));
     }
+    order
+        .into_iter()
+        .map(|set| {
+            let mut entries = streams.remove(set).unwrap_or_default();
+            entries.sort_by_key(|(time, _)| *time);
+            (set, entries)
+        })
+        .collect()
+}
+
+/// An entry's line: the event encoded as `encoding` says, without the final newline.
+pub(super) fn entry_line(event: &Event, encoding: Encoding, line: &mut Vec<u8>) {
+    line.clear();
+    encoding.encode(event, line);
+    line.pop(); // the newline `encode` ends with
+}
+
+/// The JSON push body for `events` with their label sets: `{"streams":[{"stream":{...},
+/// "values":[["NANOS","LINE"],...]},...]}`, grouped as [`grouped`] says.
+pub(super) fn push_body(events: &[(&Event, String)], encoding: Encoding) -> Vec<u8> {
     let mut body = Vec::with_capacity(events.len() * 128);
     body.extend_from_slice(b"{\"streams\":[");
     let mut line = Vec::new();
-    for (i, set) in order.iter().enumerate() {
+    for (i, (set, entries)) in grouped(events).into_iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"stream\":");
         body.extend_from_slice(set.as_bytes());
         body.extend_from_slice(b",\"values\":[");
-        let entries = streams.get_mut(set).map(std::mem::take).unwrap_or_default();
-        let mut entries = entries;
-        entries.sort_by_key(|(time, _)| *time);
         for (j, (time, event)) in entries.iter().enumerate() {
             if j > 0 {
                 body.push(b',');
             }
-            line.clear();
-            encoding.encode(event, &mut line);
-            line.pop(); // the newline `encode` ends with
+            entry_line(event, encoding, &mut line);
             body.extend_from_slice(format!("[\"{time}\",").as_bytes());
             let text = String::from_utf8_lossy(&line);
             let _ = serde_json::to_writer(&mut body, text.as_ref());
