@@ -27,6 +27,18 @@ fn seq_of(line: &str) -> u64 {
     value["seq"].as_u64().expect("seq")
 }
 
+/// The lines of a file a router is writing, or was killed writing: only those ended by a
+/// newline, since the last may be cut mid-write (its event was not acknowledged, so the
+/// partition's next owner reads it again).
+fn complete_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let end = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&text[..end])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Sends `lines` to a TCP source.
 async fn send_lines(addr: std::net::SocketAddr, lines: impl Iterator<Item = String>) {
     use tokio::io::AsyncWriteExt;
@@ -372,18 +384,23 @@ path = "{}"
             ])
         })
     };
-    let total = |outputs: &[PathBuf]| outputs.iter().map(|o| read_lines(o).len()).sum::<usize>();
+    let total = |outputs: &[PathBuf]| {
+        outputs
+            .iter()
+            .map(|o| complete_lines(o).len())
+            .sum::<usize>()
+    };
     // Kill one aggregator while the stream flows, once it has written a share and its offset
     // commits cover that share: duplicates can only be bounded from its last commit, and on a
     // loaded machine the first commit can come late.
     let committed = |api: &str| metric(api, "sluice_kafka_committed_messages_total");
     let deadline = Instant::now() + TIMEOUT;
-    while read_lines(&outputs[0]).len() < N / 10 || committed(&apis[0]) < (N / 10) as i64 {
+    while complete_lines(&outputs[0]).len() < N / 10 || committed(&apis[0]) < (N / 10) as i64 {
         assert!(
             Instant::now() < deadline,
             "aggregator 0 never wrote and committed {} events: wrote {}, committed {}",
             N / 10,
-            read_lines(&outputs[0]).len(),
+            complete_lines(&outputs[0]).len(),
             committed(&apis[0])
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -405,7 +422,7 @@ path = "{}"
     let union = |outputs: &[PathBuf]| -> BTreeMap<u64, usize> {
         let mut seen = BTreeMap::new();
         for o in outputs {
-            for line in read_lines(o) {
+            for line in complete_lines(o) {
                 *seen.entry(seq_of(&line)).or_insert(0) += 1;
             }
         }
@@ -461,7 +478,7 @@ path = "{}"
     // Other partitions move only in rebalances (tansu's coordinator can also move survivors'
     // partitions while the group settles); a revoked partition is committed up to what was
     // acknowledged, and what was read past that is counted by the router that let it go.
-    let written_by_killed = read_lines(&outputs[0]).len();
+    let written_by_killed = complete_lines(&outputs[0]).len();
     let past_commits = written_by_killed.saturating_sub(committed_before_kill as usize);
     let reread = (reread_by_killed + reread_by_survivors) as usize;
     let bound = past_commits + reread;
@@ -472,7 +489,7 @@ path = "{}"
         before_kill[0],
         outputs
             .iter()
-            .map(|o| read_lines(o).len())
+            .map(|o| complete_lines(o).len())
             .collect::<Vec<_>>()
     );
     if duplicates > bound {
