@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N="${N:-1000000}"
 S="${SLUICE:-${CARGO_TARGET_DIR:-target}/release/sluice}"
-WORK="$(mktemp -d)"; trap 'kill $WEED 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# `weed server` does not stop on SIGTERM (each run left one behind): it is killed outright.
+WORK="$(mktemp -d)"; trap 'kill -9 $WEED 2>/dev/null || true; rm -rf "$WORK"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P=(); for _ in 1 2 3 4 5 6 7 8; do P+=("$(port)"); done
 mkdir "$WORK/data"
