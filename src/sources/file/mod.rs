@@ -311,13 +311,21 @@ impl Server {
     }
 
     fn close(&mut self, seq: u64) {
-        if let Some(reader) = self.readers.remove(&seq) {
-            if let Some(key) = reader.dev_inode() {
-                self.by_inode.remove(&key);
-            }
-            self.by_inode.retain(|_, s| *s != seq);
+        if let Some((reader, _)) = self.detach(seq) {
             self.retired.push(reader.into_retired());
         }
+    }
+
+    /// Takes an open file out of `readers` and `by_inode`; with its device and inode.
+    fn detach(&mut self, seq: u64) -> Option<(FileReader, Option<(u64, u64)>)> {
+        let reader = self.readers.remove(&seq)?;
+        let key = reader.dev_inode();
+        if let Some(key) = key {
+            self.by_inode.remove(&key);
+        }
+        // A file replaced in place may be listed under an earlier identity too.
+        self.by_inode.retain(|_, s| *s != seq);
+        Some((reader, key))
     }
 
     /// Evaluates the globs: opens new files and marks files no longer found.
@@ -370,16 +378,17 @@ impl Server {
             if self.too_old(&meta) {
                 continue;
             }
-            if self.readers.len() >= self.config.max_open_files {
-                // Opened at a later scan, once an open file is closed: the bound on file
-                // descriptors and readers holds however many files the globs match.
-                waiting += 1;
-                continue;
-            }
+            // A file to open when `max_open_files` are open waits for a later scan, once an
+            // open file is closed: the bound holds however many files the globs match.
+            let full = self.readers.len() >= self.config.max_open_files;
             if is_compressed {
                 let verdict = self.compressed.verdict(key, &meta, self.first_scan);
                 if verdict == compressed::Verdict::Open {
-                    self.open_compressed(path, key, &meta);
+                    if full {
+                        waiting += 1;
+                    } else {
+                        self.open_compressed(path, key, &meta);
+                    }
                 }
                 continue;
             }
@@ -392,6 +401,10 @@ impl Server {
                 if !stable {
                     continue;
                 }
+            }
+            if full {
+                waiting += 1;
+                continue;
             }
             match self.open(path) {
                 Ok(Some(key)) => {
@@ -451,15 +464,14 @@ impl Server {
             .take(wanted)
             .collect();
         for seq in idle {
-            let Some(reader) = self.readers.remove(&seq) else {
+            let Some((reader, key)) = self.detach(seq) else {
                 continue;
             };
-            self.by_inode.retain(|_, s| *s != seq);
             // Reopened from here: what was read (or skipped by `read_from = "end"`) is not
             // read again.
             self.checkpoints
                 .set(reader.fingerprint, &reader.path, reader.pending.acked());
-            if let Some(key) = reader.dev_inode() {
+            if let Some(key) = key {
                 self.idle_closed
                     .insert(key, (reader.read_to(), reader.fingerprint));
             }
