@@ -38,6 +38,7 @@ mod https;
 mod journald;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod kafka_scale_out;
 mod kubernetes_logs;
 mod layers;
 mod log_to_metric;
