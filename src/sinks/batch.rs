@@ -260,6 +260,13 @@ pub(crate) fn client(https: bool, tls: &ClientTlsConfig) -> Result<HttpClient, S
     Ok(HttpClient::with_tls(config))
 }
 
+/// A request URL a sink built from its `endpoint` (a path, a query added); an error names
+/// `endpoint`, since that is where a bad one comes from.
+pub(crate) fn request_uri(text: String) -> Result<Uri, FieldError> {
+    text.parse()
+        .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
+}
+
 /// The `endpoint` option: http:// or https:// with a host, and no query string, since the
 /// sink writes its own (`example` shows a good value in the error; `note` says why).
 pub(crate) fn endpoint_uri(uri: &str, example: &str, note: &str) -> Result<Uri, FieldError> {

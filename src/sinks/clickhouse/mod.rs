@@ -175,8 +175,7 @@ impl ClickhouseSinkConfig {
             text.push('=');
             batch::percent_encode(value, &mut text);
         }
-        text.parse()
-            .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
+        batch::request_uri(text)
     }
 
     pub async fn run(

@@ -161,8 +161,7 @@ impl ElasticsearchSinkConfig {
             text.push_str("&pipeline=");
             batch::percent_encode(pipeline, &mut text);
         }
-        text.parse()
-            .map_err(|e| FieldError::new("endpoint", format!("invalid URL `{text}`: {e}")))
+        batch::request_uri(text)
     }
 
     pub async fn run(

@@ -17,7 +17,6 @@ mod streams;
 use std::collections::BTreeMap;
 
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::Uri;
 use serde::Deserialize;
 
 use super::batch::{self, invalid};
@@ -160,12 +159,11 @@ impl LokiSinkConfig {
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let options = &self.options;
-        let uri: Uri = format!(
+        let uri = batch::request_uri(format!(
             "{}/loki/api/v1/push",
             options.endpoint.trim_end_matches('/')
-        )
-        .parse()
-        .map_err(|e| invalid(FieldError::new("endpoint", format!("{e}"))))?;
+        ))
+        .map_err(invalid)?;
         let headers = self.fixed_headers().map_err(invalid)?;
         let poster = options.poster(uri, headers, client, &ctx)?;
         let overflow = telemetry::counter(
