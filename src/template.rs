@@ -285,12 +285,7 @@ fn push_sanitised_str(text: &str, start: usize, out: &mut String) {
 mod tests {
     use super::*;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn parse(src: &str) -> Template {
         Template::parse(src).unwrap_or_else(|e| panic!("`{src}`: {e}"))

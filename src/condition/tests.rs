@@ -4,12 +4,7 @@
 use super::*;
 use crate::event::{Event, Value};
 
-fn event(json: &str) -> Event {
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(map)) => Event::new(map),
-        other => panic!("test event must be a JSON object: {json} ({other:?})"),
-    }
-}
+use crate::event::test_event as event;
 
 #[track_caller]
 fn check(condition: &str, event_json: &str, expected: bool) {

@@ -20,6 +20,15 @@ pub use value::{format_timestamp, Value};
 
 use crate::ack::{AckStatus, AckToken};
 
+/// An event from a JSON object, for tests; anything else is a mistake in the test.
+#[cfg(test)]
+pub fn test_event(json: &str) -> Event {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => Event::new(map),
+        other => panic!("test event must be a JSON object: {json} ({other:?})"),
+    }
+}
+
 /// Well-known field names. Parsing and enrichment normalise towards these.
 pub mod fields {
     pub const MESSAGE: &str = "message";

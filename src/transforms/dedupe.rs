@@ -273,12 +273,7 @@ fn hash_value(states: &States, value: &Value, h: &mut Both) {
 mod tests {
     use super::*;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn build(id: &str, toml_src: &str) -> Result<Dedupe, FieldError> {
         let config: DedupeConfig =

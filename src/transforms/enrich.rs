@@ -377,12 +377,7 @@ fn remove_path(map: &mut Map, path: &FieldPath) -> Option<Value> {
 mod tests {
     use super::*;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn build(toml_src: &str) -> Result<Enrich, FieldError> {
         let config: EnrichConfig =

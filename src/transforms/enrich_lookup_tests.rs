@@ -3,12 +3,7 @@
 use super::*;
 use crate::enrichment::csv::CsvTableConfig;
 
-fn event(json: &str) -> Event {
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(map)) => Event::new(map),
-        other => panic!("test event must be a JSON object: {json} ({other:?})"),
-    }
-}
+use crate::event::test_event as event;
 
 fn owners_table(dir: &std::path::Path, text: &str) -> (TableHandle, CsvTableConfig) {
     let file = dir.join("owners.csv");

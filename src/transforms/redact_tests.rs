@@ -1,4 +1,5 @@
 use super::*;
+use crate::event::test_event;
 
 fn build(id: &str, toml_src: &str) -> Result<Redact, FieldError> {
     let config: RedactConfig =
@@ -122,12 +123,9 @@ fn fields_nested_values_and_custom_patterns() {
         "fields = ['message', 'http.url']\ndetectors = ['email']\npatterns = { order_ref = 'ORD-[0-9]{8}' }",
     )
     .unwrap();
-    let event = match serde_json::from_str::<Value>(
+    let event = test_event(
         r#"{"message":"ORD-12345678 for a@b.io","http":{"url":"/u/c@d.io"},"user":"e@f.io"}"#,
-    ) {
-        Ok(Value::Object(map)) => Event::new(map),
-        other => panic!("{other:?}"),
-    };
+    );
     let mut out = Outputs::new(0);
     redact.transform(event, &mut out);
     let fields = &out.default_output()[0].fields;
@@ -155,10 +153,7 @@ fn fields_nested_values_and_custom_patterns() {
 
     // Without `fields`, every string value, in arrays and objects too.
     let mut everywhere = build("redact_everywhere", "detectors = ['email']").unwrap();
-    let event = match serde_json::from_str::<Value>(r#"{"a":["x@y.io",{"b":"z@w.io"}],"n":5}"#) {
-        Ok(Value::Object(map)) => Event::new(map),
-        other => panic!("{other:?}"),
-    };
+    let event = test_event(r#"{"a":["x@y.io",{"b":"z@w.io"}],"n":5}"#);
     let mut out = Outputs::new(0);
     everywhere.transform(event, &mut out);
     let fields = &out.default_output()[0].fields;

@@ -155,14 +155,8 @@ impl<'de> Deserialize<'de> for OrderedTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Value;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn config(toml_src: &str) -> RouteConfig {
         toml::from_str(toml_src).unwrap_or_else(|e| panic!("bad test config: {e}"))

@@ -134,14 +134,8 @@ fn key_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Value;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn build(id: &str, toml_src: &str) -> Result<Sample, FieldError> {
         let config: SampleConfig =

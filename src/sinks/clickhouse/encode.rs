@@ -193,12 +193,7 @@ mod tests {
     use super::*;
     use crate::event::Map;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("test event must be a JSON object: {json} ({other:?})"),
-        }
-    }
+    use crate::event::test_event as event;
 
     fn row(encoder: &RowEncoder, event: &Event) -> String {
         let mut out = Vec::new();

@@ -91,12 +91,7 @@ mod tests {
     use super::*;
     use crate::event::Value;
 
-    fn event(json: &str) -> Event {
-        match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => Event::new(map),
-            other => panic!("not an object: {other:?}"),
-        }
-    }
+    use crate::event::test_event as event;
 
     #[test]
     fn renders_fields_and_event_time() {

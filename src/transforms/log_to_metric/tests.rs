@@ -1,12 +1,7 @@
 use super::*;
 use crate::telemetry::Reading;
 
-fn event(json: &str) -> Event {
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(map)) => Event::new(map),
-        other => panic!("test event must be a JSON object: {json} ({other:?})"),
-    }
-}
+use crate::event::test_event as event;
 
 fn build(id: &str, toml_src: &str) -> Result<LogToMetric, FieldError> {
     let config: LogToMetricConfig =
