@@ -137,7 +137,10 @@ def run(binary, args, lines):
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=300)
-        shutil.rmtree(data, ignore_errors=True)
+        if args.keep:
+            print(f"kept {data}", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main():
@@ -152,6 +155,8 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--tmp", default="/tmp/bench")
     p.add_argument("--results")
+    p.add_argument("--keep", action="store_true",
+                   help="keep each run's data directory (for tests/it/store_usage.rs)")
     args = p.parse_args()
     with open(args.input, "rb") as f:
         lines = sum(1 for _ in f)

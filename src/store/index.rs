@@ -18,8 +18,8 @@
 use std::path::{Path, PathBuf};
 
 use tantivy::schema::{
-    Field, JsonObjectOptions, NumericOptions, OwnedValue, Schema, TextFieldIndexing, TextOptions,
-    FAST, STORED, STRING,
+    Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
+    TextFieldIndexing, TextOptions, FAST, STORED,
 };
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument};
@@ -60,24 +60,27 @@ pub struct Fields {
 
 impl Fields {
     pub fn new() -> Fields {
-        Self::with_kv(kv_options())
+        Self::with_options(false, kv_options())
     }
 
-    fn with_kv(kv_options: TextOptions) -> Fields {
+    /// `norms`: whether keywords and the message keep field norms, as partitions written
+    /// before they were dropped do.
+    fn with_options(norms: bool, kv_options: TextOptions) -> Fields {
         let mut builder = Schema::builder();
         let timestamp =
             builder.add_i64_field(fields::TIMESTAMP, NumericOptions::default().set_fast());
         let seq = builder.add_u64_field("_seq", NumericOptions::default().set_fast());
         let keywords = KEYWORD_FIELDS
             .iter()
-            .map(|name| (*name, builder.add_text_field(name, STRING | FAST)))
+            .map(|name| (*name, builder.add_text_field(name, keyword_options(norms))))
             .collect();
         let message = builder.add_text_field(
             fields::MESSAGE,
             TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer("default")
-                    .set_index_option(tantivy::schema::IndexRecordOption::WithFreqsAndPositions),
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                    .set_fieldnorms(norms),
             ),
         );
         let kv = builder.add_text_field("_kv", kv_options);
@@ -241,6 +244,16 @@ impl Default for Fields {
 }
 
 const MAX_KEYWORD_BYTES: usize = 256;
+
+/// Keywords: exact terms and a column. New partitions keep no field norms (a byte per event
+/// per field): they serve relevance scoring, and every query here sorts by time.
+fn keyword_options(norms: bool) -> TextOptions {
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer("raw")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(norms);
+    TextOptions::default().set_indexing_options(indexing) | FAST
+}
 
 /// `_kv` is a column (a dictionary of its `name=value` terms and each event's ordinals), not
 /// an inverted index. Its values are the high-cardinality ones (request ids, users, paths,
@@ -406,16 +419,18 @@ mod tests {
         assert_eq!(parse_partition_name("damaged"), None);
     }
 
-    /// Partitions written while `_kv` also had an inverted index (`STRING | FAST`) open, and
-    /// their `_kv` terms and wildcards are found like those of new partitions.
+    /// Partitions written while `_kv` also had an inverted index (`STRING | FAST`) and the
+    /// keywords and message kept field norms open, and their terms, wildcards and phrases are
+    /// found like those of new partitions.
     #[test]
-    fn partitions_with_an_indexed_kv_still_open_and_answer() {
+    fn partitions_with_an_indexed_kv_and_norms_still_open_and_answer() {
         use crate::store::search::SearchRequest;
         use crate::store::{Query, Store, StoreOptions};
+        use tantivy::schema::STRING;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let start = 1_764_136_800;
-        let legacy = Fields::with_kv(STRING | FAST);
+        let legacy = Fields::with_options(true, STRING | FAST);
         let part = dir.path().join(partition_name(start));
         std::fs::create_dir_all(&part).expect("mkdir");
         let index = Index::create_in_dir(&part, legacy.schema.clone()).expect("index");
@@ -424,12 +439,17 @@ mod tests {
         for i in 0..20u64 {
             let mut event = Event::from_message(format!("line {i}").into());
             event.insert("user", format!("u{}", i % 4));
+            event.insert("level", if i % 5 == 0 { "error" } else { "info" });
             let (doc, _, _) = legacy.document(&event, i, start * 1_000_000_000);
             writer.add_document(doc).expect("add");
         }
         writer.commit().expect("commit");
         drop(writer);
         assert!(legacy.schema.get_field_entry(legacy.kv).is_indexed());
+        assert!(legacy
+            .schema
+            .get_field_entry(legacy.message)
+            .has_fieldnorms());
 
         let store = Store::open("legacy", dir.path(), StoreOptions::default()).expect("opens");
         assert_eq!(store.damaged_partitions(), 0);
@@ -449,6 +469,9 @@ mod tests {
         assert_eq!(count("user:u*"), 20);
         assert_eq!(count("user:*3"), 5);
         assert_eq!(count("user:u9"), 0);
+        assert_eq!(count("level:error"), 4);
+        assert_eq!(count("line"), 20);
+        assert_eq!(count("\"line 7\""), 1);
     }
 
     #[test]

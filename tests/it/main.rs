@@ -62,6 +62,8 @@ mod shutdown;
 mod sink_concurrency;
 #[cfg(feature = "store")]
 mod store;
+#[cfg(feature = "store")]
+mod store_usage;
 mod syslog;
 #[cfg(feature = "store")]
 mod tail;
