@@ -48,6 +48,7 @@ mod notifiers;
 mod otlp;
 mod otlp_grpc;
 mod otlp_sink;
+mod otlp_sink_concurrency;
 mod parse_check;
 mod pipeline_tests;
 #[cfg(feature = "store")]
