@@ -22,7 +22,7 @@ use crate::util::{
 
 /// Whether python3 has the SDK's gRPC exporter (and grpcio); fails when services are
 /// required.
-fn grpc_sdk_available() -> bool {
+pub(crate) fn grpc_sdk_available() -> bool {
     let found = Command::new("python3")
         .args([
             "-c",

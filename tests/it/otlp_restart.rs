@@ -1,7 +1,8 @@
-//! A router stopped mid-run behind the OpenTelemetry Python SDK's OTLP/HTTP exporter
-//! (`tests/otlp/emit_across_restart.py`): the router drains on SIGTERM while batches are
-//! being exported, the exporter meets a closed port and retries with its backoff (it
-//! retries connection errors and 429/502/503/504, up to its timeout), the router starts
+//! A router stopped mid-run behind the OpenTelemetry Python SDK's OTLP/HTTP exporter, and
+//! its OTLP/gRPC one (`tests/otlp/emit_across_restart.py`): the router drains on SIGTERM
+//! while batches are being exported, the exporter meets a closed port and retries with its
+//! backoff (over HTTP it retries connection errors and 429/502/503/504, over gRPC
+//! UNAVAILABLE and OTLP's other retryable codes, up to its timeout), the router starts
 //! again on the same port, and the exports carry on. Every record of an export the SDK saw
 //! succeed is in the router's output (a record may be there twice, after a retry of an
 //! export whose answer was lost; counted, not refused).
@@ -14,6 +15,7 @@ use std::sync::mpsc;
 use serde_json::Value;
 
 use crate::otlp::sdk_available;
+use crate::otlp_grpc::grpc_sdk_available;
 use crate::util::{free_port, read_lines, repo_root, sluice_up, spawn_router, tempdir, TIMEOUT};
 
 const BATCH: usize = 50;
@@ -42,12 +44,22 @@ impl Script {
 
 #[test]
 fn the_sdk_retries_across_a_router_restart_and_loses_nothing_acknowledged() {
-    if !sdk_available() {
-        return;
+    if sdk_available() {
+        across_a_restart(false);
     }
+}
+
+#[test]
+fn the_sdk_retries_over_grpc_across_a_router_restart_and_loses_nothing_acknowledged() {
+    if grpc_sdk_available() {
+        across_a_restart(true);
+    }
+}
+
+fn across_a_restart(grpc: bool) {
     let dir = tempdir();
     let out = dir.path().join("out.log");
-    let port = free_port();
+    let (port, grpc_port) = (free_port(), free_port());
     let config = dir.path().join("router.toml");
     std::fs::write(
         &config,
@@ -56,6 +68,7 @@ fn the_sdk_retries_across_a_router_restart_and_loses_nothing_acknowledged() {
 [sources.otel_restart]
 type = "http"
 address = "127.0.0.1:{port}"
+grpc_address = "127.0.0.1:{grpc_port}"
 
 [sinks.otel_restart_out]
 type = "file"
@@ -71,10 +84,18 @@ path = "{}"
     let stderr = std::fs::File::create(dir.path().join("script.err")).unwrap();
     let mut child = Command::new("python3")
         .arg(repo_root().join("tests/otlp/emit_across_restart.py"))
-        .args([
-            &format!("http://127.0.0.1:{port}/v1/logs"),
-            &BATCH.to_string(),
-        ])
+        .args(match grpc {
+            false => [
+                format!("http://127.0.0.1:{port}/v1/logs"),
+                BATCH.to_string(),
+                "http".into(),
+            ],
+            true => [
+                format!("http://127.0.0.1:{grpc_port}"),
+                BATCH.to_string(),
+                "grpc".into(),
+            ],
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -112,7 +133,7 @@ path = "{}"
     assert!(status.success(), "a graceful stop: {log}");
     // Exports that can only meet the closed port, whatever the drain let through.
     writeln!(stdin, "batches 2").unwrap();
-    script.until("a retry against the closed port", |l| {
+    let retry = script.until("a retry against the closed port", |l| {
         l.starts_with("retrying") && l.contains("refused")
     });
     let router = spawn_router(sluice_up(&config));
@@ -155,7 +176,7 @@ path = "{}"
     assert_eq!(succeeded.len(), 12 * BATCH);
     let duplicates = written.values().filter(|times| **times > 1).count();
     println!(
-        "{} records, {retries} retries, {duplicates} written twice",
+        "{} records, {retries} retries, {duplicates} written twice; {retry}",
         succeeded.len()
     );
 }

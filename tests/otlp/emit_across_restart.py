@@ -1,7 +1,8 @@
 """Numbered log records through the OpenTelemetry Python SDK (logging bridge, batch
-processor, OTLP/HTTP exporter), in batches a test asks for while it stops and restarts the
-router behind ENDPOINT, so that the exporter's own retries carry the records across.
-Usage: emit_across_restart.py ENDPOINT BATCH_SIZE. Prints "ready"; then for each stdin line
+processor, OTLP/HTTP or OTLP/gRPC exporter), in batches a test asks for while it stops and
+restarts the router behind ENDPOINT, so that the exporter's own retries carry the records
+across. Usage: emit_across_restart.py ENDPOINT BATCH_SIZE [http|grpc] (with grpc, ENDPOINT
+is the gRPC server, http://HOST:PORT). Prints "ready"; then for each stdin line
 "batches N" exports N batches of BATCH_SIZE records ("record I", numbered on across
 batches), each flushed before the next, printing "exported K ok|failed" per batch and
 "done" after the N. Each retry the exporter logs is printed as "retrying REASON". At stdin's
@@ -11,12 +12,15 @@ import json
 import logging
 import sys
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 endpoint, batch_size = sys.argv[1], int(sys.argv[2])
+if len(sys.argv) > 3 and sys.argv[3] == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+else:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 # Long enough for the backoffs (1, 2, 4 s...) to span a router's restart.
 exporter = OTLPLogExporter(endpoint=endpoint, timeout=60)
 succeeded, failed = [], []
