@@ -47,7 +47,9 @@ mod multiline;
 mod notifiers;
 mod otlp;
 mod otlp_grpc;
+mod otlp_restart;
 mod otlp_sink;
+mod otlp_sink_concurrency;
 mod parse_check;
 mod pipeline_tests;
 #[cfg(feature = "store")]

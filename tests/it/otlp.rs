@@ -10,7 +10,7 @@ use crate::store::http;
 use crate::util::{read_lines, repo_root, services_required, tempdir, wait_until, Router};
 
 /// Whether python3 has the OpenTelemetry SDK and exporter; fails when services are required.
-fn sdk_available() -> bool {
+pub(crate) fn sdk_available() -> bool {
     let found = Command::new("python3")
         .args([
             "-c",

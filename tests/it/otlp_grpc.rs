@@ -3,7 +3,8 @@
 //! every record arrives mapped and whose exports succeed; and grpcio sending raw bytes
 //! (`tests/otlp/grpc_send.py`): malformed protobuf, oversize messages, gzip bombs, missing
 //! and unknown tokens, an unknown method, each refused with its status, counted, and
-//! nothing else affected.
+//! nothing else affected. The listener on TLS, with the `opentelemetry` sink over gRPC and
+//! the SDK as clients, each refused without the CA.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,7 +22,7 @@ use crate::util::{
 
 /// Whether python3 has the SDK's gRPC exporter (and grpcio); fails when services are
 /// required.
-fn grpc_sdk_available() -> bool {
+pub(crate) fn grpc_sdk_available() -> bool {
     let found = Command::new("python3")
         .args([
             "-c",
@@ -410,4 +411,163 @@ path = "{}"
     assert!(reason.contains("Unauthenticated"), "{reason}");
     assert_eq!(counter("component_retries_total", "otlp_gs_anon", None), 0);
     a.stop().await;
+}
+
+/// Certificates for a gRPC listener on TLS: the server's for `localhost`, the CA that signed
+/// it, and another CA that did not, each written to `dir`; (crt, key, ca, other ca).
+fn tls_files(dir: &Path) -> [std::path::PathBuf; 4] {
+    use crate::certs::issue;
+
+    let (ca, ca_cert, ca_key) = issue(&["sluice otlp ca"], None);
+    let (server, _, _) = issue(&["localhost"], Some((&ca_cert, &ca_key)));
+    let (other_ca, _, _) = issue(&["someone else's ca"], None);
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    [
+        write("server.crt", &server.cert_pem),
+        write("server.key", &server.key_pem),
+        write("ca.crt", &ca.cert_pem),
+        write("other-ca.crt", &other_ca.cert_pem),
+    ]
+}
+
+/// The gRPC listener on TLS: the sink with `protocol = "grpc"` over `https://`, trusting
+/// the listener's CA, delivers every event acknowledged; one trusting another CA cannot
+/// connect and dead-letters its events after its one attempt, and nothing of it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_sink_delivers_over_tls_and_a_client_without_the_ca_fails() {
+    use tokio::io::AsyncWriteExt;
+
+    use crate::util::counter;
+
+    let dir = tempdir();
+    let [crt, key, ca, other_ca] = tls_files(dir.path());
+    let out = dir.path().join("b.log");
+    let port = free_port();
+    let tls = format!(
+        "tls = {{ crt_file = \"{}\", key_file = \"{}\" }}",
+        crt.display(),
+        key.display()
+    );
+    let _b = router("otlp_tls_b", &format!("127.0.0.1:{port}"), &out, &tls).await;
+    let dead = dir.path().join("dead.log");
+    let a = Router::start(&format!(
+        r#"
+[sources.otlp_tls_in]
+type = "tcp"
+address = "127.0.0.1:0"
+
+[sinks.otlp_tls_out]
+type = "opentelemetry"
+inputs = ["otlp_tls_in"]
+protocol = "grpc"
+uri = "https://localhost:{port}"
+compression = "gzip"
+tls = {{ ca_file = "{}" }}
+request = {{ concurrency = 2 }}
+
+[sinks.otlp_tls_stranger]
+type = "opentelemetry"
+inputs = ["otlp_tls_in"]
+protocol = "grpc"
+uri = "https://localhost:{port}"
+tls = {{ ca_file = "{}" }}
+retry = {{ max_attempts = 1 }}
+
+[sinks.otlp_tls_dead]
+type = "file"
+inputs = ["otlp_tls_stranger.dead_letter"]
+path = "{}"
+"#,
+        ca.display(),
+        other_ca.display(),
+        dead.display()
+    ))
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(a.addr("otlp_tls_in"))
+        .await
+        .unwrap();
+    let lines: String = (0..50).map(|i| format!("secret {i}\n")).collect();
+    stream.write_all(lines.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    wait_until("every event exported over TLS", || {
+        counter("component_sent_events_total", "otlp_tls_out", None) == 50
+    })
+    .await;
+    wait_until("the stranger's events dead-lettered", || {
+        read_lines(&dead).len() == 50
+    })
+    .await;
+    a.stop().await;
+    // Acknowledged only after B answered, and B answered after writing.
+    let written: Vec<String> = events(&out)
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        written.len(),
+        50,
+        "only the trusting sink's events: {written:?}"
+    );
+    assert!((0..50).all(|i| written.contains(&format!("secret {i}"))));
+    let letter: Value = serde_json::from_str(&read_lines(&dead)[0]).unwrap();
+    let reason = letter["dead_letter"]["reason"].as_str().unwrap();
+    assert!(reason.contains("invalid peer certificate"), "{reason}");
+    assert_eq!(
+        counter("component_sent_events_total", "otlp_tls_stranger", None),
+        0
+    );
+}
+
+/// The Python SDK's gRPC exporter against the same TLS listener: with the CA
+/// (`OTEL_EXPORTER_OTLP_CERTIFICATE`) every record arrives and every export succeeds;
+/// with no CA but the system's it cannot export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_exports_over_grpc_with_tls_only_when_it_trusts_the_ca() {
+    if !grpc_sdk_available() {
+        return;
+    }
+    let dir = tempdir();
+    let [crt, key, ca, _] = tls_files(dir.path());
+    let out = dir.path().join("otel.log");
+    let port = free_port();
+    let tls = format!(
+        "tls = {{ crt_file = \"{}\", key_file = \"{}\" }}",
+        crt.display(),
+        key.display()
+    );
+    let _router = router("otel_grpc_tls", &format!("127.0.0.1:{port}"), &out, &tls).await;
+    let emit = |ca: Option<std::path::PathBuf>| {
+        let mut command = Command::new("python3");
+        command.arg(repo_root().join("tests/otlp/emit.py")).args([
+            &format!("https://localhost:{port}"),
+            "5",
+            "grpc",
+        ]);
+        command.env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE");
+        if let Some(ca) = ca {
+            command.env("OTEL_EXPORTER_OTLP_CERTIFICATE", ca);
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("python3 runs"))
+    };
+    let trusting = emit(Some(ca)).await.unwrap();
+    assert!(
+        trusting.status.success(),
+        "an export failed: {}",
+        String::from_utf8_lossy(&trusting.stderr)
+    );
+    assert_eq!(
+        events(&out).len(),
+        5,
+        "every record, written before the answer"
+    );
+    let stranger = emit(None).await.unwrap();
+    assert!(
+        !stranger.status.success(),
+        "exported without trusting the listener's CA"
+    );
+    assert_eq!(events(&out).len(), 5, "nothing more arrived");
 }

@@ -2,7 +2,8 @@
 //! holds each request until as many as the test wants are in flight at once (or it is
 //! released), so that several requests are seen inside the server together; then one of
 //! them refused for good while the others are stored: each event is stored or
-//! dead-lettered, once.
+//! dead-lettered, once. The gate serves other sinks too (`otlp_sink_concurrency.rs`):
+//! what differs is how a request's documents are read and what a success answers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -28,21 +29,52 @@ use crate::util::{counter, read_lines, tempdir, wait_until, Router};
 /// then fails on the peak it saw.
 const HOLD: Duration = Duration::from_secs(10);
 
-struct Gate {
+/// What the gate's server speaks: how a request body is read into documents (each with a
+/// `message` and an `n`), and the body a success is answered with.
+pub(crate) struct Protocol {
+    pub(crate) documents: fn(&[u8]) -> Vec<Value>,
+    pub(crate) accepted: &'static str,
+}
+
+/// Elasticsearch's `_bulk`: NDJSON of action and document lines.
+const BULK: Protocol = Protocol {
+    documents: bulk_documents,
+    accepted: r#"{"errors":false}"#,
+};
+
+fn bulk_documents(body: &[u8]) -> Vec<Value> {
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .skip(1)
+        .step_by(2)
+        .map(|l| serde_json::from_slice(l).expect("NDJSON"))
+        .collect()
+}
+
+pub(crate) struct Gate {
     /// Requests inside the server now; each waits until `want` are, then answers, and so
-    /// do all later ones (`opened`).
-    inside: watch::Sender<usize>,
-    opened: watch::Sender<bool>,
+    /// do all later ones (`opened`, which a test may also set itself).
+    pub(crate) inside: watch::Sender<usize>,
+    pub(crate) opened: watch::Sender<bool>,
     want: usize,
-    peak: Mutex<usize>,
+    pub(crate) peak: Mutex<usize>,
     /// Per stored document's `n`, how many times it was stored.
-    stored: Mutex<BTreeMap<u64, usize>>,
+    pub(crate) stored: Mutex<BTreeMap<u64, usize>>,
     /// A request holding a document with this message is refused whole (400).
     poison: &'static str,
+    protocol: Protocol,
 }
 
 impl Gate {
     async fn start(want: usize, poison: &'static str) -> (SocketAddr, Arc<Gate>) {
+        Self::start_with(want, poison, BULK).await
+    }
+
+    pub(crate) async fn start_with(
+        want: usize,
+        poison: &'static str,
+        protocol: Protocol,
+    ) -> (SocketAddr, Arc<Gate>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let gate = Arc::new(Gate {
@@ -52,6 +84,7 @@ impl Gate {
             peak: Mutex::new(0),
             stored: Mutex::new(BTreeMap::new()),
             poison,
+            protocol,
         });
         let shared = gate.clone();
         tokio::spawn(async move {
@@ -73,13 +106,7 @@ impl Gate {
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let body = request.into_body().collect().await.unwrap().to_bytes();
-        let docs: Vec<Value> = body
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .skip(1)
-            .step_by(2)
-            .map(|l| serde_json::from_slice(l).expect("NDJSON"))
-            .collect();
+        let docs = (self.protocol.documents)(&body);
         self.inside.send_modify(|n| *n += 1);
         {
             let mut peak = self.peak.lock().unwrap();
@@ -101,20 +128,21 @@ impl Gate {
         let (status, answer) = if refused {
             (
                 400,
-                json!({"error": {"type": "illegal_argument_exception", "reason": "poisoned"}, "status": 400}),
+                json!({"error": {"type": "illegal_argument_exception", "reason": "poisoned"}, "status": 400})
+                    .to_string(),
             )
         } else {
-            (200, json!({"errors": false}))
+            (200, self.protocol.accepted.to_string())
         };
         Response::builder()
             .status(status)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(answer.to_string())))
+            .body(Full::new(Bytes::from(answer)))
             .unwrap()
     }
 }
 
-async fn send_lines(addr: SocketAddr, lines: impl Iterator<Item = String>) {
+pub(crate) async fn send_lines(addr: SocketAddr, lines: impl Iterator<Item = String>) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let data: String = lines.map(|line| line + "\n").collect();
     stream.write_all(data.as_bytes()).await.unwrap();

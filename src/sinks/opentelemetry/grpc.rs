@@ -1,6 +1,8 @@
 //! The `opentelemetry` sink over OTLP/gRPC (`protocol = "grpc"`): one `LogsService/Export`
 //! call per request on a tonic channel (HTTP/2, reconnected as needed), gzip when
-//! `compression = "gzip"`, the configured `headers` as metadata.
+//! `compression = "gzip"`, the configured `headers` as metadata. For an `https://` uri the
+//! channel connects through rustls with the sink's `tls` (tonic's own TLS features would
+//! bring a second TLS stack's settings), offering only `h2` by ALPN, as gRPC servers insist.
 //!
 //! A status is classified as OTLP says: UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED,
 //! DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retried (after the delay of a
@@ -17,6 +19,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use hyper::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio_rustls::rustls::ClientConfig;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -34,19 +39,33 @@ pub(super) struct GrpcExporter {
 }
 
 impl GrpcExporter {
-    /// A client for `uri` (`http://host:port`); it connects on first use.
+    /// A client for `uri` (`http://host:port`, or `https://` with `tls`); it connects on
+    /// first use.
     pub(super) fn new(
         uri: &Uri,
         gzip: bool,
         headers: &BTreeMap<String, String>,
         timeout: Duration,
+        tls: Option<ClientConfig>,
     ) -> Result<Self, FieldError> {
         let endpoint = Endpoint::from_shared(uri.to_string())
             .map_err(|e| FieldError::new("uri", format!("not a gRPC endpoint: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout);
-        let mut client = tonic::client::Grpc::new(endpoint.connect_lazy())
-            .accept_compressed(CompressionEncoding::Gzip);
+        let channel = match tls {
+            None => endpoint.connect_lazy(),
+            Some(mut tls) => {
+                tls.alpn_protocols = vec![b"h2".to_vec()];
+                let mut tcp = HttpConnector::new();
+                // The TLS layer handles `https://`; the TCP connector must let it through.
+                tcp.enforce_http(false);
+                tcp.set_nodelay(true);
+                tcp.set_connect_timeout(Some(timeout));
+                endpoint.connect_with_connector_lazy(HttpsConnector::from((tcp, tls)))
+            }
+        };
+        let mut client =
+            tonic::client::Grpc::new(channel).accept_compressed(CompressionEncoding::Gzip);
         if gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }

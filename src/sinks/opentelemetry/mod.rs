@@ -4,9 +4,11 @@
 //!
 //! The events are mapped back by the semantic conventions (`encode.rs`, the exact reverse
 //! of the source's mapping) and grouped by resource, so that the events of one
-//! app, instance and host share one `ResourceLogs`. Requests go out one after the other
-//! through the shared retry driver; over HTTP on the shared delivery client, like the
-//! `http` sink's (over gRPC, the statuses are classified in `grpc.rs`): a 2xx
+//! app, instance and host share one `ResourceLogs`. Up to `request.concurrency` requests
+//! are in flight at once (`in_flight.rs`, as for the stores' sinks), each through the
+//! shared retry driver and acknowledged or dead-lettered on its own; over HTTP on the
+//! shared delivery client, like the `http` sink's (over gRPC, the statuses are classified
+//! in `grpc.rs`): a 2xx
 //! acknowledges the request's events; 408, 429, 5xx, connection errors and timeouts are
 //! retried with backoff (`Retry-After` honoured up to `max_backoff_secs`); any other status
 //! sends the events to `ID.dead_letter`.
@@ -30,8 +32,10 @@ use hyper::Uri;
 use prost::Message;
 use serde::Deserialize;
 
-use super::batch::{self, invalid, Poster};
+use super::batch::{self, invalid, Gathered, Poster};
 use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::in_flight::{self, Requests};
+use super::options::RequestConfig;
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
@@ -39,6 +43,7 @@ use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Outcome, RetryConfig};
 use crate::event::Event;
 use crate::field_error::FieldError;
+use crate::tls::ClientTlsConfig;
 
 pub use encode::request;
 
@@ -47,7 +52,8 @@ pub use encode::request;
 #[serde(deny_unknown_fields)]
 pub struct OpentelemetrySinkConfig {
     /// The OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`, or with
-    /// `protocol = "grpc"` the OTLP/gRPC server, e.g. `http://collector:4317`.
+    /// `protocol = "grpc"` the OTLP/gRPC server, e.g. `http://collector:4317`; `https://`
+    /// for either over TLS.
     pub uri: String,
     /// `http` (OTLP/HTTP with protobuf bodies) or `grpc` (OTLP/gRPC, `LogsService/Export`).
     #[serde(default)]
@@ -73,6 +79,12 @@ pub struct OpentelemetrySinkConfig {
     /// `ID.dead_letter`.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// For `https://`: CAs trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
+    /// `request = { concurrency = N }`: export requests in flight at once (Vector's name).
+    #[serde(default)]
+    pub request: RequestConfig,
 }
 
 /// `protocol = "http" | "grpc"`
@@ -119,6 +131,9 @@ impl OpentelemetrySinkConfig {
         if self.protocol == OtlpProtocol::Grpc {
             grpc::metadata(&self.headers)?;
         }
+        // A collector takes export requests in any order: OTLP records carry their own time.
+        self.request.validate((usize::MAX, ""))?;
+        self.tls.validate()?;
         self.retry.validate()
     }
 
@@ -129,11 +144,22 @@ impl OpentelemetrySinkConfig {
             HeaderValue::from_static("application/x-protobuf"),
         )];
         let gzip = self.compression == HttpCompression::Gzip;
-        let grpc = match self.protocol {
-            OtlpProtocol::Http => None,
+        let https = uri.scheme_str() == Some("https");
+        let (grpc, client) = match self.protocol {
+            OtlpProtocol::Http => (None, batch::client(https, &self.tls)?),
             OtlpProtocol::Grpc => {
                 let timeout = Duration::from_secs(self.timeout_secs);
-                Some(grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout).map_err(invalid)?)
+                // The files are read here, once, when the sink opens.
+                let tls = https
+                    .then(|| self.tls.client_config(https))
+                    .transpose()
+                    .map_err(|e| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                    })?;
+                let exporter = grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout, tls)
+                    .map_err(invalid)?;
+                // Only the retry driver and dead letters of the poster are used.
+                (Some(exporter), HttpClient::plain())
             }
         };
         // Over gRPC, tonic compresses the message.
@@ -142,41 +168,55 @@ impl OpentelemetrySinkConfig {
             None => self.compression,
         };
         let request = (compression, &self.headers, self.timeout_secs);
-        let client = HttpClient::plain();
-        let mut sink = OtlpSink {
+        let sink = OtlpSink {
             poster: Poster::new((uri, headers, client), request, &self.retry, &ctx)?,
             grpc,
-            partial: partial::PartialSuccesses::new(&ctx.id),
+            partial: Mutex::new(partial::PartialSuccesses::new(&ctx.id)),
+        };
+        let requests = Requests::new(self.request.concurrency, &ctx.id);
+        let (sink, ctx, requests) = (&sink, &ctx, &requests);
+        let limits = (self.batch_max_events, self.batch_max_bytes);
+        let send = |gathered: Gathered| async move {
+            let exports: Vec<_> = batch::sized_chunks(gathered.events(), limits)
+                .map(|chunk| async move { sink.send(&chunk, ctx).await })
+                .collect();
+            requests.send_all(exports).await;
+            // Each event was stated delivered or rejected by `send`.
+            gathered.settle();
         };
         // What is already queued is taken too, up to one request's worth, so small upstream
         // batches are not sent one request each; nothing is waited for.
-        let (max_events, max_bytes) = (self.batch_max_events, self.batch_max_bytes);
-        while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
-            for chunk in batch::sized_chunks(gathered.events(), (max_events, max_bytes)) {
-                sink.send(&chunk, &ctx).await;
-            }
-            // Each event was stated delivered or rejected by `send`.
-            gathered.settle();
-        }
+        let gathering = (
+            self.batch_max_events,
+            Duration::ZERO,
+            self.request.concurrency,
+        );
+        in_flight::run(&mut rx, gathering, send).await;
         Ok(())
     }
 }
 
 fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
-    parse_endpoint(uri, "uri", &["http"], "http://127.0.0.1:4318/v1/logs")
+    parse_endpoint(
+        uri,
+        "uri",
+        &["http", "https"],
+        "http://127.0.0.1:4318/v1/logs",
+    )
 }
 
 struct OtlpSink {
     /// For OTLP/HTTP, or only its retry driver and dead letters with `grpc`.
     poster: Poster,
     grpc: Option<grpc::GrpcExporter>,
-    partial: partial::PartialSuccesses,
+    /// Shared by the requests in flight; held only to read an answer.
+    partial: Mutex<partial::PartialSuccesses>,
 }
 
 impl OtlpSink {
     /// Sends one request's events, retrying, then acknowledges them or hands them to
     /// dead-letter.
-    async fn send(&mut self, events: &[&Event], ctx: &SinkContext) {
+    async fn send(&self, events: &[&Event], ctx: &SinkContext) {
         let what = "export failed for good";
         let p = &self.poster;
         let encoded = request(events).encode_to_vec();
@@ -208,7 +248,7 @@ impl OtlpSink {
             .await;
         let answer = answer.into_inner().unwrap_or_else(|e| e.into_inner());
         match delivered {
-            Ok(()) => match self.partial.check(&answer, events.len()) {
+            Ok(()) => match self.check(&answer, events.len()) {
                 partial::Verdict::Accepted => {
                     ctx.metrics.sent_events.inc(events.len() as u64);
                     ctx.metrics.sent_bytes.inc(payload.len() as u64);
@@ -223,6 +263,11 @@ impl OtlpSink {
             },
             Err(error) => p.dead_letter(events, error, ctx, what).await,
         }
+    }
+
+    fn check(&self, answer: &[u8], records: usize) -> partial::Verdict {
+        let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        partial.check(answer, records)
     }
 }
 
@@ -251,11 +296,25 @@ mod tests {
             config("batch_max_events = 0").unwrap_err().field,
             "batch_max_events"
         );
+        assert!(config("request = { concurrency = 16 }").is_ok());
+        for bad in [
+            "request = { concurrency = 0 }",
+            "request = { concurrency = 65 }",
+        ] {
+            assert_eq!(
+                config(bad).unwrap_err().field,
+                "request.concurrency",
+                "{bad}"
+            );
+        }
+        assert!(parse_uri("https://collector:4318/v1/logs").is_ok());
         assert_eq!(
-            parse_uri("https://collector:4318/v1/logs")
-                .unwrap_err()
-                .field,
+            parse_uri("ftp://collector:4318/v1/logs").unwrap_err().field,
             "uri"
+        );
+        assert_eq!(
+            config("tls = { crt_file = \"c.pem\" }").unwrap_err().field,
+            "tls.key_file"
         );
     }
 }
