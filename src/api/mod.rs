@@ -53,7 +53,7 @@ use peers::{default_peer_timeout_ms, default_peers_refresh_secs, peer_list};
 
 use crate::field_error::FieldError;
 use crate::listen::{Acceptor, Admission, ConnectionLimits, HttpLimits};
-use crate::tls::TlsConfig;
+use crate::tls::{ClientTlsConfig, TlsConfig};
 
 /// `[api]` in a pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +120,10 @@ pub struct ApiConfig {
     /// How often `peers_dns` is resolved again.
     #[serde(default = "default_peers_refresh_secs")]
     pub peers_refresh_secs: u64,
+    /// For `https://` peers: CAs trusted besides the system's (peers on a private CA), and
+    /// the certificate presented to peers whose API requires one (`tls.ca_file`).
+    #[serde(default)]
+    pub peers_tls: ClientTlsConfig,
 }
 
 fn default_max_tail_clients() -> usize {
@@ -176,6 +180,10 @@ impl ApiConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         self.limits().validate()?;
         self.validate_peers()?;
+        self.peers_tls.validate().map_err(|e| {
+            // Its errors name `tls.*`, which here is the listener's.
+            FieldError::new(format!("peers_{}", e.field), e.message)
+        })?;
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }

@@ -46,7 +46,7 @@ const ROUTES: [&str; 4] = ["/v1/query", "/v1/histogram", "/v1/top", "/v1/tail"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FederationError {
-    #[error("api.peers: cannot set up tls for https peers: {0}")]
+    #[error("api.peers_tls: cannot set up tls for https peers: {0}")]
     Tls(#[from] crate::tls::TlsError),
 }
 
@@ -65,7 +65,8 @@ pub fn wrap(
         crate::api::PeerSource::Dns { scheme, .. } => scheme == "https",
     };
     let client = if https {
-        HttpClient::with_tls(crate::tls::client_config(None, true)?)
+        // The files are read here, once, when the API starts.
+        HttpClient::with_tls(api.peers_tls.client_config(true)?)
     } else {
         HttpClient::plain()
     };

@@ -435,3 +435,79 @@ fn a_non_loopback_api_with_tokens_and_no_tls_warns_at_start() {
     ));
     assert!(!with_tls.contains("clear text"), "{with_tls}");
 }
+
+/// Federation to `https://` peers on a private CA: with `[api] peers_tls.ca_file` the
+/// federating router trusts the peer and answers for both stores; without it the peer's
+/// certificate is refused and the answer is partial, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_trusts_https_peers_on_the_ca_in_peers_tls() {
+    let dir = tempdir();
+    let pki = pki(dir.path());
+    let store = |name: &str| dir.path().join(name).display().to_string();
+    let pipeline = |api: &str, store: &str| {
+        format!(
+            r#"
+{api}
+
+[sources.fed_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.fed_store]
+type = "store"
+inputs = ["fed_in"]
+path = "{store}"
+commit_interval_ms = 20
+"#
+        )
+    };
+    let peer = Router::start(&pipeline(
+        &format!(
+            "[api]\naddress = \"127.0.0.1:0\"\ntls = {{ crt_file = \"{}\", key_file = \"{}\" }}",
+            pki.server_crt.display(),
+            pki.server_key.display()
+        ),
+        &store("peer"),
+    ))
+    .await;
+    let peer_url = format!("https://{}", peer.addr("api"));
+    let front = |peers_tls: &str| {
+        let own = crate::util::free_port();
+        let api = format!(
+            "[api]\naddress = \"127.0.0.1:{own}\"\npeers = [\"http://127.0.0.1:{own}\", \"{peer_url}\"]\n{peers_tls}"
+        );
+        pipeline(&api, &store(&format!("front{own}")))
+    };
+    let trusting = Router::start(&front(&format!(
+        "peers_tls = {{ ca_file = \"{}\" }}",
+        pki.ca.display()
+    )))
+    .await;
+    let untrusting = Router::start(&front("")).await;
+    feed(peer.addr("fed_in"), "on the peer", 3);
+    feed(trusting.addr("fed_in"), "on the front", 2);
+    wait_until("the events committed", || {
+        counter("component_sent_events_total", "fed_store", None) >= 5
+    })
+    .await;
+    let query = |api: SocketAddr| {
+        tokio::task::spawn_blocking(move || {
+            let (status, body) = crate::store::http(api, "GET", "/v1/query?limit=10", b"");
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).expect("json")
+        })
+    };
+    let both = query(trusting.addr("api")).await.expect("query");
+    assert_eq!(both["total"], 5, "{both}");
+    assert_eq!(both["partial"], false, "{both}");
+    let alone = query(untrusting.addr("api")).await.expect("query");
+    assert_eq!(alone["total"], 0, "{alone}");
+    assert_eq!(alone["partial"], true, "{alone}");
+    assert_eq!(alone["missing"][0]["peer"], peer_url.as_str(), "{alone}");
+    let reason = alone["missing"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("certificate"), "{reason}");
+    for router in [trusting, untrusting, peer] {
+        router.stop().await;
+    }
+}
