@@ -265,13 +265,22 @@ fn decoders(c: &mut Criterion) {
     }
 }
 
-/// Layouts benched as a single stream: a few common text layouts of different shapes.
-const STREAM_LAYOUTS: [&str; 5] = [
+/// Layouts benched as a single stream: a few common text layouts of different shapes, and
+/// those whose time is not the first token or is missing (the time is then searched word by
+/// word through the first 128 bytes, the one step a remembered layout might have skipped).
+const STREAM_LAYOUTS: [&str; 12] = [
     "nginx_error",
     "glog",
     "log4j",
     "postgresql",
     "python_default",
+    "logcat_brief",
+    "log4net",
+    "java_util_logging",
+    "no_level",
+    "redis_documented",
+    "ruby_logger",
+    "apache22_error",
 ];
 
 fn parse_transform(config: &str) -> sluice::transforms::parse::Parse {

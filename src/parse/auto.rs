@@ -67,7 +67,8 @@ pub fn detect_in(input: Bytes, zone: &LocalZone) -> (Format, Map) {
     let s = &line[..];
     let first = s.get(leading_blanks(s)).copied();
     let parsed = match first {
-        Some(b'{') => json::json(s).ok().map(|m| (Format::Json, m)),
+        // `json_bytes`, not `json`: its strings are slices of this line, not of a copy.
+        Some(b'{') => json::json_bytes(&line).ok().map(|m| (Format::Json, m)),
         Some(b'<') if s.get(1).is_some_and(u8::is_ascii_digit) => syslog::parse_in(&line, zone)
             .ok()
             .map(|m| (Format::Syslog, m)),
