@@ -39,9 +39,13 @@ pub(super) struct Undo {
     old: Option<Value>,
 }
 
-/// A run-time failure: the offset of the failing expression and why.
+/// A run-time failure, boxed: failing is the rare path, and a one-pointer error keeps
+/// `Result<(), Fail>` in a register and `Result<Value, Fail>` no larger than a value.
+pub(super) type Fail = Box<Failure>;
+
+/// The offset of the failing expression and why.
 #[derive(Debug)]
-pub(super) struct Fail {
+pub(super) struct Failure {
     pub(super) offset: usize,
     pub(super) message: String,
 }
@@ -86,11 +90,12 @@ pub(super) fn run(
     }
 }
 
+#[cold]
 fn fail(offset: usize, message: impl Into<String>) -> Fail {
-    Fail {
+    Box::new(Failure {
         offset,
         message: message.into(),
-    }
+    })
 }
 
 impl Run<'_> {
@@ -110,21 +115,23 @@ impl Run<'_> {
                 error,
                 value,
             } => {
-                match (self.eval(value), error) {
-                    (Ok(v), None) => self.assign(*target, v, value.offset)?,
-                    (Ok(v), Some(error)) => {
-                        self.assign(*target, v, value.offset)?;
-                        self.assign(*error, Value::Null, value.offset)?;
-                    }
-                    (Err(f), Some(error)) => {
-                        // A field keeps its value; a variable is reset so that a stale
-                        // value cannot pass for a result.
-                        if let Target::Variable(_) = target {
-                            self.assign(*target, Value::Null, value.offset)?;
+                let result = self.eval(value);
+                match error {
+                    None => self.assign(*target, result?, value.offset)?,
+                    Some(error) => match result {
+                        Ok(v) => {
+                            self.assign(*target, v, value.offset)?;
+                            self.assign(*error, Value::Null, value.offset)?;
                         }
-                        self.assign(*error, Value::from(f.message), value.offset)?;
-                    }
-                    (Err(f), None) => return Err(f),
+                        Err(f) => {
+                            // A field keeps its value; a variable is reset so that a stale
+                            // value cannot pass for a result.
+                            if let Target::Variable(_) = target {
+                                self.assign(*target, Value::Null, value.offset)?;
+                            }
+                            self.assign(*error, Value::from(f.message), value.offset)?;
+                        }
+                    },
                 }
                 Ok(Flow::Continue)
             }
@@ -160,13 +167,21 @@ impl Run<'_> {
         match target {
             Target::Field(index) => {
                 let path = &self.paths[index as usize];
-                let (depth, old) = set_field(self.fields, path, value)
-                    .map_err(|m| fail(offset, format!("cannot set `.{path}`: {m}")))?;
+                // The log entry is made first and the old value written into it in place.
                 self.undo.push(Undo {
                     path: index,
-                    depth,
-                    old,
+                    depth: 0,
+                    old: None,
                 });
+                if let Some(entry) = self.undo.last_mut() {
+                    match set_field(self.fields, path, value, &mut entry.old) {
+                        Ok(depth) => entry.depth = depth,
+                        Err(m) => {
+                            self.undo.pop();
+                            return Err(fail(offset, format!("cannot set `.{path}`: {m}")));
+                        }
+                    }
+                }
             }
             Target::Variable(slot) => self.variables[slot as usize] = value,
             Target::Discard => {}
