@@ -4,15 +4,29 @@
 //! replaced, so a run that aborts or fails is rolled back by replaying the log backwards:
 //! the event reaches `dropped` or `failed` as it came in, without copying it up front.
 //! Variables live in the scratch's slots and are reset per run.
+//!
+//! Operands are read where they lie when they can be: a field, a variable or a literal
+//! given to an operator or a function is borrowed, not copied (a copy of a string is a
+//! reference count taken and given back, of an object a deep copy). See [`places`].
+//! `fields` changes the fields by path, `arithmetic` holds the operators' value rules,
+//! `sum` joins a chain of `+` with one allocation.
 
-use compact_str::CompactString;
+mod arithmetic;
+mod fields;
+mod places;
+mod sum;
+
+use std::borrow::Cow;
 
 use super::functions::enrichment::{table_record, TABLE_RECORD};
-use super::functions::{type_name, MAX_ARGS};
+use super::functions::{type_name, Arg, MAX_ARGS};
 use super::tree::{ArithmeticOp, Expr, Node, Statement, Target};
 use super::{Outcome, Program, Scratch, MAX_WORK_BYTES};
 use crate::condition::{compare_values, FieldPath};
 use crate::event::{Map, Value};
+use arithmetic::{arithmetic, timestamp_and_text, timestamps_compared_with_text};
+use fields::{delete_field, restore, set_field};
+use places::{is_place, trailing_places, Places};
 
 /// What one change to the fields replaced.
 #[derive(Debug)]
@@ -25,9 +39,13 @@ pub(super) struct Undo {
     old: Option<Value>,
 }
 
-/// A run-time failure: the offset of the failing expression and why.
+/// A run-time failure, boxed: failing is the rare path, and a one-pointer error keeps
+/// `Result<(), Fail>` in a register and `Result<Value, Fail>` no larger than a value.
+pub(super) type Fail = Box<Failure>;
+
+/// The offset of the failing expression and why.
 #[derive(Debug)]
-pub(super) struct Fail {
+pub(super) struct Failure {
     pub(super) offset: usize,
     pub(super) message: String,
 }
@@ -72,11 +90,12 @@ pub(super) fn run(
     }
 }
 
+#[cold]
 fn fail(offset: usize, message: impl Into<String>) -> Fail {
-    Fail {
+    Box::new(Failure {
         offset,
         message: message.into(),
-    }
+    })
 }
 
 impl Run<'_> {
@@ -96,21 +115,23 @@ impl Run<'_> {
                 error,
                 value,
             } => {
-                match (self.eval(value), error) {
-                    (Ok(v), None) => self.assign(*target, v, value.offset)?,
-                    (Ok(v), Some(error)) => {
-                        self.assign(*target, v, value.offset)?;
-                        self.assign(*error, Value::Null, value.offset)?;
-                    }
-                    (Err(f), Some(error)) => {
-                        // A field keeps its value; a variable is reset so that a stale
-                        // value cannot pass for a result.
-                        if let Target::Variable(_) = target {
-                            self.assign(*target, Value::Null, value.offset)?;
+                let result = self.eval(value);
+                match error {
+                    None => self.assign(*target, result?, value.offset)?,
+                    Some(error) => match result {
+                        Ok(v) => {
+                            self.assign(*target, v, value.offset)?;
+                            self.assign(*error, Value::Null, value.offset)?;
                         }
-                        self.assign(*error, Value::from(f.message), value.offset)?;
-                    }
-                    (Err(f), None) => return Err(f),
+                        Err(f) => {
+                            // A field keeps its value; a variable is reset so that a stale
+                            // value cannot pass for a result.
+                            if let Target::Variable(_) = target {
+                                self.assign(*target, Value::Null, value.offset)?;
+                            }
+                            self.assign(*error, Value::from(f.message), value.offset)?;
+                        }
+                    },
                 }
                 Ok(Flow::Continue)
             }
@@ -146,13 +167,21 @@ impl Run<'_> {
         match target {
             Target::Field(index) => {
                 let path = &self.paths[index as usize];
-                let (depth, old) = set_field(self.fields, path, value)
-                    .map_err(|m| fail(offset, format!("cannot set `.{path}`: {m}")))?;
+                // The log entry is made first and the old value written into it in place.
                 self.undo.push(Undo {
                     path: index,
-                    depth,
-                    old,
+                    depth: 0,
+                    old: None,
                 });
+                if let Some(entry) = self.undo.last_mut() {
+                    match set_field(self.fields, path, value, &mut entry.old) {
+                        Ok(depth) => entry.depth = depth,
+                        Err(m) => {
+                            self.undo.pop();
+                            return Err(fail(offset, format!("cannot set `.{path}`: {m}")));
+                        }
+                    }
+                }
             }
             Target::Variable(slot) => self.variables[slot as usize] = value,
             Target::Discard => {}
@@ -169,34 +198,25 @@ impl Run<'_> {
 
     /// Counts `bytes` against the run's budget.
     fn charge(&mut self, bytes: usize, offset: usize) -> Result<(), Fail> {
-        self.work = self.work.saturating_add(bytes);
-        if self.work > MAX_WORK_BYTES {
-            return Err(fail(
-                offset,
-                format!("the program built more than {MAX_WORK_BYTES} bytes of values"),
-            ));
-        }
-        Ok(())
+        charge(&mut self.work, bytes, offset)
     }
 
     /// A copied value's cost: strings are shared, not copied; containers are copied.
     fn charge_copy(&mut self, value: &Value, offset: usize) -> Result<(), Fail> {
-        match value {
-            Value::Array(_) | Value::Object(_) => self.charge(value.size_estimate(), offset),
-            _ => Ok(()),
-        }
+        charge_copy(&mut self.work, value, offset)
     }
 
-    /// The value of a field or a literal, without copying it; `None` for anything else.
-    fn peek<'s>(&'s self, node: &'s Node) -> Option<&'s Value> {
-        const NULL: &Value = &Value::Null;
-        match &node.expr {
-            Expr::Literal(v) => Some(v),
-            Expr::Field(index) => {
-                Some(self.paths[*index as usize].get(self.fields).unwrap_or(NULL))
-            }
-            _ => None,
-        }
+    /// The values operands can be read from in place, and the budget (charged as they are
+    /// read), borrowed apart so that both can be used at once.
+    fn places(&mut self) -> (Places<'_>, &mut usize) {
+        (
+            Places {
+                paths: self.paths,
+                fields: self.fields,
+                variables: self.variables,
+            },
+            &mut self.work,
+        )
     }
 
     /// Removes a field, keeping what it held in the undo log.
@@ -269,12 +289,12 @@ impl Run<'_> {
                 Value::Float(f) => Ok(Value::Float(-f)),
                 other => Err(fail(offset, format!("cannot negate {}", type_name(&other)))),
             },
+            Expr::Arithmetic(ArithmeticOp::Add, ..) => self.sum(node),
             Expr::Arithmetic(op, left, right) => {
-                let l = self.eval(left)?;
-                let r = self.eval(right)?;
-                if let (ArithmeticOp::Add, Value::Bytes(a), Value::Bytes(b)) = (op, &l, &r) {
-                    self.charge(a.len() + b.len(), offset)?;
-                }
+                let (l, r) = self.pair(left, right)?;
+                let (places, work) = self.places();
+                let l = read(places, work, left, &l)?;
+                let r = read(places, work, right, &r)?;
                 arithmetic(*op, l, r).map_err(|m| fail(offset, m))
             }
             Expr::Compare {
@@ -283,17 +303,23 @@ impl Run<'_> {
                 left,
                 right,
             } => {
-                // Fields and literals are compared where they are, not copied (a copy of a
-                // string is a reference count taken and given back).
-                if let (Some(l), Some(r)) = (self.peek(left), self.peek(right)) {
-                    if !timestamp_and_text(l, r) {
-                        return Ok(Value::Bool(compare_values(*op, l, r, *severity)));
-                    }
+                let both = is_place(left) && is_place(right);
+                let (l, r) = self.pair(left, right)?;
+                let (places, work) = self.places();
+                let (l, r) = if both {
+                    // Nothing is copied, so nothing is charged.
+                    (places.read(left), places.read(right))
+                } else {
+                    (
+                        read(places, work, left, &l)?,
+                        read(places, work, right, &r)?,
+                    )
+                };
+                if timestamp_and_text(l, r) {
+                    let (l, r) = timestamps_compared_with_text(l.clone(), r.clone());
+                    return Ok(Value::Bool(compare_values(*op, &l, &r, *severity)));
                 }
-                let l = self.eval(left)?;
-                let r = self.eval(right)?;
-                let (l, r) = timestamps_compared_with_text(l, r);
-                Ok(Value::Bool(compare_values(*op, &l, &r, *severity)))
+                Ok(Value::Bool(compare_values(*op, l, r, *severity)))
             }
             Expr::And(left, right) => Ok(Value::Bool(
                 self.boolean(left, "the left side of `&&`")?
@@ -308,14 +334,21 @@ impl Run<'_> {
                 Err(_) => self.eval(right),
             },
             Expr::Call(call) => {
-                let mut args: [Value; MAX_ARGS] = Default::default();
-                for (slot, arg) in args.iter_mut().zip(call.args.iter()) {
-                    *slot = self.eval(arg)?;
+                let nodes = &call.args[..];
+                let in_place = trailing_places(nodes);
+                let mut args: [Arg<'_>; MAX_ARGS] = Default::default();
+                for (slot, arg) in args.iter_mut().zip(&nodes[..in_place]) {
+                    *slot = Cow::Owned(self.eval(arg)?);
+                }
+                let (places, work) = self.places();
+                for (slot, arg) in args[in_place..].iter_mut().zip(&nodes[in_place..]) {
+                    // Charged as a copy: a function may keep (copy) a borrowed argument.
+                    *slot = Cow::Borrowed(read(places, work, arg, &None)?);
                 }
                 let name = call.function.name();
                 let value = call
                     .function
-                    .call(&mut args[..call.args.len()], call.regex.as_ref())
+                    .call(&mut args[..nodes.len()], call.regex.as_ref())
                     .map_err(|m| fail(offset, format!("`{name}` failed: {m}")))?;
                 if let Value::Bytes(b) = &value {
                     self.charge(b.len(), offset)?;
@@ -350,188 +383,63 @@ impl Run<'_> {
             )),
         }
     }
-}
 
-/// Whether [`timestamps_compared_with_text`] would change anything.
-fn timestamp_and_text(l: &Value, r: &Value) -> bool {
-    matches!(
-        (l, r),
-        (Value::Timestamp(_), Value::Bytes(_)) | (Value::Bytes(_), Value::Timestamp(_))
-    )
-}
-
-/// A timestamp compared with text reads the text as a time, as a condition reads an
-/// RFC 3339 literal (`.timestamp >= "2024-05-01T00:00:00Z"`); text that is no time stays
-/// text, unequal to the timestamp.
-fn timestamps_compared_with_text(l: Value, r: Value) -> (Value, Value) {
-    let as_time = |v: Value| match &v {
-        Value::Bytes(b) => crate::parse::parse_timestamp(b, 0).map_or(v, Value::Timestamp),
-        _ => v,
-    };
-    match (&l, &r) {
-        (Value::Timestamp(_), Value::Bytes(_)) => (l, as_time(r)),
-        (Value::Bytes(_), Value::Timestamp(_)) => (as_time(l), r),
-        _ => (l, r),
-    }
-}
-
-/// `l op r`. Integers stay integers (overflow fails) except in `/`, which always gives a
-/// float as in VRL; a float on either side makes a float; `+` joins two strings.
-fn arithmetic(op: ArithmeticOp, l: Value, r: Value) -> Result<Value, String> {
-    use ArithmeticOp as Op;
-    let overflow = || "integer overflow".to_string();
-    match (op, l, r) {
-        (Op::Add, Value::Bytes(a), Value::Bytes(b)) => {
-            if a.is_empty() {
-                return Ok(Value::Bytes(b));
-            }
-            let mut joined = Vec::with_capacity(a.len() + b.len());
-            joined.extend_from_slice(&a);
-            joined.extend_from_slice(&b);
-            Ok(Value::Bytes(joined.into()))
-        }
-        (_, Value::Integer(_) | Value::Float(_), Value::Integer(0))
-            if matches!(op, Op::Divide | Op::Remainder) =>
-        {
-            Err("division by zero".into())
-        }
-        (_, Value::Integer(_) | Value::Float(_), Value::Float(f))
-            if f == 0.0 && matches!(op, Op::Divide | Op::Remainder) =>
-        {
-            Err("division by zero".into())
-        }
-        (op, Value::Integer(a), Value::Integer(b)) => match op {
-            Op::Add => a.checked_add(b).map(Value::Integer).ok_or_else(overflow),
-            Op::Subtract => a.checked_sub(b).map(Value::Integer).ok_or_else(overflow),
-            Op::Multiply => a.checked_mul(b).map(Value::Integer).ok_or_else(overflow),
-            Op::Divide => Ok(Value::Float(a as f64 / b as f64)),
-            Op::Remainder => a.checked_rem(b).map(Value::Integer).ok_or_else(overflow),
-        },
-        (
-            op,
-            l @ (Value::Integer(_) | Value::Float(_)),
-            r @ (Value::Integer(_) | Value::Float(_)),
-        ) => {
-            let (a, b) = (as_float(&l), as_float(&r));
-            let result = match op {
-                Op::Add => a + b,
-                Op::Subtract => a - b,
-                Op::Multiply => a * b,
-                Op::Divide => a / b,
-                Op::Remainder => a % b,
-            };
-            if result.is_finite() {
-                Ok(Value::Float(result))
-            } else {
-                Err("the result is too large for a float".into())
-            }
-        }
-        (op, l, r) => Err(format!(
-            "cannot apply `{}` to {} and {}",
-            op.symbol(),
-            type_name(&l),
-            type_name(&r)
-        )),
-    }
-}
-
-fn as_float(v: &Value) -> f64 {
-    match v {
-        Value::Integer(i) => *i as f64,
-        Value::Float(f) => *f,
-        _ => 0.0,
-    }
-}
-
-/// Sets `path` to `value`, creating the objects on the way, and returns what the undo log
-/// needs: the depth of the key it changed and that key's old value. A path whose flat
-/// dotted key exists at the top (`"http.status"`) sets that key, as reading it would.
-fn set_field(
-    map: &mut Map,
-    path: &FieldPath,
-    value: Value,
-) -> Result<(usize, Option<Value>), String> {
-    if let Some(exact) = path.exact_key() {
-        if let Some(slot) = map.get_mut(exact) {
-            return Ok((0, Some(std::mem::replace(slot, value))));
-        }
-    }
-    set_in(map, path.segments(), value, 1)
-}
-
-fn set_in(
-    map: &mut Map,
-    segments: &[CompactString],
-    value: Value,
-    depth: usize,
-) -> Result<(usize, Option<Value>), String> {
-    let Some((first, rest)) = segments.split_first() else {
-        return Err("empty path".into());
-    };
-    if rest.is_empty() {
-        return Ok((depth, map.insert(first.clone(), value)));
-    }
-    match map.get_mut(first) {
-        Some(Value::Object(inner)) => set_in(inner, rest, value, depth + 1),
-        Some(other) => Err(format!("`{first}` is {}, not an object", type_name(other))),
-        None => {
-            let mut nested = value;
-            for segment in rest.iter().rev() {
-                let mut object = Map::with_capacity(1);
-                object.push_unchecked(segment.clone(), nested);
-                nested = Value::Object(object);
-            }
-            map.insert(first.clone(), nested);
-            Ok((depth, None))
-        }
-    }
-}
-
-/// Removes `path`; returns the depth of the removed key and its value.
-fn delete_field(map: &mut Map, path: &FieldPath) -> Option<(usize, Value)> {
-    if let Some(exact) = path.exact_key() {
-        if let Some(old) = map.remove(exact) {
-            return Some((0, old));
-        }
-    }
-    let segments = path.segments();
-    let (last, parents) = segments.split_last()?;
-    let parent = object_at(map, parents)?;
-    parent.remove(last).map(|old| (segments.len(), old))
-}
-
-fn object_at<'m>(map: &'m mut Map, segments: &[CompactString]) -> Option<&'m mut Map> {
-    let mut current = map;
-    for segment in segments {
-        match current.get_mut(segment) {
-            Some(Value::Object(inner)) => current = inner,
-            _ => return None,
-        }
-    }
-    Some(current)
-}
-
-/// Puts back what a change replaced: `old` at the key `depth` segments down `path`, or
-/// no key there when `old` is `None`.
-fn restore(map: &mut Map, path: &FieldPath, depth: usize, old: Option<Value>) {
-    let (parent, key): (Option<&mut Map>, &str) = if depth == 0 {
-        (Some(map), path.exact_key().unwrap_or_default())
-    } else {
-        let segments = &path.segments()[..depth];
-        let Some((last, parents)) = segments.split_last() else {
-            return;
+    /// Evaluates the two operands of a binary operator in order, leaving those that can be
+    /// read in place (`None`) for [`read`].
+    fn pair(&mut self, left: &Node, right: &Node) -> Result<(Option<Value>, Option<Value>), Fail> {
+        let (left_in_place, right_in_place) = match trailing_places([left, right]) {
+            0 => (true, true),
+            1 => (false, true),
+            _ => (false, false),
         };
-        (object_at(map, parents), last.as_str())
-    };
-    let Some(parent) = parent else {
-        return;
-    };
-    match old {
-        Some(value) => {
-            parent.insert(key, value);
-        }
+        let l = if left_in_place {
+            None
+        } else {
+            Some(self.eval(left)?)
+        };
+        let r = if right_in_place {
+            None
+        } else {
+            Some(self.eval(right)?)
+        };
+        Ok((l, r))
+    }
+}
+
+/// An operand: the value it was evaluated to, or (`None`) the place it is read from,
+/// charged as a copy as evaluating it would have been.
+fn read<'v>(
+    places: Places<'v>,
+    work: &mut usize,
+    node: &'v Node,
+    evaluated: &'v Option<Value>,
+) -> Result<&'v Value, Fail> {
+    match evaluated {
+        Some(value) => Ok(value),
         None => {
-            parent.remove(key);
+            let value = places.read(node);
+            charge_copy(work, value, node.offset)?;
+            Ok(value)
         }
+    }
+}
+
+/// Counts `bytes` against a run's budget (`work`).
+fn charge(work: &mut usize, bytes: usize, offset: usize) -> Result<(), Fail> {
+    *work = work.saturating_add(bytes);
+    if *work > MAX_WORK_BYTES {
+        return Err(fail(
+            offset,
+            format!("the program built more than {MAX_WORK_BYTES} bytes of values"),
+        ));
+    }
+    Ok(())
+}
+
+/// A copied value's cost: strings are shared, not copied; containers are copied.
+fn charge_copy(work: &mut usize, value: &Value, offset: usize) -> Result<(), Fail> {
+    match value {
+        Value::Array(_) | Value::Object(_) => charge(work, value.size_estimate(), offset),
+        _ => Ok(()),
     }
 }

@@ -333,3 +333,73 @@ del(.trace_id)
         r#"{"level":"debug","app":"Checkout","env":"prod","host":"node-7","duration_ms":740,"status":"503","path":"/api/orders/1","service":"checkout-prod","duration_s":0.74,"slow":true,"status_class":true,"sampled":true,"http":{"method":"GET","path":"/api/orders/1"},"region":"eu-west-1","host_id":"NODE-7"}"#,
     )]);
 }
+
+/// A chain of `+` is joined at once and its fields are read where they lie; what it
+/// gives, where it fails and what it has done by then are those of adding pair by pair.
+#[test]
+fn a_chain_of_plus_adds_left_to_right() {
+    check(&[
+        (
+            ".r = \"a\" + \"b\" + \"c\" + \"d\" + \"e\" + \"f\" + \"g\" + \"h\" + \"i\" + \"j\"",
+            "{}",
+            r#"{"r":"abcdefghij"}"#,
+        ),
+        (
+            ".r = .a + \"\" + .b",
+            r#"{"a":"","b":"y"}"#,
+            r#"{"a":"","b":"y","r":"y"}"#,
+        ),
+        (".r = 1 + 2 + 3.5 + .n", r#"{"n":1}"#, r#"{"n":1,"r":7.5}"#),
+        // The field is read before the `del` after it.
+        (".r = .a + del(.a)", r#"{"a":"x"}"#, r#"{"r":"xx"}"#),
+        (
+            ".r = del(.a) + .a",
+            r#"{"a":"x"}"#,
+            "error: at line 1, column 14: cannot apply `+` to a string and null",
+        ),
+        (
+            ".r = 1 + 2 + \"x\" + 3",
+            "{}",
+            "error: at line 1, column 12: cannot apply `+` to an integer and a string",
+        ),
+        // The failing `+` stops the chain before the operands after it.
+        (
+            ".r, .e = \"x\" + 1 + del(.a)",
+            r#"{"a":1}"#,
+            r#"{"a":1,"e":"cannot apply `+` to a string and an integer"}"#,
+        ),
+    ]);
+}
+
+/// Fields passed to a function are lent to it; one it keeps in its result is copied, so
+/// the field itself is unchanged.
+#[test]
+fn fields_passed_to_functions_are_unchanged() {
+    check(&[
+        (
+            ".r = merge(.o, .p)",
+            r#"{"o":{"a":1},"p":{"b":2}}"#,
+            r#"{"o":{"a":1},"p":{"b":2},"r":{"a":1,"b":2}}"#,
+        ),
+        (
+            ".r = compact(.o)",
+            r#"{"o":{"a":null,"b":1}}"#,
+            r#"{"o":{"a":null,"b":1},"r":{"b":1}}"#,
+        ),
+        (
+            ".r = slice(.s, 1)",
+            r#"{"s":"abc"}"#,
+            r#"{"s":"abc","r":"bc"}"#,
+        ),
+        (
+            ".r = replace(.s, \"b\", upcase(.t))",
+            r#"{"s":"abc","t":"x"}"#,
+            r#"{"s":"abc","t":"x","r":"aXc"}"#,
+        ),
+        (
+            "x = {\"a\": 1}\n.r = merge(x, {\"b\": 2})\n.x = x",
+            "{}",
+            r#"{"r":{"a":1,"b":2},"x":{"a":1}}"#,
+        ),
+    ]);
+}

@@ -6,13 +6,13 @@ use bytes::{Bytes, BytesMut};
 use compact_str::CompactString;
 use regex::bytes::Regex;
 
-use super::{optional_string_arg, string_arg, CallResult};
+use super::{optional_string_arg, string_arg, Arg, CallResult};
 use crate::event::{Map, Value};
 use crate::parse;
 
 /// Any JSON value: an object through the router's JSON parser (string fields share the
 /// input), other values (`[1,2]`, `"x"`, `3`) through serde_json.
-pub(super) fn parse_json(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_json(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     let first = s.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
@@ -23,7 +23,7 @@ pub(super) fn parse_json(args: &mut [Value]) -> CallResult {
     serde_json::from_slice::<Value>(s).map_err(|e| format!("invalid json: {e}"))
 }
 
-pub(super) fn parse_logfmt(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_logfmt(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     parse::logfmt_bytes(s)
         .map(Value::Object)
@@ -34,7 +34,7 @@ pub(super) fn parse_logfmt(args: &mut [Value]) -> CallResult {
 /// the field delimiter (outside double quotes), each split at its first key-value
 /// delimiter; quoted values lose their quotes and `\"` escapes; a field without the
 /// delimiter is a key set to `true`. Fails when no field has the delimiter.
-pub(super) fn parse_key_value(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_key_value(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     let pair = optional_string_arg(args, 1)?.map_or(&b"="[..], |b| &b[..]);
     let field = optional_string_arg(args, 2)?.map_or(&b" "[..], |b| &b[..]);
@@ -108,7 +108,7 @@ fn unquote(s: &Bytes, start: usize) -> (Bytes, usize) {
 
 /// `parse_regex(s, r'...')`: the named captures as an object of strings (groups that took
 /// no part in the match left out). Fails when the regex does not match.
-pub(super) fn parse_regex(args: &mut [Value], regex: Option<&Regex>) -> CallResult {
+pub(super) fn parse_regex(args: &mut [Arg<'_>], regex: Option<&Regex>) -> CallResult {
     let s = string_arg(args, 0)?;
     let Some(regex) = regex else {
         return Err("argument 2 must be a regex literal".into());

@@ -2,12 +2,12 @@
 
 use bytes::BytesMut;
 
-use super::{bool_arg, int_arg, optional_string_arg, type_name, wrong_type, CallResult};
+use super::{bool_arg, int_arg, optional_string_arg, take, type_name, wrong_type, Arg, CallResult};
 use crate::event::{Map, Value};
 
 /// `join(array, separator = "")`: the strings of `array` joined; fails on other elements.
-pub(super) fn join(args: &mut [Value]) -> CallResult {
-    let Value::Array(items) = &args[0] else {
+pub(super) fn join(args: &mut [Arg<'_>]) -> CallResult {
+    let Value::Array(items) = &*args[0] else {
         return Err(wrong_type(0, "an array", &args[0]));
     };
     let separator = optional_string_arg(args, 1)?.map_or(&b""[..], |b| &b[..]);
@@ -31,10 +31,10 @@ pub(super) fn join(args: &mut [Value]) -> CallResult {
 /// `slice(value, start, end)`: characters of a string or elements of an array from
 /// `start` up to (not including) `end`; negative positions count from the end, positions
 /// past either end are clamped.
-pub(super) fn slice(args: &mut [Value]) -> CallResult {
+pub(super) fn slice(args: &mut [Arg<'_>]) -> CallResult {
     let start = int_arg(args, 1)?.unwrap_or(0);
     let end = int_arg(args, 2)?;
-    match std::mem::take(&mut args[0]) {
+    match take(&mut args[0]) {
         Value::Bytes(b) => {
             let valid = std::str::from_utf8(&b).is_ok();
             let s = String::from_utf8_lossy(&b);
@@ -71,13 +71,13 @@ fn bounds(start: i64, end: Option<i64>, len: usize) -> (usize, usize) {
 
 /// `merge(to, from, deep = false)`: `to` with the fields of `from` set over it; with
 /// `deep`, objects present in both are merged in turn rather than replaced.
-pub(super) fn merge(args: &mut [Value]) -> CallResult {
+pub(super) fn merge(args: &mut [Arg<'_>]) -> CallResult {
     let deep = bool_arg(args, 2, false)?;
-    let from = match std::mem::take(&mut args[1]) {
+    let from = match take(&mut args[1]) {
         Value::Object(m) => m,
         other => return Err(wrong_type(1, "an object", &other)),
     };
-    let mut to = match std::mem::take(&mut args[0]) {
+    let mut to = match take(&mut args[0]) {
         Value::Object(m) => m,
         other => return Err(wrong_type(0, "an object", &other)),
     };
@@ -100,8 +100,8 @@ fn merge_into(to: &mut Map, from: Map, deep: bool) {
 
 /// `compact(value)`: an object or array without its `null`s, empty strings, empty arrays
 /// and empty objects, recursively.
-pub(super) fn compact(args: &mut [Value]) -> CallResult {
-    match std::mem::take(&mut args[0]) {
+pub(super) fn compact(args: &mut [Arg<'_>]) -> CallResult {
+    match take(&mut args[0]) {
         value @ (Value::Object(_) | Value::Array(_)) => Ok(compacted(value)),
         other => Err(wrong_type(0, "an object or an array", &other)),
     }
@@ -137,8 +137,8 @@ fn is_empty(value: &Value) -> bool {
 }
 
 /// `length(value)`: characters of a string, elements of an array, fields of an object.
-pub(super) fn length(args: &mut [Value]) -> CallResult {
-    let n = match &args[0] {
+pub(super) fn length(args: &mut [Arg<'_>]) -> CallResult {
+    let n = match &*args[0] {
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => s.chars().count(),
             Err(_) => String::from_utf8_lossy(b).chars().count(),

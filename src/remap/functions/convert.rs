@@ -1,14 +1,14 @@
 //! Conversions: `to_int`, `to_float`, `to_string`, `to_bool`.
 
-use super::{type_name, CallResult};
+use super::{take, type_name, Arg, CallResult};
 use crate::event::Value;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Integers as they are; floats truncated toward zero; strings read as an integer
 /// (surrounding blanks allowed); booleans 1 and 0; timestamps as Unix seconds; `null` 0.
-pub(super) fn to_int(args: &mut [Value]) -> CallResult {
-    match &args[0] {
+pub(super) fn to_int(args: &mut [Arg<'_>]) -> CallResult {
+    match &*args[0] {
         Value::Integer(i) => Ok(Value::Integer(*i)),
         // `as` saturates; the range check makes out-of-range values an error instead.
         Value::Float(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(Value::Integer(*f as i64)),
@@ -29,8 +29,8 @@ pub(super) fn to_int(args: &mut [Value]) -> CallResult {
 
 /// Floats as they are; integers widened; strings read as a finite number; booleans 1.0
 /// and 0.0; timestamps as Unix seconds with a fraction; `null` 0.0.
-pub(super) fn to_float(args: &mut [Value]) -> CallResult {
-    match &args[0] {
+pub(super) fn to_float(args: &mut [Arg<'_>]) -> CallResult {
+    match &*args[0] {
         Value::Float(f) => Ok(Value::Float(*f)),
         Value::Integer(i) => Ok(Value::Float(*i as f64)),
         Value::Bytes(b) => {
@@ -49,8 +49,8 @@ pub(super) fn to_float(args: &mut [Value]) -> CallResult {
 
 /// Text as a template shows it: strings as they are, timestamps in RFC 3339, `null` as
 /// the empty string, arrays and objects as JSON.
-pub(super) fn to_string(args: &mut [Value]) -> CallResult {
-    match std::mem::take(&mut args[0]) {
+pub(super) fn to_string(args: &mut [Arg<'_>]) -> CallResult {
+    match take(&mut args[0]) {
         Value::Bytes(b) => Ok(Value::Bytes(b)),
         other => Ok(Value::from(other.to_text())),
     }
@@ -58,8 +58,8 @@ pub(super) fn to_string(args: &mut [Value]) -> CallResult {
 
 /// Booleans as they are; the strings `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`
 /// (any case); numbers: zero is false; `null` false.
-pub(super) fn to_bool(args: &mut [Value]) -> CallResult {
-    match &args[0] {
+pub(super) fn to_bool(args: &mut [Arg<'_>]) -> CallResult {
+    match &*args[0] {
         Value::Bool(b) => Ok(Value::Bool(*b)),
         Value::Integer(i) => Ok(Value::Bool(*i != 0)),
         Value::Float(f) => Ok(Value::Bool(*f != 0.0)),

@@ -2,10 +2,10 @@
 
 use md5::Digest;
 
-use super::{string_arg, text, CallResult};
+use super::{string_arg, text, Arg, CallResult};
 use crate::event::Value;
 
-pub(super) fn sha256(args: &mut [Value]) -> CallResult {
+pub(super) fn sha256(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     Ok(text(hex(
         ring::digest::digest(&ring::digest::SHA256, s).as_ref()
@@ -13,7 +13,7 @@ pub(super) fn sha256(args: &mut [Value]) -> CallResult {
 }
 
 /// MD5 is broken for security; it is here to match identifiers other systems compute.
-pub(super) fn md5(args: &mut [Value]) -> CallResult {
+pub(super) fn md5(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     Ok(text(hex(&md5::Md5::digest(s))))
 }

@@ -8,8 +8,10 @@
 //! the event at run time (it goes to the transform's `failed` output) unless handled the
 //! same way.
 //!
-//! Arguments are positional. Every function takes its arguments as owned values in a
-//! slice it may take them out of, so passing a field on costs no copy of its contents.
+//! Arguments are positional. A function gets them as [`Arg`]s: a field or a literal passed
+//! as it is lies where it is (borrowed: reading `.status` in `to_int(.status)` copies
+//! nothing), a computed value is owned. The few functions that keep an argument in their
+//! result take it with [`take`], which copies only a borrowed one.
 
 mod codec;
 mod collection;
@@ -23,6 +25,8 @@ mod user_agent;
 
 #[cfg(test)]
 mod functions_tests;
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use regex::bytes::Regex;
@@ -114,13 +118,17 @@ functions! {
     Length "length" 1..=1 false regex None;
 }
 
+/// An argument: borrowed when it was read in place (a field, a variable, a literal),
+/// owned when it was computed.
+pub(super) type Arg<'a> = Cow<'a, Value>;
+
 /// Why a call failed; the caller adds the function's name.
 pub(super) type CallResult = Result<Value, String>;
 
 impl Function {
     /// Runs the function on its evaluated arguments (`args.len()` is within its arity;
     /// a regex argument's slot holds `null` and the regex is in `regex`).
-    pub(super) fn call(self, args: &mut [Value], regex: Option<&Regex>) -> CallResult {
+    pub(super) fn call(self, args: &mut [Arg<'_>], regex: Option<&Regex>) -> CallResult {
         use Function as F;
         match self {
             F::Downcase => string::downcase(args),
@@ -171,8 +179,8 @@ pub(super) fn type_name(value: &Value) -> &'static str {
 }
 
 /// Argument `index` as a string.
-fn string_arg(args: &[Value], index: usize) -> Result<&Bytes, String> {
-    match args.get(index) {
+fn string_arg<'a>(args: &'a [Arg<'_>], index: usize) -> Result<&'a Bytes, String> {
+    match args.get(index).map(|a| &**a) {
         Some(Value::Bytes(b)) => Ok(b),
         Some(other) => Err(wrong_type(index, "a string", other)),
         None => Err(format!("argument {} is missing", index + 1)),
@@ -180,16 +188,16 @@ fn string_arg(args: &[Value], index: usize) -> Result<&Bytes, String> {
 }
 
 /// Optional argument `index` as a string (absent or `null`: `None`).
-fn optional_string_arg(args: &[Value], index: usize) -> Result<Option<&Bytes>, String> {
-    match args.get(index) {
+fn optional_string_arg<'a>(args: &'a [Arg<'_>], index: usize) -> Result<Option<&'a Bytes>, String> {
+    match args.get(index).map(|a| &**a) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => string_arg(args, index).map(Some),
     }
 }
 
 /// Optional argument `index` as a boolean (absent or `null`: `default`).
-fn bool_arg(args: &[Value], index: usize, default: bool) -> Result<bool, String> {
-    match args.get(index) {
+fn bool_arg(args: &[Arg<'_>], index: usize, default: bool) -> Result<bool, String> {
+    match args.get(index).map(|a| &**a) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(wrong_type(index, "a boolean", other)),
@@ -197,8 +205,8 @@ fn bool_arg(args: &[Value], index: usize, default: bool) -> Result<bool, String>
 }
 
 /// Optional argument `index` as an integer (absent or `null`: `None`).
-fn int_arg(args: &[Value], index: usize) -> Result<Option<i64>, String> {
-    match args.get(index) {
+fn int_arg(args: &[Arg<'_>], index: usize) -> Result<Option<i64>, String> {
+    match args.get(index).map(|a| &**a) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Integer(i)) => Ok(Some(*i)),
         Some(other) => Err(wrong_type(index, "an integer", other)),
@@ -211,6 +219,11 @@ fn wrong_type(index: usize, expected: &str, found: &Value) -> String {
         index + 1,
         type_name(found)
     )
+}
+
+/// Takes an argument to keep in a result: moved when owned, copied when borrowed.
+fn take(arg: &mut Arg<'_>) -> Value {
+    std::mem::take(arg).into_owned()
 }
 
 /// Text as a string value, without a copy when it is already owned.

@@ -4,10 +4,10 @@
 use bytes::Bytes;
 use regex::bytes::Regex;
 
-use super::{bool_arg, int_arg, string_arg, text, CallResult};
+use super::{bool_arg, int_arg, string_arg, text, Arg, CallResult};
 use crate::event::Value;
 
-pub(super) fn downcase(args: &mut [Value]) -> CallResult {
+pub(super) fn downcase(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     if s.is_ascii() {
         if !s.iter().any(u8::is_ascii_uppercase) {
@@ -18,7 +18,7 @@ pub(super) fn downcase(args: &mut [Value]) -> CallResult {
     Ok(text(String::from_utf8_lossy(s).to_lowercase()))
 }
 
-pub(super) fn upcase(args: &mut [Value]) -> CallResult {
+pub(super) fn upcase(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     if s.is_ascii() {
         if !s.iter().any(u8::is_ascii_lowercase) {
@@ -30,7 +30,7 @@ pub(super) fn upcase(args: &mut [Value]) -> CallResult {
 }
 
 /// Leading and trailing whitespace removed; the result shares the input's bytes.
-pub(super) fn trim(args: &mut [Value]) -> CallResult {
+pub(super) fn trim(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     let start = s
         .iter()
@@ -45,7 +45,7 @@ pub(super) fn trim(args: &mut [Value]) -> CallResult {
 
 /// `replace(s, pattern, with, count)`: `pattern` is a string or a `r'...'` regex (whose
 /// `with` may name groups: `$1`, `$name`); `count` limits the replacements (default all).
-pub(super) fn replace(args: &mut [Value], regex: Option<&Regex>) -> CallResult {
+pub(super) fn replace(args: &mut [Arg<'_>], regex: Option<&Regex>) -> CallResult {
     let s = string_arg(args, 0)?;
     let with = string_arg(args, 2)?;
     let limit = match int_arg(args, 3)? {
@@ -84,7 +84,7 @@ pub(super) fn replace(args: &mut [Value], regex: Option<&Regex>) -> CallResult {
 
 /// `split(s, separator, limit)`: the parts between separators (a string or a `r'...'`
 /// regex), at most `limit` of them (the last holding the rest). Parts share the input.
-pub(super) fn split(args: &mut [Value], regex: Option<&Regex>) -> CallResult {
+pub(super) fn split(args: &mut [Arg<'_>], regex: Option<&Regex>) -> CallResult {
     let s = string_arg(args, 0)?.clone();
     let limit = match int_arg(args, 2)? {
         Some(n) if n < 1 => return Err("argument 3 (limit) must be at least 1".into()),
@@ -130,7 +130,7 @@ pub(super) fn split(args: &mut [Value], regex: Option<&Regex>) -> CallResult {
 
 /// Compares `s` and `needle` (argument 2) with `test`, case-insensitively when argument 3
 /// is `false`.
-fn test_with(args: &[Value], test: fn(&[u8], &[u8]) -> bool) -> CallResult {
+fn test_with(args: &[Arg<'_>], test: fn(&[u8], &[u8]) -> bool) -> CallResult {
     let s = string_arg(args, 0)?;
     let needle = string_arg(args, 1)?;
     if bool_arg(args, 2, true)? {
@@ -142,14 +142,14 @@ fn test_with(args: &[Value], test: fn(&[u8], &[u8]) -> bool) -> CallResult {
     }
 }
 
-pub(super) fn contains(args: &mut [Value]) -> CallResult {
+pub(super) fn contains(args: &mut [Arg<'_>]) -> CallResult {
     test_with(args, |s, n| memchr::memmem::find(s, n).is_some())
 }
 
-pub(super) fn starts_with(args: &mut [Value]) -> CallResult {
+pub(super) fn starts_with(args: &mut [Arg<'_>]) -> CallResult {
     test_with(args, |s, n| s.starts_with(n))
 }
 
-pub(super) fn ends_with(args: &mut [Value]) -> CallResult {
+pub(super) fn ends_with(args: &mut [Arg<'_>]) -> CallResult {
     test_with(args, |s, n| s.ends_with(n))
 }

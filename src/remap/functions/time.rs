@@ -5,7 +5,7 @@ use std::fmt::Write;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::{optional_string_arg, string_arg, text, type_name, CallResult};
+use super::{optional_string_arg, string_arg, text, type_name, Arg, CallResult};
 use crate::event::Value;
 use crate::parse;
 
@@ -13,10 +13,10 @@ use crate::parse;
 /// Apache, epoch numbers...; docs/parsing.md), by the router's own parser.
 /// `parse_timestamp(s, format)`: a strftime `format` (`%d/%m/%Y %H:%M`); a time without a
 /// zone (`%z`) is UTC, a date alone is midnight UTC.
-pub(super) fn parse_timestamp(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_timestamp(args: &mut [Arg<'_>]) -> CallResult {
     let format = optional_string_arg(args, 1)?;
     let Some(format) = format else {
-        return match &args[0] {
+        return match &*args[0] {
             Value::Bytes(_) | Value::Timestamp(_) | Value::Integer(_) | Value::Float(_) => {
                 parse::timestamp_from_value(&args[0], 0)
                     .map(Value::Timestamp)
@@ -53,8 +53,8 @@ fn shown(value: &Value) -> String {
 }
 
 /// `format_timestamp(t, format)`: the timestamp in UTC by a strftime `format`.
-pub(super) fn format_timestamp(args: &mut [Value]) -> CallResult {
-    let Value::Timestamp(nanos) = args[0] else {
+pub(super) fn format_timestamp(args: &mut [Arg<'_>]) -> CallResult {
+    let Value::Timestamp(nanos) = *args[0] else {
         return Err(format!(
             "argument 1 must be a timestamp, not {}",
             type_name(&args[0])

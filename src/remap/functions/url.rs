@@ -6,11 +6,11 @@
 
 use compact_str::CompactString;
 
-use super::{string_arg, CallResult};
+use super::{string_arg, Arg, CallResult};
 use crate::event::{Map, Value};
 
 /// Fails when the text has no `scheme://` or no host.
-pub(super) fn parse_url(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_url(args: &mut [Arg<'_>]) -> CallResult {
     let s = string_arg(args, 0)?;
     let s = String::from_utf8_lossy(s);
     let s = s.trim();

@@ -6,7 +6,7 @@
 //! `version` being `null` when unknown and `type` one of `bot`, `mobile`, `tablet`,
 //! `desktop`, `other`.
 
-use super::{string_arg, CallResult};
+use super::{string_arg, Arg, CallResult};
 use crate::event::{Map, Value};
 
 /// Bots and tools, by a marker in the string, with the family reported.
@@ -45,7 +45,7 @@ const BROWSERS: &[(&str, &str)] = &[
     ("rv:", "Internet Explorer"),
 ];
 
-pub(super) fn parse_user_agent(args: &mut [Value]) -> CallResult {
+pub(super) fn parse_user_agent(args: &mut [Arg<'_>]) -> CallResult {
     let ua = String::from_utf8_lossy(string_arg(args, 0)?);
     let ua = ua.as_ref();
     let (browser, browser_version, device) = browser(ua);
