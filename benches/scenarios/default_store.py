@@ -99,16 +99,24 @@ def dir_bytes(path):
     return n
 
 
-def run(binary, args, lines):
-    data = tempfile.mkdtemp(prefix="sluice-default-", dir=args.tmp)
+def start_default(binary, tmp, config=None, prefix="sluice-default-"):
+    """`sluice up` (on the embedded default pipeline unless `config`) with its data in a new
+    directory under `tmp` and every listener on a free loopback port: (process, data
+    directory, tcp port, api port)."""
+    data = tempfile.mkdtemp(prefix=prefix, dir=tmp)
     tcp, udp, http, api = free_port(), free_port(), free_port(), free_port()
     env = dict(os.environ, SLUICE_DATA_DIR=data, SLUICE_TCP=f"127.0.0.1:{tcp}",
                SLUICE_UDP=f"127.0.0.1:{udp}", SLUICE_HTTP=f"127.0.0.1:{http}",
                SLUICE_API=f"127.0.0.1:{api}", RUST_LOG="warn")
     cmd = [binary, "up"]
-    if args.config:
-        cmd += ["--config", args.config]
+    if config:
+        cmd += ["--config", config]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, data, tcp, api
+
+
+def run(binary, args, lines):
+    proc, data, tcp, api = start_default(binary, args.tmp, args.config)
     try:
         wait_listening(tcp, time.time() + 30)
         wait_listening(api, time.time() + 30)

@@ -20,16 +20,14 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from default_store import free_port, wait_listening  # noqa: E402
+from default_store import start_default, wait_listening  # noqa: E402
 
 
 def found(api, word):
@@ -59,13 +57,7 @@ def background(port, path, rate, stop, sent):
 
 
 def run(binary, args, rate):
-    data = tempfile.mkdtemp(prefix="sluice-fresh-", dir=args.tmp)
-    tcp, udp, http, api = free_port(), free_port(), free_port(), free_port()
-    env = dict(os.environ, SLUICE_DATA_DIR=data, SLUICE_TCP=f"127.0.0.1:{tcp}",
-               SLUICE_UDP=f"127.0.0.1:{udp}", SLUICE_HTTP=f"127.0.0.1:{http}",
-               SLUICE_API=f"127.0.0.1:{api}", RUST_LOG="warn")
-    proc = subprocess.Popen([binary, "up"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc, data, tcp, api = start_default(binary, args.tmp, prefix="sluice-fresh-")
     stop, sent = threading.Event(), [0]
     loader = None
     try:

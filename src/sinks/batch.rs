@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
 use hyper::Uri;
+use tokio_rustls::rustls::ClientConfig;
 
 use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
@@ -251,13 +252,25 @@ impl Poster {
 /// `tls.ca_file`, presenting `tls.crt_file` if set. The files are read here, once, when the
 /// sink opens.
 pub(crate) fn client(https: bool, tls: &ClientTlsConfig) -> Result<HttpClient, SinkError> {
+    Ok(match client_tls(https, tls)? {
+        Some(config) => HttpClient::with_tls(config),
+        None => HttpClient::plain(),
+    })
+}
+
+/// For `https`, the TLS client config from `tls`, its files read (a start's IO: a missing or
+/// bad file stops the start, naming the field); `None` for plain HTTP.
+pub(crate) fn client_tls(
+    https: bool,
+    tls: &ClientTlsConfig,
+) -> Result<Option<ClientConfig>, SinkError> {
     if !https {
-        return Ok(HttpClient::plain());
+        return Ok(None);
     }
     let config = tls
         .client_config(https)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    Ok(HttpClient::with_tls(config))
+    Ok(Some(config))
 }
 
 /// A request URL a sink built from its `endpoint` (a path, a query added); an error names

@@ -54,6 +54,28 @@ async fn receiver(pki: &Pki, client_ca: Option<&Path>) -> (SocketAddr, std::sync
     Recorder::start_with(&[], Some(acceptor)).await
 }
 
+/// A pipeline of `[api]` section `api`, a tcp source `{prefix}_in` of JSON lines and a
+/// store `{prefix}_store` at `store`.
+fn tcp_to_store(api: &str, prefix: &str, store: &Path) -> String {
+    format!(
+        r#"
+{api}
+
+[sources.{prefix}_in]
+type = "tcp"
+address = "127.0.0.1:0"
+decoding = "json"
+
+[sinks.{prefix}_store]
+type = "store"
+inputs = ["{prefix}_in"]
+path = "{}"
+commit_interval_ms = 20
+"#,
+        store.display()
+    )
+}
+
 /// Writes `lines` as JSON events into a tcp source.
 fn feed(addr: SocketAddr, tag: &str, count: usize) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
@@ -238,28 +260,12 @@ async fn http_sink_tls_file_errors_name_the_field() {
 async fn api_over_tls_answers_sluice_query() {
     let dir = tempdir();
     let pki = pki(dir.path());
-    let router = Router::start(&format!(
-        r#"
-[api]
-address = "127.0.0.1:0"
-tls = {{ crt_file = "{crt}", key_file = "{key}" }}
-
-[sources.at_in]
-type = "tcp"
-address = "127.0.0.1:0"
-decoding = "json"
-
-[sinks.at_store]
-type = "store"
-inputs = ["at_in"]
-path = "{store}"
-commit_interval_ms = 20
-"#,
-        crt = pki.server_crt.display(),
-        key = pki.server_key.display(),
-        store = dir.path().join("store").display(),
-    ))
-    .await;
+    let api = format!(
+        "[api]\naddress = \"127.0.0.1:0\"\ntls = {{ crt_file = \"{}\", key_file = \"{}\" }}",
+        pki.server_crt.display(),
+        pki.server_key.display(),
+    );
+    let router = Router::start(&tcp_to_store(&api, "at", &dir.path().join("store"))).await;
     feed(router.addr("at_in"), "stored", 4);
     wait_until("four events committed", || {
         counter("component_sent_events_total", "at_store", None) == 4
@@ -321,29 +327,13 @@ commit_interval_ms = 20
 async fn the_cli_presents_a_client_certificate_to_a_mutual_tls_api() {
     let dir = tempdir();
     let pki = pki(dir.path());
-    let router = Router::start(&format!(
-        r#"
-[api]
-address = "127.0.0.1:0"
-tls = {{ crt_file = "{crt}", key_file = "{key}", ca_file = "{ca}" }}
-
-[sources.mt_in]
-type = "tcp"
-address = "127.0.0.1:0"
-decoding = "json"
-
-[sinks.mt_store]
-type = "store"
-inputs = ["mt_in"]
-path = "{store}"
-commit_interval_ms = 20
-"#,
-        crt = pki.server_crt.display(),
-        key = pki.server_key.display(),
-        ca = pki.ca.display(),
-        store = dir.path().join("store").display(),
-    ))
-    .await;
+    let api = format!(
+        "[api]\naddress = \"127.0.0.1:0\"\ntls = {{ crt_file = \"{}\", key_file = \"{}\", ca_file = \"{}\" }}",
+        pki.server_crt.display(),
+        pki.server_key.display(),
+        pki.ca.display(),
+    );
+    let router = Router::start(&tcp_to_store(&api, "mt", &dir.path().join("store"))).await;
     feed(router.addr("mt_in"), "mutual", 3);
     wait_until("three events committed", || {
         counter("component_sent_events_total", "mt_store", None) == 3
@@ -443,25 +433,8 @@ fn a_non_loopback_api_with_tokens_and_no_tls_warns_at_start() {
 async fn federation_trusts_https_peers_on_the_ca_in_peers_tls() {
     let dir = tempdir();
     let pki = pki(dir.path());
-    let store = |name: &str| dir.path().join(name).display().to_string();
-    let pipeline = |api: &str, store: &str| {
-        format!(
-            r#"
-{api}
-
-[sources.fed_in]
-type = "tcp"
-address = "127.0.0.1:0"
-decoding = "json"
-
-[sinks.fed_store]
-type = "store"
-inputs = ["fed_in"]
-path = "{store}"
-commit_interval_ms = 20
-"#
-        )
-    };
+    let store = |name: &str| dir.path().join(name);
+    let pipeline = |api: &str, store: &Path| tcp_to_store(api, "fed", store);
     let peer = Router::start(&pipeline(
         &format!(
             "[api]\naddress = \"127.0.0.1:0\"\ntls = {{ crt_file = \"{}\", key_file = \"{}\" }}",

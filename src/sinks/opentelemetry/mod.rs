@@ -150,12 +150,7 @@ impl OpentelemetrySinkConfig {
             OtlpProtocol::Grpc => {
                 let timeout = Duration::from_secs(self.timeout_secs);
                 // The files are read here, once, when the sink opens.
-                let tls = https
-                    .then(|| self.tls.client_config(https))
-                    .transpose()
-                    .map_err(|e| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
-                    })?;
+                let tls = batch::client_tls(https, &self.tls)?;
                 let exporter = grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout, tls)
                     .map_err(invalid)?;
                 // Only the retry driver and dead letters of the poster are used.
