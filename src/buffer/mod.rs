@@ -82,7 +82,7 @@ impl BufferConfig {
                         "only a disk buffer has fsync",
                     ));
                 }
-                if self.memory_bytes() < 1024 {
+                if self.max_bytes.unwrap_or(DEFAULT_MEMORY_BYTES) < 1024 {
                     return Err(FieldError::new("buffer.max_bytes", "must be at least 1024"));
                 }
             }
@@ -105,12 +105,23 @@ impl BufferConfig {
     }
 
     /// Bound of the in-memory queue in front of the sink (for a disk buffer, the small
-    /// staging queue in front of the disk writer).
-    pub fn memory_bytes(&self) -> usize {
+    /// staging queue in front of the disk writer). `in_flight_bytes`: the room the sink's
+    /// requests in flight hold (`Sink::in_flight_bytes`), added to the default size; a
+    /// `max_bytes` written in the config is taken as it is.
+    pub fn memory_bytes(&self, in_flight_bytes: u64) -> usize {
         match self.kind {
-            BufferType::Memory => self.max_bytes.unwrap_or(DEFAULT_MEMORY_BYTES) as usize,
+            BufferType::Memory => {
+                self.max_bytes
+                    .unwrap_or(DEFAULT_MEMORY_BYTES + in_flight_bytes) as usize
+            }
             BufferType::Disk => DEFAULT_MEMORY_BYTES as usize,
         }
+    }
+
+    /// Bound of the queue a disk buffer feeds the sink from: the default, plus the room its
+    /// requests in flight hold, as for a memory buffer.
+    pub fn disk_to_sink_bytes(in_flight_bytes: u64) -> usize {
+        (DEFAULT_MEMORY_BYTES + in_flight_bytes) as usize
     }
 
     pub fn disk_bytes(&self) -> u64 {

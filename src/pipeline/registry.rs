@@ -298,6 +298,10 @@ pub enum Sink {
     S3(Box<crate::sinks::s3::S3Sink>),
 }
 
+/// The most queue room requests in flight are given by default, whatever their concurrency
+/// and size: a bound on the memory a sink's default queue can hold.
+const MAX_IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+
 const SINK_TYPES: &str = "console, file, blackhole, http, opentelemetry, clickhouse, elasticsearch, loki, store, kafka, s3, alertmanager, webhook, slack, pagerduty";
 
 /// A sink after the start's IO: its task and the API endpoints it serves (the store's
@@ -349,6 +353,21 @@ impl Sink {
             )),
             other => return Err(unknown_type(other, SINK_TYPES)),
         })
+    }
+
+    /// Queue room this sink's requests in flight may hold: each keeps its events' room in
+    /// the queue until answered (`sinks::batch::Gathered`), so a queue of the default size
+    /// must hold `request.concurrency` requests besides the room to gather the next one, or
+    /// the concurrency asked for is never reached. 0 for sinks that send one request at a
+    /// time or release their room when they take a batch.
+    pub fn in_flight_bytes(&self) -> u64 {
+        let (concurrency, request_bytes) = match self {
+            Self::Clickhouse(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
+            Self::Elasticsearch(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
+            Self::Opentelemetry(c) => (c.request.concurrency, c.batch_max_bytes),
+            _ => return 0,
+        };
+        (concurrency as u64 * request_bytes as u64).min(MAX_IN_FLIGHT_BYTES)
     }
 
     /// Opens what the sink writes to when that is IO at start (the store's partitions);
@@ -430,4 +449,38 @@ fn unknown_type(kind: &str, known: &str) -> FieldError {
         "type",
         format!("unknown type `{kind}` (expected one of: {known})"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(toml: &str) -> Sink {
+        let mut table: toml::Table = toml.parse().unwrap();
+        let type_name = table.remove("type").unwrap();
+        Sink::build(type_name.as_str().unwrap(), table).unwrap()
+    }
+
+    #[test]
+    fn sinks_with_requests_in_flight_ask_queue_room_for_them() {
+        const MIB: u64 = 1024 * 1024;
+        let otlp = r#"type = "opentelemetry"
+            uri = "http://127.0.0.1:4318/v1/logs""#;
+        assert_eq!(sink(otlp).in_flight_bytes(), 4 * 4 * MIB);
+        let otlp_8 = format!("{otlp}\nrequest = {{ concurrency = 8 }}\nbatch_max_bytes = 1048576");
+        assert_eq!(sink(&otlp_8).in_flight_bytes(), 8 * MIB);
+        let elasticsearch = r#"type = "elasticsearch"
+            endpoint = "http://127.0.0.1:9200""#;
+        assert_eq!(sink(elasticsearch).in_flight_bytes(), 4 * 10 * MIB);
+        let clickhouse = r#"type = "clickhouse"
+            endpoint = "http://127.0.0.1:8123"
+            table = "logs"
+            request = { concurrency = 64 }"#;
+        assert_eq!(sink(clickhouse).in_flight_bytes(), MAX_IN_FLIGHT_BYTES);
+        // One request at a time, or no room held while sending.
+        let loki = r#"type = "loki"
+            endpoint = "http://127.0.0.1:3100""#;
+        assert_eq!(sink(loki).in_flight_bytes(), 0);
+        assert_eq!(sink(r#"type = "blackhole""#).in_flight_bytes(), 0);
+    }
 }

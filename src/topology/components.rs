@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::wiring::{OutputKey, Wiring};
 use super::TopologyError;
-use crate::buffer::{BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
+use crate::buffer::{BufferConfig, BufferType, WhenFull, DEFAULT_MEMORY_BYTES};
 use crate::channel::{channel, BatchReceiver, BatchSender, Fanout};
 use crate::config::{Graph, OutputRef};
 use crate::pipeline::{AlertSpec, OpenedSource, SinkSpec, SourceSpec, TransformSpec};
@@ -29,7 +29,7 @@ pub(super) fn reads(inputs: &[OutputRef], graph: &Graph) -> Vec<OutputKey> {
 
 /// A sink's input queue, sized and behaving as its `buffer` says.
 pub(super) fn sink_queue(sink: &SinkSpec, graph: &Graph, wiring: &mut Wiring) -> BatchReceiver {
-    let capacity = sink.buffer.memory_bytes();
+    let capacity = sink.buffer.memory_bytes(sink.sink.in_flight_bytes());
     let queued = telemetry::counter("buffer_queued_bytes_total", &[("component_id", &sink.id)]);
     let (tx, rx) = channel(capacity, queued);
     register_queue_gauges(&sink.id, &tx, capacity);
@@ -256,7 +256,8 @@ fn spawn_disk_buffer(
         "buffer_queued_bytes_total",
         &[("component_id", &sink.id), ("stage", "disk_to_sink")],
     );
-    let (to_sink, sink_rx) = channel(DEFAULT_MEMORY_BYTES as usize, queued);
+    let capacity = BufferConfig::disk_to_sink_bytes(sink.sink.in_flight_bytes());
+    let (to_sink, sink_rx) = channel(capacity, queued);
     let (writer, reader) = crate::buffer::spawn_disk_buffer(
         Arc::from(sink.id.as_str()),
         &sink.buffer,

@@ -52,6 +52,16 @@ fn otlp_documents(body: &[u8]) -> Vec<Value> {
 }
 
 fn pipeline(id: &str, source: &str, uri: &str, dead: &std::path::Path) -> String {
+    pipeline_batches_of(10, id, source, uri, dead)
+}
+
+fn pipeline_batches_of(
+    batch_max_events: usize,
+    id: &str,
+    source: &str,
+    uri: &str,
+    dead: &std::path::Path,
+) -> String {
     format!(
         r#"
 [sources.{id}_in]
@@ -63,7 +73,7 @@ decoding = "json"
 type = "opentelemetry"
 inputs = ["{id}_in"]
 uri = "{uri}"
-batch_max_events = 10
+batch_max_events = {batch_max_events}
 request = {{ concurrency = 4 }}
 retry = {{ max_attempts = 1 }}
 
@@ -158,5 +168,42 @@ async fn exports_in_flight_are_acknowledged_only_once_answered() {
     );
     assert_eq!(gate.stored.lock().unwrap().len(), 40);
     router.stop().await;
+    assert!(read_lines(&dead).is_empty());
+}
+
+/// Requests in flight keep their events' room in the sink's queue until answered, so the
+/// default queue must hold `concurrency` full requests. Four POSTs of 100 events of 4 KiB
+/// make four full requests, all inside the server at once: 1.6 MiB, more than the 1 MiB a
+/// sink's queue had whatever its concurrency, which let two out and held the third
+/// waiting for room, so that larger events were sent about one request at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_queue_holds_every_export_in_flight() {
+    let (addr, gate) = Gate::start_with(4, "none is poisoned", OTLP).await;
+    let dir = tempdir();
+    let dead = dir.path().join("dead.log");
+    let uri = format!("http://{addr}/v1/logs");
+    let id = "otlp_room";
+    let router = Router::start(&pipeline_batches_of(100, id, "http", &uri, &dead)).await;
+    let input = router.addr(&format!("{id}_in"));
+    let padding = "x".repeat(4096);
+    // One POST, one batch of 100: each export request is exactly one POST's events.
+    let posts: Vec<_> = (0..4u64)
+        .map(|post| {
+            let body: String = (post * 100..(post + 1) * 100)
+                .map(|i| format!(r#"{{"message":"event {i} {padding}","n":{i}}}"#) + "\n")
+                .collect();
+            tokio::task::spawn_blocking(move || post_ndjson(input, &body))
+        })
+        .collect();
+    for post in posts {
+        assert_eq!(post.await.unwrap(), 200);
+    }
+    router.stop().await;
+    assert_eq!(
+        *gate.peak_docs.lock().unwrap(),
+        400,
+        "records inside the server at once"
+    );
+    assert_eq!(gate.stored.lock().unwrap().len(), 400);
     assert!(read_lines(&dead).is_empty());
 }

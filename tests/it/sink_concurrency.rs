@@ -58,6 +58,9 @@ pub(crate) struct Gate {
     pub(crate) opened: watch::Sender<bool>,
     want: usize,
     pub(crate) peak: Mutex<usize>,
+    /// Documents inside the server now, and the most at once.
+    docs_inside: Mutex<usize>,
+    pub(crate) peak_docs: Mutex<usize>,
     /// Per stored document's `n`, how many times it was stored.
     pub(crate) stored: Mutex<BTreeMap<u64, usize>>,
     /// A request holding a document with this message is refused whole (400).
@@ -82,6 +85,8 @@ impl Gate {
             opened: watch::channel(false).0,
             want,
             peak: Mutex::new(0),
+            docs_inside: Mutex::new(0),
+            peak_docs: Mutex::new(0),
             stored: Mutex::new(BTreeMap::new()),
             poison,
             protocol,
@@ -109,6 +114,12 @@ impl Gate {
         let docs = (self.protocol.documents)(&body);
         self.inside.send_modify(|n| *n += 1);
         {
+            let mut inside = self.docs_inside.lock().unwrap();
+            *inside += docs.len();
+            let mut peak = self.peak_docs.lock().unwrap();
+            *peak = (*peak).max(*inside);
+        }
+        {
             let mut peak = self.peak.lock().unwrap();
             *peak = (*peak).max(*self.inside.borrow());
             if *peak >= self.want {
@@ -124,6 +135,7 @@ impl Gate {
                 *stored.entry(doc["n"].as_u64().unwrap()).or_default() += 1;
             }
         }
+        *self.docs_inside.lock().unwrap() -= docs.len();
         self.inside.send_modify(|n| *n -= 1);
         let (status, answer) = if refused {
             (
