@@ -5,7 +5,7 @@ Usage:
   otlp_ingest.py --bin target/release/sluice --input /tmp/bench/json-2M.log \
                  [--lines 1000000] [--batch 1000] [--conns 4] [--rounds 1] \
                  [--modes ndjson,otlp-http,otlp-grpc,sink-http,sink-grpc]
-                 [--sink-concurrency 4]
+                 [--sink-concurrency 4] [--sink-buffer default]
 
 The first --lines lines of --input (the bench corpus's JSON logs) are read once and turned
 into request bodies once: NDJSON batches of --batch lines, and the same records as OTLP
@@ -21,7 +21,9 @@ from `ts`, the other fields as typed attributes). Then, per round and mode:
              the export holding it, so the rate is the sink's, acknowledged end to end;
 - sink-grpc: the same with `protocol = "grpc"` into B's grpc_address.
   --sink-concurrency sets the sink's `request.concurrency` (export requests in flight);
-  several values, comma-separated, run each mode once per value.
+  several values, comma-separated, run each mode once per value. --sink-buffer sets the
+  sink's `buffer.max_bytes` (`default`: unset), comma-separated the same way, e.g.
+  `default,1048576` to compare the default queue with the 1 MiB every sink had before.
 
 Each request is answered only after its events were written (or exported), and every answer
 must be a success. Prints one line per run: records/s, the routers' peak RSS (VmHWM) and
@@ -173,7 +175,7 @@ def start(binary, config, workdir, name):
     return subprocess.Popen([binary, "up", "--config", path], stdout=subprocess.DEVNULL, stderr=log)
 
 
-def run(mode, a, ndjson, otlp, records, workdir, concurrency):
+def run(mode, a, ndjson, otlp, records, workdir, concurrency, buffer):
     http_port, grpc_port, b_http, b_grpc = free_port(), free_port(), free_port(), free_port()
     out = os.path.join(workdir, "out.log")
     routers = []
@@ -203,6 +205,7 @@ inputs = ["a_in"]
 uri = "{uri}"
 request = {{ concurrency = {concurrency} }}
 {protocol_line}
+{"" if buffer == "default" else f"buffer = {{ max_bytes = {buffer} }}"}
 """, workdir, "a")
         routers = [router, b]
     else:
@@ -241,6 +244,7 @@ encoding = "json"
     cpu = " + ".join(f"{100 * c / wall:.0f}" for _, c in usage)
     print(json.dumps({
         "mode": mode, "sink_concurrency": concurrency if mode.startswith("sink") else None,
+        "sink_buffer": buffer if mode.startswith("sink") else None,
         "records": records, "batch": a.batch, "conns": a.conns,
         "seconds": round(wall, 3), "records_per_sec": round(records / wall),
         "peak_rss_mib": rss, "cpu_percent": cpu, "failed_requests": len(errors),
@@ -258,6 +262,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--modes", default="ndjson,otlp-http,otlp-grpc,sink-http,sink-grpc")
     ap.add_argument("--sink-concurrency", default="4")
+    ap.add_argument("--sink-buffer", default="default")
     a = ap.parse_args()
     with open(a.input, "rb") as f:
         lines = [next(f) for _ in range(a.lines)]
@@ -275,8 +280,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="otlp-bench-") as workdir:
         for _ in range(a.rounds):
             for mode in a.modes.split(","):
-                for concurrency in (concurrencies if mode.startswith("sink") else [None]):
-                    run(mode, a, ndjson, otlp, len(lines), workdir, concurrency)
+                sink = mode.startswith("sink")
+                for concurrency in (concurrencies if sink else [None]):
+                    for buffer in (a.sink_buffer.split(",") if sink else ["default"]):
+                        run(mode, a, ndjson, otlp, len(lines), workdir, concurrency, buffer)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,7 @@
 //! from it. Events with the same resource share one `ResourceLogs`, and within it those
 //! with the same scope one `ScopeLogs`, in the order first seen.
 
-use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
-};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-
+use super::wire::Writer;
 use crate::event::{fields, format_timestamp, Event, Map, Value};
 use crate::parse::Level;
 use crate::sources::otlp::level_of;
@@ -67,13 +60,13 @@ const K8S_KINDS: [&str; 10] = [
     "cronjob",
 ];
 
-/// An export request holding `events`, grouped by resource and scope.
-pub fn request(events: &[&Event]) -> ExportLogsServiceRequest {
+/// An export request holding `events`, grouped by resource and scope, as protobuf.
+pub fn request(events: &[&Event]) -> Vec<u8> {
     let mut groups: Vec<ResourceGroup<'_>> = Vec::new();
     let mut last: Option<usize> = None;
     for event in events {
         let record = Record::new(&event.fields);
-        let key = record.resource_key();
+        let key = record.resource;
         let index = match last.filter(|&i| groups[i].key == key) {
             Some(i) => i,
             None => match groups.iter().position(|g| g.key == key) {
@@ -81,7 +74,6 @@ pub fn request(events: &[&Event]) -> ExportLogsServiceRequest {
                 None => {
                     groups.push(ResourceGroup {
                         key,
-                        resource: record.resource(),
                         scopes: Vec::new(),
                     });
                     groups.len() - 1
@@ -89,46 +81,50 @@ pub fn request(events: &[&Event]) -> ExportLogsServiceRequest {
             },
         };
         last = Some(index);
-        let scope_key = record.scope_key();
         let group = &mut groups[index];
-        let scope_index = match group.scopes.iter().rposition(|s| s.key == scope_key) {
+        let scope_index = match group.scopes.iter().rposition(|s| s.key == record.scope) {
             Some(i) => i,
             None => {
                 group.scopes.push(ScopeGroup {
-                    key: scope_key,
-                    logs: ScopeLogs {
-                        scope: scope_key.map(scope),
-                        log_records: Vec::new(),
-                        schema_url: String::new(),
-                    },
+                    key: record.scope,
+                    records: Vec::new(),
                 });
                 group.scopes.len() - 1
             }
         };
-        let log = record.log_record();
-        group.scopes[scope_index].logs.log_records.push(log);
+        group.scopes[scope_index].records.push(record);
     }
-    ExportLogsServiceRequest {
-        resource_logs: groups
-            .into_iter()
-            .map(|g| ResourceLogs {
-                resource: g.resource,
-                scope_logs: g.scopes.into_iter().map(|s| s.logs).collect(),
-                schema_url: String::new(),
-            })
-            .collect(),
+    // Field numbers are opentelemetry-proto's; fields go in their order, as prost writes them.
+    let mut w = Writer::default();
+    for group in &groups {
+        w.message(1, |w| {
+            // A resource slot taken always makes an attribute or a dropped count.
+            if group.key.iter().any(Option::is_some) {
+                w.message(1, |w| resource(w, &group.key));
+            }
+            for scope_group in &group.scopes {
+                w.message(2, |w| {
+                    if let Some(value) = scope_group.key {
+                        w.message(1, |w| scope(w, value));
+                    }
+                    for record in &scope_group.records {
+                        w.message(2, |w| record.log_record(w));
+                    }
+                });
+            }
+        });
     }
+    w.buf
 }
 
 struct ResourceGroup<'a> {
     key: [Option<&'a Value>; 5],
-    resource: Option<Resource>,
     scopes: Vec<ScopeGroup<'a>>,
 }
 
 struct ScopeGroup<'a> {
     key: Option<&'a Value>,
-    logs: ScopeLogs,
+    records: Vec<Record<'a>>,
 }
 
 /// One event's fields, sorted into their OTLP places; what has no place goes to the body.
@@ -174,7 +170,7 @@ impl<'a> Record<'a> {
                 }
                 "severity_text" => non_empty_text(value).is_some(),
                 "severity_number" => severity_number(value).is_some(),
-                "trace_id" | "span_id" => id_bytes(value).is_some(),
+                "trace_id" | "span_id" => hex_id(value).is_some(),
                 "trace_flags" | "dropped_attributes_count" => positive_u32(value).is_some(),
                 "event_name" => non_empty_text(value).is_some(),
                 "attributes" => non_empty_object(value).is_some(),
@@ -188,97 +184,77 @@ impl<'a> Record<'a> {
         record
     }
 
-    fn resource_key(&self) -> [Option<&'a Value>; 5] {
-        self.resource
-    }
-
-    fn scope_key(&self) -> Option<&'a Value> {
-        self.scope
-    }
-
-    fn resource(&self) -> Option<Resource> {
-        let mut resource = Resource::default();
-        for (name, value) in RESOURCE_FIELDS.iter().zip(self.resource) {
-            let Some(value) = value else { continue };
-            match *name {
-                fields::APP => resource.attributes.push(key_value("service.name", value)),
-                fields::INSTANCE => resource
-                    .attributes
-                    .push(key_value("service.instance.id", value)),
-                fields::HOST => resource.attributes.push(key_value("host.name", value)),
-                "kubernetes" => {
-                    if let Value::Object(map) = value {
-                        for (key, value) in map.iter() {
-                            resource
-                                .attributes
-                                .push(key_value(&k8s_attribute(key), value));
-                        }
-                    }
-                }
-                _ => {
-                    if let Value::Object(map) = value {
-                        if let Some(Value::Object(attributes)) = map.get("attributes") {
-                            resource.attributes.extend(key_values(attributes));
-                        }
-                        if let Some(n) = map.get("dropped_attributes_count").and_then(positive_u32)
-                        {
-                            resource.dropped_attributes_count = n;
-                        }
-                    }
-                }
-            }
-        }
-        (!resource.attributes.is_empty() || resource.dropped_attributes_count > 0)
-            .then_some(resource)
-    }
-
-    fn log_record(&self) -> LogRecord {
+    /// The `LogRecord`'s fields.
+    fn log_record(&self, w: &mut Writer) {
         let fields = self.fields;
-        let mut record = LogRecord::default();
-        if let Some(time) = fields.get(fields::TIMESTAMP).and_then(positive_time) {
-            record.time_unix_nano = time;
-            if let Some(observed) = fields.get("observed_timestamp").and_then(positive_time) {
-                record.observed_time_unix_nano = observed;
-            }
-        }
+        let time = fields.get(fields::TIMESTAMP).and_then(positive_time);
+        w.fixed64(1, time.unwrap_or(0));
         let (text, number) = self.severity;
-        record.severity_text = text.unwrap_or("").to_string();
-        record.severity_number = number.unwrap_or(0);
-        if let Some(id) = fields.get("trace_id").and_then(id_bytes) {
-            record.trace_id = id;
-        }
-        if let Some(id) = fields.get("span_id").and_then(id_bytes) {
-            record.span_id = id;
-        }
-        record.flags = fields
-            .get("trace_flags")
-            .and_then(positive_u32)
-            .unwrap_or(0);
-        if let Some(name) = fields.get("event_name").and_then(non_empty_text) {
-            record.event_name = name.to_string();
+        w.int(2, number.unwrap_or(0).into());
+        w.string(3, text.unwrap_or(""));
+        match self.body.as_slice() {
+            [] => {}
+            [(fields::MESSAGE, Value::Bytes(text))] if std::str::from_utf8(text).is_ok() => {
+                w.message(5, |w| w.bytes(1, text));
+            }
+            list => w.message(5, |w| {
+                w.message(6, |w| {
+                    for (key, value) in list {
+                        key_value(w, 1, key, value);
+                    }
+                })
+            }),
         }
         if let Some(attributes) = fields.get("attributes").and_then(non_empty_object) {
-            record.attributes = key_values(attributes);
+            key_values(w, 6, attributes);
         }
-        record.dropped_attributes_count = fields
+        let count = fields
             .get("dropped_attributes_count")
-            .and_then(positive_u32)
-            .unwrap_or(0);
-        record.body = self.body();
-        record
+            .and_then(positive_u32);
+        w.int(7, count.unwrap_or(0).into());
+        let flags = fields.get("trace_flags").and_then(positive_u32);
+        w.fixed32(8, flags.unwrap_or(0));
+        if let Some(hex) = fields.get("trace_id").and_then(hex_id) {
+            id(w, 9, hex);
+        }
+        if let Some(hex) = fields.get("span_id").and_then(hex_id) {
+            id(w, 10, hex);
+        }
+        if time.is_some() {
+            let observed = fields.get("observed_timestamp").and_then(positive_time);
+            w.fixed64(11, observed.unwrap_or(0));
+        }
+        if let Some(name) = fields.get("event_name").and_then(non_empty_text) {
+            w.string(12, name);
+        }
     }
+}
 
-    fn body(&self) -> Option<AnyValue> {
-        match self.body.as_slice() {
-            [] => None,
-            [(fields::MESSAGE, Value::Bytes(text))] if std::str::from_utf8(text).is_ok() => {
-                Some(any_value(&Value::Bytes(text.clone())))
+/// A `Resource`'s fields from a group's resource slots (`RESOURCE_FIELDS` order, so the
+/// `resource` object's dropped count comes after every attribute).
+fn resource(w: &mut Writer, slots: &[Option<&Value>; 5]) {
+    for (name, value) in RESOURCE_FIELDS.iter().zip(slots) {
+        let Some(value) = value else { continue };
+        match *name {
+            fields::APP => key_value(w, 1, "service.name", value),
+            fields::INSTANCE => key_value(w, 1, "service.instance.id", value),
+            fields::HOST => key_value(w, 1, "host.name", value),
+            "kubernetes" => {
+                if let Value::Object(map) = value {
+                    for (key, value) in map.iter() {
+                        key_value(w, 1, &k8s_attribute(key), value);
+                    }
+                }
             }
-            list => Some(AnyValue {
-                value: Some(any_value::Value::KvlistValue(KeyValueList {
-                    values: list.iter().map(|(k, v)| key_value(k, v)).collect(),
-                })),
-            }),
+            _ => {
+                if let Value::Object(map) = value {
+                    if let Some(Value::Object(attributes)) = map.get("attributes") {
+                        key_values(w, 1, attributes);
+                    }
+                    let count = map.get("dropped_attributes_count").and_then(positive_u32);
+                    w.int(2, count.unwrap_or(0).into());
+                }
+            }
         }
     }
 }
@@ -307,23 +283,21 @@ fn set<'a>(slot: &mut Option<&'a Value>, value: &'a Value) -> bool {
     true
 }
 
-fn scope(value: &Value) -> InstrumentationScope {
-    let mut scope = InstrumentationScope::default();
+/// An `InstrumentationScope`'s fields.
+fn scope(w: &mut Writer, value: &Value) {
     if let Value::Object(map) = value {
         if let Some(name) = map.get("name").and_then(non_empty_text) {
-            scope.name = name.to_string();
+            w.string(1, name);
         }
         if let Some(version) = map.get("version").and_then(non_empty_text) {
-            scope.version = version.to_string();
+            w.string(2, version);
         }
         if let Some(attributes) = map.get("attributes").and_then(non_empty_object) {
-            scope.attributes = key_values(attributes);
+            key_values(w, 3, attributes);
         }
-        if let Some(n) = map.get("dropped_attributes_count").and_then(positive_u32) {
-            scope.dropped_attributes_count = n;
-        }
+        let count = map.get("dropped_attributes_count").and_then(positive_u32);
+        w.int(4, count.unwrap_or(0).into());
     }
-    scope
 }
 
 /// A `kubernetes` object whose every key has an attribute name the source reads back.
@@ -416,23 +390,24 @@ fn positive_u32(value: &Value) -> Option<u32> {
 }
 
 /// Lowercase hex (as the source writes ids), not all zeros (which the source leaves out).
-fn id_bytes(value: &Value) -> Option<Vec<u8>> {
+fn hex_id(value: &Value) -> Option<&[u8]> {
     let Value::Bytes(text) = value else {
         return None;
     };
-    if text.is_empty() || text.len() % 2 != 0 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let bytes = text
-        .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect::<Option<Vec<u8>>>()?;
-    bytes.iter().any(|&b| b != 0).then_some(bytes)
+    let hex = text.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let id = !text.is_empty() && text.len() % 2 == 0 && hex && text.iter().any(|&c| c != b'0');
+    id.then_some(text)
+}
+
+/// An id's bytes from its hex (checked by `hex_id`).
+fn id(w: &mut Writer, field: u32, hex: &[u8]) {
+    let digit = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+    w.bytes_with(field, hex.len() / 2, |buf| {
+        buf.extend(
+            hex.chunks_exact(2)
+                .map(|pair| digit(pair[0]) << 4 | digit(pair[1])),
+        );
+    });
 }
 
 /// The level a `level` field names in Sluice's own spelling (what the source writes).
@@ -456,39 +431,40 @@ fn severity_of(level: Level) -> i32 {
     }
 }
 
-fn key_values(map: &Map) -> Vec<KeyValue> {
-    map.iter().map(|(k, v)| key_value(k, v)).collect()
-}
-
-fn key_value(key: &str, value: &Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(any_value(value)),
-        ..KeyValue::default()
+/// A `KeyValue` in `field` for each of `map`'s fields.
+fn key_values(w: &mut Writer, field: u32, map: &Map) {
+    for (key, value) in map.iter() {
+        key_value(w, field, key, value);
     }
 }
 
-/// A field's value as an OTLP value. Strings that are not UTF-8 go as bytes; times as
-/// RFC 3339 text, which is how every other sink writes them.
-fn any_value(value: &Value) -> AnyValue {
-    let inner = match value {
-        Value::Null => None,
-        Value::Bool(b) => Some(any_value::Value::BoolValue(*b)),
-        Value::Integer(n) => Some(any_value::Value::IntValue(*n)),
-        Value::Float(f) => Some(any_value::Value::DoubleValue(*f)),
-        Value::Bytes(bytes) => Some(match std::str::from_utf8(bytes) {
-            Ok(text) => any_value::Value::StringValue(text.to_string()),
-            Err(_) => any_value::Value::BytesValue(Bytes::clone(bytes).into()),
+fn key_value(w: &mut Writer, field: u32, key: &str, value: &Value) {
+    w.message(field, |w| {
+        w.string(1, key);
+        w.message(2, |w| any_value(w, value));
+    });
+}
+
+/// An `AnyValue`'s fields for a field's value. Strings that are not UTF-8 go as bytes;
+/// times as RFC 3339 text, which is how every other sink writes them.
+fn any_value(w: &mut Writer, value: &Value) {
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => w.int_always(2, i64::from(*b)),
+        Value::Integer(n) => w.int_always(3, *n),
+        Value::Float(f) => w.fixed64_always(4, f.to_bits()),
+        Value::Bytes(bytes) => match std::str::from_utf8(bytes) {
+            Ok(_) => w.bytes(1, bytes),
+            Err(_) => w.bytes(7, bytes),
+        },
+        Value::Timestamp(nanos) => w.bytes(1, format_timestamp(*nanos).as_bytes()),
+        Value::Array(values) => w.message(5, |w| {
+            for value in values {
+                w.message(1, |w| any_value(w, value));
+            }
         }),
-        Value::Timestamp(nanos) => Some(any_value::Value::StringValue(format_timestamp(*nanos))),
-        Value::Array(values) => Some(any_value::Value::ArrayValue(ArrayValue {
-            values: values.iter().map(any_value).collect(),
-        })),
-        Value::Object(map) => Some(any_value::Value::KvlistValue(KeyValueList {
-            values: key_values(map),
-        })),
-    };
-    AnyValue { value: inner }
+        Value::Object(map) => w.message(6, |w| key_values(w, 1, map)),
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,9 @@
-use opentelemetry_proto::tonic::common::v1::AnyValue;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::*;
@@ -118,9 +123,14 @@ fn corpus() -> ExportLogsServiceRequest {
     }
 }
 
+/// What the sink writes, read back by prost.
+fn decoded_request(events: &[&Event]) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest::decode(&request(events)[..]).expect("protobuf")
+}
+
 fn round_trip(events: &[Event]) -> Vec<Event> {
     let refs: Vec<&Event> = events.iter().collect();
-    decode_protobuf(&request(&refs).encode_to_vec())
+    decode_protobuf(&request(&refs))
         .expect("the sink's request decodes")
         .events
 }
@@ -147,7 +157,7 @@ fn events_of_one_resource_and_scope_share_one_group_in_order_first_seen() {
         .flat_map(|(a, b)| [a, b])
         .collect();
     let refs: Vec<&Event> = mixed.iter().collect();
-    let request = request(&refs);
+    let request = decoded_request(&refs);
     assert_eq!(request.resource_logs.len(), 2);
     for resource_logs in &request.resource_logs {
         assert_eq!(resource_logs.scope_logs.len(), 2);
@@ -191,7 +201,7 @@ fn a_level_becomes_the_severity() {
         r#"{"message":"disk full","level":"warn","app":"db"}"#,
     )];
     let refs: Vec<&Event> = events.iter().collect();
-    let request = request(&refs);
+    let request = decoded_request(&refs);
     let record = &request.resource_logs[0].scope_logs[0].log_records[0];
     assert_eq!(
         (record.severity_text.as_str(), record.severity_number),
@@ -220,4 +230,25 @@ fn kubernetes_keys_become_the_conventions_attributes() {
     ] {
         assert_eq!(k8s_attribute(key), attribute, "{key}");
     }
+}
+
+/// The bytes are those prost writes for the message they decode to: fields in the order
+/// of their numbers, lengths in their fewest bytes (here up to three, for a 20 KB message),
+/// defaults left out but a oneof's member always written.
+#[test]
+fn the_request_is_written_as_prost_writes_it() {
+    let mut events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
+    events.push(event(
+        r#"{"message":"hi","trace_id":"not hex","attributes":5,"resource":{"other":1},
+            "kubernetes":{"a.b":1},"scope":"s","custom":{"deep":[1,"x",null,2.5,true,{"k":""}]},
+            "timestamp":"yesterday"}"#,
+    ));
+    events.push(event(r#"{"message":"","n":-3,"b":false,"z":0}"#));
+    events.push(event(r#"{}"#));
+    let long = "x".repeat(20_000);
+    events.push(event(&format!(r#"{{"message":"{long}","app":"db"}}"#)));
+    let refs: Vec<&Event> = events.iter().collect();
+    let written = request(&refs);
+    assert_eq!(decoded_request(&refs).encode_to_vec(), written);
+    assert!(written.len() > 20_000);
 }

@@ -21,6 +21,7 @@
 mod encode;
 mod grpc;
 mod partial;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -29,7 +30,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
-use prost::Message;
 use serde::Deserialize;
 
 use super::batch::{self, invalid, Gathered, Poster};
@@ -214,7 +214,7 @@ impl OtlpSink {
     async fn send(&self, events: &[&Event], ctx: &SinkContext) {
         let what = "export failed for good";
         let p = &self.poster;
-        let encoded = request(events).encode_to_vec();
+        let encoded = request(events);
         let payload = match batch::compress(encoded.into(), p.compression) {
             Ok(payload) => payload,
             // Compressing into memory does not fail in practice; treat it as fatal.
