@@ -17,7 +17,7 @@
 //! always have an arrival time in the router; without one only the 1990 bound applies.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
-use super::timestamp::{epoch_text, glog, prefix};
+use super::timestamp::{epoch_text, glog, may_start, prefix};
 use super::zone::LocalZone;
 use crate::event::now_nanos;
 
@@ -85,7 +85,7 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool, zone: &Local
     let mut before = BYTE_CLASS[usize::from(first)];
     for start in 1..window.len() {
         let class = BYTE_CLASS[usize::from(window[start])];
-        if class & ALPHANUMERIC != 0 && before & BOUNDARY != 0 {
+        if class & ALPHANUMERIC != 0 && before & BOUNDARY != 0 && may_start(&window[start..]) {
             if let Some(found) = try_at(start) {
                 return judge(found, now);
             }
