@@ -29,6 +29,11 @@ impl Map {
         }
     }
 
+    /// Makes room for `additional` more fields, so a run of pushes grows the map once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

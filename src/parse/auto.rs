@@ -26,7 +26,7 @@
 use bytes::Bytes;
 
 use super::zone::{LocalZone, UTC};
-use super::{access_log, json, leading_blanks, logfmt, syslog, trim_line_end_bytes};
+use super::{access_log, json, leading_blanks, logfmt, syslog, trim_line_end, trim_line_end_bytes};
 use crate::event::{fields, Map, Value};
 
 /// The format `auto` recognised.
@@ -63,34 +63,62 @@ pub fn detect(input: Bytes) -> (Format, Map) {
 
 /// [`detect`] with a syslog time (RFC 3164 has no zone) read in `zone`.
 pub fn detect_in(input: Bytes, zone: &LocalZone) -> (Format, Map) {
-    let line = trim_line_end_bytes(&input);
+    // Trimmed in place: the parsers below then borrow the line and a text line moves into
+    // its event, with no reference count taken and dropped on the way.
+    let mut line = input;
+    trim_text_line(&mut line);
+    match structured(&line, zone) {
+        Some(parsed) => parsed,
+        None => (Format::Text, text(line)),
+    }
+}
+
+/// [`detect_in`] without building the fields of a plain-text line: `None` when the line is
+/// text. A caller whose event already holds the line as its message keeps it there
+/// (trimmed with [`trim_text_line`]) instead of swapping in a new map with a copy of it.
+pub fn detect_structured_in(input: &Bytes, zone: &LocalZone) -> Option<(Format, Map)> {
+    structured(&trim_line_end_bytes(input), zone)
+}
+
+/// Strips the line terminator, as a text line's message is stored.
+pub fn trim_text_line(line: &mut Bytes) {
+    line.truncate(trim_line_end(line).len());
+}
+
+/// The fields [`detect`] gives a plain-text line: `{message: line}`, terminator stripped.
+pub fn text_fields(mut line: Bytes) -> Map {
+    trim_text_line(&mut line);
+    text(line)
+}
+
+/// The structured formats, tried on a line without its terminator.
+fn structured(line: &Bytes, zone: &LocalZone) -> Option<(Format, Map)> {
     let s = &line[..];
     let first = s.get(leading_blanks(s)).copied();
-    let parsed = match first {
+    match first {
         // `json_bytes`, not `json`: its strings are slices of this line, not of a copy.
-        Some(b'{') => json::json_bytes(&line).ok().map(|m| (Format::Json, m)),
-        Some(b'<') if s.get(1).is_some_and(u8::is_ascii_digit) => syslog::parse_in(&line, zone)
+        Some(b'{') => json::json_bytes(line).ok().map(|m| (Format::Json, m)),
+        Some(b'<') if s.get(1).is_some_and(u8::is_ascii_digit) => syslog::parse_in(line, zone)
             .ok()
             .map(|m| (Format::Syslog, m)),
         Some(b) if b.is_ascii_alphanumeric() || b == b':' => {
             if starts_with_syslog_date(s) {
-                syslog::parse_in(&line, zone)
+                syslog::parse_in(line, zone)
                     .ok()
                     .map(|m| (Format::Syslog, m))
             } else if let Some(open) = three_words_then_bracket(s) {
                 request_follows(s, open)
-                    .then(|| access_log::parse(&line).ok())
+                    .then(|| access_log::parse(line).ok())
                     .flatten()
                     .map(|m| (Format::AccessLog, m))
             } else if starts_with_logfmt_pair(s) {
-                logfmt_if_mostly_pairs(&line).map(|m| (Format::Logfmt, m))
+                logfmt_if_mostly_pairs(line).map(|m| (Format::Logfmt, m))
             } else {
                 None
             }
         }
         _ => None,
-    };
-    parsed.unwrap_or_else(|| (Format::Text, text(line)))
+    }
 }
 
 fn text(line: Bytes) -> Map {
@@ -252,7 +280,8 @@ mod tests {
     /// Detection as if every line with three words and a `[` were handed to the access-log
     /// parser, as the gate did before it checked for `]` and the request's quote.
     fn trying_the_parser(input: Bytes) -> (Format, String) {
-        let line = trim_line_end_bytes(&input);
+        let mut line = input.clone();
+        trim_text_line(&mut line);
         let s = &line[..];
         let three_words_then_bracket = {
             let head = &s[..s.len().min(300)];

@@ -4,7 +4,8 @@
 //! rather than copies: one JSON line then costs two allocations (the line and the field
 //! vector) instead of one per string, which is most of the parse time for typical events.
 //! This uses its own visitor instead of `Value`'s `Deserialize` impl, which must copy
-//! because it cannot know the input's `Bytes`.
+//! because it cannot know the input's `Bytes`. A flat object of plain values, the usual
+//! log line, is read without serde_json first (see `json_flat.rs`).
 
 use std::fmt;
 
@@ -12,6 +13,8 @@ use bytes::Bytes;
 use compact_str::CompactString;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::json_flat::flat_object;
+use super::json_keys::KeyPrints;
 use super::{trim_line_end_bytes, ParseError};
 use crate::event::{Map, Value};
 
@@ -24,9 +27,17 @@ pub fn json(input: &[u8]) -> Result<Map, ParseError> {
 /// [`json`] for a line already held in `Bytes`: string fields are slices of it.
 pub fn json_bytes(input: &Bytes) -> Result<Map, ParseError> {
     let line = trim_line_end_bytes(input);
+    match flat_object(&line) {
+        Some(map) => Ok(map),
+        None => with_serde(&line),
+    }
+}
+
+/// Any JSON object, through serde_json: the reference the flat reader agrees with.
+fn with_serde(line: &Bytes) -> Result<Map, ParseError> {
     let first = line.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let mut de = serde_json::Deserializer::from_slice(&line);
-    let parsed = SliceSeed { src: &line }
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let parsed = SliceSeed { src: line }
         .deserialize(&mut de)
         .and_then(|value| de.end().map(|()| value));
     match parsed {
@@ -131,42 +142,6 @@ impl<'de> Visitor<'de> for SliceSeed<'_> {
             map.dedup_keep_last();
         }
         Ok(Value::Object(map))
-    }
-}
-
-/// Says cheaply whether an object's keys may repeat, so that the map's own duplicate check
-/// (string comparisons of every pair of keys) runs only when one may: a key is printed as
-/// its length and four of its bytes (first, second, middle, last) in one `u64`, and equal
-/// keys have equal prints. Distinct prints prove distinct keys; equal ones (or more keys
-/// than are printed) leave the exact check to `dedup_keep_last`. JSON logs almost never
-/// repeat a key, and the pairwise check was a twentieth of `auto` on the mixed bench lines.
-#[derive(Default)]
-struct KeyPrints {
-    prints: [u64; PRINTED_KEYS],
-    len: usize,
-    maybe_repeated: bool,
-}
-
-/// Keys printed per object: most log objects have fewer; past this, the exact check runs.
-const PRINTED_KEYS: usize = 16;
-
-impl KeyPrints {
-    fn add(&mut self, key: &str) {
-        if self.len == PRINTED_KEYS {
-            self.maybe_repeated = true;
-            return;
-        }
-        let b = key.as_bytes();
-        let byte = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
-        let n = b.len();
-        let print = (n as u64) << 32
-            | byte(0) << 24
-            | byte(1) << 16
-            | byte(n / 2) << 8
-            | byte(n.wrapping_sub(1));
-        self.maybe_repeated |= self.prints[..self.len].contains(&print);
-        self.prints[self.len] = print;
-        self.len += 1;
     }
 }
 
@@ -276,5 +251,79 @@ mod tests {
         assert!(err.reason.contains("recursion limit exceeded"), "{err}");
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(json(deep.as_bytes()).is_err());
+    }
+
+    /// The flat reader's answer, when it gives one, is serde_json's, to the bit.
+    fn same_as_serde(line: &[u8]) -> bool {
+        let line = Bytes::copy_from_slice(line);
+        let Some(flat) = flat_object(&line) else {
+            return false;
+        };
+        let reference = with_serde(&line).map(|m| format!("{m:?}"));
+        assert_eq!(
+            Ok(format!("{flat:?}")),
+            reference.map_err(|e| e.reason),
+            "line: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        true
+    }
+
+    #[test]
+    fn the_flat_reader_takes_plain_objects_and_leaves_the_rest() {
+        let taken: [&[u8]; 9] = [
+            br#"{"ts":"2024-05-01T00:00:00.123Z","level":"info","status":200,"dur_ms":0}"#,
+            br#"  { "a" : "x" , "b":-12 ,"c":true,"d":false,"e":null }  "#,
+            br#"{"f":0.5,"g":-1.25,"h":123456789.012345,"i":1.10,"j":999999999999999999}"#,
+            b"{\"k\":-999999999999999999,\"l\":\"\",\"m\":\"caf\xc3\xa9\"}",
+            br#"{"a":1,"b":2,"a":3}"#,
+            br#"{"abxcdeyz":1,"abqcdrsz":2}"#,
+            b"{}",
+            b"{ }",
+            br#"{"":"empty key"}"#,
+        ];
+        for line in taken {
+            assert!(same_as_serde(line), "{:?}", String::from_utf8_lossy(line));
+        }
+        let left: [&[u8]; 24] = [
+            br#"{"a":"esc\"aped"}"#,
+            br#"{"\u006b":1}"#,
+            br#"{"a":{"b":1}}"#,
+            br#"{"a":[1,2]}"#,
+            br#"{"a":1e3}"#,
+            br#"{"a":1.5E-3}"#,
+            br#"{"a":-0}"#,
+            br#"{"a":-0.5}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":1234567890123456789}"#,
+            br#"{"a":1234567.123456789}"#,
+            b"{\"a\":\t1}",
+            b"{\"a\":\"tab\there\"}",
+            b"{\"a\":\"\xff\"}",
+            br#"{"a":tru}"#,
+            br#"{"a":truex}"#,
+            br#"{"a":1"#,
+            br#"{"a" 1}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            br#"[1,2]"#,
+            br#"{"a":+1}"#,
+            b"",
+        ];
+        for line in left {
+            assert!(!same_as_serde(line), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn the_flat_reader_agrees_with_serde(
+            line in r#" ?\{( ?"[ab\\"é]{0,3}" ?: ?(-?[0-9]{1,20}(\.[0-9]{0,17})?([eE]-?[0-9])?|"[a-z\\ \t]{0,4}"|true|false|null|nul|\{\}|\[\]) ?,?){0,4}\} ?"#,
+        ) {
+            same_as_serde(line.as_bytes());
+        }
     }
 }

@@ -50,6 +50,24 @@ pub(crate) struct Source {
     pub(crate) thread: Option<Range<usize>>,
 }
 
+impl Source {
+    /// How many fields were found.
+    pub(crate) fn count(&self) -> usize {
+        [
+            &self.pid,
+            &self.tid,
+            &self.component,
+            &self.file,
+            &self.line,
+            &self.logger,
+            &self.thread,
+        ]
+        .iter()
+        .filter(|range| range.is_some())
+        .count()
+    }
+}
+
 /// What a plain-text line says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TextScan {

@@ -166,6 +166,11 @@ pub fn normalize_in(event: &mut Event, zone: &LocalZone) -> Normalized {
         None
     };
 
+    if let Some(scan) = scan.as_ref().filter(|_| !present.structured) {
+        // A text line's event is usually just its message: room for the time, the level
+        // and the source fields at once, instead of growing the map twice on the way.
+        map.reserve(2 + scan.source.count());
+    }
     let mut rejected_timestamp = false;
     let timestamp = match field_time {
         Some(nanos) => {
@@ -220,12 +225,9 @@ pub fn normalize_in(event: &mut Event, zone: &LocalZone) -> Normalized {
 }
 
 /// Source fields a text layout carries (logcat's pid, tid and tag, glog's file and line,
-/// Java's logger and thread), as slices of the message; a field already set is kept.
+/// Java's logger and thread), as slices of the message. Only called for an event that is
+/// nothing but its text and shipper labels, so none of these keys is set yet.
 fn add_source_fields(map: &mut Map, source: &Source) {
-    let Some(Value::Bytes(message)) = map.get(fields::MESSAGE) else {
-        return;
-    };
-    let message = message.clone();
     let slots = [
         ("pid", &source.pid),
         ("tid", &source.tid),
@@ -235,12 +237,22 @@ fn add_source_fields(map: &mut Map, source: &Source) {
         ("logger", &source.logger),
         ("thread", &source.thread),
     ];
-    for (key, range) in slots {
-        let Some(range) = range else { continue };
-        if range.is_empty() || range.end > message.len() || map.contains_key(key) {
-            continue;
+    // Sliced while the message is borrowed, pushed after: no clone of the message.
+    let mut found: [Option<(&'static str, Value)>; 7] = Default::default();
+    {
+        let Some(Value::Bytes(message)) = map.get(fields::MESSAGE) else {
+            return;
+        };
+        for ((key, range), out) in slots.into_iter().zip(&mut found) {
+            let Some(range) = range else { continue };
+            if range.is_empty() || range.end > message.len() {
+                continue;
+            }
+            *out = Some((key, Value::Bytes(message.slice(range.clone()))));
         }
-        map.push_unchecked(key.into(), Value::Bytes(message.slice(range.clone())));
+    }
+    for (key, value) in found.into_iter().flatten() {
+        map.push_unchecked(key.into(), value);
     }
 }
 

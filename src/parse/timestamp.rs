@@ -153,6 +153,18 @@ pub(super) fn epoch_text(text: &[u8]) -> Option<i64> {
 
 // === formats ===
 
+/// Whether [`prefix`] may read a time at the start of `s`, by the test it starts with: a
+/// word of letters must be a month or weekday name, three letters then ` ` or `,`. The
+/// search asks this at every word of a line before calling `prefix`, most often in vain.
+#[inline]
+pub(super) fn may_start(s: &[u8]) -> bool {
+    match s.first() {
+        Some(b) if b.is_ascii_alphabetic() => matches!(s.get(3), Some(b' ' | b',')),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// Tries every format that can start with the first byte of `s`; returns the time and the
 /// number of bytes read. `whole` allows forms only safe for a dedicated field (a bare date).
 pub(super) fn prefix(s: &[u8], now: i64, whole: bool, zone: &LocalZone) -> Option<(i64, usize)> {

@@ -17,7 +17,7 @@
 //! always have an arrival time in the router; without one only the 1990 bound applies.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
-use super::timestamp::{epoch_text, glog, prefix};
+use super::timestamp::{epoch_text, glog, may_start, prefix};
 use super::zone::LocalZone;
 use crate::event::now_nanos;
 
@@ -68,25 +68,54 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool, zone: &Local
             return judge(found, now);
         }
     }
-    for start in 0..window.len() {
-        if start > 0 && !anywhere {
-            break;
+    let try_at = |start: usize| {
+        let (nanos, used) = prefix(&window[start..], now, false, zone)?;
+        accept(line, nanos, start, start + used)
+    };
+    if first.is_ascii_alphanumeric() || first == b'[' {
+        if let Some(found) = try_at(0) {
+            return judge(found, now);
         }
-        let b = window[start];
-        if !(b.is_ascii_alphanumeric() || (b == b'[' && start == 0)) {
-            continue;
-        }
-        if start > 0 && !is_boundary(window[start - 1]) {
-            continue;
-        }
-        if let Some((nanos, used)) = prefix(&window[start..], now, false, zone) {
-            if let Some(found) = accept(line, nanos, start, start + used) {
+    }
+    if !anywhere {
+        return Search::None;
+    }
+    // Word starts: an alphanumeric byte after a boundary. Most lines without a time are
+    // scanned to the window's end, so each byte costs one table lookup here.
+    let mut before = BYTE_CLASS[usize::from(first)];
+    for start in 1..window.len() {
+        let class = BYTE_CLASS[usize::from(window[start])];
+        if class & ALPHANUMERIC != 0 && before & BOUNDARY != 0 && may_start(&window[start..]) {
+            if let Some(found) = try_at(start) {
                 return judge(found, now);
             }
         }
+        before = class;
     }
     Search::None
 }
+
+/// [`BYTE_CLASS`] bit: the byte may start a timestamp.
+const ALPHANUMERIC: u8 = 1;
+/// [`BYTE_CLASS`] bit: a timestamp may start after the byte ([`is_boundary`]).
+const BOUNDARY: u8 = 2;
+
+/// Each byte's [`ALPHANUMERIC`] and [`BOUNDARY`] bits.
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] |= ALPHANUMERIC;
+        }
+        if is_boundary(byte) {
+            table[b] |= BOUNDARY;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// A candidate counts only when it ends at a delimiter of the whole line (so `…:59abc` or
 /// a time cut by the window's edge is not one).
@@ -110,7 +139,7 @@ fn judge(found: Found, now: i64) -> Search {
 
 /// A timestamp may start after a blank or punctuation that is not part of a number or a
 /// time (`1.2026-…`, `10:00:00` read from its minutes).
-fn is_boundary(b: u8) -> bool {
+const fn is_boundary(b: u8) -> bool {
     !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
 }
 

@@ -247,12 +247,25 @@ impl Parse {
         };
         let mut format = None;
         let parsed = match &self.parser {
-            Parser::Auto if self.detected_format => {
-                let (detected, map) = parse::detect_in(raw, &self.zone);
-                format = Some(detected);
-                map
+            Parser::Auto => {
+                let detected = parse::detect_structured_in(&raw, &self.zone);
+                if self.detected_format {
+                    format = Some(detected.as_ref().map_or(parse::Format::Text, |d| d.0));
+                }
+                match detected {
+                    Some((_, map)) => map,
+                    // Plain text, and the event is nothing but the line: it stays the
+                    // message where it is, which merging `{message: line}` would give too,
+                    // at the price of a new map and the old one's release.
+                    None if self.field == fields::MESSAGE && event.fields.len() == 1 => {
+                        if let Some(Value::Bytes(message)) = event.fields.get_mut(fields::MESSAGE) {
+                            parse::trim_text_line(message);
+                        }
+                        return Ok(self.finish(event, format));
+                    }
+                    None => parse::text_fields(raw),
+                }
             }
-            Parser::Auto => parse::detect_in(raw, &self.zone).1,
             Parser::Json => parse::json_bytes(&raw)?,
             Parser::Logfmt => parse::logfmt_bytes(&raw)?,
             Parser::Syslog => parse::syslog_bytes_in(&raw, &self.zone)?,
@@ -260,6 +273,11 @@ impl Parse {
             Parser::Regex(regex) => regex.parse(&raw)?,
         };
         self.merge(&mut event.fields, parsed);
+        Ok(self.finish(event, format))
+    }
+
+    /// Normalises a parsed event and names what `auto` recognised.
+    fn finish(&self, event: &mut Event, format: Option<parse::Format>) -> Applied {
         let normalized = self.normalize_event(event);
         // Added after normalisation, which reads a text event's other fields to decide
         // whether its message is a whole log line.
@@ -273,10 +291,10 @@ impl Parse {
                 Value::Bytes(Bytes::from_static(name.as_bytes())),
             );
         }
-        Ok(Applied {
+        Applied {
             normalized,
             detected,
-        })
+        }
     }
 
     /// Merges parsed fields into the event; parsed values win. A parsed message (or a
