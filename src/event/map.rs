@@ -23,6 +23,7 @@ impl Map {
         Self::default()
     }
 
+    #[inline]
     pub fn with_capacity(n: usize) -> Self {
         Self {
             entries: Vec::with_capacity(n),
@@ -30,18 +31,22 @@ impl Map {
     }
 
     /// Makes room for `additional` more fields, so a run of pushes grows the map once.
+    #[inline]
     pub fn reserve(&mut self, additional: usize) {
         self.entries.reserve(additional);
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -76,6 +81,7 @@ impl Map {
 
     /// Appends without a duplicate check; callers must call [`Map::dedup_keep_last`] after a
     /// run of pushes that may repeat keys (as a parser does).
+    #[inline]
     pub fn push_unchecked(&mut self, key: CompactString, value: Value) {
         self.entries.push((key, value));
     }

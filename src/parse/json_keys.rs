@@ -1,10 +1,10 @@
-//! Telling cheaply whether a JSON object's keys may repeat.
+//! Telling cheaply whether the keys a parser read (a JSON object's, a logfmt line's) may repeat.
 
-/// Says cheaply whether an object's keys may repeat, so that the map's own duplicate check
+/// Says cheaply whether a parsed line's keys may repeat, so that the map's own duplicate check
 /// (string comparisons of every pair of keys) runs only when one may: a key is printed as
 /// its length and four of its bytes (first, second, middle, last) in one `u64`, and equal
 /// keys have equal prints. Distinct prints prove distinct keys; equal ones (or more keys
-/// than are printed) leave the exact check to `dedup_keep_last`. JSON logs almost never
+/// than are printed) leave the exact check to `dedup_keep_last`. Logs almost never
 /// repeat a key, and the pairwise check was a twentieth of `auto` on the mixed bench lines.
 #[derive(Default)]
 pub(super) struct KeyPrints {

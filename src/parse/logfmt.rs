@@ -9,6 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use compact_str::CompactString;
 
+use super::json_keys::KeyPrints;
 use super::{trim_line_end_bytes, ParseError};
 use crate::event::{Map, Value};
 
@@ -35,6 +36,7 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
     let s = &line[..];
     let mut map = Map::with_capacity(8);
     let mut coverage = Coverage::default();
+    let mut keys = KeyPrints::default();
     let mut pos = 0;
     loop {
         while pos < s.len() && s[pos] <= b' ' {
@@ -62,6 +64,7 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
                     pos + 1
                 )));
             }
+            keys.add(&key);
             map.push_unchecked(key, Value::Bool(true));
             coverage.token_bytes += pos - start;
             continue;
@@ -78,6 +81,7 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
             }
             line.slice(value_start..pos)
         };
+        keys.add(&key);
         map.push_unchecked(key, Value::Bytes(value));
         coverage.pairs += 1;
         coverage.pair_bytes += pos - start;
@@ -86,7 +90,9 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
     if map.is_empty() {
         return Err(ParseError::new("no key=value pairs"));
     }
-    map.dedup_keep_last();
+    if keys.maybe_repeated {
+        map.dedup_keep_last();
+    }
     Ok((map, coverage))
 }
 

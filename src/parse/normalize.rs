@@ -11,6 +11,8 @@
 //! The hot path is one pass over the field names (events rarely have more than 20 fields),
 //! then at most one parse per candidate field, in priority order.
 
+use compact_str::CompactString;
+
 use super::layout::{self, Source};
 use super::level::Level;
 use super::timestamp::timestamp_from_value_in;
@@ -237,22 +239,24 @@ fn add_source_fields(map: &mut Map, source: &Source) {
         ("logger", &source.logger),
         ("thread", &source.thread),
     ];
-    // Sliced while the message is borrowed, pushed after: no clone of the message.
-    let mut found: [Option<(&'static str, Value)>; 7] = Default::default();
-    {
-        let Some(Value::Bytes(message)) = map.get(fields::MESSAGE) else {
-            return;
-        };
-        for ((key, range), out) in slots.into_iter().zip(&mut found) {
-            let Some(range) = range else { continue };
-            if range.is_empty() || range.end > message.len() {
-                continue;
-            }
-            *out = Some((key, Value::Bytes(message.slice(range.clone()))));
+    // The message is taken out while its slices are pushed, then put back: no reference
+    // count taken on it, and no array of pending fields copied through the stack.
+    let message = match map.get_mut(fields::MESSAGE) {
+        Some(Value::Bytes(message)) => std::mem::take(message),
+        _ => return,
+    };
+    for (key, range) in slots {
+        let Some(range) = range else { continue };
+        if range.is_empty() || range.end > message.len() {
+            continue;
         }
+        map.push_unchecked(
+            CompactString::const_new(key),
+            Value::Bytes(message.slice(range.clone())),
+        );
     }
-    for (key, value) in found.into_iter().flatten() {
-        map.push_unchecked(key.into(), value);
+    if let Some(Value::Bytes(slot)) = map.get_mut(fields::MESSAGE) {
+        *slot = message;
     }
 }
 
