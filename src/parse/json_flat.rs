@@ -9,7 +9,6 @@
 //! hands the line to serde_json, whose result or error is then the answer.
 
 use bytes::Bytes;
-use compact_str::CompactString;
 
 use super::json_keys::KeyPrints;
 use crate::event::{Map, Value};
@@ -53,8 +52,7 @@ pub(super) fn flat_object(line: &Bytes) -> Option<Map> {
             }
             pos = skip_spaces(s, pos + 1);
             let (value, end) = value_at(line, s, pos)?;
-            keys.add(key_text);
-            map.push_unchecked(CompactString::from(key_text), value);
+            map.push_unchecked(keys.key(key_text), value);
             pos = skip_spaces(s, end);
             match s.get(pos) {
                 Some(b',') => pos = skip_spaces(s, pos + 1),

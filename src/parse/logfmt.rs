@@ -55,7 +55,7 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
                 _ => ParseError::new(format!("unexpected `\"` at column {}", pos + 1)),
             });
         }
-        let key = key_text(&s[start..pos]);
+        let key = key_text(&s[start..pos], &mut keys);
         if s.get(pos) != Some(&b'=') {
             // A flag: `debug` alone means `debug=true`.
             if s.get(pos) == Some(&b'"') {
@@ -64,7 +64,6 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
                     pos + 1
                 )));
             }
-            keys.add(&key);
             map.push_unchecked(key, Value::Bool(true));
             coverage.token_bytes += pos - start;
             continue;
@@ -81,7 +80,6 @@ pub(super) fn parse(input: &Bytes) -> Result<(Map, Coverage), ParseError> {
             }
             line.slice(value_start..pos)
         };
-        keys.add(&key);
         map.push_unchecked(key, Value::Bytes(value));
         coverage.pairs += 1;
         coverage.pair_bytes += pos - start;
@@ -140,10 +138,15 @@ fn unterminated(open: usize) -> ParseError {
 }
 
 /// Field names must be text; a key with invalid UTF-8 keeps its valid parts.
-fn key_text(raw: &[u8]) -> CompactString {
+/// The key is noted in `keys`.
+fn key_text(raw: &[u8], keys: &mut KeyPrints) -> CompactString {
     match std::str::from_utf8(raw) {
-        Ok(s) => CompactString::from(s),
-        Err(_) => CompactString::from(String::from_utf8_lossy(raw)),
+        Ok(s) => keys.key(s),
+        Err(_) => {
+            let key = CompactString::from(String::from_utf8_lossy(raw));
+            keys.add(&key);
+            key
+        }
     }
 }
 
