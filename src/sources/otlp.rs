@@ -20,6 +20,11 @@
 //! | log attributes | `attributes` |
 //! | dropped attribute counts (when not 0) | `dropped_attributes_count` |
 //!
+//! Protobuf is read by `otlp_wire.rs` straight into events; JSON goes through serde into
+//! prost's messages, and `decode_protobuf_with_prost` (the reference the wire reader is
+//! tested against) through prost's. All three hand a record's parts to the one mapping
+//! below (`resource_fields`, `scope_fields`, `push_record`).
+//!
 //! Nothing is dropped silently: a record's every part lands in a field. A record with a time
 //! an event cannot hold (past the year 2262) is unmappable: the source rejects it in its
 //! answer's `partial_success` and sends it to dead-letter. A request that is not a valid
