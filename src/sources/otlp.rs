@@ -32,6 +32,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
+use compact_str::CompactString;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest,
 };
@@ -288,31 +289,37 @@ pub(super) fn push_record(records: &mut Records, record: Record<'_>, scoped: &Ma
     }
 }
 
-fn record_fields(record: Record<'_>, mut map: Map) -> Map {
+fn record_fields(record: Record<'_>, map: Map) -> Map {
+    // Without a structured body, no key below can be one already there: the scope's fields
+    // are `app`, `instance`, `host`, `kubernetes`, `resource` and `scope` (see
+    // `resource_fields`, `scope_fields`), and a record's own are each put once. They are
+    // then pushed without the scan for a duplicate that `Map::insert` makes, a scan of all
+    // the fields before them, for every one.
+    let structured = matches!(record.body, Value::Object(_));
+    let mut fields = Fields {
+        map,
+        checked: structured,
+    };
     match record.body {
         Value::Object(list) => {
             for (key, value) in list {
-                map.insert(key, value);
+                fields.map.insert(key, value);
             }
         }
-        Value::Bytes(text) => {
-            map.insert(fields::MESSAGE, Value::Bytes(text));
-        }
+        Value::Bytes(text) => fields.put(fields::MESSAGE, Value::Bytes(text)),
         Value::Null => {}
-        other => {
-            map.insert(fields::MESSAGE, Value::from(other.to_text()));
-        }
+        other => fields.put(fields::MESSAGE, Value::from(other.to_text())),
     }
     let level =
         Level::from_word(&record.severity_text).or_else(|| severity_level(record.severity_number));
     if let Some(level) = level {
-        map.insert(fields::LEVEL, level.to_value());
+        fields.put(fields::LEVEL, level.to_value());
     }
     if !record.severity_text.is_empty() {
-        map.insert("severity_text", Value::Bytes(record.severity_text));
+        fields.put("severity_text", Value::Bytes(record.severity_text));
     }
     if record.severity_number != 0 {
-        map.insert(
+        fields.put(
             "severity_number",
             Value::Integer(i64::from(record.severity_number)),
         );
@@ -321,35 +328,61 @@ fn record_fields(record: Record<'_>, mut map: Map) -> Map {
         .into_iter()
         .find(|&t| t != 0);
     if let Some(nanos) = time.and_then(|t| i64::try_from(t).ok()) {
-        map.insert(fields::TIMESTAMP, Value::Timestamp(nanos));
+        fields.put(fields::TIMESTAMP, Value::Timestamp(nanos));
     }
     if let Ok(observed) = i64::try_from(record.observed_time_unix_nano) {
         if observed != 0 {
-            map.insert("observed_timestamp", Value::Timestamp(observed));
+            fields.put("observed_timestamp", Value::Timestamp(observed));
         }
     }
     if record.trace_id.iter().any(|&b| b != 0) {
-        map.insert("trace_id", hex(record.trace_id));
+        fields.put("trace_id", hex(record.trace_id));
     }
     if record.span_id.iter().any(|&b| b != 0) {
-        map.insert("span_id", hex(record.span_id));
+        fields.put("span_id", hex(record.span_id));
     }
     if record.flags != 0 {
-        map.insert("trace_flags", Value::Integer(i64::from(record.flags)));
+        fields.put("trace_flags", Value::Integer(i64::from(record.flags)));
     }
     if !record.event_name.is_empty() {
-        map.insert("event_name", Value::Bytes(record.event_name));
+        fields.put("event_name", Value::Bytes(record.event_name));
     }
     if !record.attributes.is_empty() {
-        map.insert("attributes", Value::Object(record.attributes));
+        fields.put("attributes", Value::Object(record.attributes));
     }
     if record.dropped_attributes_count > 0 {
-        map.insert(
+        fields.put(
             "dropped_attributes_count",
             Value::Integer(i64::from(record.dropped_attributes_count)),
         );
     }
-    map
+    debug_assert!(
+        {
+            let mut keys: Vec<&str> = fields.map.keys().collect();
+            keys.sort_unstable();
+            keys.windows(2).all(|w| w[0] != w[1])
+        },
+        "a record's field pushed twice: {:?}",
+        fields.map
+    );
+    fields.map
+}
+
+/// A record's event fields, put with a duplicate check only when one can be there.
+struct Fields {
+    map: Map,
+    checked: bool,
+}
+
+impl Fields {
+    fn put(&mut self, key: &'static str, value: Value) {
+        if self.checked {
+            self.map.insert(key, value);
+        } else {
+            self.map
+                .push_unchecked(CompactString::const_new(key), value);
+        }
+    }
 }
 
 /// The level a record's severity gives: its text when that is a level word, else its number.

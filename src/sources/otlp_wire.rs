@@ -15,6 +15,7 @@
 //! appended, a repeated message merges into the one before (an `AnyValue` with two array
 //! values holds both arrays' items).
 
+use std::hash::BuildHasher;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -216,6 +217,7 @@ fn log_record(
     records: &mut Records,
 ) -> Result<()> {
     const AT: &str = "LogRecord";
+    let mut attributes = Attributes::default();
     let mut record = Record {
         time_unix_nano: 0,
         observed_time_unix_nano: 0,
@@ -244,7 +246,7 @@ fn log_record(
             6 => {
                 let inner = reader.message("LogRecord.attributes", wire, depth)?;
                 let (key, value) = key_value(inner, depth - 1)?;
-                record.attributes.insert(key, value);
+                attributes.push(key, value);
             }
             7 => {
                 record.dropped_attributes_count =
@@ -261,6 +263,7 @@ fn log_record(
             _ => reader.skip(AT, tag, wire, depth)?,
         }
     }
+    record.attributes = attributes.into_map();
     push_record(records, record, scoped);
     Ok(())
 }
@@ -321,22 +324,22 @@ fn any_value(mut reader: Reader<'_>, depth: u32, value: &mut Value) -> Result<()
             }
             6 => {
                 let mut inner = reader.message("AnyValue.kvlist_value", wire, depth)?;
-                if !matches!(value, Value::Object(_)) {
-                    *value = Value::Object(Map::new());
-                }
-                let Value::Object(map) = value else {
-                    unreachable!("an object was just put in")
+                // A list merged into the one before (rare) is added to it key by key.
+                let mut list = match std::mem::take(value) {
+                    Value::Object(map) => Attributes::merging(map),
+                    _ => Attributes::default(),
                 };
                 let depth = depth - 1;
                 while let Some((tag, wire)) = inner.key("KeyValueList")? {
                     if tag == 1 {
                         let item = inner.message("KeyValueList.values", wire, depth)?;
                         let (key, element) = key_value(item, depth - 1)?;
-                        map.insert(key, element);
+                        list.push(key, element);
                     } else {
                         inner.skip("KeyValueList", tag, wire, depth)?;
                     }
                 }
+                *value = Value::Object(list.into_map());
             }
             7 => *value = bytes_value(reader.bytes("AnyValue.bytes_value", wire)?),
             8 => {
@@ -348,6 +351,52 @@ fn any_value(mut reader: Reader<'_>, depth: u32, value: &mut Value) -> Result<()
     }
     Ok(())
 }
+
+/// Key-value pairs as a map, pushed without `Map::insert`'s scan of every key before each
+/// one (quadratic in a record's attributes, and the larger part of the reader's time when it
+/// did): a 256-bit filter of the keys' hashes tells when a key may repeat, and only then are
+/// repeats merged as inserting would have (the last value, at the first one's place).
+#[derive(Default)]
+struct Attributes {
+    map: Map,
+    seen: [u64; 4],
+    repeated: bool,
+    /// Merging into a map read before: every key checked.
+    merging: bool,
+}
+
+impl Attributes {
+    fn merging(map: Map) -> Self {
+        Self {
+            map,
+            merging: true,
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, key: CompactString, value: Value) {
+        if self.merging {
+            self.map.insert(key, value);
+            return;
+        }
+        let hash = HASH.hash_one(key.as_str());
+        let (word, bit) = ((hash >> 62) as usize, 1u64 << (hash & 63));
+        self.repeated |= self.seen[word] & bit != 0;
+        self.seen[word] |= bit;
+        self.map.push_unchecked(key, value);
+    }
+
+    fn into_map(mut self) -> Map {
+        if self.repeated {
+            self.map.dedup_keep_last();
+        }
+        self.map
+    }
+}
+
+/// The filter's hash: fixed, since it only spreads keys, never faces a chosen set of them
+/// alone (a collision costs a `dedup_keep_last`, which is not quadratic either).
+const HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6f74_6c70);
 
 /// A message of string fields (`tags`) that the mapping does not use, checked all the same.
 fn strings_only(mut reader: Reader<'_>, depth: u32, at: &'static str, tags: &[u32]) -> Result<()> {
