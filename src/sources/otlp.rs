@@ -261,11 +261,6 @@ pub(super) fn scope_fields(shared: &Map, scope: Scope) -> Map {
     scoped
 }
 
-/// Fields a record may add to its scope's: the most `record_fields` inserts besides a
-/// structured body's keys. The map is made that large at once, where growing a clone of
-/// the scope's fields insert by insert took a reallocation or three per record.
-const RECORD_FIELDS: usize = 12;
-
 /// A record's event (or, with a time an event cannot hold, its unmappable part) added to
 /// `records`.
 pub(super) fn push_record(records: &mut Records, record: Record<'_>, scoped: &Map) {
@@ -276,7 +271,13 @@ pub(super) fn push_record(records: &mut Records, record: Record<'_>, scoped: &Ma
         Value::Object(map) => map.len(),
         _ => 1,
     };
-    let mut map = Map::with_capacity(scoped.len() + RECORD_FIELDS + body_fields);
+    // The map is made as large as it may get at once, where growing a clone of the scope's
+    // fields insert by insert took a reallocation or three per record.
+    let mut map = Map::with_capacity(scoped.len() + RECORD_KEYS.len() + body_fields);
+    debug_assert!(
+        scoped.keys().all(|key| SCOPE_KEYS.contains(&key)),
+        "record_fields relies on the scope's keys being SCOPE_KEYS: {scoped:?}"
+    );
     for (key, value) in scoped.iter() {
         // The scope's fields have no repeated key.
         map.push_unchecked(key.clone(), value.clone());
@@ -290,20 +291,24 @@ pub(super) fn push_record(records: &mut Records, record: Record<'_>, scoped: &Ma
 }
 
 fn record_fields(record: Record<'_>, map: Map) -> Map {
-    // Without a structured body, no key below can be one already there: the scope's fields
-    // are `app`, `instance`, `host`, `kubernetes`, `resource` and `scope` (see
-    // `resource_fields`, `scope_fields`), and a record's own are each put once. They are
-    // then pushed without the scan for a duplicate that `Map::insert` makes, a scan of all
-    // the fields before them, for every one.
-    let structured = matches!(record.body, Value::Object(_));
+    // Fields are pushed without the scan for a duplicate that `Map::insert` makes (of all
+    // the fields before, for every one) where no duplicate can be: the scope's keys are
+    // `SCOPE_KEYS` (see `resource_fields`, `scope_fields`), a record's own are each put
+    // once and are none of those, and a structured body's keys are unique (each decoder
+    // merges repeats) so they only need checking against those two short lists.
     let mut fields = Fields {
         map,
-        checked: structured,
+        checked: false,
     };
     match record.body {
         Value::Object(list) => {
             for (key, value) in list {
-                fields.map.insert(key, value);
+                fields.checked |= RECORD_KEYS.contains(&key.as_str());
+                if SCOPE_KEYS.contains(&key.as_str()) {
+                    fields.map.insert(key, value);
+                } else {
+                    fields.map.push_unchecked(key, value);
+                }
             }
         }
         Value::Bytes(text) => fields.put(fields::MESSAGE, Value::Bytes(text)),
@@ -367,6 +372,32 @@ fn record_fields(record: Record<'_>, map: Map) -> Map {
     );
     fields.map
 }
+
+/// The keys `resource_fields` and `scope_fields` may give the fields a scope's records share.
+const SCOPE_KEYS: [&str; 6] = [
+    fields::APP,
+    fields::INSTANCE,
+    "host",
+    "kubernetes",
+    "resource",
+    "scope",
+];
+
+/// The keys `record_fields` may put besides a structured body's.
+const RECORD_KEYS: [&str; 12] = [
+    fields::MESSAGE,
+    fields::LEVEL,
+    "severity_text",
+    "severity_number",
+    fields::TIMESTAMP,
+    "observed_timestamp",
+    "trace_id",
+    "span_id",
+    "trace_flags",
+    "event_name",
+    "attributes",
+    "dropped_attributes_count",
+];
 
 /// A record's event fields, put with a duplicate check only when one can be there.
 struct Fields {
