@@ -1,11 +1,12 @@
 //! OTLP encoding and decoding: 1,000 events into one `ExportLogsServiceRequest`'s protobuf (the
 //! `opentelemetry` sink's work per request) and the request's protobuf back into events
-//! (the http source's).
+//! (the http source's), and the same by prost's messages, the reference.
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice::event::{Event, Map, Value};
 use sluice::sinks::opentelemetry::request;
-use sluice::sources::otlp::decode_protobuf;
+use sluice::sources::otlp::{decode_protobuf, decode_protobuf_with_prost};
 
 /// Events as the OTLP source makes them: three apps, a scope, attributes of several types.
 fn events(n: usize) -> Vec<Event> {
@@ -51,9 +52,13 @@ fn otlp(c: &mut Criterion) {
     group.bench_function("encode_1000_events_to_request", |b| {
         b.iter(|| request(&refs))
     });
-    let body = request(&refs);
+    let body = Bytes::from(request(&refs));
     group.bench_function("decode_1000_record_request", |b| {
         b.iter(|| decode_protobuf(&body).expect("decodes").events)
+    });
+    // The reference: prost's messages first, then the same mapping.
+    group.bench_function("decode_1000_record_request_with_prost", |b| {
+        b.iter(|| decode_protobuf_with_prost(&body).expect("decodes").events)
     });
     group.finish();
 }

@@ -2,7 +2,7 @@
 """OTLP ingest and export benchmark, beside the http source's NDJSON in the same run.
 
 Usage:
-  otlp_ingest.py --bin target/release/sluice --input /tmp/bench/json-2M.log \
+  otlp_ingest.py --bin target/release/sluice [--bin other/sluice] --input /tmp/bench/json-2M.log \
                  [--lines 1000000] [--batch 1000] [--conns 4] [--rounds 1] \
                  [--modes ndjson,otlp-http,otlp-grpc,sink-http,sink-grpc]
                  [--sink-concurrency 4] [--sink-buffer default]
@@ -24,6 +24,8 @@ from `ts`, the other fields as typed attributes). Then, per round and mode:
   several values, comma-separated, run each mode once per value. --sink-buffer sets the
   sink's `buffer.max_bytes` (`default`: unset), comma-separated the same way, e.g.
   `default,1048576` to compare the default queue with the 1 MiB every sink had before.
+
+Several --bin take turns in every round and mode (before/after on the same load).
 
 Each request is answered only after its events were written (or exported), and every answer
 must be a success. Prints one line per run: records/s, the routers' peak RSS (VmHWM) and
@@ -175,7 +177,7 @@ def start(binary, config, workdir, name):
     return subprocess.Popen([binary, "up", "--config", path], stdout=subprocess.DEVNULL, stderr=log)
 
 
-def run(mode, a, ndjson, otlp, records, workdir, concurrency, buffer):
+def run(mode, a, binary, ndjson, otlp, records, workdir, concurrency, buffer):
     http_port, grpc_port, b_http, b_grpc = free_port(), free_port(), free_port(), free_port()
     out = os.path.join(workdir, "out.log")
     routers = []
@@ -184,7 +186,7 @@ def run(mode, a, ndjson, otlp, records, workdir, concurrency, buffer):
         protocol = mode.split("-")[1]
         b_grpc_line = f'grpc_address = "127.0.0.1:{b_grpc}"' if protocol == "grpc" else ""
         uri = f"http://127.0.0.1:{b_grpc}" if protocol == "grpc" else f"http://127.0.0.1:{b_http}/v1/logs"
-        b = start(a.bin, f"""
+        b = start(binary, f"""
 [sources.b_in]
 type = "http"
 address = "127.0.0.1:{b_http}"
@@ -195,7 +197,7 @@ inputs = ["b_in"]
 """, workdir, "b")
         wait_listening(b_grpc if protocol == "grpc" else b_http, b)
         protocol_line = 'protocol = "grpc"' if protocol == "grpc" else ""
-        router = start(a.bin, f"""
+        router = start(binary, f"""
 [sources.a_in]
 type = "http"
 address = "127.0.0.1:{http_port}"
@@ -209,7 +211,7 @@ request = {{ concurrency = {concurrency} }}
 """, workdir, "a")
         routers = [router, b]
     else:
-        router = start(a.bin, f"""
+        router = start(binary, f"""
 [sources.in]
 type = "http"
 address = "127.0.0.1:{http_port}"
@@ -243,7 +245,7 @@ encoding = "json"
     rss = " + ".join(f"{h:.1f}" for h, _ in usage)
     cpu = " + ".join(f"{100 * c / wall:.0f}" for _, c in usage)
     print(json.dumps({
-        "mode": mode, "sink_concurrency": concurrency if mode.startswith("sink") else None,
+        "bin": binary, "mode": mode, "sink_concurrency": concurrency if mode.startswith("sink") else None,
         "sink_buffer": buffer if mode.startswith("sink") else None,
         "records": records, "batch": a.batch, "conns": a.conns,
         "seconds": round(wall, 3), "records_per_sec": round(records / wall),
@@ -254,7 +256,8 @@ encoding = "json"
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
+    # Repeated, the binaries take turns within each round (a before/after comparison).
+    ap.add_argument("--bin", required=True, action="append")
     ap.add_argument("--input", required=True)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=1000)
@@ -283,7 +286,9 @@ def main():
                 sink = mode.startswith("sink")
                 for concurrency in (concurrencies if sink else [None]):
                     for buffer in (a.sink_buffer.split(",") if sink else ["default"]):
-                        run(mode, a, ndjson, otlp, len(lines), workdir, concurrency, buffer)
+                        for binary in a.bin:
+                            run(mode, a, binary, ndjson, otlp, len(lines), workdir,
+                                concurrency, buffer)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ mod kafka_offsets;
 pub mod kubernetes;
 pub mod otlp;
 pub mod otlp_status;
+pub mod otlp_wire;
 pub mod sockets;
 pub mod stdin;
 mod stream_auth;

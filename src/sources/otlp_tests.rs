@@ -86,7 +86,7 @@ fn a_record_maps_by_the_semantic_conventions() {
         ..Default::default()
     };
     let body = request(vec![record]).encode_to_vec();
-    let events = decode_protobuf(&body).unwrap().events;
+    let events = decode_protobuf(&Bytes::from(body)).unwrap().events;
     assert_eq!(events.len(), 1);
     let e = &events[0];
     let expect = [
@@ -171,7 +171,7 @@ fn bodies_severities_and_times_of_every_shape() {
             ..Default::default()
         },
     ];
-    let events = decode_protobuf(&request(records).encode_to_vec())
+    let events = decode_protobuf(&Bytes::from(request(records).encode_to_vec()))
         .unwrap()
         .events;
     assert_eq!(
@@ -233,7 +233,9 @@ fn json_mapping() {
 
 #[test]
 fn malformed_bodies_are_refused_with_a_reason() {
-    let error = decode_protobuf(b"\xff\xff\xff").unwrap_err().to_string();
+    let error = decode_protobuf(&Bytes::from_static(b"\xff\xff\xff"))
+        .unwrap_err()
+        .to_string();
     assert!(error.starts_with("invalid OTLP protobuf"), "{error}");
     let error = decode_json(b"{\"resourceLogs\": 5}")
         .unwrap_err()
@@ -256,7 +258,7 @@ fn a_record_with_a_time_past_2262_is_unmappable_not_silently_timeless() {
             ..Default::default()
         },
     ];
-    let decoded = decode_protobuf(&request(records).encode_to_vec()).unwrap();
+    let decoded = decode_protobuf(&Bytes::from(request(records).encode_to_vec())).unwrap();
     assert_eq!(decoded.events.len(), 1);
     assert_eq!(decoded.unmappable.len(), 1);
     let (event, reason) = &decoded.unmappable[0];

@@ -1,3 +1,4 @@
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
@@ -130,14 +131,16 @@ fn decoded_request(events: &[&Event]) -> ExportLogsServiceRequest {
 
 fn round_trip(events: &[Event]) -> Vec<Event> {
     let refs: Vec<&Event> = events.iter().collect();
-    decode_protobuf(&request(&refs))
+    decode_protobuf(&Bytes::from(request(&refs)))
         .expect("the sink's request decodes")
         .events
 }
 
 #[test]
 fn the_source_reads_back_every_field_of_what_it_made() {
-    let events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
+    let events = decode_protobuf(&Bytes::from(corpus().encode_to_vec()))
+        .unwrap()
+        .events;
     assert_eq!(events.len(), 20);
     let again = round_trip(&events);
     for (before, after) in events.iter().zip(&again) {
@@ -148,7 +151,9 @@ fn the_source_reads_back_every_field_of_what_it_made() {
 
 #[test]
 fn events_of_one_resource_and_scope_share_one_group_in_order_first_seen() {
-    let mut events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
+    let mut events = decode_protobuf(&Bytes::from(corpus().encode_to_vec()))
+        .unwrap()
+        .events;
     // Interleave the two resources' events.
     let second = events.split_off(10);
     let mixed: Vec<Event> = events
@@ -237,7 +242,9 @@ fn kubernetes_keys_become_the_conventions_attributes() {
 /// defaults left out but a oneof's member always written.
 #[test]
 fn the_request_is_written_as_prost_writes_it() {
-    let mut events = decode_protobuf(&corpus().encode_to_vec()).unwrap().events;
+    let mut events = decode_protobuf(&Bytes::from(corpus().encode_to_vec()))
+        .unwrap()
+        .events;
     events.push(event(
         r#"{"message":"hi","trace_id":"not hex","attributes":5,"resource":{"other":1},
             "kubernetes":{"a.b":1},"scope":"s","custom":{"deep":[1,"x",null,2.5,true,{"k":""}]},
