@@ -12,9 +12,10 @@ pub mod config_env;
 pub mod decode;
 pub mod framing;
 pub mod logplex;
+pub mod otlp;
 pub mod pipeline;
-pub mod remap;
 pub mod query;
+pub mod remap;
 pub mod template;
 
 /// Every target body, by the name of its binary in `fuzz_targets/`.
@@ -30,9 +31,10 @@ pub mod targets {
         framing_octet_counting,
     };
     pub use crate::logplex::logplex;
+    pub use crate::otlp::otlp_protobuf;
     pub use crate::pipeline::pipeline_config;
-    pub use crate::remap::remap;
     pub use crate::query::query;
+    pub use crate::remap::remap;
     pub use crate::template::template;
 }
 
@@ -65,4 +67,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("query", targets::query),
     ("logplex", targets::logplex),
     ("config_env", targets::config_env),
+    ("otlp_protobuf", targets::otlp_protobuf),
 ];
