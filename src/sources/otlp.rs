@@ -63,6 +63,24 @@ pub struct Records {
     pub unmappable: Vec<(Event, &'static str)>,
 }
 
+impl Records {
+    /// The records as comparable text, for checking one decoder against another: `Debug`
+    /// shows every field in order with its type, and NaN alike on both sides (where `==`
+    /// would not).
+    pub fn as_text(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.events
+                .iter()
+                .map(|e| format!("{:?}", e.fields))
+                .collect(),
+            self.unmappable
+                .iter()
+                .map(|(e, why)| format!("{:?} {why}", e.fields))
+                .collect(),
+        )
+    }
+}
+
 /// Why a record cannot become an event: a time past what an event holds (year 2262).
 pub const TIME_OUT_OF_RANGE: &str =
     "time_unix_nano or observed_time_unix_nano is past the year 2262";

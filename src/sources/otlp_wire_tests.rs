@@ -13,30 +13,13 @@ use prost::Message;
 use super::*;
 use crate::sources::otlp::{decode_protobuf_with_prost, OtlpError};
 
-/// Records as comparable text: `Debug` shows every field, in order, with its type, and
-/// shows NaN alike on both sides (where `==` would not).
-fn shown(records: &Records) -> (Vec<String>, Vec<String>) {
-    (
-        records
-            .events
-            .iter()
-            .map(|e| format!("{:?}", e.fields))
-            .collect(),
-        records
-            .unmappable
-            .iter()
-            .map(|(e, why)| format!("{:?} {why}", e.fields))
-            .collect(),
-    )
-}
-
 /// Both decoders on `body`: the same events, or both refusing it.
 fn same_as_prost(body: &[u8]) -> std::result::Result<(), String> {
     let ours = decode(&Bytes::copy_from_slice(body));
     let reference = decode_protobuf_with_prost(body);
     match (ours, reference) {
         (Ok(ours), Ok(reference)) => {
-            let (ours, reference) = (shown(&ours), shown(&reference));
+            let (ours, reference) = (ours.as_text(), reference.as_text());
             if ours == reference {
                 Ok(())
             } else {
@@ -46,8 +29,8 @@ fn same_as_prost(body: &[u8]) -> std::result::Result<(), String> {
         (Err(_), Err(_)) => Ok(()),
         (ours, reference) => Err(format!(
             "ours {:?}, prost's {:?}",
-            ours.map(|r| shown(&r)),
-            reference.map(|r| shown(&r))
+            ours.map(|r| r.as_text()),
+            reference.map(|r| r.as_text())
         )),
     }
 }
@@ -427,7 +410,7 @@ fn unknown_fields_are_skipped_and_late_resources_and_scopes_still_apply() {
     }
     // And without the unknown fields, the same events.
     let plain = decode(&Bytes::from(hand_built(&[]))).unwrap();
-    assert_eq!(shown(&plain), shown(&records));
+    assert_eq!(plain.as_text(), records.as_text());
 }
 
 #[test]
@@ -620,6 +603,6 @@ proptest! {
         let from_json = crate::sources::otlp::decode_json(&json);
         prop_assert!(from_json.is_ok(), "{:?}: {}", from_json.err(), String::from_utf8_lossy(&json));
         let from_wire = decode(&Bytes::from(request.encode_to_vec())).unwrap();
-        prop_assert_eq!(shown(&from_json.unwrap()), shown(&from_wire));
+        prop_assert_eq!(from_json.unwrap().as_text(), from_wire.as_text());
     }
 }
