@@ -148,7 +148,8 @@ fn three_words_then_bracket(s: &[u8]) -> Option<usize> {
     let head = &s[..s.len().min(300)];
     let mut pos = 0;
     for _ in 0..3 {
-        match memchr::memchr(b' ', &head[pos..]) {
+        // Words are short: a plain loop finds their ends sooner than a vector search.
+        match head[pos..].iter().position(|b| *b == b' ') {
             Some(0) | None => return None,
             Some(n) => pos += n + 1,
         }

@@ -628,11 +628,13 @@ fn word_at(line: &[u8], pos: usize, ok: impl Fn(&u8) -> bool) -> Option<Range<us
     (len > 0).then_some(pos..pos + len)
 }
 
-/// The position of `needle` at or after `from`, within `limit` bytes.
+/// The position of `needle` at or after `from`, within `limit` bytes. A plain loop, not
+/// `memchr`: the bracket or colon sought is mostly a few bytes away, nearer than its
+/// vector search pays for.
 fn find_within(line: &[u8], from: usize, needle: u8, limit: usize) -> Option<usize> {
     let end = line.len().min(from.saturating_add(limit));
     let hay = line.get(from..end)?;
-    memchr::memchr(needle, hay).map(|i| from + i)
+    hay.iter().position(|b| *b == needle).map(|i| from + i)
 }
 
 fn trim_range(line: &[u8], range: Range<usize>) -> Range<usize> {

@@ -154,12 +154,15 @@ pub(super) fn epoch_text(text: &[u8]) -> Option<i64> {
 // === formats ===
 
 /// Whether [`prefix`] may read a time at the start of `s`, by the test it starts with: a
-/// word of letters must be a month or weekday name, three letters then ` ` or `,`. The
-/// search asks this at every word of a line before calling `prefix`, most often in vain.
+/// word of letters must be a month or weekday name, three letters then ` ` or `,`; a word
+/// of digits must open with two (every numeric layout [`prefix`] reads does: a year, a
+/// two-digit day or month, a packed date). The search asks this at every word of a line
+/// before calling `prefix`, most often in vain.
 #[inline]
 pub(super) fn may_start(s: &[u8]) -> bool {
     match s.first() {
         Some(b) if b.is_ascii_alphabetic() => matches!(s.get(3), Some(b' ' | b',')),
+        Some(b) if b.is_ascii_digit() => s.get(1).is_some_and(u8::is_ascii_digit),
         Some(_) => true,
         None => false,
     }

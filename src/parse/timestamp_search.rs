@@ -80,42 +80,72 @@ pub(crate) fn find_timestamp(line: &[u8], now: i64, anywhere: bool, zone: &Local
     if !anywhere {
         return Search::None;
     }
-    // Word starts: an alphanumeric byte after a boundary. Most lines without a time are
-    // scanned to the window's end, so each byte costs one table lookup here.
-    let mut before = BYTE_CLASS[usize::from(first)];
-    for start in 1..window.len() {
-        let class = BYTE_CLASS[usize::from(window[start])];
-        if class & ALPHANUMERIC != 0 && before & BOUNDARY != 0 && may_start(&window[start..]) {
-            if let Some(found) = try_at(start) {
-                return judge(found, now);
+    // Word starts, a block of bytes at a time: most lines without a time are scanned to
+    // the window's end, and a time found early ends the search at its block.
+    let padded = Padded::new(window);
+    for block in 0..window.len().div_ceil(BLOCK) {
+        let starts = padded.word_starts(block);
+        for (chunk_index, chunk) in starts.chunks_exact(8).enumerate() {
+            let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+                continue;
+            };
+            let mut chunk = u64::from_le_bytes(chunk);
+            while chunk != 0 {
+                let start = block * BLOCK + chunk_index * 8 + (chunk.trailing_zeros() / 8) as usize;
+                // Each flag is 1: clearing the lowest bit clears its byte.
+                chunk &= chunk - 1;
+                if may_start(&window[start..]) {
+                    if let Some(found) = try_at(start) {
+                        return judge(found, now);
+                    }
+                }
             }
         }
-        before = class;
     }
     Search::None
 }
 
-/// [`BYTE_CLASS`] bit: the byte may start a timestamp.
-const ALPHANUMERIC: u8 = 1;
-/// [`BYTE_CLASS`] bit: a timestamp may start after the byte ([`is_boundary`]).
-const BOUNDARY: u8 = 2;
+/// Bytes flagged by [`Padded::word_starts`] at once.
+const BLOCK: usize = 32;
 
-/// Each byte's [`ALPHANUMERIC`] and [`BOUNDARY`] bits.
-const BYTE_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        if byte.is_ascii_alphanumeric() {
-            table[b] |= ALPHANUMERIC;
-        }
-        if is_boundary(byte) {
-            table[b] |= BOUNDARY;
-        }
-        b += 1;
+/// The search window behind one byte that is no boundary (so its first byte is never a
+/// word start: it was tried first) and zeros after its end (no alphanumeric byte, so no
+/// start past it).
+struct Padded([u8; SEARCH_BYTES + 1]);
+
+impl Padded {
+    fn new(window: &[u8]) -> Self {
+        let mut padded = [0u8; SEARCH_BYTES + 1];
+        padded[0] = b'a';
+        let len = window.len().min(SEARCH_BYTES);
+        padded[1..=len].copy_from_slice(&window[..len]);
+        Padded(padded)
     }
-    table
-};
+
+    /// Flags the word starts in block `block` of the window: an alphanumeric byte after a
+    /// boundary. Written without branches or tables over fixed lengths, which the
+    /// compiler turns into comparisons of 16 bytes at a time.
+    fn word_starts(&self, block: usize) -> [u8; BLOCK] {
+        let base = block * BLOCK;
+        let mut starts = [0u8; BLOCK];
+        let block_of = |from: usize| {
+            self.0
+                .get(from..from + BLOCK)
+                .and_then(|bytes| <&[u8; BLOCK]>::try_from(bytes).ok())
+        };
+        let (Some(before), Some(bytes)) = (block_of(base), block_of(base + 1)) else {
+            return starts;
+        };
+        for ((start, before), byte) in starts.iter_mut().zip(before).zip(bytes) {
+            *start = u8::from(is_alphanumeric(*byte) & is_boundary(*before));
+        }
+        starts
+    }
+}
+
+const fn is_alphanumeric(b: u8) -> bool {
+    ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
+}
 
 /// A candidate counts only when it ends at a delimiter of the whole line (so `…:59abc` or
 /// a time cut by the window's edge is not one).
@@ -140,7 +170,7 @@ fn judge(found: Found, now: i64) -> Search {
 /// A timestamp may start after a blank or punctuation that is not part of a number or a
 /// time (`1.2026-…`, `10:00:00` read from its minutes).
 const fn is_boundary(b: u8) -> bool {
-    !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
+    !is_alphanumeric(b) & !matches!(b, b'.' | b':' | b'/' | b'-' | b'+' | b',' | b'_')
 }
 
 /// The layouts only believed at the start of a line. A bare number is believed to be an

@@ -219,6 +219,39 @@ fn a_time_past_the_window_is_not_found() {
     assert_eq!(found(&line).map(|f| f.1), Some(SEARCH_BYTES - 29));
 }
 
+/// The word starts flagged a block at once are those a byte-by-byte reading finds: an
+/// ASCII letter or digit after a byte that is neither one nor a number's or a time's
+/// punctuation, never the window's first byte, never past its end.
+#[test]
+fn word_starts_are_those_read_byte_by_byte() {
+    let boundary = |b: u8| !b.is_ascii_alphanumeric() && !b".:/-+,_".contains(&b);
+    let flagged = |window: &[u8]| -> Vec<usize> {
+        let padded = Padded::new(window);
+        (0..SEARCH_BYTES / BLOCK)
+            .flat_map(|block| {
+                let starts = padded.word_starts(block);
+                (0..BLOCK)
+                    .filter(move |i| starts[*i] == 1)
+                    .map(move |i| block * BLOCK + i)
+            })
+            .collect()
+    };
+    for before in 0..=u8::MAX {
+        for byte in 0..=u8::MAX {
+            let expected = byte.is_ascii_alphanumeric() && boundary(before);
+            let want: Vec<usize> = if expected { vec![1] } else { vec![] };
+            assert_eq!(flagged(&[before, byte]), want, "{before:#04x} {byte:#04x}");
+        }
+    }
+    let line: Vec<u8> = (0..200)
+        .map(|i| if i % 3 == 0 { b' ' } else { b'7' })
+        .collect();
+    let want: Vec<usize> = (0..SEARCH_BYTES).filter(|i| i % 3 == 1).collect();
+    assert_eq!(flagged(&line[..SEARCH_BYTES]), want);
+    assert_eq!(flagged(b"a b"), vec![2]);
+    assert_eq!(flagged(b" b"), vec![1]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 

@@ -198,3 +198,26 @@ fn leading_timestamps_in_text() {
         assert_eq!(got, expected, "input: {input:?}");
     }
 }
+
+mod digit_words {
+    use super::*;
+    use crate::parse::zone::UTC;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `may_start` turns away only what `prefix` would refuse: a digit, then a byte
+        /// that is not one.
+        #[test]
+        fn a_single_digit_starts_no_time(
+            first in b'0'..=b'9',
+            second in any::<u8>().prop_filter("not a digit", |b| !b.is_ascii_digit()),
+            rest in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut s = vec![first, second];
+            s.extend(rest);
+            prop_assert!(!may_start(&s));
+            prop_assert_eq!(prefix(&s, 0, false, &UTC), None);
+            prop_assert_eq!(prefix(&s, 0, true, &UTC), None);
+        }
+    }
+}

@@ -44,6 +44,7 @@ pub(super) async fn run_transform(
         // before that, the obligation reports them not delivered.
         let (batch, obligation) = delivery.into_owned();
         received.inc(batch.len() as u64);
+        buffers.reserve_default(batch.len());
         for event in batch.events {
             function.transform(event, &mut buffers);
         }

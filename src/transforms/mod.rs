@@ -53,6 +53,13 @@ impl Outputs {
         }
     }
 
+    /// Makes room for `additional` events on the default output: most transforms send
+    /// each input event on, and a batch's buffer grown push by push is copied each time it
+    /// doubles.
+    pub fn reserve_default(&mut self, additional: usize) {
+        self.buffers[0].reserve(additional);
+    }
+
     /// Sends `event` to the default output.
     pub fn push(&mut self, event: Event) {
         self.buffers[0].push(event);

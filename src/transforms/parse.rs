@@ -222,8 +222,8 @@ pub struct Applied {
 impl Parse {
     /// Parses and merges in place; on error the event is untouched.
     pub fn apply(&self, event: &mut Event) -> Result<Applied, ParseError> {
-        let raw: Bytes = match event.fields.get(&self.field) {
-            Some(Value::Bytes(b)) => b.clone(),
+        let raw: &Bytes = match event.fields.get(&self.field) {
+            Some(Value::Bytes(b)) => b,
             // `auto` accepts whatever comes: an event some codec already structured has
             // nothing to parse, but still gets normalised.
             _ if matches!(self.parser, Parser::Auto) => {
@@ -246,9 +246,11 @@ impl Parse {
             }
         };
         let mut format = None;
+        // The parsers read the field where it is: their maps hold slices of it, so no
+        // reference to it need be taken while the event changes.
         let parsed = match &self.parser {
             Parser::Auto => {
-                let detected = parse::detect_structured_in(&raw, &self.zone);
+                let detected = parse::detect_structured_in(raw, &self.zone);
                 if self.detected_format {
                     format = Some(detected.as_ref().map_or(parse::Format::Text, |d| d.0));
                 }
@@ -263,14 +265,14 @@ impl Parse {
                         }
                         return Ok(self.finish(event, format));
                     }
-                    None => parse::text_fields(raw),
+                    None => parse::text_fields(raw.clone()),
                 }
             }
-            Parser::Json => parse::json_bytes(&raw)?,
-            Parser::Logfmt => parse::logfmt_bytes(&raw)?,
-            Parser::Syslog => parse::syslog_bytes_in(&raw, &self.zone)?,
-            Parser::AccessLog => parse::access_log_bytes(&raw)?,
-            Parser::Regex(regex) => regex.parse(&raw)?,
+            Parser::Json => parse::json_bytes(raw)?,
+            Parser::Logfmt => parse::logfmt_bytes(raw)?,
+            Parser::Syslog => parse::syslog_bytes_in(raw, &self.zone)?,
+            Parser::AccessLog => parse::access_log_bytes(raw)?,
+            Parser::Regex(regex) => regex.parse(raw)?,
         };
         self.merge(&mut event.fields, parsed);
         Ok(self.finish(event, format))
