@@ -27,10 +27,11 @@ use crate::enrichment::{
     csv::CsvTableConfig, geoip::GeoipTableConfig, LoadError, Loader, TableHandle, Tables,
 };
 use crate::sinks::notify::NotifyConfig;
-use crate::sinks::options::{StoreDefaults, StoreOptions};
+use crate::sinks::opentelemetry::{OpentelemetrySinkConfig, Otlp};
+use crate::sinks::options::{PostOptions, StoreOptions};
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
-    http::HttpSinkConfig, SinkContext, SinkError,
+    http::Http, http::HttpSinkConfig, SinkContext, SinkError,
 };
 use crate::sinks::{clickhouse, elasticsearch, loki};
 use crate::sources::{
@@ -287,7 +288,7 @@ pub enum Sink {
     Clickhouse(clickhouse::ClickhouseSinkConfig),
     Elasticsearch(elasticsearch::ElasticsearchSinkConfig),
     Loki(loki::LokiSinkConfig),
-    Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
+    Opentelemetry(OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
     /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
@@ -318,24 +319,30 @@ impl Sink {
             "console" => Self::Console(deserialize(table)?),
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
-            "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
-            "clickhouse" => Self::Clickhouse(store_checked::<clickhouse::Clickhouse, _>(
+            "http" => Self::Http(flat_checked::<PostOptions<Http>, _>(
                 table,
-                clickhouse::ClickhouseSinkConfig::validate,
+                HttpSinkConfig::validate,
             )?),
-            "elasticsearch" => {
-                Self::Elasticsearch(store_checked::<elasticsearch::Elasticsearch, _>(
+            "clickhouse" => {
+                Self::Clickhouse(flat_checked::<StoreOptions<clickhouse::Clickhouse>, _>(
                     table,
-                    elasticsearch::ElasticsearchSinkConfig::validate,
+                    clickhouse::ClickhouseSinkConfig::validate,
                 )?)
             }
-            "loki" => Self::Loki(store_checked::<loki::Loki, _>(
+            "elasticsearch" => Self::Elasticsearch(flat_checked::<
+                StoreOptions<elasticsearch::Elasticsearch>,
+                _,
+            >(
+                table,
+                elasticsearch::ElasticsearchSinkConfig::validate,
+            )?),
+            "loki" => Self::Loki(flat_checked::<StoreOptions<loki::Loki>, _>(
                 table,
                 loki::LokiSinkConfig::validate,
             )?),
-            "opentelemetry" => Self::Opentelemetry(checked(
+            "opentelemetry" => Self::Opentelemetry(flat_checked::<PostOptions<Otlp>, _>(
                 table,
-                crate::sinks::opentelemetry::OpentelemetrySinkConfig::validate,
+                OpentelemetrySinkConfig::validate,
             )?),
             #[cfg(feature = "store")]
             "store" => Self::Store(checked(table, crate::store::StoreConfig::validate)?),
@@ -364,7 +371,7 @@ impl Sink {
         let (concurrency, request_bytes) = match self {
             Self::Clickhouse(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
             Self::Elasticsearch(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
-            Self::Opentelemetry(c) => (c.request.concurrency, c.batch_max_bytes),
+            Self::Opentelemetry(c) => (c.request.concurrency, c.options.batch_max_bytes),
             _ => return 0,
         };
         (concurrency as u64 * request_bytes as u64).min(MAX_IN_FLIGHT_BYTES)
@@ -434,13 +441,14 @@ fn checked<T: DeserializeOwned>(
     Ok(config)
 }
 
-/// `checked` for a sink flattening `StoreOptions`: serde names no field for an error inside
-/// a flattened struct, so the shared options are read alone first (ignoring the rest).
-fn store_checked<D: StoreDefaults, T: DeserializeOwned>(
+/// `checked` for a sink flattening shared options `O` (`StoreOptions`, `PostOptions`): serde
+/// names no field for an error inside a flattened struct, so the shared options are read
+/// alone first (ignoring the rest).
+fn flat_checked<O: DeserializeOwned, T: DeserializeOwned>(
     table: toml::Table,
     check: impl FnOnce(&T) -> Result<(), FieldError>,
 ) -> Result<T, FieldError> {
-    deserialize::<StoreOptions<D>>(table.clone())?;
+    deserialize::<O>(table.clone())?;
     checked(table, check)
 }
 
