@@ -37,3 +37,12 @@ impl FieldError {
         }
     }
 }
+
+/// Each of the `(field, value)` counts and durations is at least 1: the first that is 0 is
+/// the error, `must be at least 1`, the same words for every component.
+pub fn at_least_one(fields: &[(&str, u64)]) -> Result<(), FieldError> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((field, _)) => Err(FieldError::new(*field, "must be at least 1")),
+        None => Ok(()),
+    }
+}

@@ -296,14 +296,6 @@ pub(crate) fn endpoint_uri(uri: &str, example: &str, note: &str) -> Result<Uri, 
     Ok(parsed)
 }
 
-/// Each of the `(field, value)` counts and durations is at least 1.
-pub(crate) fn at_least_one(fields: &[(&str, u64)]) -> Result<(), FieldError> {
-    match fields.iter().find(|(_, value)| *value == 0) {
-        Some((field, _)) => Err(FieldError::new(*field, "must be at least 1")),
-        None => Ok(()),
-    }
-}
-
 /// A config error found when the sink opens, as the error its task ends with.
 pub(crate) fn invalid(e: FieldError) -> std::io::Error {
     std::io::Error::new(

@@ -30,7 +30,7 @@ use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event, Map, Value};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 use super::alertmanager::AlertmanagerConfig;
 use super::pagerduty::PagerdutyConfig;
@@ -197,9 +197,7 @@ fn default_timeout_secs() -> u64 {
 
 impl Endpoint {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        at_least_one(&[("timeout_secs", self.timeout_secs)])?;
         super::http::parse_headers(&self.headers)?;
         if self
             .tls

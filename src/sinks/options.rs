@@ -19,7 +19,7 @@ use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::RetryConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::tls::ClientTlsConfig;
 
 /// What differs between sinks' shared options (`StoreOptions`, `PostOptions`): defaults
@@ -179,7 +179,7 @@ impl<D: SinkDefaults> PostOptions<D> {
     /// Checks the shared options syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
         self.uri()?;
-        batch::at_least_one(&[
+        at_least_one(&[
             ("batch_max_events", self.batch_max_events as u64),
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),
@@ -234,7 +234,7 @@ impl<D: SinkDefaults> StoreOptions<D> {
             };
             return Err(FieldError::new("batch_max_events", message));
         }
-        batch::at_least_one(&[
+        at_least_one(&[
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),
         ])?;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 pub use aggregator::{Flush, Joined, LineAggregator, Parts};
 pub use presets::Preset;
@@ -159,9 +159,7 @@ impl MultilineConfig {
                 "is required: continue_through, continue_past, halt_before or halt_with",
             )
         })?;
-        if self.timeout_ms == 0 {
-            return Err(FieldError::new("timeout_ms", "must be at least 1"));
-        }
+        at_least_one(&[("timeout_ms", self.timeout_ms)])?;
         let bounded = |field: &str, value: usize, max: usize| {
             if value == 0 || value > max {
                 Err(FieldError::new(
