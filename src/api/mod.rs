@@ -41,7 +41,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{Access, ApiTokens, AuthConfig, Scope};
-pub use guard::{with_cors, Guard, Refusal};
+pub use guard::{preflight, with_cors, Guard, Refusal};
 pub use limits::{
     query_limits, tail_permit, QueryLimits, TailAdmission, TailPermit, TailSlots,
     DEFAULT_MAX_SCANNED_EVENTS, DEFAULT_MAX_TAIL_CLIENTS, DEFAULT_MAX_TAIL_CLIENTS_PER_TOKEN,
