@@ -3,8 +3,12 @@
 //! and what a sink builds from them when it starts (the client, `Poster`). Likewise
 //! `PostOptions`, those the `http` and `opentelemetry` sinks share.
 //!
-//! serde ignores `deny_unknown_fields` on a struct that flattens another, so each sink's
-//! struct keeps the leftovers (`Unknown`) and `validate` refuses the first by name.
+//! serde does not promise `deny_unknown_fields` on a struct that flattens another, so each
+//! store sink's struct keeps the leftovers (`Unknown`) and `validate` refuses the first by
+//! name. The `http` and `opentelemetry` sinks' structs (as the notifiers' with their
+//! `Endpoint`) say `deny_unknown_fields` all the same, which the serde in use does check once
+//! the flattened options took theirs: an unknown option is refused by name, without the list
+//! of expected ones (`tests/it/config.rs` holds it to that).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
