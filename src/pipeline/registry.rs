@@ -27,11 +27,10 @@ use crate::enrichment::{
     csv::CsvTableConfig, geoip::GeoipTableConfig, LoadError, Loader, TableHandle, Tables,
 };
 use crate::sinks::notify::NotifyConfig;
-use crate::sinks::opentelemetry::{OpentelemetrySinkConfig, Otlp};
-use crate::sinks::options::{PostOptions, StoreOptions};
+use crate::sinks::options::{StoreDefaults, StoreOptions};
 use crate::sinks::{
     blackhole::BlackholeConfig, console::ConsoleConfig, file::FileConfig, file::FileSink,
-    http::Http, http::HttpSinkConfig, SinkContext, SinkError,
+    http::HttpSinkConfig, SinkContext, SinkError,
 };
 use crate::sinks::{clickhouse, elasticsearch, loki};
 use crate::sources::{
@@ -288,7 +287,7 @@ pub enum Sink {
     Clickhouse(clickhouse::ClickhouseSinkConfig),
     Elasticsearch(elasticsearch::ElasticsearchSinkConfig),
     Loki(loki::LokiSinkConfig),
-    Opentelemetry(OpentelemetrySinkConfig),
+    Opentelemetry(crate::sinks::opentelemetry::OpentelemetrySinkConfig),
     #[cfg(feature = "store")]
     Store(crate::store::StoreConfig),
     /// `alertmanager`, `webhook`, `slack`, `pagerduty`: the alert notifiers.
@@ -319,30 +318,24 @@ impl Sink {
             "console" => Self::Console(deserialize(table)?),
             "file" => Self::File(deserialize::<FileConfig>(table)?.build()?),
             "blackhole" => Self::Blackhole(deserialize(table)?),
-            "http" => Self::Http(flat_checked::<PostOptions<Http>, _>(
+            "http" => Self::Http(checked(table, HttpSinkConfig::validate)?),
+            "clickhouse" => Self::Clickhouse(store_checked::<clickhouse::Clickhouse, _>(
                 table,
-                HttpSinkConfig::validate,
+                clickhouse::ClickhouseSinkConfig::validate,
             )?),
-            "clickhouse" => {
-                Self::Clickhouse(flat_checked::<StoreOptions<clickhouse::Clickhouse>, _>(
+            "elasticsearch" => {
+                Self::Elasticsearch(store_checked::<elasticsearch::Elasticsearch, _>(
                     table,
-                    clickhouse::ClickhouseSinkConfig::validate,
+                    elasticsearch::ElasticsearchSinkConfig::validate,
                 )?)
             }
-            "elasticsearch" => Self::Elasticsearch(flat_checked::<
-                StoreOptions<elasticsearch::Elasticsearch>,
-                _,
-            >(
-                table,
-                elasticsearch::ElasticsearchSinkConfig::validate,
-            )?),
-            "loki" => Self::Loki(flat_checked::<StoreOptions<loki::Loki>, _>(
+            "loki" => Self::Loki(store_checked::<loki::Loki, _>(
                 table,
                 loki::LokiSinkConfig::validate,
             )?),
-            "opentelemetry" => Self::Opentelemetry(flat_checked::<PostOptions<Otlp>, _>(
+            "opentelemetry" => Self::Opentelemetry(checked(
                 table,
-                OpentelemetrySinkConfig::validate,
+                crate::sinks::opentelemetry::OpentelemetrySinkConfig::validate,
             )?),
             #[cfg(feature = "store")]
             "store" => Self::Store(checked(table, crate::store::StoreConfig::validate)?),
@@ -371,7 +364,7 @@ impl Sink {
         let (concurrency, request_bytes) = match self {
             Self::Clickhouse(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
             Self::Elasticsearch(c) => (c.options.request.concurrency, c.options.batch_max_bytes),
-            Self::Opentelemetry(c) => (c.request.concurrency, c.options.batch_max_bytes),
+            Self::Opentelemetry(c) => (c.request.concurrency, c.batch_max_bytes),
             _ => return 0,
         };
         (concurrency as u64 * request_bytes as u64).min(MAX_IN_FLIGHT_BYTES)
@@ -441,14 +434,13 @@ fn checked<T: DeserializeOwned>(
     Ok(config)
 }
 
-/// `checked` for a sink flattening shared options `O` (`StoreOptions`, `PostOptions`): serde
-/// names no field for an error inside a flattened struct, so the shared options are read
-/// alone first (ignoring the rest).
-fn flat_checked<O: DeserializeOwned, T: DeserializeOwned>(
+/// `checked` for a sink flattening `StoreOptions`: serde names no field for an error inside
+/// a flattened struct, so the shared options are read alone first (ignoring the rest).
+fn store_checked<D: StoreDefaults, T: DeserializeOwned>(
     table: toml::Table,
     check: impl FnOnce(&T) -> Result<(), FieldError>,
 ) -> Result<T, FieldError> {
-    deserialize::<O>(table.clone())?;
+    deserialize::<StoreOptions<D>>(table.clone())?;
     checked(table, check)
 }
 

@@ -26,37 +26,50 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
-use super::batch;
-use super::options::{PostOptions, SinkDefaults};
+use super::batch::{self, invalid, Poster};
 use super::{SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
+use crate::delivery::retry::RetryConfig;
 use crate::event::Event;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
+use crate::tls::ClientTlsConfig;
 
 /// `[sinks.ID] type = "http"`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
-    /// `uri`, `tls`, `compression`, `batch_max_events`, `batch_max_bytes` (encoded,
-    /// uncompressed), `timeout_secs`, `headers`, `retry`: as the `opentelemetry` sink's.
-    #[serde(flatten)]
-    pub options: PostOptions<Http>,
+    /// Where to POST, e.g. `http://10.0.0.2:8080/v1/logs` (another router's http source)
+    /// or `https://...`.
+    pub uri: String,
+    /// For `https://`: CAs trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
     /// Request body format: `ndjson` (one JSON object per line, `application/x-ndjson`,
     /// what a Sluice http source reads) or `json_array` (one JSON array,
     /// `application/json`).
     #[serde(default)]
     pub encoding: HttpEncoding,
-}
-
-/// The defaults of the http sink's shared options.
-#[derive(Debug, Clone)]
-pub struct Http;
-
-impl SinkDefaults for Http {
-    const EXAMPLE: &'static str = "http://127.0.0.1:8080/v1/logs";
-    const BATCH_MAX_EVENTS: usize = 1000;
-    const BATCH_MAX_BYTES: usize = 1024 * 1024;
+    /// `none` or `gzip` (sent with `Content-Encoding: gzip`).
+    #[serde(default)]
+    pub compression: HttpCompression,
+    /// Most events in one request.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Most encoded (uncompressed) bytes in one request; a single bigger event is sent alone.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// Time allowed for one request, from connecting to reading the response; a timeout is
+    /// retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Extra request headers, e.g. `headers = { authorization = "Bearer ..." }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Backoff for retryable failures; fatal failures and exhausted retries go to
+    /// `ID.dead_letter`.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 /// `encoding = "ndjson" | "json_array"`
@@ -77,16 +90,37 @@ pub enum HttpCompression {
     Gzip,
 }
 
+fn default_batch_max_events() -> usize {
+    1000
+}
+
+fn default_batch_max_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
 impl HttpSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
-        self.options.validate()
+        parse_uri(&self.uri)?;
+        at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
+        parse_headers(&self.headers)?;
+        self.tls.validate()?;
+        self.retry.validate()
     }
 
     /// The delivery client, its TLS files read (the start's IO: a missing or bad file stops
     /// the start, naming the field).
     pub fn client(&self) -> Result<HttpClient, SinkError> {
-        batch::client(self.options.https()?, &self.options.tls)
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
+        batch::client(uri.scheme_str() == Some("https"), &self.tls)
     }
 
     pub async fn run(
@@ -95,16 +129,17 @@ impl HttpSinkConfig {
         mut rx: BatchReceiver,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        let options = &self.options;
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
         let content_type = match self.encoding {
             HttpEncoding::Ndjson => "application/x-ndjson",
             HttpEncoding::JsonArray => "application/json",
         };
         let headers = vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))];
-        let poster = options.poster(headers, client, options.compression, &ctx)?;
+        let request = (self.compression, &self.headers, self.timeout_secs);
+        let poster = Poster::new((uri, headers, client), request, &self.retry, &ctx)?;
         // What is already queued is taken too, up to one request's worth, so small upstream
         // batches are not sent one request each; nothing is waited for.
-        let max_events = options.batch_max_events;
+        let max_events = self.batch_max_events;
         while let Some(gathered) = batch::gather(&mut rx, max_events, Duration::ZERO).await {
             let encode = |event: &Event, row: &mut Vec<u8>| {
                 if self.encoding == HttpEncoding::JsonArray {
@@ -117,7 +152,7 @@ impl HttpSinkConfig {
                 }
             };
             // One byte kept for the closing `]` of `json_array`.
-            let limits = (max_events, options.batch_max_bytes - 1);
+            let limits = (max_events, self.batch_max_bytes - 1);
             for mut chunk in batch::chunks(gathered.events(), limits, encode) {
                 if self.encoding == HttpEncoding::JsonArray {
                     chunk.body[0] = b'[';
@@ -133,6 +168,15 @@ impl HttpSinkConfig {
         }
         Ok(())
     }
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
+    parse_endpoint(
+        uri,
+        "uri",
+        &["http", "https"],
+        "http://127.0.0.1:8080/v1/logs",
+    )
 }
 
 /// Parses the URL in config field `field`: one of `schemes`, with a host. Shared by the
@@ -203,8 +247,7 @@ mod tests {
             ("not a uri", false),
             ("", false),
         ] {
-            let config: HttpSinkConfig = toml::from_str(&format!("uri = {uri:?}")).unwrap();
-            assert_eq!(config.options.uri().is_ok(), ok, "{uri}");
+            assert_eq!(parse_uri(uri).is_ok(), ok, "{uri}");
         }
     }
 }

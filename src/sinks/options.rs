@@ -1,14 +1,9 @@
 //! The options the sinks for log stores (`clickhouse`, `elasticsearch`, `loki`) share, which
 //! each flattens into its own (`#[serde(flatten)]`), defaults per store by a marker type;
-//! and what a sink builds from them when it starts (the client, `Poster`). Likewise
-//! `PostOptions`, those the `http` and `opentelemetry` sinks share.
+//! and what a sink builds from them when it starts (the client, `Poster`).
 //!
-//! serde does not promise `deny_unknown_fields` on a struct that flattens another, so each
-//! store sink's struct keeps the leftovers (`Unknown`) and `validate` refuses the first by
-//! name. The `http` and `opentelemetry` sinks' structs (as the notifiers' with their
-//! `Endpoint`) say `deny_unknown_fields` all the same, which the serde in use does check once
-//! the flattened options took theirs: an unknown option is refused by name, without the list
-//! of expected ones (`tests/it/config.rs` holds it to that).
+//! serde ignores `deny_unknown_fields` on a struct that flattens another, so each sink's
+//! struct keeps the leftovers (`Unknown`) and `validate` refuses the first by name.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -19,16 +14,15 @@ use hyper::Uri;
 use serde::Deserialize;
 
 use super::batch::{self, invalid, Poster};
-use super::http::{parse_endpoint, parse_headers, HttpCompression};
+use super::http::{parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::RetryConfig;
 use crate::field_error::{at_least_one, FieldError};
 use crate::tls::ClientTlsConfig;
 
-/// What differs between sinks' shared options (`StoreOptions`, `PostOptions`): defaults
-/// and limits.
-pub trait SinkDefaults {
+/// What differs between the stores' shared options: defaults and limits.
+pub trait StoreDefaults {
     /// A good `endpoint`, shown in its errors, and why it takes no query string.
     const EXAMPLE: &'static str;
     const QUERY_NOTE: &'static str = "";
@@ -47,7 +41,7 @@ const MAX_CONCURRENCY: usize = 64;
 
 /// The shared options; `D` names the store and so the defaults.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "D: SinkDefaults")]
+#[serde(bound = "D: StoreDefaults")]
 pub struct StoreOptions<D> {
     /// The store's URL, e.g. `http://127.0.0.1:8123`; its path is kept, a query refused.
     pub endpoint: String,
@@ -118,21 +112,21 @@ fn default_concurrency() -> usize {
     4
 }
 
-fn request<D: SinkDefaults>() -> RequestConfig {
+fn request<D: StoreDefaults>() -> RequestConfig {
     RequestConfig {
         concurrency: default_concurrency().min(D::MAX_CONCURRENCY.0),
     }
 }
 
-fn compression<D: SinkDefaults>() -> HttpCompression {
+fn compression<D: StoreDefaults>() -> HttpCompression {
     D::COMPRESSION
 }
 
-fn batch_max_events<D: SinkDefaults>() -> usize {
+fn batch_max_events<D: StoreDefaults>() -> usize {
     D::BATCH_MAX_EVENTS
 }
 
-fn batch_max_bytes<D: SinkDefaults>() -> usize {
+fn batch_max_bytes<D: StoreDefaults>() -> usize {
     D::BATCH_MAX_BYTES
 }
 
@@ -140,87 +134,14 @@ fn batch_timeout_ms() -> u64 {
     1000
 }
 
-fn timeout_secs<D: SinkDefaults>() -> u64 {
+fn timeout_secs<D: StoreDefaults>() -> u64 {
     D::TIMEOUT_SECS
-}
-
-/// The options the `http` and `opentelemetry` sinks share; `D` names the sink and so the
-/// defaults.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "D: SinkDefaults")]
-pub struct PostOptions<D> {
-    /// Where to send, e.g. `http://10.0.0.2:8080/v1/logs` (another router's http source),
-    /// or `https://...`.
-    pub uri: String,
-    /// For `https://`: CAs trusted besides the system's, and a client certificate.
-    #[serde(default)]
-    pub tls: ClientTlsConfig,
-    /// `none` or `gzip` (sent with `Content-Encoding: gzip`).
-    #[serde(default = "compression::<D>")]
-    pub compression: HttpCompression,
-    /// Most events in one request.
-    #[serde(default = "batch_max_events::<D>")]
-    pub batch_max_events: usize,
-    /// Most bytes in one request; a single bigger event is sent alone.
-    #[serde(default = "batch_max_bytes::<D>")]
-    pub batch_max_bytes: usize,
-    /// Time allowed for one request, from connecting to reading the response; a timeout is
-    /// retried.
-    #[serde(default = "timeout_secs::<D>")]
-    pub timeout_secs: u64,
-    /// Extra request headers, e.g. `headers = { authorization = "Bearer ..." }`.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Backoff for retryable failures; fatal failures and exhausted retries go to
-    /// `ID.dead_letter`.
-    #[serde(default)]
-    pub retry: RetryConfig,
-    #[serde(skip)]
-    sink: PhantomData<D>,
-}
-
-impl<D: SinkDefaults> PostOptions<D> {
-    /// Checks the shared options syntactically (no IO).
-    pub fn validate(&self) -> Result<(), FieldError> {
-        self.uri()?;
-        at_least_one(&[
-            ("batch_max_events", self.batch_max_events as u64),
-            ("batch_max_bytes", self.batch_max_bytes as u64),
-            ("timeout_secs", self.timeout_secs),
-        ])?;
-        parse_headers(&self.headers)?;
-        self.tls.validate()?;
-        self.retry.validate()
-    }
-
-    /// `uri`: `http://` or `https://` with a host (`D::EXAMPLE` shows one in the error).
-    pub fn uri(&self) -> Result<Uri, FieldError> {
-        parse_endpoint(&self.uri, "uri", &["http", "https"], D::EXAMPLE)
-    }
-
-    /// Whether `uri` is `https://`.
-    pub fn https(&self) -> Result<bool, SinkError> {
-        Ok(self.uri().map_err(invalid)?.scheme_str() == Some("https"))
-    }
-
-    /// What a sink sends with: to `uri`, `headers` first, through `client`, retried.
-    pub(crate) fn poster(
-        &self,
-        headers: Vec<(HeaderName, HeaderValue)>,
-        client: HttpClient,
-        compression: HttpCompression,
-        ctx: &SinkContext,
-    ) -> Result<Poster, SinkError> {
-        let uri = self.uri().map_err(invalid)?;
-        let request = (compression, &self.headers, self.timeout_secs);
-        Poster::new((uri, headers, client), request, &self.retry, ctx)
-    }
 }
 
 /// The options a sink's struct did not know, which `flatten` hands over instead of refusing.
 pub(crate) type Unknown = BTreeMap<String, toml::Value>;
 
-impl<D: SinkDefaults> StoreOptions<D> {
+impl<D: StoreDefaults> StoreOptions<D> {
     /// Checks the shared options syntactically (no IO); `unknown`: those nobody took.
     pub fn validate(&self, unknown: &Unknown) -> Result<(), FieldError> {
         if let Some(name) = unknown.keys().next() {

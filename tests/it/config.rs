@@ -263,8 +263,8 @@ fn log_store_sinks_name_unknown_and_bad_fields() {
     );
 }
 
-/// The http and opentelemetry sinks flatten the options they share into their own: an
-/// unknown option is still refused by name, and an error inside a shared one names it.
+/// The http and opentelemetry sinks refuse an unknown option by name, and an error inside an
+/// option names it.
 #[test]
 fn post_sinks_name_unknown_and_bad_fields() {
     for kind in ["http", "opentelemetry"] {

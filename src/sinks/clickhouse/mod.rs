@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::batch::{invalid, Gathered};
 use super::http::HttpCompression;
 use super::in_flight::{self, Requests};
-use super::options::{SinkDefaults, StoreOptions, Unknown};
+use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
@@ -71,7 +71,7 @@ pub struct ClickhouseSinkConfig {
 #[derive(Debug, Clone)]
 pub struct Clickhouse;
 
-impl SinkDefaults for Clickhouse {
+impl StoreDefaults for Clickhouse {
     const EXAMPLE: &'static str = "http://127.0.0.1:8123";
     const QUERY_NOTE: &'static str = " (database and settings are options)";
     const COMPRESSION: HttpCompression = HttpCompression::Gzip;

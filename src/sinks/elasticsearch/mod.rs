@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::batch::{invalid, Gathered};
 use super::in_flight::{self, Requests};
-use super::options::{SinkDefaults, StoreOptions, Unknown};
+use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{batch, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
@@ -66,7 +66,7 @@ pub struct ElasticsearchSinkConfig {
 #[derive(Debug, Clone)]
 pub struct Elasticsearch;
 
-impl SinkDefaults for Elasticsearch {
+impl StoreDefaults for Elasticsearch {
     const EXAMPLE: &'static str = "http://127.0.0.1:9200";
     const BATCH_MAX_EVENTS: usize = 1000;
     /// The answer to a request of more items might not fit what `send.rs` reads of it.

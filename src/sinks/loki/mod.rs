@@ -20,7 +20,7 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 use super::batch::{self, invalid};
-use super::options::{SinkDefaults, StoreOptions, Unknown};
+use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{Encoding, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
@@ -68,7 +68,7 @@ pub enum Protocol {
 #[derive(Debug, Clone)]
 pub struct Loki;
 
-impl SinkDefaults for Loki {
+impl StoreDefaults for Loki {
     const EXAMPLE: &'static str = "http://127.0.0.1:3100";
     const BATCH_MAX_EVENTS: usize = 1000;
     /// Loki's default `grpc_server_max_recv_msg_size` is 4 MiB; stay well below it.
@@ -174,7 +174,7 @@ impl LokiSinkConfig {
             overflow,
         );
         let what = "loki refused the push";
-        // One push at a time: see `SinkDefaults::MAX_CONCURRENCY` for `Loki`.
+        // One push at a time: see `StoreDefaults::MAX_CONCURRENCY` for `Loki`.
         let (max_events, linger, _) = options.gathering();
         while let Some(gathered) = batch::gather(&mut rx, max_events, linger).await {
             for chunk in batch::sized_chunks(gathered.events(), options.limits()) {

@@ -23,24 +23,27 @@ mod grpc;
 mod partial;
 mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::Uri;
 use serde::Deserialize;
 
 use super::batch::{self, invalid, Gathered, Poster};
-use super::http::HttpCompression;
+use super::http::{parse_endpoint, parse_headers, HttpCompression};
 use super::in_flight::{self, Requests};
-use super::options::{PostOptions, RequestConfig, SinkDefaults};
+use super::options::RequestConfig;
 use super::{SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Outcome};
+use crate::delivery::retry::{DeliveryError, Outcome, RetryConfig};
 use crate::event::Event;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
+use crate::tls::ClientTlsConfig;
 
 pub use encode::request;
 
@@ -48,30 +51,40 @@ pub use encode::request;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpentelemetrySinkConfig {
-    /// As the `http` sink's: `uri`, the OTLP/HTTP logs endpoint, e.g.
-    /// `http://collector:4318/v1/logs`, or with `protocol = "grpc"` the OTLP/gRPC server,
-    /// e.g. `http://collector:4317`, `https://` for either over TLS; `tls`; `compression`
-    /// (`Content-Encoding: gzip`, or gRPC's gzip message encoding); `batch_max_events` (log
-    /// records); `batch_max_bytes` (of events, their size in memory, close to their encoded
-    /// size); `timeout_secs`; `headers` (gRPC metadata); `retry`.
-    #[serde(flatten)]
-    pub options: PostOptions<Otlp>,
+    /// The OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`, or with
+    /// `protocol = "grpc"` the OTLP/gRPC server, e.g. `http://collector:4317`; `https://`
+    /// for either over TLS.
+    pub uri: String,
     /// `http` (OTLP/HTTP with protobuf bodies) or `grpc` (OTLP/gRPC, `LogsService/Export`).
     #[serde(default)]
     pub protocol: OtlpProtocol,
+    /// `none` or `gzip` (`Content-Encoding: gzip`, or gRPC's gzip message encoding).
+    #[serde(default)]
+    pub compression: HttpCompression,
+    /// Most log records in one request.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Most bytes of events (their size in memory, close to their encoded size) in one
+    /// request; a single bigger event is sent alone.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// Time allowed for one request, from connecting to reading the answer; a timeout is
+    /// retried.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Extra request headers (gRPC metadata), e.g. `headers = { authorization = "Bearer ..." }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Backoff for retryable failures; fatal failures and exhausted retries go to
+    /// `ID.dead_letter`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// For `https://`: CAs trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
     /// `request = { concurrency = N }`: export requests in flight at once (Vector's name).
     #[serde(default)]
     pub request: RequestConfig,
-}
-
-/// The defaults of the opentelemetry sink's shared options.
-#[derive(Debug, Clone)]
-pub struct Otlp;
-
-impl SinkDefaults for Otlp {
-    const EXAMPLE: &'static str = "http://127.0.0.1:4318/v1/logs";
-    const BATCH_MAX_EVENTS: usize = 1000;
-    const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 }
 
 /// `protocol = "http" | "grpc"`
@@ -83,11 +96,22 @@ pub enum OtlpProtocol {
     Grpc,
 }
 
+fn default_batch_max_events() -> usize {
+    1000
+}
+
+fn default_batch_max_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
 impl OpentelemetrySinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
-        let options = &self.options;
-        let uri = options.uri()?;
+        let uri = parse_uri(&self.uri)?;
         if self.protocol == OtlpProtocol::Grpc && !matches!(uri.path(), "" | "/") {
             return Err(FieldError::new(
                 "uri",
@@ -98,30 +122,36 @@ impl OpentelemetrySinkConfig {
                 ),
             ));
         }
-        options.validate()?;
+        at_least_one(&[
+            ("batch_max_events", self.batch_max_events as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("timeout_secs", self.timeout_secs),
+        ])?;
+        parse_headers(&self.headers)?;
         if self.protocol == OtlpProtocol::Grpc {
-            grpc::metadata(&options.headers)?;
+            grpc::metadata(&self.headers)?;
         }
         // A collector takes export requests in any order: OTLP records carry their own time.
-        self.request.validate((usize::MAX, ""))
+        self.request.validate((usize::MAX, ""))?;
+        self.tls.validate()?;
+        self.retry.validate()
     }
 
     pub async fn run(self, mut rx: BatchReceiver, ctx: SinkContext) -> Result<(), SinkError> {
-        let options = &self.options;
+        let uri = parse_uri(&self.uri).map_err(invalid)?;
         let headers = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         )];
-        let gzip = options.compression == HttpCompression::Gzip;
-        let https = options.https()?;
+        let gzip = self.compression == HttpCompression::Gzip;
+        let https = uri.scheme_str() == Some("https");
         let (grpc, client) = match self.protocol {
-            OtlpProtocol::Http => (None, batch::client(https, &options.tls)?),
+            OtlpProtocol::Http => (None, batch::client(https, &self.tls)?),
             OtlpProtocol::Grpc => {
-                let timeout = Duration::from_secs(options.timeout_secs);
+                let timeout = Duration::from_secs(self.timeout_secs);
                 // The files are read here, once, when the sink opens.
-                let tls = batch::client_tls(https, &options.tls)?;
-                let uri = options.uri().map_err(invalid)?;
-                let exporter = grpc::GrpcExporter::new(&uri, gzip, &options.headers, timeout, tls)
+                let tls = batch::client_tls(https, &self.tls)?;
+                let exporter = grpc::GrpcExporter::new(&uri, gzip, &self.headers, timeout, tls)
                     .map_err(invalid)?;
                 // Only the retry driver and dead letters of the poster are used.
                 (Some(exporter), HttpClient::plain())
@@ -130,16 +160,17 @@ impl OpentelemetrySinkConfig {
         // Over gRPC, tonic compresses the message.
         let compression = match grpc {
             Some(_) => HttpCompression::None,
-            None => options.compression,
+            None => self.compression,
         };
+        let request = (compression, &self.headers, self.timeout_secs);
         let sink = OtlpSink {
-            poster: options.poster(headers, client, compression, &ctx)?,
+            poster: Poster::new((uri, headers, client), request, &self.retry, &ctx)?,
             grpc,
             partial: Mutex::new(partial::PartialSuccesses::new(&ctx.id)),
         };
         let requests = Requests::new(self.request.concurrency, &ctx.id);
         let (sink, ctx, requests) = (&sink, &ctx, &requests);
-        let limits = (options.batch_max_events, options.batch_max_bytes);
+        let limits = (self.batch_max_events, self.batch_max_bytes);
         let send = |gathered: Gathered| async move {
             let exports: Vec<_> = batch::sized_chunks(gathered.events(), limits)
                 .map(|chunk| async move { sink.send(&chunk, ctx).await })
@@ -151,13 +182,22 @@ impl OpentelemetrySinkConfig {
         // What is already queued is taken too, up to one request's worth, so small upstream
         // batches are not sent one request each; nothing is waited for.
         let gathering = (
-            options.batch_max_events,
+            self.batch_max_events,
             Duration::ZERO,
             self.request.concurrency,
         );
         in_flight::run(&mut rx, gathering, send).await;
         Ok(())
     }
+}
+
+fn parse_uri(uri: &str) -> Result<Uri, FieldError> {
+    parse_endpoint(
+        uri,
+        "uri",
+        &["http", "https"],
+        "http://127.0.0.1:4318/v1/logs",
+    )
 }
 
 struct OtlpSink {
@@ -262,15 +302,9 @@ mod tests {
                 "{bad}"
             );
         }
-        let with_uri = |uri: &str| {
-            let text = format!("uri = {uri:?}");
-            toml::from_str::<OpentelemetrySinkConfig>(&text)
-                .unwrap()
-                .validate()
-        };
-        assert!(with_uri("https://collector:4318/v1/logs").is_ok());
+        assert!(parse_uri("https://collector:4318/v1/logs").is_ok());
         assert_eq!(
-            with_uri("ftp://collector:4318/v1/logs").unwrap_err().field,
+            parse_uri("ftp://collector:4318/v1/logs").unwrap_err().field,
             "uri"
         );
         assert_eq!(
