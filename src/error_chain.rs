@@ -1,5 +1,6 @@
 //! One line for an error and its causes, the same everywhere an error is shown (the CLI's
-//! `error: ` lines, delivery failures, a router that cannot be reached).
+//! `error: ` lines, delivery failures, a router that cannot be reached); and many errors
+//! shown one per line.
 
 /// An error followed by its causes, `: `-separated: hyper-util's errors say only "client
 /// error (Connect)", their causes say why. Many error types also print their cause in their
@@ -18,6 +19,25 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Every problem found (in a pipeline, in a file of tests), one per line: the CLI writes
+/// `error: ` before the first, and this before each of the others.
+#[derive(Debug)]
+pub struct ErrorLines<E>(pub Vec<E>);
+
+impl<E: std::fmt::Display> std::fmt::Display for ErrorLines<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\nerror: ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for ErrorLines<E> {}
 
 #[cfg(test)]
 mod tests {

@@ -37,3 +37,26 @@ impl FieldError {
         }
     }
 }
+
+/// `value` of `field` is between 1 and `max`; it comes back for use, or the error says so.
+pub fn between_one_and<T>(field: &str, value: T, max: T) -> Result<T, FieldError>
+where
+    T: PartialOrd + From<u8> + std::fmt::Display,
+{
+    if value >= T::from(1) && value <= max {
+        return Ok(value);
+    }
+    Err(FieldError::new(
+        field,
+        format!("must be between 1 and {max}"),
+    ))
+}
+
+/// Each of the `(field, value)` counts and durations is at least 1: the first that is 0 is
+/// the error, `must be at least 1`, the same words for every component.
+pub fn at_least_one(fields: &[(&str, u64)]) -> Result<(), FieldError> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((field, _)) => Err(FieldError::new(*field, "must be at least 1")),
+        None => Ok(()),
+    }
+}

@@ -27,7 +27,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Default per-peer-IP connection cap of every listener.
@@ -57,15 +57,10 @@ pub struct ConnectionLimits {
 
 impl ConnectionLimits {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.max_connections == 0 {
-            return Err(FieldError::new("max_connections", "must be at least 1"));
-        }
-        if self.max_connections_per_ip == 0 {
-            return Err(FieldError::new(
-                "max_connections_per_ip",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+        ])?;
         Ok(())
     }
 }
@@ -248,12 +243,7 @@ pub struct MinRate {
 
 impl MinRate {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.bytes_per_sec == 0 {
-            return Err(FieldError::new(
-                "min_body_bytes_per_sec",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[("min_body_bytes_per_sec", self.bytes_per_sec)])?;
         Ok(())
     }
 }

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+use sluice::config::ConfigError;
+use sluice::error_chain::ErrorLines;
 use sluice::pipeline::Pipeline;
 use sluice::unit_test::TestRunError;
 
@@ -231,25 +233,8 @@ fn parse_check(
 }
 
 /// Every problem in a pipeline file, one per line.
-#[derive(Debug)]
-struct PipelineErrors(Vec<sluice::config::ConfigError>);
-
-impl std::fmt::Display for PipelineErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\nerror: ")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for PipelineErrors {}
-
-fn load_pipeline(path: &std::path::Path) -> Result<Pipeline, PipelineErrors> {
-    Pipeline::load(path).map_err(PipelineErrors)
+fn load_pipeline(path: &std::path::Path) -> Result<Pipeline, ErrorLines<ConfigError>> {
+    Pipeline::load(path).map_err(ErrorLines)
 }
 
 fn ship_stdin(config: &sluice::ship::ShipConfig, args: &ShipArgs) -> anyhow::Result<ExitCode> {

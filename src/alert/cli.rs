@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
-use hyper::header::{HeaderValue, AUTHORIZATION};
 
-use crate::delivery::http::HttpClient;
+use crate::delivery::http::{bearer, HttpClient};
 
 /// Default router API address.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8686";
@@ -58,13 +57,7 @@ pub fn fetch(
         .build()
         .map_err(|e| AlertsCliError::Runtime(e.to_string()))?;
     runtime.block_on(async {
-        let mut headers = Vec::new();
-        if let Some(token) = token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                AlertsCliError::Runtime("the token holds characters a header cannot carry".into())
-            })?;
-            headers.push((AUTHORIZATION, value));
-        }
+        let headers = bearer(token).map_err(|e| AlertsCliError::Runtime(e.into()))?;
         let response = client
             .get(&uri, &headers, Duration::from_secs(10))
             .await

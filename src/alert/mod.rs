@@ -52,7 +52,7 @@ pub use task::run_rules;
 pub use transition::{Active, Status, Transition};
 
 use crate::condition::{Condition, FieldPath};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::template::Template;
 
 /// Longest window accepted (one week): buckets are window / [`window::BUCKETS`] wide.
@@ -210,9 +210,7 @@ impl AlertConfig {
             }
             (_, Some(t)) => t,
         };
-        if self.min_events == 0 {
-            return Err(FieldError::new("min_events", "must be at least 1"));
-        }
+        at_least_one(&[("min_events", self.min_events)])?;
         if self.for_secs > MAX_WINDOW_SECS {
             return Err(FieldError::new(
                 "for_secs",
@@ -232,9 +230,7 @@ impl AlertConfig {
                 "must be at least window_secs and at most ten weeks",
             ));
         }
-        if self.max_groups == 0 {
-            return Err(FieldError::new("max_groups", "must be at least 1"));
-        }
+        at_least_one(&[("max_groups", self.max_groups as u64)])?;
         if self.severity.is_empty() {
             return Err(FieldError::new("severity", "must not be empty"));
         }

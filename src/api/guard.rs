@@ -29,7 +29,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: message.into(),
@@ -130,18 +130,7 @@ impl Guard {
                 "cross-origin requests are not allowed from this origin (see [api] cors_origins)",
             );
         };
-        let mut response = super::respond(StatusCode::NO_CONTENT, "text/plain", "");
-        let headers = response.headers_mut();
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET"),
-        );
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization"),
-        );
-        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        with_cors(response, Some(origin))
+        preflight("GET", "authorization", Some(origin))
     }
 
     /// The scope of a request for a route needing `access` and the token it came with
@@ -181,6 +170,27 @@ pub fn with_cors(mut response: HttpResponse, origin: Option<HeaderValue>) -> Htt
         headers.insert(VARY, HeaderValue::from_static("Origin"));
     }
     response
+}
+
+/// The answer to a CORS preflight from `origin` (allowed, or `None`): these `methods` and
+/// request `headers` may be used, for ten minutes.
+pub fn preflight(
+    methods: &'static str,
+    headers: &'static str,
+    origin: Option<HeaderValue>,
+) -> HttpResponse {
+    let mut response = super::respond(StatusCode::NO_CONTENT, "text/plain", "");
+    let allowed = response.headers_mut();
+    allowed.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    allowed.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(headers),
+    );
+    allowed.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    with_cors(response, origin)
 }
 
 fn refused(reason: &str) {

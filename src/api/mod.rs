@@ -41,7 +41,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{Access, ApiTokens, AuthConfig, Scope};
-pub use guard::{with_cors, Guard, Refusal};
+pub use guard::{preflight, with_cors, Guard, Refusal};
 pub use limits::{
     query_limits, tail_permit, QueryLimits, TailAdmission, TailPermit, TailSlots,
     DEFAULT_MAX_SCANNED_EVENTS, DEFAULT_MAX_TAIL_CLIENTS, DEFAULT_MAX_TAIL_CLIENTS_PER_TOKEN,
@@ -51,7 +51,7 @@ pub use metrics::render_prometheus;
 pub use peers::PeerSource;
 use peers::{default_peer_timeout_ms, default_peers_refresh_secs, peer_list};
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::listen::{Acceptor, Admission, ConnectionLimits, HttpLimits};
 use crate::tls::{ClientTlsConfig, TlsConfig};
 
@@ -187,7 +187,7 @@ impl ApiConfig {
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
-        for (field, value) in [
+        at_least_one(&[
             ("max_tail_clients", self.max_tail_clients as u64),
             (
                 "max_tail_clients_per_token",
@@ -195,11 +195,7 @@ impl ApiConfig {
             ),
             ("query_timeout_ms", self.query_timeout_ms),
             ("max_scanned_events", self.max_scanned_events),
-        ] {
-            if value == 0 {
-                return Err(FieldError::new(field, "must be at least 1"));
-            }
-        }
+        ])?;
         let address = self.address.parse::<SocketAddr>().map_err(|_| {
             FieldError::new(
                 "address",

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::ApiConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 pub(super) fn default_peer_timeout_ms() -> u64 {
     5_000
@@ -121,15 +121,10 @@ impl ApiConfig {
         for (i, peer) in self.peers.iter().enumerate() {
             check_peer_url(peer).map_err(|e| FieldError::new(format!("peers[{i}]"), e))?;
         }
-        for (field, value) in [
+        at_least_one(&[
             ("peer_timeout_ms", self.peer_timeout_ms),
             ("peers_refresh_secs", self.peers_refresh_secs),
-        ] {
-            if value == 0 {
-                return Err(FieldError::new(field, "must be at least 1"));
-            }
-        }
-        Ok(())
+        ])
     }
 }
 

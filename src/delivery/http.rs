@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -178,6 +178,18 @@ impl HttpClient {
             Ok(Err(error)) => Answer::failed(Outcome::retryable(error_chain(&error))),
             Ok(Ok(answer)) => answer,
         }
+    }
+}
+
+/// The headers of a request made with `token`, if one was given: `Authorization: Bearer
+/// TOKEN`; or why the token cannot be sent.
+pub fn bearer(token: Option<&str>) -> Result<Vec<(HeaderName, HeaderValue)>, &'static str> {
+    let Some(token) = token else {
+        return Ok(Vec::new());
+    };
+    match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(value) => Ok(vec![(AUTHORIZATION, value)]),
+        Err(_) => Err("the token holds characters a header cannot carry"),
     }
 }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{read_bounded, LoadError, Loader, LookupError, Record, Table};
 use crate::event::{Map, Value};
-use crate::field_error::FieldError;
+use crate::field_error::{between_one_and, FieldError};
 
 /// `[enrichment_tables.ID] type = "csv"`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -70,12 +70,7 @@ impl CsvTableConfig {
                 "must be one ASCII character other than `\"` and newline",
             ));
         }
-        if !(1..=MAX_TABLE_BYTES).contains(&self.max_bytes) {
-            return Err(FieldError::new(
-                "max_bytes",
-                format!("must be between 1 and {MAX_TABLE_BYTES}"),
-            ));
-        }
+        between_one_and("max_bytes", self.max_bytes, MAX_TABLE_BYTES)?;
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::csv::MAX_TABLE_BYTES;
 use super::{read_bounded, LoadError, Loader, LookupError, Record, Table};
 use crate::event::{Map, Value};
-use crate::field_error::FieldError;
+use crate::field_error::{between_one_and, FieldError};
 
 /// `[enrichment_tables.ID] type = "geoip"`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,12 +56,7 @@ impl GeoipTableConfig {
         if self.locale.is_empty() {
             return Err(FieldError::new("locale", "must name a locale, e.g. \"en\""));
         }
-        if !(1..=MAX_TABLE_BYTES).contains(&self.max_bytes) {
-            return Err(FieldError::new(
-                "max_bytes",
-                format!("must be between 1 and {MAX_TABLE_BYTES}"),
-            ));
-        }
+        between_one_and("max_bytes", self.max_bytes, MAX_TABLE_BYTES)?;
         Ok(())
     }
 }

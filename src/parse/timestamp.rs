@@ -186,7 +186,7 @@ pub(super) fn prefix(s: &[u8], now: i64, whole: bool, zone: &LocalZone) -> Optio
         match (s.get(2), s.get(4), s.get(6)) {
             (_, Some(b'-' | b'/' | b'.'), _) => iso(&mut cur, whole)?,
             (Some(b'/'), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => nginx(&mut cur)?,
-            (Some(b'/'), _, _) => return short_slashed(&mut cur, zone),
+            (Some(b'/'), _, _) => return two_digit_year(&mut cur, b'/', zone),
             (Some(b' '), _, _) if s.get(3).is_some_and(u8::is_ascii_alphabetic) => {
                 day_month_year(&mut cur)?
             }
@@ -291,15 +291,20 @@ fn nginx(cur: &mut Cursor<'_>) -> Option<Civil> {
     Some(c)
 }
 
-/// Spark / log4j `yy/MM/dd HH:mm:ss`: `17/06/09 20:10:40`.
-fn short_slashed(cur: &mut Cursor<'_>, zone: &LocalZone) -> Option<(i64, usize)> {
+/// Spark / log4j `yy/MM/dd HH:mm:ss`: `17/06/09 20:10:40`; with `sep` `-`, `yy-MM-dd
+/// HH:mm:ss`. Years 2000–2099.
+pub(super) fn two_digit_year(
+    cur: &mut Cursor<'_>,
+    sep: u8,
+    zone: &LocalZone,
+) -> Option<(i64, usize)> {
     let mut c = Civil {
         year: 2000 + i64::from(cur.digits(2)?),
         ..Civil::default()
     };
-    cur.eat(b'/').then_some(())?;
+    cur.eat(sep).then_some(())?;
     c.month = cur.digits(2)?;
-    cur.eat(b'/').then_some(())?;
+    cur.eat(sep).then_some(())?;
     c.day = cur.digits(2)?;
     cur.eat(b' ').then_some(())?;
     cur.clock(&mut c)?;

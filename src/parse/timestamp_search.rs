@@ -17,7 +17,7 @@
 //! always have an arrival time in the router; without one only the 1990 bound applies.
 
 use super::civil::{Civil, Cursor, NANOS_PER_SEC, SECS_PER_DAY};
-use super::timestamp::{epoch_text, glog, may_start, prefix};
+use super::timestamp::{epoch_text, glog, may_start, prefix, two_digit_year};
 use super::zone::LocalZone;
 use crate::event::now_nanos;
 
@@ -187,7 +187,7 @@ fn weak(s: &[u8], now: i64, whole_line: bool, zone: &LocalZone) -> Option<(i64, 
         (Some(b':'), Some(b':')) => clock_only(s, now, zone),
         (Some(b'-'), Some(b' ')) => month_day(s, b'-', now, zone),
         (Some(b'.'), Some(b' ')) => month_day(s, b'.', now, zone),
-        (Some(b'-'), Some(b'-')) => two_digit_year(s, zone),
+        (Some(b'-'), Some(b'-')) => two_digit_year(&mut Cursor::new(s), b'-', zone),
         _ if whole_line => epoch(s),
         _ => None,
     }
@@ -229,22 +229,6 @@ fn month_day(s: &[u8], sep: u8, now: i64, zone: &LocalZone) -> Option<(i64, usiz
     cur.eat(b' ').then_some(())?;
     cur.clock(&mut c)?;
     Some((c.with_inferred_year(now, zone)?, cur.pos))
-}
-
-/// `yy-MM-dd HH:mm:ss`, years 2000–2099.
-fn two_digit_year(s: &[u8], zone: &LocalZone) -> Option<(i64, usize)> {
-    let mut cur = Cursor::new(s);
-    let mut c = Civil {
-        year: 2000 + i64::from(cur.digits(2)?),
-        ..Civil::default()
-    };
-    cur.eat(b'-').then_some(())?;
-    c.month = cur.digits(2)?;
-    cur.eat(b'-').then_some(())?;
-    c.day = cur.digits(2)?;
-    cur.eat(b' ').then_some(())?;
-    cur.clock(&mut c)?;
-    Some((c.to_utc(zone)?, cur.pos))
 }
 
 /// Epoch numbers of 10 (seconds, with an optional fraction), 13 (ms), 16 (µs) or 19 (ns)

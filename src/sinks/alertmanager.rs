@@ -28,7 +28,7 @@ use super::notify::{self, Endpoint, Notification, Poster};
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::event::{format_timestamp, Event};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::telemetry::LogLimiter;
 
 /// Most alerts in one request.
@@ -63,12 +63,7 @@ impl AlertmanagerConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         notify::parse_url(&self.url)?;
         notify::parse_url(&self.alerts_url())?;
-        if self.resend_interval_secs == 0 {
-            return Err(FieldError::new(
-                "resend_interval_secs",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[("resend_interval_secs", self.resend_interval_secs)])?;
         self.endpoint.validate()
     }
 

@@ -216,14 +216,7 @@ impl Poster {
                 return self.dead_letter(items, error, ctx, what).await;
             }
         };
-        let delivered = self
-            .retrier
-            .run(&self.uri, || {
-                self.client
-                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
-            })
-            .await;
-        match delivered {
+        match self.post(&payload).await {
             Ok(()) => {
                 ctx.metrics.sent_events.inc(items.len() as u64);
                 ctx.metrics.sent_bytes.inc(payload.len() as u64);
@@ -233,6 +226,16 @@ impl Poster {
             }
             Err(error) => self.dead_letter(items, error, ctx, what).await,
         }
+    }
+
+    /// Sends `payload` as it is, retrying.
+    pub(crate) async fn post(&self, payload: &Bytes) -> Result<(), DeliveryError> {
+        self.retrier
+            .run(&self.uri, || {
+                self.client
+                    .post(&self.uri, &self.headers, payload.clone(), self.timeout)
+            })
+            .await
     }
 
     pub(crate) async fn dead_letter<T: Letter>(
@@ -291,14 +294,6 @@ pub(crate) fn endpoint_uri(uri: &str, example: &str, note: &str) -> Result<Uri, 
         ));
     }
     Ok(parsed)
-}
-
-/// Each of the `(field, value)` counts and durations is at least 1.
-pub(crate) fn at_least_one(fields: &[(&str, u64)]) -> Result<(), FieldError> {
-    match fields.iter().find(|(_, value)| *value == 0) {
-        Some((field, _)) => Err(FieldError::new(*field, "must be at least 1")),
-        None => Ok(()),
-    }
 }
 
 /// A config error found when the sink opens, as the error its task ends with.

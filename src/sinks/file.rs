@@ -24,7 +24,7 @@ use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::retry::{DeliveryError, Outcome, Retrier, RetryConfig};
 use crate::event::Batch;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::template::Template;
 
 /// How often an open file's path is checked for rotation.
@@ -77,9 +77,7 @@ impl FileConfig {
         }
         let template =
             Template::parse(&self.path).map_err(|e| FieldError::new("path", e.to_string()))?;
-        if self.max_open_files == 0 {
-            return Err(FieldError::new("max_open_files", "must be at least 1"));
-        }
+        at_least_one(&[("max_open_files", self.max_open_files as u64)])?;
         self.retry.validate()?;
         Ok(FileSink {
             config: self,

@@ -32,7 +32,7 @@ use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::RetryConfig;
 use crate::event::Event;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::tls::ClientTlsConfig;
 
 /// `[sinks.ID] type = "http"`
@@ -106,7 +106,7 @@ impl HttpSinkConfig {
     /// Checks the config syntactically (no IO).
     pub fn validate(&self) -> Result<(), FieldError> {
         parse_uri(&self.uri)?;
-        batch::at_least_one(&[
+        at_least_one(&[
             ("batch_max_events", self.batch_max_events as u64),
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),

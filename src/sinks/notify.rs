@@ -16,20 +16,21 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use serde::Deserialize;
 
+use super::batch::{self, invalid};
+use super::http::HttpCompression;
 use super::{dead_letter_event, SinkContext, SinkError};
 use crate::ack::AckStatus;
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::delivery::retry::{DeliveryError, Retrier, RetryConfig};
+use crate::delivery::retry::{DeliveryError, RetryConfig};
 use crate::event::{Delivery, Event, Map, Value};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 use super::alertmanager::AlertmanagerConfig;
 use super::pagerduty::PagerdutyConfig;
@@ -196,9 +197,7 @@ fn default_timeout_secs() -> u64 {
 
 impl Endpoint {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.timeout_secs == 0 {
-            return Err(FieldError::new("timeout_secs", "must be at least 1"));
-        }
+        at_least_one(&[("timeout_secs", self.timeout_secs)])?;
         super::http::parse_headers(&self.headers)?;
         if self
             .tls
@@ -217,54 +216,29 @@ pub fn parse_url(url: &str) -> Result<Uri, FieldError> {
     super::http::parse_endpoint(url, "url", &["http", "https"], "http://127.0.0.1:9093")
 }
 
-/// POSTs JSON bodies to one URL with retries.
-pub struct Poster {
-    uri: Uri,
-    /// `Content-Type: application/json`, then the configured headers.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    timeout: Duration,
-    client: HttpClient,
-    retrier: Retrier,
-}
+/// POSTs JSON bodies to one URL with retries: the log stores' poster, its headers
+/// `Content-Type: application/json` then the configured ones, bodies sent uncompressed.
+pub struct Poster(batch::Poster);
 
 impl Poster {
     pub fn new(url: &str, endpoint: &Endpoint, ctx: &SinkContext) -> Result<Poster, SinkError> {
-        let invalid = |field: &str, message: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{field}: {message}"),
-            )
-        };
-        let uri = parse_url(url).map_err(|e| invalid(&e.field, e.message))?;
+        let uri = parse_url(url).map_err(invalid)?;
         let https = uri.scheme_str() == Some("https");
         let tls = crate::tls::client_config(endpoint.tls.ca_file.as_deref(), https)
-            .map_err(|e| invalid("tls", e.to_string()))?;
-        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-        headers.extend(
-            super::http::parse_headers(&endpoint.headers)
-                .map_err(|e| invalid(&e.field, e.message))?,
+            .map_err(|e| invalid(FieldError::new("tls", e.to_string())))?;
+        let headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        let client = HttpClient::with_tls(tls);
+        let request = (
+            HttpCompression::None,
+            &endpoint.headers,
+            endpoint.timeout_secs,
         );
-        Ok(Poster {
-            uri,
-            headers,
-            timeout: Duration::from_secs(endpoint.timeout_secs),
-            client: HttpClient::with_tls(tls),
-            retrier: Retrier::new(
-                endpoint.retry.clone(),
-                Some(&ctx.id),
-                ctx.metrics.write_errors.clone(),
-            ),
-        })
+        batch::Poster::new((uri, headers, client), request, &endpoint.retry, ctx).map(Poster)
     }
 
     /// POSTs `body` until it is accepted, refused for good, or the retries run out.
     pub async fn post(&mut self, body: Bytes, ctx: &SinkContext) -> Result<(), DeliveryError> {
-        self.retrier
-            .run(&self.uri, || {
-                self.client
-                    .post(&self.uri, &self.headers, body.clone(), self.timeout)
-            })
-            .await?;
+        self.0.post(&body).await?;
         ctx.metrics.sent_bytes.inc(body.len() as u64);
         Ok(())
     }

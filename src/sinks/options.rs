@@ -18,7 +18,7 @@ use super::http::{parse_headers, HttpCompression};
 use super::{SinkContext, SinkError};
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::RetryConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::tls::ClientTlsConfig;
 
 /// What differs between the stores' shared options: defaults and limits.
@@ -159,7 +159,7 @@ impl<D: StoreDefaults> StoreOptions<D> {
             };
             return Err(FieldError::new("batch_max_events", message));
         }
-        batch::at_least_one(&[
+        at_least_one(&[
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),
         ])?;

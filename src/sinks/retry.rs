@@ -2,16 +2,11 @@
 //! the sinks, where config errors cannot be made.
 
 use crate::delivery::retry::RetryConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 impl RetryConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.initial_backoff_ms == 0 {
-            return Err(FieldError::new(
-                "retry.initial_backoff_ms",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[("retry.initial_backoff_ms", self.initial_backoff_ms)])?;
         if self.max_backoff_secs * 1000 < self.initial_backoff_ms {
             return Err(FieldError::new(
                 "retry.max_backoff_secs",

@@ -16,7 +16,7 @@ use super::notify::{self, Endpoint, Format, Notification, Poster};
 use super::{SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::event::format_timestamp;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 /// `[sinks.ID] type = "webhook"`
 #[derive(Debug, Clone, Deserialize)]
@@ -38,12 +38,7 @@ fn default_max_alerts() -> usize {
 impl WebhookConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         notify::parse_url(&self.url)?;
-        if self.max_alerts_per_request == 0 {
-            return Err(FieldError::new(
-                "max_alerts_per_request",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[("max_alerts_per_request", self.max_alerts_per_request as u64)])?;
         self.endpoint.validate()
     }
 

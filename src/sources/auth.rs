@@ -21,7 +21,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode, Uri};
 use serde::Deserialize;
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::telemetry::{self, Counter};
 
 /// `rate_limit = { events_per_sec = 1000, bytes_per_sec = 1048576 }` on an `http` source.
@@ -46,21 +46,15 @@ pub(crate) const MAX_APP_SERIES: usize = 200;
 
 impl RateLimitConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.events_per_sec == Some(0) {
-            return Err(FieldError::new(
+        // An unset limit is no limit, not a zero one.
+        at_least_one(&[
+            (
                 "rate_limit.events_per_sec",
-                "must be at least 1",
-            ));
-        }
-        if self.bytes_per_sec == Some(0) {
-            return Err(FieldError::new(
-                "rate_limit.bytes_per_sec",
-                "must be at least 1",
-            ));
-        }
-        if self.max_keys == 0 {
-            return Err(FieldError::new("rate_limit.max_keys", "must be at least 1"));
-        }
+                self.events_per_sec.unwrap_or(1),
+            ),
+            ("rate_limit.bytes_per_sec", self.bytes_per_sec.unwrap_or(1)),
+            ("rate_limit.max_keys", self.max_keys as u64),
+        ])?;
         if self.events_per_sec.is_none() && self.bytes_per_sec.is_none() {
             return Err(FieldError::new(
                 "rate_limit",

@@ -42,7 +42,7 @@ use super::kafka_offsets::{AckOutcome, ChunkId, OffsetTracker, PartitionKey};
 use super::{Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckStatus, AckToken};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::kafka::{client_config, ClientLog, LibrdkafkaOptions};
 use crate::telemetry::{self, Counter, LogLimiter};
 
@@ -121,9 +121,7 @@ impl KafkaSourceConfig {
         if self.group_id.trim().is_empty() {
             return Err(FieldError::new("group_id", "must not be empty"));
         }
-        if self.commit_interval_ms == 0 {
-            return Err(FieldError::new("commit_interval_ms", "must be at least 1"));
-        }
+        at_least_one(&[("commit_interval_ms", self.commit_interval_ms)])?;
         let reset = match self.auto_offset_reset {
             AutoOffsetReset::Earliest => "earliest",
             AutoOffsetReset::Latest => "latest",

@@ -4,10 +4,19 @@
 //! slow down (RESOURCE_EXHAUSTED, which OTLP exporters retry only with it); the
 //! `opentelemetry` sink reads it from the statuses it gets. Three small messages, declared
 //! here with prost rather than pulling in a crate of all of Google's API types.
+//!
+//! Both ends also share the method's path and `BytesCodec`, through which each passes
+//! messages as their protobuf bytes.
 
 use std::time::Duration;
 
+use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+/// The one method of OTLP/gRPC for logs: what the source serves and the sink calls.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
@@ -80,6 +89,47 @@ pub fn retry_delay(details: &[u8]) -> Option<Duration> {
         .ok()
         .filter(|&n| n < 1_000_000_000)?;
     Some(Duration::new(seconds, nanos))
+}
+
+/// Messages as their protobuf bytes, rather than tonic's protobuf codec: the sink encodes a
+/// request once and sends it on every attempt, and reads the answer with the code that reads
+/// an OTLP/HTTP answer; the source decodes a request with the HTTP path's decoder (tonic's
+/// codec answers a malformed message INTERNAL, OTLP wants INVALID_ARGUMENT) and encodes its
+/// answer itself.
+pub struct BytesCodec;
+
+impl Codec for BytesCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesCodec
+    }
+}
+
+impl Encoder for BytesCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for BytesCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
 }
 
 #[cfg(test)]

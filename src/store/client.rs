@@ -5,10 +5,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::{StatusCode, Uri};
 
-use crate::delivery::http::HttpClient;
+use crate::delivery::http::{bearer, HttpClient};
 
 /// Where the CLI looks for a router unless told otherwise (the default `[api] address`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
@@ -107,13 +106,7 @@ async fn get(
     token: Option<&str>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
     let url = uri.to_string();
-    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-    if let Some(token) = token {
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            ClientError::Runtime("the token holds characters a header cannot carry".into())
-        })?;
-        headers.push((AUTHORIZATION, value));
-    }
+    let headers = bearer(token).map_err(|e| ClientError::Runtime(e.into()))?;
     let response = client
         .get(&uri, &headers, ANSWER_TIMEOUT)
         .await

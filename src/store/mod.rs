@@ -30,7 +30,7 @@ use tantivy::IndexWriter;
 
 use crate::channel::BatchReceiver;
 use crate::event::{now_nanos, Event};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::sinks::{SinkContext, SinkError};
 use crate::telemetry::{self, Counter};
 
@@ -140,21 +140,17 @@ impl StoreConfig {
             return Err(FieldError::new("partition", "must be at least 1m"));
         }
         duration("retention_age", &self.retention_age)?;
-        if self.commit_interval_ms == 0 {
-            return Err(FieldError::new("commit_interval_ms", "must be at least 1"));
-        }
-        if self.commit_max_events == 0 {
-            return Err(FieldError::new("commit_max_events", "must be at least 1"));
-        }
+        at_least_one(&[
+            ("commit_interval_ms", self.commit_interval_ms),
+            ("commit_max_events", self.commit_max_events as u64),
+        ])?;
         if self.writer_memory_bytes < 16 * 1024 * 1024 {
             return Err(FieldError::new(
                 "writer_memory_bytes",
                 "must be at least 16777216 (16 MiB, tantivy's minimum)",
             ));
         }
-        if self.tail_buffer_events == 0 {
-            return Err(FieldError::new("tail_buffer_events", "must be at least 1"));
-        }
+        at_least_one(&[("tail_buffer_events", self.tail_buffer_events as u64)])?;
         Ok(())
     }
 

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, AUTHORIZATION};
 
-use crate::delivery::http::HttpClient;
+use crate::delivery::http::{bearer, HttpClient};
 use crate::delivery::retry::Outcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +44,7 @@ pub fn post(
     } else {
         HttpClient::plain()
     };
-    let mut headers = Vec::new();
-    if let Some(token) = token {
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            AdminCliError::Runtime("the token holds characters a header cannot carry".into())
-        })?;
-        headers.push((AUTHORIZATION, value));
-    }
+    let headers = bearer(token).map_err(|e| AdminCliError::Runtime(e.into()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::{with_scalar_bytes, FieldPath};
 use crate::event::Event;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::telemetry::{self, Counter, LogLimiter};
 
 /// Shortest time between sweeps of idle keys when the key table is full.
@@ -68,18 +68,14 @@ fn default_max_keys() -> usize {
 impl ThrottleConfig {
     /// Checks the numbers and parses the key path. Does no IO.
     pub fn build(&self, ctx: &TransformContext) -> Result<Throttle, FieldError> {
-        if self.threshold == 0 {
-            return Err(FieldError::new("threshold", "must be at least 1"));
-        }
+        at_least_one(&[("threshold", self.threshold)])?;
         if !(1..=MAX_WINDOW_SECS).contains(&self.window_secs) {
             return Err(FieldError::new(
                 "window_secs",
                 format!("must be between 1 and {MAX_WINDOW_SECS} (one year)"),
             ));
         }
-        if self.max_keys == 0 {
-            return Err(FieldError::new("max_keys", "must be at least 1"));
-        }
+        at_least_one(&[("max_keys", self.max_keys as u64)])?;
         let key_field = self
             .key_field
             .as_deref()

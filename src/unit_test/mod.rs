@@ -18,6 +18,7 @@ use std::path::PathBuf;
 pub use report::Summary;
 
 use crate::config::ConfigError;
+use crate::error_chain::ErrorLines;
 use crate::pipeline::Pipeline;
 
 /// A problem with a pipeline or its tests: no test runs.
@@ -35,22 +36,7 @@ pub enum TestConfigError {
 }
 
 /// Every configuration problem found, one per line.
-#[derive(Debug)]
-pub struct TestConfigErrors(pub Vec<TestConfigError>);
-
-impl std::fmt::Display for TestConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\nerror: ")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for TestConfigErrors {}
+pub type TestConfigErrors = ErrorLines<TestConfigError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestRunError {
@@ -68,7 +54,7 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut impl Write,
 ) -> Result<Summary, TestRunError> {
-    let suites = files::load(paths, env).map_err(|e| TestRunError::Config(TestConfigErrors(e)))?;
+    let suites = files::load(paths, env).map_err(|e| TestRunError::Config(ErrorLines(e)))?;
     let mut summary = Summary::default();
     for suite in suites {
         let count = suite.tests.len();
@@ -86,7 +72,7 @@ pub fn run(
             // Built afresh for each test: transforms keep state (dedupe, throttle, sample).
             let pipeline = Pipeline::from_str(&suite.pipeline_file, &suite.pipeline_text, env)
                 .map_err(|e| {
-                    TestRunError::Config(TestConfigErrors(
+                    TestRunError::Config(ErrorLines(
                         e.into_iter().map(TestConfigError::Pipeline).collect(),
                     ))
                 })?;

@@ -263,6 +263,46 @@ fn log_store_sinks_name_unknown_and_bad_fields() {
     );
 }
 
+/// The http and opentelemetry sinks refuse an unknown option by name, and an error inside an
+/// option names it.
+#[test]
+fn post_sinks_name_unknown_and_bad_fields() {
+    for kind in ["http", "opentelemetry"] {
+        let sink = |extra: &str| {
+            format!(
+                "[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n[sinks.out]\ntype = \"{kind}\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:1/v1/logs\"\n{extra}\n"
+            )
+        };
+        assert_eq!(errors_of(&sink("")), Vec::<String>::new(), "{kind}");
+        for (extra, needles) in [
+            (
+                "batch_max_event = 10",
+                &["field `batch_max_event`", "unknown field `batch_max_event`"][..],
+            ),
+            (
+                "timeout_secs = \"long\"",
+                &["field `timeout_secs`", "invalid type"][..],
+            ),
+            (
+                "retry = { max_backof_secs = 2 }",
+                &["retry.max_backof_secs", "unknown field `max_backof_secs`"][..],
+            ),
+            (
+                "batch_max_bytes = 0",
+                &["field `batch_max_bytes`", "must be at least 1"][..],
+            ),
+        ] {
+            let text = errors_of(&sink(extra)).join("\n");
+            for needle in needles.iter().chain(&["broken.toml", "sink `out`"]) {
+                assert!(
+                    text.contains(needle),
+                    "{kind} with {extra}: {text:?} lacks {needle:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn environment_defaults_and_values_are_substituted() {
     let toml = "[sources.in]\ntype = \"tcp\"\naddress = \"127.0.0.1:${SET}\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n[sinks.f]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"${DIR:-/tmp/x}/out.log\"\n";

@@ -7,7 +7,7 @@ use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{DelimitedFramer, Framer, LengthDelimitedFramer, OctetCountingFramer};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 
 /// 100 KiB: far above an ordinary log line, small enough that a thousand connections that
 /// each hold one partial frame stay within about 100 MB.
@@ -103,12 +103,7 @@ impl FramingConfig {
     /// which embeds this as `framing`.
     pub fn validate(&self) -> Result<(), FieldError> {
         let max = self.limits().max_frame_bytes;
-        if max == 0 {
-            return Err(FieldError::new(
-                "framing.max_frame_bytes",
-                "must be at least 1",
-            ));
-        }
+        at_least_one(&[("framing.max_frame_bytes", max as u64)])?;
         if max > MAX_FRAME_BYTES_LIMIT {
             return Err(FieldError::new(
                 "framing.max_frame_bytes",

@@ -26,7 +26,7 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, between_one_and, FieldError};
 
 pub use aggregator::{Flush, Joined, LineAggregator, Parts};
 pub use presets::Preset;
@@ -159,27 +159,15 @@ impl MultilineConfig {
                 "is required: continue_through, continue_past, halt_before or halt_with",
             )
         })?;
-        if self.timeout_ms == 0 {
-            return Err(FieldError::new("timeout_ms", "must be at least 1"));
-        }
-        let bounded = |field: &str, value: usize, max: usize| {
-            if value == 0 || value > max {
-                Err(FieldError::new(
-                    field,
-                    format!("must be between 1 and {max}"),
-                ))
-            } else {
-                Ok(value)
-            }
-        };
+        at_least_one(&[("timeout_ms", self.timeout_ms)])?;
         Ok(MultilineRules {
             start,
             condition,
             mode,
             timeout: Duration::from_millis(self.timeout_ms),
-            max_lines: bounded("max_lines", self.max_lines, MAX_LINES_LIMIT)?,
-            max_bytes: bounded("max_bytes", self.max_bytes, MAX_BYTES_LIMIT)?,
-            max_streams: bounded("max_streams", self.max_streams, MAX_STREAMS_LIMIT)?,
+            max_lines: between_one_and("max_lines", self.max_lines, MAX_LINES_LIMIT)?,
+            max_bytes: between_one_and("max_bytes", self.max_bytes, MAX_BYTES_LIMIT)?,
+            max_streams: between_one_and("max_streams", self.max_streams, MAX_STREAMS_LIMIT)?,
         })
     }
 }

@@ -17,46 +17,40 @@ impl Parser<'_> {
 
     pub(super) fn expr(&mut self) -> Result<Node> {
         self.enter()?;
-        let mut left = self.or()?;
-        let mut operands = 0;
-        while self.peek() == Some(&Token::Coalesce) {
-            let offset = self.here();
-            self.pos += 1;
-            self.enter_operand(&mut operands)?;
-            self.skip_newlines();
-            let right = self.or()?;
-            left = binary(offset, left, right, Expr::Coalesce);
-        }
-        self.depth -= operands;
+        let node = self.chain(Self::or, |t| {
+            (t == &Token::Coalesce).then_some(Expr::Coalesce)
+        })?;
         self.leave();
-        Ok(left)
+        Ok(node)
     }
 
     fn or(&mut self) -> Result<Node> {
-        let mut left = self.and()?;
-        let mut operands = 0;
-        while self.peek() == Some(&Token::Or) {
-            let offset = self.here();
-            self.pos += 1;
-            self.enter_operand(&mut operands)?;
-            self.skip_newlines();
-            let right = self.and()?;
-            left = binary(offset, left, right, Expr::Or);
-        }
-        self.depth -= operands;
-        Ok(left)
+        self.chain(Self::and, |t| (t == &Token::Or).then_some(Expr::Or))
     }
 
     fn and(&mut self) -> Result<Node> {
-        let mut left = self.comparison()?;
+        self.chain(Self::comparison, |t| {
+            (t == &Token::And).then_some(Expr::And)
+        })
+    }
+
+    /// One precedence level of left-associative operators: operands read by `operand`,
+    /// joined while `operator` knows the next token, each join counted as a level of
+    /// nesting until the chain ends.
+    fn chain<Make: FnOnce(Box<Node>, Box<Node>) -> Expr>(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Node>,
+        operator: impl Fn(&Token) -> Option<Make>,
+    ) -> Result<Node> {
+        let mut left = operand(self)?;
         let mut operands = 0;
-        while self.peek() == Some(&Token::And) {
+        while let Some(make) = self.peek().and_then(&operator) {
             let offset = self.here();
             self.pos += 1;
             self.enter_operand(&mut operands)?;
             self.skip_newlines();
-            let right = self.comparison()?;
-            left = binary(offset, left, right, Expr::And);
+            let right = operand(self)?;
+            left = binary(offset, left, right, make);
         }
         self.depth -= operands;
         Ok(left)
@@ -103,46 +97,26 @@ impl Parser<'_> {
     }
 
     fn sum(&mut self) -> Result<Node> {
-        let mut left = self.product()?;
-        let mut operands = 0;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Plus) => ArithmeticOp::Add,
-                Some(Token::Minus) => ArithmeticOp::Subtract,
-                _ => {
-                    self.depth -= operands;
-                    return Ok(left);
-                }
+        self.chain(Self::product, |t| {
+            let op = match t {
+                Token::Plus => ArithmeticOp::Add,
+                Token::Minus => ArithmeticOp::Subtract,
+                _ => return None,
             };
-            let offset = self.here();
-            self.pos += 1;
-            self.enter_operand(&mut operands)?;
-            self.skip_newlines();
-            let right = self.product()?;
-            left = binary(offset, left, right, |l, r| Expr::Arithmetic(op, l, r));
-        }
+            Some(move |l, r| Expr::Arithmetic(op, l, r))
+        })
     }
 
     fn product(&mut self) -> Result<Node> {
-        let mut left = self.unary()?;
-        let mut operands = 0;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Star) => ArithmeticOp::Multiply,
-                Some(Token::Slash) => ArithmeticOp::Divide,
-                Some(Token::Percent) => ArithmeticOp::Remainder,
-                _ => {
-                    self.depth -= operands;
-                    return Ok(left);
-                }
+        self.chain(Self::unary, |t| {
+            let op = match t {
+                Token::Star => ArithmeticOp::Multiply,
+                Token::Slash => ArithmeticOp::Divide,
+                Token::Percent => ArithmeticOp::Remainder,
+                _ => return None,
             };
-            let offset = self.here();
-            self.pos += 1;
-            self.enter_operand(&mut operands)?;
-            self.skip_newlines();
-            let right = self.unary()?;
-            left = binary(offset, left, right, |l, r| Expr::Arithmetic(op, l, r));
-        }
+            Some(move |l, r| Expr::Arithmetic(op, l, r))
+        })
     }
 
     fn unary(&mut self) -> Result<Node> {

@@ -14,7 +14,7 @@ use super::{Encoding, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::condition::FieldPath;
 use crate::delivery::retry::RetryConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{between_one_and, FieldError};
 use crate::kafka::{client_config, LibrdkafkaOptions};
 use crate::telemetry::{self, LogLimiter};
 use crate::template::Template;
@@ -161,12 +161,7 @@ impl KafkaSinkConfig {
     }
 
     fn client_config(&self) -> Result<ClientConfig, FieldError> {
-        if !(1..=1_000_000).contains(&self.batch_size) {
-            return Err(FieldError::new(
-                "batch_size",
-                "must be between 1 and 1000000",
-            ));
-        }
+        between_one_and("batch_size", self.batch_size, 1_000_000)?;
         if self.linger_ms > 900_000 {
             return Err(FieldError::new("linger_ms", "must be at most 900000"));
         }

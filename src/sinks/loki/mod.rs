@@ -24,7 +24,7 @@ use super::options::{StoreDefaults, StoreOptions, Unknown};
 use super::{Encoding, SinkContext, SinkError};
 use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::telemetry;
 use crate::template::Template;
 
@@ -95,9 +95,7 @@ impl LokiSinkConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         self.options.validate(&self.unknown)?;
         self.label_templates()?;
-        if self.max_label_sets == 0 {
-            return Err(FieldError::new("max_label_sets", "must be at least 1"));
-        }
+        at_least_one(&[("max_label_sets", self.max_label_sets as u64)])?;
         if self.protocol == Protocol::Protobuf
             && self.options.compression != crate::sinks::http::HttpCompression::None
         {

@@ -42,7 +42,7 @@ use crate::channel::BatchReceiver;
 use crate::delivery::http::HttpClient;
 use crate::delivery::retry::{DeliveryError, Outcome, RetryConfig};
 use crate::event::Event;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::tls::ClientTlsConfig;
 
 pub use encode::request;
@@ -122,7 +122,7 @@ impl OpentelemetrySinkConfig {
                 ),
             ));
         }
-        batch::at_least_one(&[
+        at_least_one(&[
             ("batch_max_events", self.batch_max_events as u64),
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("timeout_secs", self.timeout_secs),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::key::KeyTemplate;
 use crate::delivery::retry::RetryConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::sinks::options::RequestConfig;
 use crate::sinks::Encoding;
 use crate::tls::ClientTlsConfig;
@@ -172,7 +172,7 @@ impl S3SinkConfig {
         if let Some(endpoint) = &self.endpoint {
             super::upload::parse_endpoint(endpoint)?;
         }
-        crate::sinks::batch::at_least_one(&[
+        at_least_one(&[
             ("batch.max_bytes", self.batch.max_bytes as u64),
             ("batch.timeout_secs", self.batch.timeout_secs),
             ("max_open_objects", self.max_open_objects as u64),

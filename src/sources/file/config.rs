@@ -11,7 +11,7 @@ use crate::codec::multiline::{MultilineConfig, MultilineRules};
 use crate::codec::{
     CharacterDelimitedConfig, DecodingConfig, FrameLimits, FramingConfig, MAX_FRAME_BYTES_LIMIT,
 };
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, between_one_and, FieldError};
 
 /// Where to start in a file seen for the first time at start-up (and with no checkpoint).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -137,19 +137,12 @@ impl FileSourceConfig {
                 }
             }
         }
-        if self.glob_interval_ms == 0 {
-            return Err(FieldError::new("glob_interval_ms", "must be at least 1"));
-        }
-        if self.max_open_files == 0 {
-            return Err(FieldError::new("max_open_files", "must be at least 1"));
-        }
+        at_least_one(&[
+            ("glob_interval_ms", self.glob_interval_ms),
+            ("max_open_files", self.max_open_files as u64),
+        ])?;
         if let Some(max) = self.max_line_bytes {
-            if max == 0 || max > MAX_FRAME_BYTES_LIMIT {
-                return Err(FieldError::new(
-                    "max_line_bytes",
-                    format!("must be between 1 and {MAX_FRAME_BYTES_LIMIT}"),
-                ));
-            }
+            between_one_and("max_line_bytes", max, MAX_FRAME_BYTES_LIMIT)?;
         }
         if self
             .data_dir

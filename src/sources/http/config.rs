@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::super::auth::{validate_tokens, RateLimitConfig};
 use crate::codec::{DecodingConfig, FramingConfig};
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::listen::{ConnectionLimits, HttpLimits, MinRate};
 use crate::tls::TlsConfig;
 
@@ -162,12 +162,10 @@ impl HttpConfig {
                 ),
             ));
         }
-        if self.max_body_bytes == 0 {
-            return Err(FieldError::new("max_body_bytes", "must be at least 1"));
-        }
-        if self.ack_timeout_secs == 0 {
-            return Err(FieldError::new("ack_timeout_secs", "must be at least 1"));
-        }
+        at_least_one(&[
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("ack_timeout_secs", self.ack_timeout_secs),
+        ])?;
         validate_tokens(&self.tokens, self.rate_limit.as_ref())?;
         for (i, content_type) in self.content_types.iter().flatten().enumerate() {
             if !READABLE_CONTENT_TYPES.contains(&content_type.to_ascii_lowercase().as_str()) {

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -44,16 +44,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
 
 use super::{NotTaken, State};
 use crate::listen::{Acceptor, MinRateBody};
-use crate::sources::{otlp, otlp_status};
+use crate::sources::otlp;
+use crate::sources::otlp_status::{self, BytesCodec, EXPORT_PATH};
 use crate::telemetry;
-
-/// The one method served.
-pub(super) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// Requests in flight at once on one connection (HTTP/2 streams).
 const MAX_STREAMS: u32 = 64;
@@ -235,7 +233,7 @@ impl State {
             .into_http();
         };
         let request = request.map(|body| MinRateBody::new(body, self.config.min_body_rate()));
-        let mut grpc = tonic::server::Grpc::new(ExportCodec)
+        let mut grpc = tonic::server::Grpc::new(BytesCodec)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max);
         let export = Export {
@@ -286,7 +284,8 @@ struct Export<'a> {
 }
 
 impl<'a> tonic::server::UnaryService<Bytes> for Export<'a> {
-    type Response = ExportLogsServiceResponse;
+    /// The answer's protobuf bytes.
+    type Response = Bytes;
     type Future =
         Pin<Box<dyn Future<Output = Result<tonic::Response<Self::Response>, Status>> + Send + 'a>>;
 
@@ -299,9 +298,10 @@ impl<'a> tonic::server::UnaryService<Bytes> for Export<'a> {
                 Status::invalid_argument(format!("malformed export request, nothing accepted: {e}"))
             })?;
             match state.take_otlp(records, app, peer, body.len()).await {
-                Ok(partial_success) => Ok(tonic::Response::new(ExportLogsServiceResponse {
-                    partial_success,
-                })),
+                Ok(partial_success) => {
+                    let answer = ExportLogsServiceResponse { partial_success };
+                    Ok(tonic::Response::new(answer.encode_to_vec().into()))
+                }
                 Err(NotTaken::RateLimited { app, wait_secs }) => Err(busy(
                     &format!("app `{app}` is over its rate limit; retry in {wait_secs} s"),
                     Duration::from_secs(wait_secs),
@@ -325,41 +325,4 @@ fn busy(message: &str, retry_after: Duration) -> Status {
         message.to_string(),
         Bytes::from(details),
     )
-}
-
-/// Requests as their bytes (decoded by `otlp::decode_protobuf`), answers as protobuf.
-struct ExportCodec;
-
-impl Codec for ExportCodec {
-    type Encode = ExportLogsServiceResponse;
-    type Decode = Bytes;
-    type Encoder = ExportCodec;
-    type Decoder = ExportCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ExportCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ExportCodec
-    }
-}
-
-impl Encoder for ExportCodec {
-    type Item = ExportLogsServiceResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("cannot encode the answer: {e}")))
-    }
-}
-
-impl Decoder for ExportCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }

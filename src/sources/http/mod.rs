@@ -33,7 +33,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, RETRY_AFTER,
-    WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, StatusCode};
 
@@ -54,7 +53,7 @@ use super::auth::{RateLimiter, Tokens};
 use super::sockets::{Bound, Sockets};
 use super::{BoundListener, Decoded, FrameIngest, SourceContext, SourceError};
 use crate::ack::{AckReceiver, AckStatus, AckToken};
-use crate::api::{error, respond, HttpResponse};
+use crate::api::{error, preflight, respond, HttpResponse, Refusal};
 use crate::codec::{DecodingConfig, FrameLimits, FramingConfig, OversizePolicy};
 use crate::listen::{BodyBudget, BodyReservation, BodyTooSlow, MinRateBody};
 use crate::telemetry;
@@ -242,7 +241,11 @@ impl State {
             Err(message) => return error(StatusCode::FORBIDDEN, &message),
         };
         if request.method() == Method::OPTIONS && origin.is_some() {
-            return preflight(origin);
+            return preflight(
+                "POST",
+                "authorization, content-type, content-encoding",
+                origin,
+            );
         }
         if request.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
@@ -295,16 +298,8 @@ impl State {
         let headers = request.headers();
         let app = match self.tokens.authenticate(headers, request.uri()) {
             Ok(app) => app,
-            Err(refusal) => {
-                let mut response = error(refusal.status, refusal.message);
-                if refusal.status == StatusCode::UNAUTHORIZED {
-                    response.headers_mut().insert(
-                        WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer realm=\"sluice\""),
-                    );
-                }
-                return response;
-            }
+            // Answered as the API answers its refusals (a 401 names the scheme).
+            Err(refusal) => return Refusal::new(refusal.status, refusal.message).into_response(),
         };
         let essence = essence(headers.get(CONTENT_TYPE));
         if !essence.is_empty() && !self.accepts(&essence) {
@@ -557,24 +552,6 @@ fn header_text(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
-}
-
-fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
-    use hyper::header::{
-        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_MAX_AGE,
-    };
-    let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
-    let headers = response.headers_mut();
-    headers.insert(
-        ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
-    );
-    headers.insert(
-        ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("authorization, content-type, content-encoding"),
-    );
-    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-    crate::api::with_cors(response, origin)
 }
 
 fn too_large(max: usize) -> HttpResponse {

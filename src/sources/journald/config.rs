@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, between_one_and, FieldError};
 
 /// The largest `max_entry_bytes` accepted: an entry is held whole while it is parsed.
 const MAX_ENTRY_BYTES_LIMIT: usize = 64 * 1024 * 1024;
@@ -102,15 +102,12 @@ impl JournaldConfig {
                 return Err(FieldError::new(field, "must not be empty"));
             }
         }
-        if self.batch_size == 0 {
-            return Err(FieldError::new("batch_size", "must be at least 1"));
-        }
-        if self.max_entry_bytes == 0 || self.max_entry_bytes > MAX_ENTRY_BYTES_LIMIT {
-            return Err(FieldError::new(
-                "max_entry_bytes",
-                format!("must be between 1 and {MAX_ENTRY_BYTES_LIMIT}"),
-            ));
-        }
+        at_least_one(&[("batch_size", self.batch_size as u64)])?;
+        between_one_and(
+            "max_entry_bytes",
+            self.max_entry_bytes,
+            MAX_ENTRY_BYTES_LIMIT,
+        )?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::codec::container::ContainerFormat;
 use crate::codec::multiline::MultilineConfig;
 use crate::codec::DecodingConfig;
-use crate::field_error::FieldError;
+use crate::field_error::{at_least_one, FieldError};
 use crate::sources::file::{FileSourceConfig, ReadFrom};
 
 /// Where the service account's files are mounted in every pod.
@@ -155,9 +155,7 @@ impl KubernetesLogsConfig {
         }
         self.include_selector = selector("include_labels", &self.include_labels)?;
         self.exclude_selector = selector("exclude_labels", &self.exclude_labels)?;
-        if self.max_pods == 0 {
-            return Err(FieldError::new("max_pods", "must be at least 1"));
-        }
+        at_least_one(&[("max_pods", self.max_pods as u64)])?;
         if let Some(url) = self.api.as_ref().and_then(|a| a.url.as_deref()) {
             let ok = url.parse::<hyper::Uri>().is_ok_and(|u| {
                 matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http_body_util::{BodyExt, Limited};
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::Uri;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::pods::{Pod, PodCache, PodMeta};
-use crate::delivery::http::HttpClient;
+use crate::delivery::http::{bearer, HttpClient};
 use crate::delivery::retry::{Backoff, RetryConfig};
 use crate::telemetry::{self, Counter, LogLimiter};
 
@@ -224,16 +224,13 @@ impl Watcher {
             path: path.clone(),
             source,
         })?;
-        let value = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
-            ApiError::Token {
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not a valid header value",
-                ),
-            }
-        })?;
-        Ok(vec![(AUTHORIZATION, value)])
+        bearer(Some(token.trim())).map_err(|_| ApiError::Token {
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a valid header value",
+            ),
+        })
     }
 
     async fn get(

@@ -42,7 +42,7 @@ use super::route::OrderedTable;
 use super::{FunctionTransform, Outputs, TransformContext};
 use crate::condition::FieldPath;
 use crate::event::{Event, Value};
-use crate::field_error::FieldError;
+use crate::field_error::{between_one_and, FieldError};
 use crate::telemetry::{self, Counter, LogLimiter, OTHER_LABEL};
 use crate::template::Template;
 
@@ -223,18 +223,8 @@ impl MetricConfig {
                 b.as_slice().into()
             }
         };
-        if !(1..=MAX_SERIES).contains(&self.max_series) {
-            return Err(FieldError::new(
-                "max_series",
-                format!("must be between 1 and {MAX_SERIES}"),
-            ));
-        }
-        if !(1..=MAX_SET_VALUES).contains(&self.max_set_values) {
-            return Err(FieldError::new(
-                "max_set_values",
-                format!("must be between 1 and {MAX_SET_VALUES}"),
-            ));
-        }
+        between_one_and("max_series", self.max_series, MAX_SERIES)?;
+        between_one_and("max_set_values", self.max_set_values, MAX_SET_VALUES)?;
         let mut tags = Vec::with_capacity(self.tags.0.len());
         for (label, template) in self.tags.iter() {
             let at = || format!("tags.{label}");
