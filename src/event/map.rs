@@ -58,6 +58,27 @@ impl Map {
             .map(|(_, v)| v)
     }
 
+    /// The value at `key` (with `true`), or else at `fallback` (with `false`), looked for
+    /// in one pass: a dotted field's flat key (`"http.status"`) and its first segment.
+    pub fn get_mut_or(&mut self, key: &str, fallback: &str) -> Option<(bool, &mut Value)> {
+        let mut at_fallback = None;
+        let mut at_key = None;
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            if k == key {
+                at_key = Some(i);
+                break;
+            }
+            if at_fallback.is_none() && k == fallback {
+                at_fallback = Some(i);
+            }
+        }
+        match (at_key, at_fallback) {
+            (Some(i), _) => Some((true, &mut self.entries[i].1)),
+            (None, Some(i)) => Some((false, &mut self.entries[i].1)),
+            (None, None) => None,
+        }
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.entries.iter().any(|(k, _)| k == key)
     }
@@ -205,6 +226,23 @@ mod tests {
         m.insert("a", Value::Integer(3));
         assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(m.get("a"), Some(&Value::Integer(3)));
+    }
+
+    #[test]
+    fn get_mut_or_prefers_the_key_wherever_it_is() {
+        let mut m = Map::new();
+        m.insert("http", Value::Integer(1));
+        m.insert("http.status", Value::Integer(2));
+        assert_eq!(
+            m.get_mut_or("http.status", "http"),
+            Some((true, &mut Value::Integer(2)))
+        );
+        m.remove("http.status");
+        assert_eq!(
+            m.get_mut_or("http.status", "http"),
+            Some((false, &mut Value::Integer(1)))
+        );
+        assert_eq!(m.get_mut_or("a", "b"), None);
     }
 
     #[test]

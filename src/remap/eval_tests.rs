@@ -69,6 +69,12 @@ fn assignments() {
             r#"{"http.status":200}"#,
             r#"{"http.status":500}"#,
         ),
+        // ... wherever it is, before or after an object named by the first segment.
+        (
+            ".http.status = 500",
+            r#"{"http":{"status":1},"http.status":200}"#,
+            r#"{"http":{"status":1},"http.status":500}"#,
+        ),
         (".\"a b\" = 1", r#"{}"#, r#"{"a b":1}"#),
         (
             ".c = .a",

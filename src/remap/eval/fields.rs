@@ -7,6 +7,11 @@ use crate::condition::FieldPath;
 use crate::event::{Map, Value};
 use crate::remap::functions::type_name;
 
+/// Room in an object an assignment creates (`.http.method = ...`) for the keys set beside
+/// the first (`.http.path`), which a program writes next: an object made for one key is
+/// moved to a larger allocation by the second. Four is what a vector grows to first.
+const NEW_OBJECT_CAPACITY: usize = 4;
+
 /// Sets `path` to `value`, creating the objects on the way. A path whose flat dotted key
 /// exists at the top (`"http.status"`) sets that key, as reading it would. Returns the
 /// depth of the key it changed and writes the key's old value to `old`: the caller points
@@ -18,11 +23,19 @@ pub(super) fn set_field(
     value: Value,
     old: &mut Option<Value>,
 ) -> Result<usize, String> {
-    if let Some(exact) = path.exact_key() {
-        if let Some(slot) = map.get_mut(exact) {
-            *old = Some(std::mem::replace(slot, value));
-            return Ok(0);
-        }
+    if let (Some(exact), [first, rest @ ..]) = (path.exact_key(), path.segments()) {
+        // One pass over the fields for both keys: a new dotted field is looked for once.
+        return match map.get_mut_or(exact, first) {
+            Some((true, slot)) => {
+                *old = Some(std::mem::replace(slot, value));
+                Ok(0)
+            }
+            Some((false, found)) => set_inside(found, first, rest, value, 1, old),
+            None => {
+                create(map, first, rest, value);
+                Ok(1)
+            }
+        };
     }
     set_in(map, path.segments(), value, 1, old)
 }
@@ -46,20 +59,39 @@ fn set_in(
         return Ok(depth);
     }
     match map.get_mut(first) {
-        Some(Value::Object(inner)) => set_in(inner, rest, value, depth + 1, old),
-        Some(other) => Err(format!("`{first}` is {}, not an object", type_name(other))),
+        Some(found) => set_inside(found, first, rest, value, depth, old),
         None => {
-            let mut nested = value;
-            for segment in rest.iter().rev() {
-                let mut object = Map::with_capacity(1);
-                object.push_unchecked(segment.clone(), nested);
-                nested = Value::Object(object);
-            }
-            // `first` was just looked for and is not there: no second search.
-            map.push_unchecked(first.clone(), nested);
+            create(map, first, rest, value);
             Ok(depth)
         }
     }
+}
+
+/// Sets `rest` of a path inside `found`, the value at the path's segment `first`.
+fn set_inside(
+    found: &mut Value,
+    first: &str,
+    rest: &[CompactString],
+    value: Value,
+    depth: usize,
+    old: &mut Option<Value>,
+) -> Result<usize, String> {
+    match found {
+        Value::Object(inner) => set_in(inner, rest, value, depth + 1, old),
+        other => Err(format!("`{first}` is {}, not an object", type_name(other))),
+    }
+}
+
+/// Adds `first`, which the caller looked for and did not find, holding `value` inside new
+/// objects for the segments of `rest`.
+fn create(map: &mut Map, first: &CompactString, rest: &[CompactString], value: Value) {
+    let mut nested = value;
+    for segment in rest.iter().rev() {
+        let mut object = Map::with_capacity(NEW_OBJECT_CAPACITY);
+        object.push_unchecked(segment.clone(), nested);
+        nested = Value::Object(object);
+    }
+    map.push_unchecked(first.clone(), nested);
 }
 
 /// Removes `path`; returns the depth of the removed key and its value.
