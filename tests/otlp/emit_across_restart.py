@@ -22,7 +22,15 @@ if len(sys.argv) > 3 and sys.argv[3] == "grpc":
 else:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 # Long enough for the backoffs (1, 2, 4 s...) to span a router's restart.
-exporter = OTLPLogExporter(endpoint=endpoint, timeout=60)
+options = {"timeout": 60}
+if len(sys.argv) > 3 and sys.argv[3] == "grpc":
+    # gRPC's channel reconnects on its own schedule (1 s growing by 1.6x up to 2 min), and
+    # an export retried while the channel waits fails at once: on a loaded machine, where
+    # the router takes seconds to start again, the two schedules can miss each other until
+    # the exporter's six tries are spent. Reconnecting at least every second keeps the
+    # exporter's own backoff the one that decides.
+    options["channel_options"] = (("grpc.max_reconnect_backoff_ms", 1000),)
+exporter = OTLPLogExporter(endpoint=endpoint, **options)
 succeeded, failed = [], []
 original = exporter.export
 
