@@ -6,8 +6,8 @@
 
 use std::process::Command;
 
-use crate::store::http;
-use crate::util::{read_lines, repo_root, services_required, tempdir, wait_until, Router};
+use crate::store::{http, json};
+use crate::util::{read_lines, repo_root, services_required, tempdir, wait_until, Router, TIMEOUT};
 
 /// Whether python3 has the OpenTelemetry SDK and exporter; fails when services are required.
 pub(crate) fn sdk_available() -> bool {
@@ -131,6 +131,71 @@ async fn otlp_json_is_read_and_malformed_requests_are_refused() {
         .unwrap();
     assert_eq!(status, 200);
     wait_until("the NDJSON event written", || read_lines(&out).len() == 2).await;
+}
+
+/// A log is found from its trace: the trace id an OTLP record carries is a field of the
+/// store like any other, so `trace_id:<hex>` finds that record and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_log_is_found_by_its_trace_id() {
+    let dir = tempdir();
+    let router = Router::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+
+[sources.otel]
+type = "http"
+address = "127.0.0.1:0"
+
+[sinks.store]
+type = "store"
+inputs = ["otel"]
+path = "{}"
+commit_interval_ms = 20
+"#,
+        dir.path().display()
+    ))
+    .await;
+    let (ingest, api) = (router.addr("otel"), router.addr("api"));
+    let record = |trace: &str, body: &str| {
+        format!(
+            r#"{{"timeUnixNano":"1795000000000000000","severityNumber":9,"body":{{"stringValue":"{body}"}},"traceId":"{trace}","spanId":"0102030405060708"}}"#
+        )
+    };
+    let body = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},"scopeLogs":[{{"logRecords":[{},{}]}}]}}]}}"#,
+        record("5b8efff798038103d269b633813fc60c", "payment authorised"),
+        record("0af7651916cd43dd8448eb211c80319c", "cart emptied"),
+    );
+    let (status, text) =
+        tokio::task::spawn_blocking(move || http(ingest, "POST", "/v1/logs", body.as_bytes()))
+            .await
+            .unwrap();
+    assert_eq!((status, text.as_str()), (200, "{}"));
+    let query = move |q: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let path = format!("/v1/query?q={q}&from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z");
+            let (status, body) = http(api, "GET", &path, b"");
+            assert_eq!(status, 200, "{body}");
+            json(&body)
+        })
+    };
+    // Polled, as `wait_until` polls, but off the runtime's threads: the router answers on them.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while query("app:checkout").await.unwrap()["total"] != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the records never became searchable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let found = query("trace_id:5b8efff798038103d269b633813fc60c")
+        .await
+        .unwrap();
+    assert_eq!(found["total"], 1, "{found}");
+    let event = &found["events"][0];
+    assert_eq!(event["message"], "payment authorised", "{found}");
+    assert_eq!(event["span_id"], "0102030405060708", "{found}");
 }
 
 /// POSTs `body` to `/v1/logs` with extra header lines; the status and the answer's body.
