@@ -212,15 +212,18 @@ impl RouterProcess {
     /// Waits (at most [`TIMEOUT`]) for a line of the router's log containing every one of
     /// `needles`; false if the router exited or the time ran out first.
     pub(crate) fn wait_for_log(&mut self, needles: &[&str]) -> bool {
+        self.wait_for_log_line(needles).is_some()
+    }
+
+    /// [`RouterProcess::wait_for_log`], returning the line found.
+    pub(crate) fn wait_for_log_line(&mut self, needles: &[&str]) -> Option<String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = self.rest.recv_timeout(left) else {
-                return false;
-            };
+            let line = self.rest.recv_timeout(left).ok()?;
             self.seen.push_str(&line);
             if needles.iter().all(|n| line.contains(n)) {
-                return true;
+                return Some(line);
             }
         }
     }
