@@ -16,6 +16,7 @@ pub(super) async fn run_transform(
     let received = telemetry::counter("component_received_events_total", &[("component_id", &id)]);
     let mut sender = TransformOutputs::new(&id, outputs);
     let mut buffers = Outputs::new(named);
+    let mut passed = 0;
     // A transform that holds events back (`multiline`) is woken to send what waited long
     // enough even when no input arrives.
     let mut ticks = function.tick_interval().map(|period| {
@@ -44,10 +45,14 @@ pub(super) async fn run_transform(
         // before that, the obligation reports them not delivered.
         let (batch, obligation) = delivery.into_owned();
         received.inc(batch.len() as u64);
-        buffers.reserve_default(batch.len());
+        // Room for as many as the last batch sent on: a batch for a transform that passes
+        // every event, little for one that drops most (an output batch's spare room is
+        // memory its queue's byte bound does not see).
+        buffers.reserve_default(passed.min(batch.len()));
         for event in batch.events {
             function.transform(event, &mut buffers);
         }
+        passed = buffers.default_output().len();
         sender.send(&mut buffers).await;
         // What was sent on is the consumers' to state now; what the transform dropped
         // (filtered, sampled) or nothing consumes was dropped on purpose; what it holds

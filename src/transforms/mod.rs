@@ -53,9 +53,8 @@ impl Outputs {
         }
     }
 
-    /// Makes room for `additional` events on the default output: most transforms send
-    /// each input event on, and a batch's buffer grown push by push is copied each time it
-    /// doubles.
+    /// Makes room for `additional` events on the default output: a buffer grown push by
+    /// push is copied each time it doubles.
     pub fn reserve_default(&mut self, additional: usize) {
         self.buffers[0].reserve(additional);
     }
