@@ -5,7 +5,8 @@ every event (`/v1/query` total reaches the number of lines sent).
 
 Usage:
   default_store.py --bin BIN [--bin BIN2 ...] --input FILE [--conns K] [--rounds R]
-                   [--config PIPELINE [--no-store]] [--results OUT.jsonl]
+                   [--engines tantivy,columns] [--config PIPELINE [--no-store]]
+                   [--results OUT.jsonl]
 
 Binaries are run in turn, round after round, so that old and new share the machine's
 state. Prints one JSON line per run: label, events/s until searchable, seconds, peak RSS
@@ -99,7 +100,7 @@ def dir_bytes(path):
     return n
 
 
-def start_default(binary, tmp, config=None, prefix="sluice-default-"):
+def start_default(binary, tmp, config=None, prefix="sluice-default-", engine=None):
     """`sluice up` (on the embedded default pipeline unless `config`) with its data in a new
     directory under `tmp` and every listener on a free loopback port: (process, data
     directory, tcp port, api port)."""
@@ -108,6 +109,8 @@ def start_default(binary, tmp, config=None, prefix="sluice-default-"):
     env = dict(os.environ, SLUICE_DATA_DIR=data, SLUICE_TCP=f"127.0.0.1:{tcp}",
                SLUICE_UDP=f"127.0.0.1:{udp}", SLUICE_HTTP=f"127.0.0.1:{http}",
                SLUICE_API=f"127.0.0.1:{api}", RUST_LOG="warn")
+    if engine:
+        env["SLUICE_STORE_ENGINE"] = engine
     cmd = [binary, "up"]
     if config:
         cmd += ["--config", config]
@@ -115,8 +118,8 @@ def start_default(binary, tmp, config=None, prefix="sluice-default-"):
     return proc, data, tcp, api
 
 
-def run(binary, args, lines):
-    proc, data, tcp, api = start_default(binary, args.tmp, args.config)
+def run(binary, args, lines, engine=None):
+    proc, data, tcp, api = start_default(binary, args.tmp, args.config, engine=engine)
     try:
         wait_listening(tcp, time.time() + 30)
         wait_listening(api, time.time() + 30)
@@ -138,7 +141,7 @@ def run(binary, args, lines):
         proc.wait(timeout=300)
         # After the shutdown's final merges, which leave the partition in its lasting shape.
         store = dir_bytes(os.path.join(data, "store"))
-        return {"bin": binary, "conns": args.conns, "lines": lines, "seconds": round(elapsed, 2),
+        return {"bin": binary, "engine": engine, "conns": args.conns, "lines": lines, "seconds": round(elapsed, 2),
                 "send_seconds": round(sent, 2), "events_per_s": round(lines / elapsed),
                 "peak_rss_mib": round(rss, 1), "cpu_us_per_event": round(cpu * 1e6 / lines, 2), "store_bytes_per_event": round(store / lines, 1), "query_ms": queries}
     finally:
@@ -163,6 +166,8 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--tmp", default="/tmp/bench")
     p.add_argument("--results")
+    p.add_argument("--engines", help="run each binary with each store engine, e.g. "
+                   "tantivy,columns (SLUICE_STORE_ENGINE in the default pipeline)")
     p.add_argument("--keep", action="store_true",
                    help="keep each run's data directory (for tests/it/store_usage.rs)")
     args = p.parse_args()
@@ -170,11 +175,12 @@ def main():
         lines = sum(1 for _ in f)
     for _ in range(args.rounds):
         for binary in args.bin:
-            row = run(binary, args, lines)
-            print(json.dumps(row), flush=True)
-            if args.results:
-                with open(args.results, "a") as out:
-                    out.write(json.dumps(row) + "\n")
+            for engine in (args.engines.split(",") if args.engines else [None]):
+                row = run(binary, args, lines, engine)
+                print(json.dumps(row), flush=True)
+                if args.results:
+                    with open(args.results, "a") as out:
+                        out.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -132,12 +132,7 @@ impl Fields {
         fallback_ts: i64,
     ) -> (TantivyDocument, usize, bool) {
         let mut doc = TantivyDocument::new();
-        let own = event_timestamp(event);
-        let plausible = own.filter(|t| (0..MAX_EVENT_TIME_NANOS).contains(t));
-        // A time field that does not parse (or lies beyond what nanoseconds can hold) is as
-        // little to be believed as one outside the range.
-        let implausible = event.fields.get(fields::TIMESTAMP).is_some() && plausible.is_none();
-        let ts = plausible.unwrap_or(fallback_ts);
+        let (ts, implausible) = store_time(event, fallback_ts);
         doc.add_i64(self.timestamp, ts);
         doc.add_u64(self.seq, seq);
         let mut numbers: Vec<(String, OwnedValue)> = Vec::new();
@@ -270,6 +265,16 @@ pub const MAX_EVENT_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
 
 /// Where an event's implausible time is kept when the store files it under its arrival.
 pub const ORIGINAL_TIMESTAMP: &str = "original_timestamp";
+
+/// The time an event is filed under, and whether its own was set aside as implausible:
+/// its own when that parses and lies in 1970–2100, else `fallback` (its arrival).
+pub fn store_time(event: &Event, fallback: i64) -> (i64, bool) {
+    let plausible = event_timestamp(event).filter(|t| (0..MAX_EVENT_TIME_NANOS).contains(t));
+    // A time field that does not parse (or lies beyond what nanoseconds can hold) is as
+    // little to be believed as one outside the range.
+    let implausible = event.fields.get(fields::TIMESTAMP).is_some() && plausible.is_none();
+    (plausible.unwrap_or(fallback), implausible)
+}
 
 /// The event's own time: a timestamp value, or an RFC 3339 string.
 pub fn event_timestamp(event: &Event) -> Option<i64> {

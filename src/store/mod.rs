@@ -14,6 +14,7 @@
 //! [`client`].
 
 pub mod client;
+pub mod columns;
 pub mod http;
 pub mod index;
 pub mod query;
@@ -65,6 +66,20 @@ pub struct StoreConfig {
     /// it is told so in-band).
     #[serde(default = "default_tail_buffer_events")]
     pub tail_buffer_events: usize,
+    /// How partitions are stored: `"tantivy"` (an inverted index, the default) or
+    /// `"columns"` (blocks of columns with bloom filters: see [`columns`]).
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+/// The store's on-disk engine; a store directory is read by the engine that wrote it (the
+/// other's partitions are left alone, with a warning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Tantivy,
+    Columns,
 }
 
 /// A duration written as text (`"90s"`, `"15m"`, `"2h"`, `"7d"`) or as seconds.
@@ -161,6 +176,7 @@ impl StoreConfig {
             retention_bytes: self.retention_bytes,
             writer_memory_bytes: self.writer_memory_bytes,
             tail_buffer_events: self.tail_buffer_events,
+            engine: self.engine,
         }
     }
 
@@ -194,6 +210,7 @@ pub struct StoreOptions {
     pub retention_bytes: Option<u64>,
     pub writer_memory_bytes: usize,
     pub tail_buffer_events: usize,
+    pub engine: Engine,
 }
 
 impl Default for StoreOptions {
@@ -204,6 +221,7 @@ impl Default for StoreOptions {
             retention_bytes: None,
             writer_memory_bytes: default_writer_memory_bytes(),
             tail_buffer_events: default_tail_buffer_events(),
+            engine: Engine::default(),
         }
     }
 }
@@ -224,6 +242,14 @@ pub enum StoreError {
     /// A request reached its cost bound (`search::Budget`).
     #[error("{0}")]
     CostLimit(String),
+    #[error("block error: {0}")]
+    Block(String),
+}
+
+impl From<columns::BlockError> for StoreError {
+    fn from(error: columns::BlockError) -> Self {
+        StoreError::Block(error.to_string())
+    }
 }
 
 /// An open store: the partitions (shared with queries) and the live-tail hub.
@@ -232,8 +258,10 @@ pub struct Store {
     pub fields: Fields,
     dir: PathBuf,
     options: StoreOptions,
-    /// Ascending by start.
+    /// Ascending by start (the tantivy engine's).
     partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Ascending by start (the column engine's).
+    column_partitions: RwLock<Vec<Arc<columns::Partition>>>,
     pub tail: tail::TailHub,
     dropped_age: Counter,
     dropped_size: Counter,
@@ -264,7 +292,27 @@ impl Store {
             })
             .collect();
         entries.sort();
+        let mut column_partitions = Vec::new();
         for (start, path) in entries {
+            let columns = columns::is_columns_partition(&path);
+            if columns != (options.engine == Engine::Columns) {
+                tracing::warn!(component_id = %id, partition = %path.display(), engine = ?options.engine, "store partition written by the other engine: left alone, not searched");
+                continue;
+            }
+            if columns {
+                let (partition, opened) =
+                    columns::Partition::open(&path, start).map_err(|source| StoreError::Dir {
+                        path: path.clone(),
+                        source,
+                    })?;
+                for (block, error) in opened.damaged {
+                    damaged.inc(1);
+                    let aside = move_aside(dir, &block);
+                    tracing::warn!(component_id = %id, block = %block.display(), moved_to = %aside.display(), %error, "damaged store block moved aside");
+                }
+                column_partitions.push(Arc::new(partition));
+                continue;
+            }
             match Partition::open(&path, start, &fields, false) {
                 Ok(p) => partitions.push(Arc::new(p)),
                 Err(error) => {
@@ -280,6 +328,7 @@ impl Store {
             fields,
             dir: dir.to_path_buf(),
             partitions: RwLock::new(partitions),
+            column_partitions: RwLock::new(column_partitions),
             tail,
             dropped_age: telemetry::counter(
                 "store_partitions_dropped_total",
@@ -312,26 +361,57 @@ impl Store {
             .clone()
     }
 
+    /// The column engine's partitions, oldest first (a snapshot, as [`Store::partitions`]).
+    pub fn column_partitions(&self) -> Vec<Arc<columns::Partition>> {
+        self.column_partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.options.engine
+    }
+
+    /// Partitions (and, for the column engine, blocks) found damaged and moved aside.
     pub fn damaged_partitions(&self) -> u64 {
         self.damaged.get()
     }
 
     /// Committed events over all partitions.
     pub fn num_events(&self) -> u64 {
-        self.partitions()
+        let columns: u64 = self
+            .column_partitions()
             .iter()
-            .map(|p| p.reader.searcher().num_docs())
-            .sum()
+            .map(|p| p.num_events())
+            .sum();
+        columns
+            + self
+                .partitions()
+                .iter()
+                .map(|p| p.reader.searcher().num_docs())
+                .sum::<u64>()
     }
 
     pub fn disk_bytes(&self) -> u64 {
-        self.partitions().iter().map(|p| p.disk_bytes()).sum()
+        let columns: u64 = self
+            .column_partitions()
+            .iter()
+            .map(|p| p.disk_bytes())
+            .sum();
+        columns
+            + self
+                .partitions()
+                .iter()
+                .map(|p| p.disk_bytes())
+                .sum::<u64>()
     }
 
     pub fn writer(self: &Arc<Self>) -> StoreWriter {
         StoreWriter {
             store: self.clone(),
             current: None,
+            columns: None,
             last_retention: None,
         }
     }
@@ -343,13 +423,24 @@ impl Store {
     /// Drops whole partitions older than the retention age, then the oldest while the
     /// total is above the retention size; never the partition being written (`keep`).
     pub fn enforce_retention(&self, now_secs: i64, keep: Option<i64>) -> Vec<i64> {
+        let mut dropped = self.retain(&self.partitions, now_secs, keep);
+        dropped.extend(self.retain(&self.column_partitions, now_secs, keep));
+        dropped
+    }
+
+    fn retain<P: Retained>(
+        &self,
+        partitions: &RwLock<Vec<Arc<P>>>,
+        now_secs: i64,
+        keep: Option<i64>,
+    ) -> Vec<i64> {
         let mut dropped = Vec::new();
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        let mut partitions = partitions.write().unwrap_or_else(|e| e.into_inner());
         if let Some(age) = self.options.retention_age_secs {
             let cutoff = now_secs - age;
             partitions.retain(|p| {
-                let expired = p.start_secs + self.options.partition_secs <= cutoff
-                    && Some(p.start_secs) != keep;
+                let expired = p.start_secs() + self.options.partition_secs <= cutoff
+                    && Some(p.start_secs()) != keep;
                 if expired {
                     self.dropped_age.inc(1);
                     dropped.push((p.clone(), "age"));
@@ -360,7 +451,8 @@ impl Store {
         if let Some(max) = self.options.retention_bytes {
             let mut sizes: Vec<u64> = partitions.iter().map(|p| p.disk_bytes()).collect();
             let mut total: u64 = sizes.iter().sum();
-            while total > max && !partitions.is_empty() && Some(partitions[0].start_secs) != keep {
+            while total > max && !partitions.is_empty() && Some(partitions[0].start_secs()) != keep
+            {
                 let p = partitions.remove(0);
                 total -= sizes.remove(0);
                 self.dropped_size.inc(1);
@@ -371,11 +463,11 @@ impl Store {
         dropped
             .into_iter()
             .map(|(p, reason)| {
-                tracing::info!(component_id = %self.id, partition = %p.dir.display(), reason, "store partition dropped by retention");
-                if let Err(error) = std::fs::remove_dir_all(&p.dir) {
-                    tracing::warn!(component_id = %self.id, partition = %p.dir.display(), %error, "cannot remove dropped partition");
+                tracing::info!(component_id = %self.id, partition = %p.dir().display(), reason, "store partition dropped by retention");
+                if let Err(error) = std::fs::remove_dir_all(p.dir()) {
+                    tracing::warn!(component_id = %self.id, partition = %p.dir().display(), %error, "cannot remove dropped partition");
                 }
-                p.start_secs
+                p.start_secs()
             })
             .collect()
     }
@@ -391,6 +483,12 @@ impl Store {
         }
     }
 
+    fn existing_columns(&self, start: i64) -> Option<Arc<columns::Partition>> {
+        self.column_partitions()
+            .into_iter()
+            .find(|p| p.start_secs == start)
+    }
+
     fn existing(&self, start: i64) -> Option<Arc<Partition>> {
         self.partitions
             .read()
@@ -398,6 +496,37 @@ impl Store {
             .iter()
             .find(|p| p.start_secs == start)
             .cloned()
+    }
+}
+
+/// What retention needs of a partition, of either engine.
+trait Retained {
+    fn start_secs(&self) -> i64;
+    fn dir(&self) -> &Path;
+    fn disk_bytes(&self) -> u64;
+}
+
+impl Retained for Partition {
+    fn start_secs(&self) -> i64 {
+        self.start_secs
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn disk_bytes(&self) -> u64 {
+        Partition::disk_bytes(self)
+    }
+}
+
+impl Retained for columns::Partition {
+    fn start_secs(&self) -> i64 {
+        self.start_secs
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn disk_bytes(&self) -> u64 {
+        columns::Partition::disk_bytes(self)
     }
 }
 
@@ -421,6 +550,7 @@ fn move_aside(dir: &Path, path: &Path) -> PathBuf {
 pub struct StoreWriter {
     store: Arc<Store>,
     current: Option<Current>,
+    columns: Option<columns::PartitionWriter>,
     last_retention: Option<Instant>,
 }
 
@@ -441,6 +571,9 @@ impl StoreWriter {
         let start = self
             .store
             .partition_start(now_nanos.div_euclid(1_000_000_000));
+        if self.store.options.engine == Engine::Columns {
+            return self.append_columns(events, now_nanos, start);
+        }
         if self.current.as_ref().map(|c| c.partition.start_secs) != Some(start) {
             self.switch(start)?;
         }
@@ -468,8 +601,58 @@ impl StoreWriter {
         Ok(bytes)
     }
 
+    fn append_columns(
+        &mut self,
+        events: &[Event],
+        now_nanos: i64,
+        start: i64,
+    ) -> Result<usize, StoreError> {
+        if self.columns.as_ref().map(|c| c.partition.start_secs) != Some(start) {
+            if let Some(mut old) = self.columns.take() {
+                old.commit()?;
+            }
+            let partition = match self.store.existing_columns(start) {
+                Some(p) => p,
+                None => {
+                    let dir = self.store.dir.join(index::partition_name(start));
+                    let (p, opened) = columns::Partition::open(&dir, start).map_err(|source| {
+                        StoreError::Dir {
+                            path: dir.clone(),
+                            source,
+                        }
+                    })?;
+                    for (block, error) in opened.damaged {
+                        self.store.damaged.inc(1);
+                        let aside = move_aside(&self.store.dir, &block);
+                        tracing::warn!(component_id = %self.store.id, block = %block.display(), moved_to = %aside.display(), %error, "damaged store block moved aside");
+                    }
+                    let p = Arc::new(p);
+                    let mut list = self
+                        .store
+                        .column_partitions
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    list.push(p.clone());
+                    list.sort_by_key(|p| p.start_secs);
+                    p
+                }
+            };
+            self.columns = Some(columns::PartitionWriter::new(partition));
+        }
+        let Some(writer) = self.columns.as_mut() else {
+            return Ok(0);
+        };
+        let (bytes, implausible) = writer.append(events, now_nanos)?;
+        self.store.implausible_times.inc(implausible);
+        Ok(bytes)
+    }
+
     /// Makes everything appended so far durable and visible to queries.
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(writer) = self.columns.as_mut() {
+            writer.commit()?;
+            self.store.commits.inc(1);
+        }
         if let Some(current) = self.current.as_mut() {
             current.writer.commit()?;
             current.partition.reader.reload()?;
@@ -504,7 +687,10 @@ impl StoreWriter {
             .is_none_or(|t| t.elapsed() >= RETENTION_CHECK_INTERVAL)
         {
             self.last_retention = Some(Instant::now());
-            let keep = self.current.as_ref().map(|c| c.partition.start_secs);
+            let keep = match &self.columns {
+                Some(c) => Some(c.partition.start_secs),
+                None => self.current.as_ref().map(|c| c.partition.start_secs),
+            };
             self.store.enforce_retention(now_secs, keep);
         }
     }

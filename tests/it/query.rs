@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sluice::event::{Event, Value};
 use sluice::store::index::event_timestamp;
 use sluice::store::search::{HistogramRequest, SearchRequest, TopRequest};
-use sluice::store::{Query, Store, StoreOptions};
+use sluice::store::{Engine, Query, Store, StoreOptions};
 use sluice::transforms::parse::ParseConfig;
 use sluice::transforms::{FunctionTransform, Outputs, TransformContext};
 
@@ -76,8 +76,12 @@ pub(crate) fn corpus_events() -> Vec<Event> {
     events
 }
 
-fn fill(dir: &Path, events: &[Event]) -> Arc<Store> {
-    let store = Store::open("query_test", dir, StoreOptions::default()).expect("store opens");
+fn fill(dir: &Path, events: &[Event], engine: Engine) -> Arc<Store> {
+    let options = StoreOptions {
+        engine,
+        ..StoreOptions::default()
+    };
+    let store = Store::open("query_test", dir, options).expect("store opens");
     let mut writer = store.writer();
     let now = sluice::event::now_nanos();
     for chunk in events.chunks(1000) {
@@ -102,10 +106,20 @@ fn search(store: &Store, q: &str, from: Option<i64>, to: Option<i64>, limit: usi
 
 #[test]
 fn query_semantics_on_loghub() {
+    query_semantics_on_loghub_with(Engine::Tantivy);
+}
+
+/// The same on the column engine (`engine = "columns"`).
+#[test]
+fn query_semantics_on_loghub_on_columns() {
+    query_semantics_on_loghub_with(Engine::Columns);
+}
+
+fn query_semantics_on_loghub_with(engine: Engine) {
     let events = corpus_events();
     assert!(events.len() > 10_000, "corpus has {} events", events.len());
     let dir = tempdir();
-    let store = fill(dir.path(), &events);
+    let store = fill(dir.path(), &events, engine);
     assert_eq!(store.num_events(), events.len() as u64);
 
     // (query, a count known from the corpus files themselves, when there is one)
@@ -188,9 +202,19 @@ fn query_semantics_on_loghub() {
 
 #[test]
 fn paging_histogram_and_top_on_loghub() {
+    paging_histogram_and_top_on_loghub_with(Engine::Tantivy);
+}
+
+/// The same on the column engine (`engine = "columns"`).
+#[test]
+fn paging_histogram_and_top_on_loghub_on_columns() {
+    paging_histogram_and_top_on_loghub_with(Engine::Columns);
+}
+
+fn paging_histogram_and_top_on_loghub_with(engine: Engine) {
     let events = corpus_events();
     let dir = tempdir();
-    let store = fill(dir.path(), &events);
+    let store = fill(dir.path(), &events, engine);
 
     // Paging: newest first, every event exactly once, across many pages.
     for (q, limit) in [("app:Linux", 300), ("", 997), ("level:info", 1)] {
@@ -343,6 +367,16 @@ fn paging_histogram_and_top_on_loghub() {
 /// matcher must agree on every one (deterministic seed, 300 queries).
 #[test]
 fn random_queries_agree_with_the_in_memory_matcher() {
+    random_queries_agree_with_the_in_memory_matcher_with(Engine::Tantivy);
+}
+
+/// The same on the column engine (`engine = "columns"`).
+#[test]
+fn random_queries_agree_with_the_in_memory_matcher_on_columns() {
+    random_queries_agree_with_the_in_memory_matcher_with(Engine::Columns);
+}
+
+fn random_queries_agree_with_the_in_memory_matcher_with(engine: Engine) {
     let events: Vec<Event> = corpus_events()
         .into_iter()
         .enumerate()
@@ -350,7 +384,7 @@ fn random_queries_agree_with_the_in_memory_matcher() {
         .map(|(_, e)| e)
         .collect();
     let dir = tempdir();
-    let store = fill(dir.path(), &events);
+    let store = fill(dir.path(), &events, engine);
     let atoms = [
         "app:Linux",
         "app:OpenSSH",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sluice::event::{Event, Map, Value};
 use sluice::store::search::SearchRequest;
-use sluice::store::{Query, Store, StoreOptions};
+use sluice::store::{Engine, Query, Store, StoreOptions};
 
 use crate::util::{
     counter, free_port, sluice_bin, sluice_up, spawn_router, tempdir, Router, TIMEOUT,
@@ -149,8 +149,21 @@ fn retention_drops_the_oldest_partitions_by_age_and_by_size() {
 /// every chart and time range of the store; a plausible time is kept as it is.
 #[test]
 fn implausible_event_times_are_filed_under_their_arrival() {
+    implausible_event_times_with(Engine::Tantivy, "implausible");
+}
+
+#[test]
+fn implausible_event_times_are_filed_under_their_arrival_on_columns() {
+    implausible_event_times_with(Engine::Columns, "implausible_columns");
+}
+
+fn implausible_event_times_with(engine: Engine, id: &str) {
     let dir = tempdir();
-    let store = Store::open("implausible", dir.path(), StoreOptions::default()).expect("opens");
+    let options = StoreOptions {
+        engine,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(id, dir.path(), options).expect("opens");
     let arrival = 1_764_115_200 * 1_000_000_000;
     let timed = |i: usize, time: &str| {
         let mut e = event(i);
@@ -190,10 +203,7 @@ fn implausible_event_times_are_filed_under_their_arrival() {
     }
     assert_eq!(by_seq(3)["timestamp"], "2025-11-26T00:00:05Z");
     assert!(by_seq(3).get("original_timestamp").is_none());
-    assert_eq!(
-        counter("store_implausible_timestamps_total", "implausible", None),
-        2
-    );
+    assert_eq!(counter("store_implausible_timestamps_total", id, None), 2);
     let (lo, hi) = store.time_range().expect("a range");
     assert!(
         hi - lo < 10_000_000_000,
@@ -351,10 +361,23 @@ pub(crate) fn address_of(startup_log: &str, id: &str) -> SocketAddr {
 
 #[test]
 fn kill_9_during_ingest_loses_no_acknowledged_event() {
+    kill_9_during_ingest_with(Engine::Tantivy);
+}
+
+#[test]
+fn kill_9_during_ingest_loses_no_acknowledged_event_on_columns() {
+    kill_9_during_ingest_with(Engine::Columns);
+}
+
+fn kill_9_during_ingest_with(engine: Engine) {
     let dir = tempdir();
     let data = dir.path().join("store");
     let config = dir.path().join("router.toml");
-    std::fs::write(&config, store_pipeline(&data, "")).expect("config");
+    let extra = match engine {
+        Engine::Columns => "engine = \"columns\"",
+        Engine::Tantivy => "",
+    };
+    std::fs::write(&config, store_pipeline(&data, extra)).expect("config");
     let router = spawn_router(sluice_up(&config));
     let ingest = address_of(&router.startup_log, "in");
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
@@ -396,7 +419,11 @@ fn kill_9_during_ingest_loses_no_acknowledged_event() {
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
 
-    let store = Store::open("reopened", &data, StoreOptions::default()).expect("reopens");
+    let options = StoreOptions {
+        engine,
+        ..StoreOptions::default()
+    };
+    let store = Store::open("reopened", &data, options).expect("reopens");
     assert_eq!(store.damaged_partitions(), 0);
     let page = store
         .search(&SearchRequest {

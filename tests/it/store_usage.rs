@@ -64,3 +64,34 @@ fn bytes_per_event_by_field_and_structure() {
         println!("{field:>12} {kind:<20} {:>7.2}", bytes as f64 / docs as f64);
     }
 }
+
+/// The same for a store of the column engine: bytes per event of each section (field
+/// columns, the times, the rows' shapes, the bloom filters), over every block.
+#[test]
+#[ignore = "a measuring tool: needs SLUICE_STORE_DIR"]
+fn bytes_per_event_by_section_on_columns() {
+    use sluice::store::{Engine, Store, StoreOptions};
+    let dir = PathBuf::from(std::env::var("SLUICE_STORE_DIR").expect("SLUICE_STORE_DIR"));
+    let options = StoreOptions {
+        engine: Engine::Columns,
+        ..StoreOptions::default()
+    };
+    let store = Store::open("usage", &dir, options).expect("the store");
+    let events = store.num_events();
+    assert!(events > 0, "no events under {}", dir.display());
+    println!(
+        "{events} events, {:.1} bytes per event in all",
+        store.disk_bytes() as f64 / events as f64
+    );
+    let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+    for partition in store.column_partitions() {
+        for (name, bytes) in partition.section_bytes() {
+            *rows.entry(name).or_default() += bytes;
+        }
+    }
+    let mut by_size: Vec<_> = rows.into_iter().collect();
+    by_size.sort_by_key(|row| std::cmp::Reverse(row.1));
+    for (name, bytes) in by_size {
+        println!("{name:>20} {:>7.2}", bytes as f64 / events as f64);
+    }
+}

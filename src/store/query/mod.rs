@@ -27,7 +27,7 @@ mod tests;
 // The store's translation to tantivy uses them; a build without the store has the
 // language alone.
 #[cfg_attr(not(feature = "store"), allow(unused_imports))]
-pub(crate) use matcher::{number, tokens};
+pub(crate) use matcher::{glob_matches, in_range, number, tokens};
 
 /// A parse error, with the byte offset in the query where it was found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

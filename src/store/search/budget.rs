@@ -50,7 +50,7 @@ impl Budget {
     }
 
     /// Counts `events` examined; false once the request is past either bound.
-    fn spend(&self, events: u64) -> bool {
+    pub(crate) fn spend(&self, events: u64) -> bool {
         let scanned = self
             .scanned
             .fetch_add(events, Ordering::Relaxed)

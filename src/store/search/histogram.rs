@@ -322,6 +322,40 @@ impl Store {
             .as_deref()
             .map(|s| FieldColumn::for_field(&self.fields, s))
             .transpose()?;
+        let mut series = if self.engine() == crate::store::Engine::Columns {
+            crate::store::columns::histogram_series(
+                &self.column_partitions(),
+                request,
+                buckets,
+                budget,
+            )?
+        } else {
+            self.histogram_series(request, buckets, split, budget)?
+        };
+        series.retain(|_, counts| counts.iter().any(|&n| n > 0));
+        if request.split.is_some() {
+            keep_top_series(&mut series, split_limit, buckets);
+        }
+        let total = series.values().flatten().sum();
+        let times_ms = (0..buckets as i64)
+            .map(|i| (request.from + i * request.interval).div_euclid(1_000_000))
+            .collect();
+        Ok(Histogram {
+            times_ms,
+            interval_ms: request.interval / 1_000_000,
+            series: series.into_iter().collect(),
+            total,
+        })
+    }
+
+    /// The tantivy engine's counts per bucket and series.
+    fn histogram_series(
+        &self,
+        request: &HistogramRequest,
+        buckets: usize,
+        split: Option<FieldColumn>,
+        budget: &Budget,
+    ) -> Result<SeriesFruit, StoreError> {
         let base = translate(&self.fields, &request.query)?;
         let query = with_time(&self.fields, base, Some(request.from), Some(request.to));
         let collector = Bounded {
@@ -351,21 +385,7 @@ impl Store {
             );
         }
         budget.check()?;
-        let mut series = merge_series(fruits, buckets);
-        series.retain(|_, counts| counts.iter().any(|&n| n > 0));
-        if request.split.is_some() {
-            keep_top_series(&mut series, split_limit, buckets);
-        }
-        let total = series.values().flatten().sum();
-        let times_ms = (0..buckets as i64)
-            .map(|i| (request.from + i * request.interval).div_euclid(1_000_000))
-            .collect();
-        Ok(Histogram {
-            times_ms,
-            interval_ms: request.interval / 1_000_000,
-            series: series.into_iter().collect(),
-            total,
-        })
+        Ok(merge_series(fruits, buckets))
     }
 }
 

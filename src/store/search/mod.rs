@@ -182,6 +182,9 @@ impl Store {
         request: &SearchRequest,
         budget: &Budget,
     ) -> Result<SearchPage, StoreError> {
+        if self.engine() == super::Engine::Columns {
+            return super::columns::search(&self.column_partitions(), request, budget);
+        }
         let limit = request.limit.min(MAX_LIMIT);
         let before = request.cursor.as_deref().map(decode_cursor).transpose()?;
         let base = translate(&self.fields, &request.query)?;
@@ -260,6 +263,11 @@ impl Store {
         self.partitions()
             .iter()
             .filter_map(|p| time_bounds(p))
+            .chain(
+                self.column_partitions()
+                    .iter()
+                    .filter_map(|p| p.time_bounds()),
+            )
             .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 }

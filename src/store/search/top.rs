@@ -133,6 +133,31 @@ impl Store {
         budget: &Budget,
     ) -> Result<TopValues, StoreError> {
         let field = FieldColumn::for_field(&self.fields, &request.field)?;
+        let (merged, total) = if self.engine() == crate::store::Engine::Columns {
+            crate::store::columns::top_counts(&self.column_partitions(), request, budget)?
+        } else {
+            self.top_counts(request, field, budget)?
+        };
+        let mut values: Vec<TopValue> = merged
+            .into_iter()
+            .map(|(value, count)| TopValue { value, count })
+            .collect();
+        values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        values.truncate(request.limit.min(MAX_LIMIT));
+        Ok(TopValues {
+            field: request.field.clone(),
+            values,
+            total,
+        })
+    }
+
+    /// The tantivy engine's counts per value, and the matching events.
+    fn top_counts(
+        &self,
+        request: &TopRequest,
+        field: FieldColumn,
+        budget: &Budget,
+    ) -> Result<(HashMap<String, u64>, u64), StoreError> {
         let base = translate(&self.fields, &request.query)?;
         let query = with_time(&self.fields, base, request.from, request.to);
         let collector = Bounded {
@@ -156,16 +181,6 @@ impl Store {
             }
         }
         budget.check()?;
-        let mut values: Vec<TopValue> = merged
-            .into_iter()
-            .map(|(value, count)| TopValue { value, count })
-            .collect();
-        values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-        values.truncate(request.limit.min(MAX_LIMIT));
-        Ok(TopValues {
-            field: request.field.clone(),
-            values,
-            total,
-        })
+        Ok((merged, total))
     }
 }

@@ -1,0 +1,327 @@
+//! A block file: up to [`MAX_BLOCK_ROWS`] events of one partition, consecutive in arrival
+//! order, stored column by column.
+//!
+//! ```text
+//! magic "SLUCOL01" | header length u32 | header | header crc32 | sections...
+//! header: rows u32, first_seq u64, min_ts i64, max_ts i64, flags u32,
+//!         section count u32, then per section: name (u16 length + bytes),
+//!         offset u64, stored length u32, raw length u32, crc32 u32
+//! ```
+//!
+//! Sections, each zstd-compressed on its own (so a query reads only the ones it needs):
+//! `_ts` (the rows' event times, zigzag varints of their differences), `_shape` (per row,
+//! which shape), `_shapes` (each shape: the columns a row holds, in its field order), `_bloom`
+//! (stored raw: it does not compress), then one section per field name: the values of the
+//! rows that hold that field, in row order ([`codec`](super::codec)).
+//!
+//! A block is written to a temporary name, synced, and renamed: a block file under its own
+//! name is whole. Its name is its sequence range, `<first_seq>-<last_seq>.blk`, so a merge
+//! interrupted after renaming its output in but before deleting its inputs leaves blocks
+//! whose ranges lie inside another's, which opening removes.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::codec::put_varint;
+
+pub(super) const MAX_BLOCK_ROWS: usize = 65_536;
+const MAGIC: &[u8; 8] = b"SLUCOL01";
+/// zstd level for sections: 3 is zstd's default, a good point between speed and size.
+const LEVEL: i32 = 3;
+/// No header is bigger than this (a block with thousands of field names is still far below).
+const MAX_HEADER_BYTES: usize = 16 << 20;
+/// No section decompresses to more than this.
+const MAX_RAW_BYTES: usize = 1 << 30;
+
+pub(super) const TS: &str = "_ts";
+pub(super) const SHAPE: &str = "_shape";
+pub(super) const SHAPES: &str = "_shapes";
+pub(super) const BLOOM: &str = "_bloom";
+/// Sections before the field columns.
+pub(super) const FIXED_SECTIONS: usize = 4;
+
+/// Flag: some row nests deeper than the bloom filter looks, so a field term cannot skip
+/// this block.
+pub(super) const FLAG_DEEP: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: damaged block ({what})")]
+    Damaged { path: PathBuf, what: &'static str },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Section {
+    pub(super) name: String,
+    offset: u64,
+    stored: u32,
+    raw: u32,
+    crc: u32,
+}
+
+impl Section {
+    pub(super) fn stored_bytes(&self) -> u64 {
+        u64::from(self.stored)
+    }
+}
+
+/// What a block holds, read from its header (kept in memory for every block).
+#[derive(Debug)]
+pub(super) struct BlockMeta {
+    pub(super) path: PathBuf,
+    file: File,
+    pub(super) rows: u32,
+    pub(super) first_seq: u64,
+    pub(super) min_ts: i64,
+    pub(super) max_ts: i64,
+    pub(super) flags: u32,
+    /// [`FIXED_SECTIONS`] first, then the field columns.
+    pub(super) sections: Vec<Section>,
+}
+
+impl BlockMeta {
+    pub(super) fn last_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.rows.max(1)) - 1
+    }
+
+    pub(super) fn columns(&self) -> &[Section] {
+        &self.sections[FIXED_SECTIONS..]
+    }
+
+    fn damaged(&self, what: &'static str) -> BlockError {
+        BlockError::Damaged {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    /// The section's bytes, checked and decompressed (the bloom filter as stored).
+    pub(super) fn read(&self, section: &Section) -> Result<Bytes, BlockError> {
+        let mut stored = vec![0u8; section.stored as usize];
+        self.file
+            .read_exact_at(&mut stored, section.offset)
+            .map_err(|source| BlockError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        if crc32fast::hash(&stored) != section.crc {
+            return Err(self.damaged("checksum"));
+        }
+        if section.name == BLOOM {
+            return Ok(Bytes::from(stored));
+        }
+        let raw = zstd::bulk::decompress(&stored, section.raw as usize)
+            .map_err(|_| self.damaged("compression"))?;
+        if raw.len() != section.raw as usize {
+            return Err(self.damaged("length"));
+        }
+        Ok(Bytes::from(raw))
+    }
+
+    pub(super) fn section(&self, index: usize) -> Result<Bytes, BlockError> {
+        self.read(&self.sections[index])
+    }
+}
+
+pub(super) fn file_name(first_seq: u64, last_seq: u64) -> String {
+    format!("{first_seq:020}-{last_seq:020}.blk")
+}
+
+pub(super) fn parse_file_name(name: &str) -> Option<(u64, u64)> {
+    let (first, last) = name.strip_suffix(".blk")?.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+/// A block's contents before they are written.
+pub(super) struct Encoded {
+    pub(super) rows: u32,
+    pub(super) first_seq: u64,
+    pub(super) min_ts: i64,
+    pub(super) max_ts: i64,
+    pub(super) flags: u32,
+    /// Name and raw bytes; the bloom filter's bytes are stored as they are.
+    pub(super) sections: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes `block` into `dir` (temporary name, sync, rename, sync the directory) and opens it.
+pub(super) fn write(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError> {
+    let last_seq = block.first_seq + u64::from(block.rows.max(1)) - 1;
+    let path = dir.join(file_name(block.first_seq, last_seq));
+    let io = |source| BlockError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stored: Vec<(String, Vec<u8>, u32)> = Vec::with_capacity(block.sections.len());
+    for (name, raw) in block.sections {
+        let raw_len = raw.len() as u32;
+        let bytes = if name == BLOOM {
+            raw
+        } else {
+            zstd::bulk::compress(&raw, LEVEL).map_err(io)?
+        };
+        stored.push((name, bytes, raw_len));
+    }
+    let mut header = Vec::with_capacity(256);
+    header.extend_from_slice(&block.rows.to_le_bytes());
+    header.extend_from_slice(&block.first_seq.to_le_bytes());
+    header.extend_from_slice(&block.min_ts.to_le_bytes());
+    header.extend_from_slice(&block.max_ts.to_le_bytes());
+    header.extend_from_slice(&block.flags.to_le_bytes());
+    header.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+    let entry_bytes: usize = stored.iter().map(|(n, _, _)| 2 + n.len() + 20).sum();
+    let mut offset = (MAGIC.len() + 4 + header.len() + entry_bytes + 4) as u64;
+    for (name, bytes, raw_len) in &stored {
+        header.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        header.extend_from_slice(name.as_bytes());
+        header.extend_from_slice(&offset.to_le_bytes());
+        header.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        header.extend_from_slice(&raw_len.to_le_bytes());
+        header.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        offset += bytes.len() as u64;
+    }
+    let mut out = Vec::with_capacity(offset as usize);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+    for (_, bytes, _) in &stored {
+        out.extend_from_slice(bytes);
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(&out).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    open(&path)
+}
+
+/// Reads a block's header and checks it against the file (sections are checked when read).
+pub(super) fn open(path: &Path) -> Result<BlockMeta, BlockError> {
+    let io = |source| BlockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let damaged = |what| BlockError::Damaged {
+        path: path.to_path_buf(),
+        what,
+    };
+    let file = File::open(path).map_err(io)?;
+    let file_bytes = file.metadata().map_err(io)?.len();
+    let mut start = [0u8; 12];
+    file.read_exact_at(&mut start, 0)
+        .map_err(|_| damaged("too short"))?;
+    if &start[..8] != MAGIC {
+        return Err(damaged("not a block"));
+    }
+    let header_len = u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize;
+    if header_len > MAX_HEADER_BYTES || (12 + header_len + 4) as u64 > file_bytes {
+        return Err(damaged("header length"));
+    }
+    let mut header = vec![0u8; header_len + 4];
+    file.read_exact_at(&mut header, 12).map_err(io)?;
+    let crc = u32::from_le_bytes(header[header_len..].try_into().unwrap_or_default());
+    header.truncate(header_len);
+    if crc32fast::hash(&header) != crc {
+        return Err(damaged("header checksum"));
+    }
+    let mut at = HeaderReader {
+        bytes: &header,
+        pos: 0,
+    };
+    let fields = (|| {
+        let rows = at.u32()?;
+        let first_seq = at.u64()?;
+        let min_ts = at.u64()? as i64;
+        let max_ts = at.u64()? as i64;
+        let flags = at.u32()?;
+        let count = at.u32()? as usize;
+        let mut sections = Vec::with_capacity(count.min(header_len / 22));
+        for _ in 0..count {
+            let name_len = at.u16()? as usize;
+            let name = String::from_utf8(at.take(name_len)?.to_vec()).ok()?;
+            let offset = at.u64()?;
+            let stored = at.u32()?;
+            let raw = at.u32()?;
+            let crc = at.u32()?;
+            if offset + u64::from(stored) > file_bytes || raw as usize > MAX_RAW_BYTES {
+                return None;
+            }
+            sections.push(Section {
+                name,
+                offset,
+                stored,
+                raw,
+                crc,
+            });
+        }
+        Some((rows, first_seq, min_ts, max_ts, flags, sections))
+    })();
+    let Some((rows, first_seq, min_ts, max_ts, flags, sections)) = fields else {
+        return Err(damaged("header"));
+    };
+    let fixed = [TS, SHAPE, SHAPES, BLOOM];
+    if sections.len() < FIXED_SECTIONS
+        || sections.iter().zip(fixed).any(|(s, name)| s.name != name)
+        || rows == 0
+        || rows as usize > MAX_BLOCK_ROWS
+    {
+        return Err(damaged("sections"));
+    }
+    Ok(BlockMeta {
+        path: path.to_path_buf(),
+        file,
+        rows,
+        first_seq,
+        min_ts,
+        max_ts,
+        flags,
+
+        sections,
+    })
+}
+
+struct HeaderReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> HeaderReader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// The rows' shapes, as written in `_shapes`: per shape, its column indexes in field order.
+pub(super) fn encode_shapes(shapes: &[Vec<u32>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_varint(&mut out, shapes.len() as u64);
+    for shape in shapes {
+        put_varint(&mut out, shape.len() as u64);
+        for &column in shape {
+            put_varint(&mut out, u64::from(column));
+        }
+    }
+    out
+}

@@ -1,0 +1,112 @@
+//! A block's bloom filter of what a term query can ask for: the message's tokens and every
+//! field's `name=value` (as [`Query::matches`](crate::store::Query::matches) compares them).
+//! A block whose filter lacks a term the query requires is not read at all.
+//!
+//! Hashes are FNV-1a (64 bits), a fixed function: the filter is on disk and must mean the
+//! same to every later version.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use fnv::FnvHasher;
+
+/// Filter bits per distinct term: about 3 % false positives with [`PROBES`] probes.
+const BITS_PER_TERM: usize = 8;
+const PROBES: u64 = 4;
+
+pub(super) fn hash(bytes: &[u8]) -> u64 {
+    let mut hasher = FnvHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// The hash of `name=value` without building the string.
+pub(super) fn hash_pair(name: &str, value: &[u8]) -> u64 {
+    let mut hasher = FnvHasher::default();
+    hasher.write(name.as_bytes());
+    hasher.write(b"=");
+    hasher.write(value);
+    hasher.finish()
+}
+
+/// The distinct term hashes of a block being built (already hashes: no second hashing).
+pub(super) type Terms = HashSet<u64, BuildHasherDefault<PassThrough>>;
+
+#[derive(Default)]
+pub(super) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The filter's bytes for `terms`: a power-of-two number of bits, little-endian words.
+pub(super) fn build(terms: &Terms) -> Vec<u8> {
+    let bits = (terms.len().max(1) * BITS_PER_TERM)
+        .next_power_of_two()
+        .max(64);
+    let mut words = vec![0u64; bits / 64];
+    let mask = bits as u64 - 1;
+    for &h in terms {
+        for at in probes(h, mask) {
+            words[(at / 64) as usize] |= 1 << (at % 64);
+        }
+    }
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Whether a filter built by [`build`] may hold `h` (an empty or malformed filter may
+/// hold anything).
+pub(super) fn may_contain(filter: &[u8], h: u64) -> bool {
+    let bits = filter.len() * 8;
+    if bits < 64 || !bits.is_power_of_two() {
+        return true;
+    }
+    let mask = bits as u64 - 1;
+    probes(h, mask).all(|at| {
+        let byte = filter[(at / 8) as usize];
+        byte & (1 << (at % 8)) != 0
+    })
+}
+
+/// Double hashing (Kirsch and Mitzenmacher): positions `h1 + i * h2`.
+fn probes(h: u64, mask: u64) -> impl Iterator<Item = u64> {
+    let h1 = h;
+    let h2 = h.rotate_left(32) | 1;
+    (0..PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_term_put_in_is_found_and_most_others_are_not() {
+        let mut terms = Terms::default();
+        for i in 0..10_000 {
+            terms.insert(hash(format!("term{i}").as_bytes()));
+        }
+        let filter = build(&terms);
+        for i in 0..10_000 {
+            assert!(may_contain(&filter, hash(format!("term{i}").as_bytes())));
+        }
+        let false_positives = (0..10_000)
+            .filter(|i| may_contain(&filter, hash(format!("other{i}").as_bytes())))
+            .count();
+        assert!(false_positives < 600, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn a_pair_hashes_as_its_text() {
+        assert_eq!(hash_pair("app", b"web"), hash(b"app=web"));
+    }
+}

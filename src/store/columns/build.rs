@@ -1,0 +1,244 @@
+//! Rows into a block: each field's values appended to its column as they come, the row's
+//! shape (which columns, in which order) remembered, and its bloom terms gathered.
+
+use std::collections::HashMap;
+
+use compact_str::CompactString;
+
+use super::block::{self, Encoded, FLAG_DEEP};
+use super::bloom::{self, Terms};
+use super::codec::{put_value, put_varint, zigzag};
+use crate::event::{fields, Value};
+
+/// Nested objects deeper than this add no `name=value` terms to the bloom filter (the block
+/// is flagged, and dotted field terms do not skip it).
+const BLOOM_DEPTH: usize = 8;
+
+pub(super) struct Builder {
+    first_seq: u64,
+    rows: u32,
+    min_ts: i64,
+    max_ts: i64,
+    prev_ts: i64,
+    flags: u32,
+    ts: Vec<u8>,
+    shape_ids: Vec<u8>,
+    shapes: Vec<Vec<u32>>,
+    shape_index: HashMap<Vec<u32>, u32>,
+    names: Vec<CompactString>,
+    name_index: HashMap<CompactString, u32>,
+    columns: Vec<Vec<u8>>,
+    terms: Terms,
+    /// The row being built: its event time, its columns so far.
+    row_ts: i64,
+    row_shape: Vec<u32>,
+    /// The column the n-th field of the last row went to: rows of one source repeat their
+    /// layout, so most lookups are one comparison.
+    hints: Vec<u32>,
+    text: String,
+    path: String,
+}
+
+impl Builder {
+    pub(super) fn new(first_seq: u64) -> Builder {
+        Builder {
+            first_seq,
+            rows: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            prev_ts: 0,
+            flags: 0,
+            ts: Vec::with_capacity(4096),
+            shape_ids: Vec::with_capacity(4096),
+            shapes: Vec::new(),
+            shape_index: HashMap::new(),
+            names: Vec::new(),
+            name_index: HashMap::new(),
+            columns: Vec::new(),
+            terms: Terms::default(),
+            row_ts: 0,
+            row_shape: Vec::new(),
+            hints: Vec::new(),
+            text: String::with_capacity(128),
+            path: String::with_capacity(64),
+        }
+    }
+
+    pub(super) fn rows(&self) -> usize {
+        self.rows as usize
+    }
+
+    pub(super) fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Bytes held, to bound a block by memory as well as by rows.
+    pub(super) fn bytes(&self) -> usize {
+        self.columns.iter().map(Vec::len).sum::<usize>() + self.ts.len() + self.terms.len() * 8
+    }
+
+    pub(super) fn begin_row(&mut self, ts: i64) {
+        self.row_ts = ts;
+        self.row_shape.clear();
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        put_varint(&mut self.ts, zigzag(ts.wrapping_sub(self.prev_ts)));
+        self.prev_ts = ts;
+    }
+
+    pub(super) fn field(&mut self, name: &str, value: &Value) {
+        let column = self.column(name);
+        self.row_shape.push(column);
+        put_value(&mut self.columns[column as usize], value, self.row_ts, 0);
+        self.add_terms(name, value);
+    }
+
+    pub(super) fn end_row(&mut self) {
+        let id = match self.shape_index.get(&self.row_shape) {
+            Some(&id) => id,
+            None => {
+                let id = self.shapes.len() as u32;
+                self.shapes.push(self.row_shape.clone());
+                self.shape_index.insert(self.row_shape.clone(), id);
+                id
+            }
+        };
+        put_varint(&mut self.shape_ids, u64::from(id));
+        self.rows += 1;
+    }
+
+    fn column(&mut self, name: &str) -> u32 {
+        let n = self.row_shape.len();
+        if let Some(&hint) = self.hints.get(n) {
+            if self.names[hint as usize] == name {
+                return hint;
+            }
+        }
+        let column = match self.name_index.get(name) {
+            Some(&c) => c,
+            None => {
+                let c = self.names.len() as u32;
+                self.names.push(name.into());
+                self.name_index.insert(name.into(), c);
+                self.columns.push(Vec::with_capacity(1024));
+                c
+            }
+        };
+        if n < self.hints.len() {
+            self.hints[n] = column;
+        } else {
+            self.hints.push(column);
+        }
+        column
+    }
+
+    /// What a term query may ask of this field: the message's tokens, or `name=value` for
+    /// the field and every nested path (as `Map::get_path` reaches them; an array's items
+    /// each).
+    fn add_terms(&mut self, name: &str, value: &Value) {
+        if name == fields::TIMESTAMP {
+            return;
+        }
+        if name == fields::MESSAGE {
+            self.text.clear();
+            value.write_text(&mut self.text);
+            add_tokens(&mut self.terms, &self.text);
+            if !matches!(value, Value::Object(_)) {
+                return;
+            }
+        }
+        self.path.clear();
+        self.path.push_str(name);
+        let mut path = std::mem::take(&mut self.path);
+        self.add_pairs(&mut path, value, 0);
+        self.path = path;
+    }
+
+    fn add_pairs(&mut self, path: &mut String, value: &Value, depth: usize) {
+        match value {
+            Value::Null => {}
+            Value::Object(map) => {
+                if depth >= BLOOM_DEPTH {
+                    self.flags |= FLAG_DEEP;
+                    return;
+                }
+                let len = path.len();
+                for (key, inner) in map.iter() {
+                    path.push('.');
+                    path.push_str(key);
+                    self.add_pairs(path, inner, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    if !matches!(item, Value::Array(_) | Value::Object(_)) {
+                        self.add_pair(path, item);
+                    }
+                }
+            }
+            _ => self.add_pair(path, value),
+        }
+    }
+
+    fn add_pair(&mut self, path: &str, value: &Value) {
+        let h = match value {
+            Value::Bytes(b) if std::str::from_utf8(b).is_ok() => bloom::hash_pair(path, b),
+            _ => {
+                self.text.clear();
+                value.write_text(&mut self.text);
+                bloom::hash_pair(path, self.text.as_bytes())
+            }
+        };
+        self.terms.insert(h);
+    }
+
+    pub(super) fn finish(self) -> Encoded {
+        let mut sections = Vec::with_capacity(block::FIXED_SECTIONS + self.columns.len());
+        sections.push((block::TS.to_string(), self.ts));
+        sections.push((block::SHAPE.to_string(), self.shape_ids));
+        sections.push((
+            block::SHAPES.to_string(),
+            block::encode_shapes(&self.shapes),
+        ));
+        sections.push((block::BLOOM.to_string(), bloom::build(&self.terms)));
+        for (name, column) in self.names.into_iter().zip(self.columns) {
+            sections.push((name.to_string(), column));
+        }
+        Encoded {
+            rows: self.rows,
+            first_seq: self.first_seq,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            flags: self.flags,
+            sections,
+        }
+    }
+}
+
+/// The message's tokens as [`tokens`](crate::store::query::tokens) cuts them (runs of
+/// alphanumerics, lowercased), hashed without a string per token when the text is ASCII.
+pub(super) fn add_tokens(terms: &mut Terms, text: &str) {
+    if !text.is_ascii() {
+        for token in crate::store::query::tokens(text) {
+            terms.insert(bloom::hash(token.as_bytes()));
+        }
+        return;
+    }
+    let mut token = [0u8; 64];
+    for word in text
+        .as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let h = if word.len() <= token.len() {
+            let lower = &mut token[..word.len()];
+            lower.copy_from_slice(word);
+            lower.make_ascii_lowercase();
+            bloom::hash(lower)
+        } else {
+            bloom::hash(word.to_ascii_lowercase().as_slice())
+        };
+        terms.insert(h);
+    }
+}

@@ -1,0 +1,321 @@
+//! A query evaluated on a block column by column: only the columns the query names are
+//! decompressed and read, into one bit per row. The semantics are
+//! [`Query::matches`](crate::store::Query::matches)'s, checked against it by the tests; a
+//! query on a dotted path (which may descend into objects) answers `None` here and the
+//! caller matches whole rows instead.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
+use super::codec::Reader;
+use super::rows::{read_shapes, shape_ids, times};
+use crate::event::{fields, Value};
+use crate::store::query::{glob_matches, in_range, number, tokens, Query};
+
+/// A block opened for column-wise evaluation: its rows' shapes, and the columns read so far.
+pub(super) struct BlockView<'a> {
+    block: &'a BlockMeta,
+    times: Vec<i64>,
+    shape_ids: Vec<u32>,
+    shapes: Vec<Vec<u32>>,
+    columns: HashMap<usize, Bytes>,
+}
+
+impl<'a> BlockView<'a> {
+    pub(super) fn open(block: &'a BlockMeta) -> Result<BlockView<'a>, BlockError> {
+        let shapes = read_shapes(block, block.section(2)?)?;
+        let shape_ids = shape_ids(block, block.section(1)?, shapes.len())?;
+        Ok(BlockView {
+            block,
+            times: times(block)?,
+            shape_ids,
+            shapes,
+            columns: HashMap::new(),
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.shape_ids.len()
+    }
+
+    fn column_index(&self, name: &str) -> Option<usize> {
+        self.block.columns().iter().position(|s| s.name == name)
+    }
+
+    /// Calls `each(row, value)` for the first value of column `index` on every row holding
+    /// it (a repeated key's first value, as `Map::get` finds it).
+    fn each_value(
+        &mut self,
+        index: usize,
+        mut each: impl FnMut(usize, &Value),
+    ) -> Result<(), BlockError> {
+        let data = match self.columns.get(&index) {
+            Some(data) => data.clone(),
+            None => {
+                let data = self.block.section(FIXED_SECTIONS + index)?;
+                self.columns.insert(index, data.clone());
+                data
+            }
+        };
+        let column = index as u32;
+        let per_shape: Vec<usize> = self
+            .shapes
+            .iter()
+            .map(|s| s.iter().filter(|&&c| c == column).count())
+            .collect();
+        let mut reader = Reader::new(data);
+        let damaged = || BlockError::Damaged {
+            path: self.block.path.clone(),
+            what: "column",
+        };
+        for (row, &shape) in self.shape_ids.iter().enumerate() {
+            let n = per_shape[shape as usize];
+            if n == 0 {
+                continue;
+            }
+            let value = reader.value(self.times[row], 0).map_err(|_| damaged())?;
+            each(row, &value);
+            for _ in 1..n {
+                reader.skip(0).map_err(|_| damaged())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `each(row, value)` for the first value of field `name` on every row holding it.
+    pub(super) fn each_value_of(
+        &mut self,
+        name: &str,
+        each: impl FnMut(usize, &Value),
+    ) -> Result<(), BlockError> {
+        match self.column_index(name) {
+            Some(index) => self.each_value(index, each),
+            None => Ok(()),
+        }
+    }
+
+    /// One bit per row: whether the row matches `query`; `None` when the query needs whole
+    /// rows.
+    pub(super) fn matches(&mut self, query: &Query) -> Result<Option<Vec<bool>>, BlockError> {
+        if !supported(query) {
+            return Ok(None);
+        }
+        self.eval(query).map(Some)
+    }
+
+    fn eval(&mut self, query: &Query) -> Result<Vec<bool>, BlockError> {
+        let rows = self.rows();
+        Ok(match query {
+            Query::All => vec![true; rows],
+            Query::And(parts) => {
+                let mut bits = vec![true; rows];
+                for part in parts {
+                    if !bits.iter().any(|&b| b) {
+                        break;
+                    }
+                    let more = self.eval(part)?;
+                    bits.iter_mut().zip(more).for_each(|(a, b)| *a &= b);
+                }
+                bits
+            }
+            Query::Or(parts) => {
+                let mut bits = vec![false; rows];
+                for part in parts {
+                    let more = self.eval(part)?;
+                    bits.iter_mut().zip(more).for_each(|(a, b)| *a |= b);
+                }
+                bits
+            }
+            Query::Not(inner) => {
+                let mut bits = self.eval(inner)?;
+                bits.iter_mut().for_each(|b| *b = !*b);
+                bits
+            }
+            Query::Term { field, value } | Query::Phrase { field, text: value } => {
+                match text_field(field) {
+                    None => self.message_phrase(value)?,
+                    Some(name) => self.field_values(name, |v| text_equals(v, value))?,
+                }
+            }
+            Query::Wildcard { field, pattern } => match text_field(field) {
+                None => {
+                    let pattern = pattern.to_lowercase();
+                    self.message_rows(|m| tokens(&m.to_text()).any(|t| glob_matches(&pattern, &t)))?
+                }
+                Some(name) => self.field_values(name, |v| glob_matches(pattern, &v.to_text()))?,
+            },
+            Query::Range {
+                field,
+                lower,
+                upper,
+            } => self.field_values(field, |v| {
+                number(v).is_some_and(|n| in_range(n, *lower, *upper))
+            })?,
+        })
+    }
+
+    /// Rows whose field `name` holds a value (or, for an array, an item) that `test` accepts.
+    fn field_values(
+        &mut self,
+        name: &str,
+        test: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<bool>, BlockError> {
+        let mut bits = vec![false; self.rows()];
+        let Some(index) = self.column_index(name) else {
+            return Ok(bits);
+        };
+        self.each_value(index, |row, value| {
+            bits[row] = match value {
+                Value::Null => false,
+                Value::Array(items) => items.iter().any(&test),
+                other => test(other),
+            };
+        })?;
+        Ok(bits)
+    }
+
+    fn message_rows(&mut self, test: impl Fn(&Value) -> bool) -> Result<Vec<bool>, BlockError> {
+        let mut bits = vec![false; self.rows()];
+        let Some(index) = self.column_index(fields::MESSAGE) else {
+            return Ok(bits);
+        };
+        self.each_value(index, |row, value| bits[row] = test(value))?;
+        Ok(bits)
+    }
+
+    /// Rows whose message holds `words`' tokens consecutively (every row when `words` has
+    /// none, as the matcher says).
+    fn message_phrase(&mut self, words: &str) -> Result<Vec<bool>, BlockError> {
+        let wanted: Vec<String> = tokens(words).collect();
+        if wanted.is_empty() {
+            return Ok(vec![true; self.rows()]);
+        }
+        let ascii = wanted.iter().all(|w| w.is_ascii());
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        let mut bits = vec![false; self.rows()];
+        let Some(index) = self.column_index(fields::MESSAGE) else {
+            return Ok(bits);
+        };
+        self.each_value(index, |row, value| {
+            bits[row] = match value {
+                Value::Bytes(text) if ascii && text.is_ascii() => {
+                    ascii_phrase(text, &wanted, &mut found)
+                }
+                other => {
+                    let have: Vec<String> = tokens(&other.to_text()).collect();
+                    have.windows(wanted.len()).any(|w| w == wanted.as_slice())
+                }
+            };
+        })?;
+        Ok(bits)
+    }
+}
+
+/// Whether the query can be answered column by column: dotted paths may descend into
+/// objects, so those go row by row.
+fn supported(query: &Query) -> bool {
+    match query {
+        Query::All => true,
+        Query::And(parts) | Query::Or(parts) => parts.iter().all(supported),
+        Query::Not(inner) => supported(inner),
+        Query::Term { field, .. } | Query::Phrase { field, .. } | Query::Wildcard { field, .. } => {
+            field.as_deref().is_none_or(plain_name)
+        }
+        Query::Range { field, .. } => plain_name(field),
+    }
+}
+
+fn plain_name(name: &str) -> bool {
+    !name.contains('.')
+}
+
+/// `None` when the field is the message text (bare words and `message:`).
+fn text_field(field: &Option<String>) -> Option<&str> {
+    match field.as_deref() {
+        None | Some(fields::MESSAGE) => None,
+        Some(name) => Some(name),
+    }
+}
+
+/// `value.to_text() == text`, without building the text for strings and integers.
+fn text_equals(value: &Value, text: &str) -> bool {
+    match value {
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => s == text,
+            Err(_) => String::from_utf8_lossy(b) == text,
+        },
+        Value::Integer(i) => {
+            let mut buf = itoa_buffer();
+            buf.format(*i) == text
+        }
+        other => other.to_text() == text,
+    }
+}
+
+fn itoa_buffer() -> IntText {
+    IntText([0; 20])
+}
+
+/// Decimal text of an i64 in a stack buffer.
+struct IntText([u8; 20]);
+
+impl IntText {
+    fn format(&mut self, n: i64) -> &str {
+        let mut at = self.0.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            // 20 digits is u64::MAX's length; i64's magnitude has at most 19, so a sign fits.
+            at -= 1;
+            self.0[at] = b'-';
+        }
+        std::str::from_utf8(&self.0[at..]).unwrap_or("")
+    }
+}
+
+/// Whether ASCII `text`'s tokens (runs of alphanumerics, compared without case) hold
+/// `wanted` (lowercase) consecutively; `found` is scratch for the tokens' ranges.
+fn ascii_phrase(text: &[u8], wanted: &[String], found: &mut Vec<(usize, usize)>) -> bool {
+    found.clear();
+    let mut start = None;
+    for (i, b) in text.iter().enumerate() {
+        match (b.is_ascii_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                found.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        found.push((s, text.len()));
+    }
+    found.windows(wanted.len()).any(|window| {
+        window
+            .iter()
+            .zip(wanted)
+            .all(|(&(s, e), want)| text[s..e].eq_ignore_ascii_case(want.as_bytes()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_read_as_their_decimal_text() {
+        for n in [0, 7, -7, 1234567890, i64::MAX, i64::MIN] {
+            assert_eq!(IntText([0; 20]).format(n), n.to_string());
+        }
+    }
+}

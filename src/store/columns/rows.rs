@@ -1,0 +1,138 @@
+//! Reading a block back: its event times alone, or whole rows as field maps.
+
+use bytes::Bytes;
+use compact_str::CompactString;
+
+use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
+use super::codec::{unzigzag, Reader};
+use crate::event::Map;
+
+fn damaged(block: &BlockMeta, what: &'static str) -> BlockError {
+    BlockError::Damaged {
+        path: block.path.clone(),
+        what,
+    }
+}
+
+/// The rows' event times, in row order.
+pub(super) fn times(block: &BlockMeta) -> Result<Vec<i64>, BlockError> {
+    let mut reader = Reader::new(block.section(0)?);
+    let mut out = Vec::with_capacity(block.rows as usize);
+    let mut prev = 0i64;
+    for _ in 0..block.rows {
+        let delta = reader.varint().map_err(|_| damaged(block, "times"))?;
+        prev = prev.wrapping_add(unzigzag(delta));
+        out.push(prev);
+    }
+    Ok(out)
+}
+
+/// One row: its index in the block, its event time, its fields unless skipped.
+pub(super) type Row = (usize, i64, Option<Map>);
+
+/// Every row in order: its index, event time and fields.
+pub(super) struct Rows {
+    times: Vec<i64>,
+    shape_ids: Reader,
+    shapes: Vec<Vec<u32>>,
+    names: Vec<CompactString>,
+    columns: Vec<Reader>,
+    next: usize,
+}
+
+impl Rows {
+    pub(super) fn open(block: &BlockMeta) -> Result<Rows, BlockError> {
+        let times = times(block)?;
+        let shape_ids = Reader::new(block.section(1)?);
+        let shapes = read_shapes(block, block.section(2)?)?;
+        let mut names = Vec::with_capacity(block.columns().len());
+        let mut columns = Vec::with_capacity(block.columns().len());
+        for section in block.columns() {
+            names.push(CompactString::from(section.name.as_str()));
+            columns.push(Reader::new(block.read(section)?));
+        }
+        if shapes
+            .iter()
+            .flatten()
+            .any(|&c| c as usize >= columns.len())
+        {
+            return Err(damaged(block, "shapes"));
+        }
+        Ok(Rows {
+            times,
+            shape_ids,
+            shapes,
+            names,
+            columns,
+            next: 0,
+        })
+    }
+
+    /// The index of the row [`next_row`](Self::next_row) reads next.
+    pub(super) fn position(&self) -> usize {
+        self.next
+    }
+
+    /// The next row's fields, or `None` after the last; `skip` reads past the row without
+    /// building it.
+    pub(super) fn next_row(&mut self, skip: bool) -> Option<Result<Row, ()>> {
+        let row = self.next;
+        let ts = *self.times.get(row)?;
+        self.next += 1;
+        let Ok(id) = self.shape_ids.varint() else {
+            return Some(Err(()));
+        };
+        let Some(shape) = self.shapes.get(id as usize) else {
+            return Some(Err(()));
+        };
+        if skip {
+            for &c in shape {
+                if self.columns[c as usize].skip(0).is_err() {
+                    return Some(Err(()));
+                }
+            }
+            return Some(Ok((row, ts, None)));
+        }
+        let mut map = Map::with_capacity(shape.len());
+        for &c in shape {
+            match self.columns[c as usize].value(ts, 0) {
+                Ok(value) => map.push_unchecked(self.names[c as usize].clone(), value),
+                Err(_) => return Some(Err(())),
+            }
+        }
+        Some(Ok((row, ts, Some(map))))
+    }
+}
+
+/// Each row's shape, checked against the number of shapes.
+pub(super) fn shape_ids(
+    block: &BlockMeta,
+    raw: Bytes,
+    shapes: usize,
+) -> Result<Vec<u32>, BlockError> {
+    let mut reader = Reader::new(raw);
+    let mut out = Vec::with_capacity(block.rows as usize);
+    for _ in 0..block.rows {
+        match reader.varint() {
+            Ok(id) if (id as usize) < shapes => out.push(id as u32),
+            _ => return Err(damaged(block, "shape ids")),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn read_shapes(block: &BlockMeta, raw: Bytes) -> Result<Vec<Vec<u32>>, BlockError> {
+    let bad = || damaged(block, "shapes");
+    let mut reader = Reader::new(raw);
+    let count = reader.varint().map_err(|_| bad())? as usize;
+    let mut shapes = Vec::with_capacity(count.min(block.rows as usize));
+    for _ in 0..count {
+        let len = reader.varint().map_err(|_| bad())? as usize;
+        let mut shape = Vec::with_capacity(len.min(block.sections.len() - FIXED_SECTIONS + 1));
+        for _ in 0..len {
+            shape.push(u32::try_from(reader.varint().map_err(|_| bad())?).map_err(|_| bad())?);
+        }
+        shapes.push(shape);
+    }
+    Ok(shapes)
+}

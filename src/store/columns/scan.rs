@@ -1,0 +1,385 @@
+//! Queries on the column engine: blocks skipped by time range and bloom filter, the rest
+//! read row by row and matched with [`Query::matches`] (the live tail's semantics, which the
+//! tantivy engine's search is tested to equal).
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP};
+use super::bloom;
+use super::filter::BlockView;
+use super::rows::{times, Rows};
+use super::Partition;
+use crate::event::{fields, Event, Map, Value};
+use crate::store::query::{tokens, Query};
+use crate::store::search::{
+    decode_cursor, encode_cursor, Budget, HistogramRequest, Key, SearchPage, SearchRequest,
+    TopRequest, MAX_LIMIT,
+};
+use crate::store::StoreError;
+
+/// Longest text a value counts as in top values and histogram splits (as the tantivy
+/// engine's keyword column keeps it).
+const MAX_VALUE_BYTES: usize = 256;
+
+fn block_error(error: BlockError) -> StoreError {
+    StoreError::Block(error.to_string())
+}
+
+/// Whether a block whose bloom filter is `filter` may hold a match: false only when a term
+/// the query requires is surely absent.
+pub(super) fn may_match(query: &Query, filter: &[u8], flags: u32) -> bool {
+    match query {
+        Query::All | Query::Not(_) | Query::Wildcard { .. } | Query::Range { .. } => true,
+        Query::And(parts) => parts.iter().all(|q| may_match(q, filter, flags)),
+        Query::Or(parts) => parts.iter().any(|q| may_match(q, filter, flags)),
+        Query::Term { field, value } | Query::Phrase { field, text: value } => {
+            match field.as_deref() {
+                None | Some(fields::MESSAGE) => {
+                    tokens(value).all(|t| bloom::may_contain(filter, bloom::hash(t.as_bytes())))
+                }
+                Some(fields::TIMESTAMP) => true,
+                Some(name) => {
+                    // Arrays and objects as a whole are not in the filter, nor are paths
+                    // deeper than it looks.
+                    value.starts_with(['[', '{'])
+                        || (flags & FLAG_DEEP != 0 && name.contains('.'))
+                        || bloom::may_contain(filter, bloom::hash_pair(name, value.as_bytes()))
+                }
+            }
+        }
+    }
+}
+
+/// The blocks of `partitions` whose times meet `[from, to)`, with their partition's start.
+fn blocks_in(
+    partitions: &[Arc<Partition>],
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Vec<(i64, Arc<BlockMeta>)> {
+    partitions
+        .iter()
+        .flat_map(|p| p.blocks().into_iter().map(|b| (p.start_secs, b)))
+        .filter(|(_, b)| from.is_none_or(|f| b.max_ts >= f) && to.is_none_or(|t| b.min_ts < t))
+        .collect()
+}
+
+fn in_range(ts: i64, from: Option<i64>, to: Option<i64>) -> bool {
+    from.is_none_or(|f| ts >= f) && to.is_none_or(|t| ts < t)
+}
+
+/// Whether the block may hold a match (reads its bloom filter unless the query is `All`).
+fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, StoreError> {
+    if matches!(query, Query::All) {
+        return Ok(true);
+    }
+    let Some(section) = block.sections.iter().find(|s| s.name == BLOOM) else {
+        return Ok(true);
+    };
+    let filter = block.read(section).map_err(block_error)?;
+    Ok(may_match(query, &filter, block.flags))
+}
+
+/// The rows of `block` in `[from, to)` that match, with their times, in row order. Charges
+/// the block's rows to `budget`. Reads only the columns the query names when it can
+/// ([`BlockView`]), whole rows otherwise.
+fn matching_rows(
+    block: &BlockMeta,
+    query: &Query,
+    from: Option<i64>,
+    to: Option<i64>,
+    budget: &Budget,
+) -> Result<Vec<(usize, i64)>, StoreError> {
+    budget.check()?;
+    if !worth_reading(query, block)? {
+        return Ok(Vec::new());
+    }
+    budget.spend(u64::from(block.rows));
+    let times = times(block).map_err(block_error)?;
+    let in_time = |(row, &ts): (usize, &i64)| in_range(ts, from, to).then_some((row, ts));
+    if matches!(query, Query::All) {
+        return Ok(times.iter().enumerate().filter_map(in_time).collect());
+    }
+    if let Some(bits) = BlockView::open(block)
+        .and_then(|mut view| view.matches(query))
+        .map_err(block_error)?
+    {
+        return Ok(times
+            .iter()
+            .enumerate()
+            .filter(|(row, _)| bits[*row])
+            .filter_map(in_time)
+            .collect());
+    }
+    let mut rows = Rows::open(block).map_err(block_error)?;
+    let mut event = Event::default();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next_row(false) {
+        let (row, ts, map) = row.map_err(|()| damaged_rows(block))?;
+        if !in_range(ts, from, to) {
+            continue;
+        }
+        event.fields = map.unwrap_or_default();
+        if query.matches(&event) {
+            out.push((row, ts));
+        }
+    }
+    Ok(out)
+}
+
+fn damaged_rows(block: &BlockMeta) -> StoreError {
+    block_error(BlockError::Damaged {
+        path: block.path.clone(),
+        what: "rows",
+    })
+}
+
+/// Calls `each(row, texts)` with the text values of field `name` (array items each) on
+/// every row marked in `wanted` that has any.
+fn each_field_texts(
+    block: &BlockMeta,
+    name: &str,
+    wanted: &[bool],
+    mut each: impl FnMut(usize, &mut Vec<String>),
+) -> Result<(), StoreError> {
+    let mut texts = Vec::new();
+    if !name.contains('.') {
+        let mut view = BlockView::open(block).map_err(block_error)?;
+        return view
+            .each_value_of(name, |row, value| {
+                if wanted[row] {
+                    value_texts(value, &mut texts);
+                    if !texts.is_empty() {
+                        each(row, &mut texts);
+                    }
+                }
+            })
+            .map_err(block_error);
+    }
+    let mut rows = Rows::open(block).map_err(block_error)?;
+    while let Some(row) = rows.next_row(false) {
+        let (row, _, map) = row.map_err(|()| damaged_rows(block))?;
+        if let (true, Some(map)) = (wanted[row], map) {
+            if let Some(value) = map.get_path(name) {
+                value_texts(value, &mut texts);
+                if !texts.is_empty() {
+                    each(row, &mut texts);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A page of the newest matches and their exact total, as `Store::search` answers.
+pub fn search(
+    partitions: &[Arc<Partition>],
+    request: &SearchRequest,
+    budget: &Budget,
+) -> Result<SearchPage, StoreError> {
+    let limit = request.limit.min(MAX_LIMIT);
+    let before = request.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut blocks = blocks_in(partitions, request.from, request.to);
+    // Newest first, so once the page is full older blocks are only counted.
+    blocks.sort_by_key(|(p, b)| std::cmp::Reverse((b.max_ts, *p, b.last_seq())));
+    let mut total = 0u64;
+    // Min-heap of the best `limit` keys: the block they are in, their row, their fields
+    // when they were read.
+    let mut heap: BinaryHeap<std::cmp::Reverse<Hit>> = BinaryHeap::with_capacity(limit + 1);
+    for (block_index, (start, block)) in blocks.iter().enumerate() {
+        let floor = (heap.len() >= limit)
+            .then(|| heap.peek().map(|h| h.0.key))
+            .flatten();
+        let newest_here = (block.max_ts, *start, block.last_seq());
+        let count_only = limit == 0 || floor.is_some_and(|f| newest_here < f);
+        let inside = in_range(block.min_ts, request.from, request.to)
+            && in_range(block.max_ts, request.from, request.to);
+        if count_only && inside && matches!(request.query, Query::All) {
+            // Counted from the header: every row is in the range and matches.
+            budget.check()?;
+            total += u64::from(block.rows);
+            continue;
+        }
+        for (row, ts) in matching_rows(block, &request.query, request.from, request.to, budget)? {
+            total += 1;
+            if count_only {
+                continue;
+            }
+            let key = (ts, *start, block.first_seq + row as u64);
+            if before.is_some_and(|b| key >= b) {
+                continue;
+            }
+            if heap.len() < limit || heap.peek().is_some_and(|min| key > min.0.key) {
+                heap.push(std::cmp::Reverse(Hit {
+                    key,
+                    block: block_index,
+                    row,
+                    fields: None,
+                }));
+                if heap.len() > limit {
+                    heap.pop();
+                }
+            }
+        }
+    }
+    budget.check()?;
+    let mut hits: Vec<Hit> = heap.into_iter().map(|h| h.0).collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h.key));
+    fill_fields(&blocks, &mut hits)?;
+    let next_cursor = if hits.len() == limit && limit > 0 {
+        hits.last().map(|h| encode_cursor(h.key))
+    } else {
+        None
+    };
+    let keys = hits.iter().map(|h| h.key).collect();
+    let events = hits
+        .into_iter()
+        .map(|h| serde_json::to_value(h.fields.unwrap_or_default()).unwrap_or_default())
+        .collect();
+    Ok(SearchPage {
+        events,
+        total,
+        next_cursor,
+        keys,
+    })
+}
+
+struct Hit {
+    key: Key,
+    block: usize,
+    row: usize,
+    fields: Option<Map>,
+}
+
+impl PartialEq for Hit {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Hit {}
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Hit {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// Reads the fields of the hits found by their times alone (once per block).
+fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(), StoreError> {
+    let mut wanted: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, hit) in hits.iter().enumerate() {
+        if hit.fields.is_none() {
+            wanted.entry(hit.block).or_default().push(i);
+        }
+    }
+    for (block_index, mut hit_indexes) in wanted {
+        let block = &blocks[block_index].1;
+        hit_indexes.sort_by_key(|&i| hits[i].row);
+        let mut rows = Rows::open(block).map_err(block_error)?;
+        let mut next = hit_indexes.into_iter().peekable();
+        while let Some(&i) = next.peek() {
+            let want = hits[i].row;
+            let Some(Ok((row, _, map))) = rows.next_row(rows.position() != want) else {
+                return Err(block_error(BlockError::Damaged {
+                    path: block.path.clone(),
+                    what: "rows",
+                }));
+            };
+            if row == want {
+                hits[i].fields = map;
+                next.next();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value's texts as the matcher compares them (an array's items each; none for null),
+/// cut to [`MAX_VALUE_BYTES`].
+fn value_texts(value: &Value, out: &mut Vec<String>) {
+    out.clear();
+    let mut push = |value: &Value| {
+        let mut text = value.to_text();
+        if text.len() > MAX_VALUE_BYTES {
+            let mut end = MAX_VALUE_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        out.push(text);
+    };
+    match value {
+        Value::Null => {}
+        Value::Array(items) => items.iter().for_each(&mut push),
+        value => push(value),
+    }
+}
+
+/// Counts per bucket of `request`, per split value (`"all"` without a split, `""` for rows
+/// without the field).
+pub fn histogram_series(
+    partitions: &[Arc<Partition>],
+    request: &HistogramRequest,
+    buckets: usize,
+    budget: &Budget,
+) -> Result<HashMap<String, Vec<u64>>, StoreError> {
+    let mut series: HashMap<String, Vec<u64>> = HashMap::new();
+    let (from, to) = (Some(request.from), Some(request.to));
+    for (_, block) in blocks_in(partitions, from, to) {
+        let matching = matching_rows(&block, &request.query, from, to, budget)?;
+        let mut names: Vec<Option<String>> = Vec::new();
+        if let Some(split) = &request.split {
+            names.resize(block.rows as usize, None);
+            let mut wanted = vec![false; block.rows as usize];
+            matching.iter().for_each(|&(row, _)| wanted[row] = true);
+            each_field_texts(&block, split, &wanted, |row, texts| {
+                names[row] = texts.iter().min().cloned();
+            })?;
+        }
+        for (row, ts) in matching {
+            let bucket = ((i128::from(ts) - i128::from(request.from))
+                / i128::from(request.interval)) as usize;
+            let name = match request.split {
+                Some(_) => names[row].take().unwrap_or_default(),
+                None => "all".to_string(),
+            };
+            let counts = series.entry(name).or_insert_with(|| vec![0; buckets]);
+            if let Some(slot) = counts.get_mut(bucket) {
+                *slot += 1;
+            }
+        }
+    }
+    Ok(series)
+}
+
+/// Counts of each value of `request.field` among matching rows, and the matching rows.
+pub fn top_counts(
+    partitions: &[Arc<Partition>],
+    request: &TopRequest,
+    budget: &Budget,
+) -> Result<(HashMap<String, u64>, u64), StoreError> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for (_, block) in blocks_in(partitions, request.from, request.to) {
+        let matching = matching_rows(&block, &request.query, request.from, request.to, budget)?;
+        total += matching.len() as u64;
+        if matching.is_empty() {
+            continue;
+        }
+        let mut wanted = vec![false; block.rows as usize];
+        matching.iter().for_each(|&(row, _)| wanted[row] = true);
+        each_field_texts(&block, &request.field, &wanted, |_, texts| {
+            texts.sort_unstable();
+            texts.dedup();
+            for text in texts.drain(..) {
+                *counts.entry(text).or_insert(0) += 1;
+            }
+        })?;
+    }
+    Ok((counts, total))
+}

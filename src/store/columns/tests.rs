@@ -1,0 +1,314 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::event::test_event;
+use crate::store::search::{Budget, SearchRequest};
+use crate::store::{Engine, Query, Store, StoreOptions};
+
+const ARRIVAL: i64 = 1_764_115_200 * 1_000_000_000;
+
+fn columns() -> StoreOptions {
+    StoreOptions {
+        engine: Engine::Columns,
+        ..StoreOptions::default()
+    }
+}
+
+fn tantivy() -> StoreOptions {
+    StoreOptions::default()
+}
+
+fn events(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| match i % 4 {
+            0 => test_event(&format!(
+                r#"{{"timestamp":"2025-11-26T00:00:{:02}.{i:06}Z","level":"info","app":"web","message":"GET /api/users/{i} took {}ms","status":200,"req_id":"r{i}"}}"#,
+                i % 60,
+                i % 97
+            )),
+            1 => test_event(&format!(
+                r#"{{"message":"plain line {i} with Ünïcode","app":"worker","http":{{"status":{},"path":"/p/{i}"}},"tags":["a","b{}"]}}"#,
+                400 + i % 3,
+                i % 5
+            )),
+            2 => test_event(&format!(
+                r#"{{"level":"error","message":"payment failed for order {i}","amount":{}.5,"ok":false,"none":null,"timestamp":"9999-01-01T00:00:00Z"}}"#,
+                i % 1000
+            )),
+            _ => test_event(&format!(
+                r#"{{"app":"web","message":"cache miss","deep":{{"a":{{"b":{{"c":{{"d":{{"e":{{"f":{{"g":{{"h":{{"i":"bottom{i}"}}}}}}}}}}}}}}}}}},"dup":1,"dup":2}}"#
+            )),
+        })
+        .collect()
+}
+
+fn fill(
+    id: &str,
+    options: StoreOptions,
+    events: &[Event],
+    per_commit: usize,
+) -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(id, dir.path(), options).expect("opens");
+    let mut writer = store.writer();
+    for chunk in events.chunks(per_commit) {
+        writer.append(chunk, ARRIVAL).expect("append");
+        writer.commit().expect("commit");
+    }
+    (dir, store)
+}
+
+fn page(
+    store: &Store,
+    q: &str,
+    limit: usize,
+    cursor: Option<String>,
+) -> crate::store::search::SearchPage {
+    store
+        .search_within(
+            &SearchRequest {
+                query: Query::parse(q).expect(q),
+                from: None,
+                to: None,
+                limit,
+                cursor,
+            },
+            &Budget::unlimited(),
+        )
+        .expect(q)
+}
+
+/// Every event, paged through with cursors.
+fn all_pages(
+    store: &Store,
+    q: &str,
+    limit: usize,
+) -> Vec<(crate::store::search::Key, serde_json::Value)> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = page(store, q, limit, cursor);
+        out.extend(p.keys.into_iter().zip(p.events));
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn the_column_engine_answers_as_the_tantivy_engine_does() {
+    let events = events(1000);
+    let (_a, reference) = fill("columns_reference", tantivy(), &events, 100);
+    let (_b, store) = fill("columns_answers", columns(), &events, 100);
+    assert_eq!(store.num_events(), 1000);
+    for q in [
+        "",
+        "app:web",
+        "level:error",
+        "took",
+        "\"payment failed\"",
+        "http.status:401",
+        "tags:b3",
+        "unicode OR ünïcode",
+        "req_id:r8",
+        "status:>=200 app:web",
+        "amount:[10 TO 20]",
+        "dup:2",
+        "nosuchword",
+        "NOT app:web",
+        "app:w*",
+    ] {
+        let want = page(&reference, q, 50, None);
+        let got = page(&store, q, 50, None);
+        assert_eq!(got.total, want.total, "total of {q}");
+        assert_eq!(got.keys, want.keys, "keys of {q}");
+        assert_eq!(got.events, want.events, "events of {q}");
+    }
+    // Deeper than the tantivy engine flattens (4 levels): the column engine answers as the
+    // live tail's matcher does.
+    let deep = "deep.a.b.c.d.e.f.g.h.i:bottom7";
+    let query = Query::parse(deep).expect("parses");
+    let matching = events.iter().filter(|e| query.matches(e)).count() as u64;
+    assert_eq!(matching, 1);
+    assert_eq!(page(&store, deep, 50, None).total, matching);
+    // Every event once, in the same order, across pages.
+    assert_eq!(all_pages(&store, "", 37), all_pages(&reference, "", 37));
+    assert_eq!(store.time_range(), reference.time_range());
+}
+
+#[test]
+fn small_commits_are_merged_and_nothing_is_lost_or_reordered() {
+    let events = events(300);
+    let (dir, store) = fill("columns_merges", columns(), &events, 3);
+    let partition = &store.column_partitions()[0];
+    let blocks = partition.blocks();
+    assert!(
+        blocks.len() < 20,
+        "{} blocks after 100 commits",
+        blocks.len()
+    );
+    let seqs: Vec<(u64, u64)> = blocks.iter().map(|b| (b.first_seq, b.last_seq())).collect();
+    assert_eq!(seqs[0].0, 0);
+    assert!(seqs.windows(2).all(|w| w[0].1 + 1 == w[1].0), "{seqs:?}");
+    assert_eq!(seqs.last().map(|s| s.1), Some(299));
+    let (_r, reference) = fill("columns_reference", tantivy(), &events, 3);
+    assert_eq!(all_pages(&store, "", 1000), all_pages(&reference, "", 1000));
+    // Only the blocks in the list are on disk.
+    let files = std::fs::read_dir(&partition.dir).expect("dir").count();
+    assert_eq!(files, blocks.len());
+    drop(dir);
+}
+
+#[test]
+fn a_reopened_store_finds_its_events_and_continues_their_sequence() {
+    let events = events(100);
+    let (dir, store) = fill("columns_reopen", columns(), &events[..60], 60);
+    drop(store);
+    let store = Store::open("columns_reopen", dir.path(), columns()).expect("reopens");
+    assert_eq!(store.num_events(), 60);
+    let mut writer = store.writer();
+    writer.append(&events[60..], ARRIVAL).expect("append");
+    writer.commit().expect("commit");
+    let keys: Vec<u64> = all_pages(&store, "", 1000)
+        .iter()
+        .map(|(k, _)| k.2)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..100).collect::<Vec<u64>>());
+}
+
+#[test]
+fn an_interrupted_merge_leaves_no_event_twice() {
+    let events = events(40);
+    let (dir, store) = fill("columns_interrupted", columns(), &events, 5);
+    let partition_dir = store.column_partitions()[0].dir.clone();
+    let blocks = store.column_partitions()[0].blocks();
+    assert_eq!(blocks.len(), 1, "eight blocks of five merged into one");
+    drop(store);
+    // As if the merge had renamed its output in and died before deleting its inputs.
+    let mut builder = Builder::new(0);
+    for event in &events[..5] {
+        builder.begin_row(ARRIVAL);
+        for (k, v) in event.fields.iter() {
+            builder.field(k, v);
+        }
+        builder.end_row();
+    }
+    block::write(&partition_dir, builder.finish()).expect("write");
+    std::fs::write(
+        partition_dir.join("00000000000000000099-00000000000000000100.tmp"),
+        b"torn",
+    )
+    .expect("tmp");
+    let store = Store::open("columns_interrupted", dir.path(), columns()).expect("reopens");
+    assert_eq!(store.num_events(), 40);
+    assert_eq!(std::fs::read_dir(&partition_dir).expect("dir").count(), 1);
+}
+
+#[test]
+fn a_damaged_block_is_moved_aside_and_counted() {
+    let events = events(100);
+    let (dir, store) = fill("columns_damage", columns(), &events, 50);
+    let blocks = store.column_partitions()[0].blocks();
+    assert_eq!(blocks.len(), 2);
+    drop(store);
+    let mut bytes = std::fs::read(&blocks[0].path).expect("read");
+    bytes[20] ^= 0xff;
+    std::fs::write(&blocks[0].path, bytes).expect("write");
+    let store = Store::open("columns_damage", dir.path(), columns()).expect("reopens");
+    assert_eq!(store.damaged_partitions(), 1);
+    assert_eq!(store.num_events(), 50);
+    assert!(
+        dir.path()
+            .join("damaged")
+            .read_dir()
+            .expect("aside")
+            .count()
+            == 1
+    );
+    // A section damaged after opening is an error for the query, not a panic.
+    let block = &store.column_partitions()[0].blocks()[0];
+    let mut bytes = std::fs::read(&block.path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&block.path, bytes).expect("write");
+    assert!(store
+        .search(&SearchRequest {
+            query: Query::parse("took").expect("q"),
+            from: None,
+            to: None,
+            limit: 10,
+            cursor: None,
+        })
+        .is_err());
+}
+
+#[test]
+fn a_term_absent_from_a_blocks_filter_skips_the_block() {
+    let events = events(400);
+    let (_dir, store) = fill("columns_bloom", columns(), &events, 100);
+    let blocks = store.column_partitions()[0].blocks();
+    let filter = blocks[0].section(3).expect("bloom");
+    let may = |q: &str| scan_may_match(&Query::parse(q).expect(q), &filter, blocks[0].flags);
+    assert!(may("took"));
+    assert!(may("app:web"));
+    assert!(may("http.status:401"));
+    assert!(may("tags:b3"));
+    assert!(may("ünïcode"));
+    assert!(
+        may("deep.a.b.c.d.e.f.g.h.i:bottom7"),
+        "deeper than the filter looks"
+    );
+    assert!(!may("nosuchword"));
+    assert!(!may("app:nosuchapp"));
+    assert!(!may("took AND nosuchword"));
+    assert!(may("took OR nosuchword"));
+    assert!(may("NOT nosuchword"));
+}
+
+fn scan_may_match(query: &Query, filter: &[u8], flags: u32) -> bool {
+    scan::may_match(query, filter, flags)
+}
+
+#[test]
+fn retention_drops_whole_partitions_of_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = StoreOptions {
+        retention_age_secs: Some(2 * 3600),
+        ..columns()
+    };
+    let store = Store::open("columns_retention", dir.path(), options).expect("opens");
+    let hour = 3_600_000_000_000i64;
+    let mut writer = store.writer();
+    for h in 0..4 {
+        writer
+            .append(&events(10), ARRIVAL + h * hour)
+            .expect("append");
+        writer.commit().expect("commit");
+    }
+    let t0 = ARRIVAL / 1_000_000_000;
+    let starts =
+        |s: &Store| -> Vec<i64> { s.column_partitions().iter().map(|p| p.start_secs).collect() };
+    assert_eq!(starts(&store), [t0, t0 + 3600, t0 + 7200, t0 + 10800]);
+    let dropped = store.enforce_retention(t0 + 3 * 3600 + 600, Some(t0 + 10800));
+    assert_eq!(dropped, [t0]);
+    assert_eq!(starts(&store), [t0 + 3600, t0 + 7200, t0 + 10800]);
+    assert!(!dir.path().join("20251126T000000Z").exists());
+    assert_eq!(store.num_events(), 30);
+    assert_eq!(page(&store, "", 100, None).total, 30);
+}
+
+#[test]
+fn each_engine_leaves_the_others_partitions_alone() {
+    let events = events(20);
+    let (dir, store) = fill("columns_other_engine", columns(), &events, 20);
+    drop(store);
+    let tantivy = Store::open("columns_other_engine", dir.path(), tantivy()).expect("opens");
+    assert_eq!(tantivy.num_events(), 0);
+    assert_eq!(tantivy.damaged_partitions(), 0, "not taken for damage");
+    drop(tantivy);
+    let store = Store::open("columns_other_engine", dir.path(), columns()).expect("reopens");
+    assert_eq!(store.num_events(), 20);
+}
