@@ -118,6 +118,24 @@ def start_default(binary, tmp, config=None, prefix="sluice-default-", engine=Non
     return proc, data, tcp, api
 
 
+def without_store(tmp):
+    """pipelines/default.toml without its `[sinks.store]` table, written under `tmp`."""
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "..", "..", "pipelines", "default.toml")) as f:
+        lines = f.read().splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith("["):
+            skipping = line.strip() == "[sinks.store]"
+        if not skipping:
+            out.append(line)
+    os.makedirs(tmp, exist_ok=True)
+    path = os.path.join(tmp, "default-no-store.toml")
+    with open(path, "w") as f:
+        f.writelines(out)
+    return path
+
+
 def run(binary, args, lines, engine=None):
     proc, data, tcp, api = start_default(binary, args.tmp, args.config, engine=engine)
     try:
@@ -160,7 +178,8 @@ def main():
     p.add_argument("--input", required=True)
     p.add_argument("--config", help="a pipeline instead of the embedded default")
     p.add_argument("--no-store", action="store_true",
-                   help="the pipeline has no store: wait for the `files` sink instead")
+                   help="the pipeline has no store: wait for the `files` sink instead "
+                   "(without --config: the default pipeline with its [sinks.store] cut out)")
     p.add_argument("--conns", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--timeout", type=float, default=600)
@@ -171,6 +190,8 @@ def main():
     p.add_argument("--keep", action="store_true",
                    help="keep each run's data directory (for tests/it/store_usage.rs)")
     args = p.parse_args()
+    if args.no_store and not args.config:
+        args.config = without_store(args.tmp)
     with open(args.input, "rb") as f:
         lines = sum(1 for _ in f)
     for _ in range(args.rounds):

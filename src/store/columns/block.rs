@@ -47,6 +47,8 @@ pub(super) const FIXED_SECTIONS: usize = 4;
 /// Flag: some row nests deeper than the bloom filter looks, so a field term cannot skip
 /// this block.
 pub(super) const FLAG_DEEP: u32 = 1;
+/// Flag: some row holds a field name twice, so a column's values are not one per row.
+pub(super) const FLAG_REPEATED_KEYS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -119,7 +121,22 @@ impl BlockMeta {
         if section.name == BLOOM {
             return Ok(Bytes::from(stored));
         }
-        let raw = zstd::bulk::decompress(&stored, section.raw as usize)
+        // One decompression context per thread, not one per section read.
+        thread_local! {
+            static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let raw = DECOMPRESSOR
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                }
+                match slot.as_mut() {
+                    Some(d) => d.decompress(&stored, section.raw as usize),
+                    None => Err(std::io::Error::other("no decompressor")),
+                }
+            })
             .map_err(|_| self.damaged("compression"))?;
         if raw.len() != section.raw as usize {
             return Err(self.damaged("length"));

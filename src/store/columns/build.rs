@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use compact_str::CompactString;
 
-use super::block::{self, Encoded, FLAG_DEEP};
+use super::block::{self, Encoded, FLAG_DEEP, FLAG_REPEATED_KEYS};
 use super::bloom::{self, Terms};
 use super::codec::{put_value, put_varint, zigzag};
+use super::column;
 use crate::event::{fields, Value};
 
 /// Nested objects deeper than this add no `name=value` terms to the bloom filter (the block
@@ -97,6 +98,11 @@ impl Builder {
         let id = match self.shape_index.get(&self.row_shape) {
             Some(&id) => id,
             None => {
+                let mut sorted = self.row_shape.clone();
+                sorted.sort_unstable();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    self.flags |= FLAG_REPEATED_KEYS;
+                }
                 let id = self.shapes.len() as u32;
                 self.shapes.push(self.row_shape.clone());
                 self.shape_index.insert(self.row_shape.clone(), id);
@@ -203,7 +209,7 @@ impl Builder {
         ));
         sections.push((block::BLOOM.to_string(), bloom::build(&self.terms)));
         for (name, column) in self.names.into_iter().zip(self.columns) {
-            sections.push((name.to_string(), column));
+            sections.push((name.to_string(), column::encode(column)));
         }
         Encoded {
             rows: self.rows,

@@ -99,9 +99,17 @@ impl Reader {
         Reader { data, pos: 0 }
     }
 
-    #[cfg(test)]
     pub(super) fn is_at_end(&self) -> bool {
         self.pos >= self.data.len()
+    }
+
+    pub(super) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes not read yet.
+    pub(super) fn rest(&self) -> Bytes {
+        self.data.slice(self.pos.min(self.data.len())..)
     }
 
     pub(super) fn varint(&mut self) -> Result<u64, Truncated> {
@@ -131,9 +139,46 @@ impl Reader {
         Ok(out)
     }
 
-    /// Skips a value without building it.
+    fn advance(&mut self, len: usize) -> Result<(), Truncated> {
+        let end = self.pos.checked_add(len).ok_or(Truncated)?;
+        if end > self.data.len() {
+            return Err(Truncated);
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Reads past a value without building it.
     pub(super) fn skip(&mut self, depth: usize) -> Result<(), Truncated> {
-        self.value(0, depth).map(drop)
+        if depth > MAX_DEPTH {
+            return Err(Truncated);
+        }
+        let tag = *self.data.get(self.pos).ok_or(Truncated)?;
+        self.pos += 1;
+        match tag {
+            NULL | FALSE | TRUE => Ok(()),
+            INTEGER | TIMESTAMP => self.varint().map(drop),
+            FLOAT => self.advance(8),
+            BYTES => {
+                let len = self.varint()? as usize;
+                self.advance(len)
+            }
+            ARRAY => {
+                for _ in 0..self.varint()? {
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            OBJECT => {
+                for _ in 0..self.varint()? {
+                    let len = self.varint()? as usize;
+                    self.advance(len)?;
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            _ => Err(Truncated),
+        }
     }
 
     pub(super) fn value(&mut self, row_ts: i64, depth: usize) -> Result<Value, Truncated> {
@@ -201,7 +246,13 @@ mod tests {
         for value in &values {
             put_value(&mut out, value, 1_700_000_000_000_000_000, 0);
         }
-        let mut reader = Reader::new(Bytes::from(out));
+        let data = Bytes::from(out);
+        let mut skipping = Reader::new(data.clone());
+        for _ in &values {
+            skipping.skip(0).unwrap();
+        }
+        assert!(skipping.is_at_end(), "skip reads exactly what value reads");
+        let mut reader = Reader::new(data);
         for value in &values {
             assert_eq!(&reader.value(1_700_000_000_000_000_000, 0).unwrap(), value);
         }

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
-use super::codec::Reader;
+use super::codec::Truncated;
+use super::column::Column;
 use super::rows::{read_shapes, shape_ids, times};
 use crate::event::{fields, Value};
 use crate::store::query::{glob_matches, in_range, number, tokens, Query};
@@ -44,13 +45,7 @@ impl<'a> BlockView<'a> {
         self.block.columns().iter().position(|s| s.name == name)
     }
 
-    /// Calls `each(row, value)` for the first value of column `index` on every row holding
-    /// it (a repeated key's first value, as `Map::get` finds it).
-    fn each_value(
-        &mut self,
-        index: usize,
-        mut each: impl FnMut(usize, &Value),
-    ) -> Result<(), BlockError> {
+    fn open_column(&mut self, index: usize) -> Result<Column, BlockError> {
         let data = match self.columns.get(&index) {
             Some(data) => data.clone(),
             None => {
@@ -59,29 +54,80 @@ impl<'a> BlockView<'a> {
                 data
             }
         };
-        let column = index as u32;
+        Column::open(data).map_err(|_| self.damaged())
+    }
+
+    fn damaged(&self) -> BlockError {
+        BlockError::Damaged {
+            path: self.block.path.clone(),
+            what: "column",
+        }
+    }
+
+    /// Walks the rows holding column `index`: `first(row, column)` reads the row's first
+    /// value of it (a repeated key's first, as `Map::get` finds it); the rest are skipped.
+    fn walk(
+        &mut self,
+        index: usize,
+        mut first: impl FnMut(usize, &mut Column) -> Result<(), Truncated>,
+    ) -> Result<(), BlockError> {
+        let mut column = self.open_column(index)?;
+        let wanted = index as u32;
         let per_shape: Vec<usize> = self
             .shapes
             .iter()
-            .map(|s| s.iter().filter(|&&c| c == column).count())
+            .map(|s| s.iter().filter(|&&c| c == wanted).count())
             .collect();
-        let mut reader = Reader::new(data);
-        let damaged = || BlockError::Damaged {
-            path: self.block.path.clone(),
-            what: "column",
-        };
-        for (row, &shape) in self.shape_ids.iter().enumerate() {
-            let n = per_shape[shape as usize];
-            if n == 0 {
-                continue;
+        let walked = (|| {
+            for (row, &shape) in self.shape_ids.iter().enumerate() {
+                let n = per_shape[shape as usize];
+                if n == 0 {
+                    continue;
+                }
+                first(row, &mut column)?;
+                for _ in 1..n {
+                    column.skip()?;
+                }
             }
-            let value = reader.value(self.times[row], 0).map_err(|_| damaged())?;
-            each(row, &value);
-            for _ in 1..n {
-                reader.skip(0).map_err(|_| damaged())?;
-            }
+            Ok(())
+        })();
+        walked.map_err(|_: Truncated| self.damaged())
+    }
+
+    /// Calls `each(row, value)` for the first value of column `index` on every row holding
+    /// it.
+    fn each_value(
+        &mut self,
+        index: usize,
+        mut each: impl FnMut(usize, &Value),
+    ) -> Result<(), BlockError> {
+        let times = std::mem::take(&mut self.times);
+        let result = self.walk(index, |row, column| {
+            column.with_next(times[row], |value| each(row, value))
+        });
+        self.times = times;
+        result
+    }
+
+    /// Rows whose column `index` has a value `test` accepts: on a dictionary, `test` runs
+    /// once per distinct value and each row compares a code.
+    fn test_values(
+        &mut self,
+        index: usize,
+        test: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<bool>, BlockError> {
+        let mut bits = vec![false; self.rows()];
+        let probe = self.open_column(index)?;
+        if let Some((dict, _)) = probe.dictionary() {
+            let accepted: Vec<bool> = dict.iter().map(&test).collect();
+            self.walk(index, |row, column| {
+                bits[row] = accepted[column.next_code()? as usize];
+                Ok(())
+            })?;
+        } else {
+            self.each_value(index, |row, value| bits[row] = test(value))?;
         }
-        Ok(())
+        Ok(bits)
     }
 
     /// Calls `each(row, value)` for the first value of field `name` on every row holding it.
@@ -162,27 +208,21 @@ impl<'a> BlockView<'a> {
         name: &str,
         test: impl Fn(&Value) -> bool,
     ) -> Result<Vec<bool>, BlockError> {
-        let mut bits = vec![false; self.rows()];
         let Some(index) = self.column_index(name) else {
-            return Ok(bits);
+            return Ok(vec![false; self.rows()]);
         };
-        self.each_value(index, |row, value| {
-            bits[row] = match value {
-                Value::Null => false,
-                Value::Array(items) => items.iter().any(&test),
-                other => test(other),
-            };
-        })?;
-        Ok(bits)
+        self.test_values(index, |value| match value {
+            Value::Null => false,
+            Value::Array(items) => items.iter().any(&test),
+            other => test(other),
+        })
     }
 
     fn message_rows(&mut self, test: impl Fn(&Value) -> bool) -> Result<Vec<bool>, BlockError> {
-        let mut bits = vec![false; self.rows()];
         let Some(index) = self.column_index(fields::MESSAGE) else {
-            return Ok(bits);
+            return Ok(vec![false; self.rows()]);
         };
-        self.each_value(index, |row, value| bits[row] = test(value))?;
-        Ok(bits)
+        self.test_values(index, test)
     }
 
     /// Rows whose message holds `words`' tokens consecutively (every row when `words` has
@@ -193,23 +233,19 @@ impl<'a> BlockView<'a> {
             return Ok(vec![true; self.rows()]);
         }
         let ascii = wanted.iter().all(|w| w.is_ascii());
-        let mut found: Vec<(usize, usize)> = Vec::new();
-        let mut bits = vec![false; self.rows()];
         let Some(index) = self.column_index(fields::MESSAGE) else {
-            return Ok(bits);
+            return Ok(vec![false; self.rows()]);
         };
-        self.each_value(index, |row, value| {
-            bits[row] = match value {
-                Value::Bytes(text) if ascii && text.is_ascii() => {
-                    ascii_phrase(text, &wanted, &mut found)
-                }
-                other => {
-                    let have: Vec<String> = tokens(&other.to_text()).collect();
-                    have.windows(wanted.len()).any(|w| w == wanted.as_slice())
-                }
-            };
-        })?;
-        Ok(bits)
+        let found = std::cell::RefCell::new(Vec::<(usize, usize)>::new());
+        self.test_values(index, |value| match value {
+            Value::Bytes(text) if ascii && text.is_ascii() => {
+                ascii_phrase(text, &wanted, &mut found.borrow_mut())
+            }
+            other => {
+                let have: Vec<String> = tokens(&other.to_text()).collect();
+                have.windows(wanted.len()).any(|w| w == wanted.as_slice())
+            }
+        })
     }
 }
 
@@ -240,7 +276,7 @@ fn text_field(field: &Option<String>) -> Option<&str> {
 }
 
 /// `value.to_text() == text`, without building the text for strings and integers.
-fn text_equals(value: &Value, text: &str) -> bool {
+pub(super) fn text_equals(value: &Value, text: &str) -> bool {
     match value {
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => s == text,

@@ -16,6 +16,7 @@ mod block;
 mod bloom;
 mod build;
 mod codec;
+mod column;
 mod filter;
 mod rows;
 pub(super) mod scan;

@@ -5,6 +5,7 @@ use compact_str::CompactString;
 
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
 use super::codec::{unzigzag, Reader};
+use super::column::Column;
 use crate::event::Map;
 
 fn damaged(block: &BlockMeta, what: &'static str) -> BlockError {
@@ -36,7 +37,7 @@ pub(super) struct Rows {
     shape_ids: Reader,
     shapes: Vec<Vec<u32>>,
     names: Vec<CompactString>,
-    columns: Vec<Reader>,
+    columns: Vec<Column>,
     next: usize,
 }
 
@@ -49,7 +50,7 @@ impl Rows {
         let mut columns = Vec::with_capacity(block.columns().len());
         for section in block.columns() {
             names.push(CompactString::from(section.name.as_str()));
-            columns.push(Reader::new(block.read(section)?));
+            columns.push(Column::open(block.read(section)?).map_err(|_| damaged(block, "column"))?);
         }
         if shapes
             .iter()
@@ -87,7 +88,7 @@ impl Rows {
         };
         if skip {
             for &c in shape {
-                if self.columns[c as usize].skip(0).is_err() {
+                if self.columns[c as usize].skip().is_err() {
                     return Some(Err(()));
                 }
             }
@@ -95,7 +96,7 @@ impl Rows {
         }
         let mut map = Map::with_capacity(shape.len());
         for &c in shape {
-            match self.columns[c as usize].value(ts, 0) {
+            match self.columns[c as usize].value(ts) {
                 Ok(value) => map.push_unchecked(self.names[c as usize].clone(), value),
                 Err(_) => return Some(Err(())),
             }

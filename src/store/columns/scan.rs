@@ -5,13 +5,15 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP};
+use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP, FLAG_REPEATED_KEYS};
 use super::bloom;
+use super::column::Column;
+use super::filter::text_equals;
 use super::filter::BlockView;
 use super::rows::{times, Rows};
 use super::Partition;
 use crate::event::{fields, Event, Map, Value};
-use crate::store::query::{tokens, Query};
+use crate::store::query::{in_range as in_bounds, number, tokens, Query};
 use crate::store::search::{
     decode_cursor, encode_cursor, Budget, HistogramRequest, Key, SearchPage, SearchRequest,
     TopRequest, MAX_LIMIT,
@@ -127,6 +129,53 @@ fn matching_rows(
     Ok(out)
 }
 
+/// A test of one value, as a query's clause on a field makes it.
+type ValueTest<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+
+/// The block's matches for a query on one field whose column is a dictionary, counted
+/// from the dictionary's counts without reading a row: `None` for any other query.
+fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreError> {
+    let (name, test): (&str, ValueTest<'_>) = match query {
+        Query::Term {
+            field: Some(name),
+            value,
+        }
+        | Query::Phrase {
+            field: Some(name),
+            text: value,
+        } => (name, Box::new(move |v: &Value| text_equals(v, value))),
+        Query::Range {
+            field,
+            lower,
+            upper,
+        } => (
+            field,
+            Box::new(move |v: &Value| number(v).is_some_and(|n| in_bounds(n, *lower, *upper))),
+        ),
+        _ => return Ok(None),
+    };
+    if name == fields::MESSAGE || name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
+        return Ok(None);
+    }
+    let Some(section) = block.columns().iter().find(|s| s.name == name) else {
+        return Ok(Some(0));
+    };
+    let column = Column::open(block.read(section).map_err(block_error)?).map_err(|_| {
+        block_error(BlockError::Damaged {
+            path: block.path.clone(),
+            what: "column",
+        })
+    })?;
+    Ok(column.dictionary().map(|(values, counts)| {
+        values
+            .iter()
+            .zip(counts)
+            .filter(|(v, _)| !matches!(v, Value::Null) && test(v))
+            .map(|(_, n)| n)
+            .sum()
+    }))
+}
+
 fn damaged_rows(block: &BlockMeta) -> StoreError {
     block_error(BlockError::Damaged {
         path: block.path.clone(),
@@ -199,6 +248,13 @@ pub fn search(
             budget.check()?;
             total += u64::from(block.rows);
             continue;
+        }
+        if count_only && inside {
+            if let Some(n) = dictionary_count(block, &request.query)? {
+                budget.check()?;
+                total += n;
+                continue;
+            }
         }
         for (row, ts) in matching_rows(block, &request.query, request.from, request.to, budget)? {
             total += 1;
