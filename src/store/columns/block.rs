@@ -59,6 +59,9 @@ pub enum BlockError {
     },
     #[error("{path}: damaged block ({what})")]
     Damaged { path: PathBuf, what: &'static str },
+    /// A block written since the last commit failed: its events are not stored.
+    #[error("a block could not be written: {0}")]
+    Lost(String),
 }
 
 #[derive(Debug, Clone)]

@@ -25,9 +25,11 @@ pub(super) struct Builder {
     ts: Vec<u8>,
     shape_ids: Vec<u8>,
     shapes: Vec<Vec<u32>>,
-    shape_index: HashMap<Vec<u32>, u32>,
+    shape_index: HashMap<Vec<u32>, u32, foldhash::fast::RandomState>,
     names: Vec<CompactString>,
-    name_index: HashMap<CompactString, u32>,
+    name_index: HashMap<CompactString, u32, foldhash::fast::RandomState>,
+    /// Bytes each column took in the previous block, to size this block's buffers once.
+    hints: HashMap<CompactString, usize, foldhash::fast::RandomState>,
     columns: Vec<Vec<u8>>,
     terms: Terms,
     /// The row being built: its event time, its columns so far.
@@ -35,7 +37,7 @@ pub(super) struct Builder {
     row_shape: Vec<u32>,
     /// The column the n-th field of the last row went to: rows of one source repeat their
     /// layout, so most lookups are one comparison.
-    hints: Vec<u32>,
+    last_columns: Vec<u32>,
     text: String,
     path: String,
 }
@@ -52,17 +54,33 @@ impl Builder {
             ts: Vec::with_capacity(4096),
             shape_ids: Vec::with_capacity(4096),
             shapes: Vec::new(),
-            shape_index: HashMap::new(),
+            shape_index: HashMap::default(),
             names: Vec::new(),
-            name_index: HashMap::new(),
+            name_index: HashMap::default(),
+            hints: HashMap::default(),
             columns: Vec::new(),
             terms: Terms::default(),
             row_ts: 0,
             row_shape: Vec::new(),
-            hints: Vec::new(),
+            last_columns: Vec::new(),
             text: String::with_capacity(128),
             path: String::with_capacity(64),
         }
+    }
+
+    /// The next block's builder, its buffers sized as this block's were.
+    pub(super) fn successor(&self, first_seq: u64) -> Builder {
+        let mut next = Builder::new(first_seq);
+        next.ts.reserve(self.ts.len());
+        next.shape_ids.reserve(self.shape_ids.len());
+        next.terms.reserve(self.terms.len());
+        next.hints = self
+            .names
+            .iter()
+            .zip(&self.columns)
+            .map(|(name, column)| (name.clone(), column.len()))
+            .collect();
+        next
     }
 
     pub(super) fn rows(&self) -> usize {
@@ -115,9 +133,9 @@ impl Builder {
 
     fn column(&mut self, name: &str) -> u32 {
         let n = self.row_shape.len();
-        if let Some(&hint) = self.hints.get(n) {
-            if self.names[hint as usize] == name {
-                return hint;
+        if let Some(&last) = self.last_columns.get(n) {
+            if self.names[last as usize] == name {
+                return last;
             }
         }
         let column = match self.name_index.get(name) {
@@ -126,14 +144,15 @@ impl Builder {
                 let c = self.names.len() as u32;
                 self.names.push(name.into());
                 self.name_index.insert(name.into(), c);
-                self.columns.push(Vec::with_capacity(1024));
+                let size = self.hints.get(name).copied().unwrap_or(1024);
+                self.columns.push(Vec::with_capacity(size));
                 c
             }
         };
-        if n < self.hints.len() {
-            self.hints[n] = column;
+        if n < self.last_columns.len() {
+            self.last_columns[n] = column;
         } else {
-            self.hints.push(column);
+            self.last_columns.push(column);
         }
         column
     }

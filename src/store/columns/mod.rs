@@ -152,12 +152,23 @@ impl Partition {
 pub struct PartitionWriter {
     pub partition: Arc<Partition>,
     builder: Builder,
+    /// A full block being compressed and written on its own thread, so that appends go on
+    /// meanwhile (at most one at a time; a commit waits for it).
+    writing: Option<std::thread::JoinHandle<Result<BlockMeta, BlockError>>>,
+    /// A block write that failed since the last commit: its rows are gone, so the next
+    /// commit must fail and its batches hear "errored", never "delivered".
+    lost: Option<String>,
 }
 
 impl PartitionWriter {
     pub fn new(partition: Arc<Partition>) -> PartitionWriter {
         let builder = Builder::new(partition.next_seq());
-        PartitionWriter { partition, builder }
+        PartitionWriter {
+            partition,
+            builder,
+            writing: None,
+            lost: None,
+        }
     }
 
     /// Adds events (durable at the next [`commit`](Self::commit)); returns the bytes of
@@ -199,7 +210,7 @@ impl PartitionWriter {
             self.builder.end_row();
             if self.builder.rows() >= MAX_BLOCK_ROWS || self.builder.bytes() >= MAX_BLOCK_BYTES {
                 written += self.builder.bytes();
-                self.flush()?;
+                self.flush_in_background();
             }
         }
         Ok((
@@ -210,21 +221,56 @@ impl PartitionWriter {
 
     /// Writes what was appended as a block (synced before this returns), then merges the
     /// partition's trailing small blocks when [`MERGE_FANOUT`] of one size class gathered.
+    /// Fails when any block since the last commit could not be written.
     pub fn commit(&mut self) -> Result<(), BlockError> {
-        self.flush()?;
-        while self.merge_tail()? {}
+        self.flush_in_background();
+        self.finish_writing();
+        if let Some(error) = self.lost.take() {
+            return Err(BlockError::Lost(error));
+        }
+        loop {
+            match self.merge_tail() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                // The blocks to merge are still there, whole: only the merge is not done.
+                Err(error) => {
+                    tracing::warn!(partition = %self.partition.dir.display(), %error, "store block merge failed");
+                    break;
+                }
+            }
+        }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), BlockError> {
+    /// Hands the builder's rows to a thread that writes them as a block.
+    fn flush_in_background(&mut self) {
         if self.builder.rows() == 0 {
-            return Ok(());
+            return;
         }
+        self.finish_writing();
         let next = self.builder.first_seq() + self.builder.rows() as u64;
-        let full = std::mem::replace(&mut self.builder, Builder::new(next));
-        let meta = block::write(&self.partition.dir, full.finish())?;
-        self.partition.push(meta);
-        Ok(())
+        let successor = self.builder.successor(next);
+        let full = std::mem::replace(&mut self.builder, successor);
+        let dir = self.partition.dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-block".into())
+            .spawn(move || block::write(&dir, full.finish()));
+        match spawned {
+            Ok(handle) => self.writing = Some(handle),
+            Err(error) => self.lost = Some(format!("cannot start a block writer: {error}")),
+        }
+    }
+
+    /// Waits for the block being written, and makes it visible to queries.
+    fn finish_writing(&mut self) {
+        let Some(handle) = self.writing.take() else {
+            return;
+        };
+        match handle.join() {
+            Ok(Ok(meta)) => self.partition.push(meta),
+            Ok(Err(error)) => self.lost = Some(error.to_string()),
+            Err(_) => self.lost = Some("the block writer panicked".into()),
+        }
     }
 
     /// Merges the last [`MERGE_FANOUT`] blocks into one when they are of one size class

@@ -312,3 +312,28 @@ fn each_engine_leaves_the_others_partitions_alone() {
     let store = Store::open("columns_other_engine", dir.path(), columns()).expect("reopens");
     assert_eq!(store.num_events(), 20);
 }
+
+#[test]
+fn a_block_that_cannot_be_written_fails_the_next_commit() {
+    let (_dir, store) = fill("columns_lost", columns(), &events(10), 10);
+    let partition = store.column_partitions()[0].clone();
+    let mut writer = PartitionWriter::new(partition.clone());
+    // A full block is written while appending; it fails (a file stands where its directory
+    // was). The next commit must say so even though its own rows are written fine.
+    let many: Vec<Event> = events(4).into_iter().cycle().take(MAX_BLOCK_ROWS).collect();
+    std::fs::remove_dir_all(&partition.dir).expect("remove");
+    std::fs::write(&partition.dir, b"in the way").expect("a file");
+    writer.append(&many, ARRIVAL).expect("append");
+    writer.finish_writing();
+    std::fs::remove_file(&partition.dir).expect("remove the file");
+    std::fs::create_dir_all(&partition.dir).expect("recreate");
+    writer.append(&events(3), ARRIVAL).expect("append");
+    let error = writer.commit().expect_err("rows were lost");
+    assert!(
+        error.to_string().contains("could not be written"),
+        "{error}"
+    );
+    // Only that commit fails: the next one, with its own rows, succeeds.
+    writer.append(&events(3), ARRIVAL).expect("append");
+    writer.commit().expect("commit");
+}
