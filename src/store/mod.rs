@@ -608,8 +608,8 @@ impl StoreWriter {
         start: i64,
     ) -> Result<usize, StoreError> {
         if self.columns.as_ref().map(|c| c.partition.start_secs) != Some(start) {
-            if let Some(mut old) = self.columns.take() {
-                old.commit()?;
+            if let Some(old) = self.columns.take() {
+                old.close()?;
             }
             let partition = match self.store.existing_columns(start) {
                 Some(p) => p,
@@ -664,6 +664,10 @@ impl StoreWriter {
     /// Commits and waits for background merges, leaving the partition in its final shape
     /// (at shutdown, and in benchmarks before measuring queries).
     pub fn close(mut self) -> Result<(), StoreError> {
+        if let Some(writer) = self.columns.take() {
+            writer.close()?;
+            self.store.commits.inc(1);
+        }
         self.commit()?;
         if let Some(current) = self.current.take() {
             current.writer.wait_merging_threads()?;

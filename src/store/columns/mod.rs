@@ -158,6 +158,8 @@ pub struct PartitionWriter {
     /// A block write that failed since the last commit: its rows are gone, so the next
     /// commit must fail and its batches hear "errored", never "delivered".
     lost: Option<String>,
+    /// A merge of small blocks running on its own thread.
+    merging: Option<std::thread::JoinHandle<Result<(), BlockError>>>,
 }
 
 impl PartitionWriter {
@@ -168,6 +170,7 @@ impl PartitionWriter {
             builder,
             writing: None,
             lost: None,
+            merging: None,
         }
     }
 
@@ -228,17 +231,7 @@ impl PartitionWriter {
         if let Some(error) = self.lost.take() {
             return Err(BlockError::Lost(error));
         }
-        loop {
-            match self.merge_tail() {
-                Ok(true) => continue,
-                Ok(false) => break,
-                // The blocks to merge are still there, whole: only the merge is not done.
-                Err(error) => {
-                    tracing::warn!(partition = %self.partition.dir.display(), %error, "store block merge failed");
-                    break;
-                }
-            }
-        }
+        self.start_merge();
         Ok(())
     }
 
@@ -273,56 +266,115 @@ impl PartitionWriter {
         }
     }
 
-    /// Merges the last [`MERGE_FANOUT`] blocks into one when they are of one size class
-    /// (rows within a factor of 8) and fit one block; true when it merged.
-    fn merge_tail(&mut self) -> Result<bool, BlockError> {
-        let blocks = self.partition.blocks();
-        if blocks.len() < MERGE_FANOUT {
-            return Ok(false);
+    /// Starts merging the partition's last [`MERGE_FANOUT`] blocks on a thread of its own
+    /// when they are of one size class (rows within a factor of 8) and fit one block; at
+    /// most one merge runs at a time. Acknowledgements never wait for a merge.
+    fn start_merge(&mut self) {
+        if self.merging.as_ref().is_some_and(|m| !m.is_finished()) {
+            return;
         }
-        let tail = &blocks[blocks.len() - MERGE_FANOUT..];
-        let class = |rows: u32| rows.max(1).ilog(8);
-        let rows: usize = tail.iter().map(|b| b.rows as usize).sum();
-        let same_class = tail.iter().all(|b| class(b.rows) == class(tail[0].rows));
-        let contiguous = tail
-            .windows(2)
-            .all(|w| w[0].last_seq() + 1 == w[1].first_seq);
-        if !same_class || !contiguous || rows > MAX_BLOCK_ROWS {
-            return Ok(false);
+        self.finish_merge();
+        let Some(tail) = merge_candidate(&self.partition) else {
+            return;
+        };
+        let partition = self.partition.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-merge".into())
+            .spawn(move || merge(&partition, &tail));
+        match spawned {
+            Ok(handle) => self.merging = Some(handle),
+            Err(error) => tracing::warn!(%error, "cannot start a store block merge"),
         }
-        let mut merged = Builder::new(tail[0].first_seq);
-        for meta in tail {
-            let mut rows = rows::Rows::open(meta)?;
-            while let Some(row) = rows.next_row(false) {
-                let Ok((_, ts, Some(map))) = row else {
-                    return Err(BlockError::Damaged {
-                        path: meta.path.clone(),
-                        what: "rows",
-                    });
-                };
-                merged.begin_row(ts);
-                for (key, value) in map.iter() {
-                    merged.field(key, value);
-                }
-                merged.end_row();
+    }
+
+    /// Waits for the merge in progress, if any; true when it merged.
+    fn finish_merge(&mut self) -> bool {
+        let Some(handle) = self.merging.take() else {
+            return false;
+        };
+        match handle.join() {
+            Ok(Ok(())) => true,
+            // The blocks to merge are still there, whole: only the merge is not done.
+            Ok(Err(error)) => {
+                tracing::warn!(partition = %self.partition.dir.display(), %error, "store block merge failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(partition = %self.partition.dir.display(), "store block merge panicked");
+                false
             }
         }
-        let meta = block::write(&self.partition.dir, merged.finish())?;
-        {
-            let mut list = self
-                .partition
-                .blocks
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            let keep = list.len() - MERGE_FANOUT;
-            list.truncate(keep);
-            list.push(Arc::new(meta));
-        }
-        for old in tail {
-            let _ = std::fs::remove_file(&old.path);
-        }
-        Ok(true)
     }
+
+    /// Commits, then merges until no merge is left (at shutdown and in tests, so the
+    /// partition is left in its lasting shape).
+    pub fn close(mut self) -> Result<(), BlockError> {
+        self.commit()?;
+        while self.finish_merge() {
+            self.start_merge();
+        }
+        Ok(())
+    }
+}
+
+/// The last [`MERGE_FANOUT`] blocks of `partition` when they should be merged.
+fn merge_candidate(partition: &Partition) -> Option<Vec<Arc<BlockMeta>>> {
+    let blocks = partition.blocks();
+    if blocks.len() < MERGE_FANOUT {
+        return None;
+    }
+    let tail = &blocks[blocks.len() - MERGE_FANOUT..];
+    let class = |rows: u32| rows.max(1).ilog(8);
+    let rows: usize = tail.iter().map(|b| b.rows as usize).sum();
+    let same_class = tail.iter().all(|b| class(b.rows) == class(tail[0].rows));
+    let contiguous = tail
+        .windows(2)
+        .all(|w| w[0].last_seq() + 1 == w[1].first_seq);
+    (same_class && contiguous && rows <= MAX_BLOCK_ROWS).then(|| tail.to_vec())
+}
+
+/// Writes `tail`'s rows as one block, then puts it in their place in the list (blocks
+/// written meanwhile stay after it) and removes their files.
+fn merge(partition: &Partition, tail: &[Arc<BlockMeta>]) -> Result<(), BlockError> {
+    let mut merged = Builder::new(tail[0].first_seq);
+    for meta in tail {
+        let mut rows = rows::Rows::open(meta)?;
+        while let Some(row) = rows.next_row(false) {
+            let Ok((_, ts, Some(map))) = row else {
+                return Err(BlockError::Damaged {
+                    path: meta.path.clone(),
+                    what: "rows",
+                });
+            };
+            merged.begin_row(ts);
+            for (key, value) in map.iter() {
+                merged.field(key, value);
+            }
+            merged.end_row();
+        }
+    }
+    let meta = Arc::new(block::write(&partition.dir, merged.finish())?);
+    {
+        let mut list = partition.blocks.write().unwrap_or_else(|e| e.into_inner());
+        let Some(at) = list.iter().position(|b| Arc::ptr_eq(b, &tail[0])) else {
+            // Not ours to replace any more (retention dropped the partition meanwhile).
+            return Ok(());
+        };
+        let same = list.len() >= at + tail.len()
+            && list[at..at + tail.len()]
+                .iter()
+                .zip(tail)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            let _ = std::fs::remove_file(&meta.path);
+            return Ok(());
+        }
+        list.splice(at..at + tail.len(), [meta]);
+    }
+    for old in tail {
+        let _ = std::fs::remove_file(&old.path);
+    }
+    Ok(())
 }
 
 /// Whether `dir` holds a partition of this engine (block files and no tantivy index).

@@ -55,6 +55,8 @@ fn fill(
         writer.append(chunk, ARRIVAL).expect("append");
         writer.commit().expect("commit");
     }
+    // Merges finished: the partition in its lasting shape.
+    writer.close().expect("close");
     (dir, store)
 }
 
