@@ -11,8 +11,9 @@
 //! Sections, each zstd-compressed on its own (so a query reads only the ones it needs):
 //! `_ts` (the rows' event times, zigzag varints of their differences), `_shape` (per row,
 //! which shape), `_shapes` (each shape: the columns a row holds, in its field order), `_bloom`
-//! (stored raw: it does not compress), then one section per field name: the values of the
-//! rows that hold that field, in row order ([`codec`](super::codec)).
+//! (stored raw: it does not compress), `_tokens` (message words seen at least twice, with
+//! their rows: [`tokens`](super::tokens)), then one section per field name: the values of
+//! the rows that hold that field, in row order ([`codec`](super::codec)).
 //!
 //! A block is written to a temporary name, synced, and renamed: a block file under its own
 //! name is whole. Its name is its sequence range, `<first_seq>-<last_seq>.blk`, so a merge
@@ -41,8 +42,11 @@ pub(super) const TS: &str = "_ts";
 pub(super) const SHAPE: &str = "_shape";
 pub(super) const SHAPES: &str = "_shapes";
 pub(super) const BLOOM: &str = "_bloom";
+pub(super) const TOKENS: &str = "_tokens";
 /// Sections before the field columns.
-pub(super) const FIXED_SECTIONS: usize = 4;
+pub(super) const FIXED_SECTIONS: usize = 5;
+/// Where the word index is among the sections.
+pub(super) const TOKENS_SECTION: usize = 4;
 
 /// Flag: some row nests deeper than the bloom filter looks, so a field term cannot skip
 /// this block.
@@ -290,7 +294,7 @@ pub(super) fn open(path: &Path) -> Result<BlockMeta, BlockError> {
     let Some((rows, first_seq, min_ts, max_ts, flags, sections)) = fields else {
         return Err(damaged("header"));
     };
-    let fixed = [TS, SHAPE, SHAPES, BLOOM];
+    let fixed = [TS, SHAPE, SHAPES, BLOOM, TOKENS];
     if sections.len() < FIXED_SECTIONS
         || sections.iter().zip(fixed).any(|(s, name)| s.name != name)
         || rows == 0

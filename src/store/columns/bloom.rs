@@ -5,7 +5,7 @@
 //! Hashes are FNV-1a (64 bits), a fixed function: the filter is on disk and must mean the
 //! same to every later version.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use fnv::FnvHasher;
@@ -29,8 +29,9 @@ pub(super) fn hash_pair(name: &str, value: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// The distinct term hashes of a block being built (already hashes: no second hashing).
-pub(super) type Terms = HashSet<u64, BuildHasherDefault<PassThrough>>;
+/// The distinct term hashes of a block being built and how often each occurred (already
+/// hashes: no second hashing).
+pub(super) type Terms = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
 
 #[derive(Default)]
 pub(super) struct PassThrough(u64);
@@ -56,7 +57,7 @@ pub(super) fn build(terms: &Terms) -> Vec<u8> {
         .max(64);
     let mut words = vec![0u64; bits / 64];
     let mask = bits as u64 - 1;
-    for &h in terms {
+    for &h in terms.keys() {
         for at in probes(h, mask) {
             words[(at / 64) as usize] |= 1 << (at % 64);
         }
@@ -93,7 +94,7 @@ mod tests {
     fn every_term_put_in_is_found_and_most_others_are_not() {
         let mut terms = Terms::default();
         for i in 0..10_000 {
-            terms.insert(hash(format!("term{i}").as_bytes()));
+            terms.insert(hash(format!("term{i}").as_bytes()), 1);
         }
         let filter = build(&terms);
         for i in 0..10_000 {

@@ -9,6 +9,7 @@ use super::block::{self, Encoded, FLAG_DEEP, FLAG_REPEATED_KEYS};
 use super::bloom::{self, Terms};
 use super::codec::{put_value, put_varint, zigzag};
 use super::column;
+use super::tokens;
 use crate::event::{fields, Value};
 
 /// Nested objects deeper than this add no `name=value` terms to the bloom filter (the block
@@ -40,6 +41,8 @@ pub(super) struct Builder {
     last_columns: Vec<u32>,
     text: String,
     path: String,
+    /// The row of each value of the message column, for the word index.
+    message_rows: Vec<u32>,
 }
 
 impl Builder {
@@ -65,6 +68,7 @@ impl Builder {
             last_columns: Vec::new(),
             text: String::with_capacity(128),
             path: String::with_capacity(64),
+            message_rows: Vec::new(),
         }
     }
 
@@ -74,6 +78,7 @@ impl Builder {
         next.ts.reserve(self.ts.len());
         next.shape_ids.reserve(self.shape_ids.len());
         next.terms.reserve(self.terms.len());
+        next.message_rows.reserve(self.message_rows.len());
         next.hints = self
             .names
             .iter()
@@ -106,6 +111,9 @@ impl Builder {
     }
 
     pub(super) fn field(&mut self, name: &str, value: &Value) {
+        if name == fields::MESSAGE {
+            self.message_rows.push(self.rows);
+        }
         let column = self.column(name);
         self.row_shape.push(column);
         put_value(&mut self.columns[column as usize], value, self.row_ts, 0);
@@ -215,7 +223,7 @@ impl Builder {
                 bloom::hash_pair(path, self.text.as_bytes())
             }
         };
-        self.terms.insert(h);
+        *self.terms.entry(h).or_insert(0) += 1;
     }
 
     pub(super) fn finish(self) -> Encoded {
@@ -227,6 +235,16 @@ impl Builder {
             block::encode_shapes(&self.shapes),
         ));
         sections.push((block::BLOOM.to_string(), bloom::build(&self.terms)));
+        let message = self
+            .names
+            .iter()
+            .position(|n| n == fields::MESSAGE)
+            .map(|c| self.columns[c].as_slice())
+            .unwrap_or_default();
+        sections.push((
+            block::TOKENS.to_string(),
+            tokens::build(message, &self.message_rows, &self.terms),
+        ));
         for (name, column) in self.names.into_iter().zip(self.columns) {
             sections.push((name.to_string(), column::encode(column)));
         }
@@ -246,7 +264,7 @@ impl Builder {
 pub(super) fn add_tokens(terms: &mut Terms, text: &str) {
     if !text.is_ascii() {
         for token in crate::store::query::tokens(text) {
-            terms.insert(bloom::hash(token.as_bytes()));
+            *terms.entry(bloom::hash(token.as_bytes())).or_insert(0) += 1;
         }
         return;
     }
@@ -264,6 +282,6 @@ pub(super) fn add_tokens(terms: &mut Terms, text: &str) {
         } else {
             bloom::hash(word.to_ascii_lowercase().as_slice())
         };
-        terms.insert(h);
+        *terms.entry(h).or_insert(0) += 1;
     }
 }

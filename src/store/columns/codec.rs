@@ -107,6 +107,11 @@ impl Reader {
         self.pos
     }
 
+    /// The next `len` bytes, without a copy.
+    pub(super) fn take_bytes(&mut self, len: usize) -> Result<Bytes, Truncated> {
+        self.take(len)
+    }
+
     /// The bytes not read yet.
     pub(super) fn rest(&self) -> Bytes {
         self.data.slice(self.pos.min(self.data.len())..)

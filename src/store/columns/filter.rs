@@ -8,10 +8,11 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
+use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS, TOKENS_SECTION};
 use super::codec::Truncated;
 use super::column::Column;
 use super::rows::{read_shapes, shape_ids, times};
+use super::tokens::TokenIndex;
 use crate::event::{fields, Value};
 use crate::store::query::{glob_matches, in_range, number, tokens, Query};
 
@@ -22,6 +23,7 @@ pub(super) struct BlockView<'a> {
     shape_ids: Vec<u32>,
     shapes: Vec<Vec<u32>>,
     columns: HashMap<usize, Bytes>,
+    tokens: Option<TokenIndex>,
 }
 
 impl<'a> BlockView<'a> {
@@ -34,6 +36,7 @@ impl<'a> BlockView<'a> {
             shape_ids,
             shapes,
             columns: HashMap::new(),
+            tokens: None,
         })
     }
 
@@ -237,7 +240,7 @@ impl<'a> BlockView<'a> {
             return Ok(vec![false; self.rows()]);
         };
         let found = std::cell::RefCell::new(Vec::<(usize, usize)>::new());
-        self.test_values(index, |value| match value {
+        let holds = |value: &Value| match value {
             Value::Bytes(text) if ascii && text.is_ascii() => {
                 ascii_phrase(text, &wanted, &mut found.borrow_mut())
             }
@@ -245,7 +248,66 @@ impl<'a> BlockView<'a> {
                 let have: Vec<String> = tokens(&other.to_text()).collect();
                 have.windows(wanted.len()).any(|w| w == wanted.as_slice())
             }
-        })
+        };
+        let Some(candidates) = self.indexed_rows(&wanted)? else {
+            return self.test_values(index, holds);
+        };
+        if wanted.len() == 1 {
+            // One word: the index's rows are the answer.
+            return Ok(candidates);
+        }
+        // Rows holding every word: only their messages are checked for the phrase.
+        let mut bits = vec![false; self.rows()];
+        let times = std::mem::take(&mut self.times);
+        let walked = self.walk(index, |row, column| {
+            if candidates[row] {
+                bits[row] = column.with_next(times[row], holds)?;
+                Ok(())
+            } else {
+                column.skip()
+            }
+        });
+        self.times = times;
+        walked.map(|()| bits)
+    }
+
+    /// Rows holding every one of `words` by the block's word index; `None` when a word is
+    /// not in it (seen once in the block, or not at all) or the index cannot be used.
+    fn indexed_rows(&mut self, words: &[String]) -> Result<Option<Vec<bool>>, BlockError> {
+        if self.block.flags & FLAG_REPEATED_KEYS != 0 {
+            // A row's second message would count, where the matcher reads its first.
+            return Ok(None);
+        }
+        if self.tokens.is_none() {
+            let index = TokenIndex::open(self.block.section(TOKENS_SECTION)?)
+                .map_err(|_| self.damaged())?;
+            self.tokens = Some(index);
+        }
+        let Some(index) = &self.tokens else {
+            return Ok(None);
+        };
+        let rows = self.shape_ids.len();
+        let mut bits: Option<Vec<bool>> = None;
+        for word in words {
+            let list = match index.rows(word) {
+                None => return Ok(None),
+                Some(list) => list.map_err(|_| self.damaged())?,
+            };
+            let mut these = vec![false; rows];
+            for row in list {
+                if let Some(slot) = these.get_mut(row as usize) {
+                    *slot = true;
+                }
+            }
+            bits = Some(match bits {
+                None => these,
+                Some(mut all) => {
+                    all.iter_mut().zip(these).for_each(|(a, b)| *a &= b);
+                    all
+                }
+            });
+        }
+        Ok(bits)
     }
 }
 

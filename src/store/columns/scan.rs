@@ -5,12 +5,13 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP, FLAG_REPEATED_KEYS};
+use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION};
 use super::bloom;
 use super::column::Column;
 use super::filter::text_equals;
 use super::filter::BlockView;
 use super::rows::{times, Rows};
+use super::tokens::TokenIndex;
 use super::Partition;
 use crate::event::{fields, Event, Map, Value};
 use crate::store::query::{in_range as in_bounds, number, tokens, Query};
@@ -176,6 +177,31 @@ fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, Sto
     }))
 }
 
+/// The block's matches for a one-word query on the message, from its word index: `None`
+/// when the word is not in it (or the query is anything else).
+fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreError> {
+    let (Query::Term { field, value } | Query::Phrase { field, text: value }) = query else {
+        return Ok(None);
+    };
+    if !matches!(field.as_deref(), None | Some(fields::MESSAGE))
+        || block.flags & FLAG_REPEATED_KEYS != 0
+    {
+        return Ok(None);
+    }
+    let mut words = tokens(value);
+    let (Some(word), None) = (words.next(), words.next()) else {
+        return Ok(None);
+    };
+    let index =
+        TokenIndex::open(block.section(TOKENS_SECTION).map_err(block_error)?).map_err(|_| {
+            block_error(BlockError::Damaged {
+                path: block.path.clone(),
+                what: "word index",
+            })
+        })?;
+    Ok(index.count(&word).map(u64::from))
+}
+
 fn damaged_rows(block: &BlockMeta) -> StoreError {
     block_error(BlockError::Damaged {
         path: block.path.clone(),
@@ -250,7 +276,11 @@ pub fn search(
             continue;
         }
         if count_only && inside {
-            if let Some(n) = dictionary_count(block, &request.query)? {
+            let counted = match dictionary_count(block, &request.query)? {
+                Some(n) => Some(n),
+                None => word_count(block, &request.query)?,
+            };
+            if let Some(n) = counted {
                 budget.check()?;
                 total += n;
                 continue;
