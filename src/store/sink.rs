@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Engine, Store, StoreWriter, RETENTION_CHECK_INTERVAL};
+use super::writer::RETENTION_CHECK_INTERVAL;
+use super::{Engine, Store, StoreWriter};
 use crate::ack::{AckStatus, Obligation};
 use crate::channel::BatchReceiver;
 use crate::event::now_nanos;

@@ -46,7 +46,8 @@ pub(super) const BLOOM: &str = "_bloom";
 pub(super) const TOKENS: &str = "_tokens";
 /// Sections before the field columns.
 pub(super) const FIXED_SECTIONS: usize = 5;
-/// Where the word index is among the sections.
+/// Where the bloom filter and the word index are among the sections.
+pub(super) const BLOOM_SECTION: usize = 3;
 pub(super) const TOKENS_SECTION: usize = 4;
 
 /// Flag: some row nests deeper than the bloom filter looks, so a field term cannot skip

@@ -173,9 +173,15 @@ impl Builder {
             return;
         }
         if name == fields::MESSAGE {
-            self.text.clear();
-            value.write_text(&mut self.text);
-            add_tokens(&mut self.terms, &self.text);
+            // The usual message, UTF-8 text: its words are read where they lie, not copied.
+            match value.as_str() {
+                Some(text) => add_tokens(&mut self.terms, text),
+                None => {
+                    self.text.clear();
+                    value.write_text(&mut self.text);
+                    add_tokens(&mut self.terms, &self.text);
+                }
+            }
             if !matches!(value, Value::Object(_)) {
                 return;
             }

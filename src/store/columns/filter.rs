@@ -182,26 +182,21 @@ impl<'a> BlockView<'a> {
                 bits.iter_mut().for_each(|b| *b = !*b);
                 bits
             }
-            Query::Term { field, value } | Query::Phrase { field, text: value } => {
-                match text_field(field) {
-                    None => self.message_phrase(value)?,
-                    Some(name) => self.field_values(name, |v| text_equals(v, value))?,
-                }
-            }
-            Query::Wildcard { field, pattern } => match text_field(field) {
-                None => {
-                    let pattern = pattern.to_lowercase();
-                    self.message_rows(|m| tokens(&m.to_text()).any(|t| glob_matches(&pattern, &t)))?
-                }
-                Some(name) => self.field_values(name, |v| glob_matches(pattern, &v.to_text()))?,
+            _ => match field_clause(query) {
+                Some((name, test)) => self.field_values(name, test)?,
+                None => match query {
+                    Query::Wildcard { pattern, .. } => {
+                        let pattern = pattern.to_lowercase();
+                        self.message_rows(|m| {
+                            tokens(&m.to_text()).any(|t| glob_matches(&pattern, &t))
+                        })?
+                    }
+                    Query::Term { value, .. } | Query::Phrase { text: value, .. } => {
+                        self.message_phrase(value)?
+                    }
+                    _ => vec![false; self.rows()],
+                },
             },
-            Query::Range {
-                field,
-                lower,
-                upper,
-            } => self.field_values(field, |v| {
-                number(v).is_some_and(|n| in_range(n, *lower, *upper))
-            })?,
         })
     }
 
@@ -334,6 +329,37 @@ fn text_field(field: &Option<String>) -> Option<&str> {
     match field.as_deref() {
         None | Some(fields::MESSAGE) => None,
         Some(name) => Some(name),
+    }
+}
+
+/// A test of one value, as a query's clause on a field makes it.
+pub(super) type ValueTest<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+
+/// A clause on one field other than the message text, as the field's name and a test of
+/// one of its values (an array's items are each tested); `None` for a message clause or a
+/// compound query.
+pub(super) fn field_clause(query: &Query) -> Option<(&str, ValueTest<'_>)> {
+    match query {
+        Query::Term { field, value } | Query::Phrase { field, text: value } => {
+            let name = text_field(field)?;
+            Some((name, Box::new(move |v: &Value| text_equals(v, value))))
+        }
+        Query::Wildcard { field, pattern } => {
+            let name = text_field(field)?;
+            Some((
+                name,
+                Box::new(move |v: &Value| glob_matches(pattern, &v.to_text())),
+            ))
+        }
+        Query::Range {
+            field,
+            lower,
+            upper,
+        } => Some((
+            field,
+            Box::new(move |v: &Value| number(v).is_some_and(|n| in_range(n, *lower, *upper))),
+        )),
+        _ => None,
     }
 }
 

@@ -5,16 +5,18 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::block::{BlockError, BlockMeta, BLOOM, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION};
+use super::block::{
+    BlockError, BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION,
+};
 use super::bloom;
 use super::column::Column;
-use super::filter::text_equals;
+use super::filter::field_clause;
 use super::filter::BlockView;
 use super::rows::{times, Rows};
 use super::tokens::TokenIndex;
 use super::Partition;
 use crate::event::{fields, Event, Map, Value};
-use crate::store::query::{in_range as in_bounds, number, tokens, Query};
+use crate::store::query::{tokens, Query};
 use crate::store::search::{
     decode_cursor, encode_cursor, Budget, HistogramRequest, Key, SearchPage, SearchRequest,
     TopRequest, MAX_LIMIT,
@@ -24,10 +26,6 @@ use crate::store::StoreError;
 /// Longest text a value counts as in top values and histogram splits (as the tantivy
 /// engine's keyword column keeps it).
 const MAX_VALUE_BYTES: usize = 256;
-
-fn block_error(error: BlockError) -> StoreError {
-    StoreError::Block(error.to_string())
-}
 
 /// Whether a block whose bloom filter is `filter` may hold a match: false only when a term
 /// the query requires is surely absent.
@@ -76,10 +74,7 @@ fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, StoreError> {
     if matches!(query, Query::All) {
         return Ok(true);
     }
-    let Some(section) = block.sections.iter().find(|s| s.name == BLOOM) else {
-        return Ok(true);
-    };
-    let filter = block.read(section).map_err(block_error)?;
+    let filter = block.section(BLOOM_SECTION)?;
     Ok(may_match(query, &filter, block.flags))
 }
 
@@ -98,14 +93,14 @@ fn matching_rows(
         return Ok(Vec::new());
     }
     budget.spend(u64::from(block.rows));
-    let times = times(block).map_err(block_error)?;
+    let times = times(block).map_err(StoreError::from)?;
     let in_time = |(row, &ts): (usize, &i64)| in_range(ts, from, to).then_some((row, ts));
     if matches!(query, Query::All) {
         return Ok(times.iter().enumerate().filter_map(in_time).collect());
     }
     if let Some(bits) = BlockView::open(block)
         .and_then(|mut view| view.matches(query))
-        .map_err(block_error)?
+        .map_err(StoreError::from)?
     {
         return Ok(times
             .iter()
@@ -114,7 +109,7 @@ fn matching_rows(
             .filter_map(in_time)
             .collect());
     }
-    let mut rows = Rows::open(block).map_err(block_error)?;
+    let mut rows = Rows::open(block).map_err(StoreError::from)?;
     let mut event = Event::default();
     let mut out = Vec::new();
     while let Some(row) = rows.next_row(false) {
@@ -130,39 +125,20 @@ fn matching_rows(
     Ok(out)
 }
 
-/// A test of one value, as a query's clause on a field makes it.
-type ValueTest<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
-
 /// The block's matches for a query on one field whose column is a dictionary, counted
 /// from the dictionary's counts without reading a row: `None` for any other query.
 fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreError> {
-    let (name, test): (&str, ValueTest<'_>) = match query {
-        Query::Term {
-            field: Some(name),
-            value,
-        }
-        | Query::Phrase {
-            field: Some(name),
-            text: value,
-        } => (name, Box::new(move |v: &Value| text_equals(v, value))),
-        Query::Range {
-            field,
-            lower,
-            upper,
-        } => (
-            field,
-            Box::new(move |v: &Value| number(v).is_some_and(|n| in_bounds(n, *lower, *upper))),
-        ),
-        _ => return Ok(None),
+    let Some((name, test)) = field_clause(query) else {
+        return Ok(None);
     };
-    if name == fields::MESSAGE || name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
+    if name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
         return Ok(None);
     }
     let Some(section) = block.columns().iter().find(|s| s.name == name) else {
         return Ok(Some(0));
     };
-    let column = Column::open(block.read(section).map_err(block_error)?).map_err(|_| {
-        block_error(BlockError::Damaged {
+    let column = Column::open(block.read(section).map_err(StoreError::from)?).map_err(|_| {
+        StoreError::from(BlockError::Damaged {
             path: block.path.clone(),
             what: "column",
         })
@@ -192,9 +168,9 @@ fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreErro
     let (Some(word), None) = (words.next(), words.next()) else {
         return Ok(None);
     };
-    let index =
-        TokenIndex::open(block.section(TOKENS_SECTION).map_err(block_error)?).map_err(|_| {
-            block_error(BlockError::Damaged {
+    let index = TokenIndex::open(block.section(TOKENS_SECTION).map_err(StoreError::from)?)
+        .map_err(|_| {
+            StoreError::from(BlockError::Damaged {
                 path: block.path.clone(),
                 what: "word index",
             })
@@ -203,7 +179,7 @@ fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreErro
 }
 
 fn damaged_rows(block: &BlockMeta) -> StoreError {
-    block_error(BlockError::Damaged {
+    StoreError::from(BlockError::Damaged {
         path: block.path.clone(),
         what: "rows",
     })
@@ -219,7 +195,7 @@ fn each_field_texts(
 ) -> Result<(), StoreError> {
     let mut texts = Vec::new();
     if !name.contains('.') {
-        let mut view = BlockView::open(block).map_err(block_error)?;
+        let mut view = BlockView::open(block).map_err(StoreError::from)?;
         return view
             .each_value_of(name, |row, value| {
                 if wanted[row] {
@@ -229,9 +205,9 @@ fn each_field_texts(
                     }
                 }
             })
-            .map_err(block_error);
+            .map_err(StoreError::from);
     }
-    let mut rows = Rows::open(block).map_err(block_error)?;
+    let mut rows = Rows::open(block).map_err(StoreError::from)?;
     while let Some(row) = rows.next_row(false) {
         let (row, _, map) = row.map_err(|()| damaged_rows(block))?;
         if let (true, Some(map)) = (wanted[row], map) {
@@ -365,12 +341,12 @@ fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(),
     for (block_index, mut hit_indexes) in wanted {
         let block = &blocks[block_index].1;
         hit_indexes.sort_by_key(|&i| hits[i].row);
-        let mut rows = Rows::open(block).map_err(block_error)?;
+        let mut rows = Rows::open(block).map_err(StoreError::from)?;
         let mut next = hit_indexes.into_iter().peekable();
         while let Some(&i) = next.peek() {
             let want = hits[i].row;
             let Some(Ok((row, _, map))) = rows.next_row(rows.position() != want) else {
-                return Err(block_error(BlockError::Damaged {
+                return Err(StoreError::from(BlockError::Damaged {
                     path: block.path.clone(),
                     what: "rows",
                 }));

@@ -252,7 +252,7 @@ fn a_term_absent_from_a_blocks_filter_skips_the_block() {
     let events = events(400);
     let (_dir, store) = fill("columns_bloom", columns(), &events, 100);
     let blocks = store.column_partitions()[0].blocks();
-    let filter = blocks[0].section(3).expect("bloom");
+    let filter = blocks[0].section(block::BLOOM_SECTION).expect("bloom");
     let may = |q: &str| scan_may_match(&Query::parse(q).expect(q), &filter, blocks[0].flags);
     assert!(may("took"));
     assert!(may("app:web"));
