@@ -89,11 +89,18 @@ impl Seaweed {
             String::new()
         };
         let log = dir.join("weed.log");
-        // Small volumes: the server preallocates nothing, but grows by whole volumes.
+        // A fixed volume count and a free-space floor in bytes. By default the server
+        // sizes its volume count from the disk's free space and marks every volume
+        // read-only below 1 % free: on a large shared disk that is nearly full (a few
+        // hundred MB of 250 GB) an empty object is stored but every write with a body
+        // hangs. Each bucket is a collection that grows volumes of its own (seven at a
+        // time), so the count leaves room for every test's bucket; volumes preallocate
+        // nothing, so it costs no space.
         let script = format!(
             "weed server -dir='{data}' -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-             -master.port={master} -master.port.grpc={master_grpc} -master.volumeSizeLimitMB=256 \
-             -volume.port={volume} -volume.port.grpc={volume_grpc} -volume.max=0 \
+             -master.port={master} -master.port.grpc={master_grpc} -master.volumeSizeLimitMB=64 \
+             -volume.port={volume} -volume.port.grpc={volume_grpc} -volume.max=100 \
+             -volume.minFreeSpace=1MiB \
              -filer -filer.port={filer} -filer.port.grpc={filer_grpc} \
              -s3 -s3.port={s3} -s3.port.grpc={s3_grpc} -s3.config='{config}' {tls} \
              -s3.port.iceberg=0 -s3.port.lance=0 -debug.port=0 \
