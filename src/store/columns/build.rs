@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use compact_str::CompactString;
 
 use super::block::{self, Encoded, FLAG_DEEP, FLAG_REPEATED_KEYS};
-use super::bloom::{self, Terms};
+use super::bloom;
 use super::codec::{put_value, put_varint, zigzag};
 use super::column;
+use super::terms::TermHashes;
 use super::tokens;
 use crate::event::{fields, Value};
 
@@ -32,7 +33,7 @@ pub(super) struct Builder {
     /// Bytes each column took in the previous block, to size this block's buffers once.
     hints: HashMap<CompactString, usize, foldhash::fast::RandomState>,
     columns: Vec<Vec<u8>>,
-    terms: Terms,
+    terms: TermHashes,
     /// The row being built: its event time, its columns so far.
     row_ts: i64,
     row_shape: Vec<u32>,
@@ -62,7 +63,7 @@ impl Builder {
             name_index: HashMap::default(),
             hints: HashMap::default(),
             columns: Vec::new(),
-            terms: Terms::default(),
+            terms: TermHashes::new(),
             row_ts: 0,
             row_shape: Vec::new(),
             last_columns: Vec::new(),
@@ -77,7 +78,7 @@ impl Builder {
         let mut next = Builder::new(first_seq);
         next.ts.reserve(self.ts.len());
         next.shape_ids.reserve(self.shape_ids.len());
-        next.terms.reserve(self.terms.len());
+        next.terms.reserve_like(&self.terms);
         next.message_rows.reserve(self.message_rows.len());
         next.hints = self
             .names
@@ -222,14 +223,16 @@ impl Builder {
 
     fn add_pair(&mut self, path: &str, value: &Value) {
         let h = match value {
-            Value::Bytes(b) if std::str::from_utf8(b).is_ok() => bloom::hash_pair(path, b),
+            Value::Bytes(b) if b.is_ascii() || std::str::from_utf8(b).is_ok() => {
+                bloom::hash_pair(path, b)
+            }
             _ => {
                 self.text.clear();
                 value.write_text(&mut self.text);
                 bloom::hash_pair(path, self.text.as_bytes())
             }
         };
-        *self.terms.entry(h).or_insert(0) += 1;
+        self.terms.pair(h);
     }
 
     pub(super) fn finish(self) -> Encoded {
@@ -240,7 +243,11 @@ impl Builder {
             block::SHAPES.to_string(),
             block::encode_shapes(&self.shapes),
         ));
-        sections.push((block::BLOOM.to_string(), bloom::build(&self.terms)));
+        let terms = self.terms.seal();
+        sections.push((
+            block::BLOOM.to_string(),
+            bloom::build(&terms.all, terms.all.len()),
+        ));
         let message = self
             .names
             .iter()
@@ -249,7 +256,7 @@ impl Builder {
             .unwrap_or_default();
         sections.push((
             block::TOKENS.to_string(),
-            tokens::build(message, &self.message_rows, &self.terms),
+            tokens::build(message, &self.message_rows, &terms.repeated),
         ));
         for (name, column) in self.names.into_iter().zip(self.columns) {
             sections.push((name.to_string(), column::encode(column)));
@@ -267,10 +274,10 @@ impl Builder {
 
 /// The message's tokens as [`tokens`](crate::store::query::tokens) cuts them (runs of
 /// alphanumerics, lowercased), hashed without a string per token when the text is ASCII.
-pub(super) fn add_tokens(terms: &mut Terms, text: &str) {
+pub(super) fn add_tokens(terms: &mut TermHashes, text: &str) {
     if !text.is_ascii() {
         for token in crate::store::query::tokens(text) {
-            *terms.entry(bloom::hash(token.as_bytes())).or_insert(0) += 1;
+            terms.word(bloom::hash(token.as_bytes()));
         }
         return;
     }
@@ -288,6 +295,6 @@ pub(super) fn add_tokens(terms: &mut Terms, text: &str) {
         } else {
             bloom::hash(word.to_ascii_lowercase().as_slice())
         };
-        *terms.entry(h).or_insert(0) += 1;
+        terms.word(h);
     }
 }

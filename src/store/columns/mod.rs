@@ -20,6 +20,7 @@ mod column;
 mod filter;
 mod rows;
 pub(super) mod scan;
+mod terms;
 mod tokens;
 
 use std::path::{Path, PathBuf};

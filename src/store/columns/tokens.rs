@@ -1,7 +1,7 @@
-//! A block's index of message words: each word that occurs at least [`MIN_INDEXED`] times in
-//! the block, with the rows holding it. A one-word query reads its rows (or, for a block only
-//! counted, its count) instead of every message; a phrase reads the rows holding all of its
-//! words and checks only those messages. Words seen once (ids, numbers) are left to the
+//! A block's index of message words: each word that occurs twice or more in the block, with
+//! the rows holding it. A one-word query reads its rows (or, for a block only counted, its
+//! count) instead of every message; a phrase reads the rows holding all of its words and
+//! checks only those messages. Words seen once (ids, numbers) are left to the
 //! bloom filter and a read of the column: they are most of a block's distinct words and few
 //! of its occurrences.
 //!
@@ -13,16 +13,15 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::bloom::{self, Terms};
+use super::bloom;
 use super::codec::{put_varint, Reader, Truncated};
+use super::terms::HashSetOfHashes;
 use crate::event::Value;
 use crate::store::query::tokens;
 
-pub(super) const MIN_INDEXED: u32 = 2;
-
 /// The index of `message`, the raw message column whose n-th value is on row
-/// `message_rows[n]`; `counts` are the block's term counts (word hashes among them).
-pub(super) fn build(message: &[u8], message_rows: &[u32], counts: &Terms) -> Vec<u8> {
+/// `message_rows[n]`; `repeated` holds the hashes of the block's words seen twice or more.
+pub(super) fn build(message: &[u8], message_rows: &[u32], repeated: &HashSetOfHashes) -> Vec<u8> {
     let mut words: Vec<Vec<u8>> = Vec::new();
     let mut rows: Vec<Vec<u32>> = Vec::new();
     let mut index: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
@@ -30,7 +29,7 @@ pub(super) fn build(message: &[u8], message_rows: &[u32], counts: &Terms) -> Vec
     let mut lower = Vec::with_capacity(64);
     let mut add = |word: &[u8], row: u32| {
         let h = bloom::hash(word);
-        if counts.get(&h).is_none_or(|&n| n < MIN_INDEXED) {
+        if !repeated.contains(&h) {
             return;
         }
         let at = *index.entry(h).or_insert_with(|| {
@@ -133,6 +132,7 @@ impl TokenIndex {
 #[cfg(test)]
 mod tests {
     use super::super::codec::put_value;
+    use super::super::terms::TermHashes;
     use super::*;
 
     #[test]
@@ -145,15 +145,16 @@ mod tests {
             "timeout",
         ];
         let mut raw = Vec::new();
-        let mut counts = Terms::default();
+        let mut terms = TermHashes::new();
         for m in messages {
             put_value(&mut raw, &Value::from(m), 0, 0);
             for word in tokens(m) {
-                *counts.entry(bloom::hash(word.as_bytes())).or_insert(0) += 1;
+                terms.word(bloom::hash(word.as_bytes()));
             }
         }
+        let repeated = terms.seal().repeated;
         let rows = [0u32, 3, 4, 7, 9];
-        let index = TokenIndex::open(Bytes::from(build(&raw, &rows, &counts))).expect("opens");
+        let index = TokenIndex::open(Bytes::from(build(&raw, &rows, &repeated))).expect("opens");
         assert_eq!(index.count("timeout"), Some(3));
         assert_eq!(
             index.rows("timeout").expect("indexed").expect("reads"),
