@@ -348,7 +348,10 @@ pub(super) fn field_clause(query: &Query) -> Option<(&str, ValueTest<'_>)> {
             let name = text_field(field)?;
             Some((
                 name,
-                Box::new(move |v: &Value| glob_matches(pattern, &v.to_text())),
+                Box::new(move |v: &Value| match v.as_str() {
+                    Some(text) => glob_matches(pattern, text),
+                    None => glob_matches(pattern, &v.to_text()),
+                }),
             ))
         }
         Query::Range {

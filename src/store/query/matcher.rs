@@ -119,25 +119,36 @@ pub(crate) fn number(value: &Value) -> Option<f64> {
 
 /// Glob match: `*` any run (also empty), `?` exactly one character.
 pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    // ASCII (nearly every value): byte by byte, nothing allocated. A query scans a column
+    // with this, one call per row.
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
+    // Otherwise by characters, so that `?` is one character, not one byte.
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    // Iterative matcher with one backtrack point: linear in practice, no recursion.
+    glob(&p, &t, '*', '?')
+}
+
+/// `p` matched against `t`, where `star` is any run and `any` any one item. Iterative with
+/// one backtrack point: linear in practice, no recursion.
+fn glob<T: Copy + PartialEq>(p: &[T], t: &[T], star: T, any: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
+    let mut backtrack: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
+        } else if pi < p.len() && p[pi] == star {
+            backtrack = Some((pi, ti));
             pi += 1;
-        } else if let Some((sp, st)) = star {
+        } else if let Some((sp, st)) = backtrack {
             pi = sp + 1;
             ti = st + 1;
-            star = Some((sp, st + 1));
+            backtrack = Some((sp, st + 1));
         } else {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star)
 }

@@ -208,9 +208,34 @@ fn glob_table() {
         ("w?b", "wb", false),
         ("*a*b*", "xxaxxbxx", true),
         ("*a*b", "ba", false),
+        ("w?b", "wéb", true),
+        ("w??b", "wéb", false),
+        ("*é*", "café", true),
     ];
     for (p, t, expected) in cases {
         assert_eq!(glob_matches(p, t), expected, "{p} {t}");
+    }
+}
+
+/// The byte-wise path for ASCII answers as matching by characters does.
+#[test]
+fn glob_on_ascii_bytes_equals_glob_on_characters() {
+    let mut rng = fastrand::Rng::with_seed(18);
+    let alphabet = b"ab*?";
+    for _ in 0..20_000 {
+        let pattern: String = (0..rng.usize(0..7))
+            .map(|_| alphabet[rng.usize(..alphabet.len())] as char)
+            .collect();
+        let text: String = (0..rng.usize(0..9))
+            .map(|_| if rng.bool() { 'a' } else { 'b' })
+            .collect();
+        // The same pattern and text with every `a` as `é`: not ASCII, so by characters.
+        let wide = |s: &str| s.replace('a', "é");
+        assert_eq!(
+            glob_matches(&pattern, &text),
+            glob_matches(&wide(&pattern), &wide(&text)),
+            "{pattern} {text}"
+        );
     }
 }
 
