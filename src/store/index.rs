@@ -266,6 +266,16 @@ pub const MAX_EVENT_TIME_NANOS: i64 = 4_102_444_800_000_000_000;
 /// Where an event's implausible time is kept when the store files it under its arrival.
 pub const ORIGINAL_TIMESTAMP: &str = "original_timestamp";
 
+/// When `event` arrived: the time its source received it, or `now` for an event that has
+/// none. An event without a plausible time of its own is filed under this.
+pub fn arrival(event: &Event, now: i64) -> i64 {
+    if event.meta.received_at != 0 {
+        event.meta.received_at
+    } else {
+        now
+    }
+}
+
 /// The time an event is filed under, and whether its own was set aside as implausible:
 /// its own when that parses and lies in 1970–2100, else `fallback` (its arrival).
 pub fn store_time(event: &Event, fallback: i64) -> (i64, bool) {

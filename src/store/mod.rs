@@ -454,14 +454,11 @@ impl Store {
     }
 
     fn add_partition(&self, partition: Arc<Partition>) {
-        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        if !partitions
-            .iter()
-            .any(|p| p.start_secs == partition.start_secs)
-        {
-            partitions.push(partition);
-            partitions.sort_by_key(|p| p.start_secs);
-        }
+        add_in_order(&self.partitions, partition);
+    }
+
+    fn add_column_partition(&self, partition: Arc<columns::Partition>) {
+        add_in_order(&self.column_partitions, partition);
     }
 
     fn existing_columns(&self, start: i64) -> Option<Arc<columns::Partition>> {
@@ -477,6 +474,18 @@ impl Store {
             .iter()
             .find(|p| p.start_secs == start)
             .cloned()
+    }
+}
+
+/// Adds `partition` to `list`, kept in time order, unless one for its interval is there.
+fn add_in_order<P: Retained>(list: &RwLock<Vec<Arc<P>>>, partition: Arc<P>) {
+    let mut list = list.write().unwrap_or_else(|e| e.into_inner());
+    if !list
+        .iter()
+        .any(|p| p.start_secs() == partition.start_secs())
+    {
+        list.push(partition);
+        list.sort_by_key(|p| p.start_secs());
     }
 }
 

@@ -37,8 +37,7 @@ impl StoreWriter {
             last_retention: None,
         }
     }
-    /// Adds events (not yet committed) arriving at `now_nanos`.
-    /// Adds `events` to the current partition (visible after the next commit); returns the
+    /// Adds `events`, arriving at `now_nanos`, to the current partition (visible after the next commit); returns the
     /// bytes of JSON they are stored as.
     pub fn append(&mut self, events: &[Event], now_nanos: i64) -> Result<usize, StoreError> {
         let start = self
@@ -55,15 +54,11 @@ impl StoreWriter {
         };
         let mut bytes = 0;
         for event in events {
-            let fallback = if event.meta.received_at != 0 {
-                event.meta.received_at
-            } else {
-                now_nanos
-            };
-            let (doc, source_bytes, implausible) =
-                self.store
-                    .fields
-                    .document(event, current.next_seq, fallback);
+            let (doc, source_bytes, implausible) = self.store.fields.document(
+                event,
+                current.next_seq,
+                index::arrival(event, now_nanos),
+            );
             if implausible {
                 self.store.implausible_times.inc(1);
             }
@@ -95,13 +90,7 @@ impl StoreWriter {
                         start,
                         &self.store.damaged,
                     )?);
-                    let mut list = self
-                        .store
-                        .column_partitions
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner());
-                    list.push(p.clone());
-                    list.sort_by_key(|p| p.start_secs);
+                    self.store.add_column_partition(p.clone());
                     p
                 }
             };

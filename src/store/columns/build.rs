@@ -222,11 +222,9 @@ impl Builder {
     }
 
     fn add_pair(&mut self, path: &str, value: &Value) {
-        let h = match value {
-            Value::Bytes(b) if b.is_ascii() || std::str::from_utf8(b).is_ok() => {
-                bloom::hash_pair(path, b)
-            }
-            _ => {
+        let h = match value.as_str() {
+            Some(text) => bloom::hash_pair(path, text.as_bytes()),
+            None => {
                 self.text.clear();
                 value.write_text(&mut self.text);
                 bloom::hash_pair(path, self.text.as_bytes())

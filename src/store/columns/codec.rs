@@ -107,11 +107,6 @@ impl Reader {
         self.pos
     }
 
-    /// The next `len` bytes, without a copy.
-    pub(super) fn take_bytes(&mut self, len: usize) -> Result<Bytes, Truncated> {
-        self.take(len)
-    }
-
     /// The bytes not read yet.
     pub(super) fn rest(&self) -> Bytes {
         self.data.slice(self.pos.min(self.data.len())..)
@@ -134,7 +129,8 @@ impl Reader {
         }
     }
 
-    fn take(&mut self, len: usize) -> Result<Bytes, Truncated> {
+    /// The next `len` bytes, without a copy.
+    pub(super) fn take(&mut self, len: usize) -> Result<Bytes, Truncated> {
         let end = self.pos.checked_add(len).ok_or(Truncated)?;
         if end > self.data.len() {
             return Err(Truncated);

@@ -31,7 +31,7 @@ use block::{BlockMeta, MAX_BLOCK_ROWS};
 use build::Builder;
 pub use scan::{histogram_series, search, top_counts};
 
-use super::index::{dir_bytes, store_time, ORIGINAL_TIMESTAMP};
+use super::index::{arrival, dir_bytes, store_time, ORIGINAL_TIMESTAMP};
 use crate::event::{fields, Event, Value};
 
 /// A builder holding more than this many bytes is written out as a block even before it
@@ -188,12 +188,7 @@ impl PartitionWriter {
         let mut written = 0;
         let mut implausible_count = 0;
         for event in events {
-            let fallback = if event.meta.received_at != 0 {
-                event.meta.received_at
-            } else {
-                fallback_now
-            };
-            let (ts, implausible) = store_time(event, fallback);
+            let (ts, implausible) = store_time(event, arrival(event, fallback_now));
             self.builder.begin_row(ts);
             let own = event.fields.get(fields::TIMESTAMP);
             if own.is_none() {

@@ -8,7 +8,7 @@ use super::codec::{unzigzag, Reader};
 use super::column::Column;
 use crate::event::Map;
 
-fn damaged(block: &BlockMeta, what: &'static str) -> BlockError {
+pub(super) fn damaged(block: &BlockMeta, what: &'static str) -> BlockError {
     BlockError::Damaged {
         path: block.path.clone(),
         what,

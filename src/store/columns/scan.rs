@@ -5,14 +5,12 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::block::{
-    BlockError, BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION,
-};
+use super::block::{BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION};
 use super::bloom;
 use super::column::Column;
 use super::filter::field_clause;
 use super::filter::BlockView;
-use super::rows::{times, Rows};
+use super::rows::{damaged, times, Rows};
 use super::tokens::TokenIndex;
 use super::Partition;
 use crate::event::{fields, Event, Map, Value};
@@ -93,15 +91,12 @@ fn matching_rows(
         return Ok(Vec::new());
     }
     budget.spend(u64::from(block.rows));
-    let times = times(block).map_err(StoreError::from)?;
+    let times = times(block)?;
     let in_time = |(row, &ts): (usize, &i64)| in_range(ts, from, to).then_some((row, ts));
     if matches!(query, Query::All) {
         return Ok(times.iter().enumerate().filter_map(in_time).collect());
     }
-    if let Some(bits) = BlockView::open(block)
-        .and_then(|mut view| view.matches(query))
-        .map_err(StoreError::from)?
-    {
+    if let Some(bits) = BlockView::open(block).and_then(|mut view| view.matches(query))? {
         return Ok(times
             .iter()
             .enumerate()
@@ -109,11 +104,11 @@ fn matching_rows(
             .filter_map(in_time)
             .collect());
     }
-    let mut rows = Rows::open(block).map_err(StoreError::from)?;
+    let mut rows = Rows::open(block)?;
     let mut event = Event::default();
     let mut out = Vec::new();
     while let Some(row) = rows.next_row(false) {
-        let (row, ts, map) = row.map_err(|()| damaged_rows(block))?;
+        let (row, ts, map) = row.map_err(|()| damaged(block, "rows"))?;
         if !in_range(ts, from, to) {
             continue;
         }
@@ -137,12 +132,7 @@ fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, Sto
     let Some(section) = block.columns().iter().find(|s| s.name == name) else {
         return Ok(Some(0));
     };
-    let column = Column::open(block.read(section).map_err(StoreError::from)?).map_err(|_| {
-        StoreError::from(BlockError::Damaged {
-            path: block.path.clone(),
-            what: "column",
-        })
-    })?;
+    let column = Column::open(block.read(section)?).map_err(|_| damaged(block, "column"))?;
     Ok(column.dictionary().map(|(values, counts)| {
         values
             .iter()
@@ -168,21 +158,9 @@ fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreErro
     let (Some(word), None) = (words.next(), words.next()) else {
         return Ok(None);
     };
-    let index = TokenIndex::open(block.section(TOKENS_SECTION).map_err(StoreError::from)?)
-        .map_err(|_| {
-            StoreError::from(BlockError::Damaged {
-                path: block.path.clone(),
-                what: "word index",
-            })
-        })?;
+    let index = TokenIndex::open(block.section(TOKENS_SECTION)?)
+        .map_err(|_| damaged(block, "word index"))?;
     Ok(index.count(&word).map(u64::from))
-}
-
-fn damaged_rows(block: &BlockMeta) -> StoreError {
-    StoreError::from(BlockError::Damaged {
-        path: block.path.clone(),
-        what: "rows",
-    })
 }
 
 /// Calls `each(row, texts)` with the text values of field `name` (array items each) on
@@ -195,21 +173,20 @@ fn each_field_texts(
 ) -> Result<(), StoreError> {
     let mut texts = Vec::new();
     if !name.contains('.') {
-        let mut view = BlockView::open(block).map_err(StoreError::from)?;
-        return view
-            .each_value_of(name, |row, value| {
-                if wanted[row] {
-                    value_texts(value, &mut texts);
-                    if !texts.is_empty() {
-                        each(row, &mut texts);
-                    }
+        let mut view = BlockView::open(block)?;
+        view.each_value_of(name, |row, value| {
+            if wanted[row] {
+                value_texts(value, &mut texts);
+                if !texts.is_empty() {
+                    each(row, &mut texts);
                 }
-            })
-            .map_err(StoreError::from);
+            }
+        })?;
+        return Ok(());
     }
-    let mut rows = Rows::open(block).map_err(StoreError::from)?;
+    let mut rows = Rows::open(block)?;
     while let Some(row) = rows.next_row(false) {
-        let (row, _, map) = row.map_err(|()| damaged_rows(block))?;
+        let (row, _, map) = row.map_err(|()| damaged(block, "rows"))?;
         if let (true, Some(map)) = (wanted[row], map) {
             if let Some(value) = map.get_path(name) {
                 value_texts(value, &mut texts);
@@ -341,15 +318,12 @@ fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(),
     for (block_index, mut hit_indexes) in wanted {
         let block = &blocks[block_index].1;
         hit_indexes.sort_by_key(|&i| hits[i].row);
-        let mut rows = Rows::open(block).map_err(StoreError::from)?;
+        let mut rows = Rows::open(block)?;
         let mut next = hit_indexes.into_iter().peekable();
         while let Some(&i) = next.peek() {
             let want = hits[i].row;
             let Some(Ok((row, _, map))) = rows.next_row(rows.position() != want) else {
-                return Err(StoreError::from(BlockError::Damaged {
-                    path: block.path.clone(),
-                    what: "rows",
-                }));
+                return Err(damaged(block, "rows").into());
             };
             if row == want {
                 hits[i].fields = map;

@@ -96,7 +96,7 @@ impl TokenIndex {
         );
         for _ in 0..n {
             let len = reader.varint()? as usize;
-            let word = reader.take_bytes(len)?;
+            let word = reader.take(len)?;
             let count = u32::try_from(reader.varint()?).map_err(|_| Truncated)?;
             words.insert(word, (count, reader.position()));
             for _ in 0..count {
