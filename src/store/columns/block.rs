@@ -2,13 +2,21 @@
 //! order, stored column by column.
 //!
 //! ```text
-//! magic "SLUCOL01" | header length u32 | header | header crc32 | sections...
+//! magic "SLUCOL02" | header length u32 | header | header crc32 | sections...
 //! header: rows u32, first_seq u64, min_ts i64, max_ts i64, flags u32,
 //!         section count u32, then per section: name (u16 length + bytes),
 //!         offset u64, stored length u32, raw length u32, crc32 u32
+//! section: varint pages | per page: varint stored length, varint raw length, crc32 u32 |
+//!          the pages' zstd frames
 //! ```
 //!
-//! Sections, each zstd-compressed on its own (so a query reads only the ones it needs):
+//! A section is compressed in pages: a field column holding many values in one page per
+//! [`PAGE_ROWS`] rows (the values of those rows), so that returning a few events decodes
+//! their pages rather than whole columns; every other section in one page. Blocks written
+//! as "SLUCOL01" hold each section as one zstd frame without a page table, and are read as
+//! one page.
+//!
+//! Sections, each compressed on its own (so a query reads only the ones it needs):
 //! `_ts` (the rows' event times, zigzag varints of their differences), `_shape` (per row,
 //! which shape), `_shapes` (each shape: the columns a row holds, in its field order), `_bloom`
 //! (stored raw: it does not compress), `_tokens` (message words seen at least twice, with
@@ -27,10 +35,15 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::codec::put_varint;
+use super::codec::{put_varint, Reader};
 
 pub(super) const MAX_BLOCK_ROWS: usize = 65_536;
-const MAGIC: &[u8; 8] = b"SLUCOL01";
+/// Rows per page of a field column: returning one event decompresses 1/16 of a full
+/// block's columns. Smaller pages cost disk (zstd finds fewer repeats in each).
+pub(super) const PAGE_ROWS: usize = 4096;
+const MAGIC: &[u8; 8] = b"SLUCOL02";
+/// The first layout: sections not paged.
+const MAGIC_UNPAGED: &[u8; 8] = b"SLUCOL01";
 /// zstd level for sections: 1 stored the mixed corpus in as many bytes as 3 (33.0 against
 /// 33.1 per event) for about 0.4 µs less CPU per event (benches/RESULTS.md, issue 18).
 const LEVEL: i32 = 1;
@@ -97,7 +110,22 @@ pub(super) struct BlockMeta {
     pub(super) flags: u32,
     /// [`FIXED_SECTIONS`] first, then the field columns.
     pub(super) sections: Vec<Section>,
+    /// Sections begin with a page table (not so in blocks of the first layout).
+    paged: bool,
 }
+
+/// A section's page table, read from the start of its stored bytes.
+struct Pages {
+    /// Stored length, raw length and checksum of each page.
+    pages: Vec<(usize, usize, u32)>,
+    /// Where the first page's frame starts in the stored bytes.
+    start: usize,
+}
+
+/// No section has more pages than this.
+pub(super) const MAX_PAGES: usize = 64;
+/// No page table is longer than this: [`MAX_PAGES`] pages of two varints and a checksum.
+const MAX_TABLE_BYTES: usize = 1 + MAX_PAGES * (10 + 10 + 4);
 
 impl BlockMeta {
     pub(super) fn last_seq(&self) -> u64 {
@@ -108,49 +136,149 @@ impl BlockMeta {
         &self.sections[FIXED_SECTIONS..]
     }
 
-    fn damaged(&self, what: &'static str) -> BlockError {
+    /// Whether sections begin with a page table (blocks of the first layout do not).
+    pub(super) fn is_paged(&self) -> bool {
+        self.paged
+    }
+
+    pub(super) fn damaged(&self, what: &'static str) -> BlockError {
         BlockError::Damaged {
             path: self.path.clone(),
             what,
         }
     }
 
-    /// The section's bytes, checked and decompressed (the bloom filter as stored).
-    pub(super) fn read(&self, section: &Section) -> Result<Bytes, BlockError> {
-        let mut stored = vec![0u8; section.stored as usize];
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, BlockError> {
+        let mut out = vec![0u8; len];
         self.file
-            .read_exact_at(&mut stored, section.offset)
+            .read_exact_at(&mut out, offset)
             .map_err(|source| BlockError::Io {
                 path: self.path.clone(),
                 source,
             })?;
+        Ok(out)
+    }
+
+    /// The section's stored bytes, checked against its checksum.
+    fn stored(&self, section: &Section) -> Result<Vec<u8>, BlockError> {
+        let stored = self.read_at(section.offset, section.stored as usize)?;
         if crc32fast::hash(&stored) != section.crc {
             return Err(self.damaged("checksum"));
         }
-        if section.name == BLOOM {
-            return Ok(Bytes::from(stored));
+        Ok(stored)
+    }
+
+    /// The page table at the start of a section's stored bytes (`head`: all of them, or at
+    /// least [`MAX_TABLE_BYTES`]), checked against the section's lengths.
+    fn pages(&self, section: &Section, head: &[u8]) -> Result<Pages, BlockError> {
+        let (stored, raw) = (section.stored as usize, section.raw as usize);
+        if !self.paged {
+            return Ok(Pages {
+                pages: vec![(stored, raw, 0)],
+                start: 0,
+            });
+        }
+        let bad = || self.damaged("page table");
+        let mut reader = Reader::new(Bytes::copy_from_slice(head));
+        let count = reader.varint().map_err(|_| bad())? as usize;
+        if count == 0 || count > MAX_PAGES {
+            return Err(bad());
+        }
+        let mut pages = Vec::with_capacity(count);
+        for _ in 0..count {
+            let stored_len = reader.varint().map_err(|_| bad())? as usize;
+            let raw_len = reader.varint().map_err(|_| bad())? as usize;
+            let crc = reader.take(4).map_err(|_| bad())?;
+            let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+            pages.push((stored_len, raw_len, crc));
+        }
+        let start = reader.position();
+        let stored_sum = pages.iter().try_fold(start, |n, p| n.checked_add(p.0));
+        let raw_sum = pages.iter().try_fold(0usize, |n, p| n.checked_add(p.1));
+        if stored_sum != Some(stored) || raw_sum != Some(raw) {
+            return Err(bad());
+        }
+        Ok(Pages { pages, start })
+    }
+
+    /// Decompresses one page's frame onto the end of `out`.
+    fn decompress(&self, frame: &[u8], raw: usize, out: &mut Vec<u8>) -> Result<(), BlockError> {
+        if raw == 0 && frame.is_empty() {
+            return Ok(());
         }
         // One decompression context per thread, not one per section read.
         thread_local! {
             static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
                 const { std::cell::RefCell::new(None) };
         }
-        let raw = DECOMPRESSOR
-            .with(|cell| {
-                let mut slot = cell.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(zstd::bulk::Decompressor::new()?);
-                }
-                match slot.as_mut() {
-                    Some(d) => d.decompress(&stored, section.raw as usize),
-                    None => Err(std::io::Error::other("no decompressor")),
-                }
-            })
-            .map_err(|_| self.damaged("compression"))?;
-        if raw.len() != section.raw as usize {
-            return Err(self.damaged("length"));
+        let at = out.len();
+        out.reserve(raw);
+        let mut cursor = std::io::Cursor::new(std::mem::take(out));
+        cursor.set_position(at as u64);
+        let written = DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match slot.as_mut() {
+                Some(d) => d.decompress_to_buffer(frame, &mut cursor),
+                None => Err(std::io::Error::other("no decompressor")),
+            }
+        });
+        *out = cursor.into_inner();
+        match written {
+            Ok(n) if n == raw => Ok(()),
+            Ok(_) => Err(self.damaged("length")),
+            Err(_) => Err(self.damaged("compression")),
+        }
+    }
+
+    /// The section's bytes, checked and decompressed (the bloom filter as stored).
+    pub(super) fn read(&self, section: &Section) -> Result<Bytes, BlockError> {
+        let stored = self.stored(section)?;
+        if section.name == BLOOM {
+            return Ok(Bytes::from(stored));
+        }
+        let table = self.pages(section, &stored)?;
+        let mut raw = Vec::with_capacity(section.raw as usize);
+        let mut at = table.start;
+        for (stored_len, raw_len, _) in table.pages {
+            self.decompress(&stored[at..at + stored_len], raw_len, &mut raw)?;
+            at += stored_len;
         }
         Ok(Bytes::from(raw))
+    }
+
+    /// Page `page` of a section, decompressed, and how many pages the section has: a
+    /// section in one page is read whole whatever `page` asks. Reads only the page table
+    /// and the page, checked against the page's own checksum.
+    pub(super) fn read_page(
+        &self,
+        section: &Section,
+        page: usize,
+    ) -> Result<(Bytes, usize), BlockError> {
+        if !self.paged {
+            return Ok((self.read(section)?, 1));
+        }
+        let head = self.read_at(
+            section.offset,
+            (section.stored as usize).min(MAX_TABLE_BYTES),
+        )?;
+        let table = self.pages(section, &head)?;
+        let count = table.pages.len();
+        let page = if count == 1 { 0 } else { page };
+        if page >= count {
+            return Err(self.damaged("page table"));
+        }
+        let at = table.start + table.pages[..page].iter().map(|p| p.0).sum::<usize>();
+        let (stored_len, raw_len, crc) = table.pages[page];
+        let frame = self.read_at(section.offset + at as u64, stored_len)?;
+        if crc32fast::hash(&frame) != crc {
+            return Err(self.damaged("checksum"));
+        }
+        let mut raw = Vec::new();
+        self.decompress(&frame, raw_len, &mut raw)?;
+        Ok((Bytes::from(raw), count))
     }
 
     pub(super) fn section(&self, index: usize) -> Result<Bytes, BlockError> {
@@ -174,27 +302,87 @@ pub(super) struct Encoded {
     pub(super) min_ts: i64,
     pub(super) max_ts: i64,
     pub(super) flags: u32,
-    /// Name and raw bytes; the bloom filter's bytes are stored as they are.
-    pub(super) sections: Vec<(String, Vec<u8>)>,
+    pub(super) sections: Vec<RawSection>,
+}
+
+/// A section before it is compressed.
+pub(super) struct RawSection {
+    pub(super) name: String,
+    pub(super) bytes: Bytes,
+    /// Where its pages after the first begin in `bytes` (none: one page). The bloom
+    /// filter is stored as it is.
+    pub(super) page_starts: Vec<usize>,
+}
+
+impl RawSection {
+    pub(super) fn whole(name: &str, bytes: impl Into<Bytes>) -> RawSection {
+        RawSection {
+            name: name.to_string(),
+            bytes: bytes.into(),
+            page_starts: Vec::new(),
+        }
+    }
+}
+
+/// A section's stored form: its page table and each page compressed.
+fn compress(section: &RawSection) -> std::io::Result<Vec<u8>> {
+    let bytes = &section.bytes[..];
+    let mut bounds = Vec::with_capacity(section.page_starts.len() + 2);
+    bounds.push(0);
+    bounds.extend(section.page_starts.iter().map(|&at| at.min(bytes.len())));
+    bounds.push(bytes.len());
+    let mut frames = Vec::with_capacity(bounds.len() - 1);
+    for pair in bounds.windows(2) {
+        let raw = &bytes[pair[0]..pair[1].max(pair[0])];
+        let frame = if raw.is_empty() {
+            Vec::new()
+        } else {
+            zstd::bulk::compress(raw, LEVEL)?
+        };
+        frames.push((frame, raw.len()));
+    }
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.0.len() + 8).sum::<usize>() + 4);
+    put_varint(&mut out, frames.len() as u64);
+    for (frame, raw_len) in &frames {
+        put_varint(&mut out, frame.len() as u64);
+        put_varint(&mut out, *raw_len as u64);
+        out.extend_from_slice(&crc32fast::hash(frame).to_le_bytes());
+    }
+    for (frame, _) in &frames {
+        out.extend_from_slice(frame);
+    }
+    Ok(out)
 }
 
 /// Writes `block` into `dir` (temporary name, sync, rename, sync the directory) and opens it.
 pub(super) fn write(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError> {
+    write_as(dir, block, true)
+}
+
+/// Writes `block` in the first layout, sections not paged: blocks written before pages.
+#[cfg(test)]
+pub(super) fn write_unpaged(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError> {
+    write_as(dir, block, false)
+}
+
+fn write_as(dir: &Path, block: Encoded, paged: bool) -> Result<BlockMeta, BlockError> {
     let last_seq = block.first_seq + u64::from(block.rows.max(1)) - 1;
     let path = dir.join(file_name(block.first_seq, last_seq));
     let io = |source| BlockError::Io {
         path: path.clone(),
         source,
     };
-    let mut stored: Vec<(String, Vec<u8>, u32)> = Vec::with_capacity(block.sections.len());
-    for (name, raw) in block.sections {
-        let raw_len = raw.len() as u32;
-        let bytes = if name == BLOOM {
-            raw
+    let mut stored: Vec<(String, Bytes, u32)> = Vec::with_capacity(block.sections.len());
+    for section in block.sections {
+        let raw_len = section.bytes.len() as u32;
+        let bytes = if section.name == BLOOM {
+            section.bytes
+        } else if paged {
+            Bytes::from(compress(&section).map_err(io)?)
         } else {
-            zstd::bulk::compress(&raw, LEVEL).map_err(io)?
+            Bytes::from(zstd::bulk::compress(&section.bytes, LEVEL).map_err(io)?)
         };
-        stored.push((name, bytes, raw_len));
+        stored.push((section.name, bytes, raw_len));
     }
     let mut header = Vec::with_capacity(256);
     header.extend_from_slice(&block.rows.to_le_bytes());
@@ -215,7 +403,7 @@ pub(super) fn write(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError>
         offset += bytes.len() as u64;
     }
     let mut out = Vec::with_capacity(offset as usize);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(if paged { MAGIC } else { MAGIC_UNPAGED });
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
@@ -247,9 +435,11 @@ pub(super) fn open(path: &Path) -> Result<BlockMeta, BlockError> {
     let mut start = [0u8; 12];
     file.read_exact_at(&mut start, 0)
         .map_err(|_| damaged("too short"))?;
-    if &start[..8] != MAGIC {
-        return Err(damaged("not a block"));
-    }
+    let paged = match &start[..8] {
+        m if m == MAGIC => true,
+        m if m == MAGIC_UNPAGED => false,
+        _ => return Err(damaged("not a block")),
+    };
     let header_len = u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize;
     if header_len > MAX_HEADER_BYTES || (12 + header_len + 4) as u64 > file_bytes {
         return Err(damaged("header length"));
@@ -312,8 +502,8 @@ pub(super) fn open(path: &Path) -> Result<BlockMeta, BlockError> {
         min_ts,
         max_ts,
         flags,
-
         sections,
+        paged,
     })
 }
 

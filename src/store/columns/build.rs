@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use compact_str::CompactString;
 
-use super::block::{self, Encoded, FLAG_DEEP, FLAG_REPEATED_KEYS};
+use bytes::Bytes;
+
+use super::block::{self, Encoded, RawSection, FLAG_DEEP, FLAG_REPEATED_KEYS, PAGE_ROWS};
 use super::bloom;
 use super::codec::{put_value, put_varint, zigzag};
 use super::column;
@@ -33,6 +35,8 @@ pub(super) struct Builder {
     /// Bytes each column took in the previous block, to size this block's buffers once.
     hints: HashMap<CompactString, usize, foldhash::fast::RandomState>,
     columns: Vec<Vec<u8>>,
+    /// Per column, where its pages after the first begin (one per [`PAGE_ROWS`] rows).
+    page_starts: Vec<Vec<usize>>,
     terms: TermHashes,
     /// The row being built: its event time, its columns so far.
     row_ts: i64,
@@ -63,6 +67,7 @@ impl Builder {
             name_index: HashMap::default(),
             hints: HashMap::default(),
             columns: Vec::new(),
+            page_starts: Vec::new(),
             terms: TermHashes::new(),
             row_ts: 0,
             row_shape: Vec::new(),
@@ -103,6 +108,11 @@ impl Builder {
     }
 
     pub(super) fn begin_row(&mut self, ts: i64) {
+        if self.rows > 0 && self.rows as usize % PAGE_ROWS == 0 {
+            for (starts, column) in self.page_starts.iter_mut().zip(&self.columns) {
+                starts.push(column.len());
+            }
+        }
         self.row_ts = ts;
         self.row_shape.clear();
         self.min_ts = self.min_ts.min(ts);
@@ -154,7 +164,10 @@ impl Builder {
                 self.names.push(name.into());
                 self.name_index.insert(name.into(), c);
                 let size = self.hints.get(name).copied().unwrap_or(1024);
-                self.columns.push(Vec::with_capacity(size));
+                self.columns.push(column::new_plain(size));
+                // The pages begun before this column's first value hold none of it.
+                let pages_begun = self.rows as usize / PAGE_ROWS;
+                self.page_starts.push(vec![1; pages_begun]);
                 c
             }
         };
@@ -235,29 +248,27 @@ impl Builder {
 
     pub(super) fn finish(self) -> Encoded {
         let mut sections = Vec::with_capacity(block::FIXED_SECTIONS + self.columns.len());
-        sections.push((block::TS.to_string(), self.ts));
-        sections.push((block::SHAPE.to_string(), self.shape_ids));
-        sections.push((
-            block::SHAPES.to_string(),
+        sections.push(RawSection::whole(block::TS, self.ts));
+        sections.push(RawSection::whole(block::SHAPE, self.shape_ids));
+        sections.push(RawSection::whole(
+            block::SHAPES,
             block::encode_shapes(&self.shapes),
         ));
         let terms = self.terms.seal();
-        sections.push((
-            block::BLOOM.to_string(),
+        sections.push(RawSection::whole(
+            block::BLOOM,
             bloom::build(&terms.all, terms.all.len()),
         ));
+        let columns: Vec<Bytes> = self.columns.into_iter().map(Bytes::from).collect();
         let message = self
             .names
             .iter()
             .position(|n| n == fields::MESSAGE)
-            .map(|c| self.columns[c].as_slice())
+            .map(|c| columns[c].slice(1..))
             .unwrap_or_default();
-        sections.push((
-            block::TOKENS.to_string(),
-            tokens::build(message, &self.message_rows, &terms.repeated),
-        ));
-        for (name, column) in self.names.into_iter().zip(self.columns) {
-            sections.push((name.to_string(), column::encode(column)));
+        sections.push(tokens::build(message, &self.message_rows, &terms.repeated));
+        for ((name, column), starts) in self.names.iter().zip(columns).zip(self.page_starts) {
+            sections.push(column::encode(name, column, starts));
         }
         Encoded {
             rows: self.rows,

@@ -112,7 +112,15 @@ impl Reader {
         self.data.slice(self.pos.min(self.data.len())..)
     }
 
+    #[inline]
     pub(super) fn varint(&mut self) -> Result<u64, Truncated> {
+        // A one-byte varint (most deltas, shape ids, lengths) without the loop.
+        if let Some(&byte) = self.data.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         let mut n = 0u64;
         let mut shift = 0;
         loop {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::block::RawSection;
 use super::codec::{put_varint, Reader, Truncated};
 use crate::event::Value;
 
@@ -25,22 +26,41 @@ fn is_dictionary_tag(tag: u8) -> bool {
     tag <= 5
 }
 
-/// The stored form of a column whose values, encoded, are `raw`.
-pub(super) fn encode(raw: Vec<u8>) -> Vec<u8> {
-    match dictionary(&raw) {
-        Some(dict) => dict,
-        None => {
-            let mut out = Vec::with_capacity(raw.len() + 1);
-            out.push(PLAIN);
-            out.extend_from_slice(&raw);
-            out
-        }
+/// Columns smaller than this stay in one page: decompressing them whole is cheap, and
+/// pages would only cost their table and zstd's lost context.
+const MIN_PAGED_BYTES: usize = 16 << 10;
+
+/// A column's bytes as the builder writes them: the plain tag, then the values.
+pub(super) fn new_plain(capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity.max(1));
+    out.push(PLAIN);
+    out
+}
+
+/// The section to store for column `name`, whose bytes (from [`new_plain`]) are `plain` and
+/// whose pages after the first begin at `page_starts`: a dictionary when it qualifies (in
+/// one page: a byte per row), else the plain bytes as they are.
+pub(super) fn encode(name: &str, plain: Bytes, page_starts: Vec<usize>) -> RawSection {
+    if let Some(dict) = dictionary(&plain) {
+        return RawSection::whole(name, dict);
+    }
+    RawSection {
+        name: name.to_string(),
+        page_starts: if plain.len() >= MIN_PAGED_BYTES {
+            page_starts
+        } else {
+            Vec::new()
+        },
+        bytes: plain,
     }
 }
 
-fn dictionary(raw: &[u8]) -> Option<Vec<u8>> {
-    let data = Bytes::copy_from_slice(raw);
-    let mut reader = Reader::new(data.clone());
+fn dictionary(plain: &Bytes) -> Option<Vec<u8>> {
+    if plain.first() != Some(&PLAIN) {
+        return None;
+    }
+    let raw = &plain[1..];
+    let mut reader = Reader::new(plain.slice(1..));
     let mut codes: HashMap<&[u8], u8> = HashMap::new();
     let mut order: Vec<&[u8]> = Vec::new();
     let mut counts: Vec<u64> = Vec::new();
@@ -95,6 +115,11 @@ pub(super) enum Column {
 }
 
 impl Column {
+    /// A page after the first of a plain column: values only.
+    pub(super) fn plain_page(data: Bytes) -> Column {
+        Column::Plain(Reader::new(data))
+    }
+
     pub(super) fn open(data: Bytes) -> Result<Column, Truncated> {
         let kind = *data.first().ok_or(Truncated)?;
         let mut reader = Reader::new(data.slice(1..));
@@ -196,12 +221,16 @@ mod tests {
     use super::super::codec::put_value;
     use super::*;
 
-    fn raw(values: &[Value]) -> Vec<u8> {
-        let mut out = Vec::new();
+    fn raw(values: &[Value]) -> Bytes {
+        let mut out = new_plain(0);
         for v in values {
             put_value(&mut out, v, 0, 0);
         }
-        out
+        Bytes::from(out)
+    }
+
+    fn stored(values: &[Value]) -> Bytes {
+        encode("f", raw(values), Vec::new()).bytes
     }
 
     #[test]
@@ -213,10 +242,10 @@ mod tests {
                 _ => Value::Null,
             })
             .collect();
-        let stored = encode(raw(&values));
+        let stored = stored(&values);
         assert_eq!(stored[0], DICT);
         assert!(stored.len() < 1100, "{} bytes", stored.len());
-        let mut column = Column::open(Bytes::from(stored)).expect("opens");
+        let mut column = Column::open(stored).expect("opens");
         let (dict, counts) = column.dictionary().expect("a dictionary");
         assert_eq!(dict.len(), 3);
         assert_eq!(counts.iter().sum::<u64>(), 1000);
@@ -229,10 +258,10 @@ mod tests {
     #[test]
     fn many_distinct_values_or_times_stay_plain() {
         let many: Vec<Value> = (0..300).map(Value::Integer).collect();
-        assert_eq!(encode(raw(&many))[0], PLAIN);
+        assert_eq!(stored(&many)[0], PLAIN);
         let times = vec![Value::Timestamp(5); 10];
-        assert_eq!(encode(raw(&times))[0], PLAIN);
-        let mut column = Column::open(Bytes::from(encode(raw(&many)))).expect("opens");
+        assert_eq!(stored(&times)[0], PLAIN);
+        let mut column = Column::open(stored(&many)).expect("opens");
         for value in &many {
             assert_eq!(&column.value(0).expect("value"), value);
         }
@@ -240,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_code_beyond_the_dictionary_is_an_error() {
-        let mut stored = encode(raw(&[Value::from("a"), Value::from("b")]));
+        let mut stored = stored(&[Value::from("a"), Value::from("b")]).to_vec();
         let last = stored.len() - 1;
         stored[last] = 9;
         assert!(Column::open(Bytes::from(stored)).is_err());

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS, TOKENS_SECTION};
+use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS};
 use super::codec::Truncated;
 use super::column::Column;
 use super::rows::{read_shapes, shape_ids, times};
@@ -23,7 +23,7 @@ pub(super) struct BlockView<'a> {
     shape_ids: Vec<u32>,
     shapes: Vec<Vec<u32>>,
     columns: HashMap<usize, Bytes>,
-    tokens: Option<TokenIndex>,
+    tokens: Option<TokenIndex<'a>>,
 }
 
 impl<'a> BlockView<'a> {
@@ -274,9 +274,7 @@ impl<'a> BlockView<'a> {
             return Ok(None);
         }
         if self.tokens.is_none() {
-            let index = TokenIndex::open(self.block.section(TOKENS_SECTION)?)
-                .map_err(|_| self.damaged())?;
-            self.tokens = Some(index);
+            self.tokens = Some(TokenIndex::open(self.block)?);
         }
         let Some(index) = &self.tokens else {
             return Ok(None);
@@ -284,9 +282,8 @@ impl<'a> BlockView<'a> {
         let rows = self.shape_ids.len();
         let mut bits: Option<Vec<bool>> = None;
         for word in words {
-            let list = match index.rows(word) {
-                None => return Ok(None),
-                Some(list) => list.map_err(|_| self.damaged())?,
+            let Some(list) = index.rows(word)? else {
+                return Ok(None);
             };
             let mut these = vec![false; rows];
             for row in list {

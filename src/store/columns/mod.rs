@@ -17,6 +17,7 @@ mod bloom;
 mod build;
 mod codec;
 mod column;
+mod fetch;
 mod filter;
 mod rows;
 pub(super) mod scan;
@@ -336,8 +337,8 @@ fn merge(partition: &Partition, tail: &[Arc<BlockMeta>]) -> Result<(), BlockErro
     let mut merged = Builder::new(tail[0].first_seq);
     for meta in tail {
         let mut rows = rows::Rows::open(meta)?;
-        while let Some(row) = rows.next_row(false) {
-            let Ok((_, ts, Some(map))) = row else {
+        while let Some(row) = rows.next_row() {
+            let Ok((_, ts, map)) = row else {
                 return Err(BlockError::Damaged {
                     path: meta.path.clone(),
                     what: "rows",

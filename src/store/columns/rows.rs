@@ -8,28 +8,21 @@ use super::codec::{unzigzag, Reader};
 use super::column::Column;
 use crate::event::Map;
 
-pub(super) fn damaged(block: &BlockMeta, what: &'static str) -> BlockError {
-    BlockError::Damaged {
-        path: block.path.clone(),
-        what,
-    }
-}
-
 /// The rows' event times, in row order.
 pub(super) fn times(block: &BlockMeta) -> Result<Vec<i64>, BlockError> {
     let mut reader = Reader::new(block.section(0)?);
     let mut out = Vec::with_capacity(block.rows as usize);
     let mut prev = 0i64;
     for _ in 0..block.rows {
-        let delta = reader.varint().map_err(|_| damaged(block, "times"))?;
+        let delta = reader.varint().map_err(|_| block.damaged("times"))?;
         prev = prev.wrapping_add(unzigzag(delta));
         out.push(prev);
     }
     Ok(out)
 }
 
-/// One row: its index in the block, its event time, its fields unless skipped.
-pub(super) type Row = (usize, i64, Option<Map>);
+/// One row: its index in the block, its event time, its fields.
+pub(super) type Row = (usize, i64, Map);
 
 /// Every row in order: its index, event time and fields.
 pub(super) struct Rows {
@@ -50,14 +43,14 @@ impl Rows {
         let mut columns = Vec::with_capacity(block.columns().len());
         for section in block.columns() {
             names.push(CompactString::from(section.name.as_str()));
-            columns.push(Column::open(block.read(section)?).map_err(|_| damaged(block, "column"))?);
+            columns.push(Column::open(block.read(section)?).map_err(|_| block.damaged("column"))?);
         }
         if shapes
             .iter()
             .flatten()
             .any(|&c| c as usize >= columns.len())
         {
-            return Err(damaged(block, "shapes"));
+            return Err(block.damaged("shapes"));
         }
         Ok(Rows {
             times,
@@ -69,14 +62,8 @@ impl Rows {
         })
     }
 
-    /// The index of the row [`next_row`](Self::next_row) reads next.
-    pub(super) fn position(&self) -> usize {
-        self.next
-    }
-
-    /// The next row's fields, or `None` after the last; `skip` reads past the row without
-    /// building it.
-    pub(super) fn next_row(&mut self, skip: bool) -> Option<Result<Row, ()>> {
+    /// The next row's fields, or `None` after the last.
+    pub(super) fn next_row(&mut self) -> Option<Result<Row, ()>> {
         let row = self.next;
         let ts = *self.times.get(row)?;
         self.next += 1;
@@ -86,14 +73,6 @@ impl Rows {
         let Some(shape) = self.shapes.get(id as usize) else {
             return Some(Err(()));
         };
-        if skip {
-            for &c in shape {
-                if self.columns[c as usize].skip().is_err() {
-                    return Some(Err(()));
-                }
-            }
-            return Some(Ok((row, ts, None)));
-        }
         let mut map = Map::with_capacity(shape.len());
         for &c in shape {
             match self.columns[c as usize].value(ts) {
@@ -101,7 +80,7 @@ impl Rows {
                 Err(_) => return Some(Err(())),
             }
         }
-        Some(Ok((row, ts, Some(map))))
+        Some(Ok((row, ts, map)))
     }
 }
 
@@ -116,14 +95,14 @@ pub(super) fn shape_ids(
     for _ in 0..block.rows {
         match reader.varint() {
             Ok(id) if (id as usize) < shapes => out.push(id as u32),
-            _ => return Err(damaged(block, "shape ids")),
+            _ => return Err(block.damaged("shape ids")),
         }
     }
     Ok(out)
 }
 
 pub(super) fn read_shapes(block: &BlockMeta, raw: Bytes) -> Result<Vec<Vec<u32>>, BlockError> {
-    let bad = || damaged(block, "shapes");
+    let bad = || block.damaged("shapes");
     let mut reader = Reader::new(raw);
     let count = reader.varint().map_err(|_| bad())? as usize;
     let mut shapes = Vec::with_capacity(count.min(block.rows as usize));

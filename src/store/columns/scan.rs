@@ -5,12 +5,13 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::block::{BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS, TOKENS_SECTION};
+use super::block::{BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS};
 use super::bloom;
 use super::column::Column;
+use super::fetch::rows_at;
 use super::filter::field_clause;
 use super::filter::BlockView;
-use super::rows::{damaged, times, Rows};
+use super::rows::{times, Rows};
 use super::tokens::TokenIndex;
 use super::Partition;
 use crate::event::{fields, Event, Map, Value};
@@ -107,12 +108,12 @@ fn matching_rows(
     let mut rows = Rows::open(block)?;
     let mut event = Event::default();
     let mut out = Vec::new();
-    while let Some(row) = rows.next_row(false) {
-        let (row, ts, map) = row.map_err(|()| damaged(block, "rows"))?;
+    while let Some(row) = rows.next_row() {
+        let (row, ts, map) = row.map_err(|()| block.damaged("rows"))?;
         if !in_range(ts, from, to) {
             continue;
         }
-        event.fields = map.unwrap_or_default();
+        event.fields = map;
         if query.matches(&event) {
             out.push((row, ts));
         }
@@ -132,7 +133,7 @@ fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, Sto
     let Some(section) = block.columns().iter().find(|s| s.name == name) else {
         return Ok(Some(0));
     };
-    let column = Column::open(block.read(section)?).map_err(|_| damaged(block, "column"))?;
+    let column = Column::open(block.read(section)?).map_err(|_| block.damaged("column"))?;
     Ok(column.dictionary().map(|(values, counts)| {
         values
             .iter()
@@ -158,9 +159,7 @@ fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreErro
     let (Some(word), None) = (words.next(), words.next()) else {
         return Ok(None);
     };
-    let index = TokenIndex::open(block.section(TOKENS_SECTION)?)
-        .map_err(|_| damaged(block, "word index"))?;
-    Ok(index.count(&word).map(u64::from))
+    Ok(TokenIndex::open(block)?.count(&word)?.map(u64::from))
 }
 
 /// Calls `each(row, texts)` with the text values of field `name` (array items each) on
@@ -185,9 +184,9 @@ fn each_field_texts(
         return Ok(());
     }
     let mut rows = Rows::open(block)?;
-    while let Some(row) = rows.next_row(false) {
-        let (row, _, map) = row.map_err(|()| damaged(block, "rows"))?;
-        if let (true, Some(map)) = (wanted[row], map) {
+    while let Some(row) = rows.next_row() {
+        let (row, _, map) = row.map_err(|()| block.damaged("rows"))?;
+        if wanted[row] {
             if let Some(value) = map.get_path(name) {
                 value_texts(value, &mut texts);
                 if !texts.is_empty() {
@@ -307,7 +306,8 @@ impl Ord for Hit {
     }
 }
 
-/// Reads the fields of the hits found by their times alone (once per block).
+/// Reads the fields of the hits found by their times alone (once per block, only the pages
+/// holding them).
 fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(), StoreError> {
     let mut wanted: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, hit) in hits.iter().enumerate() {
@@ -316,19 +316,11 @@ fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(),
         }
     }
     for (block_index, mut hit_indexes) in wanted {
-        let block = &blocks[block_index].1;
         hit_indexes.sort_by_key(|&i| hits[i].row);
-        let mut rows = Rows::open(block)?;
-        let mut next = hit_indexes.into_iter().peekable();
-        while let Some(&i) = next.peek() {
-            let want = hits[i].row;
-            let Some(Ok((row, _, map))) = rows.next_row(rows.position() != want) else {
-                return Err(damaged(block, "rows").into());
-            };
-            if row == want {
-                hits[i].fields = map;
-                next.next();
-            }
+        let rows: Vec<usize> = hit_indexes.iter().map(|&i| hits[i].row).collect();
+        let maps = rows_at(&blocks[block_index].1, &rows)?;
+        for (i, map) in hit_indexes.into_iter().zip(maps) {
+            hits[i].fields = Some(map);
         }
     }
     Ok(())

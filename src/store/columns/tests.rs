@@ -230,15 +230,16 @@ fn a_damaged_block_is_moved_aside_and_counted() {
             .count()
             == 1
     );
-    // A section damaged after opening is an error for the query, not a panic.
+    // A section damaged after opening is an error for a query that reads it, not a panic.
     let block = &store.column_partitions()[0].blocks()[0];
+    let last_column = block.columns().last().expect("columns").name.clone();
     let mut bytes = std::fs::read(&block.path).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&block.path, bytes).expect("write");
     assert!(store
         .search(&SearchRequest {
-            query: Query::parse("took").expect("q"),
+            query: Query::parse(&format!("{last_column}:*")).expect("q"),
             from: None,
             to: None,
             limit: 10,
@@ -338,4 +339,151 @@ fn a_block_that_cannot_be_written_fails_the_next_commit() {
     // Only that commit fails: the next one, with its own rows, succeeds.
     writer.append(&events(3), ARRIVAL).expect("append");
     writer.commit().expect("commit");
+}
+
+/// A block of `events` written directly (paged unless `unpaged`), and its metadata.
+fn write_block(dir: &std::path::Path, events: &[Event], unpaged: bool) -> block::BlockMeta {
+    let mut builder = Builder::new(0);
+    for (i, event) in events.iter().enumerate() {
+        builder.begin_row(ARRIVAL + i as i64);
+        for (k, v) in event.fields.iter() {
+            builder.field(k, v);
+        }
+        builder.end_row();
+    }
+    if unpaged {
+        block::write_unpaged(dir, builder.finish()).expect("write")
+    } else {
+        block::write(dir, builder.finish()).expect("write")
+    }
+}
+
+/// Events over several pages: a field first seen in the third page, and one that a row
+/// holds twice.
+fn paged_events() -> Vec<Event> {
+    let mut events = events(3 * block::PAGE_ROWS + 123);
+    for (i, event) in events.iter_mut().enumerate().skip(2 * block::PAGE_ROWS + 5) {
+        let late = format!("{i} is a value long enough to page its column");
+        event.fields.insert("late", Value::from(late.as_str()));
+    }
+    events
+}
+
+#[test]
+fn rows_read_by_their_pages_equal_rows_read_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = paged_events();
+    let meta = write_block(dir.path(), &events, false);
+    let message = meta
+        .columns()
+        .iter()
+        .find(|s| s.name == "message")
+        .expect("message");
+    let late = meta
+        .columns()
+        .iter()
+        .find(|s| s.name == "late")
+        .expect("late");
+    for section in [message, late] {
+        assert_eq!(meta.read_page(section, 1).expect("page").1, 4, "paged");
+    }
+    assert!(meta.read_page(late, 1).expect("page").0.is_empty());
+    let mut whole = Vec::new();
+    let mut rows = rows::Rows::open(&meta).expect("opens");
+    while let Some(row) = rows.next_row() {
+        whole.push(row.expect("row").2);
+    }
+    assert_eq!(whole.len(), events.len());
+    let page = block::PAGE_ROWS;
+    let edges: Vec<usize> = (0..4)
+        .flat_map(|p| [p * page, p * page + 1, (p + 1) * page - 1])
+        .filter(|&r| r < events.len())
+        .collect();
+    for wanted in [
+        (0..events.len()).collect::<Vec<_>>(),
+        (0..events.len()).step_by(997).collect(),
+        edges,
+        vec![events.len() - 1],
+        vec![2 * page + 4, 2 * page + 5, 3 * page + 7],
+    ] {
+        let got = fetch::rows_at(&meta, &wanted).expect("reads");
+        let want: Vec<_> = wanted.iter().map(|&r| whole[r].clone()).collect();
+        assert_eq!(got, want, "rows {:?}", &wanted[..wanted.len().min(8)]);
+    }
+    assert!(fetch::rows_at(&meta, &[5, 5]).is_err(), "a row twice");
+    assert!(
+        fetch::rows_at(&meta, &[events.len()]).is_err(),
+        "past the end"
+    );
+}
+
+#[test]
+fn blocks_written_before_pages_are_still_read() {
+    let events = paged_events();
+    let (_a, reference) = fill("columns_paged", columns(), &events, events.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open("columns_unpaged", dir.path(), columns()).expect("opens");
+    drop(store);
+    let partition = std::fs::read_dir(reference.column_partitions()[0].dir.parent().expect("up"))
+        .expect("dir")
+        .next()
+        .expect("a partition")
+        .expect("entry")
+        .file_name();
+    let partition_dir = dir.path().join(partition);
+    std::fs::create_dir_all(&partition_dir).expect("partition");
+    let blocks = reference.column_partitions()[0].blocks();
+    assert_eq!(blocks.len(), 1);
+    let mut rows = rows::Rows::open(&blocks[0]).expect("opens");
+    let mut stored = Vec::new();
+    let mut times = Vec::new();
+    while let Some(row) = rows.next_row() {
+        let (_, ts, map) = row.expect("row");
+        times.push(ts);
+        stored.push(map);
+    }
+    let mut builder = Builder::new(0);
+    for (map, ts) in stored.iter().zip(times) {
+        builder.begin_row(ts);
+        for (k, v) in map.iter() {
+            builder.field(k, v);
+        }
+        builder.end_row();
+    }
+    block::write_unpaged(&partition_dir, builder.finish()).expect("write");
+    let store = Store::open("columns_unpaged", dir.path(), columns()).expect("reopens");
+    assert_eq!(store.num_events(), events.len() as u64);
+    for q in ["", "late:9000*", "took", "level:error", "dup:2"] {
+        let want = page(&reference, q, 50, None);
+        let got = page(&store, q, 50, None);
+        assert_eq!(got.total, want.total, "total of {q}");
+        assert_eq!(got.events, want.events, "events of {q}");
+    }
+}
+
+#[test]
+fn words_whose_rows_lie_in_later_pages_of_the_index_are_found() {
+    let n = 25_000;
+    let events: Vec<Event> = (0..2 * n)
+        .map(|i| test_event(&format!(r#"{{"message":"w{} and x{}"}}"#, i % n, i % 7)))
+        .collect();
+    let (_dir, store) = fill("columns_word_pages", columns(), &events, events.len());
+    let block = &store.column_partitions()[0].blocks()[0];
+    let pages = block
+        .read_page(&block.sections[block::TOKENS_SECTION], 0)
+        .expect("directory")
+        .1;
+    assert!(pages > 2, "{pages} pages");
+    for q in ["w0", "w24999", "w12345", "x3", "\"w7 and x0\"", "w3 x3"] {
+        let query = Query::parse(q).expect(q);
+        let matching: Vec<&Event> = events.iter().filter(|e| query.matches(e)).collect();
+        let got = page(&store, q, 10, None);
+        assert_eq!(got.total, matching.len() as u64, "total of {q}");
+        let newest = matching.last().expect("a match");
+        assert_eq!(
+            got.events[0]["message"],
+            newest.fields.get("message").expect("message").to_text(),
+            "newest of {q}"
+        );
+    }
 }
