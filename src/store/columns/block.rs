@@ -10,18 +10,23 @@
 //!          the pages' zstd frames
 //! ```
 //!
-//! A section is compressed in pages: a field column holding many values in one page per
-//! [`PAGE_ROWS`] rows (the values of those rows), so that returning a few events decodes
-//! their pages rather than whole columns; every other section in one page. Blocks written
-//! as "SLUCOL01" hold each section as one zstd frame without a page table, and are read as
-//! one page.
-//!
 //! Sections, each compressed on its own (so a query reads only the ones it needs):
 //! `_ts` (the rows' event times, zigzag varints of their differences), `_shape` (per row,
-//! which shape), `_shapes` (each shape: the columns a row holds, in its field order), `_bloom`
-//! (stored raw: it does not compress), `_tokens` (message words seen at least twice, with
+//! which shape), `_shapes` (each shape: the columns a row holds, in its field order),
+//! `_bloom` ([`bloom`](super::bloom)), `_tokens` (message words seen at least twice, with
 //! their rows: [`tokens`](super::tokens)), then one section per field name: the values of
 //! the rows that hold that field, in row order ([`codec`](super::codec)).
+//!
+//! A section is stored in pages, each with its own checksum, so that a query reads and
+//! decompresses only the pages it needs:
+//! - a field column of at least 16 KiB: one page per [`PAGE_ROWS`] rows (the values of
+//!   those rows), so that returning a few events decodes their pages, not whole columns;
+//! - the word index: its directory, then its rows in pages;
+//! - the bloom filter: pages picked by a term's hash, stored raw (they do not compress);
+//! - everything else: one page.
+//!
+//! Blocks written as "SLUCOL01" hold each section as one zstd frame (the bloom filter raw)
+//! without a page table, and are read as one page.
 //!
 //! A block is written to a temporary name, synced, and renamed: a block file under its own
 //! name is whole. Its name is its sequence range, `<first_seq>-<last_seq>.blk`, so a merge
@@ -95,6 +100,10 @@ pub(super) struct Section {
 impl Section {
     pub(super) fn stored_bytes(&self) -> u64 {
         u64::from(self.stored)
+    }
+
+    pub(super) fn raw_bytes(&self) -> usize {
+        self.raw as usize
     }
 }
 
@@ -201,9 +210,23 @@ impl BlockMeta {
         Ok(Pages { pages, start })
     }
 
-    /// Decompresses one page's frame onto the end of `out`.
-    fn decompress(&self, frame: &[u8], raw: usize, out: &mut Vec<u8>) -> Result<(), BlockError> {
+    /// Decompresses one page's frame of `section` onto the end of `out` (the bloom
+    /// filter's is not compressed).
+    fn decompress(
+        &self,
+        section: &Section,
+        frame: &[u8],
+        raw: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlockError> {
         if raw == 0 && frame.is_empty() {
+            return Ok(());
+        }
+        if section.name == BLOOM {
+            if frame.len() != raw {
+                return Err(self.damaged("length"));
+            }
+            out.extend_from_slice(frame);
             return Ok(());
         }
         // One decompression context per thread, not one per section read.
@@ -236,14 +259,11 @@ impl BlockMeta {
     /// The section's bytes, checked and decompressed (the bloom filter as stored).
     pub(super) fn read(&self, section: &Section) -> Result<Bytes, BlockError> {
         let stored = self.stored(section)?;
-        if section.name == BLOOM {
-            return Ok(Bytes::from(stored));
-        }
         let table = self.pages(section, &stored)?;
         let mut raw = Vec::with_capacity(section.raw as usize);
         let mut at = table.start;
         for (stored_len, raw_len, _) in table.pages {
-            self.decompress(&stored[at..at + stored_len], raw_len, &mut raw)?;
+            self.decompress(section, &stored[at..at + stored_len], raw_len, &mut raw)?;
             at += stored_len;
         }
         Ok(Bytes::from(raw))
@@ -277,7 +297,7 @@ impl BlockMeta {
             return Err(self.damaged("checksum"));
         }
         let mut raw = Vec::new();
-        self.decompress(&frame, raw_len, &mut raw)?;
+        self.decompress(section, &frame, raw_len, &mut raw)?;
         Ok((Bytes::from(raw), count))
     }
 
@@ -324,7 +344,8 @@ impl RawSection {
     }
 }
 
-/// A section's stored form: its page table and each page compressed.
+/// A section's stored form: its page table and each page compressed (the bloom filter's
+/// pages as they are: they do not compress).
 fn compress(section: &RawSection) -> std::io::Result<Vec<u8>> {
     let bytes = &section.bytes[..];
     let mut bounds = Vec::with_capacity(section.page_starts.len() + 2);
@@ -336,6 +357,8 @@ fn compress(section: &RawSection) -> std::io::Result<Vec<u8>> {
         let raw = &bytes[pair[0]..pair[1].max(pair[0])];
         let frame = if raw.is_empty() {
             Vec::new()
+        } else if section.name == BLOOM {
+            raw.to_vec()
         } else {
             zstd::bulk::compress(raw, LEVEL)?
         };
@@ -356,16 +379,6 @@ fn compress(section: &RawSection) -> std::io::Result<Vec<u8>> {
 
 /// Writes `block` into `dir` (temporary name, sync, rename, sync the directory) and opens it.
 pub(super) fn write(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError> {
-    write_as(dir, block, true)
-}
-
-/// Writes `block` in the first layout, sections not paged: blocks written before pages.
-#[cfg(test)]
-pub(super) fn write_unpaged(dir: &Path, block: Encoded) -> Result<BlockMeta, BlockError> {
-    write_as(dir, block, false)
-}
-
-fn write_as(dir: &Path, block: Encoded, paged: bool) -> Result<BlockMeta, BlockError> {
     let last_seq = block.first_seq + u64::from(block.rows.max(1)) - 1;
     let path = dir.join(file_name(block.first_seq, last_seq));
     let io = |source| BlockError::Io {
@@ -375,13 +388,7 @@ fn write_as(dir: &Path, block: Encoded, paged: bool) -> Result<BlockMeta, BlockE
     let mut stored: Vec<(String, Bytes, u32)> = Vec::with_capacity(block.sections.len());
     for section in block.sections {
         let raw_len = section.bytes.len() as u32;
-        let bytes = if section.name == BLOOM {
-            section.bytes
-        } else if paged {
-            Bytes::from(compress(&section).map_err(io)?)
-        } else {
-            Bytes::from(zstd::bulk::compress(&section.bytes, LEVEL).map_err(io)?)
-        };
+        let bytes = Bytes::from(compress(&section).map_err(io)?);
         stored.push((section.name, bytes, raw_len));
     }
     let mut header = Vec::with_capacity(256);
@@ -403,7 +410,7 @@ fn write_as(dir: &Path, block: Encoded, paged: bool) -> Result<BlockMeta, BlockE
         offset += bytes.len() as u64;
     }
     let mut out = Vec::with_capacity(offset as usize);
-    out.extend_from_slice(if paged { MAGIC } else { MAGIC_UNPAGED });
+    out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());

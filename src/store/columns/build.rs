@@ -255,10 +255,13 @@ impl Builder {
             block::encode_shapes(&self.shapes),
         ));
         let terms = self.terms.seal();
-        sections.push(RawSection::whole(
-            block::BLOOM,
-            bloom::build(&terms.all, terms.all.len()),
-        ));
+        let filter = bloom::build(&terms.all, terms.all.len());
+        let page_bytes = filter.len() / bloom::pages_for(filter.len());
+        sections.push(RawSection {
+            name: block::BLOOM.to_string(),
+            page_starts: (page_bytes..filter.len()).step_by(page_bytes).collect(),
+            bytes: Bytes::from(filter),
+        });
         let columns: Vec<Bytes> = self.columns.into_iter().map(Bytes::from).collect();
         let message = self
             .names

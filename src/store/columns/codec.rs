@@ -33,6 +33,26 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
+/// The varint at `bytes[*pos..]`, moving `pos` past it: for loops over a whole section,
+/// where a [`Reader`]'s checks per call cost more than the decoding.
+#[inline]
+pub(super) fn varint_at(bytes: &[u8], pos: &mut usize) -> Result<u64, Truncated> {
+    let mut n = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *bytes.get(*pos).ok_or(Truncated)?;
+        *pos += 1;
+        if shift >= 64 {
+            return Err(Truncated);
+        }
+        n |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Ok(n);
+        }
+        shift += 7;
+    }
+}
+
 pub(super) fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
@@ -114,27 +134,7 @@ impl Reader {
 
     #[inline]
     pub(super) fn varint(&mut self) -> Result<u64, Truncated> {
-        // A one-byte varint (most deltas, shape ids, lengths) without the loop.
-        if let Some(&byte) = self.data.get(self.pos) {
-            if byte < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(byte));
-            }
-        }
-        let mut n = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = *self.data.get(self.pos).ok_or(Truncated)?;
-            self.pos += 1;
-            if shift >= 64 {
-                return Err(Truncated);
-            }
-            n |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return Ok(n);
-            }
-            shift += 7;
-        }
+        varint_at(&self.data, &mut self.pos)
     }
 
     /// The next `len` bytes, without a copy.

@@ -4,17 +4,18 @@ use bytes::Bytes;
 use compact_str::CompactString;
 
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS};
-use super::codec::{unzigzag, Reader};
+use super::codec::{unzigzag, varint_at, Reader};
 use super::column::Column;
 use crate::event::Map;
 
 /// The rows' event times, in row order.
 pub(super) fn times(block: &BlockMeta) -> Result<Vec<i64>, BlockError> {
-    let mut reader = Reader::new(block.section(0)?);
+    let raw = block.section(0)?;
     let mut out = Vec::with_capacity(block.rows as usize);
     let mut prev = 0i64;
+    let mut at = 0;
     for _ in 0..block.rows {
-        let delta = reader.varint().map_err(|_| block.damaged("times"))?;
+        let delta = varint_at(&raw, &mut at).map_err(|_| block.damaged("times"))?;
         prev = prev.wrapping_add(unzigzag(delta));
         out.push(prev);
     }
@@ -90,10 +91,10 @@ pub(super) fn shape_ids(
     raw: Bytes,
     shapes: usize,
 ) -> Result<Vec<u32>, BlockError> {
-    let mut reader = Reader::new(raw);
+    let mut at = 0;
     let mut out = Vec::with_capacity(block.rows as usize);
     for _ in 0..block.rows {
-        match reader.varint() {
+        match varint_at(&raw, &mut at) {
             Ok(id) if (id as usize) < shapes => out.push(id as u32),
             _ => return Err(block.damaged("shape ids")),
         }

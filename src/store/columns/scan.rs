@@ -26,17 +26,17 @@ use crate::store::StoreError;
 /// engine's keyword column keeps it).
 const MAX_VALUE_BYTES: usize = 256;
 
-/// Whether a block whose bloom filter is `filter` may hold a match: false only when a term
-/// the query requires is surely absent.
-pub(super) fn may_match(query: &Query, filter: &[u8], flags: u32) -> bool {
+/// Whether a block (flags `flags`) whose bloom filter answers `may_contain` may hold a
+/// match: false only when a term the query requires is surely absent.
+fn may_match(query: &Query, flags: u32, may_contain: &mut impl FnMut(u64) -> bool) -> bool {
     match query {
         Query::All | Query::Not(_) | Query::Wildcard { .. } | Query::Range { .. } => true,
-        Query::And(parts) => parts.iter().all(|q| may_match(q, filter, flags)),
-        Query::Or(parts) => parts.iter().any(|q| may_match(q, filter, flags)),
+        Query::And(parts) => parts.iter().all(|q| may_match(q, flags, may_contain)),
+        Query::Or(parts) => parts.iter().any(|q| may_match(q, flags, may_contain)),
         Query::Term { field, value } | Query::Phrase { field, text: value } => {
             match field.as_deref() {
                 None | Some(fields::MESSAGE) => {
-                    tokens(value).all(|t| bloom::may_contain(filter, bloom::hash(t.as_bytes())))
+                    tokens(value).all(|t| may_contain(bloom::hash(t.as_bytes())))
                 }
                 Some(fields::TIMESTAMP) => true,
                 Some(name) => {
@@ -44,7 +44,7 @@ pub(super) fn may_match(query: &Query, filter: &[u8], flags: u32) -> bool {
                     // deeper than it looks.
                     value.starts_with(['[', '{'])
                         || (flags & FLAG_DEEP != 0 && name.contains('.'))
-                        || bloom::may_contain(filter, bloom::hash_pair(name, value.as_bytes()))
+                        || may_contain(bloom::hash_pair(name, value.as_bytes()))
                 }
             }
         }
@@ -68,13 +68,41 @@ fn in_range(ts: i64, from: Option<i64>, to: Option<i64>) -> bool {
     from.is_none_or(|f| ts >= f) && to.is_none_or(|t| ts < t)
 }
 
-/// Whether the block may hold a match (reads its bloom filter unless the query is `All`).
-fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, StoreError> {
+/// Whether the block may hold a match: reads the pages of its bloom filter that the query's
+/// terms pick (none for `All`).
+pub(super) fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, StoreError> {
     if matches!(query, Query::All) {
         return Ok(true);
     }
-    let filter = block.section(BLOOM_SECTION)?;
-    Ok(may_match(query, &filter, block.flags))
+    let section = &block.sections[BLOOM_SECTION];
+    let pages = if block.is_paged() {
+        bloom::pages_for(section.raw_bytes())
+    } else {
+        1
+    };
+    let mut read: Vec<(usize, bytes::Bytes)> = Vec::new();
+    let mut failed = None;
+    let may = may_match(query, block.flags, &mut |h| {
+        let page = bloom::page_of(h, pages);
+        if let Some((_, bits)) = read.iter().find(|(p, _)| *p == page) {
+            return bloom::may_contain(bits, h);
+        }
+        match block.read_page(section, page) {
+            Ok((bits, _)) => {
+                let may = bloom::may_contain(&bits, h);
+                read.push((page, bits));
+                may
+            }
+            Err(e) => {
+                failed = Some(e);
+                true
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(may),
+    }
 }
 
 /// The rows of `block` in `[from, to)` that match, with their times, in row order. Charges

@@ -253,8 +253,7 @@ fn a_term_absent_from_a_blocks_filter_skips_the_block() {
     let events = events(400);
     let (_dir, store) = fill("columns_bloom", columns(), &events, 100);
     let blocks = store.column_partitions()[0].blocks();
-    let filter = blocks[0].section(block::BLOOM_SECTION).expect("bloom");
-    let may = |q: &str| scan_may_match(&Query::parse(q).expect(q), &filter, blocks[0].flags);
+    let may = |q: &str| scan::worth_reading(&Query::parse(q).expect(q), &blocks[0]).expect(q);
     assert!(may("took"));
     assert!(may("app:web"));
     assert!(may("http.status:401"));
@@ -269,10 +268,6 @@ fn a_term_absent_from_a_blocks_filter_skips_the_block() {
     assert!(!may("took AND nosuchword"));
     assert!(may("took OR nosuchword"));
     assert!(may("NOT nosuchword"));
-}
-
-fn scan_may_match(query: &Query, filter: &[u8], flags: u32) -> bool {
-    scan::may_match(query, filter, flags)
 }
 
 #[test]
@@ -341,8 +336,8 @@ fn a_block_that_cannot_be_written_fails_the_next_commit() {
     writer.commit().expect("commit");
 }
 
-/// A block of `events` written directly (paged unless `unpaged`), and its metadata.
-fn write_block(dir: &std::path::Path, events: &[Event], unpaged: bool) -> block::BlockMeta {
+/// A block of `events` written directly, and its metadata.
+fn write_block(dir: &std::path::Path, events: &[Event]) -> block::BlockMeta {
     let mut builder = Builder::new(0);
     for (i, event) in events.iter().enumerate() {
         builder.begin_row(ARRIVAL + i as i64);
@@ -351,11 +346,7 @@ fn write_block(dir: &std::path::Path, events: &[Event], unpaged: bool) -> block:
         }
         builder.end_row();
     }
-    if unpaged {
-        block::write_unpaged(dir, builder.finish()).expect("write")
-    } else {
-        block::write(dir, builder.finish()).expect("write")
-    }
+    block::write(dir, builder.finish()).expect("write")
 }
 
 /// Events over several pages: a field first seen in the third page, and one that a row
@@ -373,7 +364,7 @@ fn paged_events() -> Vec<Event> {
 fn rows_read_by_their_pages_equal_rows_read_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = paged_events();
-    let meta = write_block(dir.path(), &events, false);
+    let meta = write_block(dir.path(), &events);
     let message = meta
         .columns()
         .iter()
@@ -417,47 +408,69 @@ fn rows_read_by_their_pages_equal_rows_read_whole() {
     );
 }
 
+/// Copies a directory tree (a fixture store into a test's own directory).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 #[test]
 fn blocks_written_before_pages_are_still_read() {
-    let events = paged_events();
-    let (_a, reference) = fill("columns_paged", columns(), &events, events.len());
+    // A block of the first layout, written by a build of 8e58132
+    // (tests/corpus/store/make_columns_v1.py).
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/store");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open("columns_unpaged", dir.path(), columns()).expect("opens");
-    drop(store);
-    let partition = std::fs::read_dir(reference.column_partitions()[0].dir.parent().expect("up"))
-        .expect("dir")
-        .next()
-        .expect("a partition")
-        .expect("entry")
-        .file_name();
-    let partition_dir = dir.path().join(partition);
-    std::fs::create_dir_all(&partition_dir).expect("partition");
-    let blocks = reference.column_partitions()[0].blocks();
-    assert_eq!(blocks.len(), 1);
-    let mut rows = rows::Rows::open(&blocks[0]).expect("opens");
-    let mut stored = Vec::new();
-    let mut times = Vec::new();
-    while let Some(row) = rows.next_row() {
-        let (_, ts, map) = row.expect("row");
-        times.push(ts);
-        stored.push(map);
-    }
-    let mut builder = Builder::new(0);
-    for (map, ts) in stored.iter().zip(times) {
-        builder.begin_row(ts);
-        for (k, v) in map.iter() {
-            builder.field(k, v);
-        }
-        builder.end_row();
-    }
-    block::write_unpaged(&partition_dir, builder.finish()).expect("write");
-    let store = Store::open("columns_unpaged", dir.path(), columns()).expect("reopens");
-    assert_eq!(store.num_events(), events.len() as u64);
-    for q in ["", "late:9000*", "took", "level:error", "dup:2"] {
-        let want = page(&reference, q, 50, None);
-        let got = page(&store, q, 50, None);
-        assert_eq!(got.total, want.total, "total of {q}");
-        assert_eq!(got.events, want.events, "events of {q}");
+    copy_tree(&fixture.join("columns-v1"), dir.path());
+    std::fs::remove_file(dir.path().join("EVENTS")).expect("not a partition");
+    let store = Store::open("columns_v1", dir.path(), columns()).expect("opens");
+    assert_eq!(store.num_events(), 4000);
+    assert!(!store.column_partitions()[0].blocks()[0].is_paged());
+    let everything: Vec<serde_json::Value> = all_pages(&store, "", 700)
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    let seqs = |events: &[serde_json::Value]| -> Vec<i64> {
+        let mut seqs: Vec<i64> = events
+            .iter()
+            .map(|e| e["seq"].as_i64().expect("seq"))
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    };
+    assert_eq!(seqs(&everything), (0..4000).collect::<Vec<i64>>());
+    for q in [
+        "level:error",
+        "timeout",
+        "\"talking to db\"",
+        "user:u5",
+        "u5",
+        "http.path:/api/items/1*",
+        "http.tags:b2",
+        "status:>=500",
+        "dur_ms:[10 TO 20]",
+        "NOT app:web",
+        "nosuchword",
+    ] {
+        let query = Query::parse(q).expect(q);
+        let want: Vec<serde_json::Value> = everything
+            .iter()
+            .filter(|e| query.matches(&test_event(&e.to_string())))
+            .cloned()
+            .collect();
+        let got: Vec<serde_json::Value> = all_pages(&store, q, 300)
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
+        assert_eq!(seqs(&got), seqs(&want), "{q}");
+        assert_eq!(page(&store, q, 10, None).total, want.len() as u64, "{q}");
     }
 }
 
