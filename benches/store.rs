@@ -4,13 +4,14 @@
 //! per event. Numbers go to benches/RESULTS.md.
 //!
 //! `cargo bench --bench store -- 10000000 [DIR]` (DIR defaults to a temporary directory);
-//! `cargo test --all-targets` runs it on 20,000 events as a smoke test.
+//! `cargo test --all-targets` runs it on 20,000 events as a smoke test. The engine is
+//! tantivy unless `SLUICE_STORE_ENGINE=columns`.
 
 use std::time::{Duration, Instant};
 
 use sluice::event::{Event, Map, Value};
 use sluice::store::search::{HistogramRequest, SearchRequest, TopRequest};
-use sluice::store::{Query, Store, StoreOptions};
+use sluice::store::{Engine, Query, Store, StoreOptions};
 
 const BATCH: usize = 1_000;
 const COMMIT_EVERY: usize = 100_000;
@@ -90,6 +91,13 @@ fn event(rng: &mut Rng, start: i64, i: usize, n: usize) -> Event {
     let status = [200, 200, 200, 201, 304, 404, 500, 503][(rng.next() % 8) as usize];
     fields.insert("status", Value::Integer(status));
     fields.insert("duration_ms", Value::Integer((rng.next() % 2000) as i64));
+    // A high-cardinality field (a user per 10 events), from the event's number so that the
+    // generator's other values stay as they were.
+    let user = format!(
+        "u{}",
+        (i as u64).wrapping_mul(2_654_435_761) % (n as u64 / 10).max(1)
+    );
+    fields.insert("user", Value::from(user.as_str()));
     Event::new(fields)
 }
 
@@ -126,7 +134,15 @@ fn main() {
         .get(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| temp.path().join("store"));
-    let store = Store::open("bench", &dir, StoreOptions::default()).expect("store opens");
+    let options = match std::env::var("SLUICE_STORE_ENGINE").as_deref() {
+        Ok("columns") => StoreOptions {
+            engine: Engine::Columns,
+            ..StoreOptions::default()
+        },
+        _ => StoreOptions::default(),
+    };
+    println!("engine: {:?}", options.engine);
+    let store = Store::open("bench", &dir, options).expect("store opens");
     let start = 1_764_115_200_000_000_000i64;
     let now = sluice::event::now_nanos();
 
@@ -185,6 +201,7 @@ fn main() {
         "\"connection refused\"",
         "status:>=500 app:billing",
         "app:check* -level:debug",
+        "user:u4242",
         "",
     ] {
         let (_, result) = time(&format!("first page of 100, q={q:?}"), 5, || page(q, None));

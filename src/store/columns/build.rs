@@ -27,6 +27,8 @@ pub(super) struct Builder {
     prev_ts: i64,
     flags: u32,
     ts: Vec<u8>,
+    /// Where the times of each page after the first begin in `ts`.
+    ts_page_starts: Vec<usize>,
     shape_ids: Vec<u8>,
     shapes: Vec<Vec<u32>>,
     shape_index: HashMap<Vec<u32>, u32, foldhash::fast::RandomState>,
@@ -60,6 +62,7 @@ impl Builder {
             prev_ts: 0,
             flags: 0,
             ts: Vec::with_capacity(4096),
+            ts_page_starts: Vec::new(),
             shape_ids: Vec::with_capacity(4096),
             shapes: Vec::new(),
             shape_index: HashMap::default(),
@@ -112,6 +115,9 @@ impl Builder {
             for (starts, column) in self.page_starts.iter_mut().zip(&self.columns) {
                 starts.push(column.len());
             }
+            // Each page's times count from 0, so that a page decodes on its own.
+            self.ts_page_starts.push(self.ts.len());
+            self.prev_ts = 0;
         }
         self.row_ts = ts;
         self.row_shape.clear();
@@ -248,7 +254,11 @@ impl Builder {
 
     pub(super) fn finish(self) -> Encoded {
         let mut sections = Vec::with_capacity(block::FIXED_SECTIONS + self.columns.len());
-        sections.push(RawSection::whole(block::TS, self.ts));
+        sections.push(RawSection {
+            name: block::TS.to_string(),
+            bytes: Bytes::from(self.ts),
+            page_starts: self.ts_page_starts,
+        });
         sections.push(RawSection::whole(block::SHAPE, self.shape_ids));
         sections.push(RawSection::whole(
             block::SHAPES,

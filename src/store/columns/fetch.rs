@@ -6,7 +6,7 @@ use compact_str::CompactString;
 
 use super::block::{BlockError, BlockMeta, PAGE_ROWS};
 use super::column::Column;
-use super::rows::{read_shapes, shape_ids, times};
+use super::rows::{read_shapes, shape_ids, Times};
 use crate::event::Map;
 
 /// A column being read forward: which page is open, and the first row whose values it has
@@ -22,7 +22,7 @@ struct Cursor {
 
 /// The fields of each row in `wanted` (ascending, no repeats), in that order.
 pub(super) fn rows_at(block: &BlockMeta, wanted: &[usize]) -> Result<Vec<Map>, BlockError> {
-    let times = times(block)?;
+    let mut times = Times::new(block);
     let shapes = read_shapes(block, block.section(2)?)?;
     let shape_of = shape_ids(block, block.section(1)?, shapes.len())?;
     let columns = block.columns();
@@ -91,7 +91,7 @@ pub(super) fn rows_at(block: &BlockMeta, wanted: &[usize]) -> Result<Vec<Map>, B
                 }
                 cursor.next_row = row + 1;
             }
-            let value = cursor.column.value(times[row]).map_err(|_| bad())?;
+            let value = cursor.column.value(times.get(row)?).map_err(|_| bad())?;
             map.push_unchecked(names[c as usize].clone(), value);
         }
         out.push(map);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS};
 use super::codec::Truncated;
 use super::column::Column;
-use super::rows::{read_shapes, shape_ids, times};
+use super::rows::{read_shapes, shape_ids, times, Times};
 use super::tokens::TokenIndex;
 use crate::event::{fields, Value};
 use crate::store::query::{glob_matches, in_range, number, tokens, Query};
@@ -19,7 +19,10 @@ use crate::store::query::{glob_matches, in_range, number, tokens, Query};
 /// A block opened for column-wise evaluation: its rows' shapes, and the columns read so far.
 pub(super) struct BlockView<'a> {
     block: &'a BlockMeta,
-    times: Vec<i64>,
+    /// Every row's time, once a column walk has needed them.
+    times: Option<Vec<i64>>,
+    /// Rows' times a page at a time, when no walk has read them all.
+    some_times: Times<'a>,
     shape_ids: Vec<u32>,
     shapes: Vec<Vec<u32>>,
     columns: HashMap<usize, Bytes>,
@@ -32,7 +35,8 @@ impl<'a> BlockView<'a> {
         let shape_ids = shape_ids(block, block.section(1)?, shapes.len())?;
         Ok(BlockView {
             block,
-            times: times(block)?,
+            times: None,
+            some_times: Times::new(block),
             shape_ids,
             shapes,
             columns: HashMap::new(),
@@ -42,6 +46,29 @@ impl<'a> BlockView<'a> {
 
     fn rows(&self) -> usize {
         self.shape_ids.len()
+    }
+
+    /// Every row's time, to be handed back with [`put_times`](Self::put_times).
+    fn take_times(&mut self) -> Result<Vec<i64>, BlockError> {
+        match self.times.take() {
+            Some(times) => Ok(times),
+            None => times(self.block),
+        }
+    }
+
+    fn put_times(&mut self, times: Vec<i64>) {
+        self.times = Some(times);
+    }
+
+    /// Row `row`'s time.
+    pub(super) fn time_of(&mut self, row: usize) -> Result<i64, BlockError> {
+        match &self.times {
+            Some(times) => times
+                .get(row)
+                .copied()
+                .ok_or_else(|| self.block.damaged("rows")),
+            None => self.some_times.get(row),
+        }
     }
 
     fn column_index(&self, name: &str) -> Option<usize> {
@@ -104,11 +131,11 @@ impl<'a> BlockView<'a> {
         index: usize,
         mut each: impl FnMut(usize, &Value),
     ) -> Result<(), BlockError> {
-        let times = std::mem::take(&mut self.times);
+        let times = self.take_times()?;
         let result = self.walk(index, |row, column| {
             column.with_next(times[row], |value| each(row, value))
         });
-        self.times = times;
+        self.put_times(times);
         result
     }
 
@@ -253,7 +280,7 @@ impl<'a> BlockView<'a> {
         }
         // Rows holding every word: only their messages are checked for the phrase.
         let mut bits = vec![false; self.rows()];
-        let times = std::mem::take(&mut self.times);
+        let times = self.take_times()?;
         let walked = self.walk(index, |row, column| {
             if candidates[row] {
                 bits[row] = column.with_next(times[row], holds)?;
@@ -262,7 +289,7 @@ impl<'a> BlockView<'a> {
                 column.skip()
             }
         });
-        self.times = times;
+        self.put_times(times);
         walked.map(|()| bits)
     }
 

@@ -120,18 +120,23 @@ fn matching_rows(
         return Ok(Vec::new());
     }
     budget.spend(u64::from(block.rows));
-    let times = times(block)?;
-    let in_time = |(row, &ts): (usize, &i64)| in_range(ts, from, to).then_some((row, ts));
     if matches!(query, Query::All) {
-        return Ok(times.iter().enumerate().filter_map(in_time).collect());
-    }
-    if let Some(bits) = BlockView::open(block).and_then(|mut view| view.matches(query))? {
-        return Ok(times
-            .iter()
+        return Ok(times(block)?
+            .into_iter()
             .enumerate()
-            .filter(|(row, _)| bits[*row])
-            .filter_map(in_time)
+            .filter(|&(_, ts)| in_range(ts, from, to))
             .collect());
+    }
+    let mut view = BlockView::open(block)?;
+    if let Some(bits) = view.matches(query)? {
+        let mut out = Vec::new();
+        for (row, _) in bits.iter().enumerate().filter(|(_, &hit)| hit) {
+            let ts = view.time_of(row)?;
+            if in_range(ts, from, to) {
+                out.push((row, ts));
+            }
+        }
+        return Ok(out);
     }
     let mut rows = Rows::open(block)?;
     let mut event = Event::default();

@@ -379,6 +379,14 @@ fn rows_read_by_their_pages_equal_rows_read_whole() {
         assert_eq!(meta.read_page(section, 1).expect("page").1, 4, "paged");
     }
     assert!(meta.read_page(late, 1).expect("page").0.is_empty());
+    // Times decode whole and a page at a time, each page's differences counted from 0.
+    let want_times: Vec<i64> = (0..events.len()).map(|i| ARRIVAL + i as i64).collect();
+    assert_eq!(rows::times(&meta).expect("times"), want_times);
+    let mut times = rows::Times::new(&meta);
+    for row in (0..events.len()).rev().step_by(409) {
+        assert_eq!(times.get(row).expect("time"), want_times[row]);
+    }
+    assert!(times.get(events.len()).is_err());
     let mut whole = Vec::new();
     let mut rows = rows::Rows::open(&meta).expect("opens");
     while let Some(row) = rows.next_row() {
