@@ -127,6 +127,12 @@ impl Reader {
         self.pos
     }
 
+    /// Whether the next value depends on its row's time: a time (stored relative to it), or
+    /// an array or object that may hold one.
+    pub(super) fn next_needs_row_time(&self) -> bool {
+        matches!(self.data.get(self.pos), Some(&(TIMESTAMP | ARRAY | OBJECT)))
+    }
+
     /// The bytes not read yet.
     pub(super) fn rest(&self) -> Bytes {
         self.data.slice(self.pos.min(self.data.len())..)

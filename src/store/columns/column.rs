@@ -174,6 +174,14 @@ impl Column {
         }
     }
 
+    /// Whether the next value needs its row's time to be read (a dictionary's never do).
+    pub(super) fn next_needs_row_time(&self) -> bool {
+        match self {
+            Column::Plain(reader) => reader.next_needs_row_time(),
+            Column::Dict { .. } => false,
+        }
+    }
+
     /// Calls `f` with the next value: a dictionary's is lent, not copied.
     pub(super) fn with_next<T>(
         &mut self,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS};
 use super::codec::Truncated;
 use super::column::Column;
-use super::rows::{read_shapes, shape_ids, times, Times};
+use super::rows::{read_shapes, shape_ids, Times};
 use super::tokens::TokenIndex;
 use crate::event::{fields, Value};
 use crate::store::query::{glob_matches, in_range, number, tokens, Query};
@@ -19,10 +19,8 @@ use crate::store::query::{glob_matches, in_range, number, tokens, Query};
 /// A block opened for column-wise evaluation: its rows' shapes, and the columns read so far.
 pub(super) struct BlockView<'a> {
     block: &'a BlockMeta,
-    /// Every row's time, once a column walk has needed them.
-    times: Option<Vec<i64>>,
-    /// Rows' times a page at a time, when no walk has read them all.
-    some_times: Times<'a>,
+    /// Rows' times, read a page at a time as values or results need them.
+    times: Times<'a>,
     shape_ids: Vec<u32>,
     shapes: Vec<Vec<u32>>,
     columns: HashMap<usize, Bytes>,
@@ -35,8 +33,7 @@ impl<'a> BlockView<'a> {
         let shape_ids = shape_ids(block, block.section(1)?, shapes.len())?;
         Ok(BlockView {
             block,
-            times: None,
-            some_times: Times::new(block),
+            times: Times::new(block),
             shape_ids,
             shapes,
             columns: HashMap::new(),
@@ -48,27 +45,14 @@ impl<'a> BlockView<'a> {
         self.shape_ids.len()
     }
 
-    /// Every row's time, to be handed back with [`put_times`](Self::put_times).
-    fn take_times(&mut self) -> Result<Vec<i64>, BlockError> {
-        match self.times.take() {
-            Some(times) => Ok(times),
-            None => times(self.block),
-        }
-    }
-
-    fn put_times(&mut self, times: Vec<i64>) {
-        self.times = Some(times);
-    }
-
     /// Row `row`'s time.
     pub(super) fn time_of(&mut self, row: usize) -> Result<i64, BlockError> {
-        match &self.times {
-            Some(times) => times
-                .get(row)
-                .copied()
-                .ok_or_else(|| self.block.damaged("rows")),
-            None => self.some_times.get(row),
-        }
+        self.times.get(row)
+    }
+
+    /// The times, taken out for a walk (which borrows the view) and put back after it.
+    fn take_times(&mut self) -> Times<'a> {
+        std::mem::replace(&mut self.times, Times::new(self.block))
     }
 
     fn column_index(&self, name: &str) -> Option<usize> {
@@ -131,12 +115,14 @@ impl<'a> BlockView<'a> {
         index: usize,
         mut each: impl FnMut(usize, &Value),
     ) -> Result<(), BlockError> {
-        let times = self.take_times()?;
+        let mut times = self.take_times();
+        let mut failed = None;
         let result = self.walk(index, |row, column| {
-            column.with_next(times[row], |value| each(row, value))
+            let ts = row_time(&mut times, column, row, &mut failed)?;
+            column.with_next(ts, |value| each(row, value))
         });
-        self.put_times(times);
-        result
+        self.times = times;
+        failed.map_or(result, Err)
     }
 
     /// Rows whose column `index` has a value `test` accepts: on a dictionary, `test` runs
@@ -280,17 +266,19 @@ impl<'a> BlockView<'a> {
         }
         // Rows holding every word: only their messages are checked for the phrase.
         let mut bits = vec![false; self.rows()];
-        let times = self.take_times()?;
+        let mut times = self.take_times();
+        let mut failed = None;
         let walked = self.walk(index, |row, column| {
             if candidates[row] {
-                bits[row] = column.with_next(times[row], holds)?;
+                let ts = row_time(&mut times, column, row, &mut failed)?;
+                bits[row] = column.with_next(ts, holds)?;
                 Ok(())
             } else {
                 column.skip()
             }
         });
-        self.put_times(times);
-        walked.map(|()| bits)
+        self.times = times;
+        failed.map_or(walked, Err).map(|()| bits)
     }
 
     /// Rows holding every one of `words` by the block's word index; `None` when a word is
@@ -328,6 +316,23 @@ impl<'a> BlockView<'a> {
         }
         Ok(bits)
     }
+}
+
+/// The time to read `column`'s next value (on row `row`) with: its row's when the value
+/// needs it, else 0 (no time is read). A failure to read times is kept in `failed`.
+fn row_time(
+    times: &mut Times,
+    column: &Column,
+    row: usize,
+    failed: &mut Option<BlockError>,
+) -> Result<i64, Truncated> {
+    if !column.next_needs_row_time() {
+        return Ok(0);
+    }
+    times.get(row).map_err(|e| {
+        *failed = Some(e);
+        Truncated
+    })
 }
 
 /// Whether the query can be answered column by column: dotted paths may descend into

@@ -508,3 +508,32 @@ fn words_whose_rows_lie_in_later_pages_of_the_index_are_found() {
         );
     }
 }
+
+#[test]
+fn times_inside_values_are_read_with_their_rows_time() {
+    // A time in a field is stored relative to its row's: a column walk must read that
+    // row's time for it (and only for it).
+    let n = block::PAGE_ROWS + 1000;
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let mut event = test_event(&format!(r#"{{"message":"m{i}","n":{i}}}"#));
+            let seen = Value::Timestamp(ARRIVAL + (i as i64) * 1_000_000_007);
+            event.fields.insert("seen", seen.clone());
+            event
+                .fields
+                .insert("pair", Value::Array(vec![Value::from("x"), seen]));
+            event
+        })
+        .collect();
+    let (_dir, store) = fill("columns_times_in_values", columns(), &events, n);
+    for i in [0, 17, block::PAGE_ROWS - 1, block::PAGE_ROWS, n - 1] {
+        let text = events[i].fields.get("seen").expect("seen").to_text();
+        for q in [format!("seen:\"{text}\""), format!("pair:\"{text}\"")] {
+            let query = Query::parse(&q).expect("parses");
+            assert_eq!(events.iter().filter(|e| query.matches(e)).count(), 1, "{q}");
+            let got = page(&store, &q, 10, None);
+            assert_eq!(got.total, 1, "{q}");
+            assert_eq!(got.events[0]["n"], i as i64, "{q}");
+        }
+    }
+}
