@@ -102,6 +102,13 @@ pub(super) fn put_value(out: &mut Vec<u8>, value: &Value, row_ts: i64, depth: us
     }
 }
 
+/// How a string value is encoded: what [`Reader::next_string_encoding`] returns for it.
+pub(super) fn string_encoding(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 6);
+    put_bytes(&mut out, text.as_bytes());
+    out
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(BYTES);
     put_varint(out, bytes.len() as u64);
@@ -125,6 +132,23 @@ impl Reader {
 
     pub(super) fn position(&self) -> usize {
         self.pos
+    }
+
+    /// The whole encoding (tag, length, bytes) of the next value when it is a string, read
+    /// past; `None`, reading nothing, for any other value.
+    pub(super) fn next_string_encoding(&mut self) -> Result<Option<&[u8]>, Truncated> {
+        if self.data.get(self.pos) != Some(&BYTES) {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let mut at = start + 1;
+        let len = varint_at(&self.data, &mut at)? as usize;
+        let end = at.checked_add(len).ok_or(Truncated)?;
+        if end > self.data.len() {
+            return Err(Truncated);
+        }
+        self.pos = end;
+        Ok(Some(&self.data[start..end]))
     }
 
     /// Whether the next value depends on its row's time: a time (stored relative to it), or

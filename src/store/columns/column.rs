@@ -174,6 +174,15 @@ impl Column {
         }
     }
 
+    /// The next value's encoding when the column is plain and the value a string, read
+    /// past; `None`, reading nothing, otherwise.
+    pub(super) fn next_string_encoding(&mut self) -> Result<Option<&[u8]>, Truncated> {
+        match self {
+            Column::Plain(reader) => reader.next_string_encoding(),
+            Column::Dict { .. } => Ok(None),
+        }
+    }
+
     /// Whether the next value needs its row's time to be read (a dictionary's never do).
     pub(super) fn next_needs_row_time(&self) -> bool {
         match self {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::block::{BlockError, BlockMeta, FIXED_SECTIONS, FLAG_REPEATED_KEYS};
-use super::codec::Truncated;
+use super::codec::{string_encoding, Truncated};
 use super::column::Column;
 use super::rows::{read_shapes, shape_ids, Times};
 use super::tokens::TokenIndex;
@@ -195,6 +195,11 @@ impl<'a> BlockView<'a> {
                 bits.iter_mut().for_each(|b| *b = !*b);
                 bits
             }
+            Query::Term { field, value } | Query::Phrase { field, text: value }
+                if text_field(field).is_some() && !value.contains('\u{FFFD}') =>
+            {
+                self.field_equals(text_field(field).unwrap_or_default(), value)?
+            }
             _ => match field_clause(query) {
                 Some((name, test)) => self.field_values(name, test)?,
                 None => match query {
@@ -227,6 +232,39 @@ impl<'a> BlockView<'a> {
             Value::Array(items) => items.iter().any(&test),
             other => test(other),
         })
+    }
+
+    /// Rows whose field `name` holds `text` (or, for an array, an item that is): as
+    /// [`field_values`](Self::field_values) with [`text_equals`], but a string in a plain
+    /// column is compared as it is encoded, without building its value. (Exact for `text`
+    /// without U+FFFD: a string that is not UTF-8 reads as text holding one.)
+    fn field_equals(&mut self, name: &str, text: &str) -> Result<Vec<bool>, BlockError> {
+        let Some(index) = self.column_index(name) else {
+            return Ok(vec![false; self.rows()]);
+        };
+        let equals = |value: &Value| match value {
+            Value::Null => false,
+            Value::Array(items) => items.iter().any(|item| text_equals(item, text)),
+            other => text_equals(other, text),
+        };
+        if self.open_column(index)?.dictionary().is_some() {
+            return self.test_values(index, equals);
+        }
+        let needle = string_encoding(text);
+        let mut bits = vec![false; self.rows()];
+        let mut times = self.take_times();
+        let mut failed = None;
+        let walked = self.walk(index, |row, column| {
+            if let Some(encoded) = column.next_string_encoding()? {
+                bits[row] = encoded == needle.as_slice();
+                return Ok(());
+            }
+            let ts = row_time(&mut times, column, row, &mut failed)?;
+            bits[row] = column.with_next(ts, equals)?;
+            Ok(())
+        });
+        self.times = times;
+        failed.map_or(walked, Err).map(|()| bits)
     }
 
     fn message_rows(&mut self, test: impl Fn(&Value) -> bool) -> Result<Vec<bool>, BlockError> {
