@@ -67,20 +67,45 @@ pub struct StoreConfig {
     /// it is told so in-band).
     #[serde(default = "default_tail_buffer_events")]
     pub tail_buffer_events: usize,
-    /// How partitions are stored: `"tantivy"` (an inverted index, the default) or
-    /// `"columns"` (blocks of columns with bloom filters: see [`columns`]).
-    #[serde(default)]
+    /// How partitions are stored: `"tantivy"` (an inverted index), `"columns"` (blocks of
+    /// columns with bloom filters: see [`columns`]), or `"auto"` (the default: the engine of
+    /// the partitions already in the directory, columns for a new store).
+    #[serde(default = "default_engine")]
     pub engine: Engine,
 }
 
 /// The store's on-disk engine; a store directory is read by the engine that wrote it (the
 /// other's partitions are left alone, with a warning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    #[default]
     Tantivy,
     Columns,
+    /// The engine of the newest partition already in the directory, or columns for a new
+    /// store: a store written before columns were the default keeps being read.
+    Auto,
+}
+
+impl Engine {
+    /// The engine to open `partitions` (newest last) with: `Auto` chosen, others as they are.
+    fn resolve(self, partitions: &[(i64, PathBuf)]) -> Engine {
+        if self != Engine::Auto {
+            return self;
+        }
+        for (_, path) in partitions.iter().rev() {
+            if columns::is_columns_partition(path) {
+                return Engine::Columns;
+            }
+            if path.join("meta.json").exists() {
+                return Engine::Tantivy;
+            }
+        }
+        Engine::Columns
+    }
+}
+
+fn default_engine() -> Engine {
+    Engine::Auto
 }
 
 /// A duration written as text (`"90s"`, `"15m"`, `"2h"`, `"7d"`) or as seconds.
@@ -222,7 +247,8 @@ impl Default for StoreOptions {
             retention_bytes: None,
             writer_memory_bytes: default_writer_memory_bytes(),
             tail_buffer_events: default_tail_buffer_events(),
-            engine: Engine::default(),
+            // Tests and benches that do not choose get tantivy; a config's default is `auto`.
+            engine: Engine::Tantivy,
         }
     }
 }
@@ -287,6 +313,9 @@ impl Store {
             })
             .collect();
         entries.sort();
+        let mut options = options;
+        options.engine = options.engine.resolve(&entries);
+        tracing::info!(component_id = %id, engine = ?options.engine, "store engine");
         let mut column_partitions = Vec::new();
         for (start, path) in entries {
             let columns = columns::is_columns_partition(&path);

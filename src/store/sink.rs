@@ -35,7 +35,7 @@ pub(super) async fn run_sink(
 ) -> Result<(), SinkError> {
     let (idle_gap, min_commit_gap) = match store.engine() {
         Engine::Columns => (IDLE_GAP_COLUMNS, MIN_COMMIT_GAP_COLUMNS),
-        Engine::Tantivy => (IDLE_GAP, MIN_COMMIT_GAP),
+        Engine::Tantivy | Engine::Auto => (IDLE_GAP, MIN_COMMIT_GAP),
     };
     let writer = Arc::new(Mutex::new(store.writer()));
     let mut pending = Uncommitted::default();

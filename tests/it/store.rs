@@ -375,7 +375,8 @@ fn kill_9_during_ingest_with(engine: Engine) {
     let config = dir.path().join("router.toml");
     let extra = match engine {
         Engine::Columns => "engine = \"columns\"",
-        Engine::Tantivy => "",
+        Engine::Tantivy => "engine = \"tantivy\"",
+        Engine::Auto => "",
     };
     std::fs::write(&config, store_pipeline(&data, extra)).expect("config");
     let router = spawn_router(sluice_up(&config));

@@ -537,3 +537,22 @@ fn times_inside_values_are_read_with_their_rows_time() {
         }
     }
 }
+
+#[test]
+fn auto_keeps_the_engine_a_store_was_written_with_and_starts_new_stores_on_columns() {
+    let auto = || StoreOptions {
+        engine: Engine::Auto,
+        ..StoreOptions::default()
+    };
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let store = Store::open("auto_fresh", fresh.path(), auto()).expect("opens");
+    assert_eq!(store.engine(), Engine::Columns);
+    let events = events(50);
+    for (options, engine) in [(tantivy(), Engine::Tantivy), (columns(), Engine::Columns)] {
+        let (dir, written) = fill("auto_existing", options, &events, 25);
+        drop(written);
+        let store = Store::open("auto_existing", dir.path(), auto()).expect("reopens");
+        assert_eq!(store.engine(), engine);
+        assert_eq!(store.num_events(), 50, "{engine:?}");
+    }
+}
