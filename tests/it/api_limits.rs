@@ -53,6 +53,11 @@ fn open_tail(api: SocketAddr, token: &str) -> (TcpStream, u16, String) {
 }
 
 async fn limited_router(dir: &std::path::Path, api_extra: &str) -> Router {
+    limited_router_on(dir, api_extra, "").await
+}
+
+/// As [`limited_router`], the store's table ending with `store_extra`.
+async fn limited_router_on(dir: &std::path::Path, api_extra: &str, store_extra: &str) -> Router {
     let tokens = dir.join("api-tokens");
     std::fs::write(&tokens, format!("{ALICE} read\n{BOB} read\n")).expect("tokens");
     Router::start(&format!(
@@ -72,6 +77,7 @@ type = "store"
 inputs = ["al_in"]
 path = "{}"
 commit_interval_ms = 20
+{store_extra}
 "#,
         tokens.display(),
         dir.join("store").display(),
@@ -157,8 +163,18 @@ async fn tails_are_capped_per_token_and_in_total() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_their_scan_bound_get_503() {
+    scan_bound_with("").await;
+}
+
+/// The same bound, the same answers, on the tantivy engine: both count matching events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_their_scan_bound_get_503_on_tantivy() {
+    scan_bound_with(r#"engine = "tantivy""#).await;
+}
+
+async fn scan_bound_with(store_extra: &str) {
     let dir = tempdir();
-    let router = limited_router(dir.path(), "max_scanned_events = 100").await;
+    let router = limited_router_on(dir.path(), "max_scanned_events = 100", store_extra).await;
     let (ingest, api) = (router.addr("al_in"), router.addr("api"));
     tokio::task::spawn_blocking(move || {
         let mut body = String::new();

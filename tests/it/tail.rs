@@ -76,12 +76,36 @@ async fn tail_a_stalled_client_overflows_alone() {
         let mut stalled_seen = String::new();
         assert!(read_sse_until(&mut stalled, &mut stalled_seen, |s| s.contains(": tailing")));
         let padding = "x".repeat(1000);
+        // The live client reports the newest `seq` it has read, so that each batch is sent
+        // once it has read the one before: a reader that keeps up, on a store of any speed.
+        let (progress, read_up_to) = std::sync::mpsc::channel::<usize>();
         let reader = std::thread::spawn(move || {
             let last = format!("\"seq\":{}}}", BATCHES * PER_BATCH - 1);
-            let ok = read_sse_until(&mut live, &mut live_seen, |s| s.contains(&last));
+            let ok = read_sse_until(&mut live, &mut live_seen, |s| {
+                let newest = s
+                    .rfind("\"seq\":")
+                    .map(|at| &s[at + 6..])
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|digits| digits.parse().ok());
+                if let Some(seq) = newest {
+                    let _ = progress.send(seq);
+                }
+                s.contains(&last)
+            });
             (ok, live_seen)
         });
         for b in 0..BATCHES {
+            if b > 0 {
+                let wanted = b * PER_BATCH - 1;
+                let deadline = Instant::now() + TIMEOUT;
+                while let Ok(seq) =
+                    read_up_to.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                {
+                    if seq >= wanted || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
             let mut body = String::new();
             for i in 0..PER_BATCH {
                 body.push_str(&format!(

@@ -106,8 +106,8 @@ pub(super) fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, St
 }
 
 /// The rows of `block` in `[from, to)` that match, with their times, in row order. Charges
-/// the block's rows to `budget`. Reads only the columns the query names when it can
-/// ([`BlockView`]), whole rows otherwise.
+/// the matches to `budget`, as the tantivy engine charges the matches it visits (`[api]
+/// max_scanned_events` bounds matching events; the time bound, the rest).
 fn matching_rows(
     block: &BlockMeta,
     query: &Query,
@@ -116,10 +116,23 @@ fn matching_rows(
     budget: &Budget,
 ) -> Result<Vec<(usize, i64)>, StoreError> {
     budget.check()?;
+    let rows = block_matches(block, query, from, to)?;
+    budget.spend(rows.len() as u64);
+    budget.check()?;
+    Ok(rows)
+}
+
+/// The rows of `block` in `[from, to)` that match, with their times, in row order. Reads
+/// only the columns the query names when it can ([`BlockView`]), whole rows otherwise.
+fn block_matches(
+    block: &BlockMeta,
+    query: &Query,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<(usize, i64)>, StoreError> {
     if !worth_reading(query, block)? {
         return Ok(Vec::new());
     }
-    budget.spend(u64::from(block.rows));
     if matches!(query, Query::All) {
         return Ok(times(block)?
             .into_iter()
