@@ -208,6 +208,22 @@ fn word_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, StoreErro
     Ok(TokenIndex::open(block)?.count(&word)?.map(u64::from))
 }
 
+/// The block's matches for a query answered column by column, counted from the bits
+/// without reading a row's time (for a block wholly inside the time range that is only
+/// counted): `None` when the query needs whole rows.
+fn bit_count(block: &BlockMeta, query: &Query, budget: &Budget) -> Result<Option<u64>, StoreError> {
+    budget.check()?;
+    if !worth_reading(query, block)? {
+        return Ok(Some(0));
+    }
+    let Some(bits) = BlockView::open(block)?.matches(query)? else {
+        return Ok(None);
+    };
+    let n = bits.iter().filter(|&&hit| hit).count() as u64;
+    budget.spend(n);
+    Ok(Some(n))
+}
+
 /// Calls `each(row, texts)` with the text values of field `name` (array items each) on
 /// every row marked in `wanted` that has any.
 fn each_field_texts(
@@ -276,7 +292,10 @@ pub fn search(
         if count_only && inside {
             let counted = match dictionary_count(block, &request.query)? {
                 Some(n) => Some(n),
-                None => word_count(block, &request.query)?,
+                None => match word_count(block, &request.query)? {
+                    Some(n) => Some(n),
+                    None => bit_count(block, &request.query, budget)?,
+                },
             };
             if let Some(n) = counted {
                 budget.check()?;
