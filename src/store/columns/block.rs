@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::codec::{put_varint, Reader};
+use super::codec::{put_varint, varint_at};
 
 pub(super) const MAX_BLOCK_ROWS: usize = 65_536;
 /// Rows per page of a field column: returning one event decompresses 1/16 of a full
@@ -188,20 +188,24 @@ impl BlockMeta {
             });
         }
         let bad = || self.damaged("page table");
-        let mut reader = Reader::new(Bytes::copy_from_slice(head));
-        let count = reader.varint().map_err(|_| bad())? as usize;
+        let mut at = 0;
+        let count = varint_at(head, &mut at).map_err(|_| bad())? as usize;
         if count == 0 || count > MAX_PAGES {
             return Err(bad());
         }
         let mut pages = Vec::with_capacity(count);
         for _ in 0..count {
-            let stored_len = reader.varint().map_err(|_| bad())? as usize;
-            let raw_len = reader.varint().map_err(|_| bad())? as usize;
-            let crc = reader.take(4).map_err(|_| bad())?;
-            let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-            pages.push((stored_len, raw_len, crc));
+            let stored_len = varint_at(head, &mut at).map_err(|_| bad())? as usize;
+            let raw_len = varint_at(head, &mut at).map_err(|_| bad())? as usize;
+            let crc = head.get(at..at + 4).ok_or_else(bad)?;
+            pages.push((
+                stored_len,
+                raw_len,
+                u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]),
+            ));
+            at += 4;
         }
-        let start = reader.position();
+        let start = at;
         let stored_sum = pages.iter().try_fold(start, |n, p| n.checked_add(p.0));
         let raw_sum = pages.iter().try_fold(0usize, |n, p| n.checked_add(p.1));
         if stored_sum != Some(stored) || raw_sum != Some(raw) {
@@ -363,6 +367,13 @@ fn compress(section: &RawSection) -> std::io::Result<Vec<u8>> {
             zstd::bulk::compress(raw, LEVEL)?
         };
         frames.push((frame, raw.len()));
+    }
+    if frames.len() > MAX_PAGES {
+        return Err(std::io::Error::other(format!(
+            "section {} in {} pages, more than {MAX_PAGES}",
+            section.name,
+            frames.len()
+        )));
     }
     let mut out = Vec::with_capacity(frames.iter().map(|f| f.0.len() + 8).sum::<usize>() + 4);
     put_varint(&mut out, frames.len() as u64);

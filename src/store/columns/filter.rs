@@ -50,9 +50,20 @@ impl<'a> BlockView<'a> {
         self.times.get(row)
     }
 
-    /// The times, taken out for a walk (which borrows the view) and put back after it.
-    fn take_times(&mut self) -> Times<'a> {
-        std::mem::replace(&mut self.times, Times::new(self.block))
+    /// [`walk`](Self::walk) with the rows' times at hand, for values stored relative to
+    /// them (the times are taken out while the walk borrows the view, and put back).
+    fn walk_timed(
+        &mut self,
+        index: usize,
+        mut first: impl FnMut(usize, &mut Column, &mut RowTimes<'a>) -> Result<(), Truncated>,
+    ) -> Result<(), BlockError> {
+        let mut times = RowTimes {
+            times: std::mem::replace(&mut self.times, Times::new(self.block)),
+            failed: None,
+        };
+        let walked = self.walk(index, |row, column| first(row, column, &mut times));
+        self.times = times.times;
+        times.failed.map_or(walked, Err)
     }
 
     fn column_index(&self, name: &str) -> Option<usize> {
@@ -115,14 +126,10 @@ impl<'a> BlockView<'a> {
         index: usize,
         mut each: impl FnMut(usize, &Value),
     ) -> Result<(), BlockError> {
-        let mut times = self.take_times();
-        let mut failed = None;
-        let result = self.walk(index, |row, column| {
-            let ts = row_time(&mut times, column, row, &mut failed)?;
+        self.walk_timed(index, |row, column, times| {
+            let ts = times.for_next(column, row)?;
             column.with_next(ts, |value| each(row, value))
-        });
-        self.times = times;
-        failed.map_or(result, Err)
+        })
     }
 
     /// Rows whose column `index` has a value `test` accepts: on a dictionary, `test` runs
@@ -252,19 +259,16 @@ impl<'a> BlockView<'a> {
         }
         let needle = string_encoding(text);
         let mut bits = vec![false; self.rows()];
-        let mut times = self.take_times();
-        let mut failed = None;
-        let walked = self.walk(index, |row, column| {
+        self.walk_timed(index, |row, column, times| {
             if let Some(encoded) = column.next_string_encoding()? {
                 bits[row] = encoded == needle.as_slice();
                 return Ok(());
             }
-            let ts = row_time(&mut times, column, row, &mut failed)?;
+            let ts = times.for_next(column, row)?;
             bits[row] = column.with_next(ts, equals)?;
             Ok(())
-        });
-        self.times = times;
-        failed.map_or(walked, Err).map(|()| bits)
+        })?;
+        Ok(bits)
     }
 
     fn message_rows(&mut self, test: impl Fn(&Value) -> bool) -> Result<Vec<bool>, BlockError> {
@@ -304,19 +308,16 @@ impl<'a> BlockView<'a> {
         }
         // Rows holding every word: only their messages are checked for the phrase.
         let mut bits = vec![false; self.rows()];
-        let mut times = self.take_times();
-        let mut failed = None;
-        let walked = self.walk(index, |row, column| {
+        self.walk_timed(index, |row, column, times| {
             if candidates[row] {
-                let ts = row_time(&mut times, column, row, &mut failed)?;
+                let ts = times.for_next(column, row)?;
                 bits[row] = column.with_next(ts, holds)?;
                 Ok(())
             } else {
                 column.skip()
             }
-        });
-        self.times = times;
-        failed.map_or(walked, Err).map(|()| bits)
+        })?;
+        Ok(bits)
     }
 
     /// Rows holding every one of `words` by the block's word index; `None` when a word is
@@ -356,21 +357,25 @@ impl<'a> BlockView<'a> {
     }
 }
 
-/// The time to read `column`'s next value (on row `row`) with: its row's when the value
-/// needs it, else 0 (no time is read). A failure to read times is kept in `failed`.
-fn row_time(
-    times: &mut Times,
-    column: &Column,
-    row: usize,
-    failed: &mut Option<BlockError>,
-) -> Result<i64, Truncated> {
-    if !column.next_needs_row_time() {
-        return Ok(0);
+/// A block's times during a column walk, and the first failure to read them (the walk
+/// itself only knows a value could not be read).
+struct RowTimes<'a> {
+    times: Times<'a>,
+    failed: Option<BlockError>,
+}
+
+impl RowTimes<'_> {
+    /// The time to read `column`'s next value (on row `row`) with: its row's when the value
+    /// needs it, else 0 (no time is read).
+    fn for_next(&mut self, column: &Column, row: usize) -> Result<i64, Truncated> {
+        if !column.next_needs_row_time() {
+            return Ok(0);
+        }
+        self.times.get(row).map_err(|e| {
+            self.failed = Some(e);
+            Truncated
+        })
     }
-    times.get(row).map_err(|e| {
-        *failed = Some(e);
-        Truncated
-    })
 }
 
 /// Whether the query can be answered column by column: dotted paths may descend into
