@@ -165,6 +165,31 @@ impl<'a> BlockView<'a> {
         }
     }
 
+    /// For field `name` stored as a dictionary: calls `each(row, code)` with the code of the
+    /// first value on every row holding it, and answers the dictionary's values (none when
+    /// no row holds the field); `None`, reading no row, when the column is plain.
+    pub(super) fn each_code_of(
+        &mut self,
+        name: &str,
+        mut each: impl FnMut(usize, u8),
+    ) -> Result<Option<Vec<Value>>, BlockError> {
+        let Some(index) = self.column_index(name) else {
+            return Ok(Some(Vec::new()));
+        };
+        let Some(values) = self
+            .open_column(index)?
+            .dictionary()
+            .map(|(values, _)| values.to_vec())
+        else {
+            return Ok(None);
+        };
+        self.walk(index, |row, column| {
+            each(row, column.next_code()?);
+            Ok(())
+        })?;
+        Ok(Some(values))
+    }
+
     /// One bit per row: whether the row matches `query`; `None` when the query needs whole
     /// rows.
     pub(super) fn matches(&mut self, query: &Query) -> Result<Option<Vec<bool>>, BlockError> {

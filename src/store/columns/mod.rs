@@ -12,6 +12,7 @@
 //!   00000000000000000000-00000000000000065535.blk   a block: its sequence range
 //! ```
 
+mod aggregate;
 mod block;
 mod bloom;
 mod build;
@@ -27,10 +28,11 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+pub use aggregate::{histogram_series, top_counts};
 pub use block::BlockError;
 use block::{BlockMeta, MAX_BLOCK_ROWS};
 use build::Builder;
-pub use scan::{histogram_series, search, top_counts};
+pub use scan::search;
 
 use super::index::{arrival, dir_bytes, store_time, ORIGINAL_TIMESTAMP};
 use crate::event::{fields, Event, Value};

@@ -17,14 +17,9 @@ use super::Partition;
 use crate::event::{fields, Event, Map, Value};
 use crate::store::query::{tokens, Query};
 use crate::store::search::{
-    decode_cursor, encode_cursor, Budget, HistogramRequest, Key, SearchPage, SearchRequest,
-    TopRequest, MAX_LIMIT,
+    decode_cursor, encode_cursor, Budget, Key, SearchPage, SearchRequest, MAX_LIMIT,
 };
 use crate::store::StoreError;
-
-/// Longest text a value counts as in top values and histogram splits (as the tantivy
-/// engine's keyword column keeps it).
-const MAX_VALUE_BYTES: usize = 256;
 
 /// Whether a block (flags `flags`) whose bloom filter answers `may_contain` may hold a
 /// match: false only when a term the query requires is surely absent.
@@ -52,7 +47,7 @@ fn may_match(query: &Query, flags: u32, may_contain: &mut impl FnMut(u64) -> boo
 }
 
 /// The blocks of `partitions` whose times meet `[from, to)`, with their partition's start.
-fn blocks_in(
+pub(super) fn blocks_in(
     partitions: &[Arc<Partition>],
     from: Option<i64>,
     to: Option<i64>,
@@ -66,6 +61,11 @@ fn blocks_in(
 
 fn in_range(ts: i64, from: Option<i64>, to: Option<i64>) -> bool {
     from.is_none_or(|f| ts >= f) && to.is_none_or(|t| ts < t)
+}
+
+/// Whether every row of `block` is in `[from, to)`, by its header's time range.
+pub(super) fn wholly_inside(block: &BlockMeta, from: Option<i64>, to: Option<i64>) -> bool {
+    in_range(block.min_ts, from, to) && in_range(block.max_ts, from, to)
 }
 
 /// Whether the block may hold a match: reads the pages of its bloom filter that the query's
@@ -108,7 +108,7 @@ pub(super) fn worth_reading(query: &Query, block: &BlockMeta) -> Result<bool, St
 /// The rows of `block` in `[from, to)` that match, with their times, in row order. Charges
 /// the matches to `budget`, as the tantivy engine charges the matches it visits (`[api]
 /// max_scanned_events` bounds matching events; the time bound, the rest).
-fn matching_rows(
+pub(super) fn matching_rows(
     block: &BlockMeta,
     query: &Query,
     from: Option<i64>,
@@ -173,21 +173,32 @@ fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, Sto
     let Some((name, test)) = field_clause(query) else {
         return Ok(None);
     };
-    if name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
-        return Ok(None);
-    }
-    let Some(section) = block.columns().iter().find(|s| s.name == name) else {
-        return Ok(Some(0));
-    };
-    let column = Column::open(block.read(section)?).map_err(|_| block.damaged("column"))?;
-    Ok(column.dictionary().map(|(values, counts)| {
-        values
+    Ok(dictionary_of(block, name)?.map(|dictionary| {
+        dictionary
             .iter()
-            .zip(counts)
             .filter(|(v, _)| !matches!(v, Value::Null) && test(v))
             .map(|(_, n)| n)
             .sum()
     }))
+}
+
+/// Field `name`'s dictionary in `block` with the rows holding each value, from the block's
+/// counts without reading a row (empty when no row holds the field); `None` for a plain
+/// column, a dotted path, or a block whose counts may include repeated keys.
+pub(super) fn dictionary_of(
+    block: &BlockMeta,
+    name: &str,
+) -> Result<Option<Vec<(Value, u64)>>, StoreError> {
+    if name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
+        return Ok(None);
+    }
+    let Some(section) = block.columns().iter().find(|s| s.name == name) else {
+        return Ok(Some(Vec::new()));
+    };
+    let column = Column::open(block.read(section)?).map_err(|_| block.damaged("column"))?;
+    Ok(column
+        .dictionary()
+        .map(|(values, counts)| values.iter().cloned().zip(counts.iter().copied()).collect()))
 }
 
 /// The block's matches for a one-word query on the message, from its word index: `None`
@@ -224,42 +235,6 @@ fn bit_count(block: &BlockMeta, query: &Query, budget: &Budget) -> Result<Option
     Ok(Some(n))
 }
 
-/// Calls `each(row, texts)` with the text values of field `name` (array items each) on
-/// every row marked in `wanted` that has any.
-fn each_field_texts(
-    block: &BlockMeta,
-    name: &str,
-    wanted: &[bool],
-    mut each: impl FnMut(usize, &mut Vec<String>),
-) -> Result<(), StoreError> {
-    let mut texts = Vec::new();
-    if !name.contains('.') {
-        let mut view = BlockView::open(block)?;
-        view.each_value_of(name, |row, value| {
-            if wanted[row] {
-                value_texts(value, &mut texts);
-                if !texts.is_empty() {
-                    each(row, &mut texts);
-                }
-            }
-        })?;
-        return Ok(());
-    }
-    let mut rows = Rows::open(block)?;
-    while let Some(row) = rows.next_row() {
-        let (row, _, map) = row.map_err(|()| block.damaged("rows"))?;
-        if wanted[row] {
-            if let Some(value) = map.get_path(name) {
-                value_texts(value, &mut texts);
-                if !texts.is_empty() {
-                    each(row, &mut texts);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A page of the newest matches and their exact total, as `Store::search` answers.
 pub fn search(
     partitions: &[Arc<Partition>],
@@ -281,8 +256,7 @@ pub fn search(
             .flatten();
         let newest_here = (block.max_ts, *start, block.last_seq());
         let count_only = limit == 0 || floor.is_some_and(|f| newest_here < f);
-        let inside = in_range(block.min_ts, request.from, request.to)
-            && in_range(block.max_ts, request.from, request.to);
+        let inside = wholly_inside(block, request.from, request.to);
         if count_only && inside && matches!(request.query, Query::All) {
             // Counted from the header: every row is in the range and matches.
             budget.check()?;
@@ -389,90 +363,4 @@ fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// A value's texts as the matcher compares them (an array's items each; none for null),
-/// cut to [`MAX_VALUE_BYTES`].
-fn value_texts(value: &Value, out: &mut Vec<String>) {
-    out.clear();
-    let mut push = |value: &Value| {
-        let mut text = value.to_text();
-        if text.len() > MAX_VALUE_BYTES {
-            let mut end = MAX_VALUE_BYTES;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        out.push(text);
-    };
-    match value {
-        Value::Null => {}
-        Value::Array(items) => items.iter().for_each(&mut push),
-        value => push(value),
-    }
-}
-
-/// Counts per bucket of `request`, per split value (`"all"` without a split, `""` for rows
-/// without the field).
-pub fn histogram_series(
-    partitions: &[Arc<Partition>],
-    request: &HistogramRequest,
-    buckets: usize,
-    budget: &Budget,
-) -> Result<HashMap<String, Vec<u64>>, StoreError> {
-    let mut series: HashMap<String, Vec<u64>> = HashMap::new();
-    let (from, to) = (Some(request.from), Some(request.to));
-    for (_, block) in blocks_in(partitions, from, to) {
-        let matching = matching_rows(&block, &request.query, from, to, budget)?;
-        let mut names: Vec<Option<String>> = Vec::new();
-        if let Some(split) = &request.split {
-            names.resize(block.rows as usize, None);
-            let mut wanted = vec![false; block.rows as usize];
-            matching.iter().for_each(|&(row, _)| wanted[row] = true);
-            each_field_texts(&block, split, &wanted, |row, texts| {
-                names[row] = texts.iter().min().cloned();
-            })?;
-        }
-        for (row, ts) in matching {
-            let bucket = ((i128::from(ts) - i128::from(request.from))
-                / i128::from(request.interval)) as usize;
-            let name = match request.split {
-                Some(_) => names[row].take().unwrap_or_default(),
-                None => "all".to_string(),
-            };
-            let counts = series.entry(name).or_insert_with(|| vec![0; buckets]);
-            if let Some(slot) = counts.get_mut(bucket) {
-                *slot += 1;
-            }
-        }
-    }
-    Ok(series)
-}
-
-/// Counts of each value of `request.field` among matching rows, and the matching rows.
-pub fn top_counts(
-    partitions: &[Arc<Partition>],
-    request: &TopRequest,
-    budget: &Budget,
-) -> Result<(HashMap<String, u64>, u64), StoreError> {
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut total = 0;
-    for (_, block) in blocks_in(partitions, request.from, request.to) {
-        let matching = matching_rows(&block, &request.query, request.from, request.to, budget)?;
-        total += matching.len() as u64;
-        if matching.is_empty() {
-            continue;
-        }
-        let mut wanted = vec![false; block.rows as usize];
-        matching.iter().for_each(|&(row, _)| wanted[row] = true);
-        each_field_texts(&block, &request.field, &wanted, |_, texts| {
-            texts.sort_unstable();
-            texts.dedup();
-            for text in texts.drain(..) {
-                *counts.entry(text).or_insert(0) += 1;
-            }
-        })?;
-    }
-    Ok((counts, total))
 }

@@ -556,3 +556,60 @@ fn auto_keeps_the_engine_a_store_was_written_with_and_starts_new_stores_on_colum
         assert_eq!(store.num_events(), 50, "{engine:?}");
     }
 }
+
+#[test]
+fn histograms_and_top_values_answer_as_the_tantivy_engine_does() {
+    use crate::store::search::{HistogramRequest, TopRequest};
+    let events = events(3000);
+    let (_a, reference) = fill("aggregate_reference", tantivy(), &events, 700);
+    let (_b, store) = fill("aggregate_answers", columns(), &events, 700);
+    let (first, last) = store.time_range().expect("a time range");
+    assert_eq!(reference.time_range(), Some((first, last)));
+    let interval = ((last - first) / 7).max(1);
+    // The whole range, and one cutting blocks in two (blocks counted row by row).
+    for (from, to) in [(first, last + 1), (first + interval, last - interval)] {
+        for q in ["", "app:web", "took", "NOT level:error"] {
+            for split in [
+                None,
+                Some("level"),
+                Some("app"),
+                Some("req_id"),
+                Some("http.status"),
+            ] {
+                let request = HistogramRequest {
+                    query: Query::parse(q).expect(q),
+                    from,
+                    to,
+                    interval,
+                    split: split.map(str::to_string),
+                    split_limit: 100,
+                };
+                let want = reference.histogram(&request).expect("histogram");
+                let got = store.histogram(&request).expect("histogram");
+                assert_eq!(got, want, "q={q:?} split={split:?} from={from} to={to}");
+            }
+            for field in [
+                "level",
+                "app",
+                "status",
+                "req_id",
+                "tags",
+                "http.status",
+                "ok",
+            ] {
+                for (from, to) in [(None, None), (Some(from), Some(to))] {
+                    let request = TopRequest {
+                        query: Query::parse(q).expect(q),
+                        field: field.into(),
+                        from,
+                        to,
+                        limit: 1000,
+                    };
+                    let want = reference.top(&request).expect("top");
+                    let got = store.top(&request).expect("top");
+                    assert_eq!(got, want, "q={q:?} field={field} from={from:?} to={to:?}");
+                }
+            }
+        }
+    }
+}

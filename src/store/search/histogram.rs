@@ -95,7 +95,7 @@ pub fn keep_top_series(series: &mut SeriesFruit, limit: usize, buckets: usize) {
         .or_insert(other);
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Histogram {
     /// Bucket start times, milliseconds since the epoch (what charting libraries take).
     pub times_ms: Vec<i64>,

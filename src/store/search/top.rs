@@ -27,7 +27,7 @@ pub struct TopValue {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TopValues {
     pub field: String,
     pub values: Vec<TopValue>,

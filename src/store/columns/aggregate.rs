@@ -1,0 +1,249 @@
+//! Histograms and top values on the column engine. A split or top field stored as a
+//! dictionary is counted per code and turned into text once per block, not per row; top
+//! values over every event of a block come from the dictionary's counts in its header.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::block::BlockMeta;
+use super::filter::BlockView;
+use super::rows::Rows;
+use super::scan::{blocks_in, dictionary_of, matching_rows, wholly_inside};
+use super::Partition;
+use crate::event::Value;
+use crate::store::query::Query;
+use crate::store::search::{Budget, HistogramRequest, TopRequest};
+use crate::store::StoreError;
+
+/// Longest text a value counts as in top values and histogram splits (as the tantivy
+/// engine's keyword column keeps it).
+const MAX_VALUE_BYTES: usize = 256;
+
+/// Counts per bucket of `request`, per split value (`"all"` without a split, `""` for rows
+/// without the field).
+pub fn histogram_series(
+    partitions: &[Arc<Partition>],
+    request: &HistogramRequest,
+    buckets: usize,
+    budget: &Budget,
+) -> Result<HashMap<String, Vec<u64>>, StoreError> {
+    let mut series: HashMap<String, Vec<u64>> = HashMap::new();
+    let (from, to) = (Some(request.from), Some(request.to));
+    // A matching row's time is in [from, to), so its distance from `from` fits a u64, and
+    // the caller has checked the interval is above 0.
+    let interval = request.interval.max(1) as u64;
+    let bucket_of = |ts: i64| (ts.wrapping_sub(request.from) as u64 / interval) as usize;
+    for (_, block) in blocks_in(partitions, from, to) {
+        let matching = matching_rows(&block, &request.query, from, to, budget)?;
+        if matching.is_empty() {
+            continue;
+        }
+        let Some(split) = &request.split else {
+            let counts = series
+                .entry("all".to_string())
+                .or_insert_with(|| vec![0; buckets]);
+            for &(_, ts) in &matching {
+                if let Some(slot) = counts.get_mut(bucket_of(ts)) {
+                    *slot += 1;
+                }
+            }
+            continue;
+        };
+        let labels = RowLabels::read(&block, split, &matching)?;
+        // Per label, its counts in this block, made when a row first needs them.
+        let mut local: Vec<Option<Vec<u64>>> = vec![None; labels.texts.len()];
+        for &(row, ts) in &matching {
+            let counts = local[labels.of_row[row] as usize].get_or_insert_with(|| vec![0; buckets]);
+            if let Some(slot) = counts.get_mut(bucket_of(ts)) {
+                *slot += 1;
+            }
+        }
+        for (text, counts) in labels.texts.into_iter().zip(local) {
+            if let Some(counts) = counts {
+                let total = series.entry(text).or_insert_with(|| vec![0; buckets]);
+                total.iter_mut().zip(counts).for_each(|(t, n)| *t += n);
+            }
+        }
+    }
+    Ok(series)
+}
+
+/// Each matching row's split value, as an index into texts read once per block: label 0 is
+/// `""`, for rows without the field.
+struct RowLabels {
+    texts: Vec<String>,
+    of_row: Vec<u32>,
+}
+
+impl RowLabels {
+    /// The labels of the rows in `matching`: the least of a row's texts of field `name`.
+    fn read(
+        block: &BlockMeta,
+        name: &str,
+        matching: &[(usize, i64)],
+    ) -> Result<RowLabels, StoreError> {
+        let mut texts = vec![String::new()];
+        let mut of_row = vec![0u32; block.rows as usize];
+        if !name.contains('.') {
+            let mut codes = vec![None; block.rows as usize];
+            let mut view = BlockView::open(block)?;
+            if let Some(values) = view.each_code_of(name, |row, code| codes[row] = Some(code))? {
+                let mut scratch = Vec::new();
+                for value in &values {
+                    value_texts(value, &mut scratch);
+                    texts.push(scratch.iter().min().cloned().unwrap_or_default());
+                }
+                for (label, code) in of_row.iter_mut().zip(codes) {
+                    *label = code.map_or(0, |c| u32::from(c) + 1);
+                }
+                return Ok(RowLabels { texts, of_row });
+            }
+        }
+        let mut wanted = vec![false; block.rows as usize];
+        matching.iter().for_each(|&(row, _)| wanted[row] = true);
+        let mut known: HashMap<String, u32> = HashMap::new();
+        each_field_texts(block, name, &wanted, |row, found| {
+            let Some(least) = found.iter().min() else {
+                return;
+            };
+            of_row[row] = match known.get(least.as_str()) {
+                Some(&label) => label,
+                None => {
+                    let label = texts.len() as u32;
+                    known.insert(least.clone(), label);
+                    texts.push(least.clone());
+                    label
+                }
+            };
+        })?;
+        Ok(RowLabels { texts, of_row })
+    }
+}
+
+/// Counts of each value of `request.field` among matching rows, and the matching rows.
+pub fn top_counts(
+    partitions: &[Arc<Partition>],
+    request: &TopRequest,
+    budget: &Budget,
+) -> Result<(HashMap<String, u64>, u64), StoreError> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut texts = Vec::new();
+    let mut total = 0;
+    for (_, block) in blocks_in(partitions, request.from, request.to) {
+        if matches!(request.query, Query::All) && wholly_inside(&block, request.from, request.to) {
+            if let Some(dictionary) = dictionary_of(&block, &request.field)? {
+                // Every row matches: the header's counts are the answer.
+                budget.check()?;
+                budget.spend(u64::from(block.rows));
+                total += u64::from(block.rows);
+                for (value, n) in &dictionary {
+                    value_texts(value, &mut texts);
+                    count_texts(&mut counts, &mut texts, *n);
+                }
+                continue;
+            }
+        }
+        let matching = matching_rows(&block, &request.query, request.from, request.to, budget)?;
+        total += matching.len() as u64;
+        if matching.is_empty() {
+            continue;
+        }
+        if !request.field.contains('.') {
+            let mut codes = vec![None; block.rows as usize];
+            let mut view = BlockView::open(&block)?;
+            let dictionary =
+                view.each_code_of(&request.field, |row, code| codes[row] = Some(code))?;
+            if let Some(values) = dictionary {
+                let mut per_code = vec![0u64; values.len()];
+                for &(row, _) in &matching {
+                    if let Some(code) = codes[row] {
+                        per_code[code as usize] += 1;
+                    }
+                }
+                for (value, n) in values.iter().zip(per_code).filter(|&(_, n)| n > 0) {
+                    value_texts(value, &mut texts);
+                    count_texts(&mut counts, &mut texts, n);
+                }
+                continue;
+            }
+        }
+        let mut wanted = vec![false; block.rows as usize];
+        matching.iter().for_each(|&(row, _)| wanted[row] = true);
+        each_field_texts(&block, &request.field, &wanted, |_, found| {
+            count_texts(&mut counts, found, 1);
+        })?;
+    }
+    Ok((counts, total))
+}
+
+/// Adds `n` to the count of each distinct text in `texts`, emptying it.
+fn count_texts(counts: &mut HashMap<String, u64>, texts: &mut Vec<String>, n: u64) {
+    texts.sort_unstable();
+    texts.dedup();
+    for text in texts.drain(..) {
+        match counts.get_mut(text.as_str()) {
+            Some(count) => *count += n,
+            None => {
+                counts.insert(text, n);
+            }
+        }
+    }
+}
+
+/// Calls `each(row, texts)` with the text values of field `name` (array items each) on
+/// every row marked in `wanted` that has any.
+fn each_field_texts(
+    block: &BlockMeta,
+    name: &str,
+    wanted: &[bool],
+    mut each: impl FnMut(usize, &mut Vec<String>),
+) -> Result<(), StoreError> {
+    let mut texts = Vec::new();
+    if !name.contains('.') {
+        let mut view = BlockView::open(block)?;
+        view.each_value_of(name, |row, value| {
+            if wanted[row] {
+                value_texts(value, &mut texts);
+                if !texts.is_empty() {
+                    each(row, &mut texts);
+                }
+            }
+        })?;
+        return Ok(());
+    }
+    let mut rows = Rows::open(block)?;
+    while let Some(row) = rows.next_row() {
+        let (row, _, map) = row.map_err(|()| block.damaged("rows"))?;
+        if wanted[row] {
+            if let Some(value) = map.get_path(name) {
+                value_texts(value, &mut texts);
+                if !texts.is_empty() {
+                    each(row, &mut texts);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value's texts as the matcher compares them (an array's items each; none for null),
+/// cut to [`MAX_VALUE_BYTES`].
+fn value_texts(value: &Value, out: &mut Vec<String>) {
+    out.clear();
+    let mut push = |value: &Value| {
+        let mut text = value.to_text();
+        if text.len() > MAX_VALUE_BYTES {
+            let mut end = MAX_VALUE_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        out.push(text);
+    };
+    match value {
+        Value::Null => {}
+        Value::Array(items) => items.iter().for_each(&mut push),
+        value => push(value),
+    }
+}
