@@ -5,13 +5,20 @@
 //!
 //! `cargo bench --bench store -- 10000000 [DIR]` (DIR defaults to a temporary directory);
 //! `cargo test --all-targets` runs it on 20,000 events as a smoke test. The engine is
-//! tantivy unless `SLUICE_STORE_ENGINE=columns`.
+//! tantivy unless `SLUICE_STORE_ENGINE=columns`. With `SLUICE_STORE_BENCH_QUERY=q` it times
+//! only that query's first page, 50 times (to profile one query).
 
 use std::time::{Duration, Instant};
 
 use sluice::event::{Event, Map, Value};
 use sluice::store::search::{HistogramRequest, SearchRequest, TopRequest};
 use sluice::store::{Engine, Query, Store, StoreOptions};
+
+/// The allocator the router ships with (src/main.rs), so that query times are those of the
+/// binary: glibc's malloc, with the query's threads in arenas of their own, maps and unmaps
+/// a block's buffers on every read here.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const BATCH: usize = 1_000;
 const COMMIT_EVERY: usize = 100_000;
@@ -194,6 +201,14 @@ fn main() {
             })
             .expect("search")
     };
+    if let Ok(q) = std::env::var("SLUICE_STORE_BENCH_QUERY") {
+        // One query's first page, many times over: what `perf record` is pointed at.
+        let (_, result) = time(&format!("first page of 100, q={q:?}"), 50, || {
+            page(&q, None)
+        });
+        println!("{:<58} {:>10} matches", "", result.total);
+        return;
+    }
     for q in [
         "level:error",
         "app:checkout level:error",

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use super::block::BlockMeta;
 use super::filter::BlockView;
 use super::rows::Rows;
@@ -20,52 +22,77 @@ use crate::store::StoreError;
 const MAX_VALUE_BYTES: usize = 256;
 
 /// Counts per bucket of `request`, per split value (`"all"` without a split, `""` for rows
-/// without the field).
+/// without the field). Blocks are read on every core, each thread into series of its own.
 pub fn histogram_series(
     partitions: &[Arc<Partition>],
     request: &HistogramRequest,
     buckets: usize,
     budget: &Budget,
-) -> Result<HashMap<String, Vec<u64>>, StoreError> {
-    let mut series: HashMap<String, Vec<u64>> = HashMap::new();
+) -> Result<Series, StoreError> {
+    blocks_in(partitions, Some(request.from), Some(request.to))
+        .par_iter()
+        .try_fold(Series::new, |mut series, (_, block)| {
+            add_block_series(&mut series, block, request, buckets, budget).map(|()| series)
+        })
+        .try_reduce(Series::new, |mut into, from| {
+            for (text, counts) in from {
+                add_counts(&mut into, text, &counts);
+            }
+            Ok(into)
+        })
+}
+
+/// Counts per bucket, per split value.
+type Series = HashMap<String, Vec<u64>>;
+
+fn add_counts(series: &mut Series, text: String, counts: &[u64]) {
+    let total = series.entry(text).or_insert_with(|| vec![0; counts.len()]);
+    total.iter_mut().zip(counts).for_each(|(t, n)| *t += n);
+}
+
+/// Adds `block`'s matches to `series`.
+fn add_block_series(
+    series: &mut Series,
+    block: &BlockMeta,
+    request: &HistogramRequest,
+    buckets: usize,
+    budget: &Budget,
+) -> Result<(), StoreError> {
     let (from, to) = (Some(request.from), Some(request.to));
     // A matching row's time is in [from, to), so its distance from `from` fits a u64, and
     // the caller has checked the interval is above 0.
     let interval = request.interval.max(1) as u64;
     let bucket_of = |ts: i64| (ts.wrapping_sub(request.from) as u64 / interval) as usize;
-    for (_, block) in blocks_in(partitions, from, to) {
-        let matching = matching_rows(&block, &request.query, from, to, budget)?;
-        if matching.is_empty() {
-            continue;
-        }
-        let Some(split) = &request.split else {
-            let counts = series
-                .entry("all".to_string())
-                .or_insert_with(|| vec![0; buckets]);
-            for &(_, ts) in &matching {
-                if let Some(slot) = counts.get_mut(bucket_of(ts)) {
-                    *slot += 1;
-                }
-            }
-            continue;
-        };
-        let labels = RowLabels::read(&block, split, &matching)?;
-        // Per label, its counts in this block, made when a row first needs them.
-        let mut local: Vec<Option<Vec<u64>>> = vec![None; labels.texts.len()];
-        for &(row, ts) in &matching {
-            let counts = local[labels.of_row[row] as usize].get_or_insert_with(|| vec![0; buckets]);
+    let matching = matching_rows(block, &request.query, from, to, budget)?;
+    if matching.is_empty() {
+        return Ok(());
+    }
+    let Some(split) = &request.split else {
+        let counts = series
+            .entry("all".to_string())
+            .or_insert_with(|| vec![0; buckets]);
+        for &(_, ts) in &matching {
             if let Some(slot) = counts.get_mut(bucket_of(ts)) {
                 *slot += 1;
             }
         }
-        for (text, counts) in labels.texts.into_iter().zip(local) {
-            if let Some(counts) = counts {
-                let total = series.entry(text).or_insert_with(|| vec![0; buckets]);
-                total.iter_mut().zip(counts).for_each(|(t, n)| *t += n);
-            }
+        return Ok(());
+    };
+    let labels = RowLabels::read(block, split, &matching)?;
+    // Per label, its counts in this block, made when a row first needs them.
+    let mut local: Vec<Option<Vec<u64>>> = vec![None; labels.texts.len()];
+    for &(row, ts) in &matching {
+        let counts = local[labels.of_row[row] as usize].get_or_insert_with(|| vec![0; buckets]);
+        if let Some(slot) = counts.get_mut(bucket_of(ts)) {
+            *slot += 1;
         }
     }
-    Ok(series)
+    for (text, counts) in labels.texts.into_iter().zip(local) {
+        if let Some(counts) = counts {
+            add_counts(series, text, &counts);
+        }
+    }
+    Ok(())
 }
 
 /// Each matching row's split value, as an index into texts read once per block: label 0 is
@@ -121,59 +148,81 @@ impl RowLabels {
 }
 
 /// Counts of each value of `request.field` among matching rows, and the matching rows.
+/// Blocks are read on every core, each thread into counts of its own.
 pub fn top_counts(
     partitions: &[Arc<Partition>],
     request: &TopRequest,
     budget: &Budget,
 ) -> Result<(HashMap<String, u64>, u64), StoreError> {
-    let mut counts: HashMap<String, u64> = HashMap::new();
+    blocks_in(partitions, request.from, request.to)
+        .par_iter()
+        .try_fold(
+            || (HashMap::new(), 0),
+            |(mut counts, total), (_, block)| {
+                add_block_top(&mut counts, block, request, budget).map(|n| (counts, total + n))
+            },
+        )
+        .try_reduce(
+            || (HashMap::new(), 0),
+            |(mut into, a), (from, b)| {
+                for (text, n) in from {
+                    *into.entry(text).or_insert(0) += n;
+                }
+                Ok((into, a + b))
+            },
+        )
+}
+
+/// Adds the values of `block`'s matches to `counts`; answers how many rows matched.
+fn add_block_top(
+    counts: &mut HashMap<String, u64>,
+    block: &BlockMeta,
+    request: &TopRequest,
+    budget: &Budget,
+) -> Result<u64, StoreError> {
     let mut texts = Vec::new();
-    let mut total = 0;
-    for (_, block) in blocks_in(partitions, request.from, request.to) {
-        if matches!(request.query, Query::All) && wholly_inside(&block, request.from, request.to) {
-            if let Some(dictionary) = dictionary_of(&block, &request.field)? {
-                // Every row matches: the header's counts are the answer.
-                budget.check()?;
-                budget.spend(u64::from(block.rows));
-                total += u64::from(block.rows);
-                for (value, n) in &dictionary {
-                    value_texts(value, &mut texts);
-                    count_texts(&mut counts, &mut texts, *n);
-                }
-                continue;
+    if matches!(request.query, Query::All) && wholly_inside(block, request.from, request.to) {
+        if let Some(dictionary) = dictionary_of(block, &request.field)? {
+            // Every row matches: the header's counts are the answer.
+            budget.check()?;
+            budget.spend(u64::from(block.rows));
+            budget.check()?;
+            for (value, n) in &dictionary {
+                value_texts(value, &mut texts);
+                count_texts(counts, &mut texts, *n);
             }
+            return Ok(u64::from(block.rows));
         }
-        let matching = matching_rows(&block, &request.query, request.from, request.to, budget)?;
-        total += matching.len() as u64;
-        if matching.is_empty() {
-            continue;
-        }
-        if !request.field.contains('.') {
-            let mut codes = vec![None; block.rows as usize];
-            let mut view = BlockView::open(&block)?;
-            let dictionary =
-                view.each_code_of(&request.field, |row, code| codes[row] = Some(code))?;
-            if let Some(values) = dictionary {
-                let mut per_code = vec![0u64; values.len()];
-                for &(row, _) in &matching {
-                    if let Some(code) = codes[row] {
-                        per_code[code as usize] += 1;
-                    }
-                }
-                for (value, n) in values.iter().zip(per_code).filter(|&(_, n)| n > 0) {
-                    value_texts(value, &mut texts);
-                    count_texts(&mut counts, &mut texts, n);
-                }
-                continue;
-            }
-        }
-        let mut wanted = vec![false; block.rows as usize];
-        matching.iter().for_each(|&(row, _)| wanted[row] = true);
-        each_field_texts(&block, &request.field, &wanted, |_, found| {
-            count_texts(&mut counts, found, 1);
-        })?;
     }
-    Ok((counts, total))
+    let matching = matching_rows(block, &request.query, request.from, request.to, budget)?;
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    if !request.field.contains('.') {
+        let mut codes = vec![None; block.rows as usize];
+        let mut view = BlockView::open(block)?;
+        if let Some(values) =
+            view.each_code_of(&request.field, |row, code| codes[row] = Some(code))?
+        {
+            let mut per_code = vec![0u64; values.len()];
+            for &(row, _) in &matching {
+                if let Some(code) = codes[row] {
+                    per_code[code as usize] += 1;
+                }
+            }
+            for (value, n) in values.iter().zip(per_code).filter(|&(_, n)| n > 0) {
+                value_texts(value, &mut texts);
+                count_texts(counts, &mut texts, n);
+            }
+            return Ok(matching.len() as u64);
+        }
+    }
+    let mut wanted = vec![false; block.rows as usize];
+    matching.iter().for_each(|&(row, _)| wanted[row] = true);
+    each_field_texts(block, &request.field, &wanted, |_, found| {
+        count_texts(counts, found, 1);
+    })?;
+    Ok(matching.len() as u64)
 }
 
 /// Adds `n` to the count of each distinct text in `texts`, emptying it.

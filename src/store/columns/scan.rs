@@ -5,6 +5,8 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use super::block::{BlockMeta, BLOOM_SECTION, FLAG_DEEP, FLAG_REPEATED_KEYS};
 use super::bloom;
 use super::column::Column;
@@ -235,6 +237,10 @@ fn bit_count(block: &BlockMeta, query: &Query, budget: &Budget) -> Result<Option
     Ok(Some(n))
 }
 
+/// Most blocks a search reads at once before its page is full (their matches are held
+/// together: at most 16 MB of rows and times).
+const MAX_CHUNK_BLOCKS: usize = 16;
+
 /// A page of the newest matches and their exact total, as `Store::search` answers.
 pub fn search(
     partitions: &[Arc<Partition>],
@@ -250,54 +256,55 @@ pub fn search(
     // Min-heap of the best `limit` keys: the block they are in, their row, their fields
     // when they were read.
     let mut heap: BinaryHeap<std::cmp::Reverse<Hit>> = BinaryHeap::with_capacity(limit + 1);
-    for (block_index, (start, block)) in blocks.iter().enumerate() {
+    let (mut next, mut chunk) = (0, 1);
+    while next < blocks.len() {
+        let (start, block) = &blocks[next];
         let floor = (heap.len() >= limit)
             .then(|| heap.peek().map(|h| h.0.key))
             .flatten();
         let newest_here = (block.max_ts, *start, block.last_seq());
-        let count_only = limit == 0 || floor.is_some_and(|f| newest_here < f);
-        let inside = wholly_inside(block, request.from, request.to);
-        if count_only && inside && matches!(request.query, Query::All) {
-            // Counted from the header: every row is in the range and matches.
-            budget.check()?;
-            total += u64::from(block.rows);
-            continue;
+        if limit == 0 || floor.is_some_and(|f| newest_here < f) {
+            // Blocks are in order of their newest key, so no later block holds a key above
+            // the floor either: the rest are only counted, on every core.
+            total += blocks[next..]
+                .par_iter()
+                .map(|(_, block)| count_block(block, request, budget))
+                .try_reduce(|| 0, |a, b| Ok(a + b))?;
+            break;
         }
-        if count_only && inside {
-            let counted = match dictionary_count(block, &request.query)? {
-                Some(n) => Some(n),
-                None => match word_count(block, &request.query)? {
-                    Some(n) => Some(n),
-                    None => bit_count(block, &request.query, budget)?,
-                },
-            };
-            if let Some(n) = counted {
-                budget.check()?;
-                total += n;
-                continue;
-            }
-        }
-        for (row, ts) in matching_rows(block, &request.query, request.from, request.to, budget)? {
-            total += 1;
-            if count_only {
-                continue;
-            }
-            let key = (ts, *start, block.first_seq + row as u64);
-            if before.is_some_and(|b| key >= b) {
-                continue;
-            }
-            if heap.len() < limit || heap.peek().is_some_and(|min| key > min.0.key) {
-                heap.push(std::cmp::Reverse(Hit {
-                    key,
-                    block: block_index,
-                    row,
-                    fields: None,
-                }));
-                if heap.len() > limit {
-                    heap.pop();
+        // The newest block alone (it usually fills the page); while the page is not full,
+        // twice as many blocks each time, read on every core (a rare term skips most blocks
+        // by their filters, and waking the threads for each pair would cost more).
+        let end = (next + chunk).min(blocks.len());
+        chunk = (chunk * 2).min(MAX_CHUNK_BLOCKS);
+        let found = blocks[next..end]
+            .par_iter()
+            .map(|(_, block)| {
+                matching_rows(block, &request.query, request.from, request.to, budget)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (block_index, rows) in (next..end).zip(found) {
+            let (start, block) = &blocks[block_index];
+            total += rows.len() as u64;
+            for (row, ts) in rows {
+                let key = (ts, *start, block.first_seq + row as u64);
+                if before.is_some_and(|b| key >= b) {
+                    continue;
+                }
+                if heap.len() < limit || heap.peek().is_some_and(|min| key > min.0.key) {
+                    heap.push(std::cmp::Reverse(Hit {
+                        key,
+                        block: block_index,
+                        row,
+                        fields: None,
+                    }));
+                    if heap.len() > limit {
+                        heap.pop();
+                    }
                 }
             }
         }
+        next = end;
     }
     budget.check()?;
     let mut hits: Vec<Hit> = heap.into_iter().map(|h| h.0).collect();
@@ -319,6 +326,34 @@ pub fn search(
         next_cursor,
         keys,
     })
+}
+
+/// The matches of `request` in `block`: from its header, a dictionary's counts, the word
+/// index or the bits when the block is wholly inside the time range, else row by row.
+fn count_block(
+    block: &BlockMeta,
+    request: &SearchRequest,
+    budget: &Budget,
+) -> Result<u64, StoreError> {
+    if wholly_inside(block, request.from, request.to) {
+        if matches!(request.query, Query::All) {
+            budget.check()?;
+            return Ok(u64::from(block.rows));
+        }
+        let counted = match dictionary_count(block, &request.query)? {
+            Some(n) => Some(n),
+            None => match word_count(block, &request.query)? {
+                Some(n) => Some(n),
+                None => bit_count(block, &request.query, budget)?,
+            },
+        };
+        if let Some(n) = counted {
+            budget.check()?;
+            return Ok(n);
+        }
+    }
+    let rows = matching_rows(block, &request.query, request.from, request.to, budget)?;
+    Ok(rows.len() as u64)
 }
 
 struct Hit {
@@ -354,10 +389,20 @@ fn fill_fields(blocks: &[(i64, Arc<BlockMeta>)], hits: &mut [Hit]) -> Result<(),
             wanted.entry(hit.block).or_default().push(i);
         }
     }
-    for (block_index, mut hit_indexes) in wanted {
+    let mut wanted: Vec<(usize, Vec<usize>)> = wanted.into_iter().collect();
+    for (_, hit_indexes) in &mut wanted {
         hit_indexes.sort_by_key(|&i| hits[i].row);
-        let rows: Vec<usize> = hit_indexes.iter().map(|&i| hits[i].row).collect();
-        let maps = rows_at(&blocks[block_index].1, &rows)?;
+    }
+    // Each block's rows are read on their own (a page of a rare term's hits spans many
+    // blocks), on every core.
+    let read = wanted
+        .par_iter()
+        .map(|(block_index, hit_indexes)| {
+            let rows: Vec<usize> = hit_indexes.iter().map(|&i| hits[i].row).collect();
+            rows_at(&blocks[*block_index].1, &rows)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for ((_, hit_indexes), maps) in wanted.into_iter().zip(read) {
         for (i, map) in hit_indexes.into_iter().zip(maps) {
             hits[i].fields = Some(map);
         }
