@@ -111,23 +111,18 @@ impl RowLabels {
     ) -> Result<RowLabels, StoreError> {
         let mut texts = vec![String::new()];
         let mut of_row = vec![0u32; block.rows as usize];
-        if !name.contains('.') {
-            let mut codes = vec![None; block.rows as usize];
-            let mut view = BlockView::open(block)?;
-            if let Some(values) = view.each_code_of(name, |row, code| codes[row] = Some(code))? {
-                let mut scratch = Vec::new();
-                for value in &values {
-                    value_texts(value, &mut scratch);
-                    texts.push(scratch.iter().min().cloned().unwrap_or_default());
-                }
-                for (label, code) in of_row.iter_mut().zip(codes) {
-                    *label = code.map_or(0, |c| u32::from(c) + 1);
-                }
-                return Ok(RowLabels { texts, of_row });
+        if let Some((values, codes)) = row_codes(block, name)? {
+            let mut scratch = Vec::new();
+            for value in &values {
+                value_texts(value, &mut scratch);
+                texts.push(scratch.iter().min().cloned().unwrap_or_default());
             }
+            for (label, code) in of_row.iter_mut().zip(codes) {
+                *label = code.map_or(0, |c| u32::from(c) + 1);
+            }
+            return Ok(RowLabels { texts, of_row });
         }
-        let mut wanted = vec![false; block.rows as usize];
-        matching.iter().for_each(|&(row, _)| wanted[row] = true);
+        let wanted = wanted_rows(block, matching);
         let mut known: HashMap<String, u32> = HashMap::new();
         each_field_texts(block, name, &wanted, |row, found| {
             let Some(least) = found.iter().min() else {
@@ -182,15 +177,17 @@ fn add_block_top(
 ) -> Result<u64, StoreError> {
     let mut texts = Vec::new();
     if matches!(request.query, Query::All) && wholly_inside(block, request.from, request.to) {
-        if let Some(dictionary) = dictionary_of(block, &request.field)? {
+        let counted = dictionary_of(block, &request.field, |values, per_value| {
             // Every row matches: the header's counts are the answer.
+            for (value, &n) in values.iter().zip(per_value) {
+                value_texts(value, &mut texts);
+                count_texts(counts, &mut texts, n);
+            }
+        })?;
+        if counted.is_some() {
             budget.check()?;
             budget.spend(u64::from(block.rows));
             budget.check()?;
-            for (value, n) in &dictionary {
-                value_texts(value, &mut texts);
-                count_texts(counts, &mut texts, *n);
-            }
             return Ok(u64::from(block.rows));
         }
     }
@@ -198,31 +195,46 @@ fn add_block_top(
     if matching.is_empty() {
         return Ok(0);
     }
-    if !request.field.contains('.') {
-        let mut codes = vec![None; block.rows as usize];
-        let mut view = BlockView::open(block)?;
-        if let Some(values) =
-            view.each_code_of(&request.field, |row, code| codes[row] = Some(code))?
-        {
-            let mut per_code = vec![0u64; values.len()];
-            for &(row, _) in &matching {
-                if let Some(code) = codes[row] {
-                    per_code[code as usize] += 1;
-                }
+    if let Some((values, codes)) = row_codes(block, &request.field)? {
+        let mut per_code = vec![0u64; values.len()];
+        for &(row, _) in &matching {
+            if let Some(code) = codes[row] {
+                per_code[code as usize] += 1;
             }
-            for (value, n) in values.iter().zip(per_code).filter(|&(_, n)| n > 0) {
-                value_texts(value, &mut texts);
-                count_texts(counts, &mut texts, n);
-            }
-            return Ok(matching.len() as u64);
         }
+        for (value, n) in values.iter().zip(per_code).filter(|&(_, n)| n > 0) {
+            value_texts(value, &mut texts);
+            count_texts(counts, &mut texts, n);
+        }
+        return Ok(matching.len() as u64);
     }
-    let mut wanted = vec![false; block.rows as usize];
-    matching.iter().for_each(|&(row, _)| wanted[row] = true);
+    let wanted = wanted_rows(block, &matching);
     each_field_texts(block, &request.field, &wanted, |_, found| {
         count_texts(counts, found, 1);
     })?;
     Ok(matching.len() as u64)
+}
+
+/// A dictionary's values, and each row's code (`None` for rows without the field).
+type RowCodes = (Vec<Value>, Vec<Option<u8>>);
+
+/// For field `name` stored as a dictionary in `block`: its values, and each row's code of
+/// its first value (`None` for rows without the field); `None` for a plain column or a
+/// dotted path.
+fn row_codes(block: &BlockMeta, name: &str) -> Result<Option<RowCodes>, StoreError> {
+    if name.contains('.') {
+        return Ok(None);
+    }
+    let mut codes = vec![None; block.rows as usize];
+    let values = BlockView::open(block)?.each_code_of(name, |row, code| codes[row] = Some(code))?;
+    Ok(values.map(|values| (values, codes)))
+}
+
+/// One flag per row of `block`: whether it is among `matching`.
+fn wanted_rows(block: &BlockMeta, matching: &[(usize, i64)]) -> Vec<bool> {
+    let mut wanted = vec![false; block.rows as usize];
+    matching.iter().for_each(|&(row, _)| wanted[row] = true);
+    wanted
 }
 
 /// Adds `n` to the count of each distinct text in `texts`, emptying it.

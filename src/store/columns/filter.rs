@@ -55,13 +55,14 @@ impl<'a> BlockView<'a> {
     fn walk_timed(
         &mut self,
         index: usize,
+        column: Column,
         mut first: impl FnMut(usize, &mut Column, &mut RowTimes<'a>) -> Result<(), Truncated>,
     ) -> Result<(), BlockError> {
         let mut times = RowTimes {
             times: std::mem::replace(&mut self.times, Times::new(self.block)),
             failed: None,
         };
-        let walked = self.walk(index, |row, column| first(row, column, &mut times));
+        let walked = self.walk(index, column, |row, column| first(row, column, &mut times));
         self.times = times.times;
         times.failed.map_or(walked, Err)
     }
@@ -89,14 +90,15 @@ impl<'a> BlockView<'a> {
         }
     }
 
-    /// Walks the rows holding column `index`: `first(row, column)` reads the row's first
-    /// value of it (a repeated key's first, as `Map::get` finds it); the rest are skipped.
+    /// Walks the rows holding column `index`, opened as `column`: `first(row, column)`
+    /// reads the row's first value of it (a repeated key's first, as `Map::get` finds it);
+    /// the rest are skipped.
     fn walk(
         &mut self,
         index: usize,
+        mut column: Column,
         mut first: impl FnMut(usize, &mut Column) -> Result<(), Truncated>,
     ) -> Result<(), BlockError> {
-        let mut column = self.open_column(index)?;
         let wanted = index as u32;
         let per_shape: Vec<usize> = self
             .shapes
@@ -126,7 +128,8 @@ impl<'a> BlockView<'a> {
         index: usize,
         mut each: impl FnMut(usize, &Value),
     ) -> Result<(), BlockError> {
-        self.walk_timed(index, |row, column, times| {
+        let column = self.open_column(index)?;
+        self.walk_timed(index, column, |row, column, times| {
             let ts = times.for_next(column, row)?;
             column.with_next(ts, |value| each(row, value))
         })
@@ -139,16 +142,30 @@ impl<'a> BlockView<'a> {
         index: usize,
         test: impl Fn(&Value) -> bool,
     ) -> Result<Vec<bool>, BlockError> {
+        let column = self.open_column(index)?;
+        self.test_column(index, column, test)
+    }
+
+    /// [`test_values`](Self::test_values) on column `index` already opened as `column`.
+    fn test_column(
+        &mut self,
+        index: usize,
+        column: Column,
+        test: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<bool>, BlockError> {
         let mut bits = vec![false; self.rows()];
-        let probe = self.open_column(index)?;
-        if let Some((dict, _)) = probe.dictionary() {
+        if let Some((dict, _)) = column.dictionary() {
             let accepted: Vec<bool> = dict.iter().map(&test).collect();
-            self.walk(index, |row, column| {
+            self.walk(index, column, |row, column| {
                 bits[row] = accepted[column.next_code()? as usize];
                 Ok(())
             })?;
         } else {
-            self.each_value(index, |row, value| bits[row] = test(value))?;
+            self.walk_timed(index, column, |row, column, times| {
+                let ts = times.for_next(column, row)?;
+                bits[row] = column.with_next(ts, &test)?;
+                Ok(())
+            })?;
         }
         Ok(bits)
     }
@@ -176,14 +193,11 @@ impl<'a> BlockView<'a> {
         let Some(index) = self.column_index(name) else {
             return Ok(Some(Vec::new()));
         };
-        let Some(values) = self
-            .open_column(index)?
-            .dictionary()
-            .map(|(values, _)| values.to_vec())
-        else {
+        let column = self.open_column(index)?;
+        let Some(values) = column.dictionary().map(|(values, _)| values.to_vec()) else {
             return Ok(None);
         };
-        self.walk(index, |row, column| {
+        self.walk(index, column, |row, column| {
             each(row, column.next_code()?);
             Ok(())
         })?;
@@ -279,12 +293,13 @@ impl<'a> BlockView<'a> {
             Value::Array(items) => items.iter().any(|item| text_equals(item, text)),
             other => text_equals(other, text),
         };
-        if self.open_column(index)?.dictionary().is_some() {
-            return self.test_values(index, equals);
+        let column = self.open_column(index)?;
+        if column.dictionary().is_some() {
+            return self.test_column(index, column, equals);
         }
         let needle = string_encoding(text);
         let mut bits = vec![false; self.rows()];
-        self.walk_timed(index, |row, column, times| {
+        self.walk_timed(index, column, |row, column, times| {
             if let Some(encoded) = column.next_string_encoding()? {
                 bits[row] = encoded == needle.as_slice();
                 return Ok(());
@@ -333,7 +348,8 @@ impl<'a> BlockView<'a> {
         }
         // Rows holding every word: only their messages are checked for the phrase.
         let mut bits = vec![false; self.rows()];
-        self.walk_timed(index, |row, column, times| {
+        let column = self.open_column(index)?;
+        self.walk_timed(index, column, |row, column, times| {
             if candidates[row] {
                 let ts = times.for_next(column, row)?;
                 bits[row] = column.with_next(ts, holds)?;

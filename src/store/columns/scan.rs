@@ -175,32 +175,35 @@ fn dictionary_count(block: &BlockMeta, query: &Query) -> Result<Option<u64>, Sto
     let Some((name, test)) = field_clause(query) else {
         return Ok(None);
     };
-    Ok(dictionary_of(block, name)?.map(|dictionary| {
-        dictionary
+    dictionary_of(block, name, |values, counts| {
+        values
             .iter()
+            .zip(counts)
             .filter(|(v, _)| !matches!(v, Value::Null) && test(v))
             .map(|(_, n)| n)
             .sum()
-    }))
+    })
 }
 
-/// Field `name`'s dictionary in `block` with the rows holding each value, from the block's
-/// counts without reading a row (empty when no row holds the field); `None` for a plain
-/// column, a dotted path, or a block whose counts may include repeated keys.
-pub(super) fn dictionary_of(
+/// `read(values, counts)` on field `name`'s dictionary in `block`, with the rows holding
+/// each value, from the block's counts without reading a row (no values when no row holds
+/// the field); `None` for a plain column, a dotted path, or a block whose counts may
+/// include repeated keys.
+pub(super) fn dictionary_of<T>(
     block: &BlockMeta,
     name: &str,
-) -> Result<Option<Vec<(Value, u64)>>, StoreError> {
+    read: impl FnOnce(&[Value], &[u64]) -> T,
+) -> Result<Option<T>, StoreError> {
     if name.contains('.') || block.flags & FLAG_REPEATED_KEYS != 0 {
         return Ok(None);
     }
     let Some(section) = block.columns().iter().find(|s| s.name == name) else {
-        return Ok(Some(Vec::new()));
+        return Ok(Some(read(&[], &[])));
     };
     let column = Column::open(block.read(section)?).map_err(|_| block.damaged("column"))?;
     Ok(column
         .dictionary()
-        .map(|(values, counts)| values.iter().cloned().zip(counts.iter().copied()).collect()))
+        .map(|(values, counts)| read(values, counts)))
 }
 
 /// The block's matches for a one-word query on the message, from its word index: `None`
